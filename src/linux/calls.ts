@@ -1,0 +1,192 @@
+// Typed wrappers around each system call the engine uses. Each checks its own arguments,
+// turns -1 into a SyscallError naming the call and the path it was given, and returns
+// owned Fds. No policy lives here: which flags to pass is the caller's decision.
+import * as C from './constants.js';
+import { Fd } from './fd.js';
+import { libc } from './libc.js';
+import { SyscallError } from './syscall-error.js';
+
+type FdLike = Fd | number;
+
+function raw(fd: FdLike): number {
+  if (typeof fd === 'number') {
+    if (!Number.isInteger(fd) || (fd < 0 && fd !== C.AT_FDCWD)) throw new RangeError(`bad file descriptor argument: ${fd}`);
+    return fd;
+  }
+  return fd.fd;
+}
+
+function checkName(path: string, what: string): void {
+  if (typeof path !== 'string') throw new TypeError(`${what}: path must be a string`);
+  if (path.includes('\0')) throw new TypeError(`${what}: path contains a NUL byte`);
+}
+
+function fail(syscall: string, path?: string, detail?: string): never {
+  throw new SyscallError(syscall, libc.errno(), { path, detail });
+}
+
+export interface OpenHow {
+  flags: number;
+  mode?: number;
+  resolve: number;
+}
+
+/** openat2(2): the only way the engine looks anything up beneath an untrusted root. */
+export function openat2(dirfd: FdLike, path: string, how: OpenHow, where: string = path): Fd {
+  checkName(path, 'openat2');
+  const buf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+  buf.writeBigUInt64LE(BigInt(how.flags), 0);
+  buf.writeBigUInt64LE(BigInt(how.mode ?? 0), 8);
+  buf.writeBigUInt64LE(BigInt(how.resolve), 16);
+  const fd = libc.syscall(C.SYS.openat2, 'long', raw(dirfd), 'const char *', path, 'void *', buf, 'size_t', 24);
+  if (fd < 0) fail('openat2', where);
+  return new Fd(fd);
+}
+
+/** Lines the kernel logged into a filesystem context ("e proc: unknown value of hidepid"). */
+export function readFsContextLog(fsfd: FdLike): string[] {
+  const lines: string[] = [];
+  const buf = Buffer.alloc(4096);
+  // Each read returns one message; ENODATA ends the log. Bounded in case of a chatty fs.
+  for (let i = 0; i < 64; i++) {
+    const n = libc.read(raw(fsfd), buf, buf.length);
+    if (n <= 0) break;
+    lines.push(buf.toString('utf8', 0, n).replace(/[\0\s]+$/, ''));
+  }
+  return lines;
+}
+
+function contextDetail(fsfd: FdLike): string | undefined {
+  const lines = readFsContextLog(fsfd);
+  if (lines.length === 0) return undefined;
+  // Drop the one-letter severity prefix ("e ", "w ", "i ").
+  return lines.map((line) => line.replace(/^[ewi] /, '')).join('; ');
+}
+
+export function fsopen(fsname: string, flags: number = C.FSOPEN_CLOEXEC): Fd {
+  checkName(fsname, 'fsopen');
+  const fd = libc.syscall(C.SYS.fsopen, 'const char *', fsname, 'long', flags);
+  if (fd < 0) fail('fsopen', undefined, fsname);
+  return new Fd(fd);
+}
+
+function fsconfigRaw(fsfd: FdLike, cmd: number, key: string | null, value: string | null, aux: number, where?: string): void {
+  const rc = libc.syscall(C.SYS.fsconfig, 'long', raw(fsfd), 'long', cmd, 'const char *', key, 'const char *', value, 'long', aux);
+  if (rc < 0) {
+    const errno = libc.errno();
+    const label = key === null ? '' : `${key}${value === null ? '' : `=${value}`}`;
+    const detail = contextDetail(fsfd) ?? (label || undefined);
+    throw new SyscallError('fsconfig', errno, { path: where, detail });
+  }
+}
+
+export function fsconfigSetString(fsfd: FdLike, key: string, value: string, where?: string): void {
+  checkName(key, 'fsconfig');
+  checkName(value, 'fsconfig');
+  fsconfigRaw(fsfd, C.FSCONFIG_SET_STRING, key, value, 0, where);
+}
+
+export function fsconfigSetFlag(fsfd: FdLike, key: string, where?: string): void {
+  checkName(key, 'fsconfig');
+  fsconfigRaw(fsfd, C.FSCONFIG_SET_FLAG, key, null, 0, where);
+}
+
+export function fsconfigSetFd(fsfd: FdLike, key: string, fd: FdLike, where?: string): void {
+  checkName(key, 'fsconfig');
+  fsconfigRaw(fsfd, C.FSCONFIG_SET_FD, key, null, raw(fd), where);
+}
+
+export function fsconfigCreate(fsfd: FdLike, where?: string): void {
+  fsconfigRaw(fsfd, C.FSCONFIG_CMD_CREATE, null, null, 0, where);
+}
+
+export function fsmount(fsfd: FdLike, attrFlags: number, where?: string): Fd {
+  const fd = libc.syscall(C.SYS.fsmount, 'long', raw(fsfd), 'long', C.FSMOUNT_CLOEXEC, 'long', attrFlags);
+  if (fd < 0) {
+    const errno = libc.errno();
+    throw new SyscallError('fsmount', errno, { path: where, detail: contextDetail(fsfd) });
+  }
+  return new Fd(fd);
+}
+
+/** Attach a detached mount (fromFd) onto an already-resolved target fd; no path lookup. */
+export function moveMountOntoFd(fromFd: FdLike, toFd: FdLike, where?: string): void {
+  const flags = C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH;
+  const rc = libc.syscall(C.SYS.move_mount, 'long', raw(fromFd), 'const char *', '', 'long', raw(toFd), 'const char *', '', 'long', flags);
+  if (rc < 0) fail('move_mount', where);
+}
+
+export function openTree(dirfd: FdLike, path: string, flags: number, where: string = path): Fd {
+  checkName(path, 'open_tree');
+  const fd = libc.syscall(C.SYS.open_tree, 'long', raw(dirfd), 'const char *', path, 'long', flags);
+  if (fd < 0) fail('open_tree', where);
+  return new Fd(fd);
+}
+
+export interface MountAttr {
+  attrSet: number;
+  attrClr?: number;
+  propagation?: number;
+}
+
+export function mountSetattr(dirfd: FdLike, path: string, flags: number, attr: MountAttr, where: string = path): void {
+  checkName(path, 'mount_setattr');
+  const buf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
+  buf.writeBigUInt64LE(BigInt(attr.attrSet), 0);
+  buf.writeBigUInt64LE(BigInt(attr.attrClr ?? 0), 8);
+  buf.writeBigUInt64LE(BigInt(attr.propagation ?? 0), 16);
+  const rc = libc.syscall(C.SYS.mount_setattr, 'long', raw(dirfd), 'const char *', path, 'long', flags, 'void *', buf, 'size_t', 32);
+  if (rc < 0) fail('mount_setattr', where);
+}
+
+export function umount2(target: string, flags: number, where: string = target): void {
+  checkName(target, 'umount2');
+  if (libc.umount2(target, flags) < 0) fail('umount2', where);
+}
+
+export function mkdirat(dirfd: FdLike, name: string, mode: number, where: string = name): void {
+  checkName(name, 'mkdirat');
+  if (libc.mkdirat(raw(dirfd), name, mode) < 0) fail('mkdirat', where);
+}
+
+export function unlinkat(dirfd: FdLike, name: string, flags: number, where: string = name): void {
+  checkName(name, 'unlinkat');
+  if (libc.unlinkat(raw(dirfd), name, flags) < 0) fail('unlinkat', where);
+}
+
+export function fchdir(fd: FdLike, where?: string): void {
+  if (libc.fchdir(raw(fd)) < 0) fail('fchdir', where);
+}
+
+export interface Statx {
+  mask: number;
+  mode: number;
+  ino: bigint;
+  devMajor: number;
+  devMinor: number;
+  /** stx_mnt_id: the unique (never reused) id when mask has STATX_MNT_ID_UNIQUE. */
+  mountId: bigint;
+}
+
+export function statx(dirfd: FdLike, path: string, flags: number, mask: number, where: string = path): Statx {
+  checkName(path, 'statx');
+  const buf = Buffer.alloc(256);
+  if (libc.statx(raw(dirfd), path, flags, mask, buf) < 0) fail('statx', where);
+  return {
+    mask: buf.readUInt32LE(0),
+    mode: buf.readUInt16LE(28),
+    ino: buf.readBigUInt64LE(32),
+    devMajor: buf.readUInt32LE(136),
+    devMinor: buf.readUInt32LE(140),
+    mountId: buf.readBigUInt64LE(144),
+  };
+}
+
+/**
+ * A raw syscall made with arguments that cannot succeed (a bad fd), for feature probing as
+ * LXC does: ENOSYS means the kernel lacks the call, any other errno means it has it.
+ */
+export function probeSyscall(nr: number, ...args: unknown[]): number {
+  const rc = libc.syscall(nr, ...args);
+  return rc < 0 ? libc.errno() : 0;
+}

@@ -1,0 +1,42 @@
+import { libc } from './libc.js';
+
+/**
+ * A file descriptor with exactly one owner. `using fd = ...` closes it at the end of the
+ * scope; `release()` hands the number on to a new owner, after which dispose does nothing.
+ */
+export class Fd implements Disposable {
+  #fd: number;
+
+  constructor(fd: number) {
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not a file descriptor: ${fd}`);
+    this.#fd = fd;
+  }
+
+  get fd(): number {
+    if (this.#fd < 0) throw new Error('file descriptor used after close or release');
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Give up ownership: the caller now closes the returned number. */
+  release(): number {
+    const fd = this.fd;
+    this.#fd = -1;
+    return fd;
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    // close(2) errors are not actionable here (the fd is gone either way on Linux).
+    libc.close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

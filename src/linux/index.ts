@@ -1,0 +1,26 @@
+export * as constants from './constants.js';
+export { Fd } from './fd.js';
+export { SyscallError, errnoName, isErrno } from './syscall-error.js';
+export type { SyscallErrorContext } from './syscall-error.js';
+export {
+  openat2,
+  fsopen,
+  fsconfigSetString,
+  fsconfigSetFlag,
+  fsconfigSetFd,
+  fsconfigCreate,
+  fsmount,
+  moveMountOntoFd,
+  openTree,
+  mountSetattr,
+  umount2,
+  mkdirat,
+  unlinkat,
+  fchdir,
+  statx,
+  readFsContextLog,
+  probeSyscall,
+} from './calls.js';
+export type { OpenHow, MountAttr, Statx } from './calls.js';
+export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapSysAdmin, probeProcPidns } from './probe.js';
+export type { SyscallPresence } from './probe.js';

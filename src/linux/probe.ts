@@ -1,0 +1,79 @@
+// Facts about this kernel and process, for `mountat doctor` and for choosing a code path.
+// Reports only; deciding what a missing feature means is the caller's business.
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import * as C from './constants.js';
+import { fsopen, fsconfigSetFd, probeSyscall, statx } from './calls.js';
+import { isErrno } from './syscall-error.js';
+
+const ENOSYS = osConstants.errno.ENOSYS;
+
+export interface SyscallPresence {
+  name: string;
+  present: boolean;
+}
+
+/** Which of the mount-API syscalls this kernel has (ENOSYS versus anything else). */
+export function probeSyscalls(): SyscallPresence[] {
+  const probes: Array<[string, () => number]> = [
+    ['openat2', () => probeSyscall(C.SYS.openat2, 'long', -1, 'const char *', '', 'void *', null, 'size_t', 0)],
+    ['open_tree', () => probeSyscall(C.SYS.open_tree, 'long', -1, 'const char *', '', 'long', 0)],
+    ['move_mount', () => probeSyscall(C.SYS.move_mount, 'long', -1, 'const char *', '', 'long', -1, 'const char *', '', 'long', 0)],
+    ['fsopen', () => probeSyscall(C.SYS.fsopen, 'const char *', '', 'long', 0)],
+    ['fsconfig', () => probeSyscall(C.SYS.fsconfig, 'long', -1, 'long', 0, 'const char *', null, 'const char *', null, 'long', 0)],
+    ['fsmount', () => probeSyscall(C.SYS.fsmount, 'long', -1, 'long', 0, 'long', 0)],
+    ['mount_setattr', () => probeSyscall(C.SYS.mount_setattr, 'long', -1, 'const char *', '', 'long', 0, 'void *', null, 'size_t', 0)],
+  ];
+  return probes.map(([name, probe]) => ({ name, present: probe() !== ENOSYS }));
+}
+
+/** Whether statx reports the never-reused mount id (STATX_MNT_ID_UNIQUE, Linux 6.8+). */
+export function probeUniqueMountId(): boolean {
+  try {
+    const st = statx(C.AT_FDCWD, '/', 0, C.STATX_MNT_ID_UNIQUE);
+    return (st.mask & C.STATX_MNT_ID_UNIQUE) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether /proc/thread-self/fd can be used to name an fd as a path (needed for unmount by fd). */
+export function procFdAvailable(): boolean {
+  return existsSync('/proc/thread-self/fd');
+}
+
+/** Whether the effective capability set holds CAP_SYS_ADMIN; undefined when /proc is absent. */
+export function hasCapSysAdmin(): boolean | undefined {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+    if (!match?.[1]) return undefined;
+    const CAP_SYS_ADMIN = 21n;
+    return ((BigInt(`0x${match[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether proc accepts a `pidns` fd (a proc for another PID namespace; older kernels reject it):
+ * tried on a throwaway filesystem context. Undefined when it cannot be tried (no privilege).
+ */
+export function probeProcPidns(): boolean | undefined {
+  let nsfd: number;
+  try {
+    nsfd = openSync('/proc/self/ns/pid', 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    using fsfd = fsopen('proc');
+    fsconfigSetFd(fsfd, 'pidns', nsfd);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'EINVAL')) return false;
+    return undefined;
+  } finally {
+    closeSync(nsfd);
+  }
+}

@@ -1,0 +1,44 @@
+import { constants as osConstants } from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno)) {
+  // Keep the first name for aliases (EAGAIN before EWOULDBLOCK, EDEADLK before EDEADLOCK).
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+}
+
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+export interface SyscallErrorContext {
+  /** The path the call worked on, relative to the action root where there is one. */
+  path?: string | undefined;
+  /** The kernel's own explanation (fs-context log) or readable flags. */
+  detail?: string | undefined;
+}
+
+/** A failed system call: which call, the errno and its name, where, and the kernel's word. */
+export class SyscallError extends Error {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly code: string;
+  readonly path: string | undefined;
+  readonly detail: string | undefined;
+
+  constructor(syscall: string, errno: number, context: SyscallErrorContext = {}) {
+    const code = errnoName(errno);
+    const where = context.path === undefined ? '' : ` \`${context.path}\``;
+    const detail = context.detail ? ` (${context.detail})` : '';
+    super(`${syscall}${where}: ${code}${detail}`);
+    this.name = 'SyscallError';
+    this.syscall = syscall;
+    this.errno = errno;
+    this.code = code;
+    this.path = context.path;
+    this.detail = context.detail;
+  }
+}
+
+export function isErrno(error: unknown, ...codes: string[]): error is SyscallError {
+  return error instanceof SyscallError && codes.includes(error.code);
+}
