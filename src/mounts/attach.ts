@@ -1,0 +1,141 @@
+// attach(): apply a plan to a root known only by its fd. One loop over the entries, one
+// switch over the kinds. For each entry: resolve (creating missing directories) beneath the
+// root, make a detached mount, move it onto the resolved fd, and read back its identity from
+// the mount's own fd. On any failure everything done so far is undone in reverse.
+import { constants as C, Fd, fsconfigCreate, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
+import type { Attributes } from './defaults.js';
+import { AttachError, MountError } from './errors.js';
+import { detach } from './detach.js';
+import { removeCreatedDirs, type DirRemoval } from './dirs.js';
+import { mountIdentityOf, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
+import type { FsOption, MountKind, Plan, PlannedMount } from './plan.js';
+import { resolveMountpoint, type CreatedDir } from './resolve.js';
+
+export interface AttachedMount extends MountIdentity {
+  target: string;
+  kind: MountKind;
+  /** Directories created for this mount, outermost first. */
+  createdDirs: CreatedDir[];
+}
+
+/** What attach did: enough for detach, in this process or another (it is plain JSON). */
+export interface Attachment {
+  version: 1;
+  root: RootIdentity;
+  mounts: AttachedMount[];
+}
+
+function attributeFlags(attributes: Attributes): number {
+  let flags = 0;
+  if (attributes.readOnly) flags |= C.MOUNT_ATTR_RDONLY;
+  if (attributes.nosuid) flags |= C.MOUNT_ATTR_NOSUID;
+  if (attributes.nodev) flags |= C.MOUNT_ATTR_NODEV;
+  if (attributes.noexec) flags |= C.MOUNT_ATTR_NOEXEC;
+  if (attributes.nosymfollow) flags |= C.MOUNT_ATTR_NOSYMFOLLOW;
+  if (attributes.nodiratime) flags |= C.MOUNT_ATTR_NODIRATIME;
+  switch (attributes.atime) {
+    case 'relatime':
+      return flags | C.MOUNT_ATTR_RELATIME;
+    case 'noatime':
+      return flags | C.MOUNT_ATTR_NOATIME;
+    case 'strictatime':
+      return flags | C.MOUNT_ATTR_STRICTATIME;
+  }
+}
+
+/** A new proc, sysfs or tmpfs instance, still detached. */
+function newFilesystem(fsType: 'proc' | 'sysfs' | 'tmpfs', options: FsOption[], attributes: Attributes, where: string): Fd {
+  using fsfd = fsopen(fsType);
+  // Without a source the mount shows as "none" in mountinfo; name it like runtimes do.
+  fsconfigSetString(fsfd, 'source', fsType, where);
+  for (const option of options) {
+    if ('flag' in option) fsconfigSetFlag(fsfd, option.key, where);
+    else fsconfigSetString(fsfd, option.key, option.value, where);
+  }
+  fsconfigCreate(fsfd, where);
+  return fsmount(fsfd, attributeFlags(attributes), where);
+}
+
+/** A detached copy of the bind source's tree, with the plan's attributes and private propagation. */
+function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string): Fd {
+  const recursive = entry.recursive ? C.AT_RECURSIVE : 0;
+  const flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | recursive;
+  const tree =
+    'fd' in entry.source
+      ? openTree(entry.source.fd, '', flags | C.AT_EMPTY_PATH, `fd ${entry.source.fd}`)
+      : openTree(C.AT_FDCWD, entry.source.path, flags, entry.source.path);
+  try {
+    const st = statx(tree, '', C.AT_EMPTY_PATH, C.STATX_TYPE, where);
+    if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('bind source is not a directory');
+    // MS_PRIVATE: mounts the action makes inside the bind must not propagate back to the host
+    // source. attr_clr carries the atime mask because atime is a mode, not a flag.
+    mountSetattr(tree, '', C.AT_EMPTY_PATH | recursive, {
+      attrSet: attributeFlags(entry.attributes),
+      attrClr: C.MOUNT_ATTR__ATIME,
+      propagation: C.MS_PRIVATE,
+    }, where);
+    return tree;
+  } catch (error) {
+    tree.close();
+    throw error;
+  }
+}
+
+function makeMount(entry: PlannedMount): Fd {
+  switch (entry.kind) {
+    case 'proc':
+    case 'sysfs':
+    case 'tmpfs':
+      return newFilesystem(entry.kind, entry.options, entry.attributes, entry.target);
+    case 'bind':
+      return cloneTree(entry, entry.target);
+    default: {
+      const never: never = entry;
+      throw new Error(`unknown mount kind in ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[]): AttachedMount {
+  using target = resolveMountpoint(rootFd, entry.target, created);
+  let mount: Fd;
+  try {
+    mount = makeMount(entry);
+  } catch (error) {
+    throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
+  }
+  using _mount = mount;
+  try {
+    moveMountOntoFd(mount, target, entry.target);
+  } catch (error) {
+    throw new MountError(entry.target, `attach ${entry.kind} to`, error);
+  }
+  // Read the id from our own mount fd, not by looking the target up again: this is the proof
+  // that what detach later finds at the target is the mount made here.
+  return { target: entry.target, kind: entry.kind, ...mountIdentityOf(mount), createdDirs: created };
+}
+
+/** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
+export function attach(rootFd: Fd | number, plan: Plan): Attachment {
+  const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
+  for (const entry of plan.mounts) {
+    const created: CreatedDir[] = [];
+    try {
+      attachment.mounts.push(attachOne(rootFd, entry, created));
+    } catch (error) {
+      throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
+    }
+  }
+  return attachment;
+}
+
+function rollBack(rootFd: Fd | number, attachment: Attachment, createdForFailed: CreatedDir[]): string[] {
+  const dirs: DirRemoval = { removed: [], kept: [], problems: [] };
+  removeCreatedDirs(rootFd, createdForFailed, dirs);
+  try {
+    detach(rootFd, attachment);
+    return dirs.problems;
+  } catch (error) {
+    return [...dirs.problems, (error as Error).message];
+  }
+}

@@ -1,0 +1,95 @@
+// detach(): undo an Attachment, in reverse order, touching only what the engine made.
+// Each target is looked up again beneath the root; a mount there is unmounted only if its
+// kernel id is the one recorded at attach. Then the directories the engine created are
+// removed if they are still the same, empty directories. Running it twice is a no-op.
+import { isErrno, type Fd } from '../linux/index.js';
+import type { AttachedMount, Attachment } from './attach.js';
+import { removeCreatedDirs, type DirRemoval } from './dirs.js';
+import { MountError } from './errors.js';
+import { mountIdentityOf, rootIdentityOf, sameMount } from './identity.js';
+import { readMountInfo, stackAbove } from './mountinfo.js';
+import { openTopmost } from './resolve.js';
+import { unmountByFd, unmountMethod } from './unmount.js';
+
+export interface DetachReport extends DirRemoval {
+  /** Targets whose mount was unmounted. */
+  detached: string[];
+  /** Targets where our mount was no longer found (already unmounted, or its namespace is gone). */
+  notMounted: string[];
+  /** Mounts someone else stacked on ours, which went with it: "target: fstype source". */
+  stacked: string[];
+}
+
+export class DetachError extends Error {
+  readonly report: DetachReport;
+
+  constructor(report: DetachReport) {
+    const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more)` : '';
+    super(`${report.problems[0]}${more}`);
+    this.name = 'DetachError';
+    this.report = report;
+  }
+}
+
+type Outcome = 'detached' | 'not-mounted';
+
+/**
+ * Mounts stacked on ours (the action mounted over /proc, say) sit on top of our mount's root,
+ * so the lookup finds theirs. They are children of ours: a lazy unmount of ours would take
+ * them anyway. Peel them one by one, each re-identified before it goes, until ours is on top.
+ */
+function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: string, report: DetachReport): Outcome {
+  if (unmountMethod() !== 'proc-fd') return 'not-mounted'; // without /proc the parent chain is unknowable
+  const stack = stackAbove(readMountInfo(), topId, mount.mountId);
+  if (!stack || stack.length === 0) return 'not-mounted';
+  for (const other of stack) {
+    using top = openTopmost(rootFd, mount.target);
+    if (mountIdentityOf(top).mountId !== other.id) throw new Error('the mounts on it changed during teardown');
+    unmountByFd(top, rootFd, mount.target);
+    report.stacked.push(`${mount.target}: ${other.fsType} ${other.source}`);
+  }
+  using top = openTopmost(rootFd, mount.target);
+  if (!sameMount(mount, mountIdentityOf(top))) throw new Error('after removing the mounts stacked on it, ours was not underneath');
+  unmountByFd(top, rootFd, mount.target);
+  return 'detached';
+}
+
+function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): Outcome {
+  let top: Fd;
+  try {
+    top = openTopmost(rootFd, mount.target);
+  } catch (error) {
+    // Gone, or replaced by a symlink: nothing of ours can be there.
+    if (isErrno(error, 'ENOENT', 'ELOOP', 'ENOTDIR')) return 'not-mounted';
+    throw error;
+  }
+  using _top = top;
+  const found = mountIdentityOf(top);
+  if (sameMount(mount, found)) {
+    unmountByFd(top, rootFd, mount.target);
+    return 'detached';
+  }
+  return detachUnderStack(rootFd, mount, found.mountId, report);
+}
+
+/** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */
+export function detach(rootFd: Fd | number, attachment: Attachment): DetachReport {
+  const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
+  const root = rootIdentityOf(rootFd);
+  if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {
+    throw new Error(`the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`);
+  }
+  for (const mount of [...attachment.mounts].reverse()) {
+    let outcome: Outcome;
+    try {
+      outcome = detachOne(rootFd, mount, report);
+    } catch (error) {
+      report.problems.push(new MountError(mount.target, `detach ${mount.kind} from`, error).message);
+      continue;
+    }
+    (outcome === 'detached' ? report.detached : report.notMounted).push(mount.target);
+    removeCreatedDirs(rootFd, mount.createdDirs, report);
+  }
+  if (report.problems.length > 0) throw new DetachError(report);
+  return report;
+}

@@ -1,0 +1,39 @@
+// Removing the mountpoint directories the engine created, and only those: each is found
+// again beneath the root, its inode compared with the one recorded, and removed only if empty.
+import { constants as C, type Fd, isErrno, statx, unlinkat } from '../linux/index.js';
+import { openParent, type CreatedDir } from './resolve.js';
+
+export interface DirRemoval {
+  removed: string[];
+  /** Kept, with why: not empty, replaced by something else, already gone. */
+  kept: Array<{ path: string; reason: string }>;
+  problems: string[];
+}
+
+export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir[], into: DirRemoval): void {
+  // Innermost first: a created parent can only go once its created child has.
+  for (const dir of [...dirs].reverse()) {
+    let opened;
+    try {
+      opened = openParent(rootFd, dir.path);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
+      else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
+      continue;
+    }
+    using parent = opened.parent;
+    try {
+      const st = statx(parent, opened.name, C.AT_SYMLINK_NOFOLLOW, C.STATX_INO | C.STATX_TYPE, dir.path);
+      if ((st.mode & C.S_IFMT) !== C.S_IFDIR || st.ino.toString() !== dir.ino) {
+        into.kept.push({ path: dir.path, reason: 'replaced by something the engine did not create' });
+        continue;
+      }
+      unlinkat(parent, opened.name, C.AT_REMOVEDIR, dir.path);
+      into.removed.push(dir.path);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
+      else if (isErrno(error, 'ENOTEMPTY', 'EEXIST')) into.kept.push({ path: dir.path, reason: 'not empty' });
+      else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
+    }
+  }
+}

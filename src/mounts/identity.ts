@@ -1,0 +1,39 @@
+// How the engine proves a mount is the one it made: the kernel's mount id, read with statx
+// from the very fd fsmount/open_tree returned. The old 32-bit id (STATX_MNT_ID) can be reused
+// once a mount is gone; where the kernel has STATX_MNT_ID_UNIQUE (6.8+) that id never is,
+// so it is the one compared. The old id is kept as well: /proc/self/mountinfo speaks only it.
+import { constants as C, type Fd, statx } from '../linux/index.js';
+
+export interface MountIdentity {
+  /** The reusable id, as in /proc/self/mountinfo. */
+  mountId: string;
+  /** The never-reused id, or null on kernels without STATX_MNT_ID_UNIQUE. */
+  uniqueMountId: string | null;
+}
+
+export interface RootIdentity {
+  /** "major:minor" of the filesystem holding the root directory. */
+  dev: string;
+  ino: string;
+}
+
+export function mountIdentityOf(fd: Fd | number): MountIdentity {
+  const old = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID);
+  const unique = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID_UNIQUE);
+  return {
+    mountId: old.mountId.toString(),
+    uniqueMountId: unique.mask & C.STATX_MNT_ID_UNIQUE ? unique.mountId.toString() : null,
+  };
+}
+
+/** Whether `found` is the mount recorded as `ours`: by the unique id when both have one. */
+export function sameMount(ours: MountIdentity, found: MountIdentity): boolean {
+  if (ours.uniqueMountId !== null && found.uniqueMountId !== null) return ours.uniqueMountId === found.uniqueMountId;
+  return ours.mountId === found.mountId;
+}
+
+export function rootIdentityOf(rootFd: Fd | number): RootIdentity {
+  const st = statx(rootFd, '', C.AT_EMPTY_PATH, C.STATX_INO | C.STATX_TYPE);
+  if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('the root is not a directory');
+  return { dev: `${st.devMajor}:${st.devMinor}`, ino: st.ino.toString() };
+}

@@ -1,0 +1,17 @@
+export { attach } from './attach.js';
+export type { Attachment, AttachedMount } from './attach.js';
+export { detach, DetachError } from './detach.js';
+export type { DetachReport } from './detach.js';
+export { parsePlan, defaultPlan, targetComponents, PlanError } from './plan.js';
+export type { Plan, PlannedMount, PlanInput, MountKind, BindSource, FsOption } from './plan.js';
+export { DEFAULTS, ALLOWED_OPTIONS } from './defaults.js';
+export type { Attributes } from './defaults.js';
+export { MountError, AttachError } from './errors.js';
+export { RecordStore } from './record.js';
+export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
+export type { MountIdentity, RootIdentity } from './identity.js';
+export { parseMountInfo, readMountInfo } from './mountinfo.js';
+export type { MountInfoEntry } from './mountinfo.js';
+export { unmountMethod, setUnmountMethodForTesting } from './unmount.js';
+export type { CreatedDir } from './resolve.js';
+export type { MountPlan, MountEntry } from './generated/mount-plan.js';

@@ -1,0 +1,183 @@
+// Parsing and validating a mount plan: pure code, no system calls. Whatever leaves this
+// file is safe for the engine to apply; whatever is wrong is reported before anything is
+// mounted, with the entry and field named.
+import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
+import type { MountEntry, MountPlan } from './generated/mount-plan.js';
+import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
+
+export type MountKind = MountEntry['kind'];
+
+interface ValidatorError {
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+const validateMountPlan = validateMountPlanUntyped as ((data: unknown) => boolean) & { errors?: ValidatorError[] | null };
+
+/** A filesystem option as fsconfig takes it: a string value, or a flag. */
+export type FsOption = { key: string; value: string } | { key: string; flag: true };
+
+/** Where a bind mount comes from: a host path, or an fd the caller already opened. */
+export type BindSource = { path: string } | { fd: number };
+
+interface PlannedBase {
+  /** Relative to the root, normalised: components joined by '/', no '.', '..' or empty ones. */
+  target: string;
+  attributes: Attributes;
+}
+
+export type PlannedMount =
+  | (PlannedBase & { kind: 'proc'; options: FsOption[] })
+  | (PlannedBase & { kind: 'sysfs'; options: FsOption[] })
+  | (PlannedBase & { kind: 'tmpfs'; options: FsOption[] })
+  | (PlannedBase & { kind: 'bind'; source: BindSource; recursive: boolean });
+
+export interface Plan {
+  mounts: PlannedMount[];
+}
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+/** Programmatic input: the JSON plan, except a bind source may be an fd. */
+export type PlanInput = Omit<MountPlan, 'mounts'> & {
+  mounts: Array<Omit<MountEntry, 'source'> & { source?: string | { fd: number } }>;
+};
+
+const MAX_PATH = 4096;
+const MAX_NAME = 255;
+
+/** Split a target into its components, refusing anything that is not a plain relative path. */
+export function targetComponents(target: string): string[] {
+  if (target.length === 0) throw new PlanError('target is empty');
+  if (target.includes('\0')) throw new PlanError(`target ${JSON.stringify(target)} contains a NUL byte`);
+  if (Buffer.byteLength(target) > MAX_PATH) throw new PlanError(`target is longer than ${MAX_PATH} bytes`);
+  if (target.startsWith('/')) throw new PlanError(`target ${JSON.stringify(target)} is absolute; give it relative to the root, e.g. ${JSON.stringify(target.replace(/^\/+/, '') || 'proc')}`);
+  const parts = target.split('/');
+  for (const part of parts) {
+    if (part === '') throw new PlanError(`target ${JSON.stringify(target)} has an empty component`);
+    if (part === '.' || part === '..') throw new PlanError(`target ${JSON.stringify(target)} contains ${JSON.stringify(part)}; targets must stay beneath the root`);
+    if (Buffer.byteLength(part) > MAX_NAME) throw new PlanError(`target ${JSON.stringify(target)} has a component longer than ${MAX_NAME} bytes`);
+  }
+  return parts;
+}
+
+function describeSchemaError(error: ValidatorError): string {
+  const where = error.instancePath === '' ? 'plan' : `plan${error.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.')}`;
+  if (Array.isArray(error.params.allowedValues)) {
+    return `${where} must be one of ${error.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  if (typeof error.params.additionalProperty === 'string') {
+    return `${where} has an unknown field ${JSON.stringify(error.params.additionalProperty)}`;
+  }
+  return `${where} ${error.message ?? 'is invalid'}`;
+}
+
+function isUnder(inner: string[], outer: string[]): boolean {
+  return outer.length <= inner.length && outer.every((part, i) => inner[i] === part);
+}
+
+function fsOptions(kind: 'proc' | 'sysfs' | 'tmpfs', given: Record<string, unknown>, where: string): FsOption[] {
+  const merged: Record<string, unknown> = { ...DEFAULTS.options[kind], ...given };
+  const options: FsOption[] = [];
+  for (const [key, value] of Object.entries(merged)) {
+    if (!ALLOWED_OPTIONS[kind].has(key)) {
+      const allowed = [...ALLOWED_OPTIONS[kind]];
+      throw new PlanError(`${where}: unknown ${kind} option ${JSON.stringify(key)} (${allowed.length ? `known: ${allowed.join(', ')}` : `${kind} takes no options`})`);
+    }
+    if (value === false || value === undefined) continue;
+    if (value === true) options.push({ key, flag: true });
+    else if (key === 'mode' && (typeof value !== 'string' || !/^[0-7]{3,4}$/.test(value))) {
+      throw new PlanError(`${where}: option mode must be an octal string such as "1777", not ${JSON.stringify(value)}`);
+    } else if (typeof value === 'string' || typeof value === 'number') {
+      const text = String(value);
+      if (text.includes(',') || text.includes('\0')) throw new PlanError(`${where}: option ${key} has a comma or NUL in its value`);
+      options.push({ key, value: text });
+    } else throw new PlanError(`${where}: option ${key} must be a string, a number or a boolean`);
+  }
+  return options;
+}
+
+function bindSource(source: unknown, where: string): BindSource {
+  if (source === undefined) throw new PlanError(`${where}: a bind needs a source`);
+  if (typeof source === 'object' && source !== null && 'fd' in source) {
+    const fd = (source as { fd: unknown }).fd;
+    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw new PlanError(`${where}: source fd must be a non-negative integer`);
+    return { fd };
+  }
+  if (typeof source !== 'string' || !source.startsWith('/')) throw new PlanError(`${where}: bind source must be an absolute host path`);
+  if (source.includes('\0')) throw new PlanError(`${where}: bind source contains a NUL byte`);
+  return { path: source };
+}
+
+/** Validate a plan (JSON or programmatic) and fill in the defaults. Throws PlanError. */
+export function parsePlan(input: unknown): Plan {
+  // A bind source given as an fd is not JSON; check the schema on a copy without it.
+  const forSchema = structuredCloneWithoutFdSources(input);
+  if (!validateMountPlan(forSchema)) {
+    const first = validateMountPlan.errors?.[0];
+    throw new PlanError(first ? describeSchemaError(first) : 'plan is invalid');
+  }
+  const plan = input as PlanInput;
+  const seen: Array<{ parts: string[]; target: string }> = [];
+  const mounts = plan.mounts.map((entry, index): PlannedMount => {
+    const where = `plan.mounts[${index}] (${JSON.stringify(entry.target)})`;
+    let parts: string[];
+    try {
+      parts = targetComponents(entry.target);
+    } catch (error) {
+      throw new PlanError(`plan.mounts[${index}]: ${(error as Error).message}`);
+    }
+    for (const other of seen) {
+      if (isUnder(parts, other.parts) || isUnder(other.parts, parts)) {
+        const relation = other.parts.length === parts.length ? 'repeats' : 'is nested with';
+        throw new PlanError(`${where}: target ${relation} the earlier target ${JSON.stringify(other.target)}; each mount needs its own place`);
+      }
+    }
+    const target = parts.join('/');
+    seen.push({ parts, target });
+    const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
+    if (entry.kind !== 'bind' && entry.source !== undefined) throw new PlanError(`${where}: source is only for kind bind`);
+    switch (entry.kind) {
+      case 'proc':
+      case 'sysfs':
+      case 'tmpfs':
+        return { kind: entry.kind, target, attributes, options: fsOptions(entry.kind, entry.options ?? {}, where) };
+      case 'bind': {
+        const { recursive, ...rest } = entry.options ?? {};
+        const unknown = Object.keys(rest);
+        if (unknown.length > 0) throw new PlanError(`${where}: unknown bind option ${JSON.stringify(unknown[0])} (known: recursive)`);
+        if (recursive !== undefined && typeof recursive !== 'boolean') throw new PlanError(`${where}: option recursive must be true or false`);
+        return { kind: 'bind', target, attributes, source: bindSource(entry.source, where), recursive: recursive ?? DEFAULTS.bindRecursive };
+      }
+      default: {
+        const never: never = entry.kind;
+        throw new PlanError(`${where}: unknown kind ${JSON.stringify(never)}`);
+      }
+    }
+  });
+  return { mounts };
+}
+
+function structuredCloneWithoutFdSources(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || !Array.isArray((input as { mounts?: unknown }).mounts)) return input;
+  const plan = input as { mounts: unknown[] };
+  return {
+    ...plan,
+    mounts: plan.mounts.map((entry) => {
+      if (typeof entry !== 'object' || entry === null) return entry;
+      const source = (entry as { source?: unknown }).source;
+      if (typeof source === 'object' && source !== null) return { ...entry, source: '/' };
+      return entry;
+    }),
+  };
+}
+
+/** The built-in plan: proc, sysfs read-only, tmpfs on tmp. */
+export function defaultPlan(): Plan {
+  return parsePlan(structuredClone(DEFAULTS.plan));
+}

@@ -1,0 +1,79 @@
+// The record of what was attached, for a process other than the one that attached: an OCI
+// poststop hook, `mountat umount`, a runner restarted after a crash.
+//
+// Why a small file rather than the kernel's mount table alone: mountinfo lists mounts but
+// cannot prove which ones we made (the action can make an identical-looking proc), says
+// nothing of the directories we created, and in an OCI poststop the container's mount
+// namespace, and with it its table, is gone. The file holds exactly what detach needs: the
+// kernel's ids of our mounts and the inodes of our directories. It is keyed by the root's
+// device and inode, which are the same seen from the container's namespace and the host's.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Attachment } from './attach.js';
+import { DEFAULTS } from './defaults.js';
+import type { RootIdentity } from './identity.js';
+
+export class RecordStore {
+  readonly directory: string;
+
+  constructor(directory: string = process.env.MOUNTAT_STATE_DIR || DEFAULTS.stateDirectory) {
+    this.directory = directory;
+  }
+
+  pathFor(root: RootIdentity): string {
+    return join(this.directory, `root-${root.dev.replace(':', '-')}-${root.ino}.json`);
+  }
+
+  /** Written whole to a temporary name and renamed, so a reader never sees half a record. */
+  save(attachment: Attachment): string {
+    mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+    const path = this.pathFor(attachment.root);
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, `${JSON.stringify(attachment)}\n`, { mode: 0o600 });
+    renameSync(temporary, path);
+    return path;
+  }
+
+  load(root: RootIdentity): Attachment | undefined {
+    const path = this.pathFor(root);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new Error(`cannot read the record ${path}: ${(error as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new Error(`the record ${path} is not valid JSON`);
+    }
+    if (!isAttachment(parsed)) throw new Error(`the record ${path} is not a mountat record of version 1`);
+    return parsed;
+  }
+
+  remove(root: RootIdentity): void {
+    rmSync(this.pathFor(root), { force: true });
+  }
+}
+
+function isAttachment(value: unknown): value is Attachment {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Partial<Attachment>;
+  return (
+    record.version === 1 &&
+    typeof record.root?.dev === 'string' &&
+    typeof record.root.ino === 'string' &&
+    Array.isArray(record.mounts) &&
+    record.mounts.every(
+      (m) =>
+        typeof m?.target === 'string' &&
+        typeof m.kind === 'string' &&
+        typeof m.mountId === 'string' &&
+        (m.uniqueMountId === null || typeof m.uniqueMountId === 'string') &&
+        Array.isArray(m.createdDirs) &&
+        m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string'),
+    )
+  );
+}

@@ -1,0 +1,91 @@
+// Looking up targets beneath an untrusted root. Every lookup is openat2 with RESOLVE_IN_ROOT
+// (".." and absolute symlinks cannot leave the root) and RESOLVE_NO_SYMLINKS (no symlink is
+// followed at all, so a `proc -> /etc` planted by the action is refused, not clamped).
+// Nothing here joins a host path: the root is only ever an fd.
+import { constants as C, Fd, isErrno, mkdirat, openat2, statx } from '../linux/index.js';
+import { DEFAULTS } from './defaults.js';
+import { MountError } from './errors.js';
+import { targetComponents } from './plan.js';
+
+export interface CreatedDir {
+  /** Relative to the root. */
+  path: string;
+  /** Inode number when created, so only that very directory is ever removed. */
+  ino: string;
+}
+
+const BENEATH = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
+const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_CLOEXEC;
+
+/**
+ * Open an existing directory beneath the root without crossing any mount point
+ * (RESOLVE_NO_XDEV): a mountpoint must be a plain directory of the root's own filesystem.
+ */
+export function openDirNoXdev(dirFd: Fd | number, path: string, where: string): Fd {
+  return openat2(dirFd, path, { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV }, where);
+}
+
+/**
+ * Open whatever is at `path` now, following mounts on it (so the fd is the topmost mount's
+ * root) but no symlink. Used at teardown to see what sits on a target.
+ */
+export function openTopmost(rootFd: Fd | number, path: string): Fd {
+  return openat2(rootFd, path, { flags: C.O_PATH | C.O_NOFOLLOW | C.O_CLOEXEC, resolve: BENEATH }, path);
+}
+
+/** Open the directory a target lives in (the root itself for a top-level target). */
+export function openParent(rootFd: Fd | number, target: string): { parent: Fd; name: string } {
+  const parts = targetComponents(target);
+  const name = parts.pop()!;
+  const parentPath = parts.length === 0 ? '.' : parts.join('/');
+  const parent = openat2(rootFd, parentPath, { flags: DIR_PATH, resolve: BENEATH }, parentPath === '.' ? '/' : parentPath);
+  return { parent, name };
+}
+
+/**
+ * Resolve a mountpoint, creating missing directories (and missing parents) one component at a
+ * time with mkdirat relative to the parent fd just resolved. Each directory created is pushed
+ * onto `created` at once, so a failure half-way still lets the caller remove them.
+ */
+export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[]): Fd {
+  try {
+    return openDirNoXdev(rootFd, target, target);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT')) throw new MountError(target, 'resolve', error);
+  }
+  const parts = targetComponents(target);
+  let current: Fd | undefined;
+  try {
+    for (let i = 0; i < parts.length; i++) {
+      const name = parts[i]!;
+      const path = parts.slice(0, i + 1).join('/');
+      const base = current ?? rootFd;
+      let next: Fd;
+      try {
+        next = openDirNoXdev(base, name, path);
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT')) throw new MountError(path, 'resolve', error);
+        try {
+          mkdirat(base, name, DEFAULTS.mountpointMode, path);
+        } catch (mkdirError) {
+          // Someone else created it in between: use theirs, it was not ours to remove.
+          if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
+        }
+        try {
+          next = openDirNoXdev(base, name, path);
+        } catch (reopenError) {
+          throw new MountError(path, 'resolve', reopenError);
+        }
+        const st = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO);
+        created.push({ path, ino: st.ino.toString() });
+      }
+      current?.close();
+      current = next;
+    }
+    const result = current!;
+    current = undefined;
+    return result;
+  } finally {
+    current?.close();
+  }
+}
