@@ -1,0 +1,108 @@
+// `mountat doctor [--dir DIR]`: can this host run mountat? One line per check; each problem
+// says what to do. Nothing is mounted: the trial mount is made detached and dissolves on close.
+import { spawnSync } from 'node:child_process';
+import { release } from 'node:os';
+import {
+  constants as C,
+  fsconfigCreate,
+  fsconfigSetString,
+  fsmount,
+  fsopen,
+  hasCapSysAdmin,
+  probeProcPidns,
+  probeSyscalls,
+  probeUniqueMountId,
+  procFdAvailable,
+  statx,
+} from '../linux/index.js';
+import { readMountInfo } from '../mounts/index.js';
+
+type Level = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  level: Level;
+  what: string;
+  advice?: string;
+}
+
+function trialMount(): Check {
+  try {
+    using fsfd = fsopen('tmpfs');
+    fsconfigSetString(fsfd, 'source', 'tmpfs');
+    fsconfigCreate(fsfd);
+    fsmount(fsfd, 0).close();
+    return { level: 'ok', what: 'a trial tmpfs can be created (fsopen, fsconfig, fsmount)' };
+  } catch (error) {
+    return { level: 'fail', what: `a trial tmpfs cannot be created: ${(error as Error).message}`, advice: 'run as root or with CAP_SYS_ADMIN; in a container, grant CAP_SYS_ADMIN and allow the mount syscalls in its seccomp profile' };
+  }
+}
+
+function propagationOf(dir: string): Check {
+  let id: string;
+  try {
+    id = statx(C.AT_FDCWD, dir, 0, C.STATX_MNT_ID).mountId.toString();
+  } catch (error) {
+    return { level: 'fail', what: `${dir}: ${(error as Error).message}`, advice: 'give an existing directory' };
+  }
+  const entry = readMountInfo().find((mount) => mount.id === id);
+  if (!entry) return { level: 'warn', what: `${dir}: its mount (id ${id}) is not in this namespace's mountinfo` };
+  const tags = entry.propagation.length > 0 ? entry.propagation.join(' ') : 'private';
+  const shared = entry.propagation.some((tag) => tag.startsWith('shared:'));
+  return {
+    level: 'ok',
+    what: `${dir} is on ${entry.fsType} mounted at ${entry.mountPoint}, propagation ${tags}`,
+    ...(shared ? { advice: 'mounts made below it propagate to its peers (other namespaces sharing it)' } : {}),
+  };
+}
+
+export function runChecks(dir?: string): Check[] {
+  const checks: Check[] = [{ level: 'ok', what: `kernel ${release()}, ${process.arch}, node ${process.version}` }];
+  for (const { name, present } of probeSyscalls()) {
+    checks.push(present ? { level: 'ok', what: `syscall ${name}` } : { level: 'fail', what: `syscall ${name} is missing`, advice: 'mountat needs Linux 5.12 or newer (openat2 5.6, the mount API 5.2, mount_setattr 5.12)' });
+  }
+  checks.push(
+    probeUniqueMountId()
+      ? { level: 'ok', what: 'statx gives unique mount ids (STATX_MNT_ID_UNIQUE)' }
+      : { level: 'warn', what: 'statx has no unique mount ids; reusable ids are compared instead', advice: 'Linux 6.8+ makes teardown\'s ownership check exact' },
+  );
+  const cap = hasCapSysAdmin();
+  checks.push(
+    cap === true
+      ? { level: 'ok', what: 'CAP_SYS_ADMIN is effective' }
+      : cap === false
+        ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)' }
+        : { level: 'warn', what: 'capabilities unknown (no /proc/self/status)' },
+  );
+  checks.push(
+    procFdAvailable()
+      ? { level: 'ok', what: '/proc is mounted here: unmount goes through /proc/thread-self/fd' }
+      : { level: 'warn', what: '/proc is not mounted here: unmount falls back to fchdir, and `exec` cannot chroot', advice: 'mount proc in the namespace mountat runs in' },
+  );
+  checks.push(trialMount());
+  const pidns = probeProcPidns();
+  checks.push(
+    pidns === true
+      ? { level: 'ok', what: 'proc accepts a pidns fd (a proc for another PID namespace)' }
+      : { level: 'warn', what: pidns === false ? 'proc does not accept a pidns fd on this kernel' : 'proc pidns support unknown', advice: 'a proc mounted from outside a PID namespace then shows the host\'s processes' },
+  );
+  const unshare = spawnSync('unshare', ['--help'], { encoding: 'utf8' });
+  checks.push(
+    unshare.error
+      ? { level: 'fail', what: 'util-linux unshare not found (needed by `mountat exec` to chroot)', advice: 'apt-get install util-linux' }
+      : unshare.stdout.includes('--root')
+        ? { level: 'ok', what: 'util-linux unshare supports --root' }
+        : { level: 'fail', what: 'util-linux unshare has no --root', advice: 'util-linux 2.35 or newer is needed' },
+  );
+  if (dir !== undefined) checks.push(propagationOf(dir));
+  return checks;
+}
+
+export function doctorCommand(args: { dir: string | undefined }, out: (line: string) => void): number {
+  const checks = runChecks(args.dir);
+  for (const check of checks) {
+    out(`${check.level.padEnd(4)} ${check.what}${check.advice ? ` — ${check.advice}` : ''}`);
+  }
+  const failed = checks.filter((check) => check.level === 'fail').length;
+  out(failed === 0 ? 'this host can run mountat' : `${failed} problem(s): this host cannot run mountat as it is`);
+  return failed === 0 ? 0 : 1;
+}

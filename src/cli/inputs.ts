@@ -1,0 +1,36 @@
+// What the verbs share: opening the root the operator named, reading a plan file.
+import { readFileSync } from 'node:fs';
+import { constants as C, type Fd, openat2 } from '../linux/index.js';
+import { MountError, defaultPlan, parsePlan, type Plan } from '../mounts/index.js';
+import { UsageError } from './usage-error.js';
+
+/** The root is a host path the operator chose, so it is opened normally; beneath it, nothing is. */
+export function openRoot(dir: string | undefined): Fd {
+  if (!dir) throw new UsageError('--root DIR is required');
+  try {
+    return openat2(C.AT_FDCWD, dir, { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: 0 }, dir);
+  } catch (error) {
+    throw new MountError(dir, 'open root', error);
+  }
+}
+
+export function loadPlan(file: string | undefined): Plan {
+  if (file === undefined) return defaultPlan();
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`plan file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`plan file ${file}: not valid JSON (${(error as Error).message})`);
+  }
+  try {
+    return parsePlan(json);
+  } catch (error) {
+    throw new Error(`plan file ${file}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,80 @@
+// The `mountat` command: parse the verb and its flags, run it, and turn any error into one
+// line on stderr and an exit code (2 for a usage mistake, 1 for anything else).
+import { parseArgs } from 'node:util';
+import { doctorCommand } from './doctor.js';
+import { execCommand } from './exec.js';
+import { mountCommand } from './mount.js';
+import { umountCommand } from './umount.js';
+import { UsageError } from './usage-error.js';
+
+const USAGE = `usage: mountat <verb> [options]
+
+  doctor [--dir DIR]                      can this host mount? (syscalls, capabilities, /proc, propagation of DIR)
+  mount  --root DIR [--plan FILE]         mount the plan beneath DIR and record it
+  umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
+  exec   --root DIR [--plan FILE] [--cwd D] -- CMD [ARGS...]
+                                          mount, run CMD chrooted into DIR, always unmount; exits with CMD's status
+
+  --plan FILE       a JSON mount plan (schemas/mount-plan.schema.json); default: proc, sys (read-only), tmp (tmpfs)
+  --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)`;
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+const printErr = (line: string) => process.stderr.write(`${line}\n`);
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/** Parse a verb's flags (each a string option, plus --help); any mistake is a UsageError. */
+function parse(argv: string[], names: string[]): { values: Flags; text: (name: string) => string | undefined } {
+  const options = Object.fromEntries(names.map((name) => [name, { type: 'string' as const }]));
+  let values: Flags;
+  try {
+    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values as Flags;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return { values, text: (name) => values[name] as string | undefined };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case 'doctor': {
+        const { values, text } = parse(rest, ['dir']);
+        if (values.help) return print(USAGE), 0;
+        return doctorCommand({ dir: text('dir') }, print);
+      }
+      case 'mount': {
+        const { values, text } = parse(rest, ['root', 'plan', 'state-dir']);
+        if (values.help) return print(USAGE), 0;
+        return mountCommand({ root: text('root'), plan: text('plan'), stateDir: text('state-dir') }, print);
+      }
+      case 'umount': {
+        const { values, text } = parse(rest, ['root', 'state-dir']);
+        if (values.help) return print(USAGE), 0;
+        return umountCommand({ root: text('root'), stateDir: text('state-dir') }, print);
+      }
+      case 'exec': {
+        const dash = rest.indexOf('--');
+        const flags = dash === -1 ? rest : rest.slice(0, dash);
+        const command = dash === -1 ? [] : rest.slice(dash + 1);
+        const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir']);
+        if (values.help) return print(USAGE), 0;
+        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: text('state-dir'), command };
+        return await execCommand(args, print, printErr);
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        print(USAGE);
+        return verb === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec)`);
+    }
+  } catch (error) {
+    printErr(`mountat: ${(error as Error).message}`);
+    if (error instanceof UsageError) printErr('run `mountat help` for usage');
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
