@@ -8,6 +8,7 @@ import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
 import { mountIdentityOf, rootIdentityOf, sameMount } from './identity.js';
 import { readMountInfo, stackAbove } from './mountinfo.js';
+import { targetComponents } from './plan.js';
 import { openTopmost } from './resolve.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
 
@@ -55,6 +56,9 @@ function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: stri
 }
 
 function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): Outcome {
+  // A record may come from a file: its targets get the same checks as a plan's. (RESOLVE_IN_ROOT
+  // would clamp "../x" to "x" and report it not mounted, hiding the corruption.)
+  targetComponents(mount.target);
   let top: Fd;
   try {
     top = openTopmost(rootFd, mount.target);

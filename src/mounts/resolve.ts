@@ -15,7 +15,9 @@ export interface CreatedDir {
 }
 
 const BENEATH = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
-const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_CLOEXEC;
+// No O_NOFOLLOW: with it a symlink as the last component is opened as itself (O_DIRECTORY then
+// gives a puzzling ENOTDIR); without it RESOLVE_NO_SYMLINKS refuses it with ELOOP, as any other.
+const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
 
 /**
  * Open an existing directory beneath the root without crossing any mount point
