@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: install what the tests need, build, check generated files, then run
+# vitest inside a private mount namespace (the tests mount for real, as root; nothing they do
+# can reach the host's mount table). Extra arguments go to vitest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# util-linux (mount, umount, unshare) is essential on Debian; the rest may be missing.
+scripts/setup.sh busybox-static bubblewrap
+node scripts/generate-types.mjs --check
+export MOUNTAT_OUTER_MNT_NS
+MOUNTAT_OUTER_MNT_NS=$(readlink /proc/self/ns/mnt)
+exec unshare --mount --propagation private node_modules/.bin/vitest run "$@"

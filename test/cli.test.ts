@@ -1,0 +1,124 @@
+// The `mountat` command as an operator runs it: exit codes, one-line errors, nothing left.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mountat } from './helpers/cli.js';
+import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+
+let root: string;
+let state: string;
+beforeEach(() => {
+  root = busyboxRoot();
+  state = scratchDir('mountat-state-');
+});
+afterEach(() => {
+  removeTree(root);
+  removeTree(state);
+});
+
+describe('mountat exec', () => {
+  it('runs the command chrooted with proc, sys and tmp, and exits with its status', () => {
+    const before = mountTable();
+    const result = mountat([
+      'exec', '--root', root, '--state-dir', state, '--',
+      '/bin/sh', '-c', 'readlink /proc/self/exe; ls /sys/kernel >/tmp/k && test -s /tmp/k && echo sys-ok; pwd; exit 7',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('/bin/busybox\nsys-ok\n/\n');
+    expect(result.status).toBe(7);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    expect(readdirSync(state)).toEqual([]);
+  });
+
+  it('starts in --cwd inside the root', () => {
+    const result = mountat(['exec', '--root', root, '--state-dir', state, '--cwd', '/usr/bin', '--', '/bin/pwd']);
+    expect(result.stdout).toBe('/usr/bin\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('unmounts when it is signalled while the command runs', async () => {
+    const before = mountTable();
+    const child = spawn(process.execPath, [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', 'echo started; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    expect(mountsUnder(root)).toHaveLength(3);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
+    expect(code).toBe(128 + 15);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('unmounts when the command does not exist in the root', () => {
+    const before = mountTable();
+    const result = mountat(['exec', '--root', root, '--state-dir', state, '--', '/no/such/program']);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/no\/such\/program/);
+    expect(mountTable()).toBe(before);
+  });
+
+  it('refuses a bad plan file in one line, touching nothing', () => {
+    const before = mountTable();
+    const plan = join(state, 'plan.json');
+    writeFileSync(plan, JSON.stringify({ mounts: [{ target: '/proc', kind: 'proc' }] }));
+    const result = mountat(['exec', '--root', root, '--plan', plan, '--state-dir', state, '--', '/bin/true']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe(`mountat: plan file ${plan}: plan.mounts[0]: target "/proc" is absolute; give it relative to the root, e.g. "proc"\n`);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('names a plan file that is not JSON or is missing', () => {
+    const plan = join(state, 'plan.json');
+    writeFileSync(plan, '{ mounts: ');
+    expect(mountat(['mount', '--root', root, '--plan', plan, '--state-dir', state]).stderr).toMatch(/^mountat: plan file .*plan\.json: not valid JSON \(.*\)\n$/);
+    expect(mountat(['mount', '--root', root, '--plan', join(state, 'none.json'), '--state-dir', state]).stderr).toMatch(/^mountat: plan file .*none\.json: ENOENT\n$/);
+  });
+
+  it('names a missing root and a root that is a file', () => {
+    const missing = mountat(['exec', '--root', join(root, 'nope'), '--', '/bin/true']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`mountat: open root \`${join(root, 'nope')}\`: openat2: ENOENT — does not exist\n`);
+    const file = mountat(['mount', '--root', join(root, 'bin', 'busybox'), '--state-dir', state]);
+    expect(file.stderr).toMatch(/^mountat: open root `.*busybox`: openat2: ENOTDIR/);
+  });
+
+  it('reports usage mistakes with exit code 2', () => {
+    expect(mountat(['exec', '--root', root]).status).toBe(2);
+    expect(mountat(['exec', '--root', root]).stderr).toMatch(/^mountat: exec needs a command after --\n/);
+    expect(mountat(['mount']).stderr).toMatch(/^mountat: --root DIR is required\n/);
+    expect(mountat(['mount', '--bogus']).status).toBe(2);
+    expect(mountat(['frobnicate']).stderr).toMatch(/^mountat: unknown verb "frobnicate"/);
+    expect(mountat(['exec', '--root', root, '--cwd', 'relative', '--', '/bin/true']).stderr).toMatch(/--cwd relative: give it as an absolute path/);
+    expect(existsSync(join(root, 'proc'))).toBe(false);
+  });
+});
+
+describe('mountat doctor', () => {
+  it('passes on this machine and shows the propagation of a directory', () => {
+    const result = mountat(['doctor', '--dir', root]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^ok {3}syscall openat2$/m);
+    expect(result.stdout).toMatch(/^ok {3}syscall mount_setattr$/m);
+    expect(result.stdout).toMatch(/^ok {3}CAP_SYS_ADMIN is effective$/m);
+    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private$`, 'm'));
+    expect(result.stdout).toMatch(/this host can run mountat\n$/);
+    expect(mountsUnder(root)).toEqual([]);
+  });
+
+  it('fails with advice when the process lacks CAP_SYS_ADMIN', () => {
+    // setpriv drops the capability from the inheritable and bounding sets while staying root,
+    // so the exec'd node has it in no set.
+    const result = spawnSync(
+      'setpriv',
+      ['--inh-caps', '-sys_admin', '--bounding-set', '-sys_admin', process.execPath, join(repo, 'bin', 'mountat.js'), 'doctor'],
+      { encoding: 'utf8' },
+    );
+    expect(result.status).toBe(1);
+    expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN/m);
+    expect(result.stdout).toMatch(/^fail a trial tmpfs cannot be created: fsopen: EPERM/m);
+  });
+});

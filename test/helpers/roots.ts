@@ -1,0 +1,47 @@
+// Test fixtures: scratch roots under the temp directory, and views of the mount table.
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants as C, openat2, type Fd } from '../../src/linux/index.js';
+
+export const repo = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+
+export function scratchDir(prefix = 'mountat-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A root with a static busybox in /bin and nothing else: no proc, sys or tmp. */
+export function busyboxRoot(): string {
+  const dir = scratchDir('mountat-root-');
+  execFileSync(join(repo, 'scripts', 'make-busybox-root.sh'), [dir]);
+  return dir;
+}
+
+export function openDir(dir: string): Fd {
+  return openat2(C.AT_FDCWD, dir, { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: 0 });
+}
+
+/** The whole mount table of this namespace, as the kernel writes it. */
+export function mountTable(): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8');
+}
+
+/** Mount points at or below `dir` in this namespace. */
+export function mountsUnder(dir: string): string[] {
+  return mountTable()
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
+}
+
+/** Run a command chrooted into `dir` (util-linux unshare --root), from the test's namespace. */
+export function runInRoot(dir: string, command: string[]): SpawnSyncReturns<string> {
+  return spawnSync('unshare', [`--root=${dir}`, '--wd=/', '--', ...command], { encoding: 'utf8' });
+}
+
+export function removeTree(dir: string): void {
+  if (mountsUnder(dir).length > 0) throw new Error(`refusing to remove ${dir}: still has mounts ${mountsUnder(dir).join(', ')}`);
+  rmSync(dir, { recursive: true, force: true });
+}
