@@ -4,7 +4,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, setUnmountMethodForTesting } from '../src/mounts/index.js';
+import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, rootKey, setUnmountMethodForTesting } from '../src/mounts/index.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
@@ -144,7 +144,7 @@ describe('teardown by another process', () => {
       const store = new RecordStore(state);
       using rootFd = openDir(root);
       const attachment = attach(rootFd, defaultPlan());
-      const path = store.save(attachment);
+      const path = store.save(rootKey(attachment.root), attachment);
       writeFileSync(path, '{"version": 1, "mounts": "no"}');
       const result = mountat(['umount', '--root', root, '--state-dir', state]);
       expect(result.status).toBe(1);

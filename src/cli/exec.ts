@@ -4,7 +4,7 @@
 // the root fd handed down as fd 3; no path string of the root is ever used beneath it.
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { attach, detach, DetachError, RecordStore } from '../mounts/index.js';
+import { attach, detach, DetachError, RecordStore, rootKey } from '../mounts/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { describeReport } from './umount.js';
 import { UsageError } from './usage-error.js';
@@ -61,19 +61,20 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   for (const signal of FORWARDED) process.on(signal, remember);
   try {
     const attachment = attach(root, plan);
+    const key = rootKey(attachment.root);
     let end: ChildEnd;
     let tornDown = false;
     try {
       // The record lets `mountat umount` clean up should this process be SIGKILLed.
-      store.save(attachment);
+      store.save(key, attachment);
       end = await runChrooted(root.fd, cwd, args.command, stop);
     } finally {
       try {
         detach(root, attachment);
-        store.remove(attachment.root);
+        store.remove(key);
         tornDown = true;
       } catch (error) {
-        err(`mountat: teardown failed, record kept in ${store.pathFor(attachment.root)}: ${(error as Error).message}`);
+        err(`mountat: teardown failed, record kept in ${store.pathFor(key)}: ${(error as Error).message}`);
         if (error instanceof DetachError) describeReport(error.report, out);
       }
     }

@@ -1,5 +1,5 @@
 // `mountat umount --root DIR`: tear down what the record says was mounted; a no-op if nothing is.
-import { detach, DetachError, RecordStore, rootIdentityOf, type DetachReport } from '../mounts/index.js';
+import { detach, DetachError, RecordStore, rootIdentityOf, rootKey, type DetachReport } from '../mounts/index.js';
 import { openRoot } from './inputs.js';
 
 export interface UmountArgs {
@@ -18,8 +18,8 @@ export function describeReport(report: DetachReport, out: (line: string) => void
 export function umountCommand(args: UmountArgs, out: (line: string) => void): number {
   using root = openRoot(args.root);
   const store = new RecordStore(args.stateDir);
-  const identity = rootIdentityOf(root);
-  const attachment = store.load(identity);
+  const key = rootKey(rootIdentityOf(root));
+  const attachment = store.load(key);
   if (!attachment) {
     out(`nothing recorded for ${args.root}; nothing to unmount`);
     return 0;
@@ -31,6 +31,6 @@ export function umountCommand(args: UmountArgs, out: (line: string) => void): nu
     if (error instanceof DetachError) describeReport(error.report, out);
     throw error;
   }
-  store.remove(identity);
+  store.remove(key);
   return 0;
 }

@@ -7,7 +7,7 @@ export type { Plan, PlannedMount, PlanInput, MountKind, BindSource, FsOption } f
 export { DEFAULTS, ALLOWED_OPTIONS } from './defaults.js';
 export type { Attributes } from './defaults.js';
 export { MountError, AttachError } from './errors.js';
-export { RecordStore } from './record.js';
+export { RecordStore, rootKey } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export type { MountIdentity, RootIdentity } from './identity.js';
 export { parseMountInfo, readMountInfo } from './mountinfo.js';
@@ -15,3 +15,5 @@ export type { MountInfoEntry } from './mountinfo.js';
 export { unmountMethod, setUnmountMethodForTesting } from './unmount.js';
 export type { CreatedDir } from './resolve.js';
 export type { MountPlan, MountEntry } from './generated/mount-plan.js';
+export { describeSchemaError, validateOrThrow, fieldName } from './validation.js';
+export type { Validator, ValidatorError } from './validation.js';

@@ -4,15 +4,11 @@
 import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
 import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
+import { validateOrThrow, type Validator } from './validation.js';
 
 export type MountKind = MountEntry['kind'];
 
-interface ValidatorError {
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-const validateMountPlan = validateMountPlanUntyped as ((data: unknown) => boolean) & { errors?: ValidatorError[] | null };
+const validateMountPlan = validateMountPlanUntyped as Validator;
 
 /** A filesystem option as fsconfig takes it: a string value, or a flag. */
 export type FsOption = { key: string; value: string } | { key: string; flag: true };
@@ -66,17 +62,6 @@ export function targetComponents(target: string): string[] {
   return parts;
 }
 
-function describeSchemaError(error: ValidatorError): string {
-  const where = error.instancePath === '' ? 'plan' : `plan${error.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.')}`;
-  if (Array.isArray(error.params.allowedValues)) {
-    return `${where} must be one of ${error.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-  }
-  if (typeof error.params.additionalProperty === 'string') {
-    return `${where} has an unknown field ${JSON.stringify(error.params.additionalProperty)}`;
-  }
-  return `${where} ${error.message ?? 'is invalid'}`;
-}
-
 function isUnder(inner: string[], outer: string[]): boolean {
   return outer.length <= inner.length && outer.every((part, i) => inner[i] === part);
 }
@@ -117,11 +102,7 @@ function bindSource(source: unknown, where: string): BindSource {
 /** Validate a plan (JSON or programmatic) and fill in the defaults. Throws PlanError. */
 export function parsePlan(input: unknown): Plan {
   // A bind source given as an fd is not JSON; check the schema on a copy without it.
-  const forSchema = structuredCloneWithoutFdSources(input);
-  if (!validateMountPlan(forSchema)) {
-    const first = validateMountPlan.errors?.[0];
-    throw new PlanError(first ? describeSchemaError(first) : 'plan is invalid');
-  }
+  validateOrThrow(validateMountPlan, structuredCloneWithoutFdSources(input), 'plan', (line) => new PlanError(line));
   const plan = input as PlanInput;
   const seen: Array<{ parts: string[]; target: string }> = [];
   const mounts = plan.mounts.map((entry, index): PlannedMount => {

@@ -5,8 +5,9 @@
 // cannot prove which ones we made (the action can make an identical-looking proc), says
 // nothing of the directories we created, and in an OCI poststop the container's mount
 // namespace, and with it its table, is gone. The file holds exactly what detach needs: the
-// kernel's ids of our mounts and the inodes of our directories. It is keyed by the root's
-// device and inode, which are the same seen from the container's namespace and the host's.
+// kernel's ids of our mounts and the inodes of our directories. Each record has a key: the
+// root's device and inode for the command line (rootKey: the same seen from any namespace),
+// the container id for OCI hooks (two containers may share one rootfs).
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from './attach.js';
@@ -20,22 +21,23 @@ export class RecordStore {
     this.directory = directory;
   }
 
-  pathFor(root: RootIdentity): string {
-    return join(this.directory, `root-${root.dev.replace(':', '-')}-${root.ino}.json`);
+  pathFor(key: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/.test(key)) throw new Error(`record key ${JSON.stringify(key)} is not a plain file name`);
+    return join(this.directory, `${key}.json`);
   }
 
   /** Written whole to a temporary name and renamed, so a reader never sees half a record. */
-  save(attachment: Attachment): string {
+  save(key: string, attachment: Attachment): string {
+    const path = this.pathFor(key);
     mkdirSync(this.directory, { recursive: true, mode: 0o700 });
-    const path = this.pathFor(attachment.root);
     const temporary = `${path}.${process.pid}.tmp`;
     writeFileSync(temporary, `${JSON.stringify(attachment)}\n`, { mode: 0o600 });
     renameSync(temporary, path);
     return path;
   }
 
-  load(root: RootIdentity): Attachment | undefined {
-    const path = this.pathFor(root);
+  load(key: string): Attachment | undefined {
+    const path = this.pathFor(key);
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -53,9 +55,14 @@ export class RecordStore {
     return parsed;
   }
 
-  remove(root: RootIdentity): void {
-    rmSync(this.pathFor(root), { force: true });
+  remove(key: string): void {
+    rmSync(this.pathFor(key), { force: true });
   }
+}
+
+/** The key of a root's record when nothing else names it: its device and inode. */
+export function rootKey(root: RootIdentity): string {
+  return `root-${root.dev.replace(':', '-')}-${root.ino}`;
 }
 
 function isAttachment(value: unknown): value is Attachment {

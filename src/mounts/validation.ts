@@ -1,0 +1,50 @@
+// Turning a precompiled validator's first error into one line that names the field and,
+// where it helps, the value. Shared by every layer that validates JSON against schemas/.
+
+export interface ValidatorError {
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+export type Validator = ((data: unknown) => boolean) & { errors?: ValidatorError[] | null };
+
+/** "/mounts/0/kind" → "plan.mounts[0].kind" */
+export function fieldName(rootName: string, instancePath: string): string {
+  return rootName + instancePath.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\/([^/[]+)/g, (_, key: string) => (/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.replace(/~1/g, '/').replace(/~0/g, '~'))}]`));
+}
+
+export function describeSchemaError(rootName: string, error: ValidatorError, data?: unknown): string {
+  const where = fieldName(rootName, error.instancePath);
+  const value = data === undefined ? undefined : valueAt(data, error.instancePath);
+  const shown = value === undefined || typeof value === 'object' ? '' : ` (got ${JSON.stringify(value)})`;
+  if (Array.isArray(error.params.allowedValues)) {
+    return `${where} must be one of ${error.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}${shown}`;
+  }
+  if (typeof error.params.additionalProperty === 'string') {
+    return `${where} has an unknown field ${JSON.stringify(error.params.additionalProperty)}`;
+  }
+  if (typeof error.params.pattern === 'string') {
+    return `${where} must match ${error.params.pattern}${shown}`;
+  }
+  return `${where} ${error.message ?? 'is invalid'}${shown}`;
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let current = data;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+/** Validate, or throw `makeError(line)` for the first problem. */
+export function validateOrThrow<T>(validator: Validator, data: unknown, rootName: string, makeError: (line: string) => Error): T {
+  if (!validator(data)) {
+    const first = validator.errors?.[0];
+    throw makeError(first ? describeSchemaError(rootName, first, data) : `${rootName} is invalid`);
+  }
+  return data as T;
+}
