@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=("$@")
+# libc6-dev: the static libc the hook launcher links against (hooks/launcher.c).
+packages=(libc6-dev "$@")
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || packages+=(busybox-static)
 missing=()
 for package in "${packages[@]}"; do

@@ -1,0 +1,104 @@
+// Container annotations that choose the mounts. Parsed into a plan input before anything is
+// touched; every refusal names the annotation and its value.
+//
+// Annotations are set by whoever creates the container (in Kubernetes, the pod's author), so
+// they may only choose among proc, sysfs and tmpfs and tune them: a bind mount of a host path
+// can come only from the operator's plan file, never from an annotation.
+import { DEFAULTS, parsePlan, type Plan, type PlanInput } from '../mounts/index.js';
+import { HookError } from './errors.js';
+
+export const ANNOTATION_PREFIX = 'org.mountat.';
+
+type Entry = PlanInput['mounts'][number];
+
+/** The names `org.mountat.mounts` accepts, each a standard entry. */
+export const STANDARD_MOUNTS: Record<string, Entry> = {
+  proc: { target: 'proc', kind: 'proc' },
+  sys: { target: 'sys', kind: 'sysfs' },
+  tmp: { target: 'tmp', kind: 'tmpfs' },
+};
+
+/** `org.mountat.<mount>.<option>`: which options of which standard entry, and the values they take. */
+const TUNABLES: Record<string, { target: string; pattern: RegExp; example: string }> = {
+  'proc.subset': { target: 'proc', pattern: /^pid$/, example: 'pid' },
+  'proc.hidepid': { target: 'proc', pattern: /^(0|1|2|4|off|noaccess|invisible|ptraceable)$/, example: 'invisible' },
+  'tmp.size': { target: 'tmp', pattern: /^[0-9]{1,15}[kKmMgGtT%]?$/, example: '64m' },
+  'tmp.nr_inodes': { target: 'tmp', pattern: /^[0-9]{1,15}[kKmMgG]?$/, example: '16k' },
+  'tmp.mode': { target: 'tmp', pattern: /^[0-7]{3,4}$/, example: '1777' },
+};
+
+export const ANNOTATIONS = ['mounts', 'plan', ...Object.keys(TUNABLES)].map((name) => ANNOTATION_PREFIX + name);
+
+function refuse(key: string, value: string, why: string): never {
+  throw new HookError(`annotation ${key}=${JSON.stringify(value)}: ${why}`);
+}
+
+function planFromJson(key: string, value: string): PlanInput {
+  let plan: unknown;
+  try {
+    plan = JSON.parse(value);
+  } catch (error) {
+    refuse(key, value.length > 80 ? `${value.slice(0, 80)}…` : value, `not JSON (${(error as Error).message})`);
+  }
+  const mounts = (plan as { mounts?: unknown })?.mounts;
+  if (Array.isArray(mounts) && mounts.some((m) => (m as { kind?: unknown })?.kind === 'bind')) {
+    refuse(key, '…', 'bind mounts cannot be requested by annotation (put them in the operator\'s plan file)');
+  }
+  return plan as PlanInput;
+}
+
+function planFromList(key: string, value: string): PlanInput {
+  const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const mounts = names.map((name) => {
+    const entry = STANDARD_MOUNTS[name];
+    if (!entry) refuse(key, value, `unknown mount ${JSON.stringify(name)} (known: ${Object.keys(STANDARD_MOUNTS).join(', ')})`);
+    return structuredClone(entry);
+  });
+  if (new Set(names).size !== names.length) refuse(key, value, 'a mount is named twice');
+  return { mounts };
+}
+
+export interface BasePlan {
+  input: PlanInput;
+  /** Where it came from, for messages: "the default plan", "plan file /etc/…". */
+  source: string;
+}
+
+/**
+ * The validated plan for a container: `base` (the operator's plan file, or the default)
+ * changed by the container's org.mountat.* annotations. Unknown org.mountat.* keys are refused
+ * (a typo must not silently fall back to defaults).
+ */
+export function containerPlan(annotations: Record<string, string | undefined> | undefined, base?: BasePlan): Plan {
+  const { input, source } = planInputFromAnnotations(annotations, base?.input ?? structuredClone(DEFAULTS.plan));
+  try {
+    return parsePlan(input);
+  } catch (error) {
+    throw new HookError(`${source === 'base' ? (base?.source ?? 'the default plan') : `annotation ${ANNOTATION_PREFIX}${source}`}: ${(error as Error).message}`, 1, { cause: error });
+  }
+}
+
+function planInputFromAnnotations(annotations: Record<string, string | undefined> | undefined, base: PlanInput): { input: PlanInput; source: 'plan' | 'mounts' | 'base' } {
+  const ours = Object.entries(annotations ?? {}).filter((entry): entry is [string, string] => entry[0].startsWith(ANNOTATION_PREFIX) && entry[1] !== undefined);
+  for (const [key] of ours) {
+    if (!ANNOTATIONS.includes(key)) throw new HookError(`unknown annotation ${key} (known: ${ANNOTATIONS.join(', ')})`);
+  }
+  const get = (name: string) => ours.find(([key]) => key === ANNOTATION_PREFIX + name)?.[1];
+  const planJson = get('plan');
+  const list = get('mounts');
+  if (planJson !== undefined && ours.length > 1) {
+    throw new HookError(`annotation ${ANNOTATION_PREFIX}plan cannot be combined with other ${ANNOTATION_PREFIX}* annotations`);
+  }
+  if (planJson !== undefined) return { input: planFromJson(ANNOTATION_PREFIX + 'plan', planJson), source: 'plan' };
+  const plan = structuredClone(list !== undefined ? planFromList(ANNOTATION_PREFIX + 'mounts', list) : base);
+  for (const [name, tunable] of Object.entries(TUNABLES)) {
+    const key = ANNOTATION_PREFIX + name;
+    const value = get(name);
+    if (value === undefined) continue;
+    if (!tunable.pattern.test(value)) refuse(key, value, `expected a value like ${JSON.stringify(tunable.example)}`);
+    const entry = plan.mounts.find((mount) => mount.target === tunable.target);
+    if (!entry) refuse(key, value, `the plan has no ${tunable.target} mount to apply it to`);
+    entry.options = { ...entry.options, [name.split('.')[1]!]: value };
+  }
+  return { input: plan, source: list !== undefined ? 'mounts' : 'base' };
+}

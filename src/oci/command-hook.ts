@@ -1,0 +1,115 @@
+// Running an OCI hook entry ({ path, args, env, timeout }) as a runtime does: state on stdin,
+// args[0] as argv[0], exactly the entry's env (never ours), SIGKILL on timeout. Used where
+// mountat itself is the caller (the Buildbarn runner).
+//
+// Two runtime behaviours avoided on purpose: runc waits for orphans that still hold the hook's
+// stdout after a timeout (we kill the hook's whole process group and stop waiting on pipes once
+// the hook itself has exited); crun hides hook output (we put the last stderr line in the error).
+import { spawn } from 'node:child_process';
+import { HookError } from './errors.js';
+import type { OciState } from './state.js';
+import type { Stage } from './stages.js';
+
+export interface HookEntry {
+  path: string;
+  args?: string[] | undefined;
+  env?: string[] | undefined;
+  /** Seconds. */
+  timeout?: number | undefined;
+}
+
+/** A hook is one method. */
+export interface Hook {
+  readonly description: string;
+  run(state: OciState): Promise<string>;
+}
+
+const OUTPUT_LIMIT = 64 * 1024;
+/** After the hook exits, how long to wait for its pipes to close before giving up on orphans. */
+const PIPE_GRACE_MS = 100;
+
+function envFromList(list: string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const item of list) {
+    const equals = item.indexOf('=');
+    if (equals > 0) env[item.slice(0, equals)] = item.slice(equals + 1);
+  }
+  return env;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop()?.trim() ?? '';
+}
+
+export class CommandHook implements Hook {
+  readonly description: string;
+
+  constructor(
+    readonly entry: HookEntry,
+    readonly stage: Stage,
+    readonly index: number,
+  ) {
+    if (!entry.path.startsWith('/')) throw new HookError(`${stage} hook #${index}: path ${JSON.stringify(entry.path)} must be absolute`);
+    this.description = `${stage} hook #${index} (${entry.path})`;
+  }
+
+  run(state: OciState): Promise<string> {
+    const { entry } = this;
+    return new Promise((resolve, reject) => {
+      const child = spawn(entry.path, entry.args?.slice(1) ?? [], {
+        argv0: entry.args?.[0] ?? entry.path,
+        env: envFromList(entry.env ?? []),
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true, // its own process group, so a timeout kills whatever it started too
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (stdout.length < OUTPUT_LIMIT) stdout += chunk.toString('utf8');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        if (stderr.length < OUTPUT_LIMIT) stderr += chunk.toString('utf8');
+      });
+      child.stdin.on('error', () => {}); // a hook that does not read its stdin is not an error
+      child.stdin.end(JSON.stringify(state));
+
+      let timedOut = false;
+      const timer =
+        entry.timeout === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              try {
+                process.kill(-child.pid!, 'SIGKILL');
+              } catch {
+                child.kill('SIGKILL');
+              }
+            }, entry.timeout * 1000);
+
+      let settled = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        child.stdout.destroy();
+        child.stderr.destroy();
+        const output = lastLine(stderr) || lastLine(stdout);
+        if (timedOut) reject(new HookError(`${this.description} timed out after ${entry.timeout}s and was killed${output ? `: ${output}` : ''}`));
+        else if (code !== 0) reject(new HookError(`${this.description} ${code === null ? `was killed by ${signal}` : `exited with status ${code}`}${output ? `: ${output}` : ''}`));
+        else resolve(stdout.trim());
+      };
+      child.once('error', (error) => {
+        if (timer) clearTimeout(timer);
+        reject(new HookError(`${this.description} cannot start: ${error.message}`));
+      });
+      child.once('exit', (code, signal) => {
+        // Give the pipes a moment to drain, but do not wait for orphans that keep them open.
+        const grace = setTimeout(() => finish(code, signal), PIPE_GRACE_MS);
+        child.once('close', () => {
+          clearTimeout(grace);
+          finish(code, signal);
+        });
+      });
+    });
+  }
+}

@@ -1,0 +1,84 @@
+// The entry point a container runtime reaches through hooks/mountat-hook:
+//   mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
+// with the container state on stdin. Success prints one summary line on stdout; failure one
+// line on stderr and a non-zero exit (runc shows it in its own error). Every error is turned
+// into that line here, and only here.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { HookError } from './errors.js';
+import { openLog, type HookLog } from './log.js';
+import { parseState } from './state.js';
+import { runStage, STAGES, type Stage } from './stages.js';
+import type { BasePlan } from './annotations.js';
+
+const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL] < state.json
+  STAGE: createContainer (mounts), prestart or createRuntime (mounts inside the container's namespace), poststop (cleans up)`;
+
+interface Args {
+  stage: Stage;
+  plan: string | undefined;
+  stateDir: string | undefined;
+  logFile: string | undefined;
+  logLevel: string;
+  forward: string[];
+}
+
+function parse(argv: string[]): Args {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { plan: { type: 'string' }, 'state-dir': { type: 'string' }, 'log-file': { type: 'string' }, 'log-level': { type: 'string' } },
+    });
+  } catch (error) {
+    throw new HookError(`${(error as Error).message}\n${USAGE}`, 2);
+  }
+  const [stage, ...extra] = parsed.positionals;
+  if (stage === undefined) throw new HookError(`no stage given\n${USAGE}`, 2);
+  if (!(STAGES as readonly string[]).includes(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 2);
+  if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 2);
+  const logLevel = parsed.values['log-level'] ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 2);
+  const forward = argv.filter((arg) => arg !== stage);
+  return { stage: stage as Stage, plan: parsed.values.plan, stateDir: parsed.values['state-dir'], logFile: parsed.values['log-file'], logLevel, forward };
+}
+
+function readBasePlan(file: string | undefined): BasePlan | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new HookError(`--plan ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return { input: JSON.parse(text), source: `plan file ${file}` };
+  } catch (error) {
+    throw new HookError(`--plan ${file}: not JSON (${(error as Error).message})`);
+  }
+}
+
+export async function hookMain(argv: string[], stdin: () => string): Promise<number> {
+  let log: HookLog | undefined;
+  try {
+    const args = parse(argv);
+    const state = parseState(stdin());
+    log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
+    const result = runStage(args.stage, state, { base: readBasePlan(args.plan), stateDir: args.stateDir, log, forwardArgs: args.forward });
+    log.flush();
+    process.stdout.write(`${result.summary}\n`);
+    return 0;
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    log?.warn({ error: message }, 'failed');
+    log?.flush();
+    process.stderr.write(`mountat-hook: ${message}\n`);
+    return error instanceof HookError ? error.exitCode : 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  process.exitCode = await hookMain(process.argv.slice(2), () => readFileSync(0, 'utf8'));
+}

@@ -1,0 +1,12 @@
+export { hookMain } from './hook-main.js';
+export { runStage, recordKey, STAGES } from './stages.js';
+export type { Stage, StageOptions, StageResult } from './stages.js';
+export { parseState } from './state.js';
+export type { OciState } from './state.js';
+export { openRootfs, readConfig } from './bundle.js';
+export type { OciConfig, Rootfs } from './bundle.js';
+export { containerPlan, ANNOTATIONS, ANNOTATION_PREFIX, STANDARD_MOUNTS } from './annotations.js';
+export type { BasePlan } from './annotations.js';
+export { HookError } from './errors.js';
+export { CommandHook } from './command-hook.js';
+export type { Hook, HookEntry } from './command-hook.js';

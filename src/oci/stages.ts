@@ -1,0 +1,131 @@
+// What the hook does at each OCI stage. createContainer runs inside the container's mount
+// namespace before pivot_root, where the rootfs is reachable: it mounts. prestart and
+// createRuntime run in the runtime's namespace, where a mount would never reach the container:
+// the hook re-executes itself there through nsenter (Node itself cannot setns into another
+// mount namespace). poststop, back in the runtime's namespace, removes whatever the record
+// says is left.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { attach, detach, DetachError, RecordStore, type DetachReport, type Plan } from '../mounts/index.js';
+import { containerPlan, type BasePlan } from './annotations.js';
+import { openRootfs } from './bundle.js';
+import { HookError } from './errors.js';
+import type { HookLog } from './log.js';
+import type { OciState } from './state.js';
+
+export const STAGES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface StageOptions {
+  base?: BasePlan | undefined;
+  stateDir?: string | undefined;
+  log: HookLog;
+  /** Arguments to pass on when re-executing inside the container's namespace. */
+  forwardArgs?: string[];
+}
+
+export interface StageResult {
+  summary: string;
+}
+
+/** Records of OCI hooks are keyed by container id: two containers may share one rootfs. */
+export function recordKey(state: OciState): string {
+  return `oci-${state.id}`;
+}
+
+function mountInContainer(state: OciState, plan: Plan, options: StageOptions): StageResult {
+  const rootfs = openRootfs(state);
+  using rootFd = rootfs.fd;
+  const store = new RecordStore(options.stateDir);
+  const key = recordKey(state);
+  if (store.load(key)) options.log.warn({ record: store.pathFor(key) }, 'a record for this container id already exists; replacing it');
+  const attachment = attach(rootFd, plan);
+  try {
+    store.save(key, attachment);
+  } catch (error) {
+    detach(rootFd, attachment);
+    throw new HookError(`cannot write the record in ${store.directory}: ${(error as Error).message}`, 1, { cause: error });
+  }
+  const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}`);
+  options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: store.pathFor(key) }, 'mounted');
+  return { summary: `mounted ${targets.join(', ') || 'nothing'} in ${rootfs.path}` };
+}
+
+/** prestart/createRuntime: run createContainer's work inside the container's mount and PID namespaces. */
+function mountThroughNsenter(stage: Stage, state: OciState, options: StageOptions): StageResult {
+  if (!state.pid) {
+    throw new HookError(`stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`);
+  }
+  const hookMain = fileURLToPath(new URL('./hook-main.js', import.meta.url));
+  // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
+  // the process that creates them; made from outside, they would show the host's.
+  const child = spawnSync(
+    'nsenter',
+    ['--target', String(state.pid), '--mount', '--pid', '--net', '--', process.execPath, hookMain, 'createContainer', ...(options.forwardArgs ?? [])],
+    { input: JSON.stringify(state), encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  if (child.error) throw new HookError(`stage ${stage}: cannot run nsenter (util-linux): ${child.error.message}`);
+  if (child.status !== 0) {
+    const why = child.stderr.trim().split('\n').pop() || `exit status ${child.status ?? child.signal}`;
+    throw new HookError(`stage ${stage}: inside the container's namespace (pid ${state.pid}): ${why.replace(/^mountat-hook: /, '')}`);
+  }
+  return { summary: `${child.stdout.trim() || 'mounted'} (entered the namespace of pid ${state.pid})` };
+}
+
+function describe(report: DetachReport): string {
+  const parts = [
+    report.detached.length ? `unmounted ${report.detached.join(', ')}` : '',
+    report.notMounted.length ? `already gone with the container: ${report.notMounted.join(', ')}` : '',
+    report.stacked.length ? `also removed mounts stacked on ours: ${report.stacked.join(', ')}` : '',
+    report.removed.length ? `removed directories ${report.removed.join(', ')}` : '',
+    ...report.kept.filter((kept) => kept.reason !== 'already gone').map((kept) => `kept ${kept.path} (${kept.reason})`),
+  ];
+  return parts.filter(Boolean).join('; ') || 'nothing left to remove';
+}
+
+function cleanUp(state: OciState, options: StageOptions): StageResult {
+  const store = new RecordStore(options.stateDir);
+  const key = recordKey(state);
+  const attachment = store.load(key);
+  if (!attachment) return { summary: `nothing recorded for container ${state.id}` };
+  let rootfs;
+  try {
+    rootfs = openRootfs(state);
+  } catch (error) {
+    // The rootfs is gone (the bundle was removed first): nothing of ours can be left in it.
+    store.remove(key);
+    options.log.warn({ error: (error as Error).message }, 'rootfs not found at poststop; record dropped');
+    return { summary: `rootfs gone, dropped the record (${(error as Error).message})` };
+  }
+  using rootFd = rootfs.fd;
+  try {
+    const report = detach(rootFd, attachment);
+    store.remove(key);
+    options.log.info({ report }, 'cleaned up');
+    return { summary: describe(report) };
+  } catch (error) {
+    if (error instanceof DetachError) options.log.info({ report: error.report }, 'clean-up incomplete; record kept');
+    throw new HookError(`poststop: ${(error as Error).message} (record kept in ${store.pathFor(key)})`, 1, { cause: error });
+  }
+}
+
+export function runStage(stage: Stage, state: OciState, options: StageOptions): StageResult {
+  switch (stage) {
+    case 'createContainer':
+      return mountInContainer(state, containerPlan(state.annotations, options.base), options);
+    case 'prestart':
+    case 'createRuntime':
+      // Validate here too, so a bad annotation is reported before entering anything.
+      containerPlan(state.annotations, options.base);
+      return mountThroughNsenter(stage, state, options);
+    case 'poststop':
+      return cleanUp(state, options);
+    case 'startContainer':
+    case 'poststart':
+      throw new HookError(`stage ${stage}: mountat-hook mounts at createContainer (or prestart/createRuntime) and cleans up at poststop; it has nothing to do at ${stage}`, 2);
+    default: {
+      const never: never = stage;
+      throw new HookError(`unknown stage ${JSON.stringify(never)}`, 2);
+    }
+  }
+}
