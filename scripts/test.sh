@@ -4,8 +4,9 @@
 # can reach the host's mount table). Extra arguments go to vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# util-linux (mount, umount, unshare) is essential on Debian; the rest may be missing.
-scripts/setup.sh busybox-static bubblewrap
+# util-linux (mount, umount, unshare, nsenter, setpriv) is essential on Debian; the rest may be
+# missing on a fresh machine: runc and crun for the OCI tests, gcc for the hook launcher.
+scripts/setup.sh busybox-static bubblewrap runc crun gcc
 node scripts/generate-types.mjs --check
 export MOUNTAT_OUTER_MNT_NS
 MOUNTAT_OUTER_MNT_NS=$(readlink /proc/self/ns/mnt)

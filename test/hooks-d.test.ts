@@ -1,0 +1,39 @@
+// The oci-hooks(5) files podman and CRI-O read: well-formed, and pointing at a hook that the
+// image installs, with the stages and arguments the hook understands.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ANNOTATION_PREFIX, STAGES } from '../src/oci/index.js';
+import { repo } from './helpers/roots.js';
+
+const dir = join(repo, 'hooks', 'hooks.d');
+const files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+
+describe.each(files)('hooks.d/%s', (name) => {
+  const hook = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+  it('is an oci-hooks 1.0.0 file with an explicit env and a timeout', () => {
+    expect(Object.keys(hook).sort()).toEqual(['hook', 'stages', 'version', 'when']);
+    expect(hook.version).toBe('1.0.0');
+    expect(hook.hook.path).toMatch(/^\/.*\/hooks\/mountat-hook$/);
+    expect(hook.hook.env).toEqual([expect.stringMatching(/^PATH=/)]);
+    expect(hook.hook.timeout).toBeGreaterThan(0);
+  });
+
+  it('runs the hook at the stage its arguments name', () => {
+    expect(hook.stages).toHaveLength(1);
+    expect(STAGES).toContain(hook.stages[0]);
+    expect(hook.hook.args.slice(0, 2)).toEqual(['mountat-hook', hook.stages[0]]);
+  });
+
+  it('applies to containers with an org.mountat.* annotation', () => {
+    const [[keyPattern, valuePattern]] = Object.entries(hook.when.annotations) as [[string, string]];
+    expect(new RegExp(keyPattern).test(`${ANNOTATION_PREFIX}mounts`)).toBe(true);
+    expect(new RegExp(keyPattern).test('io.kubernetes.pod.name')).toBe(false);
+    expect(new RegExp(valuePattern).test('proc,sys,tmp')).toBe(true);
+  });
+});
+
+it('mounts at createContainer and cleans up at poststop', () => {
+  const stages = files.map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')).stages[0]).sort();
+  expect(stages).toEqual(['createContainer', 'poststop']);
+});
