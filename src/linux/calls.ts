@@ -3,7 +3,7 @@
 // owned Fds. No policy lives here: which flags to pass is the caller's decision.
 import * as C from './constants.js';
 import { Fd } from './fd.js';
-import { libc } from './libc.js';
+import { libc, sys } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 type FdLike = Fd | number;
@@ -31,16 +31,31 @@ export interface OpenHow {
   resolve: number;
 }
 
+// Buffers for the structs the kernel reads or fills, allocated once: every call here is
+// synchronous and none re-enters another, so one of each is enough.
+const openHowBuf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+const mountAttrBuf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
+const statxBuf = Buffer.alloc(256); // struct statx
+
+/** openat2(2) returning the errno instead of throwing, for lookups where failing is expected. */
+export function tryOpenat2(dirfd: FdLike, path: string, how: OpenHow): Fd | number {
+  checkName(path, 'openat2');
+  // The three fields are u64; every flag we pass fits in 32 bits, so two u32 writes each.
+  openHowBuf.writeUInt32LE(how.flags >>> 0, 0);
+  openHowBuf.writeUInt32LE(0, 4);
+  openHowBuf.writeUInt32LE((how.mode ?? 0) >>> 0, 8);
+  openHowBuf.writeUInt32LE(0, 12);
+  openHowBuf.writeUInt32LE(how.resolve >>> 0, 16);
+  openHowBuf.writeUInt32LE(0, 20);
+  const fd = sys.openat2(C.SYS.openat2, raw(dirfd), path, openHowBuf, 24);
+  return fd < 0 ? libc.errno() : new Fd(fd);
+}
+
 /** openat2(2): the only way the engine looks anything up beneath an untrusted root. */
 export function openat2(dirfd: FdLike, path: string, how: OpenHow, where: string = path): Fd {
-  checkName(path, 'openat2');
-  const buf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
-  buf.writeBigUInt64LE(BigInt(how.flags), 0);
-  buf.writeBigUInt64LE(BigInt(how.mode ?? 0), 8);
-  buf.writeBigUInt64LE(BigInt(how.resolve), 16);
-  const fd = libc.syscall(C.SYS.openat2, 'long', raw(dirfd), 'const char *', path, 'void *', buf, 'size_t', 24);
-  if (fd < 0) fail('openat2', where);
-  return new Fd(fd);
+  const result = tryOpenat2(dirfd, path, how);
+  if (typeof result === 'number') throw new SyscallError('openat2', result, { path: where });
+  return result;
 }
 
 /** Lines the kernel logged into a filesystem context ("e proc: unknown value of hidepid"). */
@@ -65,13 +80,13 @@ function contextDetail(fsfd: FdLike): string | undefined {
 
 export function fsopen(fsname: string, flags: number = C.FSOPEN_CLOEXEC): Fd {
   checkName(fsname, 'fsopen');
-  const fd = libc.syscall(C.SYS.fsopen, 'const char *', fsname, 'long', flags);
+  const fd = sys.fsopen(C.SYS.fsopen, fsname, flags);
   if (fd < 0) fail('fsopen', undefined, fsname);
   return new Fd(fd);
 }
 
 function fsconfigRaw(fsfd: FdLike, cmd: number, key: string | null, value: string | null, aux: number, where?: string): void {
-  const rc = libc.syscall(C.SYS.fsconfig, 'long', raw(fsfd), 'long', cmd, 'const char *', key, 'const char *', value, 'long', aux);
+  const rc = sys.fsconfig(C.SYS.fsconfig, raw(fsfd), cmd, key, value, aux);
   if (rc < 0) {
     const errno = libc.errno();
     const label = key === null ? '' : `${key}${value === null ? '' : `=${value}`}`;
@@ -101,7 +116,7 @@ export function fsconfigCreate(fsfd: FdLike, where?: string): void {
 }
 
 export function fsmount(fsfd: FdLike, attrFlags: number, where?: string): Fd {
-  const fd = libc.syscall(C.SYS.fsmount, 'long', raw(fsfd), 'long', C.FSMOUNT_CLOEXEC, 'long', attrFlags);
+  const fd = sys.long3(C.SYS.fsmount, raw(fsfd), C.FSMOUNT_CLOEXEC, attrFlags);
   if (fd < 0) {
     const errno = libc.errno();
     throw new SyscallError('fsmount', errno, { path: where, detail: contextDetail(fsfd) });
@@ -112,13 +127,13 @@ export function fsmount(fsfd: FdLike, attrFlags: number, where?: string): Fd {
 /** Attach a detached mount (fromFd) onto an already-resolved target fd; no path lookup. */
 export function moveMountOntoFd(fromFd: FdLike, toFd: FdLike, where?: string): void {
   const flags = C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH;
-  const rc = libc.syscall(C.SYS.move_mount, 'long', raw(fromFd), 'const char *', '', 'long', raw(toFd), 'const char *', '', 'long', flags);
+  const rc = sys.moveMount(C.SYS.move_mount, raw(fromFd), '', raw(toFd), '', flags);
   if (rc < 0) fail('move_mount', where);
 }
 
 export function openTree(dirfd: FdLike, path: string, flags: number, where: string = path): Fd {
   checkName(path, 'open_tree');
-  const fd = libc.syscall(C.SYS.open_tree, 'long', raw(dirfd), 'const char *', path, 'long', flags);
+  const fd = sys.openTree(C.SYS.open_tree, raw(dirfd), path, flags);
   if (fd < 0) fail('open_tree', where);
   return new Fd(fd);
 }
@@ -131,11 +146,11 @@ export interface MountAttr {
 
 export function mountSetattr(dirfd: FdLike, path: string, flags: number, attr: MountAttr, where: string = path): void {
   checkName(path, 'mount_setattr');
-  const buf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
-  buf.writeBigUInt64LE(BigInt(attr.attrSet), 0);
-  buf.writeBigUInt64LE(BigInt(attr.attrClr ?? 0), 8);
-  buf.writeBigUInt64LE(BigInt(attr.propagation ?? 0), 16);
-  const rc = libc.syscall(C.SYS.mount_setattr, 'long', raw(dirfd), 'const char *', path, 'long', flags, 'void *', buf, 'size_t', 32);
+  mountAttrBuf.fill(0);
+  mountAttrBuf.writeUInt32LE(attr.attrSet >>> 0, 0);
+  mountAttrBuf.writeUInt32LE((attr.attrClr ?? 0) >>> 0, 8);
+  mountAttrBuf.writeUInt32LE((attr.propagation ?? 0) >>> 0, 16);
+  const rc = sys.mountSetattr(C.SYS.mount_setattr, raw(dirfd), path, flags, mountAttrBuf, 32);
   if (rc < 0) fail('mount_setattr', where);
 }
 
@@ -170,15 +185,14 @@ export interface Statx {
 
 export function statx(dirfd: FdLike, path: string, flags: number, mask: number, where: string = path): Statx {
   checkName(path, 'statx');
-  const buf = Buffer.alloc(256);
-  if (libc.statx(raw(dirfd), path, flags, mask, buf) < 0) fail('statx', where);
+  if (libc.statx(raw(dirfd), path, flags, mask, statxBuf) < 0) fail('statx', where);
   return {
-    mask: buf.readUInt32LE(0),
-    mode: buf.readUInt16LE(28),
-    ino: buf.readBigUInt64LE(32),
-    devMajor: buf.readUInt32LE(136),
-    devMinor: buf.readUInt32LE(140),
-    mountId: buf.readBigUInt64LE(144),
+    mask: statxBuf.readUInt32LE(0),
+    mode: statxBuf.readUInt16LE(28),
+    ino: statxBuf.readBigUInt64LE(32),
+    devMajor: statxBuf.readUInt32LE(136),
+    devMinor: statxBuf.readUInt32LE(140),
+    mountId: statxBuf.readBigUInt64LE(144),
   };
 }
 

@@ -4,6 +4,7 @@ export { SyscallError, errnoName, isErrno } from './syscall-error.js';
 export type { SyscallErrorContext } from './syscall-error.js';
 export {
   openat2,
+  tryOpenat2,
   fsopen,
   fsconfigSetString,
   fsconfigSetFlag,

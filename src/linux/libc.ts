@@ -3,8 +3,53 @@ import koffi from 'koffi';
 
 const lib = koffi.load('libc.so.6');
 
+type Long = number;
+type Ptr = Buffer | null;
+
+// glibc's syscall() declared once per argument list. A fixed prototype costs koffi about half
+// what a variadic call does, and is safe here: syscall() is plain assembly that reads its
+// arguments from the registers of the normal calling convention on x86_64 and aarch64.
+// Every integer goes as 'long' so that AT_FDCWD (-100) and flags reach the kernel sign-extended.
+export const sys = {
+  /** openat2(dirfd, path, how, size) */
+  openat2: lib.func('long syscall(long nr, long dirfd, const char *path, void *how, size_t size)') as (nr: Long, dirfd: Long, path: string, how: Buffer, size: Long) => number,
+  /** fsopen(fsname, flags) */
+  fsopen: lib.func('long syscall(long nr, const char *fsname, long flags)') as (nr: Long, fsname: string, flags: Long) => number,
+  /** fsconfig(fd, cmd, key, value, aux) */
+  fsconfig: lib.func('long syscall(long nr, long fd, long cmd, const char *key, const char *value, long aux)') as (
+    nr: Long,
+    fd: Long,
+    cmd: Long,
+    key: string | null,
+    value: string | null,
+    aux: Long,
+  ) => number,
+  /** fsmount(fd, flags, attr_flags), and any other call taking three integers */
+  long3: lib.func('long syscall(long nr, long a, long b, long c)') as (nr: Long, a: Long, b: Long, c: Long) => number,
+  /** move_mount(from_dfd, from_path, to_dfd, to_path, flags) */
+  moveMount: lib.func('long syscall(long nr, long fromfd, const char *frompath, long tofd, const char *topath, long flags)') as (
+    nr: Long,
+    fromfd: Long,
+    frompath: string,
+    tofd: Long,
+    topath: string,
+    flags: Long,
+  ) => number,
+  /** open_tree(dfd, path, flags) */
+  openTree: lib.func('long syscall(long nr, long dfd, const char *path, long flags)') as (nr: Long, dfd: Long, path: string, flags: Long) => number,
+  /** mount_setattr(dfd, path, flags, attr, size) */
+  mountSetattr: lib.func('long syscall(long nr, long dfd, const char *path, long flags, void *attr, size_t size)') as (
+    nr: Long,
+    dfd: Long,
+    path: string,
+    flags: Long,
+    attr: Ptr,
+    size: Long,
+  ) => number,
+};
+
 export const libc = {
-  /** Variadic: arguments are (type, value) pairs; fds and flags go as 'long' so AT_FDCWD sign-extends. */
+  /** Variadic, for probing calls with arbitrary arguments: (type, value) pairs. */
   syscall: lib.func('long syscall(long number, ...)') as (nr: number, ...args: unknown[]) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,
   read: lib.func('long read(int fd, _Out_ void *buf, size_t count)') as (fd: number, buf: Buffer, count: number) => number,

@@ -6,7 +6,7 @@ import { isErrno, type Fd } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
-import { mountIdentityOf, rootIdentityOf, sameMount } from './identity.js';
+import { isOurMount, mountIdentityOf, rootIdentityOf, sameMount } from './identity.js';
 import { readMountInfo, stackAbove } from './mountinfo.js';
 import { targetComponents } from './plan.js';
 import { openTopmost } from './resolve.js';
@@ -68,12 +68,11 @@ function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachRepo
     throw error;
   }
   using _top = top;
-  const found = mountIdentityOf(top);
-  if (sameMount(mount, found)) {
+  if (isOurMount(top, mount)) {
     unmountByFd(top, rootFd, mount.target);
     return 'detached';
   }
-  return detachUnderStack(rootFd, mount, found.mountId, report);
+  return detachUnderStack(rootFd, mount, mountIdentityOf(top).mountId, report);
 }
 
 /** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */

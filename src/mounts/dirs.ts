@@ -13,15 +13,16 @@ export interface DirRemoval {
 export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir[], into: DirRemoval): void {
   // Innermost first: a created parent can only go once its created child has.
   for (const dir of [...dirs].reverse()) {
-    let opened;
+    let opened: { parent: Fd | number; name: string };
     try {
-      opened = openParent(rootFd, dir.path);
+      // A directory straight beneath the root needs no lookup of its parent: it is the root fd.
+      opened = dir.path.includes('/') ? openParent(rootFd, dir.path) : { parent: rootFd, name: dir.path };
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
       else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
       continue;
     }
-    using parent = opened.parent;
+    const parent = opened.parent;
     try {
       const st = statx(parent, opened.name, C.AT_SYMLINK_NOFOLLOW, C.STATX_INO | C.STATX_TYPE, dir.path);
       if ((st.mode & C.S_IFMT) !== C.S_IFDIR || st.ino.toString() !== dir.ino) {
@@ -34,6 +35,8 @@ export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
       else if (isErrno(error, 'ENOTEMPTY', 'EEXIST')) into.kept.push({ path: dir.path, reason: 'not empty' });
       else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
+    } finally {
+      if (parent !== rootFd && typeof parent !== 'number') parent.close();
     }
   }
 }

@@ -26,6 +26,18 @@ export function mountIdentityOf(fd: Fd | number): MountIdentity {
   };
 }
 
+/**
+ * Whether the mount `fd` is on is the one recorded as `ours`, with a single statx: the unique id
+ * when the record has one and the kernel gives it, otherwise the reusable one.
+ */
+export function isOurMount(fd: Fd | number, ours: MountIdentity): boolean {
+  if (ours.uniqueMountId !== null) {
+    const unique = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID_UNIQUE);
+    if (unique.mask & C.STATX_MNT_ID_UNIQUE) return unique.mountId.toString() === ours.uniqueMountId;
+  }
+  return statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID).mountId.toString() === ours.mountId;
+}
+
 /** Whether `found` is the mount recorded as `ours`: by the unique id when both have one. */
 export function sameMount(ours: MountIdentity, found: MountIdentity): boolean {
   if (ours.uniqueMountId !== null && found.uniqueMountId !== null) return ours.uniqueMountId === found.uniqueMountId;

@@ -2,7 +2,8 @@
 // (".." and absolute symlinks cannot leave the root) and RESOLVE_NO_SYMLINKS (no symlink is
 // followed at all, so a `proc -> /etc` planted by the action is refused, not clamped).
 // Nothing here joins a host path: the root is only ever an fd.
-import { constants as C, Fd, isErrno, mkdirat, openat2, statx } from '../linux/index.js';
+import { constants as osConstants } from 'node:os';
+import { constants as C, Fd, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { DEFAULTS } from './defaults.js';
 import { MountError } from './errors.js';
 import { targetComponents } from './plan.js';
@@ -14,18 +15,11 @@ export interface CreatedDir {
   ino: string;
 }
 
+const ENOENT = osConstants.errno.ENOENT;
 const BENEATH = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 // No O_NOFOLLOW: with it a symlink as the last component is opened as itself (O_DIRECTORY then
 // gives a puzzling ENOTDIR); without it RESOLVE_NO_SYMLINKS refuses it with ELOOP, as any other.
 const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
-
-/**
- * Open an existing directory beneath the root without crossing any mount point
- * (RESOLVE_NO_XDEV): a mountpoint must be a plain directory of the root's own filesystem.
- */
-export function openDirNoXdev(dirFd: Fd | number, path: string, where: string): Fd {
-  return openat2(dirFd, path, { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV }, where);
-}
 
 /**
  * Open whatever is at `path` now, following mounts on it (so the fd is the topmost mount's
@@ -47,40 +41,39 @@ export function openParent(rootFd: Fd | number, target: string): { parent: Fd; n
 /**
  * Resolve a mountpoint, creating missing directories (and missing parents) one component at a
  * time with mkdirat relative to the parent fd just resolved. Each directory created is pushed
- * onto `created` at once, so a failure half-way still lets the caller remove them.
+ * onto `created` at once, so a failure half-way still lets the caller remove them. A missing
+ * component is the expected case here, so lookups report errnos rather than throw.
  */
 export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[]): Fd {
-  try {
-    return openDirNoXdev(rootFd, target, target);
-  } catch (error) {
-    if (!isErrno(error, 'ENOENT')) throw new MountError(target, 'resolve', error);
-  }
+  const how = { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV };
+  const found = tryOpenat2(rootFd, target, how);
+  if (typeof found !== 'number') return found;
+  if (found !== ENOENT) throw new MountError(target, 'resolve', new SyscallError('openat2', found, { path: target }));
   const parts = targetComponents(target);
   let current: Fd | undefined;
   try {
     for (let i = 0; i < parts.length; i++) {
       const name = parts[i]!;
-      const path = parts.slice(0, i + 1).join('/');
+      const path = i === 0 ? name : parts.slice(0, i + 1).join('/');
       const base = current ?? rootFd;
-      let next: Fd;
-      try {
-        next = openDirNoXdev(base, name, path);
-      } catch (error) {
-        if (!isErrno(error, 'ENOENT')) throw new MountError(path, 'resolve', error);
+      // A one-component target was just looked up whole: it is missing, go straight to mkdirat.
+      let next = parts.length === 1 ? ENOENT : tryOpenat2(base, name, how);
+      if (next === ENOENT) {
+        let madeIt = true;
         try {
           mkdirat(base, name, DEFAULTS.mountpointMode, path);
         } catch (mkdirError) {
-          // Someone else created it in between: use theirs, it was not ours to remove.
+          // Someone else created it in between: use theirs, but it is not ours to remove.
           if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
+          madeIt = false;
         }
-        try {
-          next = openDirNoXdev(base, name, path);
-        } catch (reopenError) {
-          throw new MountError(path, 'resolve', reopenError);
+        next = tryOpenat2(base, name, how);
+        if (typeof next !== 'number' && madeIt) {
+          const st = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO);
+          created.push({ path, ino: st.ino.toString() });
         }
-        const st = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO);
-        created.push({ path, ino: st.ino.toString() });
       }
+      if (typeof next === 'number') throw new MountError(path, 'resolve', new SyscallError('openat2', next, { path }));
       current?.close();
       current = next;
     }
