@@ -4,6 +4,7 @@
 // line on stderr and a non-zero exit (runc shows it in its own error). Every error is turned
 // into that line here, and only here.
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
@@ -66,7 +67,8 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     const args = parse(argv);
     const state = parseState(stdin());
     log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
-    const result = runStage(args.stage, state, { base: readBasePlan(args.plan), stateDir: args.stateDir, log, forwardArgs: args.forward });
+    const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward };
+    const result = runStage(args.stage, state, { base: readBasePlan(args.plan), stateDir: args.stateDir, log, reexec });
     log.flush();
     process.stdout.write(`${result.summary}\n`);
     return 0;
@@ -79,6 +81,7 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
   }
 }
 
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+// Run when this file (or the bundle made of it, dist/hook.mjs) is node's entry script.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.exitCode = await hookMain(process.argv.slice(2), () => readFileSync(0, 'utf8'));
 }

@@ -5,7 +5,6 @@
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { attach, detach, DetachError, RecordStore, type DetachReport, type Plan } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs } from './bundle.js';
@@ -20,8 +19,11 @@ export interface StageOptions {
   base?: BasePlan | undefined;
   stateDir?: string | undefined;
   log: HookLog;
-  /** Arguments to pass on when re-executing inside the container's namespace. */
-  forwardArgs?: string[];
+  /**
+   * How to run this hook again inside the container's namespace (prestart/createRuntime): the
+   * node binary and entry script, then the arguments to pass on.
+   */
+  reexec?: { command: string[]; forwardArgs: string[] };
 }
 
 export interface StageResult {
@@ -56,12 +58,12 @@ function mountThroughNsenter(stage: Stage, state: OciState, options: StageOption
   if (!state.pid) {
     throw new HookError(`stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`);
   }
-  const hookMain = fileURLToPath(new URL('./hook-main.js', import.meta.url));
+  if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`);
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
   // the process that creates them; made from outside, they would show the host's.
   const child = spawnSync(
     'nsenter',
-    ['--target', String(state.pid), '--mount', '--pid', '--net', '--', process.execPath, hookMain, 'createContainer', ...(options.forwardArgs ?? [])],
+    ['--target', String(state.pid), '--mount', '--pid', '--net', '--', ...options.reexec.command, 'createContainer', ...options.reexec.forwardArgs],
     { input: JSON.stringify(state), encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   if (child.error) throw new HookError(`stage ${stage}: cannot run nsenter (util-linux): ${child.error.message}`);
