@@ -2,7 +2,7 @@
 // switch over the kinds. For each entry: resolve (creating missing directories) beneath the
 // root, make a detached mount, move it onto the resolved fd, and read back its identity from
 // the mount's own fd. On any failure everything done so far is undone in reverse.
-import { constants as C, Fd, fsconfigCreate, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
+import { constants as C, Fd, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
@@ -43,11 +43,20 @@ function attributeFlags(attributes: Attributes): number {
   }
 }
 
+export interface AttachOptions {
+  /**
+   * A PID namespace fd (/proc/PID/ns/pid) for every proc in the plan: proc then shows that
+   * namespace's processes although this process is outside it (fsconfig "pidns"; newer kernels).
+   */
+  procPidns?: Fd | number | undefined;
+}
+
 /** A new proc, sysfs or tmpfs instance, still detached. */
-function newFilesystem(fsType: 'proc' | 'sysfs' | 'tmpfs', options: FsOption[], attributes: Attributes, where: string): Fd {
+function newFilesystem(fsType: 'proc' | 'sysfs' | 'tmpfs', options: FsOption[], attributes: Attributes, where: string, pidns?: Fd | number): Fd {
   using fsfd = fsopen(fsType);
   // Without a source the mount shows as "none" in mountinfo; name it like runtimes do.
   fsconfigSetString(fsfd, 'source', fsType, where);
+  if (fsType === 'proc' && pidns !== undefined) fsconfigSetFd(fsfd, 'pidns', pidns, where);
   for (const option of options) {
     if ('flag' in option) fsconfigSetFlag(fsfd, option.key, where);
     else fsconfigSetString(fsfd, option.key, option.value, where);
@@ -81,12 +90,12 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
   }
 }
 
-function makeMount(entry: PlannedMount): Fd {
+function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
   switch (entry.kind) {
     case 'proc':
     case 'sysfs':
     case 'tmpfs':
-      return newFilesystem(entry.kind, entry.options, entry.attributes, entry.target);
+      return newFilesystem(entry.kind, entry.options, entry.attributes, entry.target, options.procPidns);
     case 'bind':
       return cloneTree(entry, entry.target);
     default: {
@@ -96,11 +105,11 @@ function makeMount(entry: PlannedMount): Fd {
   }
 }
 
-function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[]): AttachedMount {
+function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions): AttachedMount {
   using target = resolveMountpoint(rootFd, entry.target, created);
   let mount: Fd;
   try {
-    mount = makeMount(entry);
+    mount = makeMount(entry, options);
   } catch (error) {
     throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
   }
@@ -116,12 +125,12 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
 }
 
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
-export function attach(rootFd: Fd | number, plan: Plan): Attachment {
+export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions = {}): Attachment {
   const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {
-      attachment.mounts.push(attachOne(rootFd, entry, created));
+      attachment.mounts.push(attachOne(rootFd, entry, created, options));
     } catch (error) {
       throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
     }

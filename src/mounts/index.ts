@@ -1,5 +1,5 @@
 export { attach } from './attach.js';
-export type { Attachment, AttachedMount } from './attach.js';
+export type { Attachment, AttachedMount, AttachOptions } from './attach.js';
 export { detach, DetachError } from './detach.js';
 export type { DetachReport } from './detach.js';
 export { parsePlan, defaultPlan, targetComponents, PlanError } from './plan.js';
@@ -17,3 +17,5 @@ export type { CreatedDir } from './resolve.js';
 export type { MountPlan, MountEntry } from './generated/mount-plan.js';
 export { describeSchemaError, validateOrThrow, fieldName } from './validation.js';
 export type { Validator, ValidatorError } from './validation.js';
+export { sweepBelow, mountsBelow } from './sweep.js';
+export type { SweepResult, SweptMount } from './sweep.js';

@@ -5,7 +5,7 @@
 // Two runtime behaviours avoided on purpose: runc waits for orphans that still hold the hook's
 // stdout after a timeout (we kill the hook's whole process group and stop waiting on pipes once
 // the hook itself has exited); crun hides hook output (we put the last stderr line in the error).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { HookError } from './errors.js';
 import type { OciState } from './state.js';
 import type { Stage } from './stages.js';
@@ -22,6 +22,11 @@ export interface HookEntry {
 export interface Hook {
   readonly description: string;
   run(state: OciState): Promise<string>;
+}
+
+export interface CommandHookOptions {
+  /** Open fds handed to the hook as fd 3, 4, …, and named to it in MOUNTAT_FD_<NAME> variables. */
+  fds?: Array<{ name: string; fd: number }>;
 }
 
 const OUTPUT_LIMIT = 64 * 1024;
@@ -48,6 +53,7 @@ export class CommandHook implements Hook {
     readonly entry: HookEntry,
     readonly stage: Stage,
     readonly index: number,
+    readonly options: CommandHookOptions = {},
   ) {
     if (!entry.path.startsWith('/')) throw new HookError(`${stage} hook #${index}: path ${JSON.stringify(entry.path)} must be absolute`);
     this.description = `${stage} hook #${index} (${entry.path})`;
@@ -56,12 +62,15 @@ export class CommandHook implements Hook {
   run(state: OciState): Promise<string> {
     const { entry } = this;
     return new Promise((resolve, reject) => {
+      const fds = this.options.fds ?? [];
+      const env = envFromList(entry.env ?? []);
+      fds.forEach(({ name }, i) => (env[`MOUNTAT_FD_${name.toUpperCase()}`] = String(3 + i)));
       const child = spawn(entry.path, entry.args?.slice(1) ?? [], {
         argv0: entry.args?.[0] ?? entry.path,
-        env: envFromList(entry.env ?? []),
-        stdio: ['pipe', 'pipe', 'pipe'],
+        env,
+        stdio: ['pipe', 'pipe', 'pipe', ...fds.map(({ fd }) => fd)],
         detached: true, // its own process group, so a timeout kills whatever it started too
-      });
+      }) as ChildProcessWithoutNullStreams;
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => {

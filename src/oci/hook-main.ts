@@ -12,8 +12,11 @@ import { parseState } from './state.js';
 import { runStage, STAGES, type Stage } from './stages.js';
 import type { BasePlan } from './annotations.js';
 
-const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL] < state.json
-  STAGE: createContainer (mounts), prestart or createRuntime (mounts inside the container's namespace), poststop (cleans up)`;
+const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
+                    [--root-fd N [--proc-pidns]] < state.json
+  STAGE: createContainer (mounts), prestart or createRuntime (mounts inside the container's namespace), poststop (cleans up)
+  --root-fd N: work on the directory open as fd N instead of the state's rootfs (as mountat runner hands it)
+  --proc-pidns: make proc show the PID namespace of the state's pid (with --root-fd; needs a kernel with proc's pidns option)`;
 
 interface Args {
   stage: Stage;
@@ -21,6 +24,8 @@ interface Args {
   stateDir: string | undefined;
   logFile: string | undefined;
   logLevel: string;
+  rootFd: number | undefined;
+  procPidns: boolean;
   forward: string[];
 }
 
@@ -31,7 +36,14 @@ function parse(argv: string[]): Args {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { plan: { type: 'string' }, 'state-dir': { type: 'string' }, 'log-file': { type: 'string' }, 'log-level': { type: 'string' } },
+      options: {
+        plan: { type: 'string' },
+        'state-dir': { type: 'string' },
+        'log-file': { type: 'string' },
+        'log-level': { type: 'string' },
+        'root-fd': { type: 'string' },
+        'proc-pidns': { type: 'boolean' },
+      },
     });
   } catch (error) {
     throw new HookError(`${(error as Error).message}\n${USAGE}`, 2);
@@ -42,8 +54,21 @@ function parse(argv: string[]): Args {
   if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 2);
   const logLevel = parsed.values['log-level'] ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 2);
+  const rootFdText = parsed.values['root-fd'];
+  if (rootFdText !== undefined && !/^\d{1,4}$/.test(rootFdText)) throw new HookError(`--root-fd ${JSON.stringify(rootFdText)}: give an fd number`, 2);
+  const procPidns = parsed.values['proc-pidns'] ?? false;
+  if (procPidns && rootFdText === undefined) throw new HookError('--proc-pidns goes with --root-fd', 2);
   const forward = argv.filter((arg) => arg !== stage);
-  return { stage: stage as Stage, plan: parsed.values.plan, stateDir: parsed.values['state-dir'], logFile: parsed.values['log-file'], logLevel, forward };
+  return {
+    stage: stage as Stage,
+    plan: parsed.values.plan,
+    stateDir: parsed.values['state-dir'],
+    logFile: parsed.values['log-file'],
+    logLevel,
+    rootFd: rootFdText === undefined ? undefined : Number(rootFdText),
+    procPidns,
+    forward,
+  };
 }
 
 function readBasePlan(file: string | undefined): BasePlan | undefined {
@@ -68,7 +93,14 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     const state = parseState(stdin());
     log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
     const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward };
-    const result = runStage(args.stage, state, { base: readBasePlan(args.plan), stateDir: args.stateDir, log, reexec });
+    const result = runStage(args.stage, state, {
+      base: readBasePlan(args.plan),
+      stateDir: args.stateDir,
+      log,
+      reexec,
+      rootFd: args.rootFd,
+      procPidnsOfStatePid: args.procPidns,
+    });
     log.flush();
     process.stdout.write(`${result.summary}\n`);
     return 0;

@@ -9,4 +9,4 @@ export { containerPlan, ANNOTATIONS, ANNOTATION_PREFIX, STANDARD_MOUNTS } from '
 export type { BasePlan } from './annotations.js';
 export { HookError } from './errors.js';
 export { CommandHook } from './command-hook.js';
-export type { Hook, HookEntry } from './command-hook.js';
+export type { Hook, HookEntry, CommandHookOptions } from './command-hook.js';

@@ -5,7 +5,8 @@
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
 import { spawnSync } from 'node:child_process';
-import { attach, detach, DetachError, RecordStore, type DetachReport, type Plan } from '../mounts/index.js';
+import { constants as C, type Fd, openat2 } from '../linux/index.js';
+import { attach, detach, DetachError, RecordStore, rootIdentityOf, type DetachReport, type Plan } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs } from './bundle.js';
 import { HookError } from './errors.js';
@@ -16,6 +17,12 @@ export const STAGES = ['prestart', 'createRuntime', 'createContainer', 'startCon
 export type Stage = (typeof STAGES)[number];
 
 export interface StageOptions {
+  /**
+   * The root as an fd the caller opened (the runner hands hooks the input root as fd 3), instead
+   * of the state's rootfs; and whether proc is for the PID namespace of state.pid.
+   */
+  rootFd?: number | undefined;
+  procPidnsOfStatePid?: boolean | undefined;
   base?: BasePlan | undefined;
   stateDir?: string | undefined;
   log: HookLog;
@@ -35,13 +42,38 @@ export function recordKey(state: OciState): string {
   return `oci-${state.id}`;
 }
 
-function mountInContainer(state: OciState, plan: Plan, options: StageOptions): StageResult {
+/** The root the stage works on: the caller's fd (not ours to close), or the state's rootfs. */
+function openRoot(state: OciState, options: StageOptions): { fd: Fd | number; path: string; close(): void } {
+  if (options.rootFd !== undefined) {
+    try {
+      rootIdentityOf(options.rootFd);
+    } catch (error) {
+      throw new HookError(`--root-fd ${options.rootFd}: ${(error as Error).message}`, 2);
+    }
+    return { fd: options.rootFd, path: `the root at fd ${options.rootFd}`, close() {} };
+  }
   const rootfs = openRootfs(state);
-  using rootFd = rootfs.fd;
+  return { fd: rootfs.fd, path: rootfs.path, close: () => rootfs.fd.close() };
+}
+
+function openPidns(state: OciState): Fd {
+  if (!state.pid) throw new HookError('--proc-pidns: the state has no pid whose PID namespace proc should show');
+  try {
+    return openat2(C.AT_FDCWD, `/proc/${state.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 });
+  } catch (error) {
+    throw new HookError(`--proc-pidns: ${(error as Error).message}`);
+  }
+}
+
+function mountInContainer(state: OciState, plan: Plan, options: StageOptions): StageResult {
+  const rootfs = openRoot(state, options);
+  using _root = { [Symbol.dispose]: () => rootfs.close() };
+  const rootFd = rootfs.fd;
   const store = new RecordStore(options.stateDir);
   const key = recordKey(state);
   if (store.load(key)) options.log.warn({ record: store.pathFor(key) }, 'a record for this container id already exists; replacing it');
-  const attachment = attach(rootFd, plan);
+  using pidns = options.procPidnsOfStatePid ? openPidns(state) : undefined;
+  const attachment = attach(rootFd, plan, { procPidns: pidns });
   try {
     store.save(key, attachment);
   } catch (error) {
@@ -92,16 +124,16 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
   if (!attachment) return { summary: `nothing recorded for container ${state.id}` };
   let rootfs;
   try {
-    rootfs = openRootfs(state);
+    rootfs = openRoot(state, options);
   } catch (error) {
     // The rootfs is gone (the bundle was removed first): nothing of ours can be left in it.
     store.remove(key);
     options.log.warn({ error: (error as Error).message }, 'rootfs not found at poststop; record dropped');
     return { summary: `rootfs gone, dropped the record (${(error as Error).message})` };
   }
-  using rootFd = rootfs.fd;
+  using _root = { [Symbol.dispose]: () => rootfs.close() };
   try {
-    const report = detach(rootFd, attachment);
+    const report = detach(rootfs.fd, attachment);
     store.remove(key);
     options.log.info({ report }, 'cleaned up');
     return { summary: describe(report) };
