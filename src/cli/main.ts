@@ -14,6 +14,7 @@ const USAGE = `usage: mountat <verb> [options]
   umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
   exec   --root DIR [--plan FILE] [--cwd D] -- CMD [ARGS...]
                                           mount, run CMD chrooted into DIR, always unmount; exits with CMD's status
+  runner --config FILE                    serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action
 
   --plan FILE       a JSON mount plan (schemas/mount-plan.schema.json); default: proc, sys (read-only), tmp (tmpfs)
   --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)`;
@@ -63,6 +64,13 @@ export async function main(argv: string[]): Promise<number> {
         const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: text('state-dir'), command };
         return await execCommand(args, print, printErr);
       }
+      case 'runner': {
+        const { values, text } = parse(rest, ['config']);
+        if (values.help) return print(USAGE), 0;
+        // Loaded only for this verb: gRPC and pino would slow every other one's start.
+        const { runnerCommand } = await import('./runner.js');
+        return await runnerCommand({ config: text('config') });
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -70,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
         print(USAGE);
         return verb === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec)`);
+        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner)`);
     }
   } catch (error) {
     printErr(`mountat: ${(error as Error).message}`);

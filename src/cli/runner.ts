@@ -1,0 +1,22 @@
+// `mountat runner --config FILE`: serve Buildbarn's runner protocol until SIGTERM or SIGINT.
+import { pino } from 'pino';
+import { loadSettings, startRunner } from '../runner/index.js';
+import { UsageError } from './usage-error.js';
+
+export async function runnerCommand(args: { config: string | undefined }): Promise<number> {
+  if (!args.config) throw new UsageError('--config FILE is required');
+  const settings = loadSettings(args.config);
+  const log = pino({ level: settings.logLevel, base: { component: 'mountat-runner', pid: process.pid } });
+  const runner = await startRunner(settings, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'stopping');
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      void runner.close().then(resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return 0;
+}

@@ -1,0 +1,183 @@
+// One action's life: resolve the request's paths through fds, start the action's process
+// (waiting at its gate), run the prestart hooks (the built-in one mounts), open the gate, wait,
+// and run the poststop hooks on every path out: success, non-zero exit, start failure,
+// cancellation, exception. A teardown failure fails the RPC; it is never dropped.
+import { performance } from 'node:perf_hooks';
+import { status } from '@grpc/grpc-js';
+import type { Fd } from '../linux/index.js';
+import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
+import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
+import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
+import { internal, invalidArgument, RunnerError } from './errors.js';
+import type { ActionContext, ActionHook } from './hooks.js';
+import { packResourceUsage, signalName } from './resource-usage.js';
+import { StartedAction, type ActionEnd } from './starter.js';
+
+export interface ActionSettings {
+  build: BuildDirectory;
+  setTmpdir: boolean;
+  chroot: boolean;
+  temporaryDirectoryMount: string | null;
+  pidNamespace: boolean;
+  runAs: { uid: number; gid: number; groups: number[] } | undefined;
+  prestart: ActionHook[];
+  poststop: ActionHook[];
+}
+
+export interface ActionReport {
+  id: string;
+  outcome: 'exited' | 'signalled' | 'start-failed' | 'cancelled' | 'setup-failed' | 'failed';
+  exitCode?: number;
+  signal?: string;
+  durationMs: number;
+  setupMs: number;
+  teardownMs: number;
+  error?: string;
+}
+
+/** start failures bb_runner reports as INVALID_ARGUMENT: the command itself is at fault. */
+const CALLER_ERRNOS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOEXEC', 'ENOTDIR']);
+
+function actionId(inputRoot: string): string {
+  const parts = inputRoot.split('/').filter((part) => part !== '' && part !== '.');
+  const id = (parts.length > 1 ? parts.slice(0, -1).join('_') : parts.join('_')) || 'root';
+  return id.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]/, 'a').slice(0, 180);
+}
+
+function environment(request: RunRequest__Output, settings: ActionSettings): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (settings.setTmpdir && request.temporaryDirectory !== '') {
+    if (!settings.chroot) env.TMPDIR = `${settings.build.path}/${checkRelative('temporary_directory', request.temporaryDirectory)}`;
+    else if (settings.temporaryDirectoryMount !== null) env.TMPDIR = `/${settings.temporaryDirectoryMount}`;
+  }
+  // The request's own variables win, as in bb_runner.
+  return Object.assign(env, request.environmentVariables);
+}
+
+async function runHooks(hooks: ActionHook[], action: ActionContext, stopAtFirst: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  for (const hook of hooks) {
+    try {
+      await hook.run(action);
+    } catch (error) {
+      problems.push(`${hook.description}: ${(error as Error).message}`);
+      if (stopAtFirst) break;
+    }
+  }
+  return problems;
+}
+
+function responseFor(end: ActionEnd, argv0: string): RunResponse {
+  switch (end.kind) {
+    case 'exited':
+      return { exitCode: end.code, resourceUsage: [packResourceUsage(end.rusage)] };
+    case 'signalled':
+      // As bb_runner: exit code -1, and the signal's name in the resource usage.
+      return { exitCode: -1, resourceUsage: [packResourceUsage(end.rusage, end.signal)] };
+    case 'start-failed':
+      throw new RunnerError(CALLER_ERRNOS.has(end.code) ? status.INVALID_ARGUMENT : status.INTERNAL, `cannot start ${JSON.stringify(argv0)} in the input root: ${end.code}`);
+    case 'lost':
+      throw internal(`the action's starter failed: ${end.detail}`);
+  }
+}
+
+export async function runAction(request: RunRequest__Output, settings: ActionSettings, signal: AbortSignal, report: (r: ActionReport) => void): Promise<RunResponse> {
+  const began = performance.now();
+  const id = actionId(request.inputRootDirectory);
+  const record: ActionReport = { id, outcome: 'failed', durationMs: 0, setupMs: 0, teardownMs: 0 };
+  const fds: Fd[] = [];
+  const keep = <T extends Fd | undefined>(fd: T): T => (fd && fds.push(fd), fd);
+  let started: StartedAction | undefined;
+  let action: ActionContext | undefined;
+  let opened = false;
+  try {
+    if (request.arguments.length === 0) throw invalidArgument('arguments is empty: there is no command to run');
+    if (request.arguments[0] === '') throw invalidArgument('arguments[0] is empty');
+    const { build } = settings;
+    const root = keep(build.openDirectory('input_root_directory', request.inputRootDirectory));
+    const temporaryDirectory = request.temporaryDirectory === '' ? undefined : keep(build.openDirectory('temporary_directory', request.temporaryDirectory));
+    const workingDirectory = keep(openWorkingDirectory(root, request.workingDirectory));
+    const stdout = keep(build.createFile('stdout_path', request.stdoutPath));
+    const stderr = keep(build.createFile('stderr_path', request.stderrPath));
+    const env = environment(request, settings);
+    if (signal.aborted) throw new RunnerError(status.CANCELLED, 'cancelled before it started');
+
+    const setupBegan = performance.now();
+    started = new StartedAction({
+      argv: request.arguments,
+      env,
+      root,
+      workingDirectory,
+      stdout,
+      stderr,
+      pidNamespace: settings.pidNamespace,
+      chroot: settings.chroot,
+      runAs: settings.runAs,
+    });
+    // The output files belong to the action now; ours can go.
+    stdout.close();
+    stderr.close();
+    const pid = await Promise.race([started.pid, started.ended.then((end) => Promise.reject(internal(`the action's starter ended early: ${end.kind === 'lost' ? end.detail : end.kind}`)))]);
+    action = {
+      id,
+      buildDirectoryPath: build.path,
+      paths: {
+        input_root_directory: request.inputRootDirectory,
+        working_directory: request.workingDirectory,
+        temporary_directory: request.temporaryDirectory,
+        stdout_path: request.stdoutPath,
+        stderr_path: request.stderrPath,
+        server_logs_directory: request.serverLogsDirectory,
+      },
+      root,
+      temporaryDirectory,
+      pid,
+      pidNamespace: settings.pidNamespace,
+    };
+    const setupProblems = await runHooks(settings.prestart, action, true);
+    record.setupMs = performance.now() - setupBegan;
+    if (setupProblems.length > 0) {
+      record.outcome = 'setup-failed';
+      throw new RunnerError(status.FAILED_PRECONDITION, `setting up the action failed: ${setupProblems[0]}`);
+    }
+    if (signal.aborted) throw new RunnerError(status.CANCELLED, 'cancelled during setup');
+
+    started.open();
+    opened = true;
+    const onAbort = () => started?.kill();
+    signal.addEventListener('abort', onAbort);
+    const end = await started.ended.finally(() => signal.removeEventListener('abort', onAbort));
+    if (signal.aborted) throw new RunnerError(status.CANCELLED, 'cancelled while running; the action was killed');
+    record.outcome = end.kind === 'lost' ? 'failed' : end.kind;
+    if (end.kind === 'exited') record.exitCode = end.code;
+    if (end.kind === 'signalled') record.signal = signalName(end.signal);
+    return responseFor(end, request.arguments[0]!);
+  } catch (error) {
+    if (error instanceof RunnerError && error.code === status.CANCELLED) record.outcome = 'cancelled';
+    record.error = (error as Error).message;
+    throw error instanceof RunnerError ? error : internal((error as Error).message, error);
+  } finally {
+    // Teardown, on every path. The process first: nothing may still run in the root.
+    const teardownBegan = performance.now();
+    if (started) {
+      if (!opened) started.abort();
+      const ended = await Promise.race([started.ended, new Promise((resolve) => setTimeout(resolve, 2000, 'slow'))]);
+      if (ended === 'slow') {
+        started.kill();
+        await started.ended;
+      }
+      started.killLeftovers();
+    }
+    const teardownProblems = action ? await runHooks(settings.poststop, action, false) : [];
+    for (const fd of fds) fd.close();
+    record.teardownMs = performance.now() - teardownBegan;
+    record.durationMs = performance.now() - began;
+    if (teardownProblems.length > 0) {
+      record.error = `teardown failed: ${teardownProblems.join('; ')}`;
+      report({ ...record, outcome: 'failed' });
+      // eslint-disable-next-line no-unsafe-finally -- a teardown failure must reach bb_worker
+      throw internal(`tearing down the action failed: ${teardownProblems.join('; ')}`);
+    }
+    report(record);
+  }
+}

@@ -1,0 +1,89 @@
+// Every path in a RunRequest is relative to the build directory (or, for the working directory,
+// to the input root). Each is resolved through fds with openat2: RESOLVE_BENEATH refuses `..`
+// and absolute symlinks that would leave, RESOLVE_NO_SYMLINKS refuses symlinks altogether.
+import { constants as C, type Fd, openat2, tryOpenat2, errnoName } from '../linux/index.js';
+import { invalidArgument, internal } from './errors.js';
+
+const STRICT = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
+const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
+// Not in Node's fs.constants under these names on every platform; Linux values (x86_64 and aarch64 alike).
+const O_WRONLY = 0o1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+
+const WHY: Record<string, string> = {
+  ENOENT: 'does not exist',
+  ELOOP: 'is or passes through a symlink',
+  EXDEV: 'leaves the build directory',
+  ENOTDIR: 'is not a directory',
+  EEXIST: 'already exists',
+  EACCES: 'permission denied',
+};
+
+function describe(field: string, value: string, errno: number): string {
+  const code = errnoName(errno);
+  return `${field} ${JSON.stringify(value)} ${WHY[code] ?? code} (${code})`;
+}
+
+/** Refuse what no lookup should even see: absolute paths, `..`, NUL, empty components. */
+export function checkRelative(field: string, value: string, { allowEmpty = false } = {}): string {
+  if (value === '' || value === '.') {
+    if (allowEmpty) return '.';
+    throw invalidArgument(`${field} is empty`);
+  }
+  if (value.includes('\0')) throw invalidArgument(`${field} contains a NUL byte`);
+  if (value.startsWith('/')) throw invalidArgument(`${field} ${JSON.stringify(value)} is absolute; it must be relative`);
+  const parts = value.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) throw invalidArgument(`${field} ${JSON.stringify(value)} contains ".."`);
+  return parts.join('/') || '.';
+}
+
+export class BuildDirectory {
+  constructor(
+    readonly path: string,
+    readonly fd: Fd,
+  ) {}
+
+  static open(path: string): BuildDirectory {
+    return new BuildDirectory(path, openat2(C.AT_FDCWD, path, { flags: DIR, resolve: 0 }, path));
+  }
+
+  /** A directory beneath the build directory, by the request's relative path. */
+  openDirectory(field: string, value: string): Fd {
+    const path = checkRelative(field, value);
+    const result = tryOpenat2(this.fd, path, { flags: DIR, resolve: STRICT });
+    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
+    return result;
+  }
+
+  /** Whether a relative path exists beneath the build directory (CheckReadiness). */
+  exists(field: string, value: string): boolean {
+    const path = checkRelative(field, value);
+    const result = tryOpenat2(this.fd, path, { flags: C.O_PATH | C.O_CLOEXEC, resolve: STRICT });
+    if (typeof result === 'number') return false;
+    result.close();
+    return true;
+  }
+
+  /** A new output file, created exclusively with mode 0666 (less the umask), as bb_runner does. */
+  createFile(field: string, value: string): Fd {
+    const path = checkRelative(field, value);
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    using parent = slash < 0 ? undefined : this.openDirectory(`${field}'s directory`, path.slice(0, slash));
+    const result = tryOpenat2(parent ?? this.fd, name, { flags: O_WRONLY | O_CREAT | O_EXCL | C.O_CLOEXEC, mode: 0o666, resolve: STRICT });
+    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
+    return result;
+  }
+}
+
+/** The working directory beneath the input root (RESOLVE_IN_ROOT: as the chrooted action sees it). */
+export function openWorkingDirectory(rootFd: Fd, value: string): Fd {
+  const path = checkRelative('working_directory', value, { allowEmpty: true });
+  const result = tryOpenat2(rootFd, path, { flags: DIR, resolve: C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS });
+  if (typeof result === 'number') {
+    if (result === 0) throw internal('openat2 returned no fd');
+    throw invalidArgument(describe('working_directory', value, result).replace('leaves the build directory', 'leaves the input root'));
+  }
+  return result;
+}

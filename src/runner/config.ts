@@ -1,0 +1,110 @@
+// The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
+// beside them, validated by schemas/runner-config.schema.json and given their defaults here.
+import { readFileSync } from 'node:fs';
+import { parsePlan, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
+import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
+import { validateRunnerConfig } from './generated/validate-runner-config.js';
+
+export type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
+
+export type HookSpec = 'mountat' | RunnerHookEntry;
+
+export interface Settings {
+  buildDirectoryPath: string;
+  listenPaths: string[];
+  listenAddresses: string[];
+  setTmpdir: boolean;
+  chroot: boolean;
+  runAs: { uid: number; gid: number; groups: number[] } | undefined;
+  readinessPaths: string[];
+  /** The mounts besides the temporary directory, validated. */
+  plan: Plan;
+  temporaryDirectoryMount: string | null;
+  pidNamespace: boolean;
+  hooks: { prestart: HookSpec[]; poststop: HookSpec[] };
+  stateDirectory: string;
+  logLevel: string;
+  /** bb_runner options accepted but not used, for a warning at start-up. */
+  ignored: string[];
+}
+
+export const RUNNER_DEFAULTS = {
+  setTmpdirEnvironmentVariable: true,
+  chrootIntoInputRoot: true,
+  mounts: [
+    { target: 'proc', kind: 'proc' },
+    { target: 'sys', kind: 'sysfs' },
+  ] satisfies PlanInput['mounts'],
+  temporaryDirectoryMount: 'tmp',
+  pidNamespace: true,
+  hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
+  stateDirectory: '/run/mountat/runner',
+  logLevel: 'info',
+} as const;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function settingsFrom(json: unknown): Settings {
+  const config = validateOrThrow<RunnerConfig>(validateRunnerConfig as Validator, json, 'config', (line) => new ConfigError(line));
+  const listenPaths = config.grpcServers.flatMap((server) => server.listenPaths ?? []);
+  const listenAddresses = config.grpcServers.flatMap((server) => server.listenAddresses ?? []);
+  if (listenPaths.length + listenAddresses.length === 0) throw new ConfigError('config.grpcServers: give at least one listenPaths or listenAddresses entry');
+  let plan: Plan;
+  try {
+    plan = parsePlan({ mounts: (config.mounts as PlanInput['mounts'] | undefined) ?? structuredClone(RUNNER_DEFAULTS.mounts) });
+  } catch (error) {
+    throw new ConfigError(`config.mounts: ${(error as Error).message.replace(/^plan\./, '')}`);
+  }
+  const temporaryDirectoryMount = config.temporaryDirectoryMount === undefined ? RUNNER_DEFAULTS.temporaryDirectoryMount : config.temporaryDirectoryMount;
+  if (temporaryDirectoryMount !== null) {
+    try {
+      parsePlan({ mounts: [...plan.mounts.map((m) => ({ target: m.target, kind: 'tmpfs' as const })), { target: temporaryDirectoryMount, kind: 'tmpfs' }] });
+    } catch (error) {
+      throw new ConfigError(`config.temporaryDirectoryMount: ${(error as Error).message.replace(/^plan\.mounts\[\d+\]( \([^)]*\))?: /, '')}`);
+    }
+  }
+  return {
+    buildDirectoryPath: config.buildDirectoryPath,
+    listenPaths,
+    listenAddresses,
+    setTmpdir: config.setTmpdirEnvironmentVariable ?? RUNNER_DEFAULTS.setTmpdirEnvironmentVariable,
+    chroot: config.chrootIntoInputRoot ?? RUNNER_DEFAULTS.chrootIntoInputRoot,
+    runAs: config.runCommandsAs && { uid: config.runCommandsAs.userId, gid: config.runCommandsAs.groupId, groups: config.runCommandsAs.additionalGroupIds ?? [] },
+    readinessPaths: config.readinessCheckingPathnames ?? [],
+    plan,
+    temporaryDirectoryMount,
+    pidNamespace: config.pidNamespace ?? RUNNER_DEFAULTS.pidNamespace,
+    hooks: {
+      prestart: config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart],
+      poststop: config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop],
+    },
+    stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
+    logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
+    ignored: (['global', 'temporaryDirectories', 'cleanTemporaryDirectories'] as const).filter((key) => config[key] !== undefined),
+  };
+}
+
+export function loadSettings(file: string): Settings {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`config file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${file}: not valid JSON (${(error as Error).message})`);
+  }
+  try {
+    return settingsFrom(json);
+  } catch (error) {
+    throw new ConfigError(`config file ${file}: ${(error as Error).message}`);
+  }
+}

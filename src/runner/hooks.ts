@@ -1,0 +1,102 @@
+// The runner's setup and teardown of each action are OCI-style hook lists: prestart hooks run
+// once the action's process exists (waiting at its gate), poststop hooks after it ended, always.
+// "mountat" is the built-in hook: the engine in-process, no process start per action. Any other
+// entry is executed like an OCI hook, with the state on stdin and the input root as fd 3.
+import { constants as C, type Fd, openat2 } from '../linux/index.js';
+import { attach, detach, parsePlan, type Attachment, type Plan, type RecordStore } from '../mounts/index.js';
+import { CommandHook, type OciState } from '../oci/index.js';
+import type { HookSpec } from './config.js';
+
+export interface ActionContext {
+  /** The action's directory name under the build directory, e.g. "2f1c…". */
+  id: string;
+  buildDirectoryPath: string;
+  /** The request's paths, as bb_worker sent them (relative to the build directory). */
+  paths: Record<string, string>;
+  root: Fd;
+  temporaryDirectory: Fd | undefined;
+  /** The action's pid in the runner's namespace (pid 1 of its own PID namespace when it has one). */
+  pid: number;
+  pidNamespace: boolean;
+  /** Set by the built-in prestart hook for its poststop twin. */
+  attachment?: Attachment | undefined;
+}
+
+export interface ActionHook {
+  readonly description: string;
+  run(action: ActionContext): Promise<void>;
+}
+
+export interface MountSettings {
+  plan: Plan;
+  temporaryDirectoryMount: string | null;
+  records: RecordStore;
+}
+
+/** The record key of an action: records let the start-up sweep find what a crash left. */
+export const recordKeyOf = (action: ActionContext) => `action-${action.id}`;
+
+/** The plan for one action: the configured mounts, plus the request's temporary directory as a bind. */
+function actionPlan(settings: MountSettings, action: ActionContext): Plan {
+  if (settings.temporaryDirectoryMount === null || !action.temporaryDirectory) return settings.plan;
+  const bind = parsePlan({ mounts: [{ target: settings.temporaryDirectoryMount, kind: 'bind', source: { fd: action.temporaryDirectory.fd } }] });
+  return { mounts: [...settings.plan.mounts, ...bind.mounts] };
+}
+
+export class BuiltinMountHook implements ActionHook {
+  readonly description = 'built-in mountat prestart hook';
+  constructor(private readonly settings: MountSettings) {}
+
+  async run(action: ActionContext): Promise<void> {
+    // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
+    using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
+    action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns });
+    this.settings.records.save(recordKeyOf(action), action.attachment);
+  }
+}
+
+export class BuiltinUnmountHook implements ActionHook {
+  readonly description = 'built-in mountat poststop hook';
+  constructor(private readonly settings: MountSettings) {}
+
+  async run(action: ActionContext): Promise<void> {
+    if (!action.attachment) return;
+    detach(action.root, action.attachment);
+    this.settings.records.remove(recordKeyOf(action));
+    action.attachment = undefined;
+  }
+}
+
+/** An external hook: an OCI hook entry run with the action's state and its root as fd 3. */
+export class ExternalHook implements ActionHook {
+  readonly description: string;
+  private readonly stage: 'prestart' | 'poststop';
+  private readonly entry: Exclude<HookSpec, 'mountat'>;
+  private readonly index: number;
+
+  constructor(entry: Exclude<HookSpec, 'mountat'>, stage: 'prestart' | 'poststop', index: number) {
+    this.entry = entry;
+    this.stage = stage;
+    this.index = index;
+    this.description = `${stage} hook #${index} (${entry.path})`;
+  }
+
+  async run(action: ActionContext): Promise<void> {
+    const state: OciState = {
+      ociVersion: '1.0.2',
+      id: action.id,
+      status: this.stage === 'prestart' ? 'creating' : 'stopped',
+      pid: action.pid,
+      bundle: action.buildDirectoryPath,
+      annotations: Object.fromEntries(Object.entries(action.paths).map(([key, value]) => [`mountat.runner.${key}`, value])),
+    };
+    await new CommandHook(this.entry, this.stage, this.index, { fds: [{ name: 'root', fd: action.root.fd }] }).run(state);
+  }
+}
+
+export function hooksFor(stage: 'prestart' | 'poststop', specs: HookSpec[], mounts: MountSettings): ActionHook[] {
+  return specs.map((spec, index) => {
+    if (spec !== 'mountat') return new ExternalHook(spec, stage, index);
+    return stage === 'prestart' ? new BuiltinMountHook(mounts) : new BuiltinUnmountHook(mounts);
+  });
+}

@@ -1,0 +1,85 @@
+// `mountat runner`: sweep what a crashed predecessor left, then serve buildbarn.runner.Runner on
+// UNIX sockets (and TCP if configured) until SIGTERM, when in-flight actions are cancelled and
+// torn down before the process exits.
+import { lstatSync, rmSync } from 'node:fs';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { probeProcPidns } from '../linux/index.js';
+import { RecordStore, sweepBelow } from '../mounts/index.js';
+import { BuildDirectory } from './build-directory.js';
+import type { Settings } from './config.js';
+import { hooksFor } from './hooks.js';
+import { RunnerService } from './service.js';
+
+export interface RunningRunner {
+  service: RunnerService;
+  /** Stop accepting, cancel in-flight actions, tear them down, close the sockets. */
+  close(): Promise<void>;
+}
+
+function bind(server: Server, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve()));
+  });
+}
+
+/** A socket file left by an earlier instance would make bind fail with EADDRINUSE. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) rmSync(path);
+  } catch {}
+}
+
+export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {
+  for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
+  const build = BuildDirectory.open(settings.buildDirectoryPath);
+
+  let pidNamespace = settings.pidNamespace;
+  if (pidNamespace && probeProcPidns() !== true) {
+    pidNamespace = false;
+    log.warn('this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own');
+  }
+
+  const sweep = sweepBelow(build.fd, build.path);
+  for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
+  for (const problem of sweep.problems) log.error({ problem }, 'start-up sweep could not remove a mount');
+  const records = new RecordStore(settings.stateDirectory);
+
+  const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records };
+  const service = new RunnerService(
+    {
+      build,
+      setTmpdir: settings.setTmpdir,
+      chroot: settings.chroot,
+      temporaryDirectoryMount: settings.temporaryDirectoryMount,
+      pidNamespace,
+      runAs: settings.runAs,
+      prestart: hooksFor('prestart', settings.hooks.prestart, mounts),
+      poststop: hooksFor('poststop', settings.hooks.poststop, mounts),
+    },
+    settings.readinessPaths,
+    log,
+  );
+  const server = new Server();
+  service.addToServer(server);
+  for (const path of settings.listenPaths) {
+    removeStaleSocket(path);
+    await bind(server, `unix://${path}`);
+  }
+  for (const address of settings.listenAddresses) await bind(server, address);
+  log.info({ listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, buildDirectory: build.path, pidNamespace, swept: sweep.swept.length }, 'runner ready');
+
+  return {
+    service,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        // tryShutdown waits for calls in flight; cancel them so it does not wait for builds.
+        void service.cancelAll();
+      });
+      for (const path of settings.listenPaths) removeStaleSocket(path);
+      build.fd.close();
+      log.info('runner stopped');
+    },
+  };
+}

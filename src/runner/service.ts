@@ -1,0 +1,72 @@
+// The gRPC service buildbarn.runner.Runner. Errors become gRPC statuses here, in one place.
+import { status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Empty } from './generated/google/protobuf/Empty.js';
+import type { CheckReadinessRequest__Output } from './generated/buildbarn/runner/CheckReadinessRequest.js';
+import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
+import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
+import type { RunnerHandlers } from './generated/buildbarn/runner/Runner.js';
+import { runAction, type ActionSettings } from './action.js';
+import { RunnerError } from './errors.js';
+import { loadRunnerProto } from './protos.js';
+import { existsSync } from 'node:fs';
+
+function toServiceError(error: unknown): Partial<ServiceError> {
+  if (error instanceof RunnerError) return { code: error.code, details: error.message };
+  return { code: status.INTERNAL, details: (error as Error).message ?? String(error) };
+}
+
+export class RunnerService {
+  /** In-flight actions, so shutdown can cancel them and wait for their teardown. */
+  readonly inFlight = new Map<AbortController, Promise<unknown>>();
+
+  constructor(
+    private readonly settings: ActionSettings,
+    private readonly readinessPaths: string[],
+    private readonly log: Logger,
+  ) {}
+
+  checkReadiness(call: ServerUnaryCall<CheckReadinessRequest__Output, Empty>, callback: sendUnaryData<Empty>): void {
+    try {
+      const missing = this.readinessPaths.filter((path) => !existsSync(path));
+      if (missing.length > 0) throw new RunnerError(status.UNAVAILABLE, `not ready: ${missing.join(', ')} missing`);
+      let path = call.request.path;
+      const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
+      if (path.startsWith(prefix)) path = path.slice(prefix.length);
+      if (!this.settings.build.exists('path', path)) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
+      callback(null, {});
+    } catch (error) {
+      callback(toServiceError(error));
+    }
+  }
+
+  run(call: ServerUnaryCall<RunRequest__Output, RunResponse>, callback: sendUnaryData<RunResponse>): void {
+    const controller = new AbortController();
+    // bb_worker cancels the RPC when the action times out.
+    call.on('cancelled', () => controller.abort());
+    const done = runAction(call.request, this.settings, controller.signal, (report) => {
+      const level = report.error && report.outcome !== 'cancelled' ? 'warn' : 'info';
+      this.log[level]({ action: report }, 'action');
+    }).then(
+      (response) => callback(null, response),
+      (error) => callback(toServiceError(error)),
+    );
+    this.inFlight.set(controller, done);
+    void done.finally(() => this.inFlight.delete(controller));
+  }
+
+  /** Cancel every action in flight and wait until each has been torn down. */
+  async cancelAll(): Promise<void> {
+    for (const controller of this.inFlight.keys()) controller.abort();
+    await Promise.allSettled(this.inFlight.values());
+  }
+
+  addToServer(server: Server): void {
+    const proto = loadRunnerProto();
+    const handlers: RunnerHandlers = {
+      CheckReadiness: (call, callback) => this.checkReadiness(call, callback),
+      Run: (call, callback) => this.run(call, callback),
+    };
+    server.addService(proto.buildbarn.runner.Runner.service, handlers);
+  }
+}
