@@ -143,6 +143,11 @@ int main(int argc, char **argv) {
   extern char **environ;
   char **envp = environ;
 
+  /* Die with the runner (a SIGKILLed runner must not leave actions running), then the action
+   * dies with us through its own PR_SET_PDEATHSIG. */
+  pid_t runner = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != runner) return 125;
   /* Its own process group, so the runner can kill everything it started at once. */
   if (setpgid(0, 0) != 0) usage("setpgid failed");
   if (pidns && unshare(CLONE_NEWPID) != 0) {

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # util-linux (mount, umount, unshare, nsenter, setpriv) is essential on Debian; the rest may be
-# missing on a fresh machine: runc and crun for the OCI tests, gcc for the hook launcher.
-scripts/setup.sh busybox-static bubblewrap runc crun gcc
+# missing on a fresh machine: runc and crun for the OCI tests, gcc for the static programs, a
+# JRE for the runner's real-toolchain test (java finds its libraries through /proc/self/exe).
+scripts/setup.sh busybox-static bubblewrap runc crun gcc openjdk-17-jre-headless
 node scripts/generate-types.mjs --check
 export MOUNTAT_OUTER_MNT_NS
 MOUNTAT_OUTER_MNT_NS=$(readlink /proc/self/ns/mnt)

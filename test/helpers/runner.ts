@@ -1,0 +1,90 @@
+// A real `mountat runner` process on a UNIX socket, a build directory with busybox input roots,
+// and a real gRPC client built from schemas/.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import { loadRunnerProto, posixResourceUsageType } from '../../src/runner/index.js';
+import type { RunnerClient } from '../../src/runner/generated/buildbarn/runner/Runner.js';
+import type { RunRequest } from '../../src/runner/generated/buildbarn/runner/RunRequest.js';
+import type { RunResponse__Output } from '../../src/runner/generated/buildbarn/runner/RunResponse.js';
+import { repo, scratchDir } from './roots.js';
+
+export interface RunnerProcess {
+  dir: string;
+  build: string;
+  socket: string;
+  process: ChildProcess;
+  output: () => string;
+  client: RunnerClient;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-')): Promise<RunnerProcess> {
+  const build = join(dir, 'build');
+  mkdirSync(build, { recursive: true });
+  const socket = join(dir, 'runner.sock');
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
+  const child = spawn(process.execPath, [join(repo, 'bin', 'mountat.js'), 'runner', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  for (let i = 0; i < 200 && !output.includes('"runner ready"'); i++) {
+    if (child.exitCode !== null) throw new Error(`runner exited: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  if (!existsSync(socket)) throw new Error(`runner did not start: ${output}`);
+  const proto = loadRunnerProto();
+  const client = new proto.buildbarn.runner.Runner(`unix://${socket}`, credentials.createInsecure()) as unknown as RunnerClient;
+  return {
+    dir,
+    build,
+    socket,
+    process: child,
+    output: () => output,
+    client,
+    async stop(signal = 'SIGTERM') {
+      client.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** An action directory as bb_worker lays it out: <id>/root (busybox) and <id>/tmp. */
+export function makeAction(build: string, id: string): void {
+  execFileSync(join(repo, 'scripts', 'make-busybox-root.sh'), [join(build, id, 'root')]);
+  mkdirSync(join(build, id, 'tmp'));
+}
+
+export function requestFor(id: string, script: string, extra: Partial<RunRequest> = {}): RunRequest {
+  return {
+    arguments: ['sh', '-c', script],
+    environmentVariables: { PATH: '/bin:/usr/bin' },
+    workingDirectory: '',
+    stdoutPath: `${id}/stdout`,
+    stderrPath: `${id}/stderr`,
+    inputRootDirectory: `${id}/root`,
+    temporaryDirectory: `${id}/tmp`,
+    serverLogsDirectory: `${id}/server_logs`,
+    ...extra,
+  };
+}
+
+export function run(client: RunnerClient, request: RunRequest): Promise<RunResponse__Output> {
+  return new Promise((resolve, reject) => client.Run(request, (error: ServiceError | null, response?: RunResponse__Output) => (error ? reject(error) : resolve(response!))));
+}
+
+export function checkReadiness(client: RunnerClient, path: string): Promise<void> {
+  return new Promise((resolve, reject) => client.CheckReadiness({ path }, (error: ServiceError | null) => (error ? reject(error) : resolve())));
+}
+
+export function resourceUsage(response: RunResponse__Output): Record<string, unknown> {
+  const [any] = response.resourceUsage;
+  if (!any) throw new Error('no resource usage');
+  if (any.type_url !== 'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage') throw new Error(`unexpected type ${any.type_url}`);
+  return posixResourceUsageType().decode(any.value as Uint8Array).toJSON();
+}

@@ -1,0 +1,230 @@
+// The runner over a real UNIX socket with a real gRPC client, running real actions.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listing } from './helpers/oci.js';
+import { mountTable, mountsUnder, removeTree } from './helpers/roots.js';
+import { checkReadiness, makeAction, requestFor, resourceUsage, run, startRunner, type RunnerProcess } from './helpers/runner.js';
+
+let runner: RunnerProcess;
+let tableBefore: string;
+beforeAll(async () => {
+  tableBefore = mountTable();
+  runner = await startRunner({ readinessCheckingPathnames: [] });
+});
+afterAll(async () => {
+  expect(await runner.stop()).toBe(0);
+  expect(mountTable()).toBe(tableBefore);
+  removeTree(runner.dir);
+});
+
+let counter = 0;
+function newAction(): string {
+  const id = `a${++counter}`;
+  makeAction(runner.build, id);
+  return id;
+}
+
+describe('Run', () => {
+  it('gives the action /proc, /sys and its own /tmp, and reports exit code, output and resource usage', async () => {
+    const id = newAction();
+    const script = [
+      'readlink /proc/self/exe',
+      'grep -E " /(proc|sys|tmp) " /proc/self/mountinfo | cut -d" " -f5 | tr "\\n" " "; echo',
+      'ls /sys/class | grep -c .',
+      'echo "in tmp" > /tmp/file && cat /tmp/file',
+      'echo "TMPDIR=$TMPDIR"',
+      'echo "pids: $(ls /proc | grep -c "^[0-9]")"',
+      'echo to-stderr >&2',
+      'exit 3',
+    ].join('; ');
+    const response = await run(runner.client, requestFor(id, script));
+    expect(response.exitCode).toBe('3');
+    const out = readFileSync(join(runner.build, id, 'stdout'), 'utf8').split('\n');
+    expect(out[0]).toBe('/bin/busybox');
+    expect(out[1]).toBe('/proc /sys /tmp ');
+    expect(Number(out[2])).toBeGreaterThan(0);
+    expect(out.slice(3, 5)).toEqual(['in tmp', 'TMPDIR=/tmp']);
+    // Its own PID namespace: the init, sh, the $(…) subshell, ls and grep; the runner's would show dozens.
+    expect(Number(out[5]?.replace('pids: ', ''))).toBeLessThanOrEqual(5);
+    expect(readFileSync(join(runner.build, id, 'stderr'), 'utf8')).toBe('to-stderr\n');
+    // /tmp was the request's temporary directory.
+    expect(readFileSync(join(runner.build, id, 'tmp', 'file'), 'utf8')).toBe('in tmp\n');
+    const usage = resourceUsage(response);
+    expect(usage).toMatchObject({ terminationSignal: '' });
+    expect(Number(usage.maximumResidentSetSize)).toBeGreaterThan(100_000);
+    expect(mountsUnder(runner.build)).toEqual([]);
+    expect(readdirSync(join(runner.build, id, 'root')).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('finds arguments[0] through the action\'s PATH inside the root, without /usr/bin/env', async () => {
+    const id = newAction();
+    execFileSync('rm', ['-rf', join(runner.build, id, 'root', 'usr')]);
+    const response = await run(runner.client, requestFor(id, '', { arguments: ['echo', 'found', 'in', 'PATH'], environmentVariables: { PATH: '/nowhere:/bin' } }));
+    expect(response.exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('found in PATH\n');
+  });
+
+  it('starts in the working directory and passes exactly the request\'s environment', async () => {
+    const id = newAction();
+    mkdirSync(join(runner.build, id, 'root', 'work', 'dir'), { recursive: true });
+    const response = await run(runner.client, requestFor(id, 'pwd; env | grep -v ^SHLVL= | sort', { workingDirectory: 'work/dir', environmentVariables: { PATH: '/bin', ONLY: 'this' } }));
+    expect(response.exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('/work/dir\nONLY=this\nPATH=/bin\nPWD=/work/dir\nTMPDIR=/tmp\n');
+  });
+
+  it('reports the signal that killed the action, with exit code -1', async () => {
+    const id = newAction();
+    const response = await run(runner.client, requestFor(id, 'kill -9 $$'));
+    expect(response.exitCode).toBe('-1');
+    expect(resourceUsage(response)).toMatchObject({ terminationSignal: 'KILL' });
+    expect(mountsUnder(runner.build)).toEqual([]);
+  });
+
+  it('answers INVALID_ARGUMENT when the command is not in the root, and tears down', async () => {
+    const id = newAction();
+    await expect(run(runner.client, requestFor(id, '', { arguments: ['no-such-tool'] }))).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: 'cannot start "no-such-tool" in the input root: ENOENT',
+    });
+    expect(mountsUnder(runner.build)).toEqual([]);
+    expect(readdirSync(join(runner.build, id, 'root')).sort()).toEqual(['bin', 'usr']);
+  });
+});
+
+describe('hostile requests: the documented status, nothing mounted, nothing created', () => {
+  const cases: Array<[string, (id: string) => Parameters<typeof requestFor>[2] & object, string]> = [
+    ['an input root with ..', (id) => ({ inputRootDirectory: `${id}/../${id}/root` }), 'input_root_directory "ID/../ID/root" contains ".."'],
+    ['an absolute input root', () => ({ inputRootDirectory: '/etc' }), 'input_root_directory "/etc" is absolute; it must be relative'],
+    ['a missing input root', (id) => ({ inputRootDirectory: `${id}/nope` }), 'input_root_directory "ID/nope" does not exist (ENOENT)'],
+    ['a symlinked input root', (id) => (symlinkSync('/', join(runner.build, id, 'evil')), { inputRootDirectory: `${id}/evil` }), 'input_root_directory "ID/evil" is or passes through a symlink (ELOOP)'],
+    ['a symlinked working directory', (id) => (symlinkSync('/etc', join(runner.build, id, 'root', 'wd')), { workingDirectory: 'wd' }), 'working_directory "wd" is or passes through a symlink (ELOOP)'],
+    ['a working directory with ..', () => ({ workingDirectory: '../..' }), 'working_directory "../.." contains ".."'],
+    ['a missing working directory', () => ({ workingDirectory: 'no/such' }), 'working_directory "no/such" does not exist (ENOENT)'],
+    ['an existing stdout file', (id) => (writeFileSync(join(runner.build, id, 'stdout'), 'old'), {}), 'stdout_path "ID/stdout" already exists (EEXIST)'],
+    ['a stdout path through a symlink', (id) => (symlinkSync('/tmp', join(runner.build, id, 'out')), { stdoutPath: `${id}/out/stdout` }), 'stdout_path\'s directory "ID/out" is or passes through a symlink (ELOOP)'],
+    ['an empty argument list', () => ({ arguments: [] }), 'arguments is empty: there is no command to run'],
+    ['a temporary directory outside', () => ({ temporaryDirectory: '../../tmp' }), 'temporary_directory "../../tmp" contains ".."'],
+  ];
+  it.each(cases)('%s', async (_name, arrange, message) => {
+    const id = newAction();
+    const extra = arrange(id);
+    const before = listing(runner.build);
+    const table = mountTable();
+    await expect(run(runner.client, requestFor(id, 'echo should not run', extra))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: message.replaceAll('ID', id) });
+    expect(mountTable()).toBe(table);
+    expect(listing(runner.build)).toEqual(before);
+  });
+});
+
+describe('cancellation and concurrency', () => {
+  it('kills the whole process tree and unmounts when bb_worker cancels', async () => {
+    const id = newAction();
+    // Distinct durations mark this action's processes for pgrep.
+    const marks = [60, 61, 62].map((n) => `${n}.${counter}7`);
+    const call = runner.client.Run(requestFor(id, `sleep ${marks[0]} & sleep ${marks[1]} & echo started; exec sleep ${marks[2]}`), () => {});
+    for (let i = 0; i < 200 && !existsSync(join(runner.build, id, 'stdout')); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 200 && !readFileSync(join(runner.build, id, 'stdout'), 'utf8').includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(runner.build), mountTable()).toHaveLength(3);
+    call.cancel();
+    for (let i = 0; i < 200 && mountsUnder(runner.build).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(runner.build)).toEqual([]);
+    for (const mark of marks) expect(spawnSync('pgrep', ['-f', `sleep ${mark}`]).status, mark).toBe(1);
+  });
+
+  it('runs 32 actions at once, each seeing only its own root, /tmp and processes', async () => {
+    const ids = Array.from({ length: 32 }, () => newAction());
+    for (const id of ids) writeFileSync(join(runner.build, id, 'root', 'whoami'), id);
+    const script = 'cat /whoami; echo; cat /tmp/* 2>/dev/null | wc -l; echo mine > /tmp/$(cat /whoami); ls /tmp; echo "pids: $(ls /proc | grep -c "^[0-9]")"';
+    const responses = await Promise.all(ids.map((id) => run(runner.client, requestFor(id, script))));
+    expect(responses.map((r) => r.exitCode)).toEqual(ids.map(() => '0'));
+    for (const id of ids) {
+      const lines = readFileSync(join(runner.build, id, 'stdout'), 'utf8').trim().split('\n');
+      expect(lines[0]).toBe(id);
+      expect(lines[1]?.trim()).toBe('0');
+      expect(lines[2]).toBe(id);
+      expect(Number(lines[3]?.replace('pids: ', ''))).toBeLessThanOrEqual(5);
+    }
+    expect(mountsUnder(runner.build)).toEqual([]);
+  });
+});
+
+describe('CheckReadiness', () => {
+  it('is OK for an existing path, NOT_FOUND for a missing one', async () => {
+    mkdirSync(join(runner.build, 'check_readiness'));
+    await expect(checkReadiness(runner.client, 'check_readiness')).resolves.toBeUndefined();
+    await expect(checkReadiness(runner.client, join(realpathSync(runner.build), 'check_readiness'))).resolves.toBeUndefined();
+    await expect(checkReadiness(runner.client, 'missing')).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(checkReadiness(runner.client, '../etc')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+});
+
+describe('a runner of its own', () => {
+  it('is UNAVAILABLE while a readiness-checking pathname is missing', async () => {
+    const flag = join(runner.dir, 'ready-flag');
+    const own = await startRunner({ readinessCheckingPathnames: [flag] });
+    try {
+      mkdirSync(join(own.build, 'check_readiness'));
+      await expect(checkReadiness(own.client, 'check_readiness')).rejects.toMatchObject({ code: status.UNAVAILABLE, details: `not ready: ${flag} missing` });
+      writeFileSync(flag, '');
+      await expect(checkReadiness(own.client, 'check_readiness')).resolves.toBeUndefined();
+    } finally {
+      await own.stop();
+      removeTree(own.dir);
+    }
+  });
+
+  it('runs java, which cannot start in a plain chroot, once /proc is there', async () => {
+    const java = realpathSync('/usr/bin/java');
+    const config = (withProc: boolean) => ({
+      mounts: [...(withProc ? [{ target: 'proc', kind: 'proc' }] : []), { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } }],
+    });
+    for (const withProc of [false, true]) {
+      const own = await startRunner(config(withProc));
+      try {
+        const root = join(own.build, 'j', 'root');
+        mkdirSync(root, { recursive: true });
+        mkdirSync(join(own.build, 'j', 'tmp'));
+        for (const name of ['bin', 'lib', 'lib64']) symlinkSync(`usr/${name}`, join(root, name));
+        const response = await run(own.client, requestFor('j', '', { arguments: [java, '-version'] }));
+        const stderr = readFileSync(join(own.build, 'j', 'stderr'), 'utf8');
+        if (withProc) {
+          expect(response.exitCode).toBe('0');
+          expect(stderr).toMatch(/^openjdk version "/);
+        } else {
+          expect(response.exitCode).toBe('127');
+          expect(stderr).toMatch(/libjli\.so: cannot open shared object file/);
+        }
+        expect(mountsUnder(own.build)).toEqual([]);
+      } finally {
+        await own.stop();
+        removeTree(own.dir);
+      }
+    }
+  });
+
+  it('sweeps at start-up what a SIGKILLed runner left mounted', async () => {
+    const table = mountTable();
+    const own = await startRunner();
+    makeAction(own.build, 'k');
+    own.client.Run(requestFor('k', 'echo started; exec sleep 63 k-marker'), () => {});
+    for (let i = 0; i < 250 && mountsUnder(own.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(own.build).length).toBe(3);
+    expect(await own.stop('SIGKILL')).toBe(null);
+    // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until someone sweeps.
+    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'k-marker']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(spawnSync('pgrep', ['-f', 'k-marker']).status).toBe(1);
+    expect(mountsUnder(own.build).length).toBe(3);
+    const again = await startRunner({}, own.dir);
+    try {
+      expect(mountsUnder(own.build)).toEqual([]);
+      expect(mountTable()).toBe(table);
+      expect(again.output()).toMatch(/start-up sweep removed a mount left below the build directory/);
+    } finally {
+      await again.stop();
+      removeTree(own.dir);
+    }
+  });
+});
