@@ -60,7 +60,9 @@ async function runHooks(hooks: ActionHook[], action: ActionContext, stopAtFirst:
     try {
       await hook.run(action);
     } catch (error) {
-      problems.push(`${hook.description}: ${(error as Error).message}`);
+      const message = (error as Error).message;
+      // An external hook's error already names it (CommandHook); the built-in ones' do not.
+      problems.push(message.startsWith(hook.description) ? message : `${hook.description}: ${message}`);
       if (stopAtFirst) break;
     }
   }

@@ -68,6 +68,11 @@ export function settingsFrom(json: unknown): Settings {
       throw new ConfigError(`config.temporaryDirectoryMount: ${(error as Error).message.replace(/^plan\.mounts\[\d+\]( \([^)]*\))?: /, '')}`);
     }
   }
+  const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
+  const poststop = config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop];
+  if (prestart.includes('mountat') !== poststop.includes('mountat')) {
+    throw new ConfigError('config.hooks: "mountat" must be in both prestart and poststop (or in neither), or mounts would be left behind');
+  }
   return {
     buildDirectoryPath: config.buildDirectoryPath,
     listenPaths,
@@ -79,10 +84,7 @@ export function settingsFrom(json: unknown): Settings {
     plan,
     temporaryDirectoryMount,
     pidNamespace: config.pidNamespace ?? RUNNER_DEFAULTS.pidNamespace,
-    hooks: {
-      prestart: config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart],
-      poststop: config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop],
-    },
+    hooks: { prestart, poststop },
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
     ignored: (['global', 'temporaryDirectories', 'cleanTemporaryDirectories'] as const).filter((key) => config[key] !== undefined),

@@ -1,0 +1,110 @@
+// The runner delegating its setup and teardown to hooks, its shutdown, and its config errors.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { mountat } from './helpers/cli.js';
+import { HOOK } from './helpers/oci.js';
+import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { makeAction, requestFor, run, startRunner } from './helpers/runner.js';
+
+describe('hooks around each action', () => {
+  it('fails the action with FAILED_PRECONDITION when a prestart hook fails, and still tears down', async () => {
+    const dir = scratchDir('mountat-runner-');
+    const failing = join(dir, 'failing-hook');
+    writeFileSync(failing, '#!/bin/sh\ncat > /dev/null\necho "quota service unreachable" >&2\nexit 4\n', { mode: 0o755 });
+    const table = mountTable();
+    const runner = await startRunner({ hooks: { prestart: ['mountat', { path: failing, args: ['failing-hook'] }], poststop: ['mountat'] } }, dir);
+    try {
+      makeAction(runner.build, 'f');
+      await expect(run(runner.client, requestFor('f', 'echo ran > /tmp/ran'))).rejects.toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        details: `setting up the action failed: prestart hook #1 (${failing}) exited with status 4: quota service unreachable`,
+      });
+      expect(readdirSync(join(runner.build, 'f', 'tmp'))).toEqual([]);
+      expect(mountTable()).toBe(table);
+      expect(readdirSync(join(runner.build, 'f', 'root')).sort()).toEqual(['bin', 'usr']);
+    } finally {
+      await runner.stop();
+      removeTree(dir);
+    }
+  });
+
+  it('hands external hooks the state and the input root as fd 3: mountat-hook can do the mounting', async () => {
+    const dir = scratchDir('mountat-runner-');
+    const records = join(dir, 'hook-records');
+    const seen = join(dir, 'seen-state');
+    const spy = join(dir, 'spy-hook');
+    writeFileSync(spy, `#!/bin/sh\ncat > ${seen}\necho >> ${seen}\necho "fd=$MOUNTAT_FD_ROOT $(ls /proc/self/fd/3/bin | grep -c busybox)" >> ${seen}\n`, { mode: 0o755 });
+    const table = mountTable();
+    const runner = await startRunner(
+      {
+        hooks: {
+          prestart: [{ path: spy, args: ['spy'] }, { path: HOOK, args: ['mountat-hook', 'createContainer', '--root-fd', '3', '--proc-pidns', '--state-dir', records], env: ['PATH=/usr/bin:/bin'] }],
+          poststop: [{ path: HOOK, args: ['mountat-hook', 'poststop', '--root-fd', '3', '--state-dir', records], env: ['PATH=/usr/bin:/bin'] }],
+        },
+        temporaryDirectoryMount: null,
+      },
+      dir,
+    );
+    try {
+      makeAction(runner.build, 'h');
+      const response = await run(runner.client, requestFor('h', 'readlink /proc/self/exe; echo "pids: $(ls /proc | grep -c "^[0-9]")"; echo x > /tmp/y && echo tmp-ok'));
+      expect(response.exitCode).toBe('0');
+      const out = readFileSync(join(runner.build, 'h', 'stdout'), 'utf8').split('\n');
+      expect(out[0]).toBe('/bin/busybox');
+      expect(Number(out[1]?.replace('pids: ', ''))).toBeLessThanOrEqual(5);
+      expect(out[2]).toBe('tmp-ok');
+      const [stateLine, fdLine] = readFileSync(seen, 'utf8').split('\n');
+      const state = JSON.parse(stateLine!);
+      expect(state).toMatchObject({ id: 'h', status: 'creating', bundle: runner.build, annotations: { 'mountat.runner.input_root_directory': 'h/root', 'mountat.runner.stdout_path': 'h/stdout' } });
+      expect(state.pid).toBeGreaterThan(1);
+      expect(fdLine).toBe('fd=3 1');
+      expect(mountTable()).toBe(table);
+      expect(readdirSync(records)).toEqual([]);
+    } finally {
+      await runner.stop();
+      removeTree(dir);
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('cancels an in-flight action on SIGTERM, tears it down and exits 0', async () => {
+    const table = mountTable();
+    const runner = await startRunner();
+    makeAction(runner.build, 's');
+    const pending = run(runner.client, requestFor('s', 'echo started; exec sleep 64.5')).then(
+      () => 'answered',
+      (error: { code: number }) => error.code,
+    );
+    for (let i = 0; i < 250 && mountsUnder(runner.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(runner.build)).toHaveLength(3);
+    const code = await runner.stop('SIGTERM');
+    expect(await pending).toBe(status.CANCELLED);
+    expect(code).toBe(0);
+    expect(mountTable()).toBe(table);
+    expect(spawnSync('pgrep', ['-f', 'sleep 64.5']).status).toBe(1);
+    expect(runner.output()).toMatch(/"runner stopped"/);
+    removeTree(runner.dir);
+  });
+});
+
+describe('configuration errors', () => {
+  it('exits 1 with one line naming the problem', () => {
+    const dir = scratchDir('mountat-runner-');
+    try {
+      const config = join(dir, 'config.json');
+      writeFileSync(config, JSON.stringify({ buildDirectoryPath: dir, grpcServers: [{ listenPaths: [join(dir, 's')] }], pidNamespaces: true }));
+      const result = mountat(['runner', '--config', config]);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toBe(`mountat: config file ${config}: config has an unknown field "pidNamespaces"\n`);
+      expect(mountat(['runner']).stderr).toMatch(/^mountat: --config FILE is required\n/);
+      const missing = mountat(['runner', '--config', join(dir, 'nope.json')]);
+      expect(missing.stderr).toBe(`mountat: config file ${join(dir, 'nope.json')}: ENOENT\n`);
+    } finally {
+      removeTree(dir);
+    }
+  });
+});
