@@ -1,7 +1,6 @@
 // What the verbs share: opening the root the operator named, reading a plan file.
-import { readFileSync } from 'node:fs';
 import { constants as C, type Fd, openat2 } from '../linux/index.js';
-import { MountError, defaultPlan, parsePlan, type Plan } from '../mounts/index.js';
+import { MountError, defaultPlan, parsePlan, readJsonFile, type Plan } from '../mounts/index.js';
 import { UsageError } from './usage-error.js';
 
 /** The root is a host path the operator chose, so it is opened normally; beneath it, nothing is. */
@@ -16,18 +15,7 @@ export function openRoot(dir: string | undefined): Fd {
 
 export function loadPlan(file: string | undefined): Plan {
   if (file === undefined) return defaultPlan();
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new Error(`plan file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`plan file ${file}: not valid JSON (${(error as Error).message})`);
-  }
+  const json = readJsonFile(file, 'plan file');
   try {
     return parsePlan(json);
   } catch (error) {

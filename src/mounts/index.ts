@@ -19,3 +19,4 @@ export { describeSchemaError, validateOrThrow, fieldName } from './validation.js
 export type { Validator, ValidatorError } from './validation.js';
 export { sweepBelow, mountsBelow } from './sweep.js';
 export type { SweepResult, SweptMount } from './sweep.js';
+export { readJsonFile } from './json-file.js';

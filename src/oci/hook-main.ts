@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { readJsonFile, type PlanInput } from '../mounts/index.js';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
 import { parseState } from './state.js';
@@ -73,16 +74,10 @@ function parse(argv: string[]): Args {
 
 function readBasePlan(file: string | undefined): BasePlan | undefined {
   if (file === undefined) return undefined;
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    return { input: readJsonFile(file, '--plan') as PlanInput, source: `plan file ${file}` };
   } catch (error) {
-    throw new HookError(`--plan ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  try {
-    return { input: JSON.parse(text), source: `plan file ${file}` };
-  } catch (error) {
-    throw new HookError(`--plan ${file}: not JSON (${(error as Error).message})`);
+    throw new HookError((error as Error).message);
   }
 }
 

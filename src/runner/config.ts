@@ -1,7 +1,6 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
-import { readFileSync } from 'node:fs';
-import { parsePlan, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
+import { parsePlan, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
 
@@ -92,17 +91,11 @@ export function settingsFrom(json: unknown): Settings {
 }
 
 export function loadSettings(file: string): Settings {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`config file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = readJsonFile(file, 'config file');
   } catch (error) {
-    throw new ConfigError(`config file ${file}: not valid JSON (${(error as Error).message})`);
+    throw new ConfigError((error as Error).message);
   }
   try {
     return settingsFrom(json);
