@@ -9,7 +9,7 @@
  * runc starts createContainer hooks with the untrusted rootfs as working directory.
  *
  * Layout: this binary lives in <package>/hooks/, the hook (bundled into one file, so that
- * starting it resolves one module rather than dozens) is <package>/dist/hook.mjs.
+ * starting it resolves one module rather than dozens) is <package>/dist/hook.cjs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
   self[n] = '\0';
 
   char script[PATH_MAX];
-  if (snprintf(script, sizeof script, "%s/../dist/hook.mjs", dirname(self)) >= (int)sizeof script) {
+  if (snprintf(script, sizeof script, "%s/../dist/hook.cjs", dirname(self)) >= (int)sizeof script) {
     fprintf(stderr, "mountat-hook: installation path too long\n");
     return 127;
   }

@@ -1,10 +1,8 @@
-// The entry point a container runtime reaches through hooks/mountat-hook:
+// What a container runtime reaches through hooks/mountat-hook (dist/hook.cjs, from hook-entry.ts):
 //   mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
 // with the container state on stdin. Success prints one summary line on stdout; failure one
 // line on stderr and a non-zero exit (runc shows it in its own error). Every error is turned
 // into that line here, and only here.
-import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readJsonFile, type PlanInput } from '../mounts/index.js';
 import { HookError } from './errors.js';
@@ -88,7 +86,7 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     const state = parseState(stdin());
     log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
     const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward };
-    const result = runStage(args.stage, state, {
+    const result = await runStage(args.stage, state, {
       base: readBasePlan(args.plan),
       stateDir: args.stateDir,
       log,
@@ -106,9 +104,4 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     process.stderr.write(`mountat-hook: ${message}\n`);
     return error instanceof HookError ? error.exitCode : 1;
   }
-}
-
-// Run when this file (or the bundle made of it, dist/hook.mjs) is node's entry script.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await hookMain(process.argv.slice(2), () => readFileSync(0, 'utf8'));
 }

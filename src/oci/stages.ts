@@ -4,7 +4,6 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { spawnSync } from 'node:child_process';
 import { constants as C, type Fd, openat2 } from '../linux/index.js';
 import { attach, detach, DetachError, RecordStore, rootIdentityOf, type DetachReport, type Plan } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
@@ -86,13 +85,16 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
 }
 
 /** prestart/createRuntime: run createContainer's work inside the container's mount and PID namespaces. */
-function mountThroughNsenter(stage: Stage, state: OciState, options: StageOptions): StageResult {
+async function mountThroughNsenter(stage: Stage, state: OciState, options: StageOptions): Promise<StageResult> {
   if (!state.pid) {
     throw new HookError(`stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`);
   }
   if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`);
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
   // the process that creates them; made from outside, they would show the host's.
+  // Loaded here, not at the top: node:child_process costs about 6 ms to load, on every start of
+  // a hook that mostly runs at createContainer, where it is not needed.
+  const { spawnSync } = await import('node:child_process');
   const child = spawnSync(
     'nsenter',
     ['--target', String(state.pid), '--mount', '--pid', '--net', '--', ...options.reexec.command, 'createContainer', ...options.reexec.forwardArgs],
@@ -143,7 +145,7 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
   }
 }
 
-export function runStage(stage: Stage, state: OciState, options: StageOptions): StageResult {
+export async function runStage(stage: Stage, state: OciState, options: StageOptions): Promise<StageResult> {
   switch (stage) {
     case 'createContainer':
       return mountInContainer(state, containerPlan(state.annotations, options.base), options);
@@ -151,7 +153,7 @@ export function runStage(stage: Stage, state: OciState, options: StageOptions): 
     case 'createRuntime':
       // Validate here too, so a bad annotation is reported before entering anything.
       containerPlan(state.annotations, options.base);
-      return mountThroughNsenter(stage, state, options);
+      return await mountThroughNsenter(stage, state, options);
     case 'poststop':
       return cleanUp(state, options);
     case 'startContainer':
