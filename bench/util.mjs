@@ -1,0 +1,77 @@
+// Small helpers shared by the benchmark's files: running commands, timing them interleaved,
+// and the statistics the report prints.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Run a command to completion; throw with its stderr unless it exited 0. `input` goes to stdin. */
+export function run(command, args, options = {}) {
+  const stdin = options.input === undefined ? 'ignore' : 'pipe';
+  const result = spawnSync(command, args, { stdio: [stdin, 'pipe', 'pipe'], encoding: 'utf8', ...options });
+  if (result.error) throw new Error(`${command}: ${result.error.message}`);
+  if (result.status !== 0) {
+    const why = result.signal ? `killed by ${result.signal}` : `exit ${result.status}`;
+    throw new Error(`${command} ${args.join(' ')}: ${why}\n${(result.stderr ?? '').trim()}`);
+  }
+  return result.stdout ?? '';
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** One measured quantity: its value per repetition and their median, min and max. */
+export function summary(unit, values, perRep) {
+  return { unit, median: median(values), min: Math.min(...values), max: Math.max(...values), reps: values, perRep };
+}
+
+/** Per-repetition ratios a[r]/b[r] of two summaries taken in the same repetitions. */
+export function repRatios(a, b) {
+  const values = a.reps.map((v, r) => v / b.reps[r]);
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values), reps: values };
+}
+
+/**
+ * Time whole-process actions interleaved: each repetition runs every action once per round,
+ * `runs` rounds, so slow drift of the machine (a VM's neighbours, page cache, thermal) falls on
+ * all of them alike. Each action is timed on its own; its figure for a repetition is the mean
+ * over the rounds, in ms. `actions` maps a name to a function that runs it once.
+ */
+export function interleaved(actions, { runs, reps, warmup }) {
+  const names = Object.keys(actions);
+  for (let i = 0; i < warmup; i++) for (const name of names) actions[name]();
+  const perRep = Object.fromEntries(names.map((name) => [name, []]));
+  for (let r = 0; r < reps; r++) {
+    const total = Object.fromEntries(names.map((name) => [name, 0]));
+    for (let i = 0; i < runs; i++) {
+      for (const name of names) {
+        const start = process.hrtime.bigint();
+        actions[name]();
+        total[name] += Number(process.hrtime.bigint() - start) / 1e6;
+      }
+    }
+    for (const name of names) perRep[name].push(total[name] / runs);
+  }
+  return Object.fromEntries(names.map((name) => [name, summary('ms/run', perRep[name], runs)]));
+}
+
+/** Mount points (unescaped) of this namespace's /proc/self/mountinfo. */
+export function mountPoints() {
+  const unescape = (field) => field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => unescape(line.split(' ')[4]));
+}
+
+/** Mount points at or beneath `dir`, deepest first. */
+export function mountsUnder(dir) {
+  return mountPoints()
+    .filter((point) => point === dir || point.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
