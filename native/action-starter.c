@@ -143,6 +143,13 @@ int main(int argc, char **argv) {
   extern char **environ;
   char **envp = environ;
 
+  /* Started by posix_spawn from Node, which ignores SIGPIPE and may block signals: the action
+   * must get default dispositions and an empty mask, as if started from a shell. */
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+
   /* Die with the runner (a SIGKILLed runner must not leave actions running), then the action
    * dies with us through its own PR_SET_PDEATHSIG. */
   pid_t runner = getppid();

@@ -209,13 +209,13 @@ describe('a runner of its own', () => {
     const table = mountTable();
     const own = await startRunner();
     makeAction(own.build, 'k');
-    own.client.Run(requestFor('k', 'echo started; exec sleep 63 k-marker'), () => {});
+    own.client.Run(requestFor('k', 'echo started; exec sleep 63.3'), () => {});
     for (let i = 0; i < 250 && mountsUnder(own.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     expect(mountsUnder(own.build).length).toBe(3);
     expect(await own.stop('SIGKILL')).toBe(null);
     // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until someone sweeps.
-    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'k-marker']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(spawnSync('pgrep', ['-f', 'k-marker']).status).toBe(1);
+    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'sleep 63.3']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(spawnSync('pgrep', ['-f', 'sleep 63.3']).status).toBe(1);
     expect(mountsUnder(own.build).length).toBe(3);
     const again = await startRunner({}, own.dir);
     try {

@@ -25,3 +25,4 @@ export {
 export type { OpenHow, MountAttr, Statx } from './calls.js';
 export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapSysAdmin, probeProcPidns } from './probe.js';
 export type { SyscallPresence } from './probe.js';
+export { pipe2, posixSpawn, reapIfExited } from './spawn.js';

@@ -1,7 +1,8 @@
 // The raw C entry points, loaded once. Nothing here checks arguments or errno: see calls.ts.
 import koffi from 'koffi';
 
-const lib = koffi.load('libc.so.6');
+/** libc, loaded once for every binding in this folder. */
+export const lib = koffi.load('libc.so.6');
 
 type Long = number;
 type Ptr = Buffer | null;

@@ -1,10 +1,13 @@
-// Starting an action through dist/mountat-action (native/action-starter.c): spawn it, learn the
-// action's pid, open the gate once the runner has mounted and run its prestart hooks, and read
-// how the action ended, with its rusage. See the C source for the line protocol on fd 5.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Starting an action through dist/mountat-action (native/action-starter.c): spawn it (with
+// posix_spawn, see linux/spawn.ts), learn the action's pid, open the gate once the runner has
+// mounted and run its prestart hooks, and read how the action ended, with its rusage. See the C
+// source for the line protocol on fd 5.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Readable, Writable } from 'node:stream';
-import { errnoName, type Fd } from '../linux/index.js';
+import { constants as C, errnoName, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
+
+const O_CLOEXEC = C.O_CLOEXEC;
 
 export const STARTER_PATH = fileURLToPath(new URL('../mountat-action', import.meta.url));
 
@@ -45,11 +48,12 @@ export interface StartOptions {
 }
 
 export class StartedAction {
-  readonly child: ChildProcess;
+  /** The starter's pid, which is also its process group. */
+  readonly starterPid: number;
   /** The action's pid (pid 1 of its PID namespace when there is one), once it exists. */
   readonly pid: Promise<number>;
   readonly ended: Promise<ActionEnd>;
-  #gate: Writable;
+  #gate: number | undefined;
 
   constructor(options: StartOptions) {
     const args: string[] = [];
@@ -59,15 +63,28 @@ export class StartedAction {
       args.push('--uid', String(options.runAs.uid), '--gid', String(options.runAs.gid));
       if (options.runAs.groups.length > 0) args.push('--groups', options.runAs.groups.join(','));
     }
-    this.child = spawn(STARTER_PATH, [...args, '--', ...options.argv], {
-      env: options.env,
-      stdio: ['ignore', options.stdout.fd, options.stderr.fd, options.root.fd, 'pipe', 'pipe', options.workingDirectory.fd],
-    });
-    const pipes = this.child.stdio as unknown as Array<Readable & Writable>;
-    this.#gate = pipes[4]!;
-    this.#gate.on('error', () => {}); // the starter may be gone already; its end says why
-    const status = pipes[5]!;
-    let buffered = '';
+    const [gateRead, gateWrite] = pipe2(O_CLOEXEC);
+    const [statusRead, statusWrite] = pipe2(O_CLOEXEC);
+    try {
+      this.starterPid = posixSpawn(STARTER_PATH, ['mountat-action', ...args, '--', ...options.argv], options.env, {
+        0: openDevNull(),
+        1: options.stdout.fd,
+        2: options.stderr.fd,
+        3: options.root.fd,
+        4: gateRead,
+        5: statusWrite,
+        6: options.workingDirectory.fd,
+      });
+    } catch (error) {
+      for (const fd of [gateRead, gateWrite, statusRead, statusWrite]) closeSync(fd);
+      throw error;
+    } finally {
+      closeDevNull();
+    }
+    closeSync(gateRead);
+    closeSync(statusWrite);
+    this.#gate = gateWrite;
+
     let startError: { errno: number } | undefined;
     let end: ActionEnd | undefined;
     let resolvePid: (pid: number) => void;
@@ -77,6 +94,10 @@ export class StartedAction {
       rejectPid = reject;
     });
     this.pid.catch(() => {});
+    // A libuv pipe handle (epoll), not a stream read on the thread pool: 32 actions in flight
+    // must not take every pool thread.
+    const status = new Socket({ fd: statusRead, readable: true, writable: false });
+    let buffered = '';
     status.setEncoding('utf8');
     status.on('data', (chunk: string) => {
       buffered += chunk;
@@ -87,55 +108,44 @@ export class StartedAction {
         const n = fields.map(Number);
         if (tag === 'P') resolvePid(n[0]!);
         else if (tag === 'E') startError ??= { errno: n[0]! };
-        else if (tag === 'X' && !end) {
-          const rusage: Rusage = {
-            userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
-            inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
-          };
-          const wait = n[0]!;
-          // Exit status 127 after an "E" line is the starter's own report of a failed exec.
-          if (startError && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) end = { kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) };
-          else if ((wait & 0x7f) === 0) end = { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
-          else end = { kind: 'signalled', signal: wait & 0x7f, rusage };
-        }
+        else if (tag === 'X' && !end) end = endFrom(n, startError);
       }
     });
     this.ended = new Promise((resolve) => {
-      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      let streamDone = false;
-      const settle = () => {
-        if (!exited || !streamDone) return;
-        rejectPid(new Error('the starter ended before the action existed'));
-        if (end) resolve(end);
-        else if (startError) resolve({ kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) });
-        else resolve({ kind: 'lost', detail: exited.signal ? `the starter was killed by ${exited.signal}` : `the starter exited with status ${exited.code}` });
-      };
       status.on('close', () => {
-        streamDone = true;
-        settle();
+        this.#closeGate();
+        rejectPid(new Error('the starter ended before the action existed'));
+        // The status pipe closes when the starter (and the action) are gone; reap the starter.
+        void reap(this.starterPid).then((wait) => {
+          if (end) resolve(end);
+          else if (startError) resolve({ kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) });
+          else resolve({ kind: 'lost', detail: (wait & 0x7f) !== 0 ? `the starter was killed by signal ${wait & 0x7f}` : `the starter exited with status ${(wait >> 8) & 0xff}` });
+        });
       });
-      this.child.on('exit', (code, signal) => {
-        exited = { code, signal };
-        settle();
-      });
-      this.child.on('error', (error) => {
-        exited = { code: null, signal: null };
-        streamDone = true;
-        startError = undefined;
-        end = { kind: 'lost', detail: `cannot run ${STARTER_PATH}: ${error.message}` };
-        settle();
-      });
+      status.on('error', () => {}); // 'close' follows and settles
     });
+  }
+
+  #closeGate(): void {
+    if (this.#gate === undefined) return;
+    closeSync(this.#gate);
+    this.#gate = undefined;
   }
 
   /** Let the action start (after mounts and prestart hooks). */
   open(): void {
-    this.#gate.end('G');
+    if (this.#gate === undefined) return;
+    try {
+      writeSync(this.#gate, 'G');
+    } catch {
+      // The starter is gone already; its end says why.
+    }
+    this.#closeGate();
   }
 
   /** Do not start the action after all (prestart failed): it exits at the gate. */
   abort(): void {
-    this.#gate.end();
+    this.#closeGate();
   }
 
   /**
@@ -143,24 +153,56 @@ export class StartedAction {
    * namespace (which ends the namespace), and the process group goes too for the case without one.
    */
   kill(): void {
-    try {
-      this.child.kill('SIGTERM');
-    } catch {}
-    const pgid = this.child.pid;
-    if (pgid === undefined) return;
-    setTimeout(() => {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {}
-    }, 50).unref();
+    signal(this.starterPid, 'SIGTERM');
+    setTimeout(() => signal(-this.starterPid, 'SIGKILL'), 50).unref();
   }
 
   /** After the action ended: kill leftovers of its process group (without a PID namespace they survive it). */
   killLeftovers(): void {
-    const pgid = this.child.pid;
-    if (pgid === undefined) return;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {}
+    signal(-this.starterPid, 'SIGKILL');
+  }
+}
+
+function endFrom(n: number[], startError: { errno: number } | undefined): ActionEnd {
+  const rusage: Rusage = {
+    userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
+    inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
+  };
+  const wait = n[0]!;
+  // Exit status 127 after an "E" line is the starter's own report of a failed exec.
+  if (startError && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) };
+  if ((wait & 0x7f) === 0) return { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
+  return { kind: 'signalled', signal: wait & 0x7f, rusage };
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The starter exits right after closing the status pipe; poll briefly instead of blocking. */
+async function reap(pid: number): Promise<number> {
+  for (let delay = 0; ; delay = Math.min(delay + 1, 20)) {
+    const status = reapIfExited(pid);
+    if (status !== undefined) return status;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+let devNull: number | undefined;
+let devNullUsers = 0;
+/** /dev/null for the starter's stdin, opened once per spawn (cheap) and closed after it. */
+function openDevNull(): number {
+  devNull ??= openSync('/dev/null', 'r');
+  devNullUsers++;
+  return devNull;
+}
+function closeDevNull(): void {
+  if (--devNullUsers === 0 && devNull !== undefined) {
+    closeSync(devNull);
+    devNull = undefined;
   }
 }
