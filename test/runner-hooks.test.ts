@@ -108,3 +108,33 @@ describe('configuration errors', () => {
     }
   });
 });
+
+describe('bb_runner options', () => {
+  it('runs the action as runCommandsAs', async () => {
+    const runner = await startRunner({ runCommandsAs: { userId: 65534, groupId: 65533, additionalGroupIds: [65532] } });
+    try {
+      makeAction(runner.build, 'u');
+      const response = await run(runner.client, requestFor('u', 'id -u; id -g; id -G'));
+      expect(response.exitCode).toBe('0');
+      expect(readFileSync(join(runner.build, 'u', 'stdout'), 'utf8')).toBe('65534\n65533\n65533 65532\n');
+      expect(mountsUnder(runner.build)).toEqual([]);
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+  });
+
+  it('runs without chroot and without TMPDIR when told to, in the working directory by its fd', async () => {
+    const runner = await startRunner({ chrootIntoInputRoot: false, setTmpdirEnvironmentVariable: false });
+    try {
+      makeAction(runner.build, 'n');
+      const response = await run(runner.client, requestFor('n', 'pwd; echo "TMPDIR=${TMPDIR-unset}"', { arguments: ['/bin/sh', '-c', 'pwd; echo "TMPDIR=${TMPDIR-unset}"'], workingDirectory: 'usr' }));
+      expect(response.exitCode).toBe('0');
+      // Not chrooted: the host's /bin/sh ran, in the input root's usr directory.
+      expect(readFileSync(join(runner.build, 'n', 'stdout'), 'utf8')).toBe(`${join(runner.build, 'n', 'root', 'usr')}\nTMPDIR=unset\n`);
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+  });
+});
