@@ -11,4 +11,10 @@ scripts/setup.sh busybox-static bubblewrap runc crun gcc openjdk-17-jre-headless
 node scripts/generate-types.mjs --check
 export MOUNTAT_OUTER_MNT_NS
 MOUNTAT_OUTER_MNT_NS=$(readlink /proc/self/ns/mnt)
-exec unshare --mount --propagation private node_modules/.bin/vitest run "$@"
+report=$(mktemp --suffix=.json)
+status=0
+unshare --mount --propagation private node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One plain closing line that any CI can read: "vitest: N passed, N failed".
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report" || true
+rm -f "$report"
+exit $status
