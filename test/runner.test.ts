@@ -205,7 +205,7 @@ describe('a runner of its own', () => {
     }
   });
 
-  it('sweeps at start-up what a SIGKILLed runner left mounted', async () => {
+  it('tears down at start-up what a SIGKILLed runner left, from its record, and sweeps the rest', async () => {
     const table = mountTable();
     const own = await startRunner();
     makeAction(own.build, 'k');
@@ -213,15 +213,22 @@ describe('a runner of its own', () => {
     for (let i = 0; i < 250 && mountsUnder(own.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     expect(mountsUnder(own.build).length).toBe(3);
     expect(await own.stop('SIGKILL')).toBe(null);
-    // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until someone sweeps.
+    // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until the next start.
     for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'sleep 63.3']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(spawnSync('pgrep', ['-f', 'sleep 63.3']).status).toBe(1);
     expect(mountsUnder(own.build).length).toBe(3);
+    // And a mount no record knows of (as an external hook might leave).
+    mkdirSync(join(own.build, 'other'));
+    execFileSync('mount', ['-t', 'tmpfs', 'left-by-someone', join(own.build, 'other')]);
     const again = await startRunner({}, own.dir);
     try {
       expect(mountsUnder(own.build)).toEqual([]);
       expect(mountTable()).toBe(table);
-      expect(again.output()).toMatch(/start-up sweep removed a mount left below the build directory/);
+      // From the record: the mountpoint directories it created are gone too.
+      expect(readdirSync(join(own.build, 'k', 'root')).sort()).toEqual(['bin', 'usr']);
+      expect(readdirSync(join(own.dir, 'state'))).toEqual([]);
+      expect(again.output()).toMatch(/tore down what an earlier runner left, from its record/);
+      expect(again.output()).toMatch(/"source":"left-by-someone"\},"msg":"start-up sweep removed a mount left below the build directory"/);
     } finally {
       await again.stop();
       removeTree(own.dir);

@@ -8,7 +8,7 @@
 // kernel's ids of our mounts and the inodes of our directories. Each record has a key: the
 // root's device and inode for the command line (rootKey: the same seen from any namespace),
 // the container id for OCI hooks (two containers may share one rootfs).
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from './attach.js';
 import { DEFAULTS } from './defaults.js';
@@ -57,6 +57,18 @@ export class RecordStore {
 
   remove(key: string): void {
     rmSync(this.pathFor(key), { force: true });
+  }
+
+  /** The keys of the records present, optionally only those starting with `prefix`. */
+  keys(prefix = ''): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    return names.filter((name) => name.startsWith(prefix) && name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length));
   }
 }
 

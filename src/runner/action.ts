@@ -177,7 +177,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     if (teardownProblems.length > 0) {
       record.error = `teardown failed: ${teardownProblems.join('; ')}`;
       report({ ...record, outcome: 'failed' });
-      // eslint-disable-next-line no-unsafe-finally -- a teardown failure must reach bb_worker
+      // Thrown from finally on purpose: a teardown failure must reach bb_worker, whatever came before.
       throw internal(`tearing down the action failed: ${teardownProblems.join('; ')}`);
     }
     report(record);

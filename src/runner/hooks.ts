@@ -33,8 +33,12 @@ export interface MountSettings {
   records: RecordStore;
 }
 
-/** The record key of an action: records let the start-up sweep find what a crash left. */
-export const recordKeyOf = (action: ActionContext) => `action-${action.id}`;
+/** The record key of an action: records let a restarted runner tear down what a crash left. */
+export const RECORD_PREFIX = 'action-';
+export const recordKeyOf = (action: ActionContext) => `${RECORD_PREFIX}${action.id}`;
+
+/** What the built-in hook records: the engine's attachment and where the input root was. */
+export type ActionRecord = Attachment & { inputRoot: string };
 
 /** The plan for one action: the configured mounts, plus the request's temporary directory as a bind. */
 function actionPlan(settings: MountSettings, action: ActionContext): Plan {
@@ -51,7 +55,9 @@ export class BuiltinMountHook implements ActionHook {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
     action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns });
-    this.settings.records.save(recordKeyOf(action), action.attachment);
+    // The input root's path rides along, so that a restarted runner can find the root again.
+    const record: ActionRecord = { ...action.attachment, inputRoot: action.paths.input_root_directory ?? '' };
+    this.settings.records.save(recordKeyOf(action), record);
   }
 }
 

@@ -5,10 +5,11 @@ import { lstatSync, rmSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { probeProcPidns } from '../linux/index.js';
-import { RecordStore, sweepBelow } from '../mounts/index.js';
+import { RecordStore } from '../mounts/index.js';
 import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
+import { recover } from './recovery.js';
 import { RunnerService } from './service.js';
 
 export interface RunningRunner {
@@ -40,10 +41,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     log.warn('this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own');
   }
 
-  const sweep = sweepBelow(build.fd, build.path);
-  for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
-  for (const problem of sweep.problems) log.error({ problem }, 'start-up sweep could not remove a mount');
   const records = new RecordStore(settings.stateDirectory);
+  const recovered = recover(build, records, log);
 
   const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records };
   const service = new RunnerService(
@@ -67,7 +66,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     await bind(server, `unix://${path}`);
   }
   for (const address of settings.listenAddresses) await bind(server, address);
-  log.info({ listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, buildDirectory: build.path, pidNamespace, swept: sweep.swept.length }, 'runner ready');
+  log.info({ listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, buildDirectory: build.path, pidNamespace, recovered }, 'runner ready');
 
   return {
     service,
