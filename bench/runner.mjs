@@ -3,7 +3,8 @@
 // over its UNIX socket, with the default mounts and a PID namespace), against the same command
 // started chrooted without mounts (`unshare --root`) and bubblewrap doing the same mounts, all
 // timed interleaved in one run; then throughput with 16 actions in flight, and the runner's peak
-// RSS with 32 in flight. Re-executes itself in a private mount namespace.
+// RSS with 32 in flight; and the same Run through a second runner with Prometheus metrics on, for
+// their cost. Re-executes itself in a private mount namespace.
 //
 // usage: node bench/runner.mjs [--quick] [--json FILE]        (as root; `npm run bench:runner`)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -27,10 +28,11 @@ function reexecInNamespace() {
   process.exit(result.status ?? 1);
 }
 
-function startRunner(dir, build) {
-  const socket = join(dir, 'runner.sock');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), logLevel: 'warn' }));
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'mountat.js'), 'runner', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'inherit', 'inherit'] });
+function startRunner(dir, build, name = 'runner', extra = {}) {
+  const socket = join(dir, `${name}.sock`);
+  const config = join(dir, `${name}.json`);
+  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, `${name}-state`), logLevel: 'warn', ...extra }));
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'mountat.js'), 'runner', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
   return { child, socket };
 }
 
@@ -84,23 +86,33 @@ async function main() {
   }
   const chrootRoot = join(build, 'a0', 'root');
   const { child, socket } = startRunner(scratch, build);
+  // A second runner on the same build directory, with Prometheus metrics on, for their cost.
+  const metricsConfig = { global: { diagnosticsHttpServer: { httpServers: [{ listenAddresses: ['127.0.0.1:0'] }], enablePrometheus: true } } };
+  const withMetrics = startRunner(scratch, build, 'metrics-runner', metricsConfig);
   await waitFor(socket);
+  await waitFor(withMetrics.socket);
   const stub = await client(socket);
+  const metricsStub = await client(withMetrics.socket);
 
   // 1. Per action, interleaved: runner Run, unshare --root, bwrap.
   const bwrapArgs = ['--bind', chrootRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'];
-  const per = { runner: [], unshareRoot: [], bwrap: [] };
+  const per = { runner: [], runnerWithMetrics: [], unshareRoot: [], bwrap: [] };
   for (let i = 0; i < sizes.warmup; i++) {
     await runTrue(stub, 'a0');
+    await runTrue(metricsStub, 'a1');
     spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
     spawnTimed('bwrap', bwrapArgs);
   }
   for (let r = 0; r < sizes.reps; r++) {
-    const total = { runner: 0, unshareRoot: 0, bwrap: 0 };
+    const total = { runner: 0, runnerWithMetrics: 0, unshareRoot: 0, bwrap: 0 };
     for (let i = 0; i < sizes.runs; i++) {
-      const start = process.hrtime.bigint();
-      await runTrue(stub, 'a0');
-      total.runner += Number(process.hrtime.bigint() - start) / 1e6;
+      // The two runners take turns going first, so neither always runs on the warmer machine.
+      const pair = i % 2 === 0 ? [['runner', stub, 'a0'], ['runnerWithMetrics', metricsStub, 'a1']] : [['runnerWithMetrics', metricsStub, 'a1'], ['runner', stub, 'a0']];
+      for (const [name, which, action] of pair) {
+        const start = process.hrtime.bigint();
+        await runTrue(which, action);
+        total[name] += Number(process.hrtime.bigint() - start) / 1e6;
+      }
       total.unshareRoot += spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
       total.bwrap += spawnTimed('bwrap', bwrapArgs);
     }
@@ -130,8 +142,11 @@ async function main() {
   const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]);
 
   stub.close();
-  child.kill('SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
+  metricsStub.close();
+  for (const runner of [child, withMetrics.child]) {
+    runner.kill('SIGTERM');
+    await new Promise((resolve) => runner.once('exit', resolve));
+  }
   const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${build}/`));
   execFileSync('umount', [scratch]);
   rmSync(scratch, { recursive: true, force: true });
@@ -145,6 +160,7 @@ async function main() {
       runnerOverBwrap: median(per.runner.map((v, r) => v / per.bwrap[r])),
       runnerOverUnshareRoot: median(per.runner.map((v, r) => v / per.unshareRoot[r])),
       runnerExtraMsOverUnshareRoot: median(per.runner.map((v, r) => v - per.unshareRoot[r])),
+      withMetricsOverWithout: median(per.runnerWithMetrics.map((v, r) => v / per.runner[r])),
     },
     throughput: { clients: sizes.clients, actions: sizes.clients * sizes.throughputPerClient, seconds, actionsPerSecond: throughput },
     rss: { idleKiB: rssBefore, peakKiBAt32: peakKiB },
@@ -154,6 +170,7 @@ async function main() {
   console.log(`per action (median of ${sizes.reps} reps × ${sizes.runs} runs, interleaved):`);
   for (const [name, s] of Object.entries(perAction)) console.log(`  ${name.padEnd(12)} ${f(s.median)} ms  (min ${f(s.min)}, max ${f(s.max)})`);
   console.log(`  runner / bwrap ${f(results.ratios.runnerOverBwrap)}×, runner / unshare --root ${f(results.ratios.runnerOverUnshareRoot)}× (+${f(results.ratios.runnerExtraMsOverUnshareRoot)} ms)`);
+  console.log(`  runner with Prometheus metrics / without ${f(results.ratios.withMetricsOverWithout, 3)}×`);
   console.log(`throughput: ${results.throughput.actions} actions by ${sizes.clients} clients in ${f(seconds)} s = ${f(throughput, 1)} actions/s`);
   console.log(`runner RSS: ${f(rssBefore / 1024, 1)} MiB idle, peak ${f(peakKiB / 1024, 1)} MiB with ${sizes.rssActions} actions in flight`);
   console.log('nothing left mounted under the build directory');

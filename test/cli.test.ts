@@ -1,6 +1,6 @@
 // The `mountat` command as an operator runs it: exit codes, one-line errors, nothing left.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
@@ -104,7 +104,7 @@ describe('mountat doctor', () => {
     expect(result.stdout).toMatch(/^ok {3}syscall openat2$/m);
     expect(result.stdout).toMatch(/^ok {3}syscall mount_setattr$/m);
     expect(result.stdout).toMatch(/^ok {3}CAP_SYS_ADMIN is effective$/m);
-    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private \\(see README\\.md#t-propagation\\)$`, 'm'));
     expect(result.stdout).toMatch(/this host can run mountat\n$/);
     expect(mountsUnder(root)).toEqual([]);
   });
@@ -118,7 +118,17 @@ describe('mountat doctor', () => {
       { encoding: 'utf8' },
     );
     expect(result.status).toBe(1);
-    expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN/m);
+    expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN.* \(see README\.md#t-eperm\)$/m);
     expect(result.stdout).toMatch(/^fail a trial tmpfs cannot be created: fsopen: EPERM/m);
+  });
+});
+
+describe('the README entries doctor points at', () => {
+  it('exist', () => {
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const doctor = readFileSync(join(repo, 'src', 'cli', 'doctor.ts'), 'utf8');
+    const anchors = [...doctor.matchAll(/\$\{TROUBLESHOOTING\}([a-z-]+)/g)].map((match) => match[1]);
+    expect(anchors.length).toBeGreaterThan(1);
+    for (const anchor of anchors) expect(readme, anchor).toContain(`<a id="t-${anchor}"></a>`);
   });
 });

@@ -23,7 +23,11 @@ export interface Check {
   level: Level;
   what: string;
   advice?: string;
+  /** The README's troubleshooting entry for it. */
+  see?: string;
 }
+
+const TROUBLESHOOTING = 'README.md#t-';
 
 function trialMount(): Check {
   try {
@@ -33,7 +37,12 @@ function trialMount(): Check {
     fsmount(fsfd, 0).close();
     return { level: 'ok', what: 'a trial tmpfs can be created (fsopen, fsconfig, fsmount)' };
   } catch (error) {
-    return { level: 'fail', what: `a trial tmpfs cannot be created: ${(error as Error).message}`, advice: 'run as root or with CAP_SYS_ADMIN; in a container, grant CAP_SYS_ADMIN and allow the mount syscalls in its seccomp profile' };
+    return {
+      level: 'fail',
+      what: `a trial tmpfs cannot be created: ${(error as Error).message}`,
+      advice: 'run as root or with CAP_SYS_ADMIN; in a container, grant CAP_SYS_ADMIN and allow the mount syscalls in its seccomp profile',
+      see: `${TROUBLESHOOTING}eperm`,
+    };
   }
 }
 
@@ -52,6 +61,7 @@ function propagationOf(dir: string): Check {
     level: 'ok',
     what: `${dir} is on ${entry.fsType} mounted at ${entry.mountPoint}, propagation ${tags}`,
     ...(shared ? { advice: 'mounts made below it propagate to its peers (other namespaces sharing it)' } : {}),
+    see: `${TROUBLESHOOTING}propagation`,
   };
 }
 
@@ -70,7 +80,7 @@ export function runChecks(dir?: string): Check[] {
     cap === true
       ? { level: 'ok', what: 'CAP_SYS_ADMIN is effective' }
       : cap === false
-        ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)' }
+        ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)', see: `${TROUBLESHOOTING}eperm` }
         : { level: 'warn', what: 'capabilities unknown (no /proc/self/status)' },
   );
   checks.push(
@@ -100,7 +110,8 @@ export function runChecks(dir?: string): Check[] {
 export function doctorCommand(args: { dir: string | undefined }, out: (line: string) => void): number {
   const checks = runChecks(args.dir);
   for (const check of checks) {
-    out(`${check.level.padEnd(4)} ${check.what}${check.advice ? ` — ${check.advice}` : ''}`);
+    const see = check.see ? ` (see ${check.see})` : '';
+    out(`${check.level.padEnd(4)} ${check.what}${check.advice ? ` — ${check.advice}` : ''}${see}`);
   }
   const failed = checks.filter((check) => check.level === 'fail').length;
   out(failed === 0 ? 'this host can run mountat' : `${failed} problem(s): this host cannot run mountat as it is`);

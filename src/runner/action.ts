@@ -26,12 +26,13 @@ export interface ActionSettings {
 
 export interface ActionReport {
   id: string;
-  outcome: 'exited' | 'signalled' | 'start-failed' | 'cancelled' | 'setup-failed' | 'failed';
+  outcome: 'exited' | 'signalled' | 'start-failed' | 'cancelled' | 'setup-failed' | 'teardown-failed' | 'invalid-request' | 'failed';
   exitCode?: number;
   signal?: string;
   durationMs: number;
-  setupMs: number;
-  teardownMs: number;
+  /** Absent when the action was refused before anything was set up. */
+  setupMs?: number;
+  teardownMs?: number;
   error?: string;
 }
 
@@ -86,7 +87,7 @@ function responseFor(end: ActionEnd, argv0: string): RunResponse {
 export async function runAction(request: RunRequest__Output, settings: ActionSettings, signal: AbortSignal, report: (r: ActionReport) => void): Promise<RunResponse> {
   const began = performance.now();
   const id = actionId(request.inputRootDirectory);
-  const record: ActionReport = { id, outcome: 'failed', durationMs: 0, setupMs: 0, teardownMs: 0 };
+  const record: ActionReport = { id, outcome: 'failed', durationMs: 0 };
   const fds: Fd[] = [];
   const keep = <T extends Fd | undefined>(fd: T): T => (fd && fds.push(fd), fd);
   let started: StartedAction | undefined;
@@ -156,6 +157,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     return responseFor(end, request.arguments[0]!);
   } catch (error) {
     if (error instanceof RunnerError && error.code === status.CANCELLED) record.outcome = 'cancelled';
+    else if (!started && error instanceof RunnerError && error.code === status.INVALID_ARGUMENT) record.outcome = 'invalid-request';
     record.error = (error as Error).message;
     throw error instanceof RunnerError ? error : internal((error as Error).message, error);
   } finally {
@@ -172,11 +174,11 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     }
     const teardownProblems = action ? await runHooks(settings.poststop, action, false) : [];
     for (const fd of fds) fd.close();
-    record.teardownMs = performance.now() - teardownBegan;
+    if (started) record.teardownMs = performance.now() - teardownBegan;
     record.durationMs = performance.now() - began;
     if (teardownProblems.length > 0) {
       record.error = `teardown failed: ${teardownProblems.join('; ')}`;
-      report({ ...record, outcome: 'failed' });
+      report({ ...record, outcome: 'teardown-failed' });
       // Thrown from finally on purpose: a teardown failure must reach bb_worker, whatever came before.
       throw internal(`tearing down the action failed: ${teardownProblems.join('; ')}`);
     }

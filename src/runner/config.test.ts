@@ -27,7 +27,7 @@ describe('settingsFrom', () => {
     const settings = settingsFrom({
       ...minimal,
       grpcServers: [{ listenPaths: ['/worker/runner'], authenticationPolicy: { allow: {} } }],
-      global: { diagnosticsHttpServer: {} },
+      global: { logPaths: ['/var/log/bb'] },
       chrootIntoInputRoot: false,
       setTmpdirEnvironmentVariable: false,
       runCommandsAs: { userId: 1000, groupId: 1000, additionalGroupIds: [5] },
@@ -35,7 +35,7 @@ describe('settingsFrom', () => {
       temporaryDirectories: ['/tmp'],
     });
     expect(settings).toMatchObject({ chroot: false, setTmpdir: false, runAs: { uid: 1000, gid: 1000, groups: [5] }, readinessPaths: ['/worker/ready'] });
-    expect(settings.ignored).toEqual(['global', 'temporaryDirectories']);
+    expect(settings.ignored).toEqual(['global.logPaths', 'temporaryDirectories']);
   });
 
   const bad: Array<[string, unknown, string]> = [

@@ -23,6 +23,8 @@ export interface Settings {
   hooks: { prestart: HookSpec[]; poststop: HookSpec[] };
   stateDirectory: string;
   logLevel: string;
+  /** Buildbarn's global.diagnosticsHttpServer: /metrics (Prometheus), /-/healthy, /-/ready. */
+  diagnostics: { listen: Array<{ host: string; port: number }>; prometheus: boolean } | undefined;
   /** bb_runner options accepted but not used, for a warning at start-up. */
   ignored: string[];
 }
@@ -86,8 +88,30 @@ export function settingsFrom(json: unknown): Settings {
     hooks: { prestart, poststop },
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
-    ignored: (['global', 'temporaryDirectories', 'cleanTemporaryDirectories'] as const).filter((key) => config[key] !== undefined),
+    diagnostics: diagnosticsFrom(config),
+    ignored: [
+      ...Object.keys(config.global ?? {})
+        .filter((key) => key !== 'diagnosticsHttpServer')
+        .map((key) => `global.${key}`),
+      ...(['temporaryDirectories', 'cleanTemporaryDirectories'] as const).filter((key) => config[key] !== undefined),
+    ],
   };
+}
+
+/** Buildbarn spells listen addresses "host:port", ":port" meaning every address. */
+function diagnosticsFrom(config: RunnerConfig): Settings['diagnostics'] {
+  const server = config.global?.diagnosticsHttpServer;
+  if (!server) return undefined;
+  const listen = (server.httpServers ?? []).flatMap((http) =>
+    http.listenAddresses.map((address) => {
+      const colon = address.lastIndexOf(':');
+      const port = Number(address.slice(colon + 1));
+      if (port > 65535) throw new ConfigError(`config.global.diagnosticsHttpServer: port of ${JSON.stringify(address)} is above 65535`);
+      return { host: address.slice(0, colon), port };
+    }),
+  );
+  if (listen.length === 0) throw new ConfigError('config.global.diagnosticsHttpServer: give httpServers with listenAddresses');
+  return { listen, prometheus: server.enablePrometheus ?? false };
 }
 
 export function loadSettings(file: string): Settings {

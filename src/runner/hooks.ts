@@ -6,6 +6,7 @@ import { constants as C, type Fd, openat2 } from '../linux/index.js';
 import { attach, detach, parsePlan, type Attachment, type Plan, type RecordStore } from '../mounts/index.js';
 import { CommandHook, type OciState } from '../oci/index.js';
 import type { HookSpec } from './config.js';
+import type { RunnerObserver } from './observer.js';
 
 export interface ActionContext {
   /** The action's directory name under the build directory, e.g. "2f1c…". */
@@ -31,6 +32,7 @@ export interface MountSettings {
   plan: Plan;
   temporaryDirectoryMount: string | null;
   records: RecordStore;
+  observer: RunnerObserver;
 }
 
 /** The record key of an action: records let a restarted runner tear down what a crash left. */
@@ -55,6 +57,7 @@ export class BuiltinMountHook implements ActionHook {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
     action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns });
+    this.settings.observer.mountsHeld(action.attachment.mounts.length);
     // The input root's path rides along, so that a restarted runner can find the root again.
     const record: ActionRecord = { ...action.attachment, inputRoot: action.paths.input_root_directory ?? '' };
     this.settings.records.save(recordKeyOf(action), record);
@@ -68,6 +71,7 @@ export class BuiltinUnmountHook implements ActionHook {
   async run(action: ActionContext): Promise<void> {
     if (!action.attachment) return;
     detach(action.root, action.attachment);
+    this.settings.observer.mountsHeld(-action.attachment.mounts.length);
     this.settings.records.remove(recordKeyOf(action));
     action.attachment = undefined;
   }

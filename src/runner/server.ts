@@ -10,6 +10,8 @@ import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
 import { recover } from './recovery.js';
+import { startDiagnostics } from './diagnostics.js';
+import { silentObserver } from './observer.js';
 import { RunnerService } from './service.js';
 
 export interface RunningRunner {
@@ -41,10 +43,14 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     log.warn('this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own');
   }
 
+  // Metrics first, so that what the start-up recovery removes is counted.
+  const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
+  const observer = metrics ?? silentObserver;
   const records = new RecordStore(settings.stateDirectory);
   const recovered = recover(build, records, log);
+  observer.startupRecovered(recovered.fromRecords, recovered.swept);
 
-  const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records };
+  const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records, observer };
   const service = new RunnerService(
     {
       build,
@@ -58,6 +64,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     },
     settings.readinessPaths,
     log,
+    observer,
   );
   const server = new Server();
   service.addToServer(server);
@@ -66,7 +73,13 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     await bind(server, `unix://${path}`);
   }
   for (const address of settings.listenAddresses) await bind(server, address);
-  log.info({ listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, buildDirectory: build.path, pidNamespace, recovered }, 'runner ready');
+  const diagnostics = settings.diagnostics
+    ? await startDiagnostics({ listen: settings.diagnostics.listen, registry: metrics?.registry, notReady: () => service.notReady() })
+    : undefined;
+  log.info(
+    { listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, diagnostics: diagnostics?.addresses, buildDirectory: build.path, pidNamespace, recovered },
+    'runner ready',
+  );
 
   return {
     service,
@@ -77,6 +90,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
         void service.cancelAll();
       });
       for (const path of settings.listenPaths) removeStaleSocket(path);
+      await diagnostics?.close();
       build.fd.close();
       log.info('runner stopped');
     },

@@ -1,4 +1,5 @@
 // The gRPC service buildbarn.runner.Runner. Errors become gRPC statuses here, in one place.
+import { existsSync } from 'node:fs';
 import { status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Empty } from './generated/google/protobuf/Empty.js';
@@ -8,8 +9,8 @@ import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import type { RunnerHandlers } from './generated/buildbarn/runner/Runner.js';
 import { runAction, type ActionSettings } from './action.js';
 import { RunnerError } from './errors.js';
+import { silentObserver, type RunnerObserver } from './observer.js';
 import { loadRunnerProto } from './protos.js';
-import { existsSync } from 'node:fs';
 
 function toServiceError(error: unknown): Partial<ServiceError> {
   if (error instanceof RunnerError) return { code: error.code, details: error.message };
@@ -24,12 +25,19 @@ export class RunnerService {
     private readonly settings: ActionSettings,
     private readonly readinessPaths: string[],
     private readonly log: Logger,
+    private readonly observer: RunnerObserver = silentObserver,
   ) {}
+
+  /** Why the runner cannot take actions now (a readiness-checking pathname is missing), if it cannot. */
+  notReady(): string | undefined {
+    const missing = this.readinessPaths.filter((path) => !existsSync(path));
+    return missing.length > 0 ? `${missing.join(', ')} missing` : undefined;
+  }
 
   checkReadiness(call: ServerUnaryCall<CheckReadinessRequest__Output, Empty>, callback: sendUnaryData<Empty>): void {
     try {
-      const missing = this.readinessPaths.filter((path) => !existsSync(path));
-      if (missing.length > 0) throw new RunnerError(status.UNAVAILABLE, `not ready: ${missing.join(', ')} missing`);
+      const why = this.notReady();
+      if (why !== undefined) throw new RunnerError(status.UNAVAILABLE, `not ready: ${why}`);
       let path = call.request.path;
       const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
@@ -44,9 +52,11 @@ export class RunnerService {
     const controller = new AbortController();
     // bb_worker cancels the RPC when the action times out.
     call.on('cancelled', () => controller.abort());
+    this.observer.actionStarted();
     const done = runAction(call.request, this.settings, controller.signal, (report) => {
       const level = report.error && report.outcome !== 'cancelled' ? 'warn' : 'info';
       this.log[level]({ action: report }, 'action');
+      this.observer.actionFinished(report);
     }).then(
       (response) => callback(null, response),
       (error) => callback(toServiceError(error)),

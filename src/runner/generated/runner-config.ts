@@ -28,10 +28,7 @@ export interface RunnerConfig {
    * Absolute paths that must exist for CheckReadiness to succeed (bb_runner's option).
    */
   readinessCheckingPathnames?: string[];
-  /**
-   * bb_runner's logging/diagnostics block: accepted so configs carry over, not used.
-   */
-  global?: {};
+  global?: GlobalConfiguration;
   /**
    * bb_runner's directories to empty before each action: accepted, not used (each action's temporary directory is mounted fresh).
    */
@@ -77,6 +74,25 @@ export interface RunCommandsAs {
    * @maxItems 64
    */
   additionalGroupIds?: number[];
+}
+/**
+ * Buildbarn's global block. diagnosticsHttpServer is served as Buildbarn components serve it; its other fields are accepted so configs carry over, and not used.
+ */
+export interface GlobalConfiguration {
+  diagnosticsHttpServer?: DiagnosticsHttpServer;
+}
+export interface DiagnosticsHttpServer {
+  httpServers?: HttpServer[];
+  enablePrometheus?: boolean;
+  enablePprof?: boolean;
+  enableActiveSpans?: boolean;
+}
+export interface HttpServer {
+  /**
+   * @minItems 1
+   */
+  listenAddresses: [string, ...string[]];
+  authenticationPolicy?: {};
 }
 /**
  * mountat: OCI-style hooks around each action. "mountat" (a string) is the built-in in-process mount hook. Default: prestart ["mountat"], poststop ["mountat"].
