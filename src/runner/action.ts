@@ -165,7 +165,10 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     const teardownBegan = performance.now();
     if (started) {
       if (!opened) started.abort();
-      const ended = await Promise.race([started.ended, new Promise((resolve) => setTimeout(resolve, 2000, 'slow'))]);
+      // An aborted gate ends the starter at once; anything still running after 2 s is killed.
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([started.ended, new Promise((resolve) => (timer = setTimeout(resolve, 2000, 'slow')))]);
+      clearTimeout(timer);
       if (ended === 'slow') {
         started.kill();
         await started.ended;
