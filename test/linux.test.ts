@@ -49,6 +49,10 @@ describe('SyscallError', () => {
     expect(readFsContextLog(fsfd)).toEqual([]);
   });
 
+  it('keeps a path with a newline on one line (found by the property tests)', () => {
+    expect(new SyscallError('openat2', 2, { path: 'a\n/proc' }).message).toBe('openat2 `a\\n/proc`: ENOENT');
+  });
+
   it('names errnos, and numbers it does not know', () => {
     expect(errnoName(1)).toBe('EPERM');
     expect(errnoName(11)).toBe('EAGAIN');

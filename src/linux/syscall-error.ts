@@ -6,6 +6,11 @@ for (const [name, value] of Object.entries(osConstants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
 
+/** A path for a one-line message: control characters (a newline in a name) shown escaped. */
+export function printable(path: string): string {
+  return path.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `errno ${errno}`;
 }
@@ -27,7 +32,7 @@ export class SyscallError extends Error {
 
   constructor(syscall: string, errno: number, context: SyscallErrorContext = {}) {
     const code = errnoName(errno);
-    const where = context.path === undefined ? '' : ` \`${context.path}\``;
+    const where = context.path === undefined ? '' : ` \`${printable(context.path)}\``;
     const detail = context.detail ? ` (${context.detail})` : '';
     super(`${syscall}${where}: ${code}${detail}`);
     this.name = 'SyscallError';

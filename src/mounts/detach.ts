@@ -2,7 +2,7 @@
 // Each target is looked up again beneath the root; a mount there is unmounted only if its
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
-import { isErrno, type Fd } from '../linux/index.js';
+import { isErrno, printable, type Fd } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
@@ -47,7 +47,7 @@ function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: stri
     using top = openTopmost(rootFd, mount.target);
     if (mountIdentityOf(top).mountId !== other.id) throw new Error('the mounts on it changed during teardown');
     unmountByFd(top, rootFd, mount.target);
-    report.stacked.push(`${mount.target}: ${other.fsType} ${other.source}`);
+    report.stacked.push(printable(`${mount.target}: ${other.fsType} ${other.source}`));
   }
   using top = openTopmost(rootFd, mount.target);
   if (!sameMount(mount, mountIdentityOf(top))) throw new Error('after removing the mounts stacked on it, ours was not underneath');

@@ -1,6 +1,6 @@
 // Removing the mountpoint directories the engine created, and only those: each is found
 // again beneath the root, its inode compared with the one recorded, and removed only if empty.
-import { constants as C, type Fd, isErrno, statx, unlinkat } from '../linux/index.js';
+import { constants as C, type Fd, isErrno, printable, statx, unlinkat } from '../linux/index.js';
 import { openParent, type CreatedDir } from './resolve.js';
 
 export interface DirRemoval {
@@ -19,7 +19,7 @@ export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir
       opened = dir.path.includes('/') ? openParent(rootFd, dir.path) : { parent: rootFd, name: dir.path };
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
-      else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
+      else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
       continue;
     }
     const parent = opened.parent;
@@ -34,7 +34,7 @@ export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
       else if (isErrno(error, 'ENOTEMPTY', 'EEXIST')) into.kept.push({ path: dir.path, reason: 'not empty' });
-      else into.problems.push(`remove \`${dir.path}\`: ${(error as Error).message}`);
+      else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
     } finally {
       if (parent !== rootFd && typeof parent !== 'number') parent.close();
     }

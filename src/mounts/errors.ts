@@ -1,4 +1,4 @@
-import { SyscallError } from '../linux/index.js';
+import { printable, SyscallError } from '../linux/index.js';
 
 /** Why a syscall failure happened, in words an operator can act on. */
 const HINTS: Record<string, Record<string, string>> = {
@@ -40,7 +40,7 @@ export class MountError extends Error {
         : cause instanceof Error
           ? cause.message
           : String(cause);
-    super(`${action} \`${target}\`: ${because}${hint ? ` — ${hint}` : ''}`, { cause });
+    super(`${action} \`${printable(target)}\`: ${because}${hint ? ` — ${hint}` : ''}`, { cause });
     this.name = 'MountError';
     this.target = target;
   }

@@ -1,0 +1,216 @@
+// Property-based checks (fast-check) over every parser of untrusted or operator input, and over
+// path resolution and mounting on real roots: no uncaught exception of an unexpected kind, every
+// rejection a one-line error, nothing resolved or mounted outside the root.
+import { mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attach, detach, parsePlan, PlanError } from '../src/mounts/index.js';
+import { containerPlan, HookError, parseState } from '../src/oci/index.js';
+import { BuildDirectory, openWorkingDirectory } from '../src/runner/build-directory.js';
+import { ConfigError, settingsFrom } from '../src/runner/config.js';
+import { RunnerError } from '../src/runner/errors.js';
+import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, scratchDir } from './helpers/roots.js';
+
+const RUNS = 10_000;
+
+/** Path-like strings built from the pieces attacks are made of. */
+const pathPiece = fc.constantFrom('proc', 'sys', 'tmp', 'dev', 'shm', 'a', 'b', '..', '.', '', 'link', 'outside-link', 'file', '\n', 'é', '\uFFFD', '%2e%2e', ' ');
+const pathLike = fc.oneof(
+  fc.array(pathPiece, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('/')),
+  fc.array(pathPiece, { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join('/')}`),
+  fc.string({ maxLength: 40 }),
+);
+
+function oneLine(error: unknown): void {
+  expect((error as Error).message).not.toBe('');
+  expect((error as Error).message.split('\n')).toHaveLength(1);
+}
+
+describe('parsers refuse with their own error type, in one line, and never throw anything else', () => {
+  const entry = fc.record(
+    {
+      target: pathLike,
+      kind: fc.constantFrom('proc', 'sysfs', 'tmpfs', 'bind', 'nfs', ''),
+      source: fc.oneof(pathLike, fc.record({ fd: fc.integer({ min: -2, max: 100 }) })),
+      options: fc.dictionary(fc.constantFrom('size', 'mode', 'subset', 'hidepid', 'recursive', 'nr_inodes', 'bogus', 'inode64'), fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean())),
+      attributes: fc.dictionary(fc.constantFrom('readOnly', 'nosuid', 'atime', 'rdonly'), fc.oneof(fc.boolean(), fc.constantFrom('noatime', 'lazytime'))),
+    },
+    { requiredKeys: [] },
+  );
+
+  it(`parsePlan, ${RUNS} plans`, () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.record({ mounts: fc.array(entry, { maxLength: 5 }) }), fc.anything()), (input) => {
+        try {
+          const plan = parsePlan(input);
+          for (const mount of plan.mounts) {
+            expect(mount.target.startsWith('/')).toBe(false);
+            expect(mount.target.split('/')).not.toContain('..');
+            expect(mount.target.split('/')).not.toContain('');
+          }
+        } catch (error) {
+          expect(error).toBeInstanceOf(PlanError);
+          oneLine(error);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it(`parseState, ${RUNS} states`, () => {
+    const state = fc.record(
+      {
+        ociVersion: fc.oneof(fc.constant('1.0.2'), fc.string()),
+        id: fc.oneof(fc.stringMatching(/^[a-z0-9]{1,12}$/), pathLike),
+        status: fc.constantFrom('creating', 'created', 'running', 'stopped', 'paused'),
+        pid: fc.oneof(fc.integer({ min: -5, max: 99999 }), fc.string({ maxLength: 3 })),
+        bundle: pathLike,
+        root: pathLike,
+        annotations: fc.dictionary(fc.string({ maxLength: 20 }), fc.oneof(fc.string({ maxLength: 20 }), fc.integer())),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(state.map((s) => JSON.stringify(s)), fc.string({ maxLength: 60 }), fc.anything().map((v) => JSON.stringify(v) ?? '')), (text) => {
+        try {
+          const parsed = parseState(text);
+          expect(parsed.id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
+          expect(parsed.bundle.startsWith('/')).toBe(true);
+        } catch (error) {
+          expect(error).toBeInstanceOf(HookError);
+          oneLine(error);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it(`containerPlan, ${RUNS} sets of annotations: never a bind`, () => {
+    const key = fc.oneof(fc.constantFrom('mounts', 'plan', 'tmp.size', 'tmp.mode', 'tmp.nr_inodes', 'proc.subset', 'proc.hidepid', 'tmp.sise', 'runner.x').map((k) => `org.mountat.${k}`), fc.string({ maxLength: 12 }));
+    const value = fc.oneof(
+      fc.constantFrom('proc,sys,tmp', 'tmp', '', 'proc,proc', '64m', '1777', 'pid', 'invisible', 'lots', '1m,exec'),
+      fc.record({ mounts: fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('proc', 'tmpfs', 'bind'), source: pathLike }), { maxLength: 3 }) }).map((p) => JSON.stringify(p)),
+      fc.string({ maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(key, value, { maxKeys: 4 }), (annotations) => {
+        try {
+          const plan = containerPlan(annotations);
+          expect(plan.mounts.map((m) => m.kind)).not.toContain('bind');
+        } catch (error) {
+          expect(error).toBeInstanceOf(HookError);
+          oneLine(error);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it(`settingsFrom, ${RUNS} runner configs`, () => {
+    const config = fc.record(
+      {
+        buildDirectoryPath: pathLike,
+        grpcServers: fc.array(fc.record({ listenPaths: fc.array(pathLike, { maxLength: 2 }), listenAddresses: fc.array(fc.string({ maxLength: 12 }), { maxLength: 2 }) }, { requiredKeys: [] }), { maxLength: 2 }),
+        chrootIntoInputRoot: fc.oneof(fc.boolean(), fc.string()),
+        runCommandsAs: fc.record({ userId: fc.integer({ min: -2, max: 70000 }), groupId: fc.integer({ min: -2, max: 70000 }) }, { requiredKeys: [] }),
+        temporaryDirectoryMount: fc.oneof(pathLike, fc.constant(null)),
+        mounts: fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('proc', 'sysfs', 'bind') }), { maxLength: 3 }),
+        hooks: fc.record({ prestart: fc.array(fc.oneof(fc.constant('mountat'), fc.record({ path: pathLike })), { maxLength: 2 }), poststop: fc.array(fc.constant('mountat'), { maxLength: 1 }) }, { requiredKeys: [] }),
+        global: fc.record({ diagnosticsHttpServer: fc.record({ httpServers: fc.array(fc.record({ listenAddresses: fc.array(fc.constantFrom(':9980', '127.0.0.1:99999', 'x', ':0'), { maxLength: 2 }) }), { maxLength: 1 }) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(config, fc.anything()), (input) => {
+        try {
+          const settings = settingsFrom(input);
+          expect(settings.buildDirectoryPath.startsWith('/')).toBe(true);
+          expect(settings.hooks.prestart.includes('mountat')).toBe(settings.hooks.poststop.includes('mountat'));
+        } catch (error) {
+          expect(error).toBeInstanceOf(ConfigError);
+          oneLine(error);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('resolution and mounting on real roots stay inside', () => {
+  let build: string;
+  let outside: string;
+  let directory: BuildDirectory;
+  beforeAll(() => {
+    build = scratchDir('mountat-prop-build-');
+    outside = scratchDir('mountat-prop-outside-');
+    mkdirSync(join(build, 'a', 'b', 'proc'), { recursive: true });
+    mkdirSync(join(build, 'dev'));
+    writeFileSync(join(build, 'file'), 'x');
+    symlinkSync(outside, join(build, 'outside-link'));
+    symlinkSync('a', join(build, 'link'));
+    symlinkSync(outside, join(build, 'a', 'outside-link'));
+    directory = BuildDirectory.open(build);
+  });
+  afterAll(() => {
+    directory.fd.close();
+    removeTree(build);
+    removeTree(outside);
+  });
+
+  it(`every request path either resolves beneath the build directory or is INVALID_ARGUMENT (${RUNS} paths)`, () => {
+    fc.assert(
+      fc.property(pathLike, (path) => {
+        for (const open of [() => directory.openDirectory('input_root_directory', path), () => openWorkingDirectory(directory.fd, path)]) {
+          try {
+            using fd = open();
+            const real = readlinkSync(`/proc/self/fd/${fd.fd}`);
+            expect(real === build || real.startsWith(`${build}/`), real).toBe(true);
+          } catch (error) {
+            expect(error).toBeInstanceOf(RunnerError);
+            oneLine(error);
+          }
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('mounts from 1,000 generated plans land only beneath the root, and all come off', () => {
+    const root = busyboxRoot();
+    symlinkSync(outside, join(root, 'outside-link'));
+    symlinkSync('bin', join(root, 'link'));
+    writeFileSync(join(root, 'file'), 'x');
+    const before = mountTable();
+    using rootFd = openDir(root);
+    try {
+      fc.assert(
+        fc.property(fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('tmpfs', 'proc') }), { minLength: 1, maxLength: 3 }), (mounts) => {
+          let plan;
+          try {
+            plan = parsePlan({ mounts });
+          } catch (error) {
+            expect(error).toBeInstanceOf(PlanError);
+            return;
+          }
+          let attachment;
+          try {
+            attachment = attach(rootFd, plan);
+          } catch (error) {
+            oneLine(error);
+            expect(mountTable()).toBe(before);
+            return;
+          }
+          for (const point of mountsUnder('/')) {
+            if (!before.includes(` ${point} `)) expect(point.startsWith(`${root}/`), point).toBe(true);
+          }
+          detach(rootFd, attachment);
+          expect(mountTable()).toBe(before);
+        }),
+        { numRuns: 1_000 },
+      );
+    } finally {
+      removeTree(root);
+    }
+  });
+});
