@@ -32,7 +32,7 @@ function startRunner(dir, build, name = 'runner', extra = {}) {
   const socket = join(dir, `${name}.sock`);
   const config = join(dir, `${name}.json`);
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, `${name}-state`), logLevel: 'warn', ...extra }));
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'mountat.js'), 'runner', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(join(REPO, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
   return { child, socket };
 }
 

@@ -18,7 +18,7 @@ execFileSync(join(repo, 'scripts', 'make-busybox-root.sh'), [join(build, 'action
 mkdirSync(join(build, 'action1', 'tmp'));
 writeFileSync(join(dir, 'config.json'), JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), logLevel: 'warn' }));
 
-const runner = spawn(process.execPath, [join(repo, 'bin', 'mountat.js'), 'runner', '--config', join(dir, 'config.json')], { stdio: 'inherit' });
+const runner = spawn(join(repo, 'bin', 'mountat.js'), ['runner', '--config', join(dir, 'config.json')], { stdio: 'inherit' });
 for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 25));
 
 const client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure());

@@ -27,7 +27,7 @@ export async function startRunner(extraConfig: object = {}, dir = scratchDir('mo
   const socket = join(dir, 'runner.sock');
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
-  const child = spawn(process.execPath, [join(repo, 'bin', 'mountat.js'), 'runner', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(join(repo, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,0 +1,94 @@
+// Load campaigns through a real runner: a soak of 2,000 mixed actions 16 at a time, and a burst
+// of 64 at once. Afterwards the mount table, the runner's fds and children are where they
+// started, its memory is reported, and every input root holds what it held before.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { mountTable, mountsUnder, removeTree } from '../helpers/roots.js';
+import { makeAction, requestFor, run, startRunner } from '../helpers/runner.js';
+import { processState, treeHash } from '../helpers/snapshot.js';
+
+type Kind = 'success' | 'exit' | 'signal' | 'start-failure' | 'cancel';
+const MIX: Kind[] = ['success', 'success', 'success', 'success', 'success', 'exit', 'exit', 'signal', 'start-failure', 'cancel'];
+
+describe('load', () => {
+  it('soak: 2,000 mixed actions, 16 at a time, leave nothing behind', { timeout: 600_000 }, async () => {
+    const table = mountTable();
+    const runner = await startRunner({ logLevel: 'warn' });
+    try {
+      const workers = Array.from({ length: 16 }, (_, w) => `w${w}`);
+      for (const id of workers) makeAction(runner.build, id);
+      const hashes = workers.map((id) => treeHash(join(runner.build, id, 'root')));
+      const pid = runner.process.pid!;
+      // One action first, so the lazily loaded parts of the runner are in its baseline too.
+      await run(runner.client, requestFor('w0', 'true', { stdoutPath: 'w0/warm-out', stderrPath: 'w0/warm-err' }));
+      const before = processState(pid);
+      const seen: Record<Kind, number> = { success: 0, exit: 0, signal: 0, 'start-failure': 0, cancel: 0 };
+      const cancelledRoots: string[] = [];
+      let n = 0;
+      await Promise.all(
+        workers.map(async (id) => {
+          for (let i = 0; i < 125; i++) {
+            const kind = MIX[(n++ * 7) % MIX.length]!;
+            const files = { stdoutPath: `${id}/out-${i}`, stderrPath: `${id}/err-${i}` };
+            if (kind === 'success') expect((await run(runner.client, requestFor(id, 'echo ok > /tmp/last', files))).exitCode).toBe('0');
+            else if (kind === 'exit') expect((await run(runner.client, requestFor(id, 'exit 7', files))).exitCode).toBe('7');
+            else if (kind === 'signal') expect((await run(runner.client, requestFor(id, 'kill -9 $$', files))).exitCode).toBe('-1');
+            else if (kind === 'start-failure') await expect(run(runner.client, requestFor(id, '', { ...files, arguments: ['no-such-tool'] }))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+            else {
+              // The client hears CANCELLED at once and the runner tears down just after, so a
+              // cancelled action gets a directory of its own, as bb_worker gives every action.
+              const own = `${id}-c${i}`;
+              execFileSync('cp', ['-al', join(runner.build, id), join(runner.build, own)]);
+              cancelledRoots.push(own);
+              const cancelled = new Promise<number>((resolve) => {
+                const call = runner.client.Run(requestFor(own, 'sleep 30 & exec sleep 31', { stdoutPath: `${own}/out`, stderrPath: `${own}/err` }), (error) => resolve(error?.code ?? -1));
+                setTimeout(() => call.cancel(), 30 + (i % 5) * 10);
+              });
+              expect(await cancelled).toBe(status.CANCELLED);
+            }
+            seen[kind]++;
+          }
+        }),
+      );
+      // Cancelled actions are torn down after the client hears CANCELLED: wait for the runner to finish.
+      for (let i = 0; i < 250 && (mountsUnder(runner.build).length > 0 || processState(pid).children > 0); i++) await new Promise((r) => setTimeout(r, 20));
+      const after = processState(pid);
+      const summary = { actions: Object.values(seen).reduce((a, b) => a + b, 0), seen, before, after };
+      writeFileSync(join(runner.dir, 'soak.json'), JSON.stringify(summary));
+      console.log(`soak: ${JSON.stringify(summary)}`);
+      expect(summary.actions).toBe(2000);
+      expect(mountsUnder(runner.build)).toEqual([]);
+      expect(after.fds).toBe(before.fds);
+      expect(after.children).toBe(0);
+      // Memory: reported above; a leak of one object per action would show as tens of MB here.
+      expect(after.rssKiB - before.rssKiB).toBeLessThan(64 * 1024);
+      expect(workers.map((id) => treeHash(join(runner.build, id, 'root')))).toEqual(hashes);
+      // A cancelled action's root is back to the worker's too: every mountpoint directory removed.
+      for (const own of cancelledRoots) expect(treeHash(join(runner.build, own, 'root')), own).toBe(hashes[0]);
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+    expect(mountTable()).toBe(table);
+  });
+
+  it('burst: 64 actions at once, all answered, none sees another\'s /tmp', { timeout: 300_000 }, async () => {
+    const runner = await startRunner({ logLevel: 'warn' });
+    try {
+      const ids = Array.from({ length: 64 }, (_, i) => `b${i}`);
+      for (const id of ids) makeAction(runner.build, id);
+      const script = 'echo mine > /tmp/$MARK; sleep 0.2; ls /tmp | tr "\\n" " "; echo; cat /tmp/*';
+      const responses = await Promise.all(ids.map((id) => run(runner.client, requestFor(id, script, { environmentVariables: { PATH: '/bin', MARK: id } }))));
+      expect(responses.map((r) => r.exitCode)).toEqual(ids.map(() => '0'));
+      for (const id of ids) expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`${id} \nmine\n`);
+      expect(mountsUnder(runner.build)).toEqual([]);
+      console.log(`burst: 64 actions at once, ${responses.length} answered, each saw only its own marker`);
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+  });
+});
