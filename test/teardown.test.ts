@@ -1,10 +1,10 @@
 // Teardown when the action did not play along, when it is done twice, by another process,
 // and without /proc.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, rootKey, setUnmountMethodForTesting } from '../src/mounts/index.js';
+import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, rootIdentityOf, rootKey, setUnmountMethodForTesting } from '../src/mounts/index.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
@@ -105,6 +105,46 @@ describe('teardown under pressure', () => {
     expect((error as Error).message).toMatch(/^detach proc from `\.\.\/escape`: target "\.\.\/escape" contains "\.\."/);
     detach(rootFd, attachment);
     expect(mountsUnder(root)).toEqual([]);
+  });
+});
+
+describe('a record written while attach runs', () => {
+  it('snapshots each step, and a snapshot taken mid-way undoes exactly that much', () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const snapshots: Array<ReturnType<typeof structuredClone<import('../src/mounts/index.js').Attachment>>> = [];
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }] }), { onProgress: (s) => snapshots.push(s) });
+    // "?" marks a directory announced before mkdirat, its inode not known yet.
+    expect(snapshots.map((s) => [s.mounts.map((m) => m.target), (s.pending ?? []).map((d) => d.path + (d.ino ? '' : '?'))])).toEqual([
+      [[], ['a?']],
+      [[], ['a', 'a/proc?']],
+      [[], ['a', 'a/proc']],
+      [['a/proc'], []],
+      [['a/proc'], ['tmp?']],
+      [['a/proc'], ['tmp']],
+      [['a/proc', 'tmp'], []],
+    ]);
+    // As if the process died right after creating tmp's directory: that snapshot's record is all
+    // another process has. It removes the proc mount and its directories, and tmp's too.
+    const midway = snapshots[5]!;
+    execFileSync('umount', [join(root, 'tmp')]); // the tmp mount was not recorded yet: a sweep's business
+    const report = detach(rootFd, midway);
+    expect(report.detached).toEqual(['a/proc']);
+    expect(report.removed.sort()).toEqual(['a', 'a/proc', 'tmp']);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    expect(detach(rootFd, attachment).problems).toEqual([]);
+  });
+
+  it('removes a directory announced but not yet known by inode only while it is empty', () => {
+    using rootFd = openDir(root);
+    const record = { version: 1 as const, root: rootIdentityOf(rootFd), mounts: [], pending: [{ path: 'proc', ino: '' }, { path: 'tmp', ino: '' }] };
+    mkdirSync(join(root, 'proc'));
+    mkdirSync(join(root, 'tmp'));
+    writeFileSync(join(root, 'tmp', 'not-ours'), 'x');
+    const report = detach(rootFd, record);
+    expect(report.removed).toEqual(['proc']);
+    expect(report.kept).toEqual([{ path: 'tmp', reason: 'not empty' }]);
   });
 });
 

@@ -23,6 +23,11 @@ export interface Attachment {
   version: 1;
   root: RootIdentity;
   mounts: AttachedMount[];
+  /**
+   * Directories created for an entry whose mount is not made yet: only in the snapshots given to
+   * `onProgress` while attach runs, so that a process killed in between leaves a record of them.
+   */
+  pending?: CreatedDir[];
 }
 
 function attributeFlags(attributes: Attributes): number {
@@ -49,6 +54,12 @@ export interface AttachOptions {
    * namespace's processes although this process is outside it (fsconfig "pidns"; newer kernels).
    */
   procPidns?: Fd | number | undefined;
+  /**
+   * Called with a snapshot of what is attached so far, after directories are created for an entry
+   * and after its mount is made: a caller that persists it (the runner's record) can then be
+   * SIGKILLed at any point and a later process still knows what to undo.
+   */
+  onProgress?: ((snapshot: Attachment) => void) | undefined;
 }
 
 /** A new proc, sysfs or tmpfs instance, still detached. */
@@ -105,8 +116,9 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
   }
 }
 
-function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions): AttachedMount {
-  using target = resolveMountpoint(rootFd, entry.target, created);
+function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void): AttachedMount {
+  using target = resolveMountpoint(rootFd, entry.target, created, progress);
+  if (created.length > 0) progress();
   let mount: Fd;
   try {
     mount = makeMount(entry, options);
@@ -127,10 +139,12 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
 export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions = {}): Attachment {
   const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
+  const snapshot = (pending: CreatedDir[]): Attachment => structuredClone({ ...attachment, pending });
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {
-      attachment.mounts.push(attachOne(rootFd, entry, created, options));
+      attachment.mounts.push(attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created))));
+      options.onProgress?.(snapshot([]));
     } catch (error) {
       throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
     }

@@ -93,6 +93,9 @@ export function detach(rootFd: Fd | number, attachment: Attachment): DetachRepor
     (outcome === 'detached' ? report.detached : report.notMounted).push(mount.target);
     removeCreatedDirs(rootFd, mount.createdDirs, report);
   }
+  // Directories created for a mount that was never made (a record written while attach ran).
+  for (const dir of attachment.pending ?? []) targetComponents(dir.path);
+  removeCreatedDirs(rootFd, attachment.pending ?? [], report);
   if (report.problems.length > 0) throw new DetachError(report);
   return report;
 }

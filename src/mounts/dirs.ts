@@ -25,7 +25,10 @@ export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir
     const parent = opened.parent;
     try {
       const st = statx(parent, opened.name, C.AT_SYMLINK_NOFOLLOW, C.STATX_INO | C.STATX_TYPE, dir.path);
-      if ((st.mode & C.S_IFMT) !== C.S_IFDIR || st.ino.toString() !== dir.ino) {
+      // An entry without an inode was recorded just before mkdirat: nobody else writes to the root
+      // while the engine sets up, so an empty directory there is the one it made (rmdir refuses
+      // any other).
+      if ((st.mode & C.S_IFMT) !== C.S_IFDIR || (dir.ino !== '' && st.ino.toString() !== dir.ino)) {
         into.kept.push({ path: dir.path, reason: 'replaced by something the engine did not create' });
         continue;
       }

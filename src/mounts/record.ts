@@ -59,6 +59,27 @@ export class RecordStore {
     rmSync(this.pathFor(key), { force: true });
   }
 
+  /**
+   * Remove half-written records (`<key>.json.<pid>.tmp`) whose writer is gone: a process killed
+   * between writing and renaming leaves one. The complete record it replaced is still there.
+   */
+  removePartialWrites(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.directory);
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      const match = /\.json\.(\d+)\.tmp$/.exec(name);
+      if (!match || processExists(Number(match[1]))) continue;
+      rmSync(join(this.directory, name), { force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   /** The keys of the records present, optionally only those starting with `prefix`. */
   keys(prefix = ''): string[] {
     let names: string[];
@@ -77,6 +98,15 @@ export function rootKey(root: RootIdentity): string {
   return `root-${root.dev.replace(':', '-')}-${root.ino}`;
 }
 
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function isAttachment(value: unknown): value is Attachment {
   if (typeof value !== 'object' || value === null) return false;
   const record = value as Partial<Attachment>;
@@ -93,6 +123,7 @@ function isAttachment(value: unknown): value is Attachment {
         (m.uniqueMountId === null || typeof m.uniqueMountId === 'string') &&
         Array.isArray(m.createdDirs) &&
         m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string'),
-    )
+    ) &&
+    (record.pending === undefined || (Array.isArray(record.pending) && record.pending.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string')))
   );
 }

@@ -11,7 +11,11 @@ import { targetComponents } from './plan.js';
 export interface CreatedDir {
   /** Relative to the root. */
   path: string;
-  /** Inode number when created, so only that very directory is ever removed. */
+  /**
+   * Inode number when created, so only that very directory is ever removed. Empty while the
+   * directory is only about to be created (a record written just before mkdirat: see attach's
+   * onProgress); such an entry is removed only if it is an empty directory.
+   */
   ino: string;
 }
 
@@ -44,7 +48,7 @@ export function openParent(rootFd: Fd | number, target: string): { parent: Fd; n
  * onto `created` at once, so a failure half-way still lets the caller remove them. A missing
  * component is the expected case here, so lookups report errnos rather than throw.
  */
-export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[]): Fd {
+export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
   const how = { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV };
   const found = tryOpenat2(rootFd, target, how);
   if (typeof found !== 'number') return found;
@@ -59,19 +63,19 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
       // A one-component target was just looked up whole: it is missing, go straight to mkdirat.
       let next = parts.length === 1 ? ENOENT : tryOpenat2(base, name, how);
       if (next === ENOENT) {
-        let madeIt = true;
+        // Announced before it exists, so that a record can name it should we die right after.
+        const entry: CreatedDir = { path, ino: '' };
+        created.push(entry);
+        beforeCreate();
         try {
           mkdirat(base, name, DEFAULTS.mountpointMode, path);
         } catch (mkdirError) {
+          created.pop();
           // Someone else created it in between: use theirs, but it is not ours to remove.
           if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
-          madeIt = false;
         }
         next = tryOpenat2(base, name, how);
-        if (typeof next !== 'number' && madeIt) {
-          const st = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO);
-          created.push({ path, ino: st.ino.toString() });
-        }
+        if (typeof next !== 'number' && created.at(-1) === entry) entry.ino = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
       }
       if (typeof next === 'number') throw new MountError(path, 'resolve', new SyscallError('openat2', next, { path }));
       current?.close();

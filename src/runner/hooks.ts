@@ -56,11 +56,16 @@ export class BuiltinMountHook implements ActionHook {
   async run(action: ActionContext): Promise<void> {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
-    action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns });
+    // The record is written as attach goes (the input root's path riding along), so that a runner
+    // SIGKILLed mid-setup leaves a record of every directory and mount made so far.
+    const key = recordKeyOf(action);
+    const inputRoot = action.paths.input_root_directory ?? '';
+    const save = (snapshot: Attachment) => {
+      const record: ActionRecord = { ...snapshot, inputRoot };
+      this.settings.records.save(key, record);
+    };
+    action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns, onProgress: save });
     this.settings.observer.mountsHeld(action.attachment.mounts.length);
-    // The input root's path rides along, so that a restarted runner can find the root again.
-    const record: ActionRecord = { ...action.attachment, inputRoot: action.paths.input_root_directory ?? '' };
-    this.settings.records.save(recordKeyOf(action), record);
   }
 }
 

@@ -12,25 +12,39 @@ export interface RecoveryResult {
 }
 
 export function recover(build: BuildDirectory, records: RecordStore, log: Logger): RecoveryResult {
+  for (const name of records.removePartialWrites()) log.warn({ file: name }, 'start-up: removed a record an earlier runner was killed while writing');
+  const keys = records.keys(RECORD_PREFIX);
   let fromRecords = 0;
-  for (const key of records.keys(RECORD_PREFIX)) {
-    try {
-      const record = records.load(key) as ActionRecord | undefined;
-      if (record) {
-        using root = build.openDirectory('input_root_directory', record.inputRoot);
-        const report = detach(root, record);
-        fromRecords += report.detached.length;
-        log.warn({ record: key, inputRoot: record.inputRoot, report }, 'start-up: tore down what an earlier runner left, from its record');
-      }
-    } catch (error) {
-      // The input root is gone (bb_worker removed it) or is another one now: the sweep below
-      // still catches any mount left under the build directory.
-      log.warn({ record: key, error: (error as Error).message }, 'start-up: record of an earlier runner could not be used; dropped');
-    }
-    records.remove(key);
-  }
+  // 1. What the records prove ours. A mount made after the last record was written is not in it,
+  //    and hides the directory beneath it (whose inode then looks wrong): such directories are kept
+  //    in this pass.
+  for (const key of keys) fromRecords += tearDownFromRecord(build, records, key, log, 'first');
+  // 2. Everything still mounted below the build directory.
   const sweep = sweepBelow(build.fd, build.path);
   for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
   for (const problem of sweep.problems) log.error({ problem }, 'start-up sweep could not remove a mount');
+  // 3. The records again, now that nothing covers their directories; then they go.
+  for (const key of keys) {
+    tearDownFromRecord(build, records, key, log, 'second');
+    records.remove(key);
+  }
   return { fromRecords, swept: sweep.swept.length };
+}
+
+function tearDownFromRecord(build: BuildDirectory, records: RecordStore, key: string, log: Logger, pass: 'first' | 'second'): number {
+  try {
+    const record = records.load(key) as ActionRecord | undefined;
+    if (!record) return 0;
+    using root = build.openDirectory('input_root_directory', record.inputRoot);
+    const report = detach(root, record);
+    if (pass === 'first' || report.removed.length > 0) {
+      log.warn({ record: key, inputRoot: record.inputRoot, pass, report }, 'start-up: tore down what an earlier runner left, from its record');
+    }
+    return report.detached.length;
+  } catch (error) {
+    // The input root is gone (bb_worker removed it) or is another one now: the sweep still catches
+    // any mount left under the build directory.
+    if (pass === 'first') log.warn({ record: key, error: (error as Error).message }, 'start-up: record of an earlier runner could not be used');
+    return 0;
+  }
 }
