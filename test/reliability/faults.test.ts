@@ -22,8 +22,10 @@ describe('faults', () => {
       for (let i = 0; i < 20; i++) {
         const id = `k${i}`;
         execFileSync('cp', ['-al', join(runner.build, 'template'), join(runner.build, id)]);
-        // 0–57 ms after the request: an action takes ~15 ms to set up, sleeps 30 ms, then ~1 ms of teardown.
-        const delayMs = i * 3;
+        // 0–95 ms after the request: here an action is set up within ~35 ms, sleeps 30 ms, and is
+        // torn down in ~1 ms, so the kills land before setup, mid-setup, while it runs, around
+        // its teardown and after it.
+        const delayMs = i * 5;
         runner.client.Run(requestFor(id, 'sleep 0.03; echo done > /tmp/x'), () => {});
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         const mountsAtKill = mountsUnder(runner.build).length;
