@@ -18,6 +18,7 @@ const WHY: Record<string, string> = {
   ENOTDIR: 'is not a directory',
   EEXIST: 'already exists',
   EACCES: 'permission denied',
+  EROFS: 'is on a read-only filesystem',
 };
 
 function describe(field: string, value: string, errno: number): string {
