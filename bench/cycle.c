@@ -9,7 +9,8 @@
  *     openat2(root, target, O_PATH|O_DIRECTORY|O_CLOEXEC, IN_ROOT|NO_SYMLINKS|NO_MAGICLINKS|
  *     NO_XDEV) -> ENOENT; mkdirat 0755; openat2 again; statx(fd, INO); fsopen;
  *     fsconfig source=<type>; fsconfig each option; FSCONFIG_CMD_CREATE; fsmount; close(fsfd);
- *     move_mount(mfd -> target fd); statx MNT_ID; statx MNT_ID_UNIQUE; close(mfd); close(target).
+ *     move_mount(mfd -> target fd); statx MNT_ID; statx MNT_ID_UNIQUE; openat2(root, target) of the
+ *     topmost mount and statx MNT_ID_UNIQUE on it (the mount is at its target); close ×3.
  *   detach: statx(root) for the identity; per entry in reverse:
  *     openat2(root, target, O_PATH|O_NOFOLLOW|O_CLOEXEC, IN_ROOT|NO_SYMLINKS|NO_MAGICLINKS)
  *     (the topmost mount); one statx(MNT_ID_UNIQUE) to check it is ours; umount2 of
@@ -137,7 +138,10 @@ static int resolve_target(int root, const struct entry *e, struct attached *a) {
   return fd;
 }
 
-/* newFilesystem() + moveMountOntoFd() + mountIdentityOf() for one entry. */
+static int is_our_mount(int fd, const struct attached *a, const char *what);
+
+/* newFilesystem() + moveMountOntoFd() + mountIdentityOf() + the check that the mount is at its
+ * target (attach.ts mountIsAtTarget: the topmost mount there is ours) for one entry. */
 static void attach_one(int root, const struct entry *e, struct attached *a) {
   int target = resolve_target(root, e, a);
   int fsfd = fsopen(e->type, FSOPEN_CLOEXEC);
@@ -151,6 +155,10 @@ static void attach_one(int root, const struct entry *e, struct attached *a) {
   if (close(fsfd) < 0) die("close", "fsfd");
   if (move_mount(mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) die("move_mount", e->target);
   mount_ids(mfd, &a->mnt_id, &a->unique_id, e->target);
+  int now = openat2_(root, e->target, O_PATH | O_NOFOLLOW | O_CLOEXEC, BENEATH);
+  if (now < 0) die("openat2", e->target);
+  if (!is_our_mount(now, a, e->target)) fail("not at its target after move_mount", e->target);
+  if (close(now) < 0) die("close", "check fd");
   if (close(mfd) < 0) die("close", "mount fd");
   if (close(target) < 0) die("close", "target fd");
 }

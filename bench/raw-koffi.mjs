@@ -134,6 +134,11 @@ function attachOne(root, entry) {
   record.hasUnique = (st.readUInt32LE(0) & STATX.MNT_ID_UNIQUE) !== 0;
   record.uniqueLo = lo(144);
   record.uniqueHi = hi(144);
+  // mountIsAtTarget(): the topmost mount at the target is the one just made.
+  const now = sysOpenat2(NR.openat2, root, entry.target, HOW_TOP, 24);
+  if (now < 0) fail('openat2', entry.target);
+  if (!isOurMount(now, record, entry.target)) throw new Error(`raw-koffi: ${entry.target}: not at its target after move_mount`);
+  close(now);
   close(mfd);
   close(target);
   return record;

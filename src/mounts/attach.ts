@@ -7,9 +7,10 @@ import type { Attributes } from './defaults.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
-import { mountIdentityOf, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
+import { isOurMount, mountIdentityOf, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
 import type { FsOption, MountKind, Plan, PlannedMount } from './plan.js';
-import { resolveMountpoint, type CreatedDir } from './resolve.js';
+import { openTopmost, resolveMountpoint, type CreatedDir } from './resolve.js';
+import { unmountByFd, unmountMethod } from './unmount.js';
 
 export interface AttachedMount extends MountIdentity {
   target: string;
@@ -133,7 +134,30 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
   }
   // Read the id from our own mount fd, not by looking the target up again: this is the proof
   // that what detach later finds at the target is the mount made here.
-  return { target: entry.target, kind: entry.kind, ...mountIdentityOf(mount), createdDirs: created };
+  const identity = mountIdentityOf(mount);
+  // The mount went onto the directory we resolved, wherever it is now. If something renamed that
+  // directory meanwhile (a race on the root), the mount is not at the target, where detach will
+  // look for it: undo it through our own fd and refuse, rather than leave it elsewhere.
+  if (!mountIsAtTarget(rootFd, entry.target, identity)) {
+    // Only by fd: the fallback unmounts by name, and the name is exactly what can no longer be trusted.
+    if (unmountMethod() !== 'proc-fd') {
+      throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted, and without /proc the mount cannot be undone by fd; it stays on the moved directory inside the root'));
+    }
+    unmountByFd(mount, rootFd, entry.target);
+    throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
+  }
+  return { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
+}
+
+function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIdentity): boolean {
+  let now: Fd;
+  try {
+    now = openTopmost(rootFd, target);
+  } catch {
+    return false;
+  }
+  using _now = now;
+  return isOurMount(now, identity);
 }
 
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
