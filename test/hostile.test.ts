@@ -1,10 +1,10 @@
 // Roots whose content tries to send a mount elsewhere. Each is refused or handled safely:
 // the whole mount table is unchanged, and the directory outside the root is untouched.
-import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attach, detach, parsePlan } from '../src/mounts/index.js';
-import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let root: string;
 let outside: string;
@@ -87,5 +87,37 @@ describe('hostile roots', () => {
       /resolve `sys`: openat2: ELOOP/,
     );
     expect(existsSync(join(root, 'proc'))).toBe(false);
+  });
+});
+
+describe('odd names and shapes', () => {
+  it('mounts at the end of a 200-deep path it creates, and removes every directory again', () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const target = `${'d/'.repeat(200)}proc`;
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target, kind: 'proc' }] }));
+    expect(attachment.mounts[0]?.createdDirs).toHaveLength(201);
+    expect(detach(rootFd, attachment).removed).toHaveLength(201);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('refuses a path longer than PATH_MAX and a name longer than NAME_MAX before touching anything', () => {
+    expect(() => parsePlan({ mounts: [{ target: 'd/'.repeat(2100) + 'x', kind: 'tmpfs' }] })).toThrow(/plan.mounts\[0\].target must NOT have more than 4096 characters/);
+    expect(() => parsePlan({ mounts: [{ target: 'é'.repeat(128), kind: 'tmpfs' }] })).toThrow(/component longer than 255 bytes/);
+  });
+
+  it('handles a name with a newline and refuses one that is not valid Unicode', () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'new\nline', kind: 'tmpfs' }] }));
+    expect(mountsUnder(root)).toEqual([join(root, 'new\\012line')]);
+    detach(rootFd, attachment);
+    expect(() => parsePlan({ mounts: [{ target: 'bad\uD800name', kind: 'tmpfs' }] })).toThrow(/is not valid Unicode/);
+  });
+
+  it('refuses a hard link to a file outside the root as a target, leaving the file alone', () => {
+    linkSync(join(outside, 'precious'), join(root, 'proc'));
+    expectRefused({ mounts: [{ target: 'proc', kind: 'proc' }] }, /resolve `proc`: openat2: ENOTDIR/);
+    expect(readFileSync(join(outside, 'precious'), 'utf8')).toBe('must stay');
   });
 });

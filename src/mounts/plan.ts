@@ -51,6 +51,8 @@ const MAX_NAME = 255;
 export function targetComponents(target: string): string[] {
   if (target.length === 0) throw new PlanError('target is empty');
   if (target.includes('\0')) throw new PlanError(`target ${JSON.stringify(target)} contains a NUL byte`);
+  // A lone surrogate would reach the kernel as U+FFFD: the directory made would not be the one named.
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(target)) throw new PlanError(`target ${JSON.stringify(target)} is not valid Unicode`);
   if (Buffer.byteLength(target) > MAX_PATH) throw new PlanError(`target is longer than ${MAX_PATH} bytes`);
   if (target.startsWith('/')) throw new PlanError(`target ${JSON.stringify(target)} is absolute; give it relative to the root, e.g. ${JSON.stringify(target.replace(/^\/+/, '') || 'proc')}`);
   const parts = target.split('/');
