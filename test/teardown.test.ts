@@ -47,6 +47,17 @@ describe('teardown under pressure', () => {
     }
   });
 
+  it('finds our mount by its id when the action renamed a directory above it', () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/b', kind: 'tmpfs' }] }));
+    execFileSync('mv', [join(root, 'a'), join(root, 'renamed')]);
+    const report = detach(rootFd, attachment);
+    expect(report.detached).toEqual(['a/b']);
+    expect(report.moved).toEqual(['a/b -> renamed/b']);
+    expect(mountTable()).toBe(before);
+  });
+
   it('is a successful no-op the second time', () => {
     const before = mountTable();
     using rootFd = openDir(root);

@@ -2,6 +2,7 @@
 // Each target is looked up again beneath the root; a mount there is unmounted only if its
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
+import { readlinkSync } from 'node:fs';
 import { isErrno, printable, type Fd } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
@@ -13,8 +14,10 @@ import { openTopmost } from './resolve.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
 
 export interface DetachReport extends DirRemoval {
-  /** Targets whose mount was unmounted. */
+  /** Targets whose mount was unmounted (at the target, or where it had been moved to). */
   detached: string[];
+  /** Mounts found moved inside the root (a parent renamed): "target -> where it was". */
+  moved?: string[];
   /** Targets where our mount was no longer found (already unmounted, or its namespace is gone). */
   notMounted: string[];
   /** Mounts someone else stacked on ours, which went with it: "target: fstype source". */
@@ -55,6 +58,34 @@ function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: stri
   return 'detached';
 }
 
+/**
+ * Our mount is not at its target: a parent directory may have been renamed since (the kernel
+ * allows renaming a directory above a mount point). Find it by its id in the mount table; if it
+ * is still beneath the root, reach it there (beneath the root fd, no symlinks), prove it ours by
+ * the unique id, and unmount it through its fd.
+ */
+function detachMoved(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): boolean {
+  // Only with never-reused ids: a reusable one could name another mount that now sits in the root.
+  if (unmountMethod() !== 'proc-fd' || mount.uniqueMountId === null) return false;
+  const entry = readMountInfo().find((candidate) => candidate.id === mount.mountId);
+  if (!entry) return false;
+  const rootPath = readlinkSync(`/proc/thread-self/fd/${typeof rootFd === 'number' ? rootFd : rootFd.fd}`);
+  const prefix = rootPath.endsWith('/') ? rootPath : `${rootPath}/`;
+  if (!entry.mountPoint.startsWith(prefix)) return false;
+  const where = entry.mountPoint.slice(prefix.length);
+  let fd: Fd;
+  try {
+    fd = openTopmost(rootFd, where);
+  } catch {
+    return false;
+  }
+  using _fd = fd;
+  if (!isOurMount(fd, mount)) return false;
+  unmountByFd(fd, rootFd, where);
+  (report.moved ??= []).push(printable(`${mount.target} -> ${where}`));
+  return true;
+}
+
 function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): Outcome {
   // A record may come from a file: its targets get the same checks as a plan's. (RESOLVE_IN_ROOT
   // would clamp "../x" to "x" and report it not mounted, hiding the corruption.)
@@ -63,8 +94,8 @@ function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachRepo
   try {
     top = openTopmost(rootFd, mount.target);
   } catch (error) {
-    // Gone, or replaced by a symlink: nothing of ours can be there.
-    if (isErrno(error, 'ENOENT', 'ELOOP', 'ENOTDIR')) return 'not-mounted';
+    // Gone, or replaced by a symlink: nothing of ours is there; it may have been moved.
+    if (isErrno(error, 'ENOENT', 'ELOOP', 'ENOTDIR')) return detachMoved(rootFd, mount, report) ? 'detached' : 'not-mounted';
     throw error;
   }
   using _top = top;
@@ -72,7 +103,8 @@ function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachRepo
     unmountByFd(top, rootFd, mount.target);
     return 'detached';
   }
-  return detachUnderStack(rootFd, mount, mountIdentityOf(top).mountId, report);
+  const outcome = detachUnderStack(rootFd, mount, mountIdentityOf(top).mountId, report);
+  return outcome === 'detached' || !detachMoved(rootFd, mount, report) ? outcome : 'detached';
 }
 
 /** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */
