@@ -1,7 +1,7 @@
 // Property-based checks (fast-check) over every parser of untrusted or operator input, and over
 // path resolution and mounting on real roots: no uncaught exception of an unexpected kind, every
 // rejection a one-line error, nothing resolved or mounted outside the root.
-import { mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,6 +174,23 @@ describe('resolution and mounting on real roots stay inside', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it(`every output path either creates a file beneath the build directory or is INVALID_ARGUMENT (${RUNS} paths)`, () => {
+    fc.assert(
+      fc.property(pathLike, (path) => {
+        try {
+          using fd = directory.createFile('stdout_path', path);
+          const real = readlinkSync(`/proc/self/fd/${fd.fd}`);
+          expect(real.startsWith(`${build}/`), real).toBe(true);
+        } catch (error) {
+          expect(error).toBeInstanceOf(RunnerError);
+          oneLine(error);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    expect(readdirSync(outside)).toEqual([]);
   });
 
   it('mounts from 1,000 generated plans land only beneath the root, and all come off', () => {
