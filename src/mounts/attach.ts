@@ -7,9 +7,9 @@ import type { Attributes } from './defaults.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
-import { isOurMount, mountIdentityOf, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
+import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
 import type { FsOption, MountKind, Plan, PlannedMount } from './plan.js';
-import { openTopmost, resolveMountpoint, type CreatedDir } from './resolve.js';
+import { resolveMountpoint, type CreatedDir } from './resolve.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
 
 export interface AttachedMount extends MountIdentity {
@@ -150,14 +150,8 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
 }
 
 function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIdentity): boolean {
-  let now: Fd;
-  try {
-    now = openTopmost(rootFd, target);
-  } catch {
-    return false;
-  }
-  using _now = now;
-  return isOurMount(now, identity);
+  using fd = openOurMountAt(rootFd, target, identity);
+  return fd !== undefined;
 }
 
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */

@@ -7,7 +7,7 @@ import { isErrno, printable, type Fd } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
-import { isOurMount, mountIdentityOf, rootIdentityOf, sameMount } from './identity.js';
+import { isOurMount, mountIdentityOf, openOurMountAt, rootIdentityOf, sameMount } from './identity.js';
 import { readMountInfo, stackAbove } from './mountinfo.js';
 import { targetComponents } from './plan.js';
 import { openTopmost } from './resolve.js';
@@ -73,14 +73,8 @@ function detachMoved(rootFd: Fd | number, mount: AttachedMount, report: DetachRe
   const prefix = rootPath.endsWith('/') ? rootPath : `${rootPath}/`;
   if (!entry.mountPoint.startsWith(prefix)) return false;
   const where = entry.mountPoint.slice(prefix.length);
-  let fd: Fd;
-  try {
-    fd = openTopmost(rootFd, where);
-  } catch {
-    return false;
-  }
-  using _fd = fd;
-  if (!isOurMount(fd, mount)) return false;
+  using fd = openOurMountAt(rootFd, where, mount);
+  if (!fd) return false;
   unmountByFd(fd, rootFd, where);
   (report.moved ??= []).push(printable(`${mount.target} -> ${where}`));
   return true;

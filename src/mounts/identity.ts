@@ -3,6 +3,7 @@
 // once a mount is gone; where the kernel has STATX_MNT_ID_UNIQUE (6.8+) that id never is,
 // so it is the one compared. The old id is kept as well: /proc/self/mountinfo speaks only it.
 import { constants as C, type Fd, statx } from '../linux/index.js';
+import { openTopmost } from './resolve.js';
 
 export interface MountIdentity {
   /** The reusable id, as in /proc/self/mountinfo. */
@@ -48,4 +49,20 @@ export function rootIdentityOf(rootFd: Fd | number): RootIdentity {
   const st = statx(rootFd, '', C.AT_EMPTY_PATH, C.STATX_INO | C.STATX_TYPE);
   if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('the root is not a directory');
   return { dev: `${st.devMajor}:${st.devMinor}`, ino: st.ino.toString() };
+}
+
+/**
+ * The topmost mount at `path` beneath the root, as an O_PATH fd, if it is the mount recorded as
+ * `ours`; undefined if nothing is there or it is another mount.
+ */
+export function openOurMountAt(rootFd: Fd | number, path: string, ours: MountIdentity): Fd | undefined {
+  let fd: Fd;
+  try {
+    fd = openTopmost(rootFd, path);
+  } catch {
+    return undefined;
+  }
+  if (isOurMount(fd, ours)) return fd;
+  fd.close();
+  return undefined;
 }
