@@ -32,6 +32,7 @@ describe('containerPlan', () => {
 
   const refusals: Array<[string, Record<string, string>, string]> = [
     ['an unknown mount name', { 'org.mountat.mounts': 'proc,dev' }, 'annotation org.mountat.mounts="proc,dev": unknown mount "dev" (known: proc, sys, tmp)'],
+    ['a name from Object.prototype', { 'org.mountat.mounts': 'toString' }, 'annotation org.mountat.mounts="toString": unknown mount "toString" (known: proc, sys, tmp)'],
     ['a mount named twice', { 'org.mountat.mounts': 'proc,proc' }, 'annotation org.mountat.mounts="proc,proc": a mount is named twice'],
     ['a bad size', { 'org.mountat.tmp.size': 'lots' }, 'annotation org.mountat.tmp.size="lots": expected a value like "64m"'],
     ['an option smuggled in a value', { 'org.mountat.tmp.size': '1m,exec' }, 'annotation org.mountat.tmp.size="1m,exec": expected a value like "64m"'],

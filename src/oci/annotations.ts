@@ -50,7 +50,8 @@ function planFromJson(key: string, value: string): PlanInput {
 function planFromList(key: string, value: string): PlanInput {
   const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
   const mounts = names.map((name) => {
-    const entry = STANDARD_MOUNTS[name];
+    // Own keys only: "toString" must not find Object.prototype's (found by the property tests).
+    const entry = Object.hasOwn(STANDARD_MOUNTS, name) ? STANDARD_MOUNTS[name] : undefined;
     if (!entry) refuse(key, value, `unknown mount ${JSON.stringify(name)} (known: ${Object.keys(STANDARD_MOUNTS).join(', ')})`);
     return structuredClone(entry);
   });
