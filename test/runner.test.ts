@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlink
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
 import { mountTable, mountsUnder, removeTree } from './helpers/roots.js';
 import { checkReadiness, makeAction, requestFor, resourceUsage, run, startRunner, type RunnerProcess } from './helpers/runner.js';
@@ -158,6 +159,30 @@ describe('CheckReadiness', () => {
     await expect(checkReadiness(runner.client, join(realpathSync(runner.build), 'check_readiness'))).resolves.toBeUndefined();
     await expect(checkReadiness(runner.client, 'missing')).rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(checkReadiness(runner.client, '../etc')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    // The empty path is the build directory itself.
+    await expect(checkReadiness(runner.client, '')).resolves.toBeUndefined();
+  });
+
+  it('answers `mountat probe` by socket or by config, and names what is wrong in one line', () => {
+    const bySocket = mountat(['probe', '--socket', runner.socket]);
+    expect([bySocket.status, bySocket.stdout, bySocket.stderr]).toEqual([0, `ready: unix://${runner.socket}\n`, '']);
+    const byConfig = mountat(['probe', '--config', join(runner.dir, 'config.json'), '--path', 'check_readiness']);
+    expect([byConfig.status, byConfig.stdout]).toEqual([0, `ready: unix://${runner.socket}\n`]);
+
+    const missingPath = mountat(['probe', '--socket', runner.socket, '--path', 'missing']);
+    expect(missingPath.status).toBe(1);
+    expect(missingPath.stderr).toBe(`mountat: probe unix://${runner.socket}: NOT_FOUND: path "missing" does not exist in the build directory\n`);
+    const noSocket = mountat(['probe', '--socket', join(runner.dir, 'no-such.sock'), '--timeout', '2']);
+    expect(noSocket.status).toBe(1);
+    expect(noSocket.stderr).toMatch(/^mountat: probe unix:\/\/\S+no-such\.sock: UNAVAILABLE: [^\n]*ENOENT[^\n]*\n$/);
+    for (const [args, message] of [
+      [['probe'], '--socket PATH or --config FILE is required'],
+      [['probe', '--socket', runner.socket, '--config', 'x'], 'give --socket or --config, not both'],
+      [['probe', '--socket', runner.socket, '--timeout', '0'], '--timeout "0" is not a positive number of seconds'],
+    ] as const) {
+      const result = mountat([...args]);
+      expect([result.status, result.stderr.split('\n')[0]]).toEqual([2, `mountat: ${message}`]);
+    }
   });
 });
 
@@ -168,11 +193,33 @@ describe('a runner of its own', () => {
     try {
       mkdirSync(join(own.build, 'check_readiness'));
       await expect(checkReadiness(own.client, 'check_readiness')).rejects.toMatchObject({ code: status.UNAVAILABLE, details: `not ready: ${flag} missing` });
+      const probe = mountat(['probe', '--socket', own.socket]);
+      expect([probe.status, probe.stderr]).toEqual([1, `mountat: probe unix://${own.socket}: UNAVAILABLE: not ready: ${flag} missing\n`]);
       writeFileSync(flag, '');
+      expect(mountat(['probe', '--socket', own.socket]).status).toBe(0);
       await expect(checkReadiness(own.client, 'check_readiness')).resolves.toBeUndefined();
     } finally {
       await own.stop();
       removeTree(own.dir);
+    }
+  });
+
+  it('names the capability it lacks when a start step fails for want of it (CAP_SYS_CHROOT, CAP_SETUID/CAP_SETGID)', async () => {
+    const cases = [
+      { drop: 'sys_chroot', config: {}, details: 'cannot start "sh" in the input root: chroot: EPERM (the runner needs CAP_SYS_CHROOT)' },
+      { drop: 'setuid,-setgid', config: { runCommandsAs: { userId: 1000, groupId: 1000 } }, details: 'cannot start "sh" in the input root: credentials: EPERM (the runner needs CAP_SETUID and CAP_SETGID for runCommandsAs)' },
+    ];
+    for (const { drop, config, details } of cases) {
+      // Taken out of the bounding set, the capability is gone from the runner (root) after exec.
+      const own = await startRunner(config, undefined, ['setpriv', `--bounding-set=-${drop}`, '--']);
+      try {
+        makeAction(own.build, 'a1');
+        await expect(run(own.client, requestFor('a1', 'true'))).rejects.toMatchObject({ code: status.INTERNAL, details });
+        expect(mountsUnder(own.build)).toEqual([]);
+      } finally {
+        await own.stop();
+        removeTree(own.dir);
+      }
     }
   });
 

@@ -15,6 +15,8 @@ const USAGE = `usage: mountat <verb> [options]
   exec   --root DIR [--plan FILE] [--cwd D] -- CMD [ARGS...]
                                           mount, run CMD chrooted into DIR, always unmount; exits with CMD's status
   runner --config FILE                    serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action
+  probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
+                                          ask a running runner's CheckReadiness (for HEALTHCHECK and readiness probes)
 
   --plan FILE       a JSON mount plan (schemas/mount-plan.schema.json); default: proc, sys (read-only), tmp (tmpfs)
   --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)`;
@@ -71,6 +73,12 @@ export async function main(argv: string[]): Promise<number> {
         const { runnerCommand } = await import('./runner.js');
         return await runnerCommand({ config: text('config') });
       }
+      case 'probe': {
+        const { values, text } = parse(rest, ['socket', 'config', 'path', 'timeout']);
+        if (values.help) return print(USAGE), 0;
+        const { probeCommand } = await import('./probe.js');
+        return await probeCommand({ socket: text('socket'), config: text('config'), path: text('path'), timeout: text('timeout') }, print);
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -78,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         print(USAGE);
         return verb === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner)`);
+        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner, probe)`);
     }
   } catch (error) {
     printErr(`mountat: ${(error as Error).message}`);

@@ -58,8 +58,8 @@ export class BuildDirectory {
   }
 
   /** Whether a relative path exists beneath the build directory (CheckReadiness). */
-  exists(field: string, value: string): boolean {
-    const path = checkRelative(field, value);
+  exists(field: string, value: string, options: { allowEmpty?: boolean } = {}): boolean {
+    const path = checkRelative(field, value, options);
     const result = tryOpenat2(this.fd, path, { flags: C.O_PATH | C.O_CLOEXEC, resolve: STRICT });
     if (typeof result === 'number') return false;
     result.close();

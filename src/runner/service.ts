@@ -41,7 +41,8 @@ export class RunnerService {
       let path = call.request.path;
       const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
-      if (!this.settings.build.exists('path', path)) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
+      // An empty path is the build directory itself (what `mountat probe` sends): bb_worker always names a directory.
+      if (!this.settings.build.exists('path', path, { allowEmpty: true })) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
       callback(null, {});
     } catch (error) {
       callback(toServiceError(error));
