@@ -17,7 +17,9 @@
  *   "P <pid>"      the action's process exists (its pid in the runner's namespace; with --pidns,
  *                  pid 1 of a new PID namespace). It now waits on the gate, so the runner can
  *                  mount proc for that namespace and run its prestart hooks.
- *   "E <errno>"    chroot, chdir, credentials or exec failed (the action did not start).
+ *   "E <errno> <step>"  a step failed and the action did not start; <step> is one of pidns, fork,
+ *                  chroot, chdir, credentials, exec, wait (so the runner can tell a missing capability,
+ *                  its own problem, from a command that cannot run, the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
  *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
  * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).
@@ -158,7 +160,7 @@ int main(int argc, char **argv) {
   /* Its own process group, so the runner can kill everything it started at once. */
   if (setpgid(0, 0) != 0) usage("setpgid failed");
   if (pidns && unshare(CLONE_NEWPID) != 0) {
-    report("E %d\n", errno);
+    report("E %d pidns\n", errno);
     return 1;
   }
   struct sigaction sa = {.sa_handler = forward_kill};
@@ -170,7 +172,7 @@ int main(int argc, char **argv) {
   pid_t starter = getpid();
   pid_t child = fork();
   if (child < 0) {
-    report("E %d\n", errno);
+    report("E %d fork\n", errno);
     return 1;
   }
   if (child == 0) {
@@ -186,7 +188,7 @@ int main(int argc, char **argv) {
       /* The init: start the action as pid 2, reap everything, report the action's end. */
       pid_t action = fork();
       if (action < 0) {
-        report("E %d\n", errno);
+        report("E %d fork\n", errno);
         _exit(1);
       }
       if (action > 0) {
@@ -206,10 +208,13 @@ int main(int argc, char **argv) {
     }
     /* chroot through the fd: fchdir to it, then chroot("."); then into the working directory by
      * its fd. No path of the root or beneath it is looked up here. */
+    const char *step = "chroot";
     if (chroot_root && (fchdir(ROOT_FD) != 0 || chroot(".") != 0)) goto failed;
+    step = "chdir";
     if (fchdir(CWD_FD) != 0) goto failed;
     close(ROOT_FD);
     close(CWD_FD);
+    step = "credentials";
     if (gid >= 0) {
       gid_t list[64];
       size_t n = 0;
@@ -224,10 +229,11 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    step = "exec";
     int err = exec_in_path(action_argv, envp);
     errno = err;
   failed:
-    report("E %d\n", errno);
+    report("E %d %s\n", errno, step);
     _exit(127);
   }
 
@@ -243,11 +249,11 @@ int main(int argc, char **argv) {
   while ((got = wait4(child, &status, 0, &ru)) < 0 && errno == EINTR) {
   }
   if (got < 0) {
-    report("E %d\n", errno);
+    report("E %d wait\n", errno);
     return 1;
   }
   /* With --pidns the init has reported the action's end; its own exit status says whether it could. */
   if (!pidns) report_exit(status, &ru);
-  else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) report("E %d\n", ECHILD);
+  else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) report("E %d wait\n", ECHILD);
   return 0;
 }

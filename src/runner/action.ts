@@ -39,6 +39,13 @@ export interface ActionReport {
 /** start failures bb_runner reports as INVALID_ARGUMENT: the command itself is at fault. */
 const CALLER_ERRNOS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOEXEC', 'ENOTDIR']);
 
+/** The capability a start step's EPERM means the runner (its container) was not given. */
+const MISSING_CAPABILITY: Record<string, string> = {
+  chroot: 'CAP_SYS_CHROOT',
+  credentials: 'CAP_SETUID and CAP_SETGID for runCommandsAs',
+  pidns: 'CAP_SYS_ADMIN',
+};
+
 function actionId(inputRoot: string): string {
   const parts = inputRoot.split('/').filter((part) => part !== '' && part !== '.');
   const id = (parts.length > 1 ? parts.slice(0, -1).join('_') : parts.join('_')) || 'root';
@@ -77,8 +84,15 @@ function responseFor(end: ActionEnd, argv0: string): RunResponse {
     case 'signalled':
       // As bb_runner: exit code -1, and the signal's name in the resource usage.
       return { exitCode: -1, resourceUsage: [packResourceUsage(end.rusage, end.signal)] };
-    case 'start-failed':
-      throw new RunnerError(CALLER_ERRNOS.has(end.code) ? status.INVALID_ARGUMENT : status.INTERNAL, `cannot start ${JSON.stringify(argv0)} in the input root: ${end.code}`);
+    case 'start-failed': {
+      const what = `cannot start ${JSON.stringify(argv0)} in the input root`;
+      // exec and chdir fail for what the request names; the other steps only for what the runner lacks.
+      if (end.step === 'exec' || end.step === 'chdir') {
+        throw new RunnerError(CALLER_ERRNOS.has(end.code) ? status.INVALID_ARGUMENT : status.INTERNAL, `${what}: ${end.step === 'chdir' ? 'working directory: ' : ''}${end.code}`);
+      }
+      const lacking = end.code === 'EPERM' ? MISSING_CAPABILITY[end.step] : undefined;
+      throw internal(`${what}: ${end.step}: ${end.code}${lacking ? ` (the runner needs ${lacking})` : ''}`);
+    }
     case 'lost':
       throw internal(`the action's starter failed: ${end.detail}`);
   }

@@ -30,8 +30,8 @@ export interface Rusage {
 export type ActionEnd =
   | { kind: 'exited'; code: number; rusage: Rusage }
   | { kind: 'signalled'; signal: number; rusage: Rusage }
-  /** chroot, chdir, credentials or exec failed: the command never ran. */
-  | { kind: 'start-failed'; errno: number; code: string }
+  /** A step of starting failed (native/action-starter.c names it): the command never ran. */
+  | { kind: 'start-failed'; errno: number; code: string; step: string }
   /** The starter ended without saying how the action ended (killed, or aborted at the gate). */
   | { kind: 'lost'; detail: string };
 
@@ -85,7 +85,7 @@ export class StartedAction {
     closeSync(statusWrite);
     this.#gate = gateWrite;
 
-    let startError: { errno: number } | undefined;
+    let startError: { errno: number; step: string } | undefined;
     let end: ActionEnd | undefined;
     let resolvePid: (pid: number) => void;
     let rejectPid: (error: Error) => void;
@@ -107,7 +107,7 @@ export class StartedAction {
         buffered = buffered.slice(newline + 1);
         const n = fields.map(Number);
         if (tag === 'P') resolvePid(n[0]!);
-        else if (tag === 'E') startError ??= { errno: n[0]! };
+        else if (tag === 'E') startError ??= { errno: n[0]!, step: fields[1] ?? 'start' };
         else if (tag === 'X' && !end) end = endFrom(n, startError);
       }
     });
@@ -118,7 +118,7 @@ export class StartedAction {
         // The status pipe closes when the starter (and the action) are gone; reap the starter.
         void reap(this.starterPid).then((wait) => {
           if (end) resolve(end);
-          else if (startError) resolve({ kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) });
+          else if (startError) resolve({ kind: 'start-failed', ...startError, code: errnoName(startError.errno) });
           else resolve({ kind: 'lost', detail: (wait & 0x7f) !== 0 ? `the starter was killed by signal ${wait & 0x7f}` : `the starter exited with status ${(wait >> 8) & 0xff}` });
         });
       });
@@ -163,14 +163,14 @@ export class StartedAction {
   }
 }
 
-function endFrom(n: number[], startError: { errno: number } | undefined): ActionEnd {
+function endFrom(n: number[], startError: { errno: number; step: string } | undefined): ActionEnd {
   const rusage: Rusage = {
     userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
     inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
   };
   const wait = n[0]!;
   // Exit status 127 after an "E" line is the starter's own report of a failed exec.
-  if (startError && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', errno: startError.errno, code: errnoName(startError.errno) };
+  if (startError && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', ...startError, code: errnoName(startError.errno) };
   if ((wait & 0x7f) === 0) return { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
   return { kind: 'signalled', signal: wait & 0x7f, rusage };
 }

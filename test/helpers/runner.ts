@@ -21,13 +21,15 @@ export interface RunnerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-')): Promise<RunnerProcess> {
+/** `wrapper`: a command line the runner is started through (setpriv, to take capabilities away). */
+export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = []): Promise<RunnerProcess> {
   const build = join(dir, 'build');
   mkdirSync(build, { recursive: true });
   const socket = join(dir, 'runner.sock');
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
-  const child = spawn(join(repo, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [...wrapper, join(repo, 'bin', 'mountat.js'), 'runner', '--config', config];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
