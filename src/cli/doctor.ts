@@ -8,6 +8,8 @@ import {
   fsconfigSetString,
   fsmount,
   fsopen,
+  CAP_SYS_CHROOT,
+  hasCapability,
   hasCapSysAdmin,
   probeProcPidns,
   probeSyscalls,
@@ -83,6 +85,10 @@ export function runChecks(dir?: string): Check[] {
         ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)', see: `${TROUBLESHOOTING}eperm` }
         : { level: 'warn', what: 'capabilities unknown (no /proc/self/status)' },
   );
+  // Only `exec` and the runner chroot; the OCI hooks and `mount` do not, so a warning.
+  if (hasCapability(CAP_SYS_CHROOT) === false) {
+    checks.push({ level: 'warn', what: 'CAP_SYS_CHROOT is not effective: `mountat exec` and the runner cannot chroot into a root', advice: 'add CAP_SYS_CHROOT where actions are run (a container that drops ALL must add it back)' });
+  }
   checks.push(
     procFdAvailable()
       ? { level: 'ok', what: '/proc is mounted here: unmount goes through /proc/thread-self/fd' }

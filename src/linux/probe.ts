@@ -43,16 +43,23 @@ export function procFdAvailable(): boolean {
 }
 
 /** Whether the effective capability set holds CAP_SYS_ADMIN; undefined when /proc is absent. */
-export function hasCapSysAdmin(): boolean | undefined {
+/** Whether capability number `bit` is in this process's effective set (undefined: cannot tell). */
+export function hasCapability(bit: number): boolean | undefined {
   try {
     const status = readFileSync('/proc/self/status', 'utf8');
     const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
     if (!match?.[1]) return undefined;
-    const CAP_SYS_ADMIN = 21n;
-    return ((BigInt(`0x${match[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+    return ((BigInt(`0x${match[1]}`) >> BigInt(bit)) & 1n) === 1n;
   } catch {
     return undefined;
   }
+}
+
+export const CAP_SYS_CHROOT = 18;
+export const CAP_SYS_ADMIN = 21;
+
+export function hasCapSysAdmin(): boolean | undefined {
+  return hasCapability(CAP_SYS_ADMIN);
 }
 
 /**
