@@ -1,0 +1,184 @@
+// The runner image (the repository's Dockerfile) in a real Docker engine, through testcontainers:
+// started with only the capabilities the README documents, a build directory bind-mounted from
+// the host with the propagation it documents, Run sent from the host over the socket. The engine
+// is the test's own (test/helpers/docker.ts); nothing is pulled (TESTCONTAINERS_RYUK_DISABLED).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRunnerProto } from '../src/runner/index.js';
+import type { RunnerClient } from '../src/runner/generated/buildbarn/runner/Runner.js';
+import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js';
+import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { makeAction, requestFor, run } from './helpers/runner.js';
+
+// The capabilities README.md#container-image documents for the runner (no runCommandsAs).
+const CAPABILITIES = ['SYS_ADMIN', 'SYS_CHROOT'];
+const CAP_BITS = { SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
+
+let engine: Engine;
+let image: string;
+let tableBefore: string;
+
+beforeAll(async () => {
+  tableBefore = mountTable();
+  engine = await startEngine();
+  process.env.DOCKER_HOST = engine.host;
+  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+  // The engine has no bridge network, where testcontainers would look for the host's address.
+  process.env.TESTCONTAINERS_HOST_OVERRIDE = 'localhost';
+  image = await buildRunnerImage(engine);
+}, 20 * 60_000);
+
+afterAll(async () => {
+  // Stopped by its pid: the engine's own mounts (overlays, its exec root) go with it.
+  await engine?.stop();
+  expect(mountTable()).toBe(tableBefore);
+  removeTree(engine.dir);
+}, 120_000);
+
+/** `docker run --rm` of the image with the given capabilities and command; status and output. */
+async function runOnce(caps: string[], entrypoint: string, args: string[]): Promise<{ status: number; output: string }> {
+  const flags = ['run', '--rm', '--cap-drop', 'ALL', ...caps.flatMap((cap) => ['--cap-add', cap]), '--entrypoint', entrypoint, image, ...args];
+  try {
+    return { status: 0, output: await engine.docker(flags) };
+  } catch (error) {
+    return { status: 1, output: (error as Error).message };
+  }
+}
+
+describe('the runner image', () => {
+  it('passes `mountat doctor` with the documented capabilities, and names each one it lacks', async () => {
+    const enough = await runOnce(CAPABILITIES, 'mountat', ['doctor']);
+    expect(enough.status).toBe(0);
+    expect(enough.output).toContain('ok   CAP_SYS_ADMIN is effective');
+    expect(enough.output).toContain('ok   a trial tmpfs can be created (fsopen, fsconfig, fsmount)');
+    expect(enough.output).not.toMatch(/^(warn|fail) /m);
+
+    const noAdmin = await runOnce(['SYS_CHROOT'], 'mountat', ['doctor']);
+    expect(noAdmin.status).toBe(1);
+    expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
+    const noChroot = await runOnce(['SYS_ADMIN'], 'mountat', ['doctor']);
+    expect(noChroot.output).toContain('warn CAP_SYS_CHROOT is not effective');
+  });
+
+  it('declares its entrypoint and a HEALTHCHECK through `mountat probe`', async () => {
+    const config = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image])) as {
+      Entrypoint: string[];
+      Healthcheck: { Test: string[] };
+    };
+    expect(config.Entrypoint).toEqual(['tini', '--', 'mountat', 'runner', '--config', '/config/runner.json']);
+    expect(config.Healthcheck.Test).toEqual(['CMD', 'mountat', 'probe', '--config', '/config/runner.json', '--timeout', '4']);
+  });
+
+  it('serves Run from the host with only SYS_ADMIN and SYS_CHROOT: /proc and /sys work in the action, the worker\'s later mount reaches it, nothing stays mounted', async () => {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const healthcheck = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image])) as ['CMD', ...string[]];
+
+    // The worker's side: /worker with the build directory, a shared mount so that a mount made
+    // under it later (bb_worker's FUSE mount) propagates into the runner's container (rslave).
+    const worker = scratchDir('mountat-worker-');
+    const build = join(worker, 'build');
+    mkdirSync(build);
+    execFileSync('mount', ['--bind', worker, worker]);
+    execFileSync('mount', ['--make-shared', worker]);
+    makeAction(build, 'a1');
+    const buildFsType = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '--target', build], { encoding: 'utf8' }).trim();
+    let client: RunnerClient | undefined;
+    try {
+      const container = await new GenericContainer(image)
+        .withDroppedCapabilities('ALL')
+        .withAddedCapabilities(...CAPABILITIES)
+        // testcontainers joins source:target:mode; Docker takes "rw,rslave" as the mode.
+        .withBindMounts([{ source: worker, target: '/worker', mode: 'rw,rslave' as 'rw' }])
+        // The image's own HEALTHCHECK command, polled every second instead of every 10 s.
+        .withHealthCheck({ test: healthcheck, interval: 1000, timeout: 5000, retries: 30, startPeriod: 1000 })
+        .withWaitStrategy(Wait.forHealthCheck())
+        .withStartupTimeout(90_000)
+        .start();
+
+      // Mounted on the host after the runner started, as bb_worker's FUSE mount would be.
+      const late = join(build, 'late');
+      mkdirSync(late);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'worker-late', late]);
+      makeAction(late, 'a2');
+
+      client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+      const script = [
+        'readlink /proc/self/exe',
+        // mount point and file system type (the field after the "-", as optional fields come before it)
+        'grep -E " /(proc|sys|tmp) " /proc/self/mountinfo | sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" | tr "\\n" ","; echo',
+        'ls /sys/class | grep -c .',
+        'echo "pids: $(ls /proc | grep "^[0-9]" | sort -n | tr "\\n" " ")"',
+      ].join('; ');
+      for (const id of ['a1', 'late/a2']) {
+        const response = await run(client, requestFor(id, script));
+        const stdout = readFileSync(join(build, id, 'stdout'), 'utf8');
+        expect({ exitCode: Number(response.exitCode), stderr: readFileSync(join(build, id, 'stderr'), 'utf8') }).toEqual({ exitCode: 0, stderr: '' });
+        const [exe, mounts, classes, pids] = stdout.trim().split('\n');
+        expect(exe).toBe('/bin/busybox');
+        // /tmp is the request's temporary directory bound in: of the file system it lives on.
+        expect(mounts).toBe(`/proc proc,/sys sysfs,/tmp ${id === 'a1' ? buildFsType : 'tmpfs'},`);
+        expect(Number(classes)).toBeGreaterThan(5);
+        // Its own PID namespace: the init (1) and the action (2), then the pipeline's processes.
+        expect(pids).toMatch(/^pids: 1 2( \d+)* ?$/);
+      }
+
+      // Inside the container, after the actions: only the worker's own mount below /worker/build.
+      const inside = await container.exec(['cat', '/proc/self/mountinfo']);
+      const below = inside.output.split('\n').map((line) => line.split(' ')[4]).filter((point) => point?.startsWith('/worker/build/'));
+      expect(below).toEqual(['/worker/build/late']);
+      const status = await container.exec(['grep', 'CapEff', '/proc/1/status']);
+      const bits = CAPABILITIES.reduce((mask, cap) => mask | (1n << BigInt(CAP_BITS[cap as keyof typeof CAP_BITS])), 0n);
+      expect(BigInt(`0x${status.output.split(/\s+/)[1]}`)).toBe(bits);
+
+      const stopped = await container.stop({ timeout: 20_000, remove: false });
+      const state = JSON.parse(await engine.docker(['inspect', '--format', '{{json .State}}', stopped.getId()])) as { ExitCode: number; OOMKilled: boolean };
+      // SIGTERM reached the runner through tini, and it shut down cleanly.
+      expect(state.ExitCode).toBe(0);
+      await engine.docker(['rm', stopped.getId()]);
+
+      // On the host: the worker's two mounts, nothing of the runner's.
+      expect(mountsUnder(worker)).toEqual([worker, late]);
+      execFileSync('umount', [late]);
+    } finally {
+      client?.close();
+      execFileSync('umount', ['--recursive', '--lazy', worker]);
+    }
+    expect(mountsUnder(worker)).toEqual([]);
+    removeTree(worker);
+  }, 180_000);
+
+  it('does not see a mount the worker makes later without rslave: why the propagation is documented', async () => {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const worker = scratchDir('mountat-worker-');
+    const build = join(worker, 'build');
+    mkdirSync(build);
+    execFileSync('mount', ['--bind', worker, worker]);
+    execFileSync('mount', ['--make-shared', worker]);
+    let client: RunnerClient | undefined;
+    try {
+      // Docker's default for a bind: rprivate.
+      const container = await new GenericContainer(image)
+        .withDroppedCapabilities('ALL')
+        .withAddedCapabilities(...CAPABILITIES)
+        .withBindMounts([{ source: worker, target: '/worker', mode: 'rw' }])
+        .withWaitStrategy(Wait.forLogMessage('runner ready'))
+        .start();
+      const late = join(build, 'late');
+      mkdirSync(late);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'worker-late', late]);
+      makeAction(late, 'a3');
+      client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+      // The runner sees the empty directory under the worker's mount, so the input root is missing.
+      await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('late/a3/root') });
+      await container.stop({ timeout: 20_000 });
+      execFileSync('umount', [late]);
+    } finally {
+      client?.close();
+      execFileSync('umount', ['--recursive', '--lazy', worker]);
+    }
+    removeTree(worker);
+  }, 120_000);
+});

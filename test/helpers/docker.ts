@@ -1,0 +1,55 @@
+// A Docker engine of the test's own (scripts/docker/dockerd.sh: data, exec root and socket under a
+// scratch directory, in the test's private mount namespace), the base images made locally from
+// Debian's packages (scripts/docker/make-base-rootfs.sh, cached between runs), and the runner
+// image built from the repository's Dockerfile against them. Nothing is pulled from a registry.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { repo, scratchDir } from './roots.js';
+
+const exec = promisify(execFile);
+const BIG = { maxBuffer: 64 * 1024 * 1024 };
+
+export const RUNTIME_BASE = 'mountat-base/runtime:local';
+export const BUILD_BASE = 'mountat-base/build:local';
+
+export interface Engine {
+  dir: string;
+  host: string;
+  /** The docker CLI against this engine; rejects with its stderr. */
+  docker(args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Runs a command without blocking the test worker (an image build takes a minute). */
+async function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  try {
+    return (await exec(command, args, { ...BIG, env })).stdout;
+  } catch (error) {
+    const e = error as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${command} ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim().split('\n').slice(-15).join('\n')}`);
+  }
+}
+
+export async function startEngine(): Promise<Engine> {
+  const dir = scratchDir('mountat-docker-');
+  const host = (await run(join(repo, 'scripts', 'docker', 'dockerd.sh'), ['start', dir])).trim();
+  const env = { ...process.env, DOCKER_HOST: host };
+  return {
+    dir,
+    host,
+    docker: (args) => run('docker', args, env),
+    stop: async () => void (await run(join(repo, 'scripts', 'docker', 'dockerd.sh'), ['stop', dir])),
+  };
+}
+
+/** Imports the locally made bases and builds the Dockerfile against them; returns the image's name. */
+export async function buildRunnerImage(engine: Engine, tag = 'mountat-runner:test'): Promise<string> {
+  const bases = (await run(join(repo, 'scripts', 'docker', 'make-base-rootfs.sh'), [])).trim();
+  await engine.docker(['import', join(bases, 'runtime.tar'), RUNTIME_BASE]);
+  await engine.docker(['import', join(bases, 'build.tar'), BUILD_BASE]);
+  // --network host: the engine has no bridge (nothing changes on the host's network), and npm ci
+  // in the build stage needs the registry.
+  await engine.docker(['build', '--network', 'host', '--build-arg', `BUILD_BASE=${BUILD_BASE}`, '--build-arg', `RUNTIME_BASE=${RUNTIME_BASE}`, '-t', tag, repo]);
+  return tag;
+}
