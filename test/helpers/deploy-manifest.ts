@@ -1,0 +1,151 @@
+// Consistency of deploy/kubernetes: worker.yaml (with the runner.json in its ConfigMap) and
+// bb-worker-runner.jsonnet must agree on paths, ports and the runner's privileges. Returns the
+// problems found, one line each, so a test can show every check able to fail.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { settingsFrom, type Settings } from '../../src/runner/config.js';
+export const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/kubernetes', import.meta.url));
+/** The runner image's ENTRYPOINT (read from the Dockerfile), used when the container sets no command. */
+export const IMAGE_ENTRYPOINT: string[] = JSON.parse(
+  /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))![1]!,
+);
+
+interface VolumeMount { name: string; mountPath: string; mountPropagation?: string }
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  ports?: Array<{ name?: string; containerPort: number }>;
+  volumeMounts?: VolumeMount[];
+  readinessProbe?: { exec?: { command?: string[] } };
+  livenessProbe?: { httpGet?: { path?: string; port?: number | string } };
+  securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
+  resources?: { requests?: Record<string, string | number> };
+}
+interface Volume { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> } }
+interface PodSpec { containers: Container[]; initContainers?: Container[]; volumes?: Volume[] }
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+  spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> }; spec: PodSpec } };
+}
+interface WorkerRunner { endpoint?: { address?: string }; inputRootCharacterDeviceNodes?: string[] }
+interface BuildDirectory { native?: { buildDirectoryPath?: string }; virtual?: { mount?: { mountPath?: string } }; runners?: WorkerRunner[] }
+export interface WorkerConfig { buildDirectories?: BuildDirectory[] }
+
+export function loadDeploy(): { objects: K8sObject[]; worker: WorkerConfig } {
+  const documents = parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8'));
+  for (const document of documents) if (document.errors.length > 0) throw document.errors[0];
+  const objects = documents.map((document) => document.toJS() as K8sObject);
+  const worker = JSON.parse(execFileSync('jsonnet', [join(DEPLOY_DIR, 'bb-worker-runner.jsonnet')], { encoding: 'utf8' })) as WorkerConfig;
+  return { objects, worker };
+}
+
+/** Whether path is mountPath or beneath it. */
+function under(path: string, mountPath: string): boolean {
+  return path === mountPath || path.startsWith(`${mountPath.replace(/\/$/, '')}/`);
+}
+
+/** The mount holding path: the deepest one, as the kernel resolves it. */
+function mountOf(container: Container, path: string): VolumeMount | undefined {
+  const holding = (container.volumeMounts ?? []).filter((m) => under(path, m.mountPath));
+  return holding.sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+}
+
+export function deployProblems(objects: K8sObject[], worker: WorkerConfig): string[] {
+  const problems: string[] = [];
+  const deployment = objects.find((o) => o.kind === 'Deployment');
+  const pod = deployment?.spec?.template?.spec;
+  if (deployment?.apiVersion !== 'apps/v1' || !pod) return ['no apps/v1 Deployment with a pod template'];
+  const labels = deployment.spec?.template?.metadata?.labels ?? {};
+  for (const [key, value] of Object.entries(deployment.spec?.selector?.matchLabels ?? {})) {
+    if (labels[key] !== value) problems.push(`Deployment: selector ${key}=${value} does not match the pod template's labels`);
+  }
+  const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+  for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+    for (const m of container.volumeMounts ?? []) if (!volumes.has(m.name)) problems.push(`${container.name}: volumeMount ${m.name} names no volume of the pod`);
+  }
+  const runner = pod.containers.find((c) => c.name === 'runner');
+  const workerContainer = pod.containers.find((c) => c.name === 'worker');
+  if (!runner || !workerContainer) return [...problems, 'the pod needs containers named worker and runner'];
+  for (const c of [workerContainer, runner]) {
+    for (const resource of ['cpu', 'memory']) if (c.resources?.requests?.[resource] === undefined) problems.push(`${c.name}: no resources.requests.${resource}`);
+  }
+
+  // The runner's config: the file its command names, from a ConfigMap of this manifest.
+  const argv = [...(runner.command ?? IMAGE_ENTRYPOINT), ...(runner.args ?? [])];
+  const configPath = argv[argv.lastIndexOf('--config') + 1];
+  if (!configPath) return [...problems, 'runner: its command names no --config'];
+  const probe = runner.readinessProbe?.exec?.command ?? [];
+  if (probe.join(' ') !== `mountat probe --config ${configPath}`) problems.push(`runner: readinessProbe is not "mountat probe --config ${configPath}"`);
+  const configMount = mountOf(runner, configPath);
+  const configVolume = configMount && volumes.get(configMount.name);
+  if (!configMount || !configVolume?.configMap) return [...problems, `runner: config ${configPath} is on no ConfigMap volume`];
+  const file = relative(configMount.mountPath, configPath);
+  const key = configVolume.configMap.items?.find((item) => item.path === file)?.key ?? file;
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === configVolume.configMap!.name);
+  const text = configMap?.data?.[key];
+  if (text === undefined) return [...problems, `runner: ConfigMap ${configVolume.configMap.name} (in this file) has no key ${key}`];
+  let settings: Settings;
+  try {
+    settings = settingsFrom(JSON.parse(text));
+  } catch (error) {
+    return [...problems, `runner.json: ${(error as Error).message}`];
+  }
+
+  // Socket and build directory: on a volume both containers mount at the same place.
+  const socket = settings.listenPaths[0];
+  if (!socket) return [...problems, 'runner.json: no listenPaths (bb_worker dials a UNIX socket)'];
+  for (const [what, path] of [['socket', socket], ['buildDirectoryPath', settings.buildDirectoryPath]] as const) {
+    const m = mountOf(runner, path);
+    if (!m) problems.push(`runner: ${what} ${path} is on no volumeMount`);
+    else if (!workerContainer.volumeMounts?.some((w) => w.name === m.name && w.mountPath === m.mountPath)) {
+      problems.push(`worker: does not mount volume ${m.name} at ${m.mountPath}, where the runner's ${what} ${path} is`);
+    }
+  }
+  // bb_worker's FUSE mount of the build directory reaches the runner only through propagation.
+  const buildMount = mountOf(runner, settings.buildDirectoryPath);
+  const workerBuildMount = buildMount && workerContainer.volumeMounts?.find((w) => w.name === buildMount.name);
+  if (buildMount && buildMount.mountPropagation !== 'HostToContainer') problems.push(`runner: mount of ${buildMount.name} is not HostToContainer`);
+  if (workerBuildMount && workerBuildMount.mountPropagation !== 'Bidirectional') problems.push(`worker: mount of ${workerBuildMount.name} is not Bidirectional`);
+  if (workerContainer.securityContext?.privileged !== true) problems.push('worker: not privileged (FUSE; and Kubernetes allows Bidirectional only there)');
+  if (!mountOf(runner, settings.stateDirectory)) problems.push(`runner: stateDirectory ${settings.stateDirectory} is on no volumeMount (records would not survive a container restart)`);
+
+  // Privileges: exactly what the runner uses.
+  const security = runner.securityContext;
+  if (security?.privileged === true) problems.push('runner: privileged');
+  const drop = security?.capabilities?.drop ?? [];
+  if (drop.length !== 1 || drop[0] !== 'ALL') problems.push(`runner: capabilities.drop is [${drop.join(', ')}], not [ALL]`);
+  const expected = ['SYS_ADMIN'];
+  if (settings.chroot) expected.push('SYS_CHROOT');
+  if (settings.runAs) expected.push('SETUID', 'SETGID');
+  if (settings.runAs && !settings.pidNamespace) expected.push('KILL');
+  expected.sort();
+  const add = [...(security?.capabilities?.add ?? [])].sort();
+  if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
+
+  // Diagnostics: the port the runner listens on is the one declared and probed.
+  const port = settings.diagnostics?.listen[0]?.port;
+  if (port === undefined) problems.push('runner.json: no global.diagnosticsHttpServer (metrics and the liveness probe)');
+  else {
+    if (!runner.ports?.some((p) => p.containerPort === port)) problems.push(`runner: no containerPort ${port} (diagnostics)`);
+    const get = runner.livenessProbe?.httpGet;
+    const probed = typeof get?.port === 'string' ? runner.ports?.find((p) => p.name === get.port)?.containerPort : get?.port;
+    if (get?.path !== '/-/healthy' || probed !== port) problems.push(`runner: livenessProbe is not httpGet /-/healthy on port ${port}`);
+  }
+
+  // bb_worker's side: dials that socket, for that build directory, and creates /dev's nodes.
+  const address = `unix://${socket}`;
+  const directory = (worker.buildDirectories ?? []).find((d) => d.runners?.some((r) => r.endpoint?.address === address));
+  const workerRunner = directory?.runners?.find((r) => r.endpoint?.address === address);
+  if (!directory || !workerRunner) return [...problems, `bb_worker: no runner with endpoint ${address}`];
+  const buildPath = directory.native?.buildDirectoryPath ?? directory.virtual?.mount?.mountPath;
+  if (buildPath !== settings.buildDirectoryPath) problems.push(`bb_worker: build directory ${buildPath} is not the runner's ${settings.buildDirectoryPath}`);
+  if (!workerRunner.inputRootCharacterDeviceNodes?.length) problems.push('bb_worker: no inputRootCharacterDeviceNodes (the runner does not mount /dev)');
+  return problems;
+}
