@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// The runner image's benchmark: what the container costs. In one run, with a Docker engine of its
+// own (scripts/docker/dockerd.sh) and the image built on locally made bases (as the tests do):
+// the build, the image's size, the time from `docker run` to the first successful CheckReadiness,
+// a Run of /bin/true through the runner in the container against the same Run through a runner
+// started on the host (interleaved; the baseline), and `docker stop` until the runner has exited.
+// Re-executes itself in a private mount namespace; stops the engine at the end.
+//
+// usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { REPO, repRatios, run, summary } from './util.mjs';
+
+const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
+const IMAGE = 'mountat-runner:bench';
+const CAPS = ['--cap-drop', 'ALL', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_CHROOT'];
+
+function reexecInNamespace() {
+  const outer = readlinkSync('/proc/self/ns/mnt');
+  const result = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, MOUNTAT_BENCH_OUTER_NS: outer },
+  });
+  process.exit(result.status ?? 1);
+}
+
+const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
+
+async function loadClient(socket) {
+  const { loadRunnerProto } = await import(join(REPO, 'dist', 'runner', 'index.js'));
+  return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure());
+}
+
+function call(stub, method, request) {
+  return new Promise((resolve, reject) => stub[method](request, { deadline: Date.now() + 10_000 }, (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+let sequence = 0;
+async function runTrue(stub, action) {
+  const n = ++sequence;
+  const response = await call(stub, 'Run', {
+    arguments: ['/bin/true'],
+    environmentVariables: { PATH: '/bin' },
+    inputRootDirectory: `${action}/root`,
+    temporaryDirectory: `${action}/tmp`,
+    stdoutPath: `${action}/out-${n}`,
+    stderrPath: `${action}/err-${n}`,
+  });
+  if (response.exitCode !== '0') throw new Error(`exit ${response.exitCode}`);
+}
+
+/** Polls CheckReadiness every 5 ms until it answers OK; the time it took from `since`. */
+async function readyAfter(socket, since) {
+  for (let i = 0; i < 6000; i++) {
+    if (existsSync(socket)) {
+      const stub = await loadClient(socket);
+      try {
+        await call(stub, 'CheckReadiness', { path: '' });
+        return ms(since);
+      } catch {
+        // not yet
+      } finally {
+        stub.close();
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`${socket} never became ready`);
+}
+
+async function main() {
+  const quick = process.argv.includes('--quick');
+  const jsonAt = process.argv.indexOf('--json');
+  const sizes = quick ? SIZES.quick : SIZES.full;
+  if (!process.env.MOUNTAT_BENCH_OUTER_NS) return reexecInNamespace();
+  if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
+  if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+
+  const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-image-'));
+  const engineDir = join(scratch, 'engine');
+  const host = run(join(REPO, 'scripts', 'docker', 'dockerd.sh'), ['start', engineDir]).trim();
+  const docker = (args) => run('docker', args, { env: { ...process.env, DOCKER_HOST: host }, maxBuffer: 64 << 20 });
+  const results = {};
+  try {
+    let start = process.hrtime.bigint();
+    const bases = run(join(REPO, 'scripts', 'docker', 'make-base-rootfs.sh'), []).trim();
+    results.baseRootfsMs = ms(start);
+    start = process.hrtime.bigint();
+    docker(['import', join(bases, 'runtime.tar'), 'mountat-base/runtime:local']);
+    docker(['import', join(bases, 'build.tar'), 'mountat-base/build:local']);
+    results.importMs = ms(start);
+    start = process.hrtime.bigint();
+    docker(['build', '--network', 'host', '--build-arg', 'BUILD_BASE=mountat-base/build:local', '--build-arg', 'RUNTIME_BASE=mountat-base/runtime:local', '-t', IMAGE, REPO]);
+    results.buildMs = ms(start);
+    results.imageBytes = Number(docker(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).trim());
+
+    // The worker's directory: tmpfs (as bench/runner.mjs, so ext4's journal does not dominate),
+    // shared, bound into the container rslave; the host's runner uses a build directory beside it.
+    const worker = join(scratch, 'worker');
+    mkdirSync(worker);
+    execFileSync('mount', ['-t', 'tmpfs', 'bench', worker]);
+    execFileSync('mount', ['--make-shared', worker]);
+    for (const build of ['build', 'host-build']) {
+      execFileSync(join(REPO, 'scripts', 'make-busybox-root.sh'), [join(worker, build, 'a0', 'root')]);
+      mkdirSync(join(worker, build, 'a0', 'tmp'));
+    }
+
+    start = process.hrtime.bigint();
+    const id = docker(['run', '-d', ...CAPS, '-v', `${worker}:/worker:rw,rslave`, IMAGE]).trim();
+    results.startToReadyMs = await readyAfter(join(worker, 'runner'), start);
+
+    const hostConfig = join(scratch, 'host-runner.json');
+    const hostSocket = join(scratch, 'host-runner.sock');
+    writeFileSync(hostConfig, JSON.stringify({ buildDirectoryPath: join(worker, 'host-build'), grpcServers: [{ listenPaths: [hostSocket] }], stateDirectory: join(scratch, 'state'), logLevel: 'warn' }));
+    start = process.hrtime.bigint();
+    const hostRunner = spawn(join(REPO, 'bin', 'mountat.js'), ['runner', '--config', hostConfig], { stdio: ['ignore', 'inherit', 'inherit'] });
+    results.hostStartToReadyMs = await readyAfter(hostSocket, start);
+
+    const inContainer = await loadClient(join(worker, 'runner'));
+    const onHost = await loadClient(hostSocket);
+    for (let i = 0; i < sizes.warmup; i++) {
+      await runTrue(inContainer, 'a0');
+      await runTrue(onHost, 'a0');
+    }
+    const per = { container: [], host: [] };
+    for (let r = 0; r < sizes.reps; r++) {
+      const total = { container: 0, host: 0 };
+      for (let i = 0; i < sizes.runs; i++) {
+        // Taking turns going first.
+        const order = i % 2 === 0 ? [['container', inContainer], ['host', onHost]] : [['host', onHost], ['container', inContainer]];
+        for (const [name, stub] of order) {
+          const t = process.hrtime.bigint();
+          await runTrue(stub, 'a0');
+          total[name] += ms(t);
+        }
+      }
+      for (const key of Object.keys(per)) per[key].push(total[key] / sizes.runs);
+    }
+    inContainer.close();
+    onHost.close();
+    results.run = { container: summary('ms/action', per.container, sizes.runs), host: summary('ms/action', per.host, sizes.runs) };
+    results.run.ratio = repRatios(results.run.container, results.run.host);
+
+    start = process.hrtime.bigint();
+    docker(['stop', '--time', '20', id]);
+    results.stopMs = ms(start);
+    results.exitCode = Number(docker(['inspect', '--format', '{{.State.ExitCode}}', id]).trim());
+    docker(['rm', id]);
+    hostRunner.kill('SIGTERM');
+    await new Promise((resolve) => hostRunner.once('exit', resolve));
+    results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${worker}/`)).length;
+    execFileSync('umount', [worker]);
+  } finally {
+    run(join(REPO, 'scripts', 'docker', 'dockerd.sh'), ['stop', engineDir]);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const r = results.run;
+  const lines = [
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Linux ${os.release()}, node ${process.version}`,
+    `base root filesystems: ${(results.baseRootfsMs / 1000).toFixed(1)} s (cached when under a few seconds), import ${(results.importMs / 1000).toFixed(1)} s`,
+    `docker build (no layer cache): ${(results.buildMs / 1000).toFixed(1)} s; image ${(results.imageBytes / 1e6).toFixed(0)} MB`,
+    `docker run → first CheckReadiness OK: ${results.startToReadyMs.toFixed(0)} ms (the runner started on the host: ${results.hostStartToReadyMs.toFixed(0)} ms)`,
+    `Run of /bin/true, runner in the container: ${r.container.median.toFixed(2)} ms (${r.container.min.toFixed(2)}–${r.container.max.toFixed(2)}); on the host: ${r.host.median.toFixed(2)} ms (${r.host.min.toFixed(2)}–${r.host.max.toFixed(2)}); container/host ${r.ratio.median.toFixed(3)}× (${r.ratio.min.toFixed(3)}–${r.ratio.max.toFixed(3)}), ${sizes.reps} reps × ${sizes.runs}`,
+    `docker stop → runner exited ${results.exitCode}: ${results.stopMs.toFixed(0)} ms; mounts left under the worker directory: ${results.mountsLeftUnderWorker}`,
+  ];
+  console.log(lines.join('\n'));
+  if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ sizes, results }, null, 2));
+}
+
+main().catch((error) => {
+  console.error(`bench/image: ${error.message}`);
+  process.exit(1);
+});
