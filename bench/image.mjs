@@ -148,6 +148,7 @@ async function main() {
     docker(['stop', '--time', '20', id]);
     results.stopMs = ms(start);
     results.exitCode = Number(docker(['inspect', '--format', '{{.State.ExitCode}}', id]).trim());
+    if (results.exitCode !== 0) console.error(`bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync('docker', ['logs', '--tail', '5', id], { env: { ...process.env, DOCKER_HOST: host }, encoding: 'utf8' }).stdout.slice(-1500)}`);
     docker(['rm', id]);
     hostRunner.kill('SIGTERM');
     await new Promise((resolve) => hostRunner.once('exit', resolve));

@@ -1,12 +1,12 @@
 // The runner delegating its setup and teardown to hooks, its shutdown, and its config errors.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { HOOK } from './helpers/oci.js';
-import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner } from './helpers/runner.js';
 
 describe('hooks around each action', () => {
@@ -88,6 +88,30 @@ describe('shutdown', () => {
     expect(spawnSync('pgrep', ['-f', 'sleep 64.5']).status).toBe(1);
     expect(runner.output()).toMatch(/"runner stopped"/);
     removeTree(runner.dir);
+  });
+});
+
+describe('shutdown with a hung client', () => {
+  it('exits 0 on SIGTERM although a client holding a connection is frozen', async () => {
+    const runner = await startRunner();
+    const client = spawn(process.execPath, [join(repo, 'test', 'fixtures', 'idle-client.mjs'), runner.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.stdout!.once('data', () => resolve());
+        client.once('exit', (code) => reject(new Error(`client exited ${code}`)));
+      });
+      // Frozen with its connection open, it will never answer the server's GOAWAY.
+      client.kill('SIGSTOP');
+      const began = Date.now();
+      expect(await runner.stop('SIGTERM')).toBe(0);
+      expect(runner.output()).toMatch(/"clients did not close their connections: closing them"/);
+      expect(runner.output()).toMatch(/"runner stopped"/);
+      // The 2 s grace, not a hang: generous bound, as the machine may be busy.
+      expect(Date.now() - began).toBeLessThan(15_000);
+    } finally {
+      client.kill('SIGKILL');
+      removeTree(runner.dir);
+    }
   });
 });
 

@@ -18,5 +18,9 @@ export async function runnerCommand(args: { config: string | undefined }): Promi
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  // Shutdown is complete. A connection whose client is frozen keeps its socket open even after it
+  // was force-closed (Node ends a gracefully closed HTTP/2 session's socket only when the peer
+  // does), which would keep this process alive for nothing: exit once this value is returned.
+  setImmediate(() => process.exit()).unref();
   return 0;
 }

@@ -20,6 +20,9 @@ export interface RunningRunner {
   close(): Promise<void>;
 }
 
+/** How long shutdown waits for clients to close their connections once every action is answered. */
+const CONNECTION_GRACE_MS = 2000;
+
 function bind(server: Server, address: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve()));
@@ -84,11 +87,19 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   return {
     service,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.tryShutdown(() => resolve());
-        // tryShutdown waits for calls in flight; cancel them so it does not wait for builds.
-        void service.cancelAll();
-      });
+      const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // tryShutdown waits for calls in flight; cancel them so it does not wait for builds.
+      await service.cancelAll();
+      // Every action is torn down and answered. tryShutdown also waits for each client to close
+      // its connection after the GOAWAY, which a hung or frozen client never does: give them a
+      // moment, then close the connections ourselves (nothing is left to lose).
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CONNECTION_GRACE_MS)));
+      if ((await Promise.race([shutdown, grace])) === 'timeout') {
+        log.warn({ graceMs: CONNECTION_GRACE_MS }, 'clients did not close their connections: closing them');
+        server.forceShutdown();
+      }
+      clearTimeout(timer);
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();
