@@ -2,8 +2,9 @@
 // The runner image's benchmark: what the container costs. In one run, with a Docker engine of its
 // own (scripts/docker/dockerd.sh) and the image built on locally made bases (as the tests do):
 // the build, the image's size, the time from `docker run` to the first successful CheckReadiness,
-// a Run of /bin/true through the runner in the container against the same Run through a runner
-// started on the host (interleaved; the baseline), and `docker stop` until the runner has exited.
+// a Run of /bin/true through the runner in the container (with Docker's default seccomp filter, and
+// without it) against the same Run through a runner started on the host (interleaved; the
+// baseline), and `docker stop` until the runner has exited.
 // Re-executes itself in a private mount namespace; stops the engine at the end.
 //
 // usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
@@ -103,7 +104,7 @@ async function main() {
     mkdirSync(worker);
     execFileSync('mount', ['-t', 'tmpfs', 'bench', worker]);
     execFileSync('mount', ['--make-shared', worker]);
-    for (const build of ['build', 'host-build']) {
+    for (const build of ['build', 'host-build', 'unconfined-build']) {
       execFileSync(join(REPO, 'scripts', 'make-busybox-root.sh'), [join(worker, build, 'a0', 'root')]);
       mkdirSync(join(worker, build, 'a0', 'tmp'));
     }
@@ -111,6 +112,12 @@ async function main() {
     start = process.hrtime.bigint();
     const id = docker(['run', '-d', ...CAPS, '-v', `${worker}:/worker:rw,rslave`, IMAGE]).trim();
     results.startToReadyMs = await readyAfter(join(worker, 'runner'), start);
+    // The same image without Docker's seccomp filter, on a build directory and socket of its own:
+    // how much of the difference to the host is the filter run on every system call.
+    const unconfinedConfig = join(scratch, 'unconfined.json');
+    writeFileSync(unconfinedConfig, JSON.stringify({ buildDirectoryPath: '/worker/unconfined-build', grpcServers: [{ listenPaths: ['/worker/unconfined-runner'] }] }));
+    const unconfinedId = docker(['run', '-d', ...CAPS, '--security-opt', 'seccomp=unconfined', '-v', `${worker}:/worker:rw,rslave`, '-v', `${unconfinedConfig}:/config/runner.json:ro`, IMAGE]).trim();
+    await readyAfter(join(worker, 'unconfined-runner'), process.hrtime.bigint());
 
     const hostConfig = join(scratch, 'host-runner.json');
     const hostSocket = join(scratch, 'host-runner.sock');
@@ -119,18 +126,19 @@ async function main() {
     const hostRunner = spawn(join(REPO, 'bin', 'mountat.js'), ['runner', '--config', hostConfig], { stdio: ['ignore', 'inherit', 'inherit'] });
     results.hostStartToReadyMs = await readyAfter(hostSocket, start);
 
-    const inContainer = await loadClient(join(worker, 'runner'));
-    const onHost = await loadClient(hostSocket);
-    for (let i = 0; i < sizes.warmup; i++) {
-      await runTrue(inContainer, 'a0');
-      await runTrue(onHost, 'a0');
-    }
-    const per = { container: [], host: [] };
+    const stubs = {
+      container: await loadClient(join(worker, 'runner')),
+      unconfined: await loadClient(join(worker, 'unconfined-runner')),
+      host: await loadClient(hostSocket),
+    };
+    const names = Object.keys(stubs);
+    for (let i = 0; i < sizes.warmup; i++) for (const name of names) await runTrue(stubs[name], 'a0');
+    const per = Object.fromEntries(names.map((name) => [name, []]));
     for (let r = 0; r < sizes.reps; r++) {
-      const total = { container: 0, host: 0 };
+      const total = Object.fromEntries(names.map((name) => [name, 0]));
       for (let i = 0; i < sizes.runs; i++) {
         // Taking turns going first.
-        const order = i % 2 === 0 ? [['container', inContainer], ['host', onHost]] : [['host', onHost], ['container', inContainer]];
+        const order = names.map((_, k) => names[(k + i) % names.length]).map((name) => [name, stubs[name]]);
         for (const [name, stub] of order) {
           const t = process.hrtime.bigint();
           await runTrue(stub, 'a0');
@@ -139,10 +147,11 @@ async function main() {
       }
       for (const key of Object.keys(per)) per[key].push(total[key] / sizes.runs);
     }
-    inContainer.close();
-    onHost.close();
-    results.run = { container: summary('ms/action', per.container, sizes.runs), host: summary('ms/action', per.host, sizes.runs) };
+    for (const stub of Object.values(stubs)) stub.close();
+    results.run = Object.fromEntries(names.map((name) => [name, summary('ms/action', per[name], sizes.runs)]));
     results.run.ratio = repRatios(results.run.container, results.run.host);
+    results.run.unconfinedRatio = repRatios(results.run.unconfined, results.run.host);
+    docker(['rm', '-f', unconfinedId]);
 
     start = process.hrtime.bigint();
     docker(['stop', '--time', '20', id]);
@@ -160,12 +169,18 @@ async function main() {
   }
 
   const r = results.run;
+  const range = (x) => `${x.median.toFixed(2)} (${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
+  const ratio = (x) => `${x.median.toFixed(3)} (${x.min.toFixed(3)}–${x.max.toFixed(3)})`;
   const lines = [
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Linux ${os.release()}, node ${process.version}`,
     `base root filesystems: ${(results.baseRootfsMs / 1000).toFixed(1)} s (cached when under a few seconds), import ${(results.importMs / 1000).toFixed(1)} s`,
     `docker build (no layer cache): ${(results.buildMs / 1000).toFixed(1)} s; image ${(results.imageBytes / 1e6).toFixed(0)} MB`,
     `docker run → first CheckReadiness OK: ${results.startToReadyMs.toFixed(0)} ms (the runner started on the host: ${results.hostStartToReadyMs.toFixed(0)} ms)`,
-    `Run of /bin/true, runner in the container: ${r.container.median.toFixed(2)} ms (${r.container.min.toFixed(2)}–${r.container.max.toFixed(2)}); on the host: ${r.host.median.toFixed(2)} ms (${r.host.min.toFixed(2)}–${r.host.max.toFixed(2)}); container/host ${r.ratio.median.toFixed(3)}× (${r.ratio.min.toFixed(3)}–${r.ratio.max.toFixed(3)}), ${sizes.reps} reps × ${sizes.runs}`,
+    `Run of /bin/true (${sizes.reps} reps × ${sizes.runs}, interleaved), medians (min–max):`,
+    `  runner in the container:             ${range(r.container)} ms`,
+    `  runner in the container, no seccomp: ${range(r.unconfined)} ms`,
+    `  runner on the host (baseline):       ${range(r.host)} ms`,
+    `  container/host ${ratio(r.ratio)}×; without seccomp/host ${ratio(r.unconfinedRatio)}×`,
     `docker stop → runner exited ${results.exitCode}: ${results.stopMs.toFixed(0)} ms; mounts left under the worker directory: ${results.mountsLeftUnderWorker}`,
   ];
   console.log(lines.join('\n'));
