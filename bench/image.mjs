@@ -9,24 +9,15 @@
 //
 // usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { REPO, repRatios, run, summary } from './util.mjs';
+import { enterPrivateNamespace, REPO, repRatios, run, summary } from './util.mjs';
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
 const CAPS = ['--cap-drop', 'ALL', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_CHROOT'];
-
-function reexecInNamespace() {
-  const outer = readlinkSync('/proc/self/ns/mnt');
-  const result = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, MOUNTAT_BENCH_OUTER_NS: outer },
-  });
-  process.exit(result.status ?? 1);
-}
 
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -76,9 +67,7 @@ async function main() {
   const quick = process.argv.includes('--quick');
   const jsonAt = process.argv.indexOf('--json');
   const sizes = quick ? SIZES.quick : SIZES.full;
-  if (!process.env.MOUNTAT_BENCH_OUTER_NS) return reexecInNamespace();
-  if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
-  if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  enterPrivateNamespace();
 
   const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-image-'));
   const engineDir = join(scratch, 'engine');

@@ -8,25 +8,16 @@
 //
 // usage: node bench/runner.mjs [--quick] [--json FILE]        (as root; `npm run bench:runner`)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { median, REPO, summary } from './util.mjs';
+import { enterPrivateNamespace, median, REPO, summary } from './util.mjs';
 
 const SIZES = {
   full: { runs: 20, reps: 5, warmup: 5, throughputPerClient: 25, clients: 16, rssActions: 32 },
   quick: { runs: 3, reps: 2, warmup: 1, throughputPerClient: 3, clients: 16, rssActions: 32 },
 };
-
-function reexecInNamespace() {
-  const outer = readlinkSync('/proc/self/ns/mnt');
-  const result = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, MOUNTAT_BENCH_OUTER_NS: outer },
-  });
-  process.exit(result.status ?? 1);
-}
 
 function startRunner(dir, build, name = 'runner', extra = {}) {
   const socket = join(dir, `${name}.sock`);
@@ -71,9 +62,7 @@ async function main() {
   const quick = process.argv.includes('--quick');
   const jsonAt = process.argv.indexOf('--json');
   const sizes = quick ? SIZES.quick : SIZES.full;
-  if (!process.env.MOUNTAT_BENCH_OUTER_NS) return reexecInNamespace();
-  if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
-  if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  enterPrivateNamespace();
 
   const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-runner-'));
   // tmpfs: mkdir/rmdir of mountpoints on this VM's ext4 journal would dominate and wobble.

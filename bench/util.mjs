@@ -1,8 +1,8 @@
 // Small helpers shared by the benchmark's files: running commands, timing them interleaved,
 // and the statistics the report prints.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -74,4 +74,22 @@ export function mountsUnder(dir) {
   return mountPoints()
     .filter((point) => point === dir || point.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * The runner benchmarks mount: they run in a private mount namespace. Outside one, re-execute this
+ * script under `unshare --mount --propagation private` and exit with its status (never returns);
+ * inside, make sure the build exists and return.
+ */
+export function enterPrivateNamespace() {
+  if (!process.env.MOUNTAT_BENCH_OUTER_NS) {
+    const outer = readlinkSync('/proc/self/ns/mnt');
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, MOUNTAT_BENCH_OUTER_NS: outer },
+    });
+    process.exit(result.status ?? 1);
+  }
+  if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
+  if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
 }

@@ -48,6 +48,32 @@ async function runOnce(caps: string[], entrypoint: string, args: string[]): Prom
   }
 }
 
+/**
+ * The worker's side: /worker with the build directory, a shared mount so that a mount made under
+ * it later (bb_worker's FUSE mount) can propagate into the runner's container.
+ */
+function workerDirectory(): { worker: string; build: string } {
+  const worker = scratchDir('mountat-worker-');
+  const build = join(worker, 'build');
+  mkdirSync(build);
+  execFileSync('mount', ['--bind', worker, worker]);
+  execFileSync('mount', ['--make-shared', worker]);
+  return { worker, build };
+}
+
+/** A tmpfs mounted under the build directory from the host, as bb_worker's FUSE mount, with an input root. */
+function mountLate(build: string, id: string): string {
+  const late = join(build, 'late');
+  mkdirSync(late);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'worker-late', late]);
+  makeAction(late, id);
+  return late;
+}
+
+function clientFor(worker: string): RunnerClient {
+  return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+}
+
 describe('the runner image', () => {
   it('passes `mountat doctor` with the documented capabilities, and names each one it lacks', async () => {
     const enough = await runOnce(CAPABILITIES, 'mountat', ['doctor']);
@@ -76,13 +102,7 @@ describe('the runner image', () => {
     const { GenericContainer, Wait } = await import('testcontainers');
     const healthcheck = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image])) as ['CMD', ...string[]];
 
-    // The worker's side: /worker with the build directory, a shared mount so that a mount made
-    // under it later (bb_worker's FUSE mount) propagates into the runner's container (rslave).
-    const worker = scratchDir('mountat-worker-');
-    const build = join(worker, 'build');
-    mkdirSync(build);
-    execFileSync('mount', ['--bind', worker, worker]);
-    execFileSync('mount', ['--make-shared', worker]);
+    const { worker, build } = workerDirectory();
     makeAction(build, 'a1');
     const buildFsType = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '--target', build], { encoding: 'utf8' }).trim();
     let client: RunnerClient | undefined;
@@ -99,12 +119,8 @@ describe('the runner image', () => {
         .start();
 
       // Mounted on the host after the runner started, as bb_worker's FUSE mount would be.
-      const late = join(build, 'late');
-      mkdirSync(late);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'worker-late', late]);
-      makeAction(late, 'a2');
-
-      client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+      const late = mountLate(build, 'a2');
+      client = clientFor(worker);
       const script = [
         'readlink /proc/self/exe',
         // mount point and file system type (the field after the "-", as optional fields come before it)
@@ -152,11 +168,7 @@ describe('the runner image', () => {
 
   it('does not see a mount the worker makes later without rslave: why the propagation is documented', async () => {
     const { GenericContainer, Wait } = await import('testcontainers');
-    const worker = scratchDir('mountat-worker-');
-    const build = join(worker, 'build');
-    mkdirSync(build);
-    execFileSync('mount', ['--bind', worker, worker]);
-    execFileSync('mount', ['--make-shared', worker]);
+    const { worker, build } = workerDirectory();
     let client: RunnerClient | undefined;
     try {
       // Docker's default for a bind: rprivate.
@@ -166,11 +178,8 @@ describe('the runner image', () => {
         .withBindMounts([{ source: worker, target: '/worker', mode: 'rw' }])
         .withWaitStrategy(Wait.forLogMessage('runner ready'))
         .start();
-      const late = join(build, 'late');
-      mkdirSync(late);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'worker-late', late]);
-      makeAction(late, 'a3');
-      client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+      const late = mountLate(build, 'a3');
+      client = clientFor(worker);
       // The runner sees the empty directory under the worker's mount, so the input root is missing.
       await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('late/a3/root') });
       await container.stop({ timeout: 20_000 });
