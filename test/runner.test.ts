@@ -1,12 +1,13 @@
 // The runner over a real UNIX socket with a real gRPC client, running real actions.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
-import { mountTable, mountsUnder, removeTree } from './helpers/roots.js';
+import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { checkReadiness, makeAction, requestFor, resourceUsage, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
@@ -20,6 +21,18 @@ afterAll(async () => {
   expect(mountTable()).toBe(tableBefore);
   removeTree(runner.dir);
 });
+
+/** A TCP port nothing listens on just now (the kernel's pick, released at once). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 let counter = 0;
 function newAction(): string {
@@ -202,6 +215,24 @@ describe('a runner of its own', () => {
       await own.stop();
       removeTree(own.dir);
     }
+  });
+
+  it('listens on TCP (listenAddresses) too, and `mountat probe --config` finds it there', async () => {
+    const port = await freePort();
+    const dir = scratchDir('mountat-runner-');
+    const own = await startRunner({ grpcServers: [{ listenPaths: [join(dir, 'runner.sock')], listenAddresses: [`127.0.0.1:${port}`] }] }, dir);
+    try {
+      // A config naming only the address, ":port" as Buildbarn spells "every interface".
+      const tcpOnly = join(dir, 'tcp-only.json');
+      writeFileSync(tcpOnly, JSON.stringify({ buildDirectoryPath: own.build, grpcServers: [{ listenAddresses: [`:${port}`] }] }));
+      const probe = mountat(['probe', '--config', tcpOnly]);
+      expect([probe.status, probe.stdout, probe.stderr]).toEqual([0, `ready: localhost:${port}\n`, '']);
+    } finally {
+      await own.stop();
+      removeTree(own.dir);
+    }
+    const closed = mountat(['probe', '--socket', own.socket, '--timeout', '1']);
+    expect(closed.status).toBe(1);
   });
 
   it('names the capability it lacks when a start step fails for want of it (CAP_SYS_CHROOT, CAP_SETUID/CAP_SETGID)', async () => {
