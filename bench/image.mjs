@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { enterPrivateNamespace, REPO, repRatios, run, summary } from './util.mjs';
+import { benchOptions, enterPrivateNamespace, REPO, repRatios, run, summary } from './util.mjs';
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
@@ -64,9 +64,7 @@ async function readyAfter(socket, since) {
 }
 
 async function main() {
-  const quick = process.argv.includes('--quick');
-  const jsonAt = process.argv.indexOf('--json');
-  const sizes = quick ? SIZES.quick : SIZES.full;
+  const { sizes, jsonFile } = benchOptions(SIZES);
   enterPrivateNamespace();
 
   const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-image-'));
@@ -173,7 +171,7 @@ async function main() {
     `docker stop → runner exited ${results.exitCode}: ${results.stopMs.toFixed(0)} ms; mounts left under the worker directory: ${results.mountsLeftUnderWorker}`,
   ];
   console.log(lines.join('\n'));
-  if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ sizes, results }, null, 2));
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ sizes, results }, null, 2));
 }
 
 main().catch((error) => {

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { enterPrivateNamespace, median, REPO, summary } from './util.mjs';
+import { benchOptions, enterPrivateNamespace, median, REPO, summary } from './util.mjs';
 
 const SIZES = {
   full: { runs: 20, reps: 5, warmup: 5, throughputPerClient: 25, clients: 16, rssActions: 32 },
@@ -59,9 +59,7 @@ function spawnTimed(command, args) {
 }
 
 async function main() {
-  const quick = process.argv.includes('--quick');
-  const jsonAt = process.argv.indexOf('--json');
-  const sizes = quick ? SIZES.quick : SIZES.full;
+  const { sizes, jsonFile } = benchOptions(SIZES);
   enterPrivateNamespace();
 
   const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-runner-'));
@@ -163,7 +161,7 @@ async function main() {
   console.log(`throughput: ${results.throughput.actions} actions by ${sizes.clients} clients in ${f(seconds)} s = ${f(throughput, 1)} actions/s`);
   console.log(`runner RSS: ${f(rssBefore / 1024, 1)} MiB idle, peak ${f(peakKiB / 1024, 1)} MiB with ${sizes.rssActions} actions in flight`);
   console.log('nothing left mounted under the build directory');
-  if (jsonAt > 0 && process.argv[jsonAt + 1]) writeFileSync(process.argv[jsonAt + 1], JSON.stringify(results, null, 2));
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));
 }
 
 main().catch((error) => {

@@ -76,6 +76,12 @@ export function mountsUnder(dir) {
     .sort((a, b) => b.length - a.length);
 }
 
+/** `--quick` picks the small sizes; `--json FILE` names where to write the results (or undefined). */
+export function benchOptions(sizes) {
+  const jsonAt = process.argv.indexOf('--json');
+  return { sizes: process.argv.includes('--quick') ? sizes.quick : sizes.full, jsonFile: jsonAt > 0 ? process.argv[jsonAt + 1] : undefined };
+}
+
 /**
  * The runner benchmarks mount: they run in a private mount namespace. Outside one, re-execute this
  * script under `unshare --mount --propagation private` and exit with its status (never returns);
