@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { benchOptions, enterPrivateNamespace, REPO, repRatios, run, summary } from './util.mjs';
+import { benchOptions, enterPrivateNamespace, REPO, repRatios, run, runAction, summary } from './util.mjs';
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
@@ -28,20 +28,6 @@ async function loadClient(socket) {
 
 function call(stub, method, request) {
   return new Promise((resolve, reject) => stub[method](request, { deadline: Date.now() + 10_000 }, (error, response) => (error ? reject(error) : resolve(response))));
-}
-
-let sequence = 0;
-async function runTrue(stub, action) {
-  const n = ++sequence;
-  const response = await call(stub, 'Run', {
-    arguments: ['/bin/true'],
-    environmentVariables: { PATH: '/bin' },
-    inputRootDirectory: `${action}/root`,
-    temporaryDirectory: `${action}/tmp`,
-    stdoutPath: `${action}/out-${n}`,
-    stderrPath: `${action}/err-${n}`,
-  });
-  if (response.exitCode !== '0') throw new Error(`exit ${response.exitCode}`);
 }
 
 /** Polls CheckReadiness every 5 ms until it answers OK; the time it took from `since`. */
@@ -119,7 +105,7 @@ async function main() {
       host: await loadClient(hostSocket),
     };
     const names = Object.keys(stubs);
-    for (let i = 0; i < sizes.warmup; i++) for (const name of names) await runTrue(stubs[name], 'a0');
+    for (let i = 0; i < sizes.warmup; i++) for (const name of names) await runAction(stubs[name], 'a0');
     const per = Object.fromEntries(names.map((name) => [name, []]));
     for (let r = 0; r < sizes.reps; r++) {
       const total = Object.fromEntries(names.map((name) => [name, 0]));
@@ -128,7 +114,7 @@ async function main() {
         const order = names.map((_, k) => names[(k + i) % names.length]).map((name) => [name, stubs[name]]);
         for (const [name, stub] of order) {
           const t = process.hrtime.bigint();
-          await runTrue(stub, 'a0');
+          await runAction(stub, 'a0');
           total[name] += ms(t);
         }
       }

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { benchOptions, enterPrivateNamespace, median, REPO, summary } from './util.mjs';
+import { benchOptions, enterPrivateNamespace, median, REPO, runAction, summary } from './util.mjs';
 
 const SIZES = {
   full: { runs: 20, reps: 5, warmup: 5, throughputPerClient: 25, clients: 16, rssActions: 32 },
@@ -35,20 +35,6 @@ async function waitFor(path) {
 function client(socket) {
   // Imported here: dist/ must exist first.
   return import(join(REPO, 'dist', 'runner', 'index.js')).then(({ loadRunnerProto }) => new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure()));
-}
-
-let sequence = 0;
-function runTrue(stub, action) {
-  const n = ++sequence;
-  const request = {
-    arguments: ['/bin/true'],
-    environmentVariables: { PATH: '/bin' },
-    inputRootDirectory: `${action}/root`,
-    temporaryDirectory: `${action}/tmp`,
-    stdoutPath: `${action}/out-${n}`,
-    stderrPath: `${action}/err-${n}`,
-  };
-  return new Promise((resolve, reject) => stub.Run(request, (error, response) => (error ? reject(error) : response.exitCode === '0' ? resolve() : reject(new Error(`exit ${response.exitCode}`)))));
 }
 
 function spawnTimed(command, args) {
@@ -85,8 +71,8 @@ async function main() {
   const bwrapArgs = ['--bind', chrootRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'];
   const per = { runner: [], runnerWithMetrics: [], unshareRoot: [], bwrap: [] };
   for (let i = 0; i < sizes.warmup; i++) {
-    await runTrue(stub, 'a0');
-    await runTrue(metricsStub, 'a1');
+    await runAction(stub, 'a0');
+    await runAction(metricsStub, 'a1');
     spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
     spawnTimed('bwrap', bwrapArgs);
   }
@@ -97,7 +83,7 @@ async function main() {
       const pair = i % 2 === 0 ? [['runner', stub, 'a0'], ['runnerWithMetrics', metricsStub, 'a1']] : [['runnerWithMetrics', metricsStub, 'a1'], ['runner', stub, 'a0']];
       for (const [name, which, action] of pair) {
         const start = process.hrtime.bigint();
-        await runTrue(which, action);
+        await runAction(which, action);
         total[name] += Number(process.hrtime.bigint() - start) / 1e6;
       }
       total.unshareRoot += spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
@@ -111,7 +97,7 @@ async function main() {
   const start = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: sizes.clients }, async (_, c) => {
-      for (let i = 0; i < sizes.throughputPerClient; i++) await runTrue(stub, actions[c]);
+      for (let i = 0; i < sizes.throughputPerClient; i++) await runAction(stub, actions[c]);
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -120,11 +106,7 @@ async function main() {
   // 3. Peak RSS of the runner with 32 actions in flight (each sleeps so they overlap).
   const rssBefore = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]);
   await Promise.all(
-    actions.map((action) => {
-      const n = ++sequence;
-      const request = { arguments: ['sleep', '0.5'], environmentVariables: { PATH: '/bin' }, inputRootDirectory: `${action}/root`, temporaryDirectory: `${action}/tmp`, stdoutPath: `${action}/out-${n}`, stderrPath: `${action}/err-${n}` };
-      return new Promise((resolve, reject) => stub.Run(request, (error) => (error ? reject(error) : resolve())));
-    }),
+    actions.map((action) => runAction(stub, action, ['sleep', '0.5'])),
   );
   const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]);
 

@@ -99,3 +99,19 @@ export function enterPrivateNamespace() {
   if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
   if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
 }
+
+let sequence = 0;
+
+/** One Run of argv (default /bin/true) in `action`'s input root through a runner client (grpc-js stub); rejects unless exit 0. */
+export function runAction(stub, action, argv = ['/bin/true']) {
+  const n = ++sequence;
+  const request = {
+    arguments: argv,
+    environmentVariables: { PATH: '/bin' },
+    inputRootDirectory: `${action}/root`,
+    temporaryDirectory: `${action}/tmp`,
+    stdoutPath: `${action}/out-${n}`,
+    stderrPath: `${action}/err-${n}`,
+  };
+  return new Promise((resolve, reject) => stub.Run(request, (error, response) => (error ? reject(error) : response.exitCode === '0' ? resolve() : reject(new Error(`exit ${response.exitCode}`)))));
+}
