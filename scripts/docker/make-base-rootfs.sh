@@ -53,7 +53,8 @@ pack() {
 }
 
 add_node "$root"
-"$root/usr/local/bin/node" --version >/dev/null 2>&1 || chroot "$root" /usr/local/bin/node --version >/dev/null
+# Node from the machine must run on the root's own libraries (libstdc++ and glibc of bookworm).
+chroot "$root" /usr/local/bin/node --version >/dev/null || { echo "make-base-rootfs: this machine's node does not run in the bookworm root" >&2; exit 1; }
 clean "$root"
 mkdir -p "$work/out"
 pack "$root" "$work/out/runtime.tar"

@@ -8,9 +8,9 @@ import {
   fsconfigSetString,
   fsmount,
   fsopen,
+  CAP_SYS_ADMIN,
   CAP_SYS_CHROOT,
   hasCapability,
-  hasCapSysAdmin,
   probeProcPidns,
   probeSyscalls,
   probeUniqueMountId,
@@ -77,7 +77,7 @@ export function runChecks(dir?: string): Check[] {
       ? { level: 'ok', what: 'statx gives unique mount ids (STATX_MNT_ID_UNIQUE)' }
       : { level: 'warn', what: 'statx has no unique mount ids; reusable ids are compared instead', advice: 'Linux 6.8+ makes teardown\'s ownership check exact' },
   );
-  const cap = hasCapSysAdmin();
+  const cap = hasCapability(CAP_SYS_ADMIN);
   checks.push(
     cap === true
       ? { level: 'ok', what: 'CAP_SYS_ADMIN is effective' }

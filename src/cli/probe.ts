@@ -1,7 +1,9 @@
 // `mountat probe`: ask a running runner's CheckReadiness over its socket, for a container's
 // HEALTHCHECK or a Kubernetes readiness probe. Exit 0 when it answers OK, 1 with one line otherwise.
 import { credentials, Metadata, status } from '@grpc/grpc-js';
-import { loadSettings } from '../runner/index.js';
+// config.js and protos.js only, not runner/index.js: a health check runs every few seconds and
+// needs neither the server nor the action machinery.
+import { loadSettings } from '../runner/config.js';
 import { loadRunnerProto } from '../runner/protos.js';
 import type { RunnerClient } from '../runner/generated/buildbarn/runner/Runner.js';
 import { UsageError } from './usage-error.js';

@@ -23,6 +23,6 @@ export {
   probeSyscall,
 } from './calls.js';
 export type { OpenHow, MountAttr, Statx } from './calls.js';
-export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapSysAdmin, hasCapability, CAP_SYS_ADMIN, CAP_SYS_CHROOT, probeProcPidns } from './probe.js';
+export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, CAP_SYS_ADMIN, CAP_SYS_CHROOT, probeProcPidns } from './probe.js';
 export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';

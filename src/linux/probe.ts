@@ -42,7 +42,6 @@ export function procFdAvailable(): boolean {
   return existsSync('/proc/thread-self/fd');
 }
 
-/** Whether the effective capability set holds CAP_SYS_ADMIN; undefined when /proc is absent. */
 /** Whether capability number `bit` is in this process's effective set (undefined: cannot tell). */
 export function hasCapability(bit: number): boolean | undefined {
   try {
@@ -57,10 +56,6 @@ export function hasCapability(bit: number): boolean | undefined {
 
 export const CAP_SYS_CHROOT = 18;
 export const CAP_SYS_ADMIN = 21;
-
-export function hasCapSysAdmin(): boolean | undefined {
-  return hasCapability(CAP_SYS_ADMIN);
-}
 
 /**
  * Whether proc accepts a `pidns` fd (a proc for another PID namespace; older kernels reject it):
