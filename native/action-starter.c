@@ -1,56 +1,128 @@
 /*
- * mountat-action: starts one build action for the runner, chrooted into its input root.
+ * mountat-action: starts one build action, contained, for the runner and `mountat exec`.
  *
- * Why a separate static program rather than Node's child_process: Node can neither chroot a
- * child, nor start it in a new PID namespace, nor report its rusage (wait4); and a static
- * binary runs in any input root's absence of libraries. The runner keeps all policy; this only
- * performs the steps in order and reports.
+ * Why a separate static program rather than Node's child_process: Node can neither start a
+ * child in new namespaces, nor pivot it into a root, nor drop its capabilities, nor report its
+ * rusage (wait4); and a static binary needs no library in the input root. The caller keeps all
+ * policy (which namespaces, which capabilities, which user); this performs the steps in order,
+ * each checked, each failure fatal and named, nothing of the starter's privilege left for the
+ * action. The order follows bubblewrap's main() and runc's standard_init_linux.go: namespaces,
+ * then the root (pivot_root, the old root unmounted), then credentials and capabilities, then
+ * NO_NEW_PRIVS, then only fds 0-2, then exec.
  *
- * usage: mountat-action [--pidns] [--no-chroot] [--uid N --gid N [--groups G,G,...]] -- ARGV...
- * fds:   0 /dev/null, 1 and 2 the action's stdout and stderr files (from the runner),
- *        3 the input root (an O_PATH directory fd), 4 the gate (read), 5 the status (write),
- *        6 the working directory (an O_PATH directory fd the runner resolved beneath the root).
- * env:   exactly the action's environment; its PATH is used to find ARGV[0] inside the root,
- *        so the root needs no /usr/bin/env.
+ * usage: mountat-action [--pidns] [--no-pivot] [--cwd PATH] [--network host|none] [--caps HEX]
+ *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...
+ * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
+ *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
+ * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
+ *
+ *   --pidns        a new PID namespace; its pid 1 is a small init and the action is pid 2.
+ *   --no-pivot     stay in the caller's root (bb_runner's chrootIntoInputRoot: false); the
+ *                  action still gets its own mount namespace, it just is not rooted elsewhere.
+ *   --cwd PATH     the working directory, relative to the root, looked up again beneath the
+ *                  new root (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS) once it is entered.
+ *   --network none a network namespace with only loopback (up). Default: the caller's.
+ *   --caps HEX     the capabilities a root action keeps (bounding, permitted, effective);
+ *                  with --uid the action keeps none whatever this says. Default: none.
+ *   --forward-signals  SIGINT, SIGTERM, SIGHUP and SIGQUIT reach the action as themselves
+ *                  (`mountat exec`); without it they end the action with SIGKILL (the runner).
  *
  * Protocol on fd 5, one line each:
- *   "P <pid>"      the action's process exists (its pid in the runner's namespace; with --pidns,
- *                  pid 1 of a new PID namespace). It now waits on the gate, so the runner can
+ *   "P <pid>"      the action's process exists (its pid in the caller's namespace; with --pidns,
+ *                  pid 1 of the new PID namespace). It now waits on the gate, so the caller can
  *                  mount proc for that namespace and run its prestart hooks.
- *   "E <errno> <step>"  a step failed and the action did not start; <step> is one of pidns, fork,
- *                  chroot, chdir, credentials, exec, wait (so the runner can tell a missing capability,
- *                  its own problem, from a command that cannot run, the request's).
+ *   "E <errno> <step>"  a step failed and the action did not start. <step> is one of pidns,
+ *                  fork, mount, namespaces, pivot_root, network, chdir, capabilities,
+ *                  credentials, no_new_privs, fds, exec, wait: the caller can tell a missing
+ *                  capability (its own problem) from a command that cannot run (the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
  *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
  * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).
  *
- * With --pidns, pid 1 of the new namespace is a small init (the child of this program): the
- * action runs as pid 2, because pid 1 ignores signals it has no handler for (a `kill -9 $$` in
- * the action would do nothing) and must reap orphans. The init reports the action's "X" line
- * and exits, which ends every process left in the namespace.
- *
- * On SIGTERM/SIGINT/SIGHUP the child is SIGKILLed (with --pidns, killing pid 1 ends the whole
- * namespace); if this process itself dies, PR_SET_PDEATHSIG kills the child.
+ * The end cannot be forged from inside: with --pidns, the init that waits for the action and
+ * writes "X" is pid 1 of the action's namespaces, not dumpable and holding every capability the
+ * action lacks, so the action can neither open /proc/1/fd/5 nor ptrace it nor signal it (pid 1
+ * ignores signals from inside its namespace that it has no handler for); only it holds fd 5.
+ * Without --pidns this process (outside every namespace of the action) reports the end itself.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { ROOT_FD = 3, GATE_FD = 4, STATUS_FD = 5, CWD_FD = 6 };
+enum { ROOT_FD = 3, GATE_FD = 4, STATUS_FD = 5 };
 
-static volatile pid_t action_pid = 0;
+/* Kernel ABI the static glibc headers may not name (same values on x86_64 and aarch64). */
+#define OPEN_TREE_CLONE_ 1
+#define AT_RECURSIVE_ 0x8000
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+#define MOUNT_ATTR_NOSUID_ 0x2
+#define MS_PRIVATE_ (1 << 18)
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_NO_SYMLINKS_ 0x04
+#define RESOLVE_IN_ROOT_ 0x10
+#define CLOSE_RANGE_CLOEXEC_ (1U << 2)
+#define LINUX_CAPABILITY_VERSION_3_ 0x20080522
+#define PR_CAP_AMBIENT_ 47
+#define PR_CAP_AMBIENT_CLEAR_ALL_ 4
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+struct mount_attr_ {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+struct open_how_ {
+  uint64_t flags, mode, resolve;
+};
+struct cap_header_ {
+  uint32_t version;
+  int pid;
+};
+struct cap_data_ {
+  uint32_t effective, permitted, inheritable;
+};
+
+struct options {
+  int pidns, pivot, network_none, forward_signals;
+  const char *cwd;
+  uint64_t caps;
+  long uid, gid;
+  const char *groups;
+  char **argv;
+};
+
+static volatile pid_t child_pid = 0;
+static int forwarding = 0;
 
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void report(const char *fmt, ...) {
@@ -60,7 +132,7 @@ static void report(const char *fmt, ...) {
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   if (n < 0 || n >= (int)sizeof line) return;
-  /* The runner reads whole lines; a short write to a pipe of < PIPE_BUF bytes cannot happen. */
+  /* The caller reads whole lines; a write of < PIPE_BUF bytes to a pipe is never split. */
   ssize_t ignored = write(STATUS_FD, line, (size_t)n);
   (void)ignored;
 }
@@ -72,14 +144,36 @@ static void report_exit(int status, const struct rusage *ru) {
          ru->ru_nsignals, ru->ru_nvcsw, ru->ru_nivcsw);
 }
 
+/* A step failed: say which (errno is still the step's), and end without starting the action. */
+static void fail(const char *step) __attribute__((noreturn));
+static void fail(const char *step) {
+  report("E %d %s\n", errno, step);
+  _exit(127);
+}
+
 static void usage(const char *why) {
   fprintf(stderr, "mountat-action: %s\n", why);
   exit(126);
 }
 
-static void forward_kill(int sig) {
-  (void)sig;
-  if (action_pid > 0) kill(action_pid, SIGKILL);
+/* SIGTERM and friends: passed on as themselves (--forward-signals), or the end of the action. */
+static void on_signal(int sig) {
+  if (child_pid > 0) kill(child_pid, forwarding ? sig : SIGKILL);
+}
+
+static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static void handle_signals(void) {
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) {
+    if (FORWARDED[i] == SIGQUIT && !forwarding) continue;
+    sigaction(FORWARDED[i], &sa, NULL);
+  }
+}
+
+static void default_signals(void) {
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
 }
 
 static long number(const char *text, const char *what) {
@@ -88,6 +182,140 @@ static long number(const char *text, const char *what) {
   long value = strtol(text, &end, 10);
   if (errno != 0 || *end != '\0' || value < 0) usage(what);
   return value;
+}
+
+static void parse(int argc, char **argv, struct options *o) {
+  *o = (struct options){.pivot = 1, .cwd = ".", .uid = -1, .gid = -1};
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    } else if (strcmp(a, "--pidns") == 0) {
+      o->pidns = 1;
+    } else if (strcmp(a, "--no-pivot") == 0) {
+      o->pivot = 0;
+    } else if (strcmp(a, "--forward-signals") == 0) {
+      o->forward_signals = 1;
+    } else if (strcmp(a, "--cwd") == 0 && i + 1 < argc) {
+      o->cwd = argv[++i];
+      if (o->cwd[0] == '\0' || o->cwd[0] == '/') usage("--cwd must be relative to the root");
+    } else if (strcmp(a, "--network") == 0 && i + 1 < argc) {
+      const char *mode = argv[++i];
+      if (strcmp(mode, "none") == 0) o->network_none = 1;
+      else if (strcmp(mode, "host") != 0) usage("--network is host or none");
+    } else if (strcmp(a, "--caps") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      o->caps = strtoull(argv[++i], &end, 16);
+      if (errno != 0 || *end != '\0') usage("bad --caps");
+    } else if (strcmp(a, "--uid") == 0 && i + 1 < argc) {
+      o->uid = number(argv[++i], "bad --uid");
+    } else if (strcmp(a, "--gid") == 0 && i + 1 < argc) {
+      o->gid = number(argv[++i], "bad --gid");
+    } else if (strcmp(a, "--groups") == 0 && i + 1 < argc) {
+      o->groups = argv[++i];
+    } else {
+      usage("unknown option");
+    }
+  }
+  if (i >= argc) usage("no command after --");
+  if ((o->uid < 0) != (o->gid < 0)) usage("--uid and --gid go together");
+  o->argv = &argv[i];
+}
+
+/*
+ * The action's own namespaces, rooted at the input root. Called after the gate opened, so the
+ * caller's prestart mounts (proc, sys, tmp, and whatever the worker mounted) are in the root.
+ *
+ * 1. A recursive detached copy of the root, taken while still in the caller's namespace (a copy
+ *    can only be taken of a mount in one's own namespace), made private so that nothing mounted
+ *    or unmounted in it can propagate to the caller's mounts, and nosuid.
+ * 2. New mount, IPC and UTS (and network) namespaces; every mount of the copied namespace made
+ *    private first, or unmounting the old root below would propagate to the caller's peers.
+ * 3. The copy attached over "/", entered by its fd, pivot_root(".", ".") and the old root (now
+ *    stacked on top) detached: nothing of the caller's filesystem is left in the namespace, so
+ *    neither `..`, nor a chroot, nor a user namespace of the action's can reach it (a chroot
+ *    would leave the old root under the new one).
+ */
+static void isolate(const struct options *o) {
+  int tree = -1;
+  if (o->pivot) {
+    tree = (int)syscall(SYS_open_tree, ROOT_FD, "", OPEN_TREE_CLONE_ | AT_RECURSIVE_ | AT_EMPTY_PATH | O_CLOEXEC);
+    if (tree < 0) fail("mount");
+    struct mount_attr_ attr = {.attr_set = MOUNT_ATTR_NOSUID_, .propagation = MS_PRIVATE_};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr, sizeof attr) != 0) fail("mount");
+  }
+  int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (o->network_none ? CLONE_NEWNET : 0);
+  if (unshare(flags) != 0) fail("namespaces");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("namespaces");
+  if (o->pivot) {
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH_) != 0) fail("pivot_root");
+    if (fchdir(tree) != 0) fail("pivot_root");
+    if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root");
+    /* pivot_root(".", ".") stacks the old root on the new one at "/": "." is now the old root. */
+    if (umount2(".", MNT_DETACH) != 0) fail("pivot_root");
+    if (chdir("/") != 0) fail("pivot_root");
+    close(tree);
+  }
+  if (o->network_none) {
+    /* A new network namespace has only lo, and down: bring it up, as bubblewrap does. */
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) fail("network");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) fail("network");
+    close(s);
+  }
+  /* The working directory, beneath the root as the action now sees it (after a pivot "/" is the
+   * root; without one the caller's root fd is). No symlink followed, `..` cannot leave. */
+  struct open_how_ how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_};
+  int base = o->pivot ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : ROOT_FD;
+  int cwd = base < 0 ? -1 : (int)syscall(SYS_openat2, base, o->cwd, &how, sizeof how);
+  if (cwd < 0 || fchdir(cwd) != 0) fail("chdir");
+  close(cwd);
+  if (base != ROOT_FD) close(base);
+  close(ROOT_FD);
+}
+
+/* What the action keeps, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS. */
+static void drop_privileges(const struct options *o) {
+  uint64_t keep = o->uid >= 0 ? 0 : o->caps;
+  /* PR_CAPBSET_DROP needs CAP_SETPCAP even for a capability already absent: drop only present ones. */
+  for (int cap = 0; cap < 64; cap++) {
+    int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+    if (present < 0) break; /* past the kernel's last capability */
+    if (present == 1 && !(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) fail("capabilities");
+  }
+  if (o->gid >= 0) {
+    gid_t list[64];
+    size_t n = 0;
+    for (const char *g = o->groups; g != NULL && *g != '\0' && n < 64;) {
+      char *end;
+      list[n++] = (gid_t)strtoul(g, &end, 10);
+      g = *end == ',' ? end + 1 : NULL;
+    }
+    /* setuid from 0 clears the permitted and effective sets; inheritable is cleared below. */
+    if (setgroups(n, list) != 0 || setgid((gid_t)o->gid) != 0 || setuid((uid_t)o->uid) != 0) fail("credentials");
+  }
+  struct cap_header_ header = {.version = LINUX_CAPABILITY_VERSION_3_, .pid = 0};
+  struct cap_data_ data[2];
+  if (syscall(SYS_capget, &header, data) != 0) fail("capabilities");
+  uint64_t permitted = ((uint64_t)data[1].permitted << 32 | data[0].permitted) & keep;
+  for (int i = 0; i < 2; i++) {
+    data[i].permitted = data[i].effective = (uint32_t)(permitted >> (32 * i));
+    data[i].inheritable = 0;
+  }
+  if (syscall(SYS_capset, &header, data) != 0) fail("capabilities");
+  /* Kernels before 4.3 have no ambient set: nothing to clear there. */
+  if (prctl(PR_CAP_AMBIENT_, PR_CAP_AMBIENT_CLEAR_ALL_, 0, 0, 0) != 0 && errno != EINVAL) fail("capabilities");
+  /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("no_new_privs");
+  /* A change of user cleared the parent-death signal: set it again. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* Exec ARGV[0] as the action's PATH finds it inside the (already entered) root. */
@@ -116,32 +344,56 @@ static int exec_in_path(char **argv, char **envp) {
   return saved;
 }
 
-int main(int argc, char **argv) {
-  int pidns = 0, chroot_root = 1;
-  long uid = -1, gid = -1;
-  const char *groups = NULL;
-  int i = 1;
-  for (; i < argc; i++) {
-    if (strcmp(argv[i], "--") == 0) {
-      i++;
-      break;
-    } else if (strcmp(argv[i], "--pidns") == 0) {
-      pidns = 1;
-    } else if (strcmp(argv[i], "--no-chroot") == 0) {
-      chroot_root = 0;
-    } else if (strcmp(argv[i], "--uid") == 0 && i + 1 < argc) {
-      uid = number(argv[++i], "bad --uid");
-    } else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) {
-      gid = number(argv[++i], "bad --gid");
-    } else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc) {
-      groups = argv[++i];
-    } else {
-      usage("unknown option");
-    }
+/* The action itself: its privileges, only fds 0-2, default signals, exec. Never returns. */
+static void start_action(const struct options *o, char **envp) __attribute__((noreturn));
+static void start_action(const struct options *o, char **envp) {
+  drop_privileges(o);
+  /* Whatever the caller inherited without CLOEXEC ends here; fd 5 (CLOEXEC) stays until exec so
+   * that a failed exec can still be reported. */
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail("fds");
+  default_signals();
+  errno = exec_in_path(o->argv, envp);
+  fail("exec");
+}
+
+/* pid 1 of the action's PID namespace: start the action as pid 2, reap everything, report its end. */
+static void run_init(const struct options *o, char **envp) __attribute__((noreturn));
+static void run_init(const struct options *o, char **envp) {
+  /* Not dumpable: the action, even as root with its capabilities, cannot open /proc/1/fd/5,
+   * read /proc/1/environ or ptrace this process. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail("fds");
+  /* Only 0-2 (for the action) and the status fd stay. */
+  if (syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0) != 0) fail("fds");
+  pid_t action = fork();
+  if (action < 0) fail("fork");
+  if (action == 0) {
+    if (getppid() != 1) _exit(125);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    start_action(o, envp);
   }
-  if (i >= argc) usage("no command after --");
-  if ((uid < 0) != (gid < 0)) usage("--uid and --gid go together");
-  char **action_argv = &argv[i];
+  child_pid = action;
+  /* Without handlers pid 1 ignores every signal sent from inside its namespace. */
+  if (forwarding) handle_signals();
+  else default_signals();
+  close(0);
+  close(1);
+  close(2);
+  int status;
+  struct rusage ru;
+  for (;;) {
+    pid_t got = wait4(-1, &status, 0, &ru);
+    if (got == action) break;
+    if (got < 0 && errno != EINTR) _exit(1);
+  }
+  report_exit(status, &ru);
+  /* Our exit ends every process left in the namespace. */
+  _exit(0);
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  parse(argc, argv, &o);
+  forwarding = o.forward_signals;
   extern char **environ;
   char **envp = environ;
 
@@ -152,22 +404,18 @@ int main(int argc, char **argv) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
 
-  /* Die with the runner (a SIGKILLed runner must not leave actions running), then the action
-   * dies with us through its own PR_SET_PDEATHSIG. */
-  pid_t runner = getppid();
+  /* Die with the caller (a SIGKILLed runner must not leave actions running); the child dies
+   * with us through its own PR_SET_PDEATHSIG. */
+  pid_t caller = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != runner) return 125;
-  /* Its own process group, so the runner can kill everything it started at once. */
+  if (getppid() != caller) return 125;
+  /* Its own process group, so the caller can kill everything it started at once. */
   if (setpgid(0, 0) != 0) usage("setpgid failed");
-  if (pidns && unshare(CLONE_NEWPID) != 0) {
+  if (o.pidns && unshare(CLONE_NEWPID) != 0) {
     report("E %d pidns\n", errno);
     return 1;
   }
-  struct sigaction sa = {.sa_handler = forward_kill};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  handle_signals();
 
   pid_t starter = getpid();
   pid_t child = fork();
@@ -178,69 +426,23 @@ int main(int argc, char **argv) {
   if (child == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* The starter died before the prctl took (pid 1 of a new namespace sees no parent: 0). */
-    if (getppid() != (pidns ? 0 : starter)) _exit(125);
+    if (getppid() != (o.pidns ? 0 : starter)) _exit(125);
     /* The status fd must not reach the action: only a failure before exec writes to it. */
     fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
     char go = 0;
     if (read(GATE_FD, &go, 1) != 1 || go != 'G') _exit(125);
     close(GATE_FD);
-    if (pidns) {
-      /* The init: start the action as pid 2, reap everything, report the action's end. */
-      pid_t action = fork();
-      if (action < 0) {
-        report("E %d fork\n", errno);
-        _exit(1);
-      }
-      if (action > 0) {
-        close(ROOT_FD);
-        close(CWD_FD);
-        action_pid = action;
-        int status;
-        struct rusage ru;
-        for (;;) {
-          pid_t got = wait4(-1, &status, 0, &ru);
-          if (got == action) break;
-          if (got < 0 && errno != EINTR) _exit(1);
-        }
-        report_exit(status, &ru);
-        _exit(0);
-      }
-    }
-    /* chroot through the fd: fchdir to it, then chroot("."); then into the working directory by
-     * its fd. No path of the root or beneath it is looked up here. */
-    const char *step = "chroot";
-    if (chroot_root && (fchdir(ROOT_FD) != 0 || chroot(".") != 0)) goto failed;
-    step = "chdir";
-    if (fchdir(CWD_FD) != 0) goto failed;
-    close(ROOT_FD);
-    close(CWD_FD);
-    step = "credentials";
-    if (gid >= 0) {
-      gid_t list[64];
-      size_t n = 0;
-      for (const char *g = groups; g != NULL && *g != '\0' && n < 64;) {
-        char *end;
-        list[n++] = (gid_t)strtoul(g, &end, 10);
-        g = *end == ',' ? end + 1 : NULL;
-      }
-      if (setgroups(n, list) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0) goto failed;
-    }
-    /* Default dispositions for the action: the starter's handlers must not be inherited. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    step = "exec";
-    int err = exec_in_path(action_argv, envp);
-    errno = err;
-  failed:
-    report("E %d %s\n", errno, step);
-    _exit(127);
+    isolate(&o);
+    if (o.pidns) run_init(&o, envp);
+    default_signals();
+    start_action(&o, envp);
   }
 
-  action_pid = child;
+  child_pid = child;
+  /* Nothing of ours stays open but the status fd (and 0-2). */
   close(GATE_FD);
   close(ROOT_FD);
-  close(CWD_FD);
+  syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
   report("P %d\n", (int)child);
 
   int status;
@@ -252,8 +454,9 @@ int main(int argc, char **argv) {
     report("E %d wait\n", errno);
     return 1;
   }
-  /* With --pidns the init has reported the action's end; its own exit status says whether it could. */
-  if (!pidns) report_exit(status, &ru);
-  else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) report("E %d wait\n", ECHILD);
+  /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127);
+   * anything else means it could not. */
+  if (!o.pidns) report_exit(status, &ru);
+  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report("E %d wait\n", ECHILD);
   return 0;
 }

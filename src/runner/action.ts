@@ -5,21 +5,20 @@
 import { performance } from 'node:perf_hooks';
 import { status } from '@grpc/grpc-js';
 import type { Fd } from '../linux/index.js';
+import { StartedAction, type ActionEnd, type Isolation, type StartStep } from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
 import { internal, invalidArgument, RunnerError } from './errors.js';
 import type { ActionContext, ActionHook } from './hooks.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
-import { StartedAction, type ActionEnd } from './starter.js';
 
 export interface ActionSettings {
   build: BuildDirectory;
   setTmpdir: boolean;
-  chroot: boolean;
   temporaryDirectoryMount: string | null;
-  pidNamespace: boolean;
-  runAs: { uid: number; gid: number; groups: number[] } | undefined;
+  /** Namespaces, root, capabilities and user of every action. */
+  isolation: Isolation;
   prestart: ActionHook[];
   poststop: ActionHook[];
 }
@@ -33,17 +32,23 @@ export interface ActionReport {
   /** Absent when the action was refused before anything was set up. */
   setupMs?: number;
   teardownMs?: number;
+  /** ms of each phase: requestMs (paths, files), spawnMs, pidMs, prestartMs, runMs (gate to end), poststopMs. */
+  phases?: Record<string, number>;
   error?: string;
 }
 
 /** start failures bb_runner reports as INVALID_ARGUMENT: the command itself is at fault. */
-const CALLER_ERRNOS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOEXEC', 'ENOTDIR']);
+const CALLER_ERRNOS = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOEXEC', 'ENOTDIR', 'ELOOP']);
 
 /** The capability a start step's EPERM means the runner (its container) was not given. */
-const MISSING_CAPABILITY: Record<string, string> = {
-  chroot: 'CAP_SYS_CHROOT',
-  credentials: 'CAP_SETUID and CAP_SETGID for runCommandsAs',
+const MISSING_CAPABILITY: Partial<Record<StartStep, string>> = {
   pidns: 'CAP_SYS_ADMIN',
+  mount: 'CAP_SYS_ADMIN',
+  namespaces: 'CAP_SYS_ADMIN',
+  pivot_root: 'CAP_SYS_ADMIN, and a seccomp profile that allows pivot_root',
+  network: 'CAP_NET_ADMIN for network "none"',
+  capabilities: 'CAP_SETPCAP to reduce the action\'s capabilities',
+  credentials: 'CAP_SETUID and CAP_SETGID for runCommandsAs',
 };
 
 function actionId(inputRoot: string): string {
@@ -55,7 +60,7 @@ function actionId(inputRoot: string): string {
 function environment(request: RunRequest__Output, settings: ActionSettings): Record<string, string> {
   const env: Record<string, string> = {};
   if (settings.setTmpdir && request.temporaryDirectory !== '') {
-    if (!settings.chroot) env.TMPDIR = `${settings.build.path}/${checkRelative('temporary_directory', request.temporaryDirectory)}`;
+    if (!settings.isolation.pivotRoot) env.TMPDIR = `${settings.build.path}/${checkRelative('temporary_directory', request.temporaryDirectory)}`;
     else if (settings.temporaryDirectoryMount !== null) env.TMPDIR = `/${settings.temporaryDirectoryMount}`;
   }
   // The request's own variables win, as in bb_runner.
@@ -102,6 +107,14 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
   const began = performance.now();
   const id = actionId(request.inputRootDirectory);
   const record: ActionReport = { id, outcome: 'failed', durationMs: 0 };
+  // Where the time goes, for the benchmark and for anyone reading the log: each phase's ms.
+  const phases: Record<string, number> = {};
+  let mark = began;
+  const phase = (name: string) => {
+    const now = performance.now();
+    phases[name] = now - mark;
+    mark = now;
+  };
   const fds: Fd[] = [];
   const keep = <T extends Fd | undefined>(fd: T): T => (fd && fds.push(fd), fd);
   let started: StartedAction | undefined;
@@ -113,11 +126,15 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     const { build } = settings;
     const root = keep(build.openDirectory('input_root_directory', request.inputRootDirectory));
     const temporaryDirectory = request.temporaryDirectory === '' ? undefined : keep(build.openDirectory('temporary_directory', request.temporaryDirectory));
-    const workingDirectory = keep(openWorkingDirectory(root, request.workingDirectory));
+    // Checked here so that a bad working directory is the request's fault before anything starts;
+    // the starter looks the same relative path up again beneath the root the action sees.
+    const workingDirectory = checkRelative('working_directory', request.workingDirectory, { allowEmpty: true });
+    openWorkingDirectory(root, request.workingDirectory).close();
     const stdout = keep(build.createFile('stdout_path', request.stdoutPath));
     const stderr = keep(build.createFile('stderr_path', request.stderrPath));
     const env = environment(request, settings);
     if (signal.aborted) throw new RunnerError(status.CANCELLED, 'cancelled before it started');
+    phase('requestMs');
 
     const setupBegan = performance.now();
     started = new StartedAction({
@@ -125,16 +142,16 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
       env,
       root,
       workingDirectory,
-      stdout,
-      stderr,
-      pidNamespace: settings.pidNamespace,
-      chroot: settings.chroot,
-      runAs: settings.runAs,
+      stdout: stdout.fd,
+      stderr: stderr.fd,
+      isolation: settings.isolation,
     });
     // The output files belong to the action now; ours can go.
     stdout.close();
     stderr.close();
+    phase('spawnMs');
     const pid = await Promise.race([started.pid, started.ended.then((end) => Promise.reject(internal(`the action's starter ended early: ${end.kind === 'lost' ? end.detail : end.kind}`)))]);
+    phase('pidMs');
     action = {
       id,
       buildDirectoryPath: build.path,
@@ -149,9 +166,10 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
       root,
       temporaryDirectory,
       pid,
-      pidNamespace: settings.pidNamespace,
+      pidNamespace: settings.isolation.pidNamespace,
     };
     const setupProblems = await runHooks(settings.prestart, action, true);
+    phase('prestartMs');
     record.setupMs = performance.now() - setupBegan;
     if (setupProblems.length > 0) {
       record.outcome = 'setup-failed';
@@ -164,6 +182,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     const onAbort = () => started?.kill();
     signal.addEventListener('abort', onAbort);
     const end = await started.ended.finally(() => signal.removeEventListener('abort', onAbort));
+    phase('runMs');
     if (signal.aborted) throw new RunnerError(status.CANCELLED, 'cancelled while running; the action was killed');
     record.outcome = end.kind === 'lost' ? 'failed' : end.kind;
     if (end.kind === 'exited') record.exitCode = end.code;
@@ -177,6 +196,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
   } finally {
     // Teardown, on every path. The process first: nothing may still run in the root.
     const teardownBegan = performance.now();
+    mark = teardownBegan;
     if (started) {
       if (!opened) started.abort();
       // An aborted gate ends the starter at once; anything still running after 2 s is killed.
@@ -191,7 +211,11 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     }
     const teardownProblems = action ? await runHooks(settings.poststop, action, false) : [];
     for (const fd of fds) fd.close();
-    if (started) record.teardownMs = performance.now() - teardownBegan;
+    if (started) {
+      phase('poststopMs');
+      record.teardownMs = performance.now() - teardownBegan;
+      record.phases = phases;
+    }
     record.durationMs = performance.now() - began;
     if (teardownProblems.length > 0) {
       record.error = `teardown failed: ${teardownProblems.join('; ')}`;

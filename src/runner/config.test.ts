@@ -16,6 +16,8 @@ describe('settingsFrom', () => {
       readinessPaths: [],
       temporaryDirectoryMount: 'tmp',
       pidNamespace: true,
+      capabilities: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP'],
+      network: 'host',
       hooks: { prestart: ['mountat'], poststop: ['mountat'] },
       stateDirectory: '/run/mountat/runner',
       ignored: [],
@@ -48,6 +50,9 @@ describe('settingsFrom', () => {
     ['a bad hook', { ...minimal, hooks: { prestart: ['bubblewrap'] } }, 'config.hooks.prestart[0]'],
     ['the built-in hook in one list only', { ...minimal, hooks: { prestart: ['mountat'], poststop: [] } }, 'config.hooks: "mountat" must be in both prestart and poststop (or in neither), or mounts would be left behind'],
     ['a negative uid', { ...minimal, runCommandsAs: { userId: -1, groupId: 0 } }, 'config.runCommandsAs.userId must be >= 0 (got -1)'],
+    ['an unknown capability', { ...minimal, capabilities: ['CAP_CHOWN', 'CHOWN'] }, 'config.capabilities[1] must be one of "CAP_CHOWN", "CAP_DAC_OVERRIDE"'],
+    ['a capability twice', { ...minimal, capabilities: ['CAP_CHOWN', 'CAP_CHOWN'] }, 'config.capabilities must NOT have duplicate items'],
+    ['an unknown network', { ...minimal, network: 'bridge' }, 'config.network must be one of "host", "none" (got "bridge")'],
   ];
   it.each(bad)('refuses %s in one line', (_name, json, message) => {
     expect(() => settingsFrom(json)).toThrow(ConfigError);

@@ -1,6 +1,8 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
+import type { CapabilityName } from '../linux/index.js';
 import { parsePlan, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
+import { SANDBOX_DEFAULTS, type NetworkMode } from '../sandbox/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
 
@@ -20,6 +22,9 @@ export interface Settings {
   plan: Plan;
   temporaryDirectoryMount: string | null;
   pidNamespace: boolean;
+  /** What an action running as root keeps (an action with runAs keeps nothing). */
+  capabilities: CapabilityName[];
+  network: NetworkMode;
   hooks: { prestart: HookSpec[]; poststop: HookSpec[] };
   stateDirectory: string;
   logLevel: string;
@@ -37,7 +42,9 @@ export const RUNNER_DEFAULTS = {
     { target: 'sys', kind: 'sysfs' },
   ] satisfies PlanInput['mounts'],
   temporaryDirectoryMount: 'tmp',
-  pidNamespace: true,
+  pidNamespace: SANDBOX_DEFAULTS.pidNamespace,
+  capabilities: SANDBOX_DEFAULTS.capabilities,
+  network: SANDBOX_DEFAULTS.network,
   hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
   stateDirectory: '/run/mountat/runner',
   logLevel: 'info',
@@ -85,6 +92,8 @@ export function settingsFrom(json: unknown): Settings {
     plan,
     temporaryDirectoryMount,
     pidNamespace: config.pidNamespace ?? RUNNER_DEFAULTS.pidNamespace,
+    capabilities: config.capabilities ?? [...RUNNER_DEFAULTS.capabilities],
+    network: config.network ?? RUNNER_DEFAULTS.network,
     hooks: { prestart, poststop },
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,

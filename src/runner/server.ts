@@ -4,8 +4,9 @@
 import { lstatSync, rmSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { probeProcPidns } from '../linux/index.js';
+import { ownCapabilities, probeProcPidns } from '../linux/index.js';
 import { RecordStore } from '../mounts/index.js';
+import { actionCapabilities, checkPrivileges, REACHES_OUTSIDE } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
@@ -38,6 +39,15 @@ function removeStaleSocket(path: string): void {
 
 export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {
   for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
+  const own = ownCapabilities();
+  checkPrivileges(settings, own);
+  const capabilities = actionCapabilities(settings.runAs ? [] : settings.capabilities, own, settings.network);
+  if (capabilities.lacking.length > 0) {
+    log.warn({ capabilities: capabilities.lacking }, 'capabilities configured for actions that the runner itself lacks: actions run without them');
+  }
+  for (const name of capabilities.reachingOutside) {
+    log.warn({ capability: name, lets: REACHES_OUTSIDE[name] }, 'actions are granted a capability that acts outside their namespaces');
+  }
   const build = BuildDirectory.open(settings.buildDirectoryPath);
 
   let pidNamespace = settings.pidNamespace;
@@ -58,10 +68,14 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     {
       build,
       setTmpdir: settings.setTmpdir,
-      chroot: settings.chroot,
       temporaryDirectoryMount: settings.temporaryDirectoryMount,
-      pidNamespace,
-      runAs: settings.runAs,
+      isolation: {
+        pidNamespace,
+        pivotRoot: settings.chroot,
+        network: settings.network,
+        capabilities: capabilities.mask,
+        runAs: settings.runAs,
+      },
       prestart: hooksFor('prestart', settings.hooks.prestart, mounts),
       poststop: hooksFor('poststop', settings.hooks.poststop, mounts),
     },

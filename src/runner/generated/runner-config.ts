@@ -49,6 +49,56 @@ export interface RunnerConfig {
    * mountat: run each action in a PID namespace of its own, with proc mounted for it. Default true where the kernel can (proc's pidns option).
    */
   pidNamespace?: boolean;
+  /**
+   * mountat: the capabilities an action running as root keeps (bounding, permitted and effective sets; ambient and inheritable are empty). Default CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP. An action with runCommandsAs keeps none.
+   */
+  capabilities?: (
+    | "CAP_CHOWN"
+    | "CAP_DAC_OVERRIDE"
+    | "CAP_DAC_READ_SEARCH"
+    | "CAP_FOWNER"
+    | "CAP_FSETID"
+    | "CAP_KILL"
+    | "CAP_SETGID"
+    | "CAP_SETUID"
+    | "CAP_SETPCAP"
+    | "CAP_LINUX_IMMUTABLE"
+    | "CAP_NET_BIND_SERVICE"
+    | "CAP_NET_BROADCAST"
+    | "CAP_NET_ADMIN"
+    | "CAP_NET_RAW"
+    | "CAP_IPC_LOCK"
+    | "CAP_IPC_OWNER"
+    | "CAP_SYS_MODULE"
+    | "CAP_SYS_RAWIO"
+    | "CAP_SYS_CHROOT"
+    | "CAP_SYS_PTRACE"
+    | "CAP_SYS_PACCT"
+    | "CAP_SYS_ADMIN"
+    | "CAP_SYS_BOOT"
+    | "CAP_SYS_NICE"
+    | "CAP_SYS_RESOURCE"
+    | "CAP_SYS_TIME"
+    | "CAP_SYS_TTY_CONFIG"
+    | "CAP_MKNOD"
+    | "CAP_LEASE"
+    | "CAP_AUDIT_WRITE"
+    | "CAP_AUDIT_CONTROL"
+    | "CAP_SETFCAP"
+    | "CAP_MAC_OVERRIDE"
+    | "CAP_MAC_ADMIN"
+    | "CAP_SYSLOG"
+    | "CAP_WAKE_ALARM"
+    | "CAP_BLOCK_SUSPEND"
+    | "CAP_AUDIT_READ"
+    | "CAP_PERFMON"
+    | "CAP_BPF"
+    | "CAP_CHECKPOINT_RESTORE"
+  )[];
+  /**
+   * mountat: "host" (bb_runner's behaviour) shares the runner's network; "none" gives each action a network namespace with only loopback. Default "host".
+   */
+  network?: "host" | "none";
   hooks?: RunnerHooks;
   /**
    * mountat: where action records are kept for the start-up sweep. Default /run/mountat/runner.

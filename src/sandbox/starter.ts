@@ -1,50 +1,65 @@
-// Starting an action through dist/mountat-action (native/action-starter.c): spawn it (with
-// posix_spawn, see linux/spawn.ts), learn the action's pid, open the gate once the runner has
-// mounted and run its prestart hooks, and read how the action ended, with its rusage. See the C
-// source for the line protocol on fd 5.
+// Starting a contained action through dist/mountat-action (native/action-starter.c): spawn it
+// with posix_spawn (linux/spawn.ts), learn the action's pid, open the gate once the caller has
+// mounted and run its prestart hooks, and read how the action ended, with its rusage. The C
+// source documents the steps and the line protocol on fd 5; protocol.ts parses it.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { constants as C, errnoName, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
-
-const O_CLOEXEC = C.O_CLOEXEC;
+import { constants as C, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
+import { StatusChannel, type ActionEnd } from './protocol.js';
 
 export const STARTER_PATH = fileURLToPath(new URL('../mountat-action', import.meta.url));
 
-export interface Rusage {
-  userMicros: number;
-  systemMicros: number;
-  maxRssKiB: number;
-  minflt: number;
-  majflt: number;
-  nswap: number;
-  inblock: number;
-  oublock: number;
-  msgsnd: number;
-  msgrcv: number;
-  nsignals: number;
-  nvcsw: number;
-  nivcsw: number;
+export interface RunAs {
+  uid: number;
+  gid: number;
+  groups: number[];
 }
 
-export type ActionEnd =
-  | { kind: 'exited'; code: number; rusage: Rusage }
-  | { kind: 'signalled'; signal: number; rusage: Rusage }
-  /** A step of starting failed (native/action-starter.c names it): the command never ran. */
-  | { kind: 'start-failed'; errno: number; code: string; step: string }
-  /** The starter ended without saying how the action ended (killed, or aborted at the gate). */
-  | { kind: 'lost'; detail: string };
+/** How an action is contained; every field has a default in DEFAULT_ISOLATION. */
+export interface Isolation {
+  /** A PID namespace of its own (its pid 1 a small init, the action pid 2). */
+  pidNamespace: boolean;
+  /** Rooted at its input root with pivot_root (false: it shares the caller's root, bb_runner's non-chroot mode). */
+  pivotRoot: boolean;
+  /** "none": a network namespace with only loopback. */
+  network: 'host' | 'none';
+  /** The capabilities a root action keeps, as a mask (src/sandbox/capabilities.ts). */
+  capabilities: bigint;
+  /** Run as this user, with no capabilities at all. */
+  runAs?: RunAs | undefined;
+}
 
 export interface StartOptions {
   argv: string[];
   env: Record<string, string>;
+  /** The input root, as an O_PATH directory fd. */
   root: Fd;
-  workingDirectory: Fd;
-  stdout: Fd;
-  stderr: Fd;
-  pidNamespace: boolean;
-  chroot: boolean;
-  runAs?: { uid: number; gid: number; groups: number[] } | undefined;
+  /** Relative to the root ("." for the root itself); looked up again beneath the root the action sees. */
+  workingDirectory: string;
+  /** The action's stdin (default /dev/null), stdout and stderr, as fds of this process. */
+  stdin?: number;
+  stdout: number;
+  stderr: number;
+  isolation: Isolation;
+  /** SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the starter reach the action as themselves (`mountat exec`). */
+  forwardSignals?: boolean;
+}
+
+export function starterArguments(options: StartOptions): string[] {
+  const { isolation } = options;
+  const args: string[] = [];
+  if (isolation.pidNamespace) args.push('--pidns');
+  if (!isolation.pivotRoot) args.push('--no-pivot');
+  if (options.workingDirectory !== '.') args.push('--cwd', options.workingDirectory);
+  if (isolation.network !== 'host') args.push('--network', isolation.network);
+  args.push('--caps', isolation.capabilities.toString(16));
+  if (isolation.runAs) {
+    args.push('--uid', String(isolation.runAs.uid), '--gid', String(isolation.runAs.gid));
+    if (isolation.runAs.groups.length > 0) args.push('--groups', isolation.runAs.groups.join(','));
+  }
+  if (options.forwardSignals) args.push('--forward-signals');
+  return ['mountat-action', ...args, '--', ...options.argv];
 }
 
 export class StartedAction {
@@ -56,37 +71,29 @@ export class StartedAction {
   #gate: number | undefined;
 
   constructor(options: StartOptions) {
-    const args: string[] = [];
-    if (options.pidNamespace) args.push('--pidns');
-    if (!options.chroot) args.push('--no-chroot');
-    if (options.runAs) {
-      args.push('--uid', String(options.runAs.uid), '--gid', String(options.runAs.gid));
-      if (options.runAs.groups.length > 0) args.push('--groups', options.runAs.groups.join(','));
-    }
-    const [gateRead, gateWrite] = pipe2(O_CLOEXEC);
-    const [statusRead, statusWrite] = pipe2(O_CLOEXEC);
+    const [gateRead, gateWrite] = pipe2(C.O_CLOEXEC);
+    const [statusRead, statusWrite] = pipe2(C.O_CLOEXEC);
+    const stdin = options.stdin ?? openDevNull();
     try {
-      this.starterPid = posixSpawn(STARTER_PATH, ['mountat-action', ...args, '--', ...options.argv], options.env, {
-        0: openDevNull(),
-        1: options.stdout.fd,
-        2: options.stderr.fd,
+      this.starterPid = posixSpawn(STARTER_PATH, starterArguments(options), options.env, {
+        0: stdin,
+        1: options.stdout,
+        2: options.stderr,
         3: options.root.fd,
         4: gateRead,
         5: statusWrite,
-        6: options.workingDirectory.fd,
       });
     } catch (error) {
       for (const fd of [gateRead, gateWrite, statusRead, statusWrite]) closeSync(fd);
       throw error;
     } finally {
-      closeDevNull();
+      if (options.stdin === undefined) closeDevNull();
     }
     closeSync(gateRead);
     closeSync(statusWrite);
     this.#gate = gateWrite;
 
-    let startError: { errno: number; step: string } | undefined;
-    let end: ActionEnd | undefined;
+    const channel = new StatusChannel();
     let resolvePid: (pid: number) => void;
     let rejectPid: (error: Error) => void;
     this.pid = new Promise((resolve, reject) => {
@@ -97,30 +104,20 @@ export class StartedAction {
     // A libuv pipe handle (epoll), not a stream read on the thread pool: 32 actions in flight
     // must not take every pool thread.
     const status = new Socket({ fd: statusRead, readable: true, writable: false });
-    let buffered = '';
     status.setEncoding('utf8');
     status.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const [tag, ...fields] = buffered.slice(0, newline).split(' ');
-        buffered = buffered.slice(newline + 1);
-        const n = fields.map(Number);
-        if (tag === 'P') resolvePid(n[0]!);
-        else if (tag === 'E') startError ??= { errno: n[0]!, step: fields[1] ?? 'start' };
-        else if (tag === 'X' && !end) end = endFrom(n, startError);
-      }
+      const pid = channel.feed(chunk);
+      if (pid !== undefined) resolvePid(pid);
+      // A broken protocol means something other than the starter wrote: end it all now.
+      if (channel.violation !== undefined) this.kill();
     });
     this.ended = new Promise((resolve) => {
       status.on('close', () => {
+        channel.close();
         this.#closeGate();
         rejectPid(new Error('the starter ended before the action existed'));
         // The status pipe closes when the starter (and the action) are gone; reap the starter.
-        void reap(this.starterPid).then((wait) => {
-          if (end) resolve(end);
-          else if (startError) resolve({ kind: 'start-failed', ...startError, code: errnoName(startError.errno) });
-          else resolve({ kind: 'lost', detail: (wait & 0x7f) !== 0 ? `the starter was killed by signal ${wait & 0x7f}` : `the starter exited with status ${(wait >> 8) & 0xff}` });
-        });
+        void reap(this.starterPid).then((wait) => resolve(channel.end(wait)));
       });
       status.on('error', () => {}); // 'close' follows and settles
     });
@@ -157,22 +154,15 @@ export class StartedAction {
     setTimeout(() => signal(-this.starterPid, 'SIGKILL'), 50).unref();
   }
 
+  /** Pass a signal to the starter (with forwardSignals it reaches the action as itself). */
+  signal(name: NodeJS.Signals): void {
+    signal(this.starterPid, name);
+  }
+
   /** After the action ended: kill leftovers of its process group (without a PID namespace they survive it). */
   killLeftovers(): void {
     signal(-this.starterPid, 'SIGKILL');
   }
-}
-
-function endFrom(n: number[], startError: { errno: number; step: string } | undefined): ActionEnd {
-  const rusage: Rusage = {
-    userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
-    inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
-  };
-  const wait = n[0]!;
-  // Exit status 127 after an "E" line is the starter's own report of a failed exec.
-  if (startError && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', ...startError, code: errnoName(startError.errno) };
-  if ((wait & 0x7f) === 0) return { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
-  return { kind: 'signalled', signal: wait & 0x7f, rusage };
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {

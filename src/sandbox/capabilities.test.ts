@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { capabilityMask } from '../linux/capabilities.js';
+import { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
+import { checkPrivileges, requiredCapabilities } from './privileges.js';
+import { starterArguments } from './starter.js';
+
+const ALL = (1n << 41n) - 1n;
+const sets = (bounding: bigint, effective = bounding) => ({ effective, permitted: effective, bounding });
+
+describe('an action\'s capabilities', () => {
+  it('by default: what builds do as root, none that acts outside its namespaces', () => {
+    expect(capabilityMask(DEFAULT_ACTION_CAPABILITIES)).toBe(0x1fbn);
+    for (const name of DEFAULT_ACTION_CAPABILITIES) expect(REACHES_OUTSIDE[name], name).toBeUndefined();
+    for (const name of ['CAP_SYS_ADMIN', 'CAP_MKNOD', 'CAP_SYS_PTRACE', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_NET_ADMIN', 'CAP_SYS_TIME', 'CAP_SYS_CHROOT', 'CAP_DAC_READ_SEARCH'] as const) {
+      expect(REACHES_OUTSIDE[name], name).toBeDefined();
+    }
+    expect(actionCapabilities(DEFAULT_ACTION_CAPABILITIES, sets(ALL))).toEqual({ mask: 0x1fbn, lacking: [], reachingOutside: [] });
+  });
+
+  it('never more than the caller has, and says which it lacks', () => {
+    // The Kubernetes example's runner before it was given the action's set: SYS_ADMIN and SYS_CHROOT only.
+    const runner = capabilityMask(['CAP_SYS_ADMIN', 'CAP_SYS_CHROOT']);
+    const result = actionCapabilities(DEFAULT_ACTION_CAPABILITIES, sets(runner));
+    expect(result.mask).toBe(0n);
+    expect(result.lacking).toEqual([...DEFAULT_ACTION_CAPABILITIES]);
+  });
+
+  it('names what an operator grants that acts outside, except network ones in a network of its own', () => {
+    expect(actionCapabilities(['CAP_SYS_ADMIN', 'CAP_NET_RAW', 'CAP_CHOWN'], sets(ALL)).reachingOutside).toEqual(['CAP_SYS_ADMIN', 'CAP_NET_RAW']);
+    expect(actionCapabilities(['CAP_SYS_ADMIN', 'CAP_NET_RAW'], sets(ALL), 'none').reachingOutside).toEqual(['CAP_SYS_ADMIN']);
+  });
+});
+
+describe('what the caller needs', () => {
+  it('names every missing capability with why, in one line', () => {
+    expect(requiredCapabilities({ runAs: undefined, network: 'host' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP']);
+    expect(() => checkPrivileges({ runAs: { uid: 1, gid: 1, groups: [] }, network: 'none' }, sets(capabilityMask(['CAP_SYS_ADMIN'])))).toThrow(
+      'the runner lacks CAP_SETPCAP (to reduce each action\'s capabilities), CAP_SETUID (for runCommandsAs), CAP_SETGID (for runCommandsAs), CAP_NET_ADMIN (to bring up loopback in each action\'s network namespace (network "none")); run it as root, or add them to its container',
+    );
+    expect(() => checkPrivileges({ runAs: undefined, network: 'host' }, sets(ALL))).not.toThrow();
+  });
+});
+
+describe('the starter\'s command line', () => {
+  it('carries every isolation setting', () => {
+    const base = { argv: ['sh', '-c', 'true'], env: {}, root: undefined as never, stdout: 1, stderr: 2 };
+    expect(starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, pivotRoot: true, network: 'host', capabilities: 0x1fbn } })).toEqual([
+      'mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true',
+    ]);
+    expect(
+      starterArguments({
+        ...base,
+        workingDirectory: 'a/b',
+        forwardSignals: true,
+        isolation: { pidNamespace: false, pivotRoot: false, network: 'none', capabilities: 0n, runAs: { uid: 7, gid: 8, groups: [9, 10] } },
+      }),
+    ).toEqual(['mountat-action', '--no-pivot', '--cwd', 'a/b', '--network', 'none', '--caps', '0', '--uid', '7', '--gid', '8', '--groups', '9,10', '--forward-signals', '--', 'sh', '-c', 'true']);
+  });
+});

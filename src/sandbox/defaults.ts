@@ -1,0 +1,14 @@
+// Every default of the action sandbox, in one place (the runner's config and `mountat exec`
+// take theirs from here).
+import { DEFAULT_ACTION_CAPABILITIES } from './capabilities.js';
+
+export const SANDBOX_DEFAULTS = {
+  pidNamespace: true,
+  pivotRoot: true,
+  /** As bb_runner: the host's network. "none" costs a network namespace per action (bench/RESULTS.md). */
+  network: 'host',
+  capabilities: DEFAULT_ACTION_CAPABILITIES,
+} as const;
+
+export const NETWORK_MODES = ['host', 'none'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];

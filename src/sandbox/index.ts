@@ -1,0 +1,10 @@
+export { StartedAction, STARTER_PATH, starterArguments } from './starter.js';
+export type { Isolation, RunAs, StartOptions } from './starter.js';
+export { StatusChannel, START_STEPS } from './protocol.js';
+export type { ActionEnd, Rusage, StartStep } from './protocol.js';
+export { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
+export type { ActionCapabilities } from './capabilities.js';
+export { NETWORK_MODES, SANDBOX_DEFAULTS } from './defaults.js';
+export type { NetworkMode } from './defaults.js';
+export { checkPrivileges, PrivilegeError, requiredCapabilities } from './privileges.js';
+export type { PrivilegeNeeds } from './privileges.js';

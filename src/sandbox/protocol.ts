@@ -1,0 +1,116 @@
+// The starter's status lines (native/action-starter.c documents them), parsed strictly: exactly
+// one "P" first, then any "E", at most one "X", and nothing after it. Only the starter and the
+// PID namespace's init hold the pipe; a line out of that order, malformed or unknown means the
+// channel cannot be trusted, and the action's end is then reported lost rather than believed.
+import { errnoName } from '../linux/index.js';
+
+export interface Rusage {
+  userMicros: number;
+  systemMicros: number;
+  maxRssKiB: number;
+  minflt: number;
+  majflt: number;
+  nswap: number;
+  inblock: number;
+  oublock: number;
+  msgsnd: number;
+  msgrcv: number;
+  nsignals: number;
+  nvcsw: number;
+  nivcsw: number;
+}
+
+export type ActionEnd =
+  | { kind: 'exited'; code: number; rusage: Rusage }
+  | { kind: 'signalled'; signal: number; rusage: Rusage }
+  /** A step of starting failed (native/action-starter.c names it): the command never ran. */
+  | { kind: 'start-failed'; errno: number; code: string; step: StartStep }
+  /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
+  | { kind: 'lost'; detail: string };
+
+/** The steps the starter names in an "E" line. */
+export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
+export type StartStep = (typeof START_STEPS)[number];
+
+const MAX_LINE = 512;
+const INTEGER = /^-?\d{1,20}$/;
+
+export class StatusChannel {
+  pid: number | undefined;
+  startError: { errno: number; step: StartStep } | undefined;
+  /** The raw "X" fields: wait status, then the rusage. */
+  exit: number[] | undefined;
+  /** Set once a line broke the protocol; nothing after it is believed. */
+  violation: string | undefined;
+  #buffered = '';
+
+  /** Feed what the pipe gave; returns the pid when this chunk carried the "P" line. */
+  feed(chunk: string): number | undefined {
+    if (this.violation !== undefined) return undefined;
+    const hadPid = this.pid !== undefined;
+    this.#buffered += chunk;
+    let newline;
+    while ((newline = this.#buffered.indexOf('\n')) >= 0) {
+      const line = this.#buffered.slice(0, newline);
+      this.#buffered = this.#buffered.slice(newline + 1);
+      const why = this.#line(line);
+      if (why !== undefined) {
+        this.violation = `${why}: ${JSON.stringify(line.slice(0, 80))}`;
+        return undefined;
+      }
+    }
+    if (this.#buffered.length > MAX_LINE) this.violation = 'a line longer than the protocol allows';
+    return hadPid ? undefined : this.pid;
+  }
+
+  /** The pipe closed: anything left unterminated breaks the protocol. */
+  close(): void {
+    if (this.violation === undefined && this.#buffered !== '') this.violation = `an unterminated line: ${JSON.stringify(this.#buffered.slice(0, 80))}`;
+  }
+
+  #line(line: string): string | undefined {
+    const [tag, ...fields] = line.split(' ');
+    if (this.exit !== undefined) return 'a line after the action\'s end';
+    switch (tag) {
+      case 'P':
+        if (this.pid !== undefined) return 'a second pid line';
+        if (fields.length !== 1 || !INTEGER.test(fields[0]!) || Number(fields[0]) <= 0) return 'a malformed pid line';
+        this.pid = Number(fields[0]);
+        return undefined;
+      case 'E': {
+        const step = fields[1] as StartStep;
+        if (fields.length !== 2 || !INTEGER.test(fields[0]!) || !START_STEPS.includes(step)) return 'a malformed start-error line';
+        this.startError ??= { errno: Number(fields[0]), step };
+        return undefined;
+      }
+      case 'X':
+        if (this.pid === undefined) return 'an end before the pid';
+        if (fields.length !== 14 || !fields.every((field) => INTEGER.test(field))) return 'a malformed end line';
+        this.exit = fields.map(Number);
+        return undefined;
+      default:
+        return 'an unknown line';
+    }
+  }
+
+  /** How the action ended, given how the starter itself ended (its raw wait status). */
+  end(starterWait: number): ActionEnd {
+    if (this.violation !== undefined) return { kind: 'lost', detail: `the starter's status channel broke protocol (${this.violation})` };
+    const n = this.exit;
+    const start = this.startError;
+    if (n) {
+      const wait = n[0]!;
+      // Exit status 127 after an "E" line is the starter's own report of a failed step.
+      if (start && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
+      const rusage: Rusage = {
+        userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
+        inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
+      };
+      if ((wait & 0x7f) === 0) return { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
+      return { kind: 'signalled', signal: wait & 0x7f, rusage };
+    }
+    if (start) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
+    const detail = (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;
+    return { kind: 'lost', detail };
+  }
+}
