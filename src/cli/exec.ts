@@ -1,10 +1,12 @@
-// `mountat exec --root DIR [--plan FILE] [--cwd D] -- CMD ARGS…`: mount, run the command
-// chrooted into the root, and always unmount: after it exits, fails to start, or we are
-// signalled. Node cannot chroot a child, so util-linux's `unshare --root` does it through
-// the root fd handed down as fd 3; no path string of the root is ever used beneath it.
-import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
-import { attach, detach, DetachError, RecordStore, rootKey } from '../mounts/index.js';
+// `mountat exec --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD ARGS…`:
+// the runner's containment for one command at a terminal. The command is started through the
+// same starter as the runner's actions (native/action-starter.c): its own PID, mount, IPC and UTS
+// namespaces, rooted at DIR with pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2.
+// The plan is mounted once its PID namespace exists (so proc shows only its processes), and
+// always unmounted: after it exits, fails to start, or we are signalled.
+import { CAPABILITIES, constants as C, openat2, ownCapabilities, probeProcPidns, type CapabilityName } from '../linux/index.js';
+import { attach, detach, DetachError, RecordStore, rootKey, type Attachment } from '../mounts/index.js';
+import { actionCapabilities, checkPrivileges, NETWORK_MODES, SANDBOX_DEFAULTS, StartedAction, type ActionEnd, type NetworkMode } from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { describeReport } from './umount.js';
 import { UsageError } from './usage-error.js';
@@ -14,75 +16,124 @@ export interface ExecArgs {
   plan: string | undefined;
   cwd: string | undefined;
   stateDir: string | undefined;
+  network?: string | undefined;
+  capabilities?: string | undefined;
   command: string[];
 }
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
-interface ChildEnd {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
+function networkFrom(text: string | undefined): NetworkMode {
+  if (text === undefined) return SANDBOX_DEFAULTS.network;
+  if (!(NETWORK_MODES as readonly string[]).includes(text)) throw new UsageError(`--network ${JSON.stringify(text)}: one of ${NETWORK_MODES.join(', ')}`);
+  return text as NetworkMode;
 }
 
-function runChrooted(rootFd: number, cwd: string, command: string[], stop: { signal?: NodeJS.Signals }): Promise<ChildEnd> {
-  return new Promise((resolve) => {
-    const child = spawn('unshare', [`--root=/proc/self/fd/3`, `--wd=${cwd}`, '--', ...command], {
-      stdio: ['inherit', 'inherit', 'inherit', rootFd],
+/** "CAP_CHOWN,fowner" → names; "" for none. */
+function capabilitiesFrom(text: string | undefined): CapabilityName[] {
+  if (text === undefined) return [...SANDBOX_DEFAULTS.capabilities];
+  return text
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '')
+    .map((name) => {
+      const full = (name.toUpperCase().startsWith('CAP_') ? name.toUpperCase() : `CAP_${name.toUpperCase()}`) as CapabilityName;
+      if (!Object.hasOwn(CAPABILITIES, full)) throw new UsageError(`--capabilities: unknown capability ${JSON.stringify(name)}`);
+      return full;
     });
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    for (const signal of FORWARDED) process.on(signal, forward);
-    if (stop.signal) child.kill(stop.signal);
-    let settled = false;
-    const finish = (end: ChildEnd) => {
-      if (settled) return;
-      settled = true;
-      for (const signal of FORWARDED) process.off(signal, forward);
-      resolve(end);
-    };
-    child.on('error', (error) => finish({ code: null, signal: null, error }));
-    child.on('exit', (code, signal) => finish({ code, signal }));
-  });
+}
+
+/** The exit status a shell would give: the command's, or 128+N for signal N. */
+function statusOf(end: ActionEnd, command: string, err: (line: string) => void): number {
+  switch (end.kind) {
+    case 'exited':
+      return end.code;
+    case 'signalled':
+      return 128 + end.signal;
+    case 'start-failed':
+      err(`mountat: cannot start ${JSON.stringify(command)} in the root: ${end.step === 'exec' ? '' : `${end.step}: `}${end.code}`);
+      // As a shell: 127 for a command not found, 126 for one that cannot be run.
+      return end.step === 'exec' ? (end.code === 'ENOENT' ? 127 : 126) : 1;
+    case 'lost':
+      err(`mountat: ${end.detail}`);
+      return 1;
+  }
 }
 
 export async function execCommand(args: ExecArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (args.command.length === 0) throw new UsageError('exec needs a command after --');
   const cwd = args.cwd ?? '/';
   if (!cwd.startsWith('/')) throw new UsageError(`--cwd ${cwd}: give it as an absolute path inside the root`);
+  const workingDirectory = cwd.split('/').filter((part) => part !== '' && part !== '.').join('/') || '.';
+  const network = networkFrom(args.network);
+  const asked = capabilitiesFrom(args.capabilities);
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
   const store = new RecordStore(args.stateDir);
+  const own = ownCapabilities();
+  checkPrivileges({ runAs: undefined, network }, own, 'mountat exec');
+  const pidNamespace = SANDBOX_DEFAULTS.pidNamespace && probeProcPidns() === true;
 
-  // A signal that arrives while mounting must not kill us between attach and detach.
-  const stop: { signal?: NodeJS.Signals } = {};
-  const remember = (signal: NodeJS.Signals) => {
-    stop.signal ??= signal;
+  // A signal that arrives before the command runs must not kill us between attach and detach:
+  // remember it, and pass it on once the command runs.
+  const stop: { signal?: NodeJS.Signals; started?: StartedAction } = {};
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.started) stop.started.signal(signal);
+    else stop.signal ??= signal;
   };
-  for (const signal of FORWARDED) process.on(signal, remember);
+  for (const signal of FORWARDED) process.on(signal, onSignal);
   try {
-    const attachment = attach(root, plan);
-    const key = rootKey(attachment.root);
-    let end: ChildEnd;
-    let tornDown = false;
+    const started = new StartedAction({
+      argv: args.command,
+      env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
+      root,
+      workingDirectory,
+      stdin: 0,
+      stdout: 1,
+      stderr: 2,
+      isolation: { pidNamespace, pivotRoot: true, network, capabilities: actionCapabilities(asked, own, network).mask },
+      forwardSignals: true,
+    });
+    let attachment: Attachment | undefined;
+    let tornDown = true;
+    let end: ActionEnd;
     try {
+      const pid = await started.pid.catch(async () => {
+        const early = await started.ended;
+        throw new Error(`the command's starter ended early: ${early.kind === 'lost' ? early.detail : early.kind}`);
+      });
+      {
+        // proc shows the command's PID namespace: made from outside it, through proc's pidns option.
+        using pidns = pidNamespace ? openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
+        attachment = attach(root, plan, { procPidns: pidns });
+      }
+      tornDown = false;
       // The record lets `mountat umount` clean up should this process be SIGKILLed.
-      store.save(key, attachment);
-      end = await runChrooted(root.fd, cwd, args.command, stop);
+      store.save(rootKey(attachment.root), attachment);
+      started.open();
+      stop.started = started;
+      if (stop.signal) started.signal(stop.signal);
+      end = await started.ended;
     } finally {
-      try {
-        detach(root, attachment);
-        store.remove(key);
-        tornDown = true;
-      } catch (error) {
-        err(`mountat: teardown failed, record kept in ${store.pathFor(key)}: ${(error as Error).message}`);
-        if (error instanceof DetachError) describeReport(error.report, out);
+      started.abort();
+      await started.ended;
+      started.killLeftovers();
+      if (attachment) {
+        const key = rootKey(attachment.root);
+        try {
+          detach(root, attachment);
+          store.remove(key);
+          tornDown = true;
+        } catch (error) {
+          err(`mountat: teardown failed, record kept in ${store.pathFor(key)}: ${(error as Error).message}`);
+          if (error instanceof DetachError) describeReport(error.report, out);
+        }
       }
     }
-    if (end.error) throw new Error(`cannot start unshare (util-linux) to chroot: ${end.error.message}`);
-    const status = end.code ?? 128 + (end.signal ? osConstants.signals[end.signal] : 0);
+    const status = statusOf(end, args.command[0]!, err);
     // A command that succeeded over a failed teardown still fails: mounts were left behind.
     return status === 0 && !tornDown ? 1 : status;
   } finally {
-    for (const signal of FORWARDED) process.off(signal, remember);
+    for (const signal of FORWARDED) process.off(signal, onSignal);
   }
 }

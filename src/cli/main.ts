@@ -12,14 +12,18 @@ const USAGE = `usage: mountat <verb> [options]
   doctor [--dir DIR]                      can this host mount? (syscalls, capabilities, /proc, propagation of DIR)
   mount  --root DIR [--plan FILE]         mount the plan beneath DIR and record it
   umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
-  exec   --root DIR [--plan FILE] [--cwd D] -- CMD [ARGS...]
-                                          mount, run CMD chrooted into DIR, always unmount; exits with CMD's status
+  exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD [ARGS...]
+                                          mount, run CMD contained in DIR (its own namespaces, pivot_root, reduced
+                                          capabilities, NO_NEW_PRIVS), always unmount; exits with CMD's status
   runner --config FILE                    serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action
   probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
                                           ask a running runner's CheckReadiness (for HEALTHCHECK and readiness probes)
 
   --plan FILE       a JSON mount plan (schemas/mount-plan.schema.json); default: proc, sys (read-only), tmp (tmpfs)
-  --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)`;
+  --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)
+  --network         exec: host (default) or none (a network namespace with only loopback)
+  --capabilities    exec: comma list of what the command keeps as root (default CHOWN, DAC_OVERRIDE, FOWNER,
+                    FSETID, KILL, SETGID, SETUID, SETPCAP); "" for none`;
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const printErr = (line: string) => process.stderr.write(`${line}\n`);
@@ -61,9 +65,9 @@ export async function main(argv: string[]): Promise<number> {
         const dash = rest.indexOf('--');
         const flags = dash === -1 ? rest : rest.slice(0, dash);
         const command = dash === -1 ? [] : rest.slice(dash + 1);
-        const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir']);
+        const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities']);
         if (values.help) return print(USAGE), 0;
-        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: text('state-dir'), command };
+        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: text('state-dir'), network: text('network'), capabilities: text('capabilities'), command };
         return await execCommand(args, print, printErr);
       }
       case 'runner': {
