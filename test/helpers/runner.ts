@@ -21,15 +21,18 @@ export interface RunnerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `wrapper`: a command line the runner is started through (setpriv, to take capabilities away). */
-export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = []): Promise<RunnerProcess> {
+/**
+ * `wrapper`: a command line the runner is started through (setpriv, to take capabilities away).
+ * `inherit`: fds of this process the runner inherits (as 3, 4, …) without CLOEXEC, as a careless parent might leave them.
+ */
+export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): Promise<RunnerProcess> {
   const build = join(dir, 'build');
   mkdirSync(build, { recursive: true });
   const socket = join(dir, 'runner.sock');
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
   const command = [...wrapper, join(repo, 'bin', 'mountat.js'), 'runner', '--config', config];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...inherit] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,0 +1,374 @@
+// Attacks, run as the action, through a real runner over its socket (as root, and as
+// runCommandsAs) and through `mountat exec`: each must be blocked, and the runner's mount
+// table, the host's hostname and the files outside the root must be as they were. The same
+// suite shows that ordinary build work still works. Keep the list growing.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attackerBinary, installAttacker, rootDevice } from './helpers/attacker.js';
+import { mountat } from './helpers/cli.js';
+import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
+
+// The default set, as /proc/PID/status shows it: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP.
+const DEFAULT_CAPS = '00000000000001fb';
+const NO_CAPS = '0000000000000000';
+
+let outside: string;
+let secret: string;
+let secretText: string;
+let tableBefore: string;
+let hostnameBefore: string;
+let inheritedDir: number;
+let corePattern: string;
+
+beforeAll(() => {
+  attackerBinary();
+  tableBefore = mountTable();
+  hostnameBefore = hostname();
+  corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
+  outside = scratchDir('mountat-outside-');
+  secret = join(outside, 'secret');
+  secretText = `secret-${process.pid}-${Date.now()}`;
+  writeFileSync(secret, `${secretText}\n`, { mode: 0o600 });
+  // A directory fd without CLOEXEC, as a careless parent of the runner might leave open.
+  inheritedDir = openSync(outside, 'r');
+});
+
+afterAll(() => {
+  closeSync(inheritedDir);
+  expect(mountTable()).toBe(tableBefore);
+  expect(hostname()).toBe(hostnameBefore);
+  expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(corePattern);
+  expect(readFileSync(secret, 'utf8')).toBe(`${secretText}\n`);
+  removeTree(outside);
+});
+
+let counter = 0;
+/** An action directory with busybox and the attacker in its input root. */
+function attackAction(runner: RunnerProcess): string {
+  const id = `x${++counter}`;
+  makeAction(runner.build, id);
+  installAttacker(join(runner.build, id, 'root'));
+  return id;
+}
+
+async function runScript(runner: RunnerProcess, script: string): Promise<{ exitCode: string; stdout: string; stderr: string }> {
+  const id = attackAction(runner);
+  const response = await run(runner.client, requestFor(id, script));
+  return {
+    exitCode: response.exitCode,
+    stdout: readFileSync(join(runner.build, id, 'stdout'), 'utf8'),
+    stderr: readFileSync(join(runner.build, id, 'stderr'), 'utf8'),
+  };
+}
+
+function statusField(text: string, field: string): string | undefined {
+  return new RegExp(`^${field}:\\s*(\\S+)$`, 'm').exec(text)?.[1];
+}
+
+describe('an action running as root, default config, through the runner', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    // fd 3 of the runner: the directory holding the secret, inherited without CLOEXEC.
+    runner = await startRunner({}, undefined, [], [inheritedDir]);
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    expect(mountsUnder(runner.build)).toEqual([]);
+    removeTree(runner.dir);
+  });
+
+  it('cannot climb out of its root: not by chroot, not from a user namespace of its own, not by file handle', async () => {
+    const { stdout } = await runScript(runner, `attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle`);
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe('blocked: chroot: EPERM');
+    // In a user namespace it has every capability, chroot included; but after pivot_root there is
+    // nothing above its root to climb to (a chroot would have left the host's root beneath it).
+    expect(lines[1]).toBe('blocked: the file outside is not reachable: ENOENT');
+    expect(lines[2]).toBe('blocked: open_by_handle_at: EPERM');
+  });
+
+  it('cannot make a node of the host\'s disk, nor mount anything', async () => {
+    const [major, minor] = rootDevice();
+    const { stdout } = await runScript(runner, `attacker mknod-mount ${major} ${minor} ${secret}; mount -t tmpfs evil /tmp 2>&1; echo "mount: $?"; attacker remount-sys`);
+    expect(stdout).toBe('blocked: mknod: EPERM\nmount: permission denied (are you root?)\nmount: 1\nblocked: remount /sys: EPERM\n');
+  });
+
+  it('cannot write sysctls, nor read the masked parts of /proc', async () => {
+    const script = [
+      'echo 1 2>/tmp/err > /proc/sys/vm/drop_caches; echo "drop_caches: $?"',
+      // Its own value back: should the write go through, the host is left as it was.
+      'cat /proc/sys/kernel/core_pattern > /tmp/pattern; cat /tmp/pattern 2>/tmp/err > /proc/sys/kernel/core_pattern; echo "core_pattern: $?"',
+      'grep " /proc/sys " /proc/self/mountinfo | cut -d" " -f6 | cut -d, -f1',
+      'for f in kcore keys timer_list; do echo "$f: $(head -c 64 /proc/$f | wc -c)"; done',
+      'cat /proc/sys/kernel/ostype',
+    ].join('; ');
+    const { stdout } = await runScript(runner, script);
+    expect(stdout).toBe('drop_caches: 1\ncore_pattern: 1\nro\nkcore: 0\nkeys: 0\ntimer_list: 0\nLinux\n');
+  });
+
+  it('mounts and unmounts nothing of the runner\'s: `umount -l /proc` is refused and the runner\'s proc stays', async () => {
+    const id = attackAction(runner);
+    const script = 'umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; sleep 1';
+    const done = run(runner.client, requestFor(id, script));
+    const ready = join(runner.build, id, 'tmp', 'ready');
+    for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    // While the action runs, the runner's namespace still has its mounts in that root.
+    const root = join(runner.build, id, 'root');
+    expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'proc'), join(root, 'sys'), join(root, 'tmp')]));
+    expect((await done).exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('umount: 1\numount sys: 1\n');
+    expect(mountsUnder(runner.build)).toEqual([]);
+  });
+
+  it('cannot rename the host', async () => {
+    const { stdout } = await runScript(runner, 'hostname evil 2>&1; echo "hostname: $?"');
+    expect(stdout).toBe('hostname: sethostname: Operation not permitted\nhostname: 1\n');
+    expect(hostname()).toBe(hostnameBefore);
+  });
+
+  it('has only fds 0, 1 and 2, although the runner inherited a directory fd outside', async () => {
+    // The runner really has it: it is its fd 3.
+    expect(realpathSync(`/proc/${runner.process.pid}/fd/3`)).toBe(realpathSync(outside));
+    const { stdout } = await runScript(runner, `attacker fds; cat /proc/self/fd/3/secret 2>&1 | head -1`);
+    expect(stdout).toBe('blocked: no fd but 0, 1, 2\ncat: can\'t open \'/proc/self/fd/3/secret\': No such file or directory\n');
+  });
+
+  it('cannot forge its end: the runner answers the exit status the kernel gave', async () => {
+    const { exitCode, stdout } = await runScript(runner, 'attacker forge; echo "X 0 0 0 0 0 0 0 0 0 0 0 0 0 0" 2>/tmp/err > /proc/1/fd/5; echo "shell: $?"; exit 3');
+    expect(stdout).toBe('blocked: open /proc/1/fd/5: EACCES\nblocked: pidfd_getfd of pid 1\'s fd 5: EPERM\nblocked: ptrace pid 1: EPERM\nshell: 1\n');
+    expect(exitCode).toBe('3');
+  });
+
+  it('has exactly the documented capabilities, none ambient or inheritable, and NO_NEW_PRIVS', async () => {
+    const { stdout } = await runScript(runner, 'cat /proc/self/status');
+    expect([statusField(stdout, 'CapEff'), statusField(stdout, 'CapPrm'), statusField(stdout, 'CapBnd')]).toEqual([DEFAULT_CAPS, DEFAULT_CAPS, DEFAULT_CAPS]);
+    expect([statusField(stdout, 'CapInh'), statusField(stdout, 'CapAmb'), statusField(stdout, 'NoNewPrivs')]).toEqual([NO_CAPS, NO_CAPS, '1']);
+  });
+
+  it('sees its own root as / and only its own processes; its init is out of reach', async () => {
+    const { stdout } = await runScript(runner, 'ls /; readlink /proc/self/root; cd /proc/1/root 2>&1; cat /proc/1/environ 2>&1; ls /proc | grep -c "^[0-9]"');
+    const lines = stdout.trim().split('\n');
+    expect(lines.slice(0, 6)).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr', '/']);
+    expect(lines[6]).toMatch(/can't cd to \/proc\/1\/root: Permission denied$/);
+    expect(lines[7]).toMatch(/^cat: can't open '\/proc\/1\/environ': Permission denied$/);
+    // init, sh, and the pipeline's ls and grep
+    expect(Number(lines[8])).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('an action with runCommandsAs', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    runner = await startRunner({ runCommandsAs: { userId: 4242, groupId: 4242 } }, undefined, [], [inheritedDir]);
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    removeTree(runner.dir);
+  });
+
+  it('gains nothing from a setuid-root binary in its input root', async () => {
+    const id = attackAction(runner);
+    const suid = installAttacker(join(runner.build, id, 'root'), 'suid-attacker', 0o755);
+    chownSync(suid, 0, 0);
+    chmodSync(suid, 0o4755);
+    expect(statSync(suid).mode & 0o4000).toBe(0o4000);
+    await run(runner.client, requestFor(id, `suid-attacker euid; suid-attacker chroot-escape ${secret}; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status`));
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`blocked: effective uid 4242\nblocked: chroot: EPERM\nCapEff:\t${NO_CAPS}\nCapBnd:\t${NO_CAPS}\nNoNewPrivs:\t1\n`);
+  });
+
+  it('has no capability in any set, and only fds 0, 1, 2', async () => {
+    const { stdout } = await runScript(runner, 'attacker fds; attacker userns-escape ' + secret + '; grep ^Cap /proc/self/status');
+    expect(stdout).toBe(
+      ['blocked: no fd but 0, 1, 2', 'blocked: the file outside is not reachable: ENOENT', ...['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map((f) => `${f}:\t${NO_CAPS}`)].join('\n') + '\n',
+    );
+  });
+});
+
+describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespaces still hold', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    runner = await startRunner({ capabilities: ['CAP_SYS_ADMIN', 'CAP_SYS_CHROOT', 'CAP_SETUID', 'CAP_SETGID'] });
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    removeTree(runner.dir);
+  });
+
+  it('warns at start-up about each capability that acts outside the namespaces', () => {
+    expect(runner.output()).toMatch(/"capability":"CAP_SYS_ADMIN","lets":"mount, unmount, namespaces, and much of the kernel","msg":"actions are granted a capability that acts outside their namespaces"/);
+    expect(runner.output()).toMatch(/"capability":"CAP_SYS_CHROOT"/);
+  });
+
+  it('keeps the action\'s mounts, unmounts and hostname in its own namespaces, and chroot still finds no way out', async () => {
+    const id = attackAction(runner);
+    const root = join(runner.build, id, 'root');
+    const script = [
+      `attacker chroot-escape ${secret}`,
+      'mkdir -p /tmp/inner && mount -t tmpfs inner /tmp/inner && echo mounted',
+      'umount -l /sys && echo unmounted-sys',
+      'hostname evil-inside && hostname',
+      'touch /tmp/ready; sleep 1',
+    ].join('; ');
+    const done = run(runner.client, requestFor(id, script));
+    const ready = join(runner.build, id, 'tmp', 'ready');
+    for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Its tmpfs is not in the runner's namespace, and the runner's /sys is still there.
+    expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'sys')]));
+    expect(mountsUnder(runner.build).filter((point) => point.endsWith('/inner'))).toEqual([]);
+    expect(hostname()).toBe(hostnameBefore);
+    expect((await done).exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('blocked: the file outside is not reachable: ENOENT\nmounted\nunmounted-sys\nevil-inside\n');
+    expect(mountsUnder(runner.build)).toEqual([]);
+  });
+});
+
+describe('capabilities the runner itself lacks', () => {
+  it('are not the action\'s either: a warning names them at start-up, and the action runs without them', async () => {
+    const runner = await startRunner({}, undefined, ['setpriv', '--bounding-set=-chown', '--']);
+    try {
+      expect(runner.output()).toMatch(/"capabilities":\["CAP_CHOWN"\],"msg":"capabilities configured for actions that the runner itself lacks: actions run without them"/);
+      const { stdout } = await runScript(runner, 'grep ^CapEff /proc/self/status; touch f; chown 1000 f 2>&1; echo "chown: $?"; chmod 600 f && echo chmod-ok');
+      expect(stdout).toBe('CapEff:\t00000000000001fa\nchown: f: Operation not permitted\nchown: 1\nchmod-ok\n');
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+  });
+});
+
+describe('mountat exec', () => {
+  it('contains the command as the runner does', () => {
+    const root = busyboxRoot();
+    const state = scratchDir('mountat-state-');
+    try {
+      installAttacker(root);
+      const script = [
+        `attacker chroot-escape ${secret}`,
+        `attacker userns-escape ${secret}`,
+        'attacker fds',
+        'hostname evil 2>/tmp/err; echo "hostname: $?"',
+        'mount -t tmpfs evil /tmp 2>/tmp/err; echo "mount: $?"',
+        'echo 1 2>/tmp/err > /proc/sys/vm/drop_caches; echo "drop_caches: $?"',
+        'grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status',
+        'ls /proc | grep -c "^[0-9]"',
+      ].join('; ');
+      // mountat exec inherits a directory fd outside: the command must not.
+      const result = spawnSync(process.execPath, [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', script], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe', inheritedDir],
+      });
+      expect(result.stderr).toBe('');
+      const lines = result.stdout.trim().split('\n');
+      expect(lines.slice(0, 9)).toEqual([
+        'blocked: chroot: EPERM',
+        'blocked: the file outside is not reachable: ENOENT',
+        'blocked: no fd but 0, 1, 2',
+        'hostname: 1',
+        'mount: 1',
+        'drop_caches: 1',
+        `CapEff:\t${DEFAULT_CAPS}`,
+        `CapBnd:\t${DEFAULT_CAPS}`,
+        'NoNewPrivs:\t1',
+      ]);
+      expect(Number(lines[9])).toBeLessThanOrEqual(4);
+      expect(result.status).toBe(0);
+      expect(mountsUnder(root)).toEqual([]);
+    } finally {
+      removeTree(root);
+      removeTree(state);
+    }
+  });
+
+  it('takes --capabilities and --network none', () => {
+    const root = busyboxRoot();
+    try {
+      // /proc/net shows the reader's network namespace (sysfs would show the runner's, where it was made).
+      const script = 'grep ^CapEff /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; ip -o link | cut -d" " -f2,3';
+      const result = mountat(['exec', '--root', root, '--state-dir', join(root, '..', `${root.split('/').pop()}-state`), '--capabilities', 'chown,CAP_FOWNER', '--network', 'none', '--', '/bin/sh', '-c', script]);
+      expect(result.stderr).toBe('');
+      // Only loopback in its network namespace, and up.
+      expect(result.stdout).toBe('CapEff:\t0000000000000009\nlo\nlo: <LOOPBACK,UP,LOWER_UP>\n');
+      expect(mountat(['exec', '--root', root, '--network', 'bogus', '--', '/bin/true']).stderr).toMatch(/^mountat: --network "bogus": one of host, none\n/);
+      expect(mountat(['exec', '--root', root, '--capabilities', 'CAP_FLY', '--', '/bin/true']).stderr).toMatch(/^mountat: --capabilities: unknown capability "CAP_FLY"\n/);
+    } finally {
+      removeTree(root);
+    }
+  });
+});
+
+describe('ordinary build work still works', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    runner = await startRunner();
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    removeTree(runner.dir);
+  });
+
+  it('as root: /tmp, /proc/self/exe, chown and chmod in the working directory, switching user', async () => {
+    const id = attackAction(runner);
+    mkdirSync(join(runner.build, id, 'root', 'work'));
+    const script = [
+      'readlink /proc/self/exe',
+      'echo data > /tmp/f && cat /tmp/f',
+      'echo out > out && chown 1234:5678 out && chmod 0640 out && stat -c "%u %g %a" out',
+      'cp -p out copy && stat -c "%u %g %a" copy',
+      'mkdir -p d/e && chown -R 99 d && touch d/e/x && rm -r d && echo removed',
+      'attacker setuid 1000',
+      'kill -0 1 && echo "init alive"',
+    ].join(' && ');
+    const response = await run(runner.client, requestFor(id, script, { workingDirectory: 'work' }));
+    expect(readFileSync(join(runner.build, id, 'stderr'), 'utf8')).toBe('');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('/bin/busybox\ndata\n1234 5678 640\n1234 5678 640\nremoved\nuid 1000\ninit alive\n');
+    expect(response.exitCode).toBe('0');
+    expect(statSync(join(runner.build, id, 'root', 'work', 'out')).uid).toBe(1234);
+  });
+
+  it('compiles and runs a C program with gcc, and runs java, in a full-userland root', async () => {
+    const own = await startRunner({
+      mounts: [
+        { target: 'proc', kind: 'proc' },
+        { target: 'sys', kind: 'sysfs' },
+        { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
+        { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
+      ],
+    });
+    try {
+      const root = join(own.build, 'full', 'root');
+      mkdirSync(join(root, 'src'), { recursive: true });
+      mkdirSync(join(own.build, 'full', 'tmp'));
+      for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
+      writeFileSync(join(root, 'src', 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 0; }\n');
+      const java = realpathSync('/usr/bin/java');
+      const script = `gcc -O2 -o hello hello.c && ./hello && ${java} -version 2>&1 | head -1`;
+      const response = await run(own.client, requestFor('full', '', { arguments: ['/bin/sh', '-c', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }));
+      expect(readFileSync(join(own.build, 'full', 'stderr'), 'utf8')).toBe('');
+      const out = readFileSync(join(own.build, 'full', 'stdout'), 'utf8').split('\n');
+      expect(out[0]).toBe('hello from gcc');
+      expect(out[1]).toMatch(/^openjdk version "/);
+      expect(response.exitCode).toBe('0');
+      expect(mountsUnder(own.build)).toEqual([]);
+    } finally {
+      await own.stop();
+      removeTree(own.dir);
+    }
+  });
+
+  it('32 actions at once, each in its own root and namespaces', async () => {
+    const ids = Array.from({ length: 32 }, () => attackAction(runner));
+    const responses = await Promise.all(ids.map((id) => run(runner.client, requestFor(id, `echo ${id} > /tmp/mark; hostname; ls /proc | grep -c "^[0-9]"; cat /tmp/mark; readlink /proc/self/exe`))));
+    for (const [i, id] of ids.entries()) {
+      expect(responses[i]!.exitCode).toBe('0');
+      const out = readFileSync(join(runner.build, id, 'stdout'), 'utf8').split('\n');
+      expect(out[0]).toBe(hostnameBefore);
+      expect(Number(out[1])).toBeLessThanOrEqual(4);
+      expect(out.slice(2, 4)).toEqual([id, '/bin/busybox']);
+    }
+    expect(mountsUnder(runner.build)).toEqual([]);
+  });
+});
