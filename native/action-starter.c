@@ -10,15 +10,25 @@
  * then the root (pivot_root, the old root unmounted), then credentials and capabilities, then
  * NO_NEW_PRIVS, then only fds 0-2, then exec.
  *
- * usage: mountat-action [--pidns] [--no-pivot] [--cwd PATH] [--network host|none] [--caps HEX]
+ * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
  *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...
  * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
  *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
  * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
  *
  *   --pidns        a new PID namespace; its pid 1 is a small init and the action is pid 2.
- *   --no-pivot     stay in the caller's root (bb_runner's chrootIntoInputRoot: false); the
- *                  action still gets its own mount namespace, it just is not rooted elsewhere.
+ *   --root pivot   (the default) the input root becomes the root with pivot_root, the old root
+ *                  detached: nothing of the caller's filesystem is left in the namespace.
+ *   --root chroot  where a seccomp profile refuses pivot_root (Docker's default does): the input
+ *                  root is mounted on a directory of an empty tmpfs stacked over "/", and chrooted
+ *                  into. The old root stays beneath, out of reach of an action without
+ *                  CAP_SYS_CHROOT and CAP_SYS_ADMIN (the caller's policy); and as its root is not
+ *                  the namespace's root (the tmpfs is), the kernel refuses it a user namespace of
+ *                  its own, where it would have them. (Chrooted into a root stacked directly over
+ *                  "/", it would count as the namespace's root, and from a user namespace a chroot
+ *                  of its own and ".." reach the old root: found by test/containment.test.ts.)
+ *   --root none    stay in the caller's root (bb_runner's chrootIntoInputRoot: false); the action
+ *                  still gets its own mount namespace, it just is not rooted elsewhere.
  *   --cwd PATH     the working directory, relative to the root, looked up again beneath the
  *                  new root (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS) once it is entered.
  *   --network none a network namespace with only loopback (up). Default: the caller's.
@@ -32,7 +42,7 @@
  *                  pid 1 of the new PID namespace). It now waits on the gate, so the caller can
  *                  mount proc for that namespace and run its prestart hooks.
  *   "E <errno> <step>"  a step failed and the action did not start. <step> is one of pidns,
- *                  fork, mount, namespaces, pivot_root, network, chdir, capabilities,
+ *                  fork, mount, namespaces, pivot_root, chroot, network, chdir, capabilities,
  *                  credentials, no_new_privs, fds, exec, wait: the caller can tell a missing
  *                  capability (its own problem) from a command that cannot run (the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
@@ -63,6 +73,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,6 +108,19 @@ enum { ROOT_FD = 3, GATE_FD = 4, STATUS_FD = 5 };
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#define FSCONFIG_SET_STRING_ 1
+#define FSCONFIG_CMD_CREATE_ 6
+#define MOUNT_ATTR_NODEV_ 0x4
+#define MOUNT_ATTR_NOEXEC_ 0x8
 
 struct mount_attr_ {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
@@ -112,8 +136,11 @@ struct cap_data_ {
   uint32_t effective, permitted, inheritable;
 };
 
+enum root_change { ROOT_PIVOT, ROOT_CHROOT, ROOT_NONE };
+
 struct options {
-  int pidns, pivot, network_none, forward_signals;
+  int pidns, network_none, forward_signals;
+  enum root_change root;
   const char *cwd;
   uint64_t caps;
   long uid, gid;
@@ -185,7 +212,7 @@ static long number(const char *text, const char *what) {
 }
 
 static void parse(int argc, char **argv, struct options *o) {
-  *o = (struct options){.pivot = 1, .cwd = ".", .uid = -1, .gid = -1};
+  *o = (struct options){.root = ROOT_PIVOT, .cwd = ".", .uid = -1, .gid = -1};
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -194,8 +221,12 @@ static void parse(int argc, char **argv, struct options *o) {
       break;
     } else if (strcmp(a, "--pidns") == 0) {
       o->pidns = 1;
-    } else if (strcmp(a, "--no-pivot") == 0) {
-      o->pivot = 0;
+    } else if (strcmp(a, "--root") == 0 && i + 1 < argc) {
+      const char *how = argv[++i];
+      if (strcmp(how, "pivot") == 0) o->root = ROOT_PIVOT;
+      else if (strcmp(how, "chroot") == 0) o->root = ROOT_CHROOT;
+      else if (strcmp(how, "none") == 0) o->root = ROOT_NONE;
+      else usage("--root is pivot, chroot or none");
     } else if (strcmp(a, "--forward-signals") == 0) {
       o->forward_signals = 1;
     } else if (strcmp(a, "--cwd") == 0 && i + 1 < argc) {
@@ -237,11 +268,12 @@ static void parse(int argc, char **argv, struct options *o) {
  * 3. The copy attached over "/", entered by its fd, pivot_root(".", ".") and the old root (now
  *    stacked on top) detached: nothing of the caller's filesystem is left in the namespace, so
  *    neither `..`, nor a chroot, nor a user namespace of the action's can reach it (a chroot
- *    would leave the old root under the new one).
+ *    would leave the old root under the new one). With --root chroot, chroot(".") instead.
  */
 static void isolate(const struct options *o) {
   int tree = -1;
-  if (o->pivot) {
+  int rooted = o->root != ROOT_NONE;
+  if (rooted) {
     tree = (int)syscall(SYS_open_tree, ROOT_FD, "", OPEN_TREE_CLONE_ | AT_RECURSIVE_ | AT_EMPTY_PATH | O_CLOEXEC);
     if (tree < 0) fail("mount");
     struct mount_attr_ attr = {.attr_set = MOUNT_ATTR_NOSUID_, .propagation = MS_PRIVATE_};
@@ -250,13 +282,29 @@ static void isolate(const struct options *o) {
   int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (o->network_none ? CLONE_NEWNET : 0);
   if (unshare(flags) != 0) fail("namespaces");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("namespaces");
-  if (o->pivot) {
-    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH_) != 0) fail("pivot_root");
-    if (fchdir(tree) != 0) fail("pivot_root");
+  if (o->root == ROOT_PIVOT) {
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH_) != 0) fail("mount");
+    if (fchdir(tree) != 0) fail("mount");
     if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root");
     /* pivot_root(".", ".") stacks the old root on the new one at "/": "." is now the old root. */
     if (umount2(".", MNT_DETACH) != 0) fail("pivot_root");
-    if (chdir("/") != 0) fail("pivot_root");
+  } else if (o->root == ROOT_CHROOT) {
+    /* An empty tmpfs over "/", the root on its directory "root", reached only through fds. */
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "mode", "0755", 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) != 0)
+      fail("mount");
+    int base = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, MOUNT_ATTR_NOSUID_ | MOUNT_ATTR_NODEV_ | MOUNT_ATTR_NOEXEC_);
+    if (base < 0 || syscall(SYS_move_mount, base, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH_) != 0) fail("mount");
+    if (mkdirat(base, "root", 0755) != 0) fail("mount");
+    if (syscall(SYS_move_mount, tree, "", base, "root", MOVE_MOUNT_F_EMPTY_PATH_) != 0) fail("mount");
+    close(base);
+    close(fs);
+    if (fchdir(tree) != 0) fail("mount");
+    if (chroot(".") != 0) fail("chroot");
+  }
+  if (rooted) {
+    if (chdir("/") != 0) fail("chdir");
     close(tree);
   }
   if (o->network_none) {
@@ -273,7 +321,7 @@ static void isolate(const struct options *o) {
   /* The working directory, beneath the root as the action now sees it (after a pivot "/" is the
    * root; without one the caller's root fd is). No symlink followed, `..` cannot leave. */
   struct open_how_ how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_};
-  int base = o->pivot ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : ROOT_FD;
+  int base = rooted ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : ROOT_FD;
   int cwd = base < 0 ? -1 : (int)syscall(SYS_openat2, base, o->cwd, &how, sizeof how);
   if (cwd < 0 || fchdir(cwd) != 0) fail("chdir");
   close(cwd);

@@ -7,7 +7,7 @@ import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, rea
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attackerBinary, installAttacker, rootDevice } from './helpers/attacker.js';
+import { attackerBinary, fixtureBinary, installAttacker, rootDevice } from './helpers/attacker.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
@@ -223,6 +223,53 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
     expect((await done).exitCode).toBe('0');
     expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('blocked: the file outside is not reachable: ENOENT\nmounted\nunmounted-sys\nevil-inside\n');
     expect(mountsUnder(runner.build)).toEqual([]);
+  });
+});
+
+describe('where a seccomp profile refuses pivot_root, as Docker\'s default does', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    runner = await startRunner({}, undefined, [fixtureBinary('deny-pivot-root')], [inheritedDir]);
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    expect(mountsUnder(runner.build)).toEqual([]);
+    removeTree(runner.dir);
+  });
+
+  it('roots each action by chroot instead, and says so at start-up', () => {
+    expect(runner.output()).toMatch(/"root":"chroot","msg":"pivot_root is refused here \(a seccomp profile\?\)/);
+    expect(runner.output()).toMatch(/"root":"chroot","recovered"/);
+  });
+
+  it('still keeps the action in: no chroot of its own, no user namespace (the kernel refuses one to a chrooted process), no handle, no fd', async () => {
+    const { stdout } = await runScript(runner, `attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle; attacker fds; cd /proc/1/root 2>&1; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; ls /`);
+    expect(stdout).toBe(
+      [
+        'blocked: chroot: EPERM',
+        'blocked: unshare user+mount namespace: EPERM',
+        'blocked: open_by_handle_at: EPERM',
+        'blocked: no fd but 0, 1, 2',
+        "sh: cd: line 0: can't cd to /proc/1/root: Permission denied",
+        `CapEff:\t${DEFAULT_CAPS}`,
+        'NoNewPrivs:\t1',
+        'bin', 'proc', 'sys', 'tmp', 'usr',
+      ].join('\n') + '\n',
+    );
+  });
+
+  it('refuses to start when actions would hold a capability that opens a chroot', () => {
+    const dir = scratchDir('mountat-runner-');
+    try {
+      const file = join(dir, 'config.json');
+      mkdirSync(join(dir, 'build'));
+      writeFileSync(file, JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 's')] }], stateDirectory: join(dir, 'state'), capabilities: ['CAP_CHOWN', 'CAP_SYS_CHROOT'] }));
+      const result = spawnSync(fixtureBinary('deny-pivot-root'), [process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], { encoding: 'utf8' });
+      expect(result.stderr).toBe('mountat: pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT: allow pivot_root, or do not grant it\n');
+      expect(result.status).toBe(1);
+    } finally {
+      removeTree(dir);
+    }
   });
 });
 

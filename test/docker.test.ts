@@ -7,15 +7,17 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capabilityMask, type CapabilityName } from '../src/linux/index.js';
 import { loadRunnerProto } from '../src/runner/index.js';
 import type { RunnerClient } from '../src/runner/generated/buildbarn/runner/Runner.js';
 import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js';
 import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run } from './helpers/runner.js';
 
-// The capabilities README.md#container-image documents for the runner (no runCommandsAs).
-const CAPABILITIES = ['SYS_ADMIN', 'SYS_CHROOT'];
-const CAP_BITS = { SYS_CHROOT: 18, SYS_ADMIN: 21 } as const;
+// The capabilities README.md#container-image documents for the runner (no runCommandsAs): its
+// own two, and the ones its root actions keep.
+const CAPABILITIES = ['SYS_ADMIN', 'SETPCAP', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];
+const capabilityBits = (names: string[]) => capabilityMask(names.map((name) => `CAP_${name}` as CapabilityName));
 
 let engine: Engine;
 let image: string;
@@ -85,11 +87,13 @@ describe('the runner image', () => {
     expect(enough.output).toContain('ok   a trial tmpfs can be created (fsopen, fsconfig, fsmount)');
     expect(enough.output).not.toMatch(/^(warn|fail) /m);
 
-    const noAdmin = await runOnce(['SYS_CHROOT'], 'mountat', ['doctor']);
+    const noAdmin = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'), 'mountat', ['doctor']);
     expect(noAdmin.status).toBe(1);
     expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
-    const noChroot = await runOnce(['SYS_ADMIN'], 'mountat', ['doctor']);
-    expect(noChroot.output).toContain('warn CAP_SYS_CHROOT is not effective');
+    const noSetpcap = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SETPCAP'), 'mountat', ['doctor']);
+    expect(noSetpcap.output).toContain('warn CAP_SETPCAP is not effective');
+    const runnerOnly = await runOnce(['SYS_ADMIN', 'SETPCAP'], 'mountat', ['doctor']);
+    expect(runnerOnly.output).toContain('warn actions running as root will lack CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID');
   });
 
   it('declares its entrypoint and a HEALTHCHECK through `mountat probe`', async () => {
@@ -101,7 +105,7 @@ describe('the runner image', () => {
     expect(config.Healthcheck.Test).toEqual(['CMD', 'mountat', 'probe', '--config', '/config/runner.json', '--timeout', '4']);
   });
 
-  it('serves Run from the host with only SYS_ADMIN and SYS_CHROOT: /proc and /sys work in the action, the worker\'s later mount reaches it, nothing stays mounted', async () => {
+  it('serves Run from the host with only the documented capabilities: /proc and /sys work in the contained action, the worker\'s later mount reaches it, nothing stays mounted', async () => {
     const { GenericContainer, Wait } = await import('testcontainers');
     const healthcheck = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image])) as ['CMD', ...string[]];
 
@@ -130,18 +134,21 @@ describe('the runner image', () => {
         'grep -E " /(proc|sys|tmp) " /proc/self/mountinfo | sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" | tr "\\n" ","; echo',
         'ls /sys/class | grep -c .',
         'echo "pids: $(ls /proc | grep "^[0-9]" | sort -n | tr "\\n" " ")"',
+        'echo "caps: $(grep ^CapEff /proc/self/status | cut -f2) no_new_privs: $(grep ^NoNewPrivs /proc/self/status | cut -f2)"',
       ].join('; ');
       for (const id of ['a1', 'late/a2']) {
         const response = await run(client, requestFor(id, script));
         const stdout = readFileSync(join(build, id, 'stdout'), 'utf8');
         expect({ exitCode: Number(response.exitCode), stderr: readFileSync(join(build, id, 'stderr'), 'utf8') }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, classes, pids] = stdout.trim().split('\n');
+        const [exe, mounts, classes, pids, caps] = stdout.trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: of the file system it lives on.
         expect(mounts).toBe(`/proc proc,/sys sysfs,/tmp ${id === 'a1' ? buildFsType : 'tmpfs'},`);
         expect(Number(classes)).toBeGreaterThan(5);
         // Its own PID namespace: the init (1) and the action (2), then the pipeline's processes.
         expect(pids).toMatch(/^pids: 1 2( \d+)* ?$/);
+        // Contained in the container as on a host: the default set, NO_NEW_PRIVS.
+        expect(caps).toBe('caps: 00000000000001fb no_new_privs: 1');
       }
 
       // Inside the container, after the actions: only the worker's own mount below /worker/build.
@@ -149,8 +156,7 @@ describe('the runner image', () => {
       const below = inside.output.split('\n').map((line) => line.split(' ')[4]).filter((point) => point?.startsWith('/worker/build/'));
       expect(below).toEqual(['/worker/build/late']);
       const status = await container.exec(['grep', 'CapEff', '/proc/1/status']);
-      const bits = CAPABILITIES.reduce((mask, cap) => mask | (1n << BigInt(CAP_BITS[cap as keyof typeof CAP_BITS])), 0n);
-      expect(BigInt(`0x${status.output.split(/\s+/)[1]}`)).toBe(bits);
+      expect(BigInt(`0x${status.output.split(/\s+/)[1]}`)).toBe(capabilityBits(CAPABILITIES));
 
       const stopped = await container.stop({ timeout: 20_000, remove: false });
       const state = JSON.parse(await engine.docker(['inspect', '--format', '{{json .State}}', stopped.getId()])) as { ExitCode: number; OOMKilled: boolean };

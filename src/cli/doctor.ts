@@ -1,6 +1,6 @@
 // `mountat doctor [--dir DIR]`: can this host run mountat? One line per check; each problem
 // says what to do. Nothing is mounted: the trial mount is made detached and dissolves on close.
-import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import {
   constants as C,
@@ -8,9 +8,11 @@ import {
   fsconfigSetString,
   fsmount,
   fsopen,
-  CAP_SYS_ADMIN,
-  CAP_SYS_CHROOT,
+  CAPABILITIES,
+  capabilityMask,
   hasCapability,
+  ownCapabilities,
+  probePivotRoot,
   probeProcPidns,
   probeSyscalls,
   probeUniqueMountId,
@@ -18,6 +20,7 @@ import {
   statx,
 } from '../linux/index.js';
 import { readMountInfo } from '../mounts/index.js';
+import { actionCapabilities, SANDBOX_DEFAULTS, STARTER_PATH } from '../sandbox/index.js';
 
 type Level = 'ok' | 'warn' | 'fail';
 
@@ -77,7 +80,7 @@ export function runChecks(dir?: string): Check[] {
       ? { level: 'ok', what: 'statx gives unique mount ids (STATX_MNT_ID_UNIQUE)' }
       : { level: 'warn', what: 'statx has no unique mount ids; reusable ids are compared instead', advice: 'Linux 6.8+ makes teardown\'s ownership check exact' },
   );
-  const cap = hasCapability(CAP_SYS_ADMIN);
+  const cap = hasCapability(CAPABILITIES.CAP_SYS_ADMIN);
   checks.push(
     cap === true
       ? { level: 'ok', what: 'CAP_SYS_ADMIN is effective' }
@@ -85,29 +88,36 @@ export function runChecks(dir?: string): Check[] {
         ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)', see: `${TROUBLESHOOTING}eperm` }
         : { level: 'warn', what: 'capabilities unknown (no /proc/self/status)' },
   );
-  // Only `exec` and the runner chroot; the OCI hooks and `mount` do not, so a warning.
-  if (hasCapability(CAP_SYS_CHROOT) === false) {
-    checks.push({ level: 'warn', what: 'CAP_SYS_CHROOT is not effective: `mountat exec` and the runner cannot chroot into a root', advice: 'add CAP_SYS_CHROOT where actions are run (a container that drops ALL must add it back)' });
+  // Only `exec` and the runner start actions; the OCI hooks and `mount` do not, so warnings.
+  const own = ownCapabilities();
+  if (own && (own.effective & capabilityMask(['CAP_SETPCAP'])) === 0n) {
+    checks.push({ level: 'warn', what: 'CAP_SETPCAP is not effective: `mountat exec` and the runner cannot reduce an action\'s capabilities, and refuse to start', advice: 'add CAP_SETPCAP where actions are run (a container that drops ALL must add it back)' });
   }
+  const lacking = actionCapabilities(SANDBOX_DEFAULTS.capabilities, own).lacking;
+  if (lacking.length > 0) {
+    checks.push({ level: 'warn', what: `actions running as root will lack ${lacking.join(', ')} (not in this process's bounding set)`, advice: 'add them where actions are run if builds need them (chown, writing read-only files)' });
+  }
+  checks.push(
+    existsSync(STARTER_PATH)
+      ? { level: 'ok', what: `the action starter is at ${STARTER_PATH}` }
+      : { level: 'fail', what: `the action starter ${STARTER_PATH} is missing (needed by \`mountat exec\` and the runner)`, advice: 'npm run build' },
+  );
   checks.push(
     procFdAvailable()
       ? { level: 'ok', what: '/proc is mounted here: unmount goes through /proc/thread-self/fd' }
-      : { level: 'warn', what: '/proc is not mounted here: unmount falls back to fchdir, and `exec` cannot chroot', advice: 'mount proc in the namespace mountat runs in' },
+      : { level: 'warn', what: '/proc is not mounted here: unmount falls back to fchdir', advice: 'mount proc in the namespace mountat runs in' },
   );
   checks.push(trialMount());
+  checks.push(
+    probePivotRoot() === 'allowed'
+      ? { level: 'ok', what: 'pivot_root is allowed: actions are rooted with nothing of this filesystem left beneath them' }
+      : { level: 'warn', what: 'pivot_root is refused (a seccomp profile?): actions are chrooted into their root mounted over this one instead', advice: 'allow pivot_root in the seccomp profile, and keep CAP_SYS_CHROOT here', see: `${TROUBLESHOOTING}pivot-root` },
+  );
   const pidns = probeProcPidns();
   checks.push(
     pidns === true
       ? { level: 'ok', what: 'proc accepts a pidns fd (a proc for another PID namespace)' }
       : { level: 'warn', what: pidns === false ? 'proc does not accept a pidns fd on this kernel' : 'proc pidns support unknown', advice: 'a proc mounted from outside a PID namespace then shows the host\'s processes' },
-  );
-  const unshare = spawnSync('unshare', ['--help'], { encoding: 'utf8' });
-  checks.push(
-    unshare.error
-      ? { level: 'fail', what: 'util-linux unshare not found (needed by `mountat exec` to chroot)', advice: 'apt-get install util-linux' }
-      : unshare.stdout.includes('--root')
-        ? { level: 'ok', what: 'util-linux unshare supports --root' }
-        : { level: 'fail', what: 'util-linux unshare has no --root', advice: 'util-linux 2.35 or newer is needed' },
   );
   if (dir !== undefined) checks.push(propagationOf(dir));
   return checks;

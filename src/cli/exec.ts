@@ -4,9 +4,9 @@
 // namespaces, rooted at DIR with pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2.
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
 // always unmounted: after it exits, fails to start, or we are signalled.
-import { CAPABILITIES, constants as C, openat2, ownCapabilities, probeProcPidns, type CapabilityName } from '../linux/index.js';
+import { CAPABILITIES, constants as C, openat2, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
 import { attach, detach, DetachError, RecordStore, rootKey, type Attachment } from '../mounts/index.js';
-import { actionCapabilities, checkPrivileges, NETWORK_MODES, SANDBOX_DEFAULTS, StartedAction, type ActionEnd, type NetworkMode } from '../sandbox/index.js';
+import { NETWORK_MODES, prepareIsolation, SANDBOX_DEFAULTS, StartedAction, type ActionEnd, type NetworkMode } from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { describeReport } from './umount.js';
 import { UsageError } from './usage-error.js';
@@ -70,9 +70,12 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
   const store = new RecordStore(args.stateDir);
-  const own = ownCapabilities();
-  checkPrivileges({ runAs: undefined, network }, own, 'mountat exec');
-  const pidNamespace = SANDBOX_DEFAULTS.pidNamespace && probeProcPidns() === true;
+  const { isolation, warnings } = prepareIsolation(
+    { rooted: true, pidNamespace: SANDBOX_DEFAULTS.pidNamespace, network, capabilities: asked, runAs: undefined },
+    { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
+    'mountat exec',
+  );
+  for (const { message } of warnings) err(`mountat: warning: ${message}`);
 
   // A signal that arrives before the command runs must not kill us between attach and detach:
   // remember it, and pass it on once the command runs.
@@ -91,7 +94,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       stdin: 0,
       stdout: 1,
       stderr: 2,
-      isolation: { pidNamespace, pivotRoot: true, network, capabilities: actionCapabilities(asked, own, network).mask },
+      isolation,
       forwardSignals: true,
     });
     let attachment: Attachment | undefined;
@@ -104,7 +107,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       });
       {
         // proc shows the command's PID namespace: made from outside it, through proc's pidns option.
-        using pidns = pidNamespace ? openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
+        using pidns = isolation.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
         attachment = attach(root, plan, { procPidns: pidns });
       }
       tornDown = false;

@@ -23,7 +23,7 @@ export {
   probeSyscall,
 } from './calls.js';
 export type { OpenHow, MountAttr, Statx } from './calls.js';
-export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, CAP_SYS_ADMIN, CAP_SYS_CHROOT, probeProcPidns } from './probe.js';
+export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, probeProcPidns, probePivotRoot } from './probe.js';
 export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';
 export { CAPABILITIES, CAPABILITY_NAMES, capabilityMask, capabilityNames, ownCapabilities } from './capabilities.js';

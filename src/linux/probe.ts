@@ -54,8 +54,6 @@ export function hasCapability(bit: number): boolean | undefined {
   }
 }
 
-export const CAP_SYS_CHROOT = 18;
-export const CAP_SYS_ADMIN = 21;
 
 /**
  * Whether proc accepts a `pidns` fd (a proc for another PID namespace; older kernels reject it):
@@ -78,4 +76,14 @@ export function probeProcPidns(): boolean | undefined {
   } finally {
     closeSync(nsfd);
   }
+}
+
+/**
+ * Whether pivot_root(2) may be called here: called with empty paths, the kernel answers ENOENT;
+ * a seccomp profile that refuses it (Docker's default does) answers EPERM first. (Only meaningful
+ * with CAP_SYS_ADMIN, whose absence is EPERM too.)
+ */
+export function probePivotRoot(): 'allowed' | 'refused' {
+  const errno = probeSyscall(C.SYS.pivot_root, 'const char *', '', 'const char *', '');
+  return errno === osConstants.errno.EPERM ? 'refused' : 'allowed';
 }

@@ -46,6 +46,7 @@ const MISSING_CAPABILITY: Partial<Record<StartStep, string>> = {
   mount: 'CAP_SYS_ADMIN',
   namespaces: 'CAP_SYS_ADMIN',
   pivot_root: 'CAP_SYS_ADMIN, and a seccomp profile that allows pivot_root',
+  chroot: 'CAP_SYS_CHROOT where pivot_root is refused',
   network: 'CAP_NET_ADMIN for network "none"',
   capabilities: 'CAP_SETPCAP to reduce the action\'s capabilities',
   credentials: 'CAP_SETUID and CAP_SETGID for runCommandsAs',
@@ -60,7 +61,7 @@ function actionId(inputRoot: string): string {
 function environment(request: RunRequest__Output, settings: ActionSettings): Record<string, string> {
   const env: Record<string, string> = {};
   if (settings.setTmpdir && request.temporaryDirectory !== '') {
-    if (!settings.isolation.pivotRoot) env.TMPDIR = `${settings.build.path}/${checkRelative('temporary_directory', request.temporaryDirectory)}`;
+    if (settings.isolation.root === 'none') env.TMPDIR = `${settings.build.path}/${checkRelative('temporary_directory', request.temporaryDirectory)}`;
     else if (settings.temporaryDirectoryMount !== null) env.TMPDIR = `/${settings.temporaryDirectoryMount}`;
   }
   // The request's own variables win, as in bb_runner.

@@ -4,9 +4,9 @@
 import { lstatSync, rmSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { ownCapabilities, probeProcPidns } from '../linux/index.js';
+import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.js';
 import { RecordStore } from '../mounts/index.js';
-import { actionCapabilities, checkPrivileges, REACHES_OUTSIDE } from '../sandbox/index.js';
+import { prepareIsolation } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
@@ -39,22 +39,12 @@ function removeStaleSocket(path: string): void {
 
 export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {
   for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
-  const own = ownCapabilities();
-  checkPrivileges(settings, own);
-  const capabilities = actionCapabilities(settings.runAs ? [] : settings.capabilities, own, settings.network);
-  if (capabilities.lacking.length > 0) {
-    log.warn({ capabilities: capabilities.lacking }, 'capabilities configured for actions that the runner itself lacks: actions run without them');
-  }
-  for (const name of capabilities.reachingOutside) {
-    log.warn({ capability: name, lets: REACHES_OUTSIDE[name] }, 'actions are granted a capability that acts outside their namespaces');
-  }
+  const { isolation, warnings } = prepareIsolation(
+    { rooted: settings.chroot, pidNamespace: settings.pidNamespace, network: settings.network, capabilities: settings.capabilities, runAs: settings.runAs },
+    { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: settings.pidNamespace && probeProcPidns() === true },
+  );
+  for (const { message, detail } of warnings) log.warn(detail, message);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
-
-  let pidNamespace = settings.pidNamespace;
-  if (pidNamespace && probeProcPidns() !== true) {
-    pidNamespace = false;
-    log.warn('this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own');
-  }
 
   // Metrics first, so that what the start-up recovery removes is counted.
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
@@ -69,13 +59,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       build,
       setTmpdir: settings.setTmpdir,
       temporaryDirectoryMount: settings.temporaryDirectoryMount,
-      isolation: {
-        pidNamespace,
-        pivotRoot: settings.chroot,
-        network: settings.network,
-        capabilities: capabilities.mask,
-        runAs: settings.runAs,
-      },
+      isolation,
       prestart: hooksFor('prestart', settings.hooks.prestart, mounts),
       poststop: hooksFor('poststop', settings.hooks.poststop, mounts),
     },
@@ -94,7 +78,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     ? await startDiagnostics({ listen: settings.diagnostics.listen, registry: metrics?.registry, notReady: () => service.notReady() })
     : undefined;
   log.info(
-    { listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, diagnostics: diagnostics?.addresses, buildDirectory: build.path, pidNamespace, recovered },
+    { listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, diagnostics: diagnostics?.addresses, buildDirectory: build.path, pidNamespace: isolation.pidNamespace, root: isolation.root, recovered },
     'runner ready',
   );
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { capabilityMask } from '../linux/capabilities.js';
 import { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
+import { prepareIsolation } from './isolation.js';
 import { checkPrivileges, requiredCapabilities } from './privileges.js';
+import { RootChangeError } from './root-change.js';
 import { starterArguments } from './starter.js';
 
 const ALL = (1n << 41n) - 1n;
@@ -33,18 +35,19 @@ describe('an action\'s capabilities', () => {
 
 describe('what the caller needs', () => {
   it('names every missing capability with why, in one line', () => {
-    expect(requiredCapabilities({ runAs: undefined, network: 'host' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP']);
-    expect(() => checkPrivileges({ runAs: { uid: 1, gid: 1, groups: [] }, network: 'none' }, sets(capabilityMask(['CAP_SYS_ADMIN'])))).toThrow(
+    expect(requiredCapabilities({ runAs: undefined, network: 'host', root: 'pivot' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP']);
+    expect(requiredCapabilities({ runAs: undefined, network: 'host', root: 'chroot' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP', 'CAP_SYS_CHROOT']);
+    expect(() => checkPrivileges({ runAs: { uid: 1, gid: 1, groups: [] }, network: 'none', root: 'pivot' }, sets(capabilityMask(['CAP_SYS_ADMIN'])))).toThrow(
       'the runner lacks CAP_SETPCAP (to reduce each action\'s capabilities), CAP_SETUID (for runCommandsAs), CAP_SETGID (for runCommandsAs), CAP_NET_ADMIN (to bring up loopback in each action\'s network namespace (network "none")); run it as root, or add them to its container',
     );
-    expect(() => checkPrivileges({ runAs: undefined, network: 'host' }, sets(ALL))).not.toThrow();
+    expect(() => checkPrivileges({ runAs: undefined, network: 'host', root: 'pivot' }, sets(ALL))).not.toThrow();
   });
 });
 
 describe('the starter\'s command line', () => {
   it('carries every isolation setting', () => {
     const base = { argv: ['sh', '-c', 'true'], env: {}, root: undefined as never, stdout: 1, stderr: 2 };
-    expect(starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, pivotRoot: true, network: 'host', capabilities: 0x1fbn } })).toEqual([
+    expect(starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn } })).toEqual([
       'mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true',
     ]);
     expect(
@@ -52,8 +55,38 @@ describe('the starter\'s command line', () => {
         ...base,
         workingDirectory: 'a/b',
         forwardSignals: true,
-        isolation: { pidNamespace: false, pivotRoot: false, network: 'none', capabilities: 0n, runAs: { uid: 7, gid: 8, groups: [9, 10] } },
+        isolation: { pidNamespace: false, root: 'none', network: 'none', capabilities: 0n, runAs: { uid: 7, gid: 8, groups: [9, 10] } },
       }),
-    ).toEqual(['mountat-action', '--no-pivot', '--cwd', 'a/b', '--network', 'none', '--caps', '0', '--uid', '7', '--gid', '8', '--groups', '9,10', '--forward-signals', '--', 'sh', '-c', 'true']);
+    ).toEqual(['mountat-action', '--root', 'none', '--cwd', 'a/b', '--network', 'none', '--caps', '0', '--uid', '7', '--gid', '8', '--groups', '9,10', '--forward-signals', '--', 'sh', '-c', 'true']);
+  });
+});
+
+describe('how an action is rooted', () => {
+  const probed = (pivotRoot: 'allowed' | 'refused') => ({ own: sets(ALL), pivotRoot, procPidns: true });
+  const request = { rooted: true, pidNamespace: true, network: 'host' as const, capabilities: DEFAULT_ACTION_CAPABILITIES, runAs: undefined };
+
+  it('by pivot_root where it is allowed, by chroot over the old root where it is refused, with a warning', () => {
+    expect(prepareIsolation(request, probed('allowed'))).toEqual({ isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn, runAs: undefined }, warnings: [] });
+    const refused = prepareIsolation(request, probed('refused'));
+    expect(refused.isolation.root).toBe('chroot');
+    expect(refused.warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^pivot_root is refused here/)]);
+    expect(prepareIsolation({ ...request, rooted: false }, probed('refused')).isolation.root).toBe('none');
+  });
+
+  it('refuses a chroot to actions that could leave it', () => {
+    for (const granted of [['CAP_SYS_CHROOT'], ['CAP_SYS_ADMIN'], ['CAP_SYS_ADMIN', 'CAP_SYS_CHROOT']] as const) {
+      expect(() => prepareIsolation({ ...request, capabilities: [...DEFAULT_ACTION_CAPABILITIES, ...granted] }, probed('refused'))).toThrow(RootChangeError);
+    }
+    expect(() => prepareIsolation({ ...request, capabilities: ['CAP_SYS_ADMIN', 'CAP_SYS_CHROOT'] }, probed('refused'))).toThrow(
+      'pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT and CAP_SYS_ADMIN: allow pivot_root, or do not grant them',
+    );
+    // runCommandsAs keeps nothing, whatever the list says.
+    expect(prepareIsolation({ ...request, capabilities: ['CAP_SYS_ADMIN'], runAs: { uid: 1, gid: 1, groups: [] } }, probed('refused')).isolation).toMatchObject({ root: 'chroot', capabilities: 0n });
+  });
+
+  it('goes without a PID namespace, saying so, where proc cannot be made for one', () => {
+    const result = prepareIsolation(request, { ...probed('allowed'), procPidns: false });
+    expect(result.isolation.pidNamespace).toBe(false);
+    expect(result.warnings.map((w) => w.message)).toEqual([expect.stringMatching(/cannot mount a proc for another PID namespace/)]);
   });
 });

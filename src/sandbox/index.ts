@@ -8,3 +8,7 @@ export { NETWORK_MODES, SANDBOX_DEFAULTS } from './defaults.js';
 export type { NetworkMode } from './defaults.js';
 export { checkPrivileges, PrivilegeError, requiredCapabilities } from './privileges.js';
 export type { PrivilegeNeeds } from './privileges.js';
+export { chooseRootChange, RootChangeError } from './root-change.js';
+export type { RootChange } from './root-change.js';
+export { prepareIsolation } from './isolation.js';
+export type { IsolationRequest, PreparedIsolation, Probed } from './isolation.js';

@@ -3,11 +3,13 @@
 // to start and says what to add.
 import { capabilityMask, type CapabilityName, type CapabilitySets } from '../linux/index.js';
 import type { NetworkMode } from './defaults.js';
+import type { RootChange } from './root-change.js';
 import type { RunAs } from './starter.js';
 
 export interface PrivilegeNeeds {
   runAs: RunAs | undefined;
   network: NetworkMode;
+  root: RootChange;
 }
 
 /** Each capability the caller needs for these settings, with why. */
@@ -17,6 +19,7 @@ export function requiredCapabilities(settings: PrivilegeNeeds): Array<[Capabilit
     ['CAP_SETPCAP', 'to reduce each action\'s capabilities'],
   ];
   if (settings.runAs) needed.push(['CAP_SETUID', 'for runCommandsAs'], ['CAP_SETGID', 'for runCommandsAs']);
+  if (settings.root === 'chroot') needed.push(['CAP_SYS_CHROOT', 'to root each action where pivot_root is refused']);
   if (settings.network === 'none') needed.push(['CAP_NET_ADMIN', 'to bring up loopback in each action\'s network namespace (network "none")']);
   return needed;
 }

@@ -29,7 +29,7 @@ export type ActionEnd =
   | { kind: 'lost'; detail: string };
 
 /** The steps the starter names in an "E" line. */
-export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
+export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'chroot', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
 export type StartStep = (typeof START_STEPS)[number];
 
 const MAX_LINE = 512;

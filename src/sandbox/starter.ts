@@ -7,6 +7,7 @@ import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { constants as C, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
 import { StatusChannel, type ActionEnd } from './protocol.js';
+import type { RootChange } from './root-change.js';
 
 export const STARTER_PATH = fileURLToPath(new URL('../mountat-action', import.meta.url));
 
@@ -20,8 +21,8 @@ export interface RunAs {
 export interface Isolation {
   /** A PID namespace of its own (its pid 1 a small init, the action pid 2). */
   pidNamespace: boolean;
-  /** Rooted at its input root with pivot_root (false: it shares the caller's root, bb_runner's non-chroot mode). */
-  pivotRoot: boolean;
+  /** How it is rooted at its input root (root-change.ts): "none" shares the caller's root (bb_runner's non-chroot mode). */
+  root: RootChange;
   /** "none": a network namespace with only loopback. */
   network: 'host' | 'none';
   /** The capabilities a root action keeps, as a mask (src/sandbox/capabilities.ts). */
@@ -50,7 +51,7 @@ export function starterArguments(options: StartOptions): string[] {
   const { isolation } = options;
   const args: string[] = [];
   if (isolation.pidNamespace) args.push('--pidns');
-  if (!isolation.pivotRoot) args.push('--no-pivot');
+  if (isolation.root !== 'pivot') args.push('--root', isolation.root);
   if (options.workingDirectory !== '.') args.push('--cwd', options.workingDirectory);
   if (isolation.network !== 'host') args.push('--network', isolation.network);
   args.push('--caps', isolation.capabilities.toString(16));

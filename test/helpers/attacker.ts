@@ -1,20 +1,24 @@
-// The static attack program (test/fixtures/attacker.c), built once per test file and copied into
-// the action roots that use it.
+// The static test programs of test/fixtures/: the attacker, copied into the action roots that use
+// it, and a seccomp wrapper; each built once per test file.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repo, scratchDir } from './roots.js';
 
-let built: string | undefined;
+const built = new Map<string, string>();
 
-/** Build the attacker (cc -static), once. */
-export function attackerBinary(): string {
-  if (built) return built;
-  const out = join(scratchDir('mountat-attacker-'), 'attacker');
-  execFileSync('cc', ['-static', '-O2', '-Wall', '-Werror', '-o', out, join(repo, 'test', 'fixtures', 'attacker.c')]);
-  built = out;
+/** Build test/fixtures/NAME.c (cc -static), once per test file. */
+export function fixtureBinary(name: string): string {
+  const known = built.get(name);
+  if (known) return known;
+  const out = join(scratchDir(`mountat-${name}-`), name);
+  execFileSync('cc', ['-static', '-O2', '-Wall', '-Werror', '-o', out, join(repo, 'test', 'fixtures', `${name}.c`)]);
+  built.set(name, out);
   return out;
 }
+
+/** The attacker, built. */
+export const attackerBinary = () => fixtureBinary('attacker');
 
 /** Put the attacker at /bin/attacker in an input root. */
 export function installAttacker(root: string, name = 'attacker', mode = 0o755): string {

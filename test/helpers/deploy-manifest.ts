@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { settingsFrom, type Settings } from '../../src/runner/config.js';
+import { requiredCapabilities } from '../../src/sandbox/privileges.js';
 export const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/kubernetes', import.meta.url));
 /** The runner image's ENTRYPOINT (read from the Dockerfile), used when the container sets no command. */
 export const IMAGE_ENTRYPOINT: string[] = JSON.parse(
@@ -22,7 +23,7 @@ interface Container {
   volumeMounts?: VolumeMount[];
   readinessProbe?: { exec?: { command?: string[] } };
   livenessProbe?: { httpGet?: { path?: string; port?: number | string } };
-  securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
+  securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] }; seccompProfile?: { type?: string } };
   resources?: { requests?: Record<string, string | number> };
 }
 interface Volume { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> } }
@@ -121,13 +122,14 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   if (security?.privileged === true) problems.push('runner: privileged');
   const drop = security?.capabilities?.drop ?? [];
   if (drop.length !== 1 || drop[0] !== 'ALL') problems.push(`runner: capabilities.drop is [${drop.join(', ')}], not [ALL]`);
-  const expected = ['SYS_ADMIN'];
-  if (settings.chroot) expected.push('SYS_CHROOT');
-  if (settings.runAs) expected.push('SETUID', 'SETGID');
-  if (settings.runAs && !settings.pidNamespace) expected.push('KILL');
-  expected.sort();
+  // The runner's own (src/sandbox/privileges.ts), then what its root actions keep.
+  // The example runs the runner without a seccomp profile (checked below), so pivot_root roots the actions.
+  const needed = [...requiredCapabilities({ ...settings, root: settings.chroot ? 'pivot' : 'none' }).map(([name]) => name), ...(settings.runAs ? [] : settings.capabilities)];
+  if (settings.runAs && !settings.pidNamespace) needed.push('CAP_KILL');
+  const expected = [...new Set(needed.map((name) => name.replace(/^CAP_/, '')))].sort();
   const add = [...(security?.capabilities?.add ?? [])].sort();
   if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
+  if (security?.seccompProfile?.type !== 'Unconfined') problems.push('runner: seccompProfile is not Unconfined (RuntimeDefault refuses pivot_root: actions would be chrooted, with CAP_SYS_CHROOT)');
 
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
