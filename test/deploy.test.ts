@@ -36,7 +36,7 @@ describe('deploy/kubernetes', () => {
     expect(
       problemsAfter(({ container, runnerJson }) => {
         runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 }));
-        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SETUID', 'SETGID'];
+        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'SETUID', 'SETGID'];
       }),
     ).toEqual([]);
   });
@@ -54,11 +54,12 @@ describe('deploy/kubernetes', () => {
     ['the readiness probe naming another config', ({ container }) => (container('runner').readinessProbe!.exec!.command = ['mountat', 'probe', '--config', '/etc/runner.json']), ['runner: readinessProbe is not "mountat probe --config /config/runner.json"']],
     ['the config key renamed', ({ objects }) => (objects[0]!.data = { 'config.json': objects[0]!.data!['runner.json']! }), ['runner: ConfigMap mountat-runner (in this file) has no key runner.json']],
     ['runner.json invalid', ({ runnerJson }) => runnerJson((json) => (json.buildDirectoryPath = 'worker/build')), ['runner.json: config.buildDirectoryPath must match ^/ (got "worker/build")']],
-    ['an extra capability', ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
-    ['SETPCAP missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'SETPCAP')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SYS_ADMIN], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
-    ['the actions\' capabilities missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP']), ['runner: capabilities.add is [SETPCAP, SYS_ADMIN], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
-    ['network none without NET_ADMIN', ({ runnerJson }) => runnerJson((json) => (json.network = 'none')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
-    ['the runner under RuntimeDefault seccomp', ({ container }) => (container('runner').securityContext!.seccompProfile = { type: 'RuntimeDefault' }), ['runner: seccompProfile is not Unconfined (RuntimeDefault refuses pivot_root: actions would be chrooted, with CAP_SYS_CHROOT)']],
+    ['an extra capability', ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
+    ['SETPCAP missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'SETPCAP')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
+    ['the actions\' capabilities missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT']), ['runner: capabilities.add is [SETPCAP, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
+    ['network none without NET_ADMIN', ({ runnerJson }) => runnerJson((json) => (json.network = 'none')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
+    ['the seccomp profile left to the node', ({ container }) => delete container('runner').securityContext!.seccompProfile, ['runner: seccompProfile is unset, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)']],
+    ['Unconfined seccomp with SYS_CHROOT still added', ({ container }) => (container('runner').securityContext!.seccompProfile = { type: 'Unconfined' }), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
     ['drop not ALL', ({ container }) => (container('runner').securityContext!.capabilities!.drop = ['NET_RAW']), ['runner: capabilities.drop is [NET_RAW], not [ALL]']],
     ['the runner privileged', ({ container }) => (container('runner').securityContext!.privileged = true), ['runner: privileged']],
     ['the worker not privileged', ({ container }) => (container('worker').securityContext!.privileged = false), ['worker: not privileged (FUSE; and Kubernetes allows Bidirectional only there)']],
@@ -67,14 +68,14 @@ describe('deploy/kubernetes', () => {
     ['the jsonnet endpoint elsewhere', ({ worker }) => (worker.buildDirectories![0]!.runners![0]!.endpoint = { address: 'unix:///worker/bb_runner' }), ['bb_worker: no runner with endpoint unix:///worker/runner']],
     ['the jsonnet build directory elsewhere', ({ worker }) => (worker.buildDirectories![0]!.virtual!.mount!.mountPath = '/worker/b'), ['bb_worker: build directory /worker/b is not the runner\'s /worker/build']],
     ['no inputRootCharacterDeviceNodes', ({ worker }) => delete worker.buildDirectories![0]!.runners![0]!.inputRootCharacterDeviceNodes, ['bb_worker: no inputRootCharacterDeviceNodes (the runner does not mount /dev)']],
-    ['runCommandsAs with the root actions\' capabilities still added', ({ runnerJson }) => runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 })), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN], expected [SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
+    ['runCommandsAs with the root actions\' capabilities still added', ({ runnerJson }) => runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 })), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
     [
       'runCommandsAs without a PID namespace and without KILL',
       ({ container, runnerJson }) => {
         runnerJson((json) => Object.assign(json, { runCommandsAs: { userId: 65534, groupId: 65534 }, pidNamespace: false }));
-        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SETUID', 'SETGID'];
+        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'SETUID', 'SETGID'];
       },
-      ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]'],
+      ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]'],
     ],
     ['no cpu request on the worker', ({ container }) => delete container('worker').resources!.requests!.cpu, ['worker: no resources.requests.cpu']],
     ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => ((json.global as { diagnosticsHttpServer: { httpServers: Array<{ listenAddresses: string[] }> } }).diagnosticsHttpServer.httpServers[0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990']],

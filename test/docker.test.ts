@@ -10,13 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capabilityMask, type CapabilityName } from '../src/linux/index.js';
 import { loadRunnerProto } from '../src/runner/index.js';
 import type { RunnerClient } from '../src/runner/generated/buildbarn/runner/Runner.js';
+import { installAttacker } from './helpers/attacker.js';
 import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js';
 import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run } from './helpers/runner.js';
 
 // The capabilities README.md#container-image documents for the runner (no runCommandsAs): its
-// own two, and the ones its root actions keep.
-const CAPABILITIES = ['SYS_ADMIN', 'SETPCAP', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];
+// own (SYS_CHROOT because Docker's default seccomp profile refuses pivot_root), and the ones its
+// root actions keep.
+const CAPABILITIES = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];
 const capabilityBits = (names: string[]) => capabilityMask(names.map((name) => `CAP_${name}` as CapabilityName));
 
 let engine: Engine;
@@ -75,6 +77,18 @@ function mountLate(build: string, id: string): string {
   return late;
 }
 
+/** Everything a log stream has given until now (testcontainers' logs() follows the container). */
+function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    setTimeout(() => {
+      (stream as unknown as { destroy?: () => void }).destroy?.();
+      resolve(text);
+    }, 500);
+  });
+}
+
 function clientFor(worker: string): RunnerClient {
   return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
 }
@@ -85,6 +99,7 @@ describe('the runner image', () => {
     expect(enough.status).toBe(0);
     expect(enough.output).toContain('ok   CAP_SYS_ADMIN is effective');
     expect(enough.output).toContain('ok   a trial tmpfs can be created (fsopen, fsconfig, fsmount)');
+    expect(enough.output).toContain('ok   pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead');
     expect(enough.output).not.toMatch(/^(warn|fail) /m);
 
     const noAdmin = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'), 'mountat', ['doctor']);
@@ -92,7 +107,9 @@ describe('the runner image', () => {
     expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
     const noSetpcap = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SETPCAP'), 'mountat', ['doctor']);
     expect(noSetpcap.output).toContain('warn CAP_SETPCAP is not effective');
-    const runnerOnly = await runOnce(['SYS_ADMIN', 'SETPCAP'], 'mountat', ['doctor']);
+    const noChroot = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'), 'mountat', ['doctor']);
+    expect(noChroot.output).toContain('warn pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective');
+    const runnerOnly = await runOnce(['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT'], 'mountat', ['doctor']);
     expect(runnerOnly.output).toContain('warn actions running as root will lack CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID');
   });
 
@@ -150,6 +167,14 @@ describe('the runner image', () => {
         // Contained in the container as on a host: the default set, NO_NEW_PRIVS.
         expect(caps).toBe('caps: 00000000000001fb no_new_privs: 1');
       }
+
+      // Docker's default seccomp profile refuses pivot_root: the runner said so and chroots instead,
+      // and an action still cannot reach the container's files (its /etc/hostname) beneath its root.
+      expect((await readStream(await container.logs())).includes('"root":"chroot","msg":"pivot_root is refused here')).toBe(true);
+      makeAction(build, 'a3');
+      installAttacker(join(build, 'a3', 'root'));
+      await run(client, requestFor('a3', 'attacker chroot-escape /etc/hostname; attacker userns-escape /etc/hostname; attacker fds'));
+      expect(readFileSync(join(build, 'a3', 'stdout'), 'utf8')).toBe('blocked: chroot: EPERM\nblocked: unshare user+mount namespace: EPERM\nblocked: no fd but 0, 1, 2\n');
 
       // Inside the container, after the actions: only the worker's own mount below /worker/build.
       const inside = await container.exec(['cat', '/proc/self/mountinfo']);

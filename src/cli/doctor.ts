@@ -108,11 +108,13 @@ export function runChecks(dir?: string): Check[] {
       : { level: 'warn', what: '/proc is not mounted here: unmount falls back to fchdir', advice: 'mount proc in the namespace mountat runs in' },
   );
   checks.push(trialMount());
-  checks.push(
-    probePivotRoot() === 'allowed'
-      ? { level: 'ok', what: 'pivot_root is allowed: actions are rooted with nothing of this filesystem left beneath them' }
-      : { level: 'warn', what: 'pivot_root is refused (a seccomp profile?): actions are chrooted into their root mounted over this one instead', advice: 'allow pivot_root in the seccomp profile, and keep CAP_SYS_CHROOT here', see: `${TROUBLESHOOTING}pivot-root` },
-  );
+  if (probePivotRoot() === 'allowed') {
+    checks.push({ level: 'ok', what: 'pivot_root is allowed: actions are rooted with nothing of this filesystem left beneath them' });
+  } else if (hasCapability(CAPABILITIES.CAP_SYS_CHROOT) !== false) {
+    checks.push({ level: 'ok', what: 'pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead, out of reach beneath it', see: `${TROUBLESHOOTING}pivot-root` });
+  } else {
+    checks.push({ level: 'warn', what: 'pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective: `mountat exec` and the runner cannot root actions, and refuse to start', advice: 'add CAP_SYS_CHROOT, or allow pivot_root in the seccomp profile', see: `${TROUBLESHOOTING}pivot-root` });
+  }
   const pidns = probeProcPidns();
   checks.push(
     pidns === true

@@ -123,13 +123,15 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const drop = security?.capabilities?.drop ?? [];
   if (drop.length !== 1 || drop[0] !== 'ALL') problems.push(`runner: capabilities.drop is [${drop.join(', ')}], not [ALL]`);
   // The runner's own (src/sandbox/privileges.ts), then what its root actions keep.
-  // The example runs the runner without a seccomp profile (checked below), so pivot_root roots the actions.
-  const needed = [...requiredCapabilities({ ...settings, root: settings.chroot ? 'pivot' : 'none' }).map(([name]) => name), ...(settings.runAs ? [] : settings.capabilities)];
+  // The runtime's default seccomp profile refuses pivot_root: the actions are then chrooted (src/sandbox/root-change.ts).
+  const seccomp = security?.seccompProfile?.type;
+  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Unconfined') problems.push(`runner: seccompProfile is ${seccomp ?? 'unset'}, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)`);
+  const root = !settings.chroot ? 'none' : seccomp === 'Unconfined' ? 'pivot' : 'chroot';
+  const needed = [...requiredCapabilities({ ...settings, root }).map(([name]) => name), ...(settings.runAs ? [] : settings.capabilities)];
   if (settings.runAs && !settings.pidNamespace) needed.push('CAP_KILL');
   const expected = [...new Set(needed.map((name) => name.replace(/^CAP_/, '')))].sort();
   const add = [...(security?.capabilities?.add ?? [])].sort();
   if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
-  if (security?.seccompProfile?.type !== 'Unconfined') problems.push('runner: seccompProfile is not Unconfined (RuntimeDefault refuses pivot_root: actions would be chrooted, with CAP_SYS_CHROOT)');
 
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
