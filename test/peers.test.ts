@@ -7,12 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installAttacker } from './helpers/attacker.js';
+import { installAttacker, rootDevice } from './helpers/attacker.js';
 import { busyboxRoot, mountTable, removeTree, scratchDir } from './helpers/roots.js';
 
 const SCRIPT = (secret: string) =>
   [
     `attacker chroot-escape ${secret}`,
+    // A read-only mount, in the test's own mount namespace: it changes nothing outside.
+    `attacker mknod-mount ${rootDevice().join(' ')} ${secret}`,
     `attacker userns-escape ${secret}`,
     'attacker handle',
     'attacker fds | cut -d" " -f1',
@@ -52,9 +54,10 @@ function peer(command: string[]): string[] {
 }
 
 describe('what the peers let an action do', () => {
-  it('a plain chroot as root (bb_runner): out by chroot and by handle, fds and every capability kept', () => {
+  it('a plain chroot as root (bb_runner): out by chroot, by handle and by the host\'s disk, fds and every capability kept', () => {
     const lines = peer(['sh', '-c', `mount -t proc proc "$1/proc" && exec chroot "$1" /bin/sh -c '${SCRIPT(secret)}'`, 'peer', root]);
     expect(lines).toEqual([
+      'ESCAPED: read peer-secret',
       'ESCAPED: read peer-secret',
       // The kernel refuses a chrooted process a user namespace; it needs none, being out already.
       'blocked: unshare user+mount namespace: EPERM',
@@ -72,6 +75,8 @@ describe('what the peers let an action do', () => {
     const lines = peer(['bwrap', '--bind', root, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/sh', '-c', SCRIPT(secret)]);
     expect(lines).toEqual([
       'blocked: the file outside is not reachable: ENOENT',
+      // The node is made, but the root is bound nodev.
+      'blocked: mount the disk: EACCES',
       'blocked: the file outside is not reachable: ENOENT',
       'ESCAPED: opened the filesystem\'s root by handle',
       'ESCAPED:',
