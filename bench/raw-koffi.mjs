@@ -1,5 +1,6 @@
 // The "raw koffi" floor of the benchmark: the very system calls of one attach+detach cycle of
-// the default plan (the same 64 calls, in the same order, as the engine and bench/cycle.c),
+// the default plan, its hardened proc's covers included (the same calls, in the same order, as
+// the engine and bench/cycle.c; 138 on the test machine's kernel),
 // made straight through koffi with no engine code: fixed prototypes, buffers allocated once,
 // plain numbers for fds. What this costs above C is what any Node code pays for these calls;
 // what the engine costs above this is the engine's own overhead.
@@ -23,6 +24,8 @@ const sysFsopen = lib.func('long syscall(long nr, const char *fsname, long flags
 const sysFsconfig = lib.func('long syscall(long nr, long fd, long cmd, const char *key, const char *value, long aux)');
 const sysLong3 = lib.func('long syscall(long nr, long a, long b, long c)');
 const sysMoveMount = lib.func('long syscall(long nr, long fromfd, const char *frompath, long tofd, const char *topath, long flags)');
+const sysOpenTree = lib.func('long syscall(long nr, long dfd, const char *path, long flags)');
+const sysMountSetattr = lib.func('long syscall(long nr, long dfd, const char *path, long flags, void *attr, size_t size)');
 // glibc has wrappers for these.
 const statx = lib.func('int statx(int dirfd, const char *path, int flags, uint32_t mask, void *buf)');
 const mkdirat = lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)');
@@ -31,17 +34,19 @@ const umount2 = lib.func('int umount2(const char *target, int flags)');
 const close = lib.func('int close(int fd)');
 
 // Same numbers on x86_64 and aarch64 (the new mount API came after the tables were unified).
-const NR = { moveMount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, openat2: 437 };
+const NR = { openTree: 428, moveMount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, openat2: 437, mountSetattr: 442 };
 const O_PATH = 0x200000;
 const O_CLOEXEC = 0x80000;
 const { O_DIRECTORY, O_NOFOLLOW } = fsConstants;
-const RESOLVE = { NO_XDEV: 1, NO_MAGICLINKS: 2, NO_SYMLINKS: 4, IN_ROOT: 0x10 };
+const RESOLVE = { NO_XDEV: 1, NO_MAGICLINKS: 2, NO_SYMLINKS: 4, BENEATH: 8, IN_ROOT: 0x10 };
 const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_REMOVEDIR = 0x200;
 const FSCONFIG_SET_STRING = 1;
 const FSCONFIG_CMD_CREATE = 6;
+const OPEN_TREE_CLONE = 1;
+const MS_PRIVATE = 1 << 18;
 const FSOPEN_CLOEXEC = 1;
 const FSMOUNT_CLOEXEC = 1;
 const MOVE_MOUNT_EMPTY_PATHS = 0x4 | 0x40; // F_EMPTY_PATH | T_EMPTY_PATH
@@ -56,9 +61,9 @@ const { ENOENT, EEXIST } = osConstants.errno;
 const BENEATH = RESOLVE.IN_ROOT | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS;
 const DIR_PATH = O_PATH | O_DIRECTORY | O_CLOEXEC;
 
-/** defaultPlan(): proc, sysfs, tmpfs, with src/mounts/defaults.ts's options and attributes. */
+/** defaultPlan(): proc (hardened), sysfs, tmpfs, with src/mounts/defaults.ts's options and attributes. */
 const PLAN = [
-  { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC },
+  { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, hardened: true },
   { target: 'sys', type: 'sysfs', options: [], attrs: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC },
   { target: 'tmp', type: 'tmpfs', options: [['mode', '1777'], ['size', '512m']], attrs: ATTR.NOSUID | ATTR.NODEV },
 ];
@@ -74,6 +79,30 @@ const HOW_TARGET = openHow(DIR_PATH, BENEATH | RESOLVE.NO_XDEV);
 const HOW_TOP = openHow(O_PATH | O_NOFOLLOW | O_CLOEXEC, BENEATH);
 const HOW_ROOT = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 const st = Buffer.alloc(256);
+
+/** PROC_COVERS and COVER_ATTRIBUTES of src/mounts/proc-covers.ts, in its order. */
+const BENEATH_PROC = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
+const HOW_COVER_FILE = openHow(O_PATH | O_CLOEXEC, BENEATH_PROC);
+const HOW_COVER_DIR = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH_PROC);
+const COVERS = [
+  ...['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'].map((name) => ({ name, how: 'readonly', directory: name !== 'sysrq-trigger' })),
+  ...['kcore', 'keys', 'timer_list', 'sched_debug', 'latency_stats', 'timer_stats'].map((name) => ({ name, how: 'masked', directory: false })),
+  ...['acpi', 'asound', 'scsi'].map((name) => ({ name, how: 'masked', directory: true })),
+];
+const COVER_ATTRS = {
+  readonly: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC,
+  maskedFile: ATTR.RDONLY | ATTR.NOSUID | ATTR.NOEXEC,
+  maskedDirectory: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC,
+};
+/** struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }, one per attribute set. */
+function mountAttr(attrs) {
+  const attr = Buffer.alloc(32);
+  attr.writeUInt32LE(attrs, 0);
+  attr.writeUInt32LE(MS_PRIVATE, 16);
+  return attr;
+}
+const ATTR_READONLY = mountAttr(COVER_ATTRS.readonly);
+const ATTR_MASKED_FILE = mountAttr(COVER_ATTRS.maskedFile);
 
 function fail(call, what) {
   throw new Error(`raw-koffi: ${call} ${what}: errno ${koffi.errno()}`);
@@ -139,9 +168,44 @@ function attachOne(root, entry) {
   if (now < 0) fail('openat2', entry.target);
   if (!isOurMount(now, record, entry.target)) throw new Error(`raw-koffi: ${entry.target}: not at its target after move_mount`);
   close(now);
+  if (entry.hardened) coverProc(mfd);
   close(mfd);
   close(target);
   return record;
+}
+
+/** coverProc(): each name beneath the proc mount fd, skipped when absent, covered, ids read back. */
+function coverProc(mfd) {
+  for (const cover of COVERS) {
+    const at = sysOpenat2(NR.openat2, mfd, cover.name, cover.directory ? HOW_COVER_DIR : HOW_COVER_FILE, 24);
+    if (at < 0) {
+      if (koffi.errno() === ENOENT) continue;
+      fail('openat2', cover.name);
+    }
+    let m;
+    if (cover.how === 'readonly') {
+      m = sysOpenTree(NR.openTree, at, '', OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+      if (m < 0) fail('open_tree', cover.name);
+      if (sysMountSetattr(NR.mountSetattr, m, '', AT_EMPTY_PATH, ATTR_READONLY, 32) < 0) fail('mount_setattr', cover.name);
+    } else if (!cover.directory) {
+      m = sysOpenTree(NR.openTree, AT_FDCWD, '/dev/null', OPEN_TREE_CLONE | O_CLOEXEC);
+      if (m < 0) fail('open_tree', '/dev/null');
+      if (sysMountSetattr(NR.mountSetattr, m, '', AT_EMPTY_PATH, ATTR_MASKED_FILE, 32) < 0) fail('mount_setattr', cover.name);
+    } else {
+      const fsfd = sysFsopen(NR.fsopen, 'tmpfs', FSOPEN_CLOEXEC);
+      if (fsfd < 0) fail('fsopen', cover.name);
+      if (sysFsconfig(NR.fsconfig, fsfd, FSCONFIG_CMD_CREATE, null, null, 0) < 0) fail('fsconfig create', cover.name);
+      m = sysLong3(NR.fsmount, fsfd, FSMOUNT_CLOEXEC, COVER_ATTRS.maskedDirectory);
+      if (m < 0) fail('fsmount', cover.name);
+      close(fsfd);
+    }
+    if (sysMoveMount(NR.moveMount, m, '', at, '', MOVE_MOUNT_EMPTY_PATHS) < 0) fail('move_mount', cover.name);
+    // mountIdentityOf(), as for any mount (the record keeps both ids).
+    statxOrFail(m, '', AT_EMPTY_PATH, STATX.MNT_ID, cover.name);
+    statxOrFail(m, '', AT_EMPTY_PATH, STATX.MNT_ID_UNIQUE, cover.name);
+    close(m);
+    close(at);
+  }
 }
 
 /** isOurMount(): one statx, by the unique id when there is one. */

@@ -192,30 +192,38 @@ function cycleSummaries(batches, cycles) {
  * (a) The engine in this very process, (b) bench/cycle.c and (c) the raw koffi floor
  * (bench/raw-koffi.mjs, also in this process), all on the same root. Interleaved: each
  * repetition runs one batch of each in turn, so slow drift of the VM hits all three alike.
+ * All three do the default plan with its hardened proc (cycle.c and raw-koffi.mjs mirror the
+ * covers); (a') the engine once more with `hardened: false` on proc, engine-only, is what the
+ * covers cost.
  */
 async function benchCycles(binDir, rootDir, { cycles, reps, warmup }) {
   // Imported only now: dist/ may have just been built.
-  const { attach, detach, defaultPlan } = await import('../dist/mounts/index.js');
+  const { attach, detach, defaultPlan, parsePlan, DEFAULTS } = await import('../dist/mounts/index.js');
   const { openat2, constants: C } = await import('../dist/linux/index.js');
   const binary = join(binDir, 'cycle');
   run('cc', ['-O2', '-Wall', '-Wextra', '-o', binary, join(REPO, 'bench/cycle.c')]);
   const root = openat2(C.AT_FDCWD, rootDir, { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: 0 });
   const rawRoot = openRawRoot(rootDir);
   const plan = defaultPlan();
+  const bare = parsePlan({ mounts: DEFAULTS.plan.mounts.map((entry) => (entry.kind === 'proc' ? { ...entry, hardened: false } : entry)) });
   // detach() throws on any problem; also insist it did the whole job, as cycle.c does.
-  const engineCycle = () => {
-    const report = detach(root, attach(root, plan));
+  const cycleOf = (thePlan) => () => {
+    const report = detach(root, attach(root, thePlan));
     if (report.detached.length !== 3 || report.removed.length !== 3) throw new Error(`engine cycle incomplete: ${JSON.stringify(report)}`);
   };
+  const engineCycle = cycleOf(plan);
+  const bareCycle = cycleOf(bare);
   const rawOnce = () => rawCycle(rawRoot);
   try {
     for (let i = 0; i < warmup; i++) engineCycle();
+    for (let i = 0; i < warmup; i++) bareCycle();
     for (let i = 0; i < warmup; i++) rawOnce();
-    const batches = { engine: [], c: [], raw: [] };
+    const batches = { engine: [], c: [], raw: [], engineBare: [] };
     for (let r = 0; r < reps; r++) {
       batches.engine.push(timeBatch(engineCycle, cycles));
       batches.c.push(timeC(binary, rootDir, cycles, warmup));
       batches.raw.push(timeBatch(rawOnce, cycles));
+      batches.engineBare.push(timeBatch(bareCycle, cycles));
     }
     return Object.fromEntries(Object.entries(batches).map(([kind, list]) => [kind, cycleSummaries(list, cycles)]));
   } finally {
@@ -312,6 +320,8 @@ function ratios(results) {
     rawOverC: repRatios(cycles.raw.us, cycles.c.us),
     utilLinuxOverEngine: (utilLinux.median * 1000) / cycles.engine.us.median,
     engineCpuOverC: repRatios(cpuTime(cycles.engine), cpuTime(cycles.c)),
+    hardenedOverBare: repRatios(cycles.engine.us, cycles.engineBare.us),
+    hardenedExtraUs: cycles.engine.us.median - cycles.engineBare.us.median,
   };
   r.hookCreateOverNode = repRatios(spawns.hookCreate, spawns.nodeStart);
   r.hookPoststopOverNode = repRatios(spawns.hookPoststop, spawns.nodeStart);
@@ -344,18 +354,19 @@ function printReport(machine, sizes, results, r, quick) {
   console.log('\nmachine');
   for (const [key, value] of Object.entries(machine)) console.log(`  ${key.padEnd(10)} ${value}`);
   const { cycles: cy, utilLinux, spawns: sp, containers: ct } = results;
-  printRows('attach+detach of the default plan (interleaved per repetition: engine, C, raw koffi)', [
+  printRows('attach+detach of the default plan, proc hardened (interleaved per repetition: engine, C, raw koffi, engine unhardened)', [
     ['engine, in-process', cy.engine.us, 1],
     ['C, same syscalls (bench/cycle.c)', cy.c.us, 1],
     ['raw koffi, same syscalls (bench/raw-koffi.mjs)', cy.raw.us, 1],
-    ['util-linux mount ×3 + umount -l ×3', utilLinux, 2],
+    ['engine, proc hardened: false', cy.engineBare.us, 1],
+    ['util-linux mount ×3 + umount -l ×3 (no covers)', utilLinux, 2],
   ]);
   // Process CPU covers every thread (Node's GC and compiler helpers too); on-CPU, run queue and
   // asleep are the measuring thread's own, and asleep is mostly umount's RCU grace periods.
   console.log('\n  where a cycle\'s time goes (medians, µs per cycle; context switches per cycle)');
   const head = ['process user', 'process sys', 'thread on-CPU', 'run queue', 'asleep', 'vol. cs', 'invol. cs'];
   console.log(`  ${''.padEnd(10)} ${head.map((h) => h.padStart(13)).join(' ')}`);
-  for (const [name, kind] of [['engine', cy.engine], ['C', cy.c], ['raw koffi', cy.raw]]) {
+  for (const [name, kind] of [['engine', cy.engine], ['C', cy.c], ['raw koffi', cy.raw], ['unhardened', cy.engineBare]]) {
     const m = (key) => kind[key].median;
     const asleep = median(kind.us.reps.map((us, r) => us - kind.onCpu.reps[r] - kind.runQueue.reps[r]));
     const cells = [fmt(m('user')), fmt(m('sys')), fmt(m('onCpu')), fmt(m('runQueue')), fmt(asleep), fmt(m('nvcsw'), 3), fmt(m('nivcsw'), 3)];
@@ -380,6 +391,7 @@ function printReport(machine, sizes, results, r, quick) {
   printRatio('engine / raw koffi', r.engineOverRaw, '  (the engine\'s own overhead)');
   printRatio('raw koffi / C', r.rawOverC, '  (the floor for any Node code)');
   printRatio('engine / C, CPU time (user+sys)', r.engineCpuOverC, '  (without the waits)');
+  printRatio('engine hardened / hardened: false', r.hardenedOverBare, `  (the covers: ${fmt(r.hardenedExtraUs)} µs a cycle)`);
   printRatio('hook createContainer / node -e 0', r.hookCreateOverNode, `  (goal ≤ 1.3×: ${r.hookCreateOverNode.median <= 1.3 ? 'met' : 'NOT met'})`);
   printRatio('hook poststop / node -e 0', r.hookPoststopOverNode);
   for (const runtime of ['runc', 'crun']) {

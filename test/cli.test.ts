@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
-import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let root: string;
 let state: string;
@@ -44,7 +44,7 @@ describe('mountat exec', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    expect(mountsUnder(root)).toHaveLength(3);
+    expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
     expect(code).toBe(128 + 15);

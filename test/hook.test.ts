@@ -5,7 +5,8 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HOOK } from './helpers/oci.js';
-import { busyboxRoot, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, mountTable, mountsUnder, procCoverPoints, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
+import { PROC_COVERS } from '../src/mounts/index.js';
 
 let bundle: string;
 let state: string;
@@ -36,13 +37,17 @@ describe('createContainer then poststop', () => {
     const before = mountTable();
     const mounted = hook(['createContainer', '--state-dir', state], stateFor());
     expect(mounted.stderr).toBe('');
-    expect(mounted.stdout).toBe(`mounted proc on /proc, sysfs on /sys, tmpfs on /tmp in ${bundle}/rootfs\n`);
-    expect(mountsUnder(join(bundle, 'rootfs'))).toEqual(['proc', 'sys', 'tmp'].map((t) => join(bundle, 'rootfs', t)));
+    // proc is hardened by default: the summary counts its covers, which are submounts of it.
+    const readOnly = procCoversHere().filter((name) => PROC_COVERS.find((spec) => spec.name === name)?.how === 'readonly').length;
+    const masked = procCoversHere().length - readOnly;
+    expect(mounted.stdout).toBe(`mounted proc on /proc (hardened: ${readOnly} read-only, ${masked} masked), sysfs on /sys, tmpfs on /tmp in ${bundle}/rootfs\n`);
+    const rootfs = join(bundle, 'rootfs');
+    expect(mountsUnder(rootfs)).toEqual([join(rootfs, 'proc'), ...procCoverPoints(join(rootfs, 'proc')), join(rootfs, 'sys'), join(rootfs, 'tmp')]);
     expect(readdirSync(state)).toEqual(['oci-c1.json']);
 
     const cleaned = hook(['poststop', '--state-dir', state], stateFor({ status: 'stopped' }));
     expect(cleaned.stderr).toBe('');
-    expect(cleaned.stdout).toBe('unmounted tmp, sys, proc; removed directories tmp, sys, proc\n');
+    expect(cleaned.stdout).toBe(`unmounted tmp, sys, proc (with ${procCoversHere().length} proc covers); removed directories tmp, sys, proc\n`);
     expect(mountTable()).toBe(before);
     expect(readdirSync(state)).toEqual([]);
     expect(readdirSync(join(bundle, 'rootfs')).sort()).toEqual(['bin', 'usr']);

@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { HOOK } from './helpers/oci.js';
-import { mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner } from './helpers/runner.js';
 
 describe('hooks around each action', () => {
@@ -79,8 +79,8 @@ describe('shutdown', () => {
       () => 'answered',
       (error: { code: number }) => error.code,
     );
-    for (let i = 0; i < 250 && mountsUnder(runner.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mountsUnder(runner.build)).toHaveLength(3);
+    for (let i = 0; i < 250 && mountsUnder(runner.build).length < defaultPlanMountCount(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(runner.build)).toHaveLength(defaultPlanMountCount());
     const code = await runner.stop('SIGTERM');
     expect(await pending).toBe(status.CANCELLED);
     expect(code).toBe(0);

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
-import { mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { defaultPlanMountCount, mountTable, mountsUnder, procCoversHere, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { checkReadiness, makeAction, requestFor, resourceUsage, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
@@ -46,7 +46,7 @@ describe('Run', () => {
     const id = newAction();
     const script = [
       'readlink /proc/self/exe',
-      'grep -E " /(proc|sys|tmp) " /proc/self/mountinfo | cut -d" " -f5 | tr "\\n" " "; echo',
+      'cut -d" " -f5 /proc/self/mountinfo | grep -E "^/(proc|sys|tmp)(/|$)" | tr "\\n" " "; echo',
       'ls /sys/class | grep -c .',
       'echo "in tmp" > /tmp/file && cat /tmp/file',
       'echo "TMPDIR=$TMPDIR"',
@@ -58,7 +58,8 @@ describe('Run', () => {
     expect(response.exitCode).toBe('3');
     const out = readFileSync(join(runner.build, id, 'stdout'), 'utf8').split('\n');
     expect(out[0]).toBe('/bin/busybox');
-    expect(out[1]).toBe('/proc /sys /tmp ');
+    // proc hardened (the default): its covers are mounted on it.
+    expect(out[1]).toBe(['/proc', ...procCoversHere().map((name) => `/proc/${name}`), '/sys', '/tmp', ''].join(' '));
     expect(Number(out[2])).toBeGreaterThan(0);
     expect(out.slice(3, 5)).toEqual(['in tmp', 'TMPDIR=/tmp']);
     // Its own PID namespace: the init, sh, the $(…) subshell, ls and grep; the runner's would show dozens.
@@ -141,7 +142,7 @@ describe('cancellation and concurrency', () => {
     const call = runner.client.Run(requestFor(id, `sleep ${marks[0]} & sleep ${marks[1]} & echo started; exec sleep ${marks[2]}`), () => {});
     for (let i = 0; i < 200 && !existsSync(join(runner.build, id, 'stdout')); i++) await new Promise((r) => setTimeout(r, 20));
     for (let i = 0; i < 200 && !readFileSync(join(runner.build, id, 'stdout'), 'utf8').includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mountsUnder(runner.build), mountTable()).toHaveLength(3);
+    expect(mountsUnder(runner.build), mountTable()).toHaveLength(defaultPlanMountCount());
     call.cancel();
     for (let i = 0; i < 200 && mountsUnder(runner.build).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(mountsUnder(runner.build)).toEqual([]);
@@ -294,13 +295,13 @@ describe('a runner of its own', () => {
     const own = await startRunner();
     makeAction(own.build, 'k');
     own.client.Run(requestFor('k', 'echo started; exec sleep 63.3'), () => {});
-    for (let i = 0; i < 250 && mountsUnder(own.build).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mountsUnder(own.build).length).toBe(3);
+    for (let i = 0; i < 250 && mountsUnder(own.build).length < defaultPlanMountCount(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mountsUnder(own.build).length).toBe(defaultPlanMountCount());
     expect(await own.stop('SIGKILL')).toBe(null);
     // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until the next start.
     for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'sleep 63.3']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(spawnSync('pgrep', ['-f', 'sleep 63.3']).status).toBe(1);
-    expect(mountsUnder(own.build).length).toBe(3);
+    expect(mountsUnder(own.build).length).toBe(defaultPlanMountCount());
     // And a mount no record knows of (as an external hook might leave).
     mkdirSync(join(own.build, 'other'));
     execFileSync('mount', ['-t', 'tmpfs', 'left-by-someone', join(own.build, 'other')]);

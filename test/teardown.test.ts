@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, rootIdentityOf, rootKey, setUnmountMethodForTesting } from '../src/mounts/index.js';
 import { mountat } from './helpers/cli.js';
-import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, defaultPlanMountCount, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let root: string;
 beforeEach(() => {
@@ -91,7 +91,7 @@ describe('teardown under pressure', () => {
       const attachment = attach(rootFd, defaultPlan());
       try {
         expect(() => detach(otherFd, attachment)).toThrow(/the record is for another root/);
-        expect(mountsUnder(root)).toHaveLength(3);
+        expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
       } finally {
         detach(rootFd, attachment);
       }
@@ -167,7 +167,7 @@ describe('teardown by another process', () => {
       const mounted = mountat(['mount', '--root', root, '--state-dir', state]);
       expect(mounted.stderr).toBe('');
       expect(mounted.stdout).toMatch(/^mounted proc on proc \(mount id \d+\)\nmounted sysfs on sys .*\nmounted tmpfs on tmp .*\n$/);
-      expect(mountsUnder(root)).toHaveLength(3);
+      expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
       expect(readdirSync(state)).toHaveLength(1);
 
       const again = mountat(['mount', '--root', root, '--state-dir', state]);
@@ -200,7 +200,7 @@ describe('teardown by another process', () => {
       const result = mountat(['umount', '--root', root, '--state-dir', state]);
       expect(result.status).toBe(1);
       expect(result.stderr).toBe(`mountat: the record ${path} is not a mountat record of version 1\n`);
-      expect(mountsUnder(root)).toHaveLength(3);
+      expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
       detach(rootFd, attachment);
     } finally {
       removeTree(state);

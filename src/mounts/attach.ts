@@ -4,6 +4,7 @@
 // the mount's own fd. On any failure everything done so far is undone in reverse.
 import { constants as C, Fd, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
+import { coverProc, type ProcCover } from './cover-proc.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
@@ -17,6 +18,11 @@ export interface AttachedMount extends MountIdentity {
   kind: MountKind;
   /** Directories created for this mount, outermost first. */
   createdDirs: CreatedDir[];
+  /**
+   * A hardened proc's covers, submounts of it (proc/sys read-only, proc/kcore masked, …): they
+   * come off with it. Absent for any other mount, and in records written before covers existed.
+   */
+  covers?: ProcCover[];
 }
 
 /** What attach did: enough for detach, in this process or another (it is plain JSON). */
@@ -146,7 +152,27 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     unmountByFd(mount, rootFd, entry.target);
     throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
   }
-  return { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
+  const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
+  if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target);
+  return attached;
+}
+
+/**
+ * Cover a proc just proven to be at its target. If a cover fails, the proc comes off again with
+ * whatever covers were made (they are its submounts: one lazy unmount takes them all), through
+ * its own fd; the caller then removes the directories created for it.
+ */
+function coverOrUndo(rootFd: Fd | number, proc: Fd, target: string): ProcCover[] {
+  try {
+    return coverProc(proc, target);
+  } catch (error) {
+    try {
+      unmountByFd(proc, rootFd, target);
+    } catch (undoError) {
+      throw new MountError(target, 'cover proc on', new Error(`${(error as Error).message}; taking the proc off again failed too: ${(undoError as Error).message}`));
+    }
+    throw error;
+  }
 }
 
 function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIdentity): boolean {

@@ -38,6 +38,12 @@ export const DEFAULTS = {
     tmpfs: { mode: '1777', size: '512m' },
     bind: {},
   } satisfies Record<MountKind, Record<string, string>>,
+  /**
+   * A proc entry is hardened unless its plan says otherwise: its kernel-wide files are covered
+   * read-only or masked as it is attached (the list and why: proc-covers.ts). A proc without
+   * them lets a uid-0 action write sysctls such as vm.drop_caches whatever its capabilities.
+   */
+  procHardened: true,
   /** Binds take submounts of the source along (rbind), as runtimes do. */
   bindRecursive: true,
   /** Mode of mountpoint directories the engine creates. */

@@ -22,6 +22,12 @@ export interface DetachReport extends DirRemoval {
   notMounted: string[];
   /** Mounts someone else stacked on ours, which went with it: "target: fstype source". */
   stacked: string[];
+  /**
+   * The recorded covers of each hardened proc unmounted ("proc/sys", …). They are submounts of a
+   * mount proven ours, so its one lazy umount2 took them along (those the action had not removed
+   * itself): no lookup or unmount of their own. Absent when no proc with covers was unmounted.
+   */
+  covers?: string[];
 }
 
 export class DetachError extends Error {
@@ -117,6 +123,7 @@ export function detach(rootFd: Fd | number, attachment: Attachment): DetachRepor
       continue;
     }
     (outcome === 'detached' ? report.detached : report.notMounted).push(mount.target);
+    if (outcome === 'detached' && mount.covers?.length) (report.covers ??= []).push(...mount.covers.map((cover) => printable(cover.path)));
     removeCreatedDirs(rootFd, mount.createdDirs, report);
   }
   // Directories created for a mount that was never made (a record written while attach ran).

@@ -31,7 +31,8 @@ export function hintFor(error: unknown): string | undefined {
 export class MountError extends Error {
   readonly target: string;
 
-  constructor(target: string, action: string, cause: unknown) {
+  /** `qualifier` follows the target: ``cover `proc/sys` read-only: move_mount: EINVAL``. */
+  constructor(target: string, action: string, cause: unknown, qualifier?: string) {
     const hint = hintFor(cause);
     // The target is already in this message; a SyscallError's own copy of it would repeat it.
     const because =
@@ -40,7 +41,7 @@ export class MountError extends Error {
         : cause instanceof Error
           ? cause.message
           : String(cause);
-    super(`${action} \`${printable(target)}\`: ${because}${hint ? ` — ${hint}` : ''}`, { cause });
+    super(`${action} \`${printable(target)}\`${qualifier ? ` ${qualifier}` : ''}: ${because}${hint ? ` — ${hint}` : ''}`, { cause });
     this.name = 'MountError';
     this.target = target;
   }

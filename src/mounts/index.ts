@@ -1,5 +1,8 @@
 export { attach } from './attach.js';
 export type { Attachment, AttachedMount, AttachOptions } from './attach.js';
+export type { ProcCover } from './cover-proc.js';
+export { PROC_COVERS, COVER_ATTRIBUTES } from './proc-covers.js';
+export type { ProcCoverSpec, CoverHow } from './proc-covers.js';
 export { detach, DetachError } from './detach.js';
 export type { DetachReport } from './detach.js';
 export { parsePlan, defaultPlan, targetComponents, PlanError } from './plan.js';

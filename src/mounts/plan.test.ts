@@ -31,6 +31,10 @@ describe('parsePlan refuses bad plans before anything is mounted', () => {
     ['same target twice', { mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'tmp', kind: 'tmpfs' }] }, /repeats the earlier target "tmp"/],
     ['nested under an earlier target', { mounts: [{ target: 'dev', kind: 'tmpfs' }, { target: 'dev/shm', kind: 'tmpfs' }] }, /is nested with the earlier target "dev"/],
     ['covering an earlier target', { mounts: [{ target: 'dev/shm', kind: 'tmpfs' }, { target: 'dev', kind: 'tmpfs' }] }, /is nested with the earlier target "dev\/shm"/],
+    ['hardened on a tmpfs', { mounts: [{ target: 'tmp', kind: 'tmpfs', hardened: true }] }, /^plan\.mounts\[0\] \("tmp"\): hardened is only for kind proc$/],
+    ['hardened on a sysfs, even false', { mounts: [{ target: 'sys', kind: 'sysfs', hardened: false }] }, /^plan\.mounts\[0\] \("sys"\): hardened is only for kind proc$/],
+    ['hardened on a bind', { mounts: [{ target: 'src', kind: 'bind', source: '/srv', hardened: true }] }, /^plan\.mounts\[0\] \("src"\): hardened is only for kind proc$/],
+    ['hardened not a boolean', { mounts: [{ target: 'proc', kind: 'proc', hardened: 'yes' }] }, /^plan\.mounts\[0\]\.hardened must be boolean/],
     ['too many mounts', { mounts: Array.from({ length: 65 }, (_, i) => ({ target: `t${i}`, kind: 'tmpfs' })) }, /must NOT have more than 64 items/],
   ];
   it.each(cases)('%s', (_name, input, message) => {
@@ -55,6 +59,18 @@ describe('parsePlan fills in the runtimes\' defaults', () => {
       { key: 'mode', value: '1777' },
       { key: 'size', value: DEFAULTS.options.tmpfs.size },
     ]);
+  });
+
+  it('hardens proc unless the entry says hardened: false', () => {
+    expect(DEFAULTS.procHardened).toBe(true);
+    const [byDefault, off, on] = parsePlan({
+      mounts: [
+        { target: 'proc', kind: 'proc' },
+        { target: 'a/proc', kind: 'proc', hardened: false },
+        { target: 'b/proc', kind: 'proc', hardened: true },
+      ],
+    }).mounts;
+    expect([byDefault, off, on].map((m) => m?.kind === 'proc' && m.hardened)).toEqual([true, false, true]);
   });
 
   it('lets an entry override single attributes and options, keeping the rest', () => {

@@ -23,7 +23,7 @@ interface PlannedBase {
 }
 
 export type PlannedMount =
-  | (PlannedBase & { kind: 'proc'; options: FsOption[] })
+  | (PlannedBase & { kind: 'proc'; options: FsOption[]; hardened: boolean })
   | (PlannedBase & { kind: 'sysfs'; options: FsOption[] })
   | (PlannedBase & { kind: 'tmpfs'; options: FsOption[] })
   | (PlannedBase & { kind: 'bind'; source: BindSource; recursive: boolean });
@@ -125,8 +125,10 @@ export function parsePlan(input: unknown): Plan {
     seen.push({ parts, target });
     const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
     if (entry.kind !== 'bind' && entry.source !== undefined) throw new PlanError(`${where}: source is only for kind bind`);
+    if (entry.kind !== 'proc' && entry.hardened !== undefined) throw new PlanError(`${where}: hardened is only for kind proc`);
     switch (entry.kind) {
       case 'proc':
+        return { kind: 'proc', target, attributes, options: fsOptions('proc', entry.options ?? {}, where), hardened: entry.hardened ?? DEFAULTS.procHardened };
       case 'sysfs':
       case 'tmpfs':
         return { kind: entry.kind, target, attributes, options: fsOptions(entry.kind, entry.options ?? {}, where) };

@@ -11,6 +11,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from './attach.js';
+import type { ProcCover } from './cover-proc.js';
 import { DEFAULTS } from './defaults.js';
 import type { RootIdentity } from './identity.js';
 
@@ -122,8 +123,21 @@ function isAttachment(value: unknown): value is Attachment {
         typeof m.mountId === 'string' &&
         (m.uniqueMountId === null || typeof m.uniqueMountId === 'string') &&
         Array.isArray(m.createdDirs) &&
-        m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string'),
+        m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string') &&
+        // Records from before hardened proc have no covers: they load as they always did.
+        (m.covers === undefined || (Array.isArray(m.covers) && m.covers.every(isCover))),
     ) &&
     (record.pending === undefined || (Array.isArray(record.pending) && record.pending.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string')))
+  );
+}
+
+function isCover(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const cover = value as Partial<ProcCover>;
+  return (
+    typeof cover.path === 'string' &&
+    (cover.how === 'readonly' || cover.how === 'masked') &&
+    typeof cover.mountId === 'string' &&
+    (cover.uniqueMountId === null || typeof cover.uniqueMountId === 'string')
   );
 }

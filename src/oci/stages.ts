@@ -5,7 +5,7 @@
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
 import { constants as C, type Fd, openat2 } from '../linux/index.js';
-import { attach, detach, DetachError, RecordStore, rootIdentityOf, type DetachReport, type Plan } from '../mounts/index.js';
+import { attach, detach, DetachError, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs } from './bundle.js';
 import { HookError } from './errors.js';
@@ -79,9 +79,15 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
     detach(rootFd, attachment);
     throw new HookError(`cannot write the record in ${store.directory}: ${(error as Error).message}`, 1, { cause: error });
   }
-  const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}`);
+  const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}${mount.covers ? ` (${coverCounts(mount.covers)})` : ''}`);
   options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: store.pathFor(key) }, 'mounted');
   return { summary: `mounted ${targets.join(', ') || 'nothing'} in ${rootfs.path}` };
+}
+
+/** "hardened: 4 read-only, 3 masked": what a proc's covers did, in a few words for the summary line. */
+function coverCounts(covers: ProcCover[]): string {
+  const readOnly = covers.filter((cover) => cover.how === 'readonly').length;
+  return `hardened: ${readOnly} read-only, ${covers.length - readOnly} masked`;
 }
 
 /** prestart/createRuntime: run createContainer's work inside the container's mount and PID namespaces. */
@@ -110,7 +116,7 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
 
 function describe(report: DetachReport): string {
   const parts = [
-    report.detached.length ? `unmounted ${report.detached.join(', ')}` : '',
+    report.detached.length ? `unmounted ${report.detached.join(', ')}${report.covers ? ` (with ${report.covers.length} proc covers)` : ''}` : '',
     report.notMounted.length ? `already gone with the container: ${report.notMounted.join(', ')}` : '',
     report.stacked.length ? `also removed mounts stacked on ours: ${report.stacked.join(', ')}` : '',
     report.removed.length ? `removed directories ${report.removed.join(', ')}` : '',

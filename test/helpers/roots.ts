@@ -1,10 +1,11 @@
 // Test fixtures: scratch roots under the temp directory, and views of the mount table.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as C, openat2, type Fd } from '../../src/linux/index.js';
+import { PROC_COVERS } from '../../src/mounts/index.js';
 
 export const repo = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
@@ -44,4 +45,25 @@ export function runInRoot(dir: string, command: string[]): SpawnSyncReturns<stri
 export function removeTree(dir: string): void {
   if (mountsUnder(dir).length > 0) throw new Error(`refusing to remove ${dir}: still has mounts ${mountsUnder(dir).join(', ')}`);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The names a hardened proc covers on this kernel: those of PROC_COVERS its proc has (this
+ * test's /proc is a proc of the same kernel). Kernels differ: this one has no sysrq-trigger.
+ */
+export function procCoversHere(): string[] {
+  return PROC_COVERS.filter((spec) => existsSync(`/proc/${spec.name}`)).map((spec) => spec.name);
+}
+
+/**
+ * How many mounts the default plan (and the runner's default: proc, sysfs, the tmp bind) holds
+ * while attached: its three, and the covers of its hardened proc.
+ */
+export function defaultPlanMountCount(): number {
+  return 3 + procCoversHere().length;
+}
+
+/** Mount points a hardened proc at `procPath` adds besides itself, in the order they are made. */
+export function procCoverPoints(procPath: string): string[] {
+  return procCoversHere().map((name) => `${procPath}/${name}`);
 }

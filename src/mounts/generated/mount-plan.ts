@@ -23,6 +23,10 @@ export interface MountEntry {
   source?: string;
   options?: MountOptions;
   attributes?: MountAttributes;
+  /**
+   * For kind proc only: cover proc's kernel-wide entries as it is attached (sys, sysrq-trigger, irq, bus, fs read-only; kcore, keys, timer_list, sched_debug, latency_stats, timer_stats, acpi, asound, scsi masked), as bubblewrap and runc do. Default true.
+   */
+  hardened?: boolean;
 }
 /**
  * Filesystem options passed to fsconfig. Which names a kind accepts is checked by the plan parser; values are checked by the kernel.

@@ -1,0 +1,93 @@
+// Covering a proc just attached: each name of PROC_COVERS is resolved beneath the proc mount's
+// own fd (never through the root, whose content is the action's), and a cover is moved onto
+// the O_PATH fd found, so nothing is looked up twice. The covers are submounts of the proc:
+// detaching the proc (MNT_DETACH) takes them with it, and a namespace that copies this one
+// gets them locked to it.
+//
+// Cost matters (every action of a runner pays it): per cover present, one openat2, the cover's
+// two or three calls, one move_mount, the two statx of mountIdentityOf, two close; a name
+// absent here costs its one failed openat2. No at-target check as for the proc itself: proc's
+// own entries cannot be renamed or replaced, so what was resolved is where the cover lands.
+import { constants as osConstants } from 'node:os';
+import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
+import { MountError } from './errors.js';
+import { mountIdentityOf, type MountIdentity } from './identity.js';
+import { COVER_ATTRIBUTES, NULL_DEVICE, PROC_COVERS, type CoverHow, type ProcCoverSpec } from './proc-covers.js';
+
+export interface ProcCover extends MountIdentity {
+  /** Relative to the root, e.g. "proc/sys". */
+  path: string;
+  how: CoverHow;
+}
+
+const ENOENT = osConstants.errno.ENOENT;
+// Beneath proc's root, nothing followed, nothing crossed: proc has symlinks (self, mounts) and
+// none of the covered names is one; a name that became a symlink or a mount is refused.
+const BENEATH_PROC = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS | C.RESOLVE_NO_XDEV;
+const FILE_HOW = { flags: C.O_PATH | C.O_CLOEXEC, resolve: BENEATH_PROC };
+const DIRECTORY_HOW = { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: BENEATH_PROC };
+
+/**
+ * The detached cover for `spec`, to go onto `at` (the entry itself). MS_PRIVATE on the binds:
+ * a clone of /dev/null is a peer of the host's /dev if that is shared, and a mount the action
+ * made on the cover would then appear on the host's /dev/null.
+ */
+function makeCover(spec: ProcCoverSpec, at: Fd, path: string): Fd {
+  if (spec.how === 'readonly') {
+    // A bind of the very entry resolved: no second lookup by name.
+    const tree = openTree(at, '', C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH, path);
+    return withAttributes(tree, COVER_ATTRIBUTES.readonly, path);
+  }
+  if (!spec.directory) {
+    // The engine's own namespace's /dev/null, by its absolute path: trusted, as the host is.
+    let tree: Fd;
+    try {
+      tree = openTree(C.AT_FDCWD, NULL_DEVICE, C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC, NULL_DEVICE);
+    } catch (error) {
+      // Named here: the cover's own path in the message would hide which file was missing.
+      const code = error instanceof SyscallError ? error.code : (error as Error).message;
+      throw new Error(`open_tree ${NULL_DEVICE}: ${code} (a masked file gets ${NULL_DEVICE} bound over it)`, { cause: error });
+    }
+    return withAttributes(tree, COVER_ATTRIBUTES.maskedFile, path);
+  }
+  // An empty tmpfs, read-only from birth. No "source" option: one fsconfig less per cover, at
+  // the price of "none" as its source in mountinfo.
+  using fsfd = fsopen('tmpfs');
+  fsconfigCreate(fsfd, path);
+  return fsmount(fsfd, COVER_ATTRIBUTES.maskedDirectory, path);
+}
+
+function withAttributes(tree: Fd, attributes: number, path: string): Fd {
+  try {
+    mountSetattr(tree, '', C.AT_EMPTY_PATH, { attrSet: attributes, propagation: C.MS_PRIVATE }, path);
+    return tree;
+  } catch (error) {
+    tree.close();
+    throw error;
+  }
+}
+
+/**
+ * Cover the proc mounted at `target` (relative to the root) whose mount fd is `procMount`.
+ * Throws a MountError naming the cover; covers made before it stay on the proc, for the caller
+ * to take off with it.
+ */
+export function coverProc(procMount: Fd, target: string): ProcCover[] {
+  const covers: ProcCover[] = [];
+  for (const spec of PROC_COVERS) {
+    const path = `${target}/${spec.name}`;
+    const qualifier = spec.how === 'readonly' ? 'read-only' : 'masked';
+    const found = tryOpenat2(procMount, spec.name, spec.directory ? DIRECTORY_HOW : FILE_HOW);
+    if (found === ENOENT) continue;
+    if (typeof found === 'number') throw new MountError(path, 'cover', new SyscallError('openat2', found, { path }), qualifier);
+    using at = found;
+    try {
+      using cover = makeCover(spec, at, path);
+      moveMountOntoFd(cover, at, path);
+      covers.push({ path, how: spec.how, ...mountIdentityOf(cover) });
+    } catch (error) {
+      throw new MountError(path, 'cover', error, qualifier);
+    }
+  }
+  return covers;
+}

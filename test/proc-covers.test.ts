@@ -1,0 +1,146 @@
+// A hardened proc (the default): its kernel-wide entries covered read-only or masked beneath the
+// proc mount itself, recorded, taken off with it, and all rolled back when a cover fails.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { attach, defaultPlan, detach, parsePlan, PROC_COVERS } from '../src/mounts/index.js';
+import { busyboxRoot, mountTable, mountsUnder, openDir, procCoverPoints, procCoversHere, removeTree, repo, runInRoot } from './helpers/roots.js';
+
+let root: string;
+beforeEach(() => {
+  root = busyboxRoot();
+});
+afterEach(() => removeTree(root));
+
+/** mountinfo lines by mount point: "id parent root options - fstype source superoptions". */
+function mountsByPoint(): Map<string, { id: string; parent: string; options: string; fsType: string }> {
+  const byPoint = new Map<string, { id: string; parent: string; options: string; fsType: string }>();
+  for (const line of mountTable().split('\n').filter(Boolean)) {
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-');
+    byPoint.set(fields[4]!, { id: fields[0]!, parent: fields[1]!, options: fields[5]!, fsType: fields[dash + 1]! });
+  }
+  return byPoint;
+}
+
+describe('a hardened proc', () => {
+  it('covers what this kernel\'s proc has, each a read-only submount of the proc, recorded by id', () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, defaultPlan());
+    try {
+      const proc = attachment.mounts[0]!;
+      const here = procCoversHere();
+      // This kernel lacks some (sysrq-trigger, kcore here): they are skipped, not an error.
+      expect(here.length).toBeLessThan(PROC_COVERS.length);
+      expect(proc.covers?.map((cover) => cover.path)).toEqual(here.map((name) => `proc/${name}`));
+      expect(mountsUnder(root)).toEqual([`${root}/proc`, ...procCoverPoints(`${root}/proc`), `${root}/sys`, `${root}/tmp`]);
+      const table = mountsByPoint();
+      for (const cover of proc.covers!) {
+        const line = table.get(`${root}/${cover.path}`)!;
+        expect(line.id).toBe(cover.mountId);
+        expect(line.parent).toBe(proc.mountId);
+        expect(cover.uniqueMountId).toMatch(/^\d+$/);
+        const spec = PROC_COVERS.find((s) => `proc/${s.name}` === cover.path)!;
+        expect(cover.how).toBe(spec.how);
+        expect(line.options.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'noexec']));
+        // /dev/null must stay a device; everything else is nodev as proc is.
+        expect(line.options.split(',').includes('nodev')).toBe(spec.how === 'readonly' || spec.directory);
+        expect(line.fsType).toBe(spec.how === 'readonly' ? 'proc' : spec.directory ? 'tmpfs' : 'devtmpfs');
+      }
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('keeps a root action from writing sysctls or reading the masked files, and leaves the rest of proc alone', () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, defaultPlan());
+    try {
+      // As real root with every capability: read-only is a property of the mount, not a permission.
+      const write = runInRoot(root, ['/bin/sh', '-c', 'echo 1 > /proc/sys/vm/drop_caches']);
+      expect(write.status).not.toBe(0);
+      expect(write.stderr).toMatch(/Read-only file system/);
+      const read = runInRoot(root, ['/bin/sh', '-c', 'wc -c < /proc/timer_list; wc -c < /proc/keys; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe']);
+      expect(read.stderr).toBe('');
+      expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', 'Linux', '/bin/busybox', '']);
+      expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe(''); // what the mask hides
+      expect(statSync(join(root, 'proc', 'timer_list')).rdev).toBe(statSync('/dev/null').rdev);
+      // Absent from this kernel, hence not covered: nothing to read either way.
+      expect(existsSync(join(root, 'proc', 'kcore'))).toBe(existsSync('/proc/kcore'));
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('is off with hardened: false, and then proc is bare', () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'proc', kind: 'proc', hardened: false }] }));
+    try {
+      expect(attachment.mounts[0]?.covers).toBeUndefined();
+      expect(mountsUnder(root)).toEqual([`${root}/proc`]);
+      expect(readFileSync(join(root, 'proc', 'timer_list'), 'utf8')).not.toBe('');
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('covers nothing, at the cost of lookups only, under subset=pid', () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'proc', kind: 'proc', options: { subset: 'pid' } }] }));
+    try {
+      expect(attachment.mounts[0]?.covers).toEqual([]);
+      expect(mountsUnder(root)).toEqual([`${root}/proc`]);
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('comes off with its covers in one lazy unmount, and the report lists them', () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }] }));
+    const report = detach(rootFd, attachment);
+    expect(report.detached).toEqual(['tmp', 'a/proc']);
+    expect(report.covers).toEqual(procCoversHere().map((name) => `a/proc/${name}`));
+    expect(report.problems).toEqual([]);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    // Again: nothing is there, so no cover is said to have gone.
+    const again = detach(rootFd, attachment);
+    expect(again.notMounted).toEqual(['tmp', 'a/proc']);
+    expect(again.covers).toBeUndefined();
+  });
+});
+
+describe('a cover that cannot be made', () => {
+  // A namespace whose /dev is an empty tmpfs has no /dev/null to mask files with: a real failure,
+  // after the read-only covers are made, that must take them and the proc off again.
+  function attachWithoutDevNull(preexisting: string[]) {
+    for (const dir of preexisting) mkdirSync(join(root, dir));
+    const fixture = join(repo, 'test', 'fixtures', 'attach-without-dev-null.mjs');
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', process.execPath, fixture, root], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    return JSON.parse(result.stdout);
+  }
+  const firstMaskedFile = () => PROC_COVERS.find((s) => s.how === 'masked' && !s.directory && procCoversHere().includes(s.name))!.name;
+
+  it('fails the attach naming the cover, and leaves no mount and no directory', () => {
+    const seen = attachWithoutDevNull([]);
+    expect(seen.devNullHere).toBe(false);
+    expect(seen.error).toBe(`cover \`proc/${firstMaskedFile()}\` masked: open_tree /dev/null: ENOENT (a masked file gets /dev/null bound over it)`);
+    expect(seen.rollbackProblems).toEqual([]);
+    // The read-only covers were made before the failing one, and went again with the proc.
+    expect(seen.coversMadeFirst).toBeGreaterThanOrEqual(procCoversHere().filter((name) => PROC_COVERS.find((s) => s.name === name)?.how === 'readonly').length);
+    expect(seen.tableAfter).toBe(seen.tableBefore);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('rolls back the entries before it and keeps a proc directory the root already had', () => {
+    const seen = attachWithoutDevNull(['proc']);
+    expect(seen.error).toMatch(/^cover `proc\/\w+` masked: open_tree \/dev\/null: ENOENT/);
+    expect(seen.tableAfter).toBe(seen.tableBefore);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'proc', 'usr']);
+    expect(readdirSync(join(root, 'proc'))).toEqual([]);
+  });
+});
