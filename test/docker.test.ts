@@ -147,8 +147,9 @@ describe('the runner image', () => {
       client = clientFor(worker);
       const script = [
         'readlink /proc/self/exe',
-        // mount point and file system type (the field after the "-", as optional fields come before it)
-        'grep -E " /(proc|sys|tmp) " /proc/self/mountinfo | sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" | tr "\\n" ","; echo',
+        // mount point and file system type of the three (the field after the "-", as optional fields come
+        // before it); the mount point is field 5: the hardened proc's covers have /sys as their field 4
+        'awk \'$5 == "/proc" || $5 == "/sys" || $5 == "/tmp" { for (i = 7; $i != "-"; i++); printf "%s %s,", $5, $(i + 1) }\' /proc/self/mountinfo; echo',
         'ls /sys/class | grep -c .',
         'echo "pids: $(ls /proc | grep "^[0-9]" | sort -n | tr "\\n" " ")"',
         'echo "caps: $(grep ^CapEff /proc/self/status | cut -f2) no_new_privs: $(grep ^NoNewPrivs /proc/self/status | cut -f2)"',

@@ -73,12 +73,22 @@ describe('actions that misbehave', () => {
     });
   });
 
-  it('unmounts our /sys and stacks its own mounts on /proc and /tmp: ours go, theirs with them, reported', async () => {
+  it('unmounts our /sys and stacks its own mounts on /proc and /tmp: refused; and where an operator grants CAP_SYS_ADMIN, all in its own namespace, ours come off as made', async () => {
+    const script = 'umount /sys && mount -t tmpfs mine /proc && mount -t tmpfs mine2 /tmp && mount -t tmpfs mine3 /tmp && echo done';
     await withRunner({}, async (runner) => {
+      makeAction(runner.build, 'refused');
+      const response = await run(runner.client, requestFor('refused', `{ ${script}; } 2>&1`));
+      expect(response.exitCode).toBe('1');
+      expect(readFileSync(join(runner.build, 'refused', 'stdout'), 'utf8')).toMatch(/^umount: can't unmount \/sys: Operation not permitted\n$/);
+      expect(readdirSync(join(runner.build, 'refused', 'root')).sort()).toEqual(['bin', 'usr']);
+    });
+    await withRunner({ capabilities: ['CAP_SYS_ADMIN'] }, async (runner) => {
       makeAction(runner.build, 'm');
-      const response = await run(runner.client, requestFor('m', 'umount /sys && mount -t tmpfs mine /proc && mount -t tmpfs mine2 /tmp && mount -t tmpfs mine3 /tmp && echo done'));
+      const response = await run(runner.client, requestFor('m', script));
       expect(response.exitCode).toBe('0');
       expect(readFileSync(join(runner.build, 'm', 'stdout'), 'utf8')).toBe('done\n');
+      // Nothing of the action's came back to the runner's namespace to be peeled off ours.
+      expect(runner.output()).not.toMatch(/"stacked":\["/);
       expect(readdirSync(join(runner.build, 'm', 'root')).sort()).toEqual(['bin', 'usr']);
       expect(runner.output()).not.toMatch(/"teardown failed/);
     });
