@@ -12,7 +12,7 @@ scripts/make-busybox-root.sh "$root"
 script='echo "readlink /proc/self/exe: $(readlink /proc/self/exe)"
 echo "/sys/devices/system/cpu/online: $(cat /sys/devices/system/cpu/online)"
 echo written-in-tmp > /tmp/hello && echo "/tmp/hello: $(cat /tmp/hello)"
-echo "mounts seen inside the root:"; awk "\$5 ~ /^\/(proc|sys|tmp)(\/|\$)/" /proc/self/mountinfo | cut -d" " -f5-'
+echo "mounts seen inside the root:"; cut -d" " -f5- /proc/self/mountinfo | grep -E "^/(proc|sys|tmp)( |/)"'
 echo "== mountat exec =="
 unshare --mount --propagation private \
   sh -c 'node bin/mountat.js exec --root "$1" --state-dir "$1.state" -- /bin/sh -c "$2"; rc=$?

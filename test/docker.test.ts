@@ -12,7 +12,7 @@ import { loadRunnerProto } from '../src/runner/index.js';
 import type { RunnerClient } from '../src/runner/generated/buildbarn/runner/Runner.js';
 import { installAttacker } from './helpers/attacker.js';
 import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js';
-import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { mountTable, mountsUnder, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run } from './helpers/runner.js';
 
 // The capabilities README.md#container-image documents for the runner (no runCommandsAs): its
@@ -147,9 +147,10 @@ describe('the runner image', () => {
       client = clientFor(worker);
       const script = [
         'readlink /proc/self/exe',
-        // mount point and file system type of the three (the field after the "-", as optional fields come
-        // before it); the mount point is field 5: the hardened proc's covers have /sys as their field 4
-        'awk \'$5 == "/proc" || $5 == "/sys" || $5 == "/tmp" { for (i = 7; $i != "-"; i++); printf "%s %s,", $5, $(i + 1) }\' /proc/self/mountinfo; echo',
+        // mount point and file system type (the field after the "-", as optional fields come before it)
+        'sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" /proc/self/mountinfo | grep -E "^/(proc|sys|tmp) " | tr "\\n" ","; echo',
+        // the hardened proc's covers (the default), by mount point
+        'cut -d" " -f5 /proc/self/mountinfo | grep "^/proc/" | tr "\\n" " "; echo',
         'ls /sys/class | grep -c .',
         'echo "pids: $(ls /proc | grep "^[0-9]" | sort -n | tr "\\n" " ")"',
         'echo "caps: $(grep ^CapEff /proc/self/status | cut -f2) no_new_privs: $(grep ^NoNewPrivs /proc/self/status | cut -f2)"',
@@ -158,10 +159,12 @@ describe('the runner image', () => {
         const response = await run(client, requestFor(id, script));
         const stdout = readFileSync(join(build, id, 'stdout'), 'utf8');
         expect({ exitCode: Number(response.exitCode), stderr: readFileSync(join(build, id, 'stderr'), 'utf8') }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, classes, pids, caps] = stdout.trim().split('\n');
+        const [exe, mounts, covers, classes, pids, caps] = stdout.trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: of the file system it lives on.
         expect(mounts).toBe(`/proc proc,/sys sysfs,/tmp ${id === 'a1' ? buildFsType : 'tmpfs'},`);
+        // The same kernel as this test's: the same names to cover.
+        expect(covers?.trim()).toBe(procCoversHere().map((name) => `/proc/${name}`).join(' '));
         expect(Number(classes)).toBeGreaterThan(5);
         // Its own PID namespace: the init (1) and the action (2), then the pipeline's processes.
         expect(pids).toMatch(/^pids: 1 2( \d+)* ?$/);

@@ -131,8 +131,11 @@ describe('bad input: one line on stderr, a non-zero exit, nothing mounted', () =
 
   it('rolls back earlier mounts when a later one fails, with the kernel\'s reason', () => {
     const before = mountTable();
-    const plan = JSON.stringify({ mounts: [{ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }, { target: 'p2', kind: 'proc', options: { hidepid: 'bogus' } }] });
-    const result = hook(['createContainer', '--state-dir', state], stateFor({ annotations: { 'org.mountat.plan': plan } }));
+    // The operator's plan file: an annotation may not put a proc at p2 (it is refused before
+    // anything is mounted, src/oci/annotations.test.ts); the kernel's refusal is what is tested.
+    const plan = join(bundle, 'plan.json');
+    writeFileSync(plan, JSON.stringify({ mounts: [{ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }, { target: 'p2', kind: 'proc', options: { hidepid: 'bogus' } }] }));
+    const result = hook(['createContainer', '--state-dir', state, '--plan', plan], stateFor());
     expect(result.stderr).toBe('mountat-hook: mount proc on `p2`: fsconfig: EINVAL (proc: unknown value of hidepid - bogus)\n');
     expect(result.status).toBe(1);
     expect(mountTable()).toBe(before);

@@ -83,6 +83,86 @@ describe.each(RUNTIMES)('%s with mountat-hook at createContainer and poststop', 
   });
 });
 
+describe.each(RUNTIMES)('%s: what a container may ask of the hook is bounded, and its proc is hardened', (runtime) => {
+  // The creator of a container sets its annotations: a plan there that would give it a second,
+  // bare proc, a writable sysfs or a tmpfs of a thousand times the RAM fails the container.
+  const plan = (...mounts: object[]) => JSON.stringify({ mounts });
+  const refused: Array<[string, string, string]> = [
+    ['a second proc at host-proc', plan({ target: 'proc', kind: 'proc' }, { target: 'host-proc', kind: 'proc', hardened: false }), 'plan.mounts[1] ("host-proc"): target: an untrusted plan may mount proc only at "proc"'],
+    ['a read-write sysfs', plan({ target: 'proc', kind: 'proc' }, { target: 'sys', kind: 'sysfs', attributes: { readOnly: false } }), 'plan.mounts[1] ("sys"): attributes.readOnly: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)'],
+    ['a tmpfs of size=100000%', plan({ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }), 'plan.mounts[1] ("tmp"): options.size: "100000%" is over the limit for an untrusted plan (at most 50% or 16g)'],
+  ];
+  it.each(refused)('refuses %s: the container fails with the hook\'s one line, nothing mounted, no record', (_name, annotationPlan, why) => {
+    const testTable = mountTable();
+    const bundle = bundleWith({ args: ['/bin/true'], annotations: { 'org.mountat.plan': annotationPlan } });
+    const hookErr = join(bundle.dir, '..', `${bundle.dir.split('/').pop()}-hook.err`);
+    setHooks(bundle, standardHooks(bundle), { 'run.oci.hooks.stderr': hookErr });
+    const before = listing(bundle.dir);
+    const run = runContainer(runtime, bundle, `bounded-${runtime}`);
+    expect(run.status).not.toBe(0);
+    const message = `mountat-hook: annotation org.mountat.plan: ${why}`;
+    if (runtime === 'runc') expect(run.stderr.replace(/\\"/g, '"')).toContain(`${message}\\n`);
+    else {
+      expect(readFileSync(hookErr, 'utf8')).toBe(`${message}\n`);
+      rmSync(hookErr);
+    }
+    expect(run.tableAfter).toBe(run.tableBefore);
+    expect(mountTable()).toBe(testTable);
+    expect(listing(bundle.dir)).toEqual(before);
+    expect(existsSync(bundle.stateDir) ? readdirSync(bundle.stateDir) : []).toEqual([]);
+  });
+
+  // Root in the container, with the runtime's own masks taken away: what it sees of /proc is
+  // the hook's doing. The drop_caches write fails on the read-only cover (were it writable, it
+  // would only drop the host's page cache); hostname is the container's own UTS namespace's.
+  const probeProc = (writeDropCaches: boolean) =>
+    [
+      'id -u',
+      writeDropCaches ? '(echo 1 > /proc/sys/vm/drop_caches && echo written) 2>&1 | sed "s/.*: //"' : 'echo not written',
+      '(echo probed > /proc/sys/kernel/hostname && echo written) 2>&1 | sed "s/.*: //"; hostname',
+      'if [ -e /proc/kcore ]; then echo "kcore $(wc -c < /proc/kcore)"; else echo "kcore absent"; fi',
+      'echo "timer_list $(wc -c < /proc/timer_list)"',
+      'cut -d" " -f5,6 /proc/self/mountinfo | grep "^/proc/sys "',
+    ].join('; ');
+  it('gives root in the container a read-only /proc/sys and an empty /proc/kcore and /proc/timer_list by default', () => {
+    const bundle = bundleWith({ args: ['/bin/sh', '-c', probeProc(true)], runtimeProcCovers: false });
+    setHooks(bundle, standardHooks(bundle));
+    const run = runContainer(runtime, bundle, `hardened-${runtime}`);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const [uid, dropCaches, hostnameWrite, hostname, kcore, timerList, sysMount] = run.stdout.trim().split('\n');
+    expect(uid).toBe('0');
+    expect(dropCaches).toBe('Read-only file system');
+    expect([hostnameWrite, hostname]).toEqual(['Read-only file system', 'runc']);
+    // This test machine's kernel has no /proc/kcore; on one that has it, it must read empty.
+    expect(kcore).toBe(existsSync('/proc/kcore') ? 'kcore 0' : 'kcore absent');
+    expect(timerList).toBe('timer_list 0');
+    expect(sysMount).toMatch(/^\/proc\/sys ro,nosuid,nodev,noexec,/);
+    expect(run.tableAfter).toBe(run.tableBefore);
+    expect(readdirSync(bundle.stateDir)).toEqual([]);
+  });
+
+  it('leaves /proc bare only where the operator\'s plan says hardened: false (the control of the test above)', () => {
+    // drop_caches is not written here: it would work, and drop the host's page cache.
+    const bundle = bundleWith({ args: ['/bin/sh', '-c', probeProc(false)], runtimeProcCovers: false });
+    const planFile = join(bundle.dir, '..', `${bundle.dir.split('/').pop()}-plan.json`);
+    writeFileSync(planFile, plan({ target: 'proc', kind: 'proc', hardened: false }));
+    try {
+      setHooks(bundle, standardHooks(bundle, ['--plan', planFile]));
+      const run = runContainer(runtime, bundle, `bare-${runtime}`);
+      expect(run.stderr).toBe('');
+      const [uid, notWritten, hostnameWrite, hostname, , timerList, sysMount] = run.stdout.trim().split('\n');
+      expect([uid, notWritten]).toEqual(['0', 'not written']);
+      expect([hostnameWrite, hostname]).toEqual(['written', 'probed']);
+      expect(timerList).not.toBe('timer_list 0');
+      expect(sysMount).toBeUndefined();
+      expect(run.tableAfter).toBe(run.tableBefore);
+    } finally {
+      rmSync(planFile);
+    }
+  });
+});
+
 describe('the hook cannot be steered by the container\'s environment', () => {
   it('ignores NODE_OPTIONS and LD_PRELOAD that runc hands a createContainer hook without env', () => {
     const evil = scratchDir('mountat-evil-');

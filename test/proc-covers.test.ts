@@ -116,10 +116,11 @@ describe('a hardened proc', () => {
 describe('a cover that cannot be made', () => {
   // A namespace whose /dev is an empty tmpfs has no /dev/null to mask files with: a real failure,
   // after the read-only covers are made, that must take them and the proc off again.
-  function attachWithoutDevNull(preexisting: string[]) {
+  function attachWithoutDevNull(preexisting: string[], unmountMethod?: 'fchdir') {
     for (const dir of preexisting) mkdirSync(join(root, dir));
     const fixture = join(repo, 'test', 'fixtures', 'attach-without-dev-null.mjs');
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', process.execPath, fixture, root], { encoding: 'utf8' });
+    const args = [process.execPath, fixture, root, ...(unmountMethod ? [unmountMethod] : [])];
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', ...args], { encoding: 'utf8' });
     expect(result.stderr).toBe('');
     return JSON.parse(result.stdout);
   }
@@ -132,6 +133,14 @@ describe('a cover that cannot be made', () => {
     expect(seen.rollbackProblems).toEqual([]);
     // The read-only covers were made before the failing one, and went again with the proc.
     expect(seen.coversMadeFirst).toBeGreaterThanOrEqual(procCoversHere().filter((name) => PROC_COVERS.find((s) => s.name === name)?.how === 'readonly').length);
+    expect(seen.tableAfter).toBe(seen.tableBefore);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('takes the proc off by name, after checking it again, where unmounting by fd is not possible', () => {
+    const seen = attachWithoutDevNull([], 'fchdir');
+    expect(seen.error).toBe(`cover \`proc/${firstMaskedFile()}\` masked: open_tree /dev/null: ENOENT (a masked file gets /dev/null bound over it)`);
+    expect(seen.rollbackProblems).toEqual([]);
     expect(seen.tableAfter).toBe(seen.tableBefore);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   });

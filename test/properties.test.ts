@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attach, detach, parsePlan, PlanError } from '../src/mounts/index.js';
+import { attach, DEFAULTS, detach, parsePlan, PlanError, type FsOption } from '../src/mounts/index.js';
 import { containerPlan, HookError, parseState } from '../src/oci/index.js';
 import { BuildDirectory, openWorkingDirectory } from '../src/runner/build-directory.js';
 import { ConfigError, settingsFrom } from '../src/runner/config.js';
@@ -25,6 +25,33 @@ const pathLike = fc.oneof(
   fc.array(pathPiece, { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join('/')}`),
   fc.string({ maxLength: 40 }),
 );
+
+/**
+ * A tmpfs an untrusted plan may get: a size (there is always one: the default's, if nothing
+ * else) of at most 50% or 16 GiB, nr_blocks at most 256k, nr_inodes at most 1m, none of them 0.
+ * Read here independently of the engine's parser: decimal, k m g t p e, %.
+ */
+function expectTmpfsBounded(options: FsOption[]): void {
+  const value = (key: string) => options.find((option) => option.key === key);
+  const number = (text: string) => {
+    const match = /^(\d+)([kmgtpe%]?)$/i.exec(text);
+    expect(match, text).not.toBeNull();
+    const suffix = match![2]!.toLowerCase();
+    const percent = suffix === '%';
+    return { n: BigInt(match![1]!) * 1024n ** BigInt(percent ? 0 : ' kmgtpe'.indexOf(suffix || ' ')), percent };
+  };
+  const size = value('size');
+  expect(size && 'value' in size, 'a tmpfs without a size').toBe(true);
+  const { n, percent } = number((size as { value: string }).value);
+  expect(n > 0n && n <= (percent ? 50n : 16n << 30n), `size=${(size as { value: string }).value}`).toBe(true);
+  for (const [key, max] of [['nr_blocks', 256n << 10n], ['nr_inodes', 1n << 20n]] as const) {
+    const option = value(key);
+    if (option === undefined) continue;
+    expect('value' in option, key).toBe(true);
+    const count = number((option as { value: string }).value);
+    expect(!count.percent && count.n > 0n && count.n <= max, `${key}=${(option as { value: string }).value}`).toBe(true);
+  }
+}
 
 function oneLine(error: unknown): void {
   expect((error as Error).message).not.toBe('');
@@ -90,18 +117,46 @@ describe('parsers refuse with their own error type, in one line, and never throw
     );
   });
 
-  it(`containerPlan, ${RUNS} sets of annotations: never a bind`, () => {
+  it(`containerPlan, ${RUNS} sets of annotations: never a bind, proc only at proc and hardened, sysfs only at sys and read-only, nosuid/nodev/noexec never weakened, tmpfs bounded`, () => {
     const key = fc.oneof(fc.constantFrom('mounts', 'plan', 'tmp.size', 'tmp.mode', 'tmp.nr_inodes', 'proc.subset', 'proc.hidepid', 'tmp.sise', 'runner.x').map((k) => `org.mountat.${k}`), fc.string({ maxLength: 12 }));
-    const value = fc.oneof(
-      fc.constantFrom('proc,sys,tmp', 'tmp', '', 'proc,proc', '64m', '1777', 'pid', 'invisible', 'lots', '1m,exec'),
-      fc.record({ mounts: fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('proc', 'tmpfs', 'bind'), source: pathLike }), { maxLength: 3 }) }).map((p) => JSON.stringify(p)),
-      fc.string({ maxLength: 20 }),
+    // Limits around the bounds (50%, 16g, 256k blocks, 1m inodes), 0 (unlimited to tmpfs), and
+    // spellings the kernel reads differently (hex, a 64-bit wrap).
+    const limit = fc.oneof(fc.constantFrom('0', '0%', '1', '50%', '51%', '100000%', '16g', '17g', '16e', '256k', '1m', '1048577', '2m', '0x10', '010', ''), fc.constantFrom(0, 1, 17179869184, 17179869185), fc.boolean());
+    // Entries shaped per kind, so that many are valid and the bounds, not the schema, decide.
+    const target = fc.oneof(fc.constantFrom('proc', 'sys', 'tmp', 'host-proc', 'a/b/sys', 'dev/shm'), pathLike);
+    const attributes = fc.dictionary(fc.constantFrom('readOnly', 'nosuid', 'nodev', 'noexec', 'nosymfollow'), fc.boolean());
+    const planEntry = fc.oneof(
+      fc.record({ target, kind: fc.constant('proc'), hardened: fc.boolean(), attributes, options: fc.dictionary(fc.constantFrom('subset', 'hidepid'), fc.constantFrom('pid', 'invisible')) }, { requiredKeys: ['target', 'kind'] }),
+      fc.record({ target, kind: fc.constant('sysfs'), attributes }, { requiredKeys: ['target', 'kind'] }),
+      fc.record({ target, kind: fc.constant('tmpfs'), attributes, options: fc.dictionary(fc.constantFrom('size', 'nr_blocks', 'nr_inodes'), limit) }, { requiredKeys: ['target', 'kind'] }),
+      fc.record({ target, kind: fc.constant('bind'), source: pathLike, attributes }, { requiredKeys: ['target', 'kind'] }),
+    );
+    const planJson = fc.record({ mounts: fc.array(planEntry, { maxLength: 3 }) }).map((p) => JSON.stringify(p));
+    const value = fc.oneof(fc.constantFrom('proc,sys,tmp', 'tmp', '', 'proc,proc', '64m', '1777', 'pid', 'invisible', 'lots', '1m,exec', '0', '0%', '100000%', '2m', '50%'), planJson, fc.string({ maxLength: 20 }));
+    const annotationSets = fc.oneof(
+      // A whole plan, alone (as it must be): the entries decide.
+      fc.record({ 'org.mountat.plan': planJson }),
+      // The standard mounts, tuned at and around the limits.
+      fc.record(
+        { 'org.mountat.mounts': fc.constantFrom('proc,sys,tmp', 'tmp', 'sys,tmp,proc'), 'org.mountat.tmp.size': limit.map(String), 'org.mountat.tmp.nr_inodes': limit.map(String), 'org.mountat.tmp.mode': fc.constantFrom('1777', '0700') },
+        { requiredKeys: [] },
+      ),
+      // Anything at all.
+      fc.dictionary(key, value, { maxKeys: 4 }),
     );
     fc.assert(
-      fc.property(fc.dictionary(key, value, { maxKeys: 4 }), (annotations) => {
+      fc.property(annotationSets, (annotations) => {
         try {
           const plan = containerPlan(annotations);
-          expect(plan.mounts.map((m) => m.kind)).not.toContain('bind');
+          for (const mount of plan.mounts) {
+            expect(mount.kind).not.toBe('bind');
+            if (mount.kind === 'proc') expect([mount.target, mount.hardened]).toEqual(['proc', true]);
+            if (mount.kind === 'sysfs') expect([mount.target, mount.attributes.readOnly]).toEqual(['sys', true]);
+            for (const attribute of ['nosuid', 'nodev', 'noexec'] as const) {
+              if (DEFAULTS.attributes[mount.kind][attribute]) expect(mount.attributes[attribute], `${mount.target} ${attribute}`).toBe(true);
+            }
+            if (mount.kind === 'tmpfs') expectTmpfsBounded(mount.options);
+          }
         } catch (error) {
           expect(error).toBeInstanceOf(HookError);
           oneLine(error);

@@ -153,7 +153,7 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
   }
   const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
-  if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target);
+  if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
   return attached;
 }
 
@@ -162,15 +162,19 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
  * whatever covers were made (they are its submounts: one lazy unmount takes them all), through
  * its own fd; the caller then removes the directories created for it.
  */
-function coverOrUndo(rootFd: Fd | number, proc: Fd, target: string): ProcCover[] {
+function coverOrUndo(rootFd: Fd | number, proc: Fd, target: string, identity: MountIdentity): ProcCover[] {
   try {
     return coverProc(proc, target);
   } catch (error) {
+    let undoProblem: string | undefined;
     try {
-      unmountByFd(proc, rootFd, target);
+      // The fallback unmounts by name, looked up afresh: only once our proc is seen there again.
+      if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity)) undoProblem = 'it is no longer at its target, and without /proc it cannot be taken off by fd';
+      else unmountByFd(proc, rootFd, target);
     } catch (undoError) {
-      throw new MountError(target, 'cover proc on', new Error(`${(error as Error).message}; taking the proc off again failed too: ${(undoError as Error).message}`));
+      undoProblem = (undoError as Error).message;
     }
+    if (undoProblem) throw new MountError(target, 'cover proc on', new Error(`${(error as Error).message}; taking the proc off again failed too: ${undoProblem}`));
     throw error;
   }
 }

@@ -1,8 +1,8 @@
 // Covering a proc just attached: each name of PROC_COVERS is resolved beneath the proc mount's
 // own fd (never through the root, whose content is the action's), and a cover is moved onto
 // the O_PATH fd found, so nothing is looked up twice. The covers are submounts of the proc:
-// detaching the proc (MNT_DETACH) takes them with it, and a namespace that copies this one
-// gets them locked to it.
+// detaching the proc (MNT_DETACH) takes them with it, and where this namespace is copied into a
+// less privileged user namespace the kernel locks them to it (they cannot be peeled off there).
 //
 // Cost matters (every action of a runner pays it): per cover present, one openat2, the cover's
 // two or three calls, one move_mount, the two statx of mountIdentityOf, two close; a name

@@ -44,6 +44,27 @@ export const DEFAULTS = {
    * them lets a uid-0 action write sysctls such as vm.drop_caches whatever its capabilities.
    */
   procHardened: true,
+  /**
+   * The bounds of an untrusted plan (one from container annotations): see untrusted.ts. Where
+   * proc and sysfs may go (the container's own /proc and /sys, nowhere it could hide them), and
+   * the tmpfs limits, in the kernel's syntax (kernel-size.ts).
+   */
+  untrusted: {
+    targets: { proc: 'proc', sysfs: 'sys' },
+    tmpfs: {
+      // The kernel's own default for a tmpfs without size: no more than an unconfigured one gets.
+      sizePercent: '50%',
+      // A fixed bound pure code can check (it cannot know this machine's memory): room for a big
+      // build's /tmp, not for a big host's memory.
+      size: '16g',
+      // Counted in pages, whose size pure code cannot know: 256k is 16g at the largest page size
+      // (64 KiB), 1g at 4 KiB pages; size is the way to ask for more.
+      nr_blocks: '256k',
+      // Each inode costs about 1 KiB of kernel memory that size does not count: 1m inodes is at
+      // most about 1 GiB of it, and more files than a build's /tmp needs.
+      nr_inodes: '1m',
+    },
+  },
   /** Binds take submounts of the source along (rbind), as runtimes do. */
   bindRecursive: true,
   /** Mode of mountpoint directories the engine creates. */

@@ -1,10 +1,12 @@
 // Parsing and validating a mount plan: pure code, no system calls. Whatever leaves this
 // file is safe for the engine to apply; whatever is wrong is reported before anything is
-// mounted, with the entry and field named.
+// mounted, with the entry and field named. Entries the caller does not trust (a container's
+// annotations) are bounded here too, by untrusted.ts: one place, whatever the plan came from.
 import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
 import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
-import { validateOrThrow, type Validator } from './validation.js';
+import { checkUntrustedEntry } from './untrusted.js';
+import { describeSchemaError, type Validator } from './validation.js';
 
 export type MountKind = MountEntry['kind'];
 
@@ -33,11 +35,25 @@ export interface Plan {
 }
 
 export class PlanError extends Error {
-  constructor(message: string) {
+  /** The index of the entry at fault, when one is: a caller that assembled the plan can say where it came from. */
+  readonly entry: number | undefined;
+
+  constructor(message: string, entry?: number) {
     super(message);
     this.name = 'PlanError';
+    this.entry = entry;
   }
 }
+
+/**
+ * Who wrote a plan entry. `operator`: the operator's plan file, the runner's config, the
+ * built-in default, code: applied as written. `untrusted`: whoever creates a container (its
+ * annotations): bounded by untrusted.ts.
+ */
+export type Trust = 'operator' | 'untrusted';
+
+/** One trust for the whole plan, or one per entry by index (an entry without one is untrusted). */
+export type PlanTrust = Trust | readonly Trust[];
 
 /** Programmatic input: the JSON plan, except a bind source may be an fd. */
 export type PlanInput = Omit<MountPlan, 'mounts'> & {
@@ -101,51 +117,73 @@ function bindSource(source: unknown, where: string): BindSource {
   return { path: source };
 }
 
-/** Validate a plan (JSON or programmatic) and fill in the defaults. Throws PlanError. */
-export function parsePlan(input: unknown): Plan {
+/**
+ * Validate a plan (JSON or programmatic) and fill in the defaults; entries `trust` says are
+ * untrusted must also stay within the bounds of untrusted.ts. Throws PlanError.
+ */
+export function parsePlan(input: unknown, trust: PlanTrust = 'operator'): Plan {
   // A bind source given as an fd is not JSON; check the schema on a copy without it.
-  validateOrThrow(validateMountPlan, structuredCloneWithoutFdSources(input), 'plan', (line) => new PlanError(line));
+  const checked = structuredCloneWithoutFdSources(input);
+  if (!validateMountPlan(checked)) {
+    const first = validateMountPlan.errors?.[0];
+    const entry = first ? /^\/mounts\/(\d+)(\/|$)/.exec(first.instancePath)?.[1] : undefined;
+    throw new PlanError(first ? describeSchemaError('plan', first, checked) : 'plan is invalid', entry === undefined ? undefined : Number(entry));
+  }
   const plan = input as PlanInput;
   const seen: Array<{ parts: string[]; target: string }> = [];
   const mounts = plan.mounts.map((entry, index): PlannedMount => {
-    const where = `plan.mounts[${index}] (${JSON.stringify(entry.target)})`;
-    let parts: string[];
     try {
-      parts = targetComponents(entry.target);
+      return parseEntry(entry, index, seen, typeof trust === 'string' ? trust : (trust[index] ?? 'untrusted'));
     } catch (error) {
-      throw new PlanError(`plan.mounts[${index}]: ${(error as Error).message}`);
-    }
-    for (const other of seen) {
-      if (isUnder(parts, other.parts) || isUnder(other.parts, parts)) {
-        const relation = other.parts.length === parts.length ? 'repeats' : 'is nested with';
-        throw new PlanError(`${where}: target ${relation} the earlier target ${JSON.stringify(other.target)}; each mount needs its own place`);
-      }
-    }
-    const target = parts.join('/');
-    seen.push({ parts, target });
-    const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
-    if (entry.kind !== 'bind' && entry.source !== undefined) throw new PlanError(`${where}: source is only for kind bind`);
-    if (entry.kind !== 'proc' && entry.hardened !== undefined) throw new PlanError(`${where}: hardened is only for kind proc`);
-    switch (entry.kind) {
-      case 'proc':
-        return { kind: 'proc', target, attributes, options: fsOptions('proc', entry.options ?? {}, where), hardened: entry.hardened ?? DEFAULTS.procHardened };
-      case 'sysfs':
-      case 'tmpfs':
-        return { kind: entry.kind, target, attributes, options: fsOptions(entry.kind, entry.options ?? {}, where) };
-      case 'bind': {
-        const { recursive, ...rest } = entry.options ?? {};
-        const unknown = Object.keys(rest);
-        if (unknown.length > 0) throw new PlanError(`${where}: unknown bind option ${JSON.stringify(unknown[0])} (known: recursive)`);
-        if (recursive !== undefined && typeof recursive !== 'boolean') throw new PlanError(`${where}: option recursive must be true or false`);
-        return { kind: 'bind', target, attributes, source: bindSource(entry.source, where), recursive: recursive ?? DEFAULTS.bindRecursive };
-      }
-      default: {
-        const never: never = entry.kind;
-        throw new PlanError(`${where}: unknown kind ${JSON.stringify(never)}`);
-      }
+      // Each refusal below is one line; the index travels with it.
+      throw error instanceof PlanError ? new PlanError(error.message, index) : error;
     }
   });
   return { mounts };
+}
+
+function parseEntry(entry: PlanInput['mounts'][number], index: number, seen: Array<{ parts: string[]; target: string }>, trust: Trust): PlannedMount {
+  const where = `plan.mounts[${index}] (${JSON.stringify(entry.target)})`;
+  let parts: string[];
+  try {
+    parts = targetComponents(entry.target);
+  } catch (error) {
+    throw new PlanError(`plan.mounts[${index}]: ${(error as Error).message}`);
+  }
+  for (const other of seen) {
+    if (isUnder(parts, other.parts) || isUnder(other.parts, parts)) {
+      const relation = other.parts.length === parts.length ? 'repeats' : 'is nested with';
+      throw new PlanError(`${where}: target ${relation} the earlier target ${JSON.stringify(other.target)}; each mount needs its own place`);
+    }
+  }
+  const target = parts.join('/');
+  seen.push({ parts, target });
+  const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
+  if (entry.kind !== 'bind' && entry.source !== undefined) throw new PlanError(`${where}: source is only for kind bind`);
+  if (entry.kind !== 'proc' && entry.hardened !== undefined) throw new PlanError(`${where}: hardened is only for kind proc`);
+  if (trust === 'untrusted') {
+    checkUntrustedEntry(entry as MountEntry, target, (field, why) => {
+      throw new PlanError(`${where}: ${field}: ${why}`);
+    });
+  }
+  switch (entry.kind) {
+    case 'proc':
+      return { kind: 'proc', target, attributes, options: fsOptions('proc', entry.options ?? {}, where), hardened: entry.hardened ?? DEFAULTS.procHardened };
+    case 'sysfs':
+    case 'tmpfs':
+      return { kind: entry.kind, target, attributes, options: fsOptions(entry.kind, entry.options ?? {}, where) };
+    case 'bind': {
+      const { recursive, ...rest } = entry.options ?? {};
+      const unknown = Object.keys(rest);
+      if (unknown.length > 0) throw new PlanError(`${where}: unknown bind option ${JSON.stringify(unknown[0])} (known: recursive)`);
+      if (recursive !== undefined && typeof recursive !== 'boolean') throw new PlanError(`${where}: option recursive must be true or false`);
+      return { kind: 'bind', target, attributes, source: bindSource(entry.source, where), recursive: recursive ?? DEFAULTS.bindRecursive };
+    }
+    default: {
+      const never: never = entry.kind;
+      throw new PlanError(`${where}: unknown kind ${JSON.stringify(never)}`);
+    }
+  }
 }
 
 function structuredCloneWithoutFdSources(input: unknown): unknown {

@@ -2,9 +2,11 @@
 // touched; every refusal names the annotation and its value.
 //
 // Annotations are set by whoever creates the container (in Kubernetes, the pod's author), so
-// they may only choose among proc, sysfs and tmpfs and tune them: a bind mount of a host path
-// can come only from the operator's plan file, never from an annotation.
-import { DEFAULTS, parsePlan, type Plan, type PlanInput } from '../mounts/index.js';
+// every entry they bring or change is untrusted: the plan parser bounds it (no bind, proc only
+// at proc and sysfs only at sys, nothing weakened, tmpfs capped: src/mounts/untrusted.ts). Here
+// only which entries those are is decided; the operator's plan file and the built-in default,
+// where no annotation touched them, stay as the operator wrote them.
+import { DEFAULTS, parsePlan, PlanError, type Plan, type PlanInput, type PlanTrust } from '../mounts/index.js';
 import { HookError } from './errors.js';
 
 export const ANNOTATION_PREFIX = 'org.mountat.';
@@ -40,10 +42,7 @@ function planFromJson(key: string, value: string): PlanInput {
   } catch (error) {
     refuse(key, value.length > 80 ? `${value.slice(0, 80)}…` : value, `not JSON (${(error as Error).message})`);
   }
-  const mounts = (plan as { mounts?: unknown })?.mounts;
-  if (Array.isArray(mounts) && mounts.some((m) => (m as { kind?: unknown })?.kind === 'bind')) {
-    refuse(key, '…', 'bind mounts cannot be requested by annotation (put them in the operator\'s plan file)');
-  }
+  // Anything else (a bind, proc elsewhere, a weakened attribute) is the parser's to refuse.
   return plan as PlanInput;
 }
 
@@ -65,21 +64,34 @@ export interface BasePlan {
   source: string;
 }
 
+/** A plan input with, per entry, who wrote it and what to name when it is refused. */
+interface Sourced {
+  input: PlanInput;
+  trust: PlanTrust;
+  /** Per entry (else `whole`): "annotation org.mountat.tmp.size", "plan file /etc/p.json". */
+  origins: string[];
+  /** For an error no entry is at fault for. */
+  whole: string;
+}
+
 /**
  * The validated plan for a container: `base` (the operator's plan file, or the default)
- * changed by the container's org.mountat.* annotations. Unknown org.mountat.* keys are refused
- * (a typo must not silently fall back to defaults).
+ * changed by the container's org.mountat.* annotations. Entries from org.mountat.plan or
+ * org.mountat.mounts, and any entry a tunable changed, are untrusted; the rest keep the
+ * operator's trust. Unknown org.mountat.* keys are refused (a typo must not silently fall back
+ * to defaults).
  */
 export function containerPlan(annotations: Record<string, string | undefined> | undefined, base?: BasePlan): Plan {
-  const { input, source } = planInputFromAnnotations(annotations, base?.input ?? structuredClone(DEFAULTS.plan));
+  const sourced = planInputFromAnnotations(annotations, base ?? { input: structuredClone(DEFAULTS.plan), source: 'the default plan' });
   try {
-    return parsePlan(input);
+    return parsePlan(sourced.input, sourced.trust);
   } catch (error) {
-    throw new HookError(`${source === 'base' ? (base?.source ?? 'the default plan') : `annotation ${ANNOTATION_PREFIX}${source}`}: ${(error as Error).message}`, 1, { cause: error });
+    const origin = error instanceof PlanError && error.entry !== undefined ? (sourced.origins[error.entry] ?? sourced.whole) : sourced.whole;
+    throw new HookError(`${origin}: ${(error as Error).message}`, 1, { cause: error });
   }
 }
 
-function planInputFromAnnotations(annotations: Record<string, string | undefined> | undefined, base: PlanInput): { input: PlanInput; source: 'plan' | 'mounts' | 'base' } {
+function planInputFromAnnotations(annotations: Record<string, string | undefined> | undefined, base: BasePlan): Sourced {
   const ours = Object.entries(annotations ?? {}).filter((entry): entry is [string, string] => entry[0].startsWith(ANNOTATION_PREFIX) && entry[1] !== undefined);
   for (const [key] of ours) {
     if (!ANNOTATIONS.includes(key)) throw new HookError(`unknown annotation ${key} (known: ${ANNOTATIONS.join(', ')})`);
@@ -90,16 +102,30 @@ function planInputFromAnnotations(annotations: Record<string, string | undefined
   if (planJson !== undefined && ours.length > 1) {
     throw new HookError(`annotation ${ANNOTATION_PREFIX}plan cannot be combined with other ${ANNOTATION_PREFIX}* annotations`);
   }
-  if (planJson !== undefined) return { input: planFromJson(ANNOTATION_PREFIX + 'plan', planJson), source: 'plan' };
-  const plan = structuredClone(list !== undefined ? planFromList(ANNOTATION_PREFIX + 'mounts', list) : base);
+  if (planJson !== undefined) {
+    // Every entry the container's, whatever its shape: one trust, one name for all.
+    return { input: planFromJson(ANNOTATION_PREFIX + 'plan', planJson), trust: 'untrusted', origins: [], whole: `annotation ${ANNOTATION_PREFIX}plan` };
+  }
+  const fromList = list !== undefined;
+  const plan = structuredClone(fromList ? planFromList(ANNOTATION_PREFIX + 'mounts', list) : base.input);
+  const origin = fromList ? `annotation ${ANNOTATION_PREFIX}mounts` : base.source;
+  // Which tunables changed each entry: an entry they changed is the container's, not the operator's.
+  const tunedBy: string[][] = plan.mounts.map(() => []);
   for (const [name, tunable] of Object.entries(TUNABLES)) {
     const key = ANNOTATION_PREFIX + name;
     const value = get(name);
     if (value === undefined) continue;
     if (!tunable.pattern.test(value)) refuse(key, value, `expected a value like ${JSON.stringify(tunable.example)}`);
-    const entry = plan.mounts.find((mount) => mount.target === tunable.target);
+    const index = plan.mounts.findIndex((mount) => mount.target === tunable.target);
+    const entry = plan.mounts[index];
     if (!entry) refuse(key, value, `the plan has no ${tunable.target} mount to apply it to`);
     entry.options = { ...entry.options, [name.split('.')[1]!]: value };
+    tunedBy[index]!.push(key);
   }
-  return { input: plan, source: list !== undefined ? 'mounts' : 'base' };
+  return {
+    input: plan,
+    trust: tunedBy.map((keys) => (fromList || keys.length > 0 ? 'untrusted' : 'operator')),
+    origins: tunedBy.map((keys) => (keys.length === 0 ? origin : `annotation${keys.length > 1 ? 's' : ''} ${keys.join(', ')}`)),
+    whole: origin,
+  };
 }

@@ -23,6 +23,12 @@ export interface BundleOptions {
   /** Mount entries of the runtime's own to keep; by default proc, sysfs and tmp are all left to the hook. */
   keepRuntimeMounts?: string[];
   readonlyRoot?: boolean;
+  /**
+   * Keep `runc spec`'s linux.maskedPaths and linux.readonlyPaths (default true). Both runtimes
+   * apply them after the createContainer hooks, on top of the hook's proc: a test of the hook's
+   * own covers must drop them, or it would see the runtime's.
+   */
+  runtimeProcCovers?: boolean;
 }
 
 export interface Bundle {
@@ -42,6 +48,10 @@ export function makeBundle(options: BundleOptions): Bundle {
   const keep = new Set(['/dev', '/dev/pts', ...(options.keepRuntimeMounts ?? [])]);
   config.mounts = config.mounts.filter((mount: { destination: string }) => keep.has(mount.destination));
   config.root.readonly = options.readonlyRoot ?? false;
+  if (options.runtimeProcCovers === false) {
+    delete config.linux.maskedPaths;
+    delete config.linux.readonlyPaths;
+  }
   config.process.terminal = false;
   config.process.args = options.args;
   config.process.env = ['PATH=/bin:/usr/bin', ...(options.env ?? [])];

@@ -40,7 +40,7 @@ describe('faults', () => {
       }
       console.log(`faults: ${JSON.stringify(outcomes)}`);
       // The kills did land at different points: with none, some and all of the mounts in place
-      // (proc, its covers, sys, tmp).
+      // (all: proc, sys, tmp and the hardened proc's covers).
       const atKill = new Set(outcomes.map((o) => o.mountsAtKill));
       expect(atKill.has(0)).toBe(true);
       expect(atKill.has(defaultPlanMountCount())).toBe(true);
