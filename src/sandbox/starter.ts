@@ -117,8 +117,13 @@ export class StartedAction {
         channel.close();
         this.#closeGate();
         rejectPid(new Error('the starter ended before the action existed'));
-        // The status pipe closes when the starter (and the action) are gone; reap the starter.
-        void reap(this.starterPid).then((wait) => resolve(channel.end(wait)));
+        // The status pipe closes as the starter (and the action) exit. When it said how the action
+        // ended, that is the answer now; the starter is reaped meanwhile (it may be a moment from
+        // being a zombie: its fds close before it is one). Only without an answer does its own
+        // exit status matter.
+        const reaped = reap(this.starterPid);
+        if (channel.exit !== undefined || channel.startError !== undefined || channel.violation !== undefined) resolve(channel.end(0));
+        else void reaped.then((wait) => resolve(channel.end(wait)));
       });
       status.on('error', () => {}); // 'close' follows and settles
     });
@@ -177,7 +182,12 @@ function signal(pid: number, name: NodeJS.Signals): void {
 /** The starter exits right after closing the status pipe; poll briefly instead of blocking. */
 async function reap(pid: number): Promise<number> {
   for (let delay = 0; ; delay = Math.min(delay + 1, 20)) {
-    const status = reapIfExited(pid);
+    let status: number | undefined;
+    try {
+      status = reapIfExited(pid);
+    } catch {
+      return 0; // not our child any more (ECHILD): nothing left to reap
+    }
     if (status !== undefined) return status;
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
