@@ -95,36 +95,12 @@ export function outside(spec, watch = []) {
  * posix_spawn and reaps it with waitpid (Node's spawnSync would fork this whole process, about 9 ms
  * a start here). `commands` maps a name to {argv (argv[0] absolute), env, stdin?: a file}. Each
  * repetition runs every command once per round, `runs` rounds; with `rotate` the round's first
- * command rotates (only for commands that do not depend on the one before). Same result as
- * interleaved(): a summary per name, in ms/run.
+ * command rotates (only for commands that do not depend on the one before). A summary per name,
+ * in ms/run (each repetition's figure is the mean over its rounds).
  */
 export async function timeSpawns(commands, { runs, reps, warmup }, { rotate = false } = {}) {
   const result = await outside({ mode: 'spawn', commands, runs, reps, warmup, rotate });
   return Object.fromEntries(Object.entries(result.perRep).map(([name, values]) => [name, summary('ms/run', values, runs)]));
-}
-
-/**
- * Time whole-process actions interleaved: each repetition runs every action once per round,
- * `runs` rounds, so slow drift of the machine (a VM's neighbours, page cache, thermal) falls on
- * all of them alike. Each action is timed on its own; its figure for a repetition is the mean
- * over the rounds, in ms. `actions` maps a name to a function that runs it once.
- */
-export function interleaved(actions, { runs, reps, warmup }) {
-  const names = Object.keys(actions);
-  for (let i = 0; i < warmup; i++) for (const name of names) actions[name]();
-  const perRep = Object.fromEntries(names.map((name) => [name, []]));
-  for (let r = 0; r < reps; r++) {
-    const total = Object.fromEntries(names.map((name) => [name, 0]));
-    for (let i = 0; i < runs; i++) {
-      for (const name of names) {
-        const start = process.hrtime.bigint();
-        actions[name]();
-        total[name] += Number(process.hrtime.bigint() - start) / 1e6;
-      }
-    }
-    for (const name of names) perRep[name].push(total[name] / runs);
-  }
-  return Object.fromEntries(names.map((name) => [name, summary('ms/run', perRep[name], runs)]));
 }
 
 /** Mount points (unescaped) of this namespace's /proc/self/mountinfo. */
