@@ -210,11 +210,14 @@ function analyse(result, runners, sizes) {
   return { latency, latencyRatios, throughput, throughputRatios, memory: result.memory, phases: result.phases, hook, hookRatios };
 }
 
-function printSummaries(title, summaries, digits = 2) {
+/** `samples` (optional): each name's single runs per repetition, for the median of all of them. */
+function printSummaries(title, summaries, digits = 2, samples) {
   console.log(`\n${title}`);
-  console.log(`  ${''.padEnd(22)} ${'median'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}   per repetition`);
+  const p50 = samples ? ` ${'all p50'.padStart(9)}` : '';
+  console.log(`  ${''.padEnd(22)} ${'median'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}${p50}   per repetition`);
   for (const [name, s] of Object.entries(summaries)) {
-    console.log(`  ${name.padEnd(22)} ${f(s.median, digits).padStart(9)} ${f(s.min, digits).padStart(9)} ${f(s.max, digits).padStart(9)}   ${s.reps.map((v) => f(v, digits)).join(' ')}`);
+    const all = samples ? ` ${f(median(samples[name].flat()), digits).padStart(9)}` : '';
+    console.log(`  ${name.padEnd(22)} ${f(s.median, digits).padStart(9)} ${f(s.min, digits).padStart(9)} ${f(s.max, digits).padStart(9)}${all}   ${s.reps.map((v) => f(v, digits)).join(' ')}`);
   }
 }
 
@@ -232,7 +235,7 @@ function printReport(doc) {
   for (const [key, value] of Object.entries(machine)) console.log(`  ${key.padEnd(10)} ${value}`);
   for (const r of runners) console.log(`  runner ${r.name}: ${r.checkout} (${r.code})`);
   const lat = sizes.latency;
-  printSummaries(`per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean)`, a.latency);
+  printSummaries(`per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean; "all p50" the median of all ${lat.reps * lat.runs} single runs)`, a.latency, 2, doc.raw.latency.samples);
   console.log('  ratios per repetition');
   printRatios(a.latencyRatios);
   const tp = sizes.throughput;
@@ -255,7 +258,7 @@ function printReport(doc) {
     }
   }
   const hk = sizes.hook;
-  printSummaries(`the hook's start: poststop, nothing recorded, against node -e 0 (ms per process; ${hk.reps} reps × ${hk.runs}, interleaved, rotating)`, a.hook, 1);
+  printSummaries(`the hook's start: poststop, nothing recorded, against node -e 0 (ms per process; ${hk.reps} reps × ${hk.runs}, interleaved, rotating)`, a.hook, 1, doc.raw.hook.samples);
   printRatios(a.hookRatios);
   for (const note of doc.hookSkipped) console.log(`  (not measured: ${note})`);
   console.log(`\nsizes: ${JSON.stringify(sizes)}`);
