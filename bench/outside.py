@@ -34,6 +34,12 @@ def log(message):
     print(f"outside.py: {message}", file=sys.stderr, flush=True)
 
 
+def load_average():
+    """The 1-minute load average: other work on the machine moves every figure, so it is recorded."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # Protocol buffers by hand: the few fields of buildbarn.runner.RunRequest this bench sends
 # (schemas/buildbarn/runner/runner.proto), and RunResponse.exit_code.
@@ -390,11 +396,12 @@ def runner_mode(spec):
     runners = [Runner(grpc, r) for r in spec["runners"]]
     bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
     chroot = spawner.prepare("chroot", spec["chroot"])
-    result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0]}
+    result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
 
     # 1. Latency per action, interleaved. The runners' warm-up Runs go to a1, the measured ones to
     #    a0, so the log lines' ids check the pairing of lines with Runs.
     log("per action, interleaved")
+    result["load"]["latency"] = load_average()
     measured = {r.name: [] for r in runners}
 
     def runner_contender(runner):
@@ -413,6 +420,7 @@ def runner_mode(spec):
 
     # 2. Throughput with `inFlight` kept in flight, interleaved over repetitions (rotating order).
     log("throughput")
+    result["load"]["throughput"] = load_average()
     tp = sizes["throughput"]
     slots = tp["inFlight"]
     if len(bwrap) < slots:
@@ -432,6 +440,7 @@ def runner_mode(spec):
 
     # 3. Memory of each runner (VmHWM, the peak RSS, reset with clear_refs before each phase).
     log("memory")
+    result["load"]["memory"] = load_average()
     mem = sizes["memory"]
     result["memory"] = {}
     for r in runners:
@@ -454,11 +463,13 @@ def runner_mode(spec):
 
     # 5. The hook's start against node -e 0, interleaved (rotating), both posix_spawned.
     log("hook start")
+    result["load"]["hook"] = load_average()
     hk = sizes["hook"]
     prepared = {name: spawner.prepare(name, c) for name, c in spec["hook"].items()}
     hook_samples = interleave([(name, (lambda rep, p=p: spawner.timed(p))) for name, p in prepared.items()], hk["runs"], hk["reps"], hk["warmup"], True)
     result["hook"] = {"perRep": per_rep_means(hook_samples), "samples": hook_samples}
 
+    result["load"]["end"] = load_average()
     for r in runners:
         r.close()
     return result

@@ -233,6 +233,7 @@ function printReport(doc) {
   console.log('\nmountat runner, measured from outside (bench/outside.py: grpcio and posix_spawn in one Python process)');
   console.log(`  date       ${doc.date}`);
   for (const [key, value] of Object.entries(machine)) console.log(`  ${key.padEnd(10)} ${value}`);
+  console.log(`  load       1-minute load average as each phase began: ${Object.entries(doc.raw.load).map(([phase, v]) => `${phase} ${v.toFixed(2)}`).join(', ')}`);
   for (const r of runners) console.log(`  runner ${r.name}: ${r.checkout} (${r.code})`);
   const lat = sizes.latency;
   printSummaries(`per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean; "all p50" the median of all ${lat.reps * lat.runs} single runs)`, a.latency, 2, doc.raw.latency.samples);
