@@ -425,17 +425,30 @@ def runner_mode(spec):
     slots = tp["inFlight"]
     if len(bwrap) < slots:
         raise BenchFailure(f"{slots} bwrap in flight need {slots} roots, have {len(bwrap)}")
-    tp_contenders = [(f"runner {r.name}", (lambda r=r: r.in_flight(tp["actions"], slots))) for r in runners]
-    tp_contenders.append(("bwrap", lambda: spawner.in_flight(bwrap, tp["actions"], slots)))
+    tp_contenders = [(f"runner {r.name}", (lambda total, r=r: r.in_flight(total, slots))) for r in runners]
+    tp_contenders.append(("bwrap", lambda total: spawner.in_flight(bwrap, total, slots)))
     for r in runners:  # warm-up: one batch of `slots` each
         r.in_flight(slots, slots)
     spawner.in_flight(bwrap, slots, slots)
+    # Each repetition is `rounds` rounds; in each, every contender runs actions/rounds with `slots`
+    # in flight, the first contender rotating: a burst of other work on the machine then falls on
+    # all of them rather than on one contender's whole repetition.
+    rounds = tp["rounds"]
+    batch = tp["actions"] // rounds
+    if batch * rounds != tp["actions"] or batch < slots:
+        raise BenchFailure(f"throughput: {tp['actions']} actions do not split into {rounds} rounds of at least {slots}")
     per_second = {name: [] for name, _ in tp_contenders}
+    n = len(tp_contenders)
+    k = 0
     for rep in range(tp["reps"]):
-        n = len(tp_contenders)
-        for j in range(n):
-            name, fn = tp_contenders[(j + rep) % n]
-            per_second[name].append(tp["actions"] / (fn() / 1e9))
+        elapsed = {name: 0 for name, _ in tp_contenders}
+        for _ in range(rounds):
+            for j in range(n):
+                name, fn = tp_contenders[(j + k) % n]
+                elapsed[name] += fn(batch)
+            k += 1
+        for name in per_second:
+            per_second[name].append(tp["actions"] / (elapsed[name] / 1e9))
     result["throughput"] = {"actionsPerSecond": per_second}
 
     # 3. Memory of each runner (VmHWM, the peak RSS, reset with clear_refs before each phase).

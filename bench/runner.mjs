@@ -36,13 +36,13 @@ const CHROOT = '/usr/sbin/chroot';
 const SIZES = {
   full: {
     latency: { runs: 100, reps: 5, warmup: 10 },
-    throughput: { actions: 400, reps: 5, inFlight: 16 },
+    throughput: { actions: 400, rounds: 4, reps: 5, inFlight: 16 },
     memory: { inFlight: 32, soak: 2000, soakInFlight: 16 },
     hook: { runs: 20, reps: 5, warmup: 2 },
   },
   quick: {
     latency: { runs: 5, reps: 2, warmup: 2 },
-    throughput: { actions: 32, reps: 2, inFlight: 16 },
+    throughput: { actions: 32, rounds: 2, reps: 2, inFlight: 16 },
     memory: { inFlight: 32, soak: 48, soakInFlight: 16 },
     hook: { runs: 2, reps: 2, warmup: 1 },
   },
@@ -240,7 +240,7 @@ function printReport(doc) {
   console.log('  ratios per repetition');
   printRatios(a.latencyRatios);
   const tp = sizes.throughput;
-  printSummaries(`throughput, actions/s (${tp.inFlight} in flight, ${tp.actions} actions a rep, ${tp.reps} reps interleaved)`, a.throughput, 1);
+  printSummaries(`throughput, actions/s (${tp.inFlight} in flight; ${tp.reps} reps of ${tp.actions} actions each, in ${tp.rounds} rounds of ${tp.actions / tp.rounds}, interleaved, rotating)`, a.throughput, 1);
   console.log('  ratios per repetition');
   printRatios(a.throughputRatios);
   const mem = sizes.memory;
