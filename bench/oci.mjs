@@ -25,20 +25,24 @@ function ociState(id, bundle, status) {
 /**
  * The hook on its own, outside any runtime: a bundle whose config.json names only the rootfs,
  * and the two invocations a runtime makes (createContainer, then poststop) with the state JSON
- * on stdin. createContainer mounts into this (private) namespace; poststop takes them down.
+ * on stdin (a file each, which bench/outside.py opens anew for every start). createContainer mounts
+ * into this (private) namespace; poststop takes them down. Commands for timeSpawns(), in that order.
  */
-export function makeHookActions(scratch) {
+export function makeHookCommands(scratch, env) {
   const bundle = join(scratch, 'hook-bundle');
   const stateDir = join(scratch, 'hook-state');
   mkdirSync(stateDir);
   busyboxRoot(join(bundle, 'rootfs'));
   writeFileSync(join(bundle, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', root: { path: 'rootfs' } }));
-  const creating = ociState('mountat-bench', bundle, 'creating');
-  const stopped = ociState('mountat-bench', bundle, 'stopped');
+  const stdin = (status) => {
+    const path = join(scratch, `hook-state-${status}.json`);
+    writeFileSync(path, ociState('mountat-bench', bundle, status));
+    return path;
+  };
   return {
     stateDir,
-    createContainer: () => run(HOOK, ['createContainer', '--state-dir', stateDir], { input: creating }),
-    poststop: () => run(HOOK, ['poststop', '--state-dir', stateDir], { input: stopped }),
+    createContainer: { argv: [HOOK, 'createContainer', '--state-dir', stateDir], env, stdin: stdin('creating') },
+    poststop: { argv: [HOOK, 'poststop', '--state-dir', stateDir], env, stdin: stdin('stopped') },
   };
 }
 
@@ -68,17 +72,18 @@ function makeBundle(dir, hookStateDir) {
 
 /** How each runtime is started. crun refuses this machine's hybrid cgroup layout: it gets a pure cgroup2 mount and no manager. */
 function runtimeCommand(runtime, runtimeRoot, bundle, id) {
-  if (runtime === 'runc') return ['runc', ['--root', runtimeRoot, 'run', '--bundle', bundle, id]];
+  if (runtime === 'runc') return ['/usr/sbin/runc', '--root', runtimeRoot, 'run', '--bundle', bundle, id];
   const setup = 'umount -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec crun --cgroup-manager=disabled "$@"';
-  return ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup, 'crun', '--root', runtimeRoot, 'run', '--bundle', bundle, id]];
+  return ['/usr/bin/unshare', '-m', '--propagation', 'private', 'sh', '-c', setup, 'crun', '--root', runtimeRoot, 'run', '--bundle', bundle, id];
 }
 
 /**
  * The four container variants, runtime × (hook, built-in), each with its own bundle, runtime
- * state root and hook state dir, so that what one leaves cannot change another.
+ * state root and hook state dir, so that what one leaves cannot change another. Commands for
+ * timeSpawns(), with environment `env`.
  */
-export function makeContainerActions(scratch, runtimes) {
-  const actions = {};
+export function makeContainerCommands(scratch, runtimes, env) {
+  const commands = {};
   const dirs = [];
   for (const runtime of runtimes) {
     for (const variant of ['hook', 'builtin']) {
@@ -89,12 +94,11 @@ export function makeContainerActions(scratch, runtimes) {
       mkdirSync(runtimeRoot, { recursive: true });
       if (hookState) mkdirSync(hookState);
       makeBundle(bundle, hookState);
-      const [command, args] = runtimeCommand(runtime, runtimeRoot, bundle, `mountat-bench-${runtime}-${variant}`);
-      actions[`${runtime} ${variant}`] = () => run(command, args);
+      commands[`${runtime} ${variant}`] = { argv: runtimeCommand(runtime, runtimeRoot, bundle, `mountat-bench-${runtime}-${variant}`), env };
       dirs.push(runtimeRoot, ...(hookState ? [hookState] : []));
     }
   }
-  return { actions, dirs };
+  return { commands, dirs };
 }
 
 /** Directories that must be empty at the end (hook records, runtime state); the non-empty ones. */

@@ -20,9 +20,9 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIELDS, parseBatch, timeBatch } from './measure.mjs';
-import { makeContainerActions, makeHookActions, nonEmpty } from './oci.mjs';
+import { makeContainerCommands, makeHookCommands, nonEmpty } from './oci.mjs';
 import { closeRawRoot, openRawRoot, rawCycle } from './raw-koffi.mjs';
-import { interleaved, median, mountPoints, mountsUnder, REPO, repRatios, run, summary } from './util.mjs';
+import { ensureDebianPackages, median, mountPoints, mountsUnder, PYTHON, pythonWorks, REPO, repRatios, run, summary, timeSpawns } from './util.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Set for the re-executed child to the parent's mount namespace ("mnt:[…]"), which it must not be in. */
@@ -35,6 +35,8 @@ const SCRATCH_PREFIX = 'mountat-bench-';
  * machine NODE_EXTRA_CA_CERTS alone makes every node start read and parse a CA bundle.
  */
 const NODE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+/** The environment of the other timed processes (unshare, bwrap, runc, crun): they need only PATH. */
+const TOOL_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 
 // Counts, chosen so the whole run stays under three minutes (1.5-2.5 here) on 2 cores of a
 // slow VM, where `node -e 0` takes 65-110 ms, one util-linux cycle (six processes) 60-110 ms
@@ -120,6 +122,7 @@ function machineInfo(scratchDescription) {
     bwrap: firstLine('bwrap', ['--version']),
     runc: firstLine('runc', ['--version']),
     crun: firstLine('crun', ['--version']),
+    python: `${firstLine(PYTHON, ['--version'])} (times the whole processes and containers: bench/outside.py)`,
     scratch: scratchDescription,
     code: codeVersion(),
     loadStart: loadAverage(),
@@ -260,9 +263,11 @@ function benchUtilLinux(rootDir, { cycles, reps, warmup }) {
  * (e) Whole-process actions, interleaved: `node -e 0`, the OCI hook's two invocations, and
  * `mountat exec` next to `unshare --root` and bwrap. Each tool gets its own busybox root:
  * bwrap creates /proc, /sys and /tmp in the directory it binds as /, and runc would create
- * /dev, and those would change what the others do.
+ * /dev, and those would change what the others do. Timed by bench/outside.py, which starts each
+ * with posix_spawn (this process's spawnSync would add a fork of Node, about 9 ms, to each), in
+ * a fixed order: createContainer must come before its poststop.
  */
-function benchSpawns(scratch, sizes, checkDirs) {
+async function benchSpawns(scratch, sizes, checkDirs) {
   const makeRoot = (name) => {
     const dir = join(scratch, name);
     run('bash', [join(REPO, 'scripts/make-busybox-root.sh'), dir]);
@@ -272,39 +277,35 @@ function benchSpawns(scratch, sizes, checkDirs) {
   const chrootRoot = makeRoot('chroot-root');
   const execState = join(scratch, 'exec-state');
   mkdirSync(execState);
-  const hook = makeHookActions(scratch);
+  const hook = makeHookCommands(scratch, NODE_ENV);
   checkDirs.push(execState, hook.stateDir);
-  const actions = {
-    nodeStart: () => run(process.execPath, ['-e', '0'], { env: NODE_ENV }),
+  const commands = {
+    nodeStart: { argv: [process.execPath, '-e', '0'], env: NODE_ENV },
     hookCreate: hook.createContainer,
     hookPoststop: hook.poststop,
-    unshareRoot: () => run('unshare', [`--root=${chrootRoot}`, '/bin/true']),
-    mountatExec: () => {
-      const args = [join(REPO, 'bin/mountat.js'), 'exec', '--root', execRoot, '--state-dir', execState, '--', '/bin/true'];
-      run(process.execPath, args, { env: NODE_ENV });
-    },
+    unshareRoot: { argv: ['/usr/bin/unshare', `--root=${chrootRoot}`, '/bin/true'], env: TOOL_ENV },
+    mountatExec: { argv: [process.execPath, join(REPO, 'bin/mountat.js'), 'exec', '--root', execRoot, '--state-dir', execState, '--', '/bin/true'], env: NODE_ENV },
   };
   if (ensureTool('/usr/bin/bwrap', 'bubblewrap')) {
     const bwrapRoot = makeRoot('bwrap-root');
-    const args = ['--bind', bwrapRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'];
-    actions.bwrap = () => run('bwrap', args);
+    commands.bwrap = { argv: ['/usr/bin/bwrap', '--bind', bwrapRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'], env: TOOL_ENV };
   } else {
     console.error('bench: bwrap not installed and could not be: skipping it');
   }
-  return interleaved(actions, sizes);
+  return timeSpawns(commands, sizes);
 }
 
-/** (f) Whole containers, runc and crun, each with the hook and with its own mounts, interleaved. */
-function benchContainers(scratch, sizes, checkDirs) {
+/** (f) Whole containers, runc and crun, each with the hook and with its own mounts, interleaved (timed by bench/outside.py). */
+async function benchContainers(scratch, sizes, checkDirs) {
   const runtimes = [['runc', '/usr/sbin/runc'], ['crun', '/usr/bin/crun']].filter(([name, path]) => {
     if (ensureTool(path, name)) return true;
     console.error(`bench: ${name} not installed and could not be: skipping it`);
     return false;
   });
   if (runtimes.length === 0) return {};
-  const { actions, dirs } = makeContainerActions(scratch, runtimes.map(([name]) => name));
+  const { commands, dirs } = makeContainerCommands(scratch, runtimes.map(([name]) => name), TOOL_ENV);
   checkDirs.push(...dirs);
-  return interleaved(actions, sizes);
+  return timeSpawns(commands, sizes);
 }
 
 /** user + sys per cycle, per repetition: the work done, without the waiting. */
@@ -372,7 +373,7 @@ function printReport(machine, sizes, results, r, quick) {
     const cells = [fmt(m('user')), fmt(m('sys')), fmt(m('onCpu')), fmt(m('runQueue')), fmt(asleep), fmt(m('nvcsw'), 3), fmt(m('nivcsw'), 3)];
     console.log(`  ${name.padEnd(10)} ${cells.map((c) => c.padStart(13)).join(' ')}`);
   }
-  printRows('whole processes (interleaved, one of each per round)', [
+  printRows('whole processes (interleaved, one of each per round; timed by bench/outside.py, started with posix_spawn)', [
     ['node -e 0', sp.nodeStart, 1],
     ['mountat-hook createContainer', sp.hookCreate, 1],
     ['mountat-hook poststop', sp.hookPoststop, 1],
@@ -380,7 +381,7 @@ function printReport(machine, sizes, results, r, quick) {
     ['mountat exec --root ROOT -- /bin/true', sp.mountatExec, 1],
     ['bwrap --proc --ro-bind /sys --tmpfs', sp.bwrap, 1],
   ]);
-  printRows('whole containers, busybox /bin/true (interleaved)', [
+  printRows('whole containers, busybox /bin/true (interleaved; timed by bench/outside.py, started with posix_spawn)', [
     ['runc, mounts by mountat-hook', ct['runc hook'], 1],
     ['runc, its own proc/sysfs/tmpfs', ct['runc builtin'], 1],
     ['crun, mounts by mountat-hook', ct['crun hook'], 1],
@@ -461,9 +462,9 @@ async function measure(options) {
     step('(d) util-linux mount/umount');
     results.utilLinux = benchUtilLinux(rootDir, sizes.utilLinux);
     step('(e) whole processes');
-    results.spawns = benchSpawns(scratch, sizes.spawn, checkDirs);
+    results.spawns = await benchSpawns(scratch, sizes.spawn, checkDirs);
     step('(f) whole containers');
-    results.containers = benchContainers(scratch, sizes.containers, checkDirs);
+    results.containers = await benchContainers(scratch, sizes.containers, checkDirs);
     const totalSeconds = (Date.now() - started) / 1000;
     machine.loadEnd = loadAverage();
     step('done');
@@ -488,6 +489,7 @@ async function main() {
   const parentNamespace = process.env[IN_NAMESPACE];
   if (!parentNamespace) {
     ensureBuilt();
+    ensureDebianPackages({ python3: () => pythonWorks() });
     return reexecInNamespace(process.argv.slice(2));
   }
   // The env var only says we were re-executed; the kernel says whether unshare really took.

@@ -1,149 +1,359 @@
 #!/usr/bin/env node
-// The runner's benchmark: what one action costs through `mountat runner` (a Run of /bin/true
-// over its UNIX socket, with the default mounts and a PID namespace), against the same command
-// started chrooted without mounts (`unshare --root`) and bubblewrap doing the same mounts, all
-// timed interleaved in one run; then throughput with 16 actions in flight, and the runner's peak
-// RSS with 32 in flight; and the same Run through a second runner with Prometheus metrics on, for
-// their cost. Re-executes itself in a private mount namespace.
+// The runner's benchmark, measured from outside: what one action costs through `mountat runner`
+// (a Run of /bin/true over its UNIX socket, default config: proc for the action's own PID
+// namespace, read-only sysfs, the temporary directory on /tmp) against bubblewrap doing the same
+// mounts and isolation and against a bare `chroot ROOT /bin/true` (what bb_runner does); then
+// throughput with 16 in flight, the runner's memory, where its time goes (its own log lines), and
+// the OCI hook's start against `node -e 0`.
 //
-// usage: node bench/runner.mjs [--quick] [--json FILE]        (as root; `npm run bench:runner`)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Every figure is taken by bench/outside.py: one small Python process that calls the runners
+// through Debian's python3-grpcio and starts every other process with posix_spawn, with one clock,
+// interleaved. This Node process only orchestrates: it builds the roots, starts the runners, waits,
+// stops them and prints the report. (It used to time everything itself, and its spawnSync forked
+// the whole Node process for each baseline: about 9 ms on every baseline figure.)
+//
+// usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]
+//   (as root; `npm run bench:runner -- ...`). Without --runner, the runner of this checkout, named
+//   "current". Each --runner is started from CHECKOUT/bin/mountat.js (CHECKOUT must be built), with
+//   its own build directory, socket and state directory, and interleaved with all the others, e.g.
+//   --runner before=/path/to/old/checkout --runner after=/work/main. Ratios between runners are
+//   taken against the first one named.
+// Re-executes itself in a private mount namespace (unshare --mount --propagation private).
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
-import { benchOptions, enterPrivateNamespace, median, REPO, runAction, summary } from './util.mjs';
+import { basename, join, resolve } from 'node:path';
+import { ensureDebianPackages, enterPrivateNamespace, median, mountsUnder, outside, pythonWorks, REPO, run, summary } from './util.mjs';
+
+const SCRATCH_PREFIX = 'mountat-bench-outside-';
+/** The environment of `node -e 0` and the hook: the one hooks/mountat-hook's launcher gives node. */
+const NODE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+/** The baselines' environment (they are started by absolute path; the action's PATH is /bin). */
+const BASELINE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+const BWRAP = '/usr/bin/bwrap';
+const CHROOT = '/usr/sbin/chroot';
 
 const SIZES = {
-  full: { runs: 20, reps: 5, warmup: 5, throughputPerClient: 25, clients: 16, rssActions: 32 },
-  quick: { runs: 3, reps: 2, warmup: 1, throughputPerClient: 3, clients: 16, rssActions: 32 },
+  full: {
+    latency: { runs: 100, reps: 5, warmup: 10 },
+    throughput: { actions: 400, rounds: 4, reps: 5, inFlight: 16 },
+    memory: { inFlight: 32, soak: 2000, soakInFlight: 16 },
+    hook: { runs: 20, reps: 5, warmup: 2 },
+  },
+  quick: {
+    latency: { runs: 5, reps: 2, warmup: 2 },
+    throughput: { actions: 32, rounds: 2, reps: 2, inFlight: 16 },
+    memory: { inFlight: 32, soak: 48, soakInFlight: 16 },
+    hook: { runs: 2, reps: 2, warmup: 1 },
+  },
+};
+/** Action directories per runner: one per Run in flight at the most (the memory phase's 32). */
+const ACTIONS = Math.max(SIZES.full.memory.inFlight, SIZES.full.throughput.inFlight);
+
+const USAGE = 'usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]';
+
+function parseArgs(argv) {
+  const options = { quick: false, json: undefined, runners: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') options.quick = true;
+    else if (arg === '--json' && argv[i + 1]) options.json = resolve(argv[++i]);
+    else if (arg === '--runner' && argv[i + 1]) {
+      const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(argv[++i]);
+      if (!m) throw new Error(`${USAGE}\n--runner wants NAME=CHECKOUT (NAME of letters, digits, _ . -), got ${JSON.stringify(argv[i])}`);
+      if (options.runners.some((r) => r.name === m[1])) throw new Error(`--runner ${m[1]} named twice`);
+      options.runners.push({ name: m[1], checkout: resolve(m[2]) });
+    } else throw new Error(`${USAGE}\n(unknown argument ${JSON.stringify(arg)})`);
+  }
+  if (options.runners.length === 0) options.runners.push({ name: 'current', checkout: REPO });
+  return options;
+}
+
+/** A checkout must be built: this bench builds only its own (never touches another checkout). */
+function checkCheckout({ name, checkout }) {
+  for (const path of ['bin/mountat.js', 'dist/cli/main.js', 'dist/mountat-action']) {
+    if (!existsSync(join(checkout, path))) throw new Error(`--runner ${name}=${checkout}: no ${path}: build it first (cd ${checkout} && npm run build)`);
+  }
+}
+
+function firstLine(command, args, options) {
+  try {
+    return run(command, args, options).split('\n')[0].trim();
+  } catch {
+    return 'unavailable';
+  }
+}
+
+function codeVersion(checkout) {
+  const head = firstLine('git', ['-C', checkout, 'rev-parse', '--short', 'HEAD']);
+  const dirty = firstLine('git', ['-C', checkout, 'status', '--porcelain', '--untracked-files=no']) !== '';
+  const built = statSync(join(checkout, 'dist/mountat-action')).mtime.toISOString();
+  return `${head}${dirty ? ' with uncommitted changes' : ''}, dist/ built ${built}`;
+}
+
+function machineInfo() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const field = (name) => cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.+)$`, 'm'))?.[1]?.trim();
+  return {
+    kernel: firstLine('uname', ['-srvm']),
+    cpu: field('model name') ?? field('Hardware') ?? 'unknown',
+    nproc: Number(run('nproc', []).trim()),
+    memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+    node: process.version,
+    bwrap: firstLine(BWRAP, ['--version']),
+    chroot: firstLine(CHROOT, ['--version']),
+    loadStart: os.loadavg().map((v) => v.toFixed(2)).join(' '),
+  };
+}
+
+function busyboxRoot(dir) {
+  execFileSync(join(REPO, 'scripts', 'make-busybox-root.sh'), [dir]);
+}
+
+/** An action directory as bb_worker makes one: a busybox input root and a temporary directory. */
+function actionDirectory(dir) {
+  busyboxRoot(join(dir, 'root'));
+  mkdirSync(join(dir, 'tmp'));
+}
+
+async function waitFor(path, child) {
+  for (let i = 0; i < 800 && !existsSync(path) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!existsSync(path)) throw new Error(`${path} did not appear${child.exitCode !== null ? ` (the runner exited ${child.exitCode})` : ''}`);
+}
+
+/**
+ * One runner: its own build directory (ACTIONS action directories), socket, state directory and log
+ * (pino JSON on stdout, into a file: its per-action lines are where the time goes). Default config
+ * but for those paths and logLevel info.
+ */
+function startRunner(scratch, { name, checkout }) {
+  const dir = join(scratch, 'runners', name);
+  const build = join(dir, 'build');
+  const actions = Array.from({ length: ACTIONS }, (_, i) => `a${i}`);
+  for (const action of actions) actionDirectory(join(build, action));
+  const socket = join(dir, 'runner.sock');
+  const stateDirectory = join(dir, 'state');
+  const config = join(dir, 'config.json');
+  const log = join(dir, 'runner.log');
+  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory, logLevel: 'info' }));
+  const logFd = openSync(log, 'w');
+  const child = spawn(join(checkout, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', logFd, 'inherit'] });
+  closeSync(logFd);
+  return { name, checkout, dir, build, actions, socket, stateDirectory, log, child };
+}
+
+async function stopRunner(runner) {
+  if (runner.child.exitCode !== null || runner.child.signalCode !== null) return `exited early (${runner.child.signalCode ?? `exit ${runner.child.exitCode}`})`;
+  const exited = new Promise((r) => runner.child.once('exit', (code, signal) => r(signal ?? code)));
+  runner.child.kill('SIGTERM');
+  const status = await exited;
+  return status === 0 ? undefined : `exited ${status} on SIGTERM`;
+}
+
+/** The hook of each checkout that has one: `poststop` with an empty state directory. */
+function hookCommands(scratch, runners) {
+  const stateDir = join(scratch, 'hook-state');
+  mkdirSync(stateDir);
+  const stdin = join(scratch, 'hook-state.json');
+  writeFileSync(stdin, JSON.stringify({ ociVersion: '1.0.2', id: 'x', status: 'stopped', bundle: '/' }));
+  // node -e 0 with the node the launcher starts (build-native.sh compiles `command -v node` into it).
+  const stamp = join(REPO, 'hooks', 'mountat-hook.stamp');
+  const node = (existsSync(stamp) && readFileSync(stamp, 'utf8').split(' ')[1]) || process.execPath;
+  const commands = { 'node -e 0': { argv: [node, '-e', '0'], env: NODE_ENV, stdin } };
+  const skipped = [];
+  const checkouts = [...new Map(runners.map((r) => [r.checkout, r.name])).entries()];
+  for (const [checkout, name] of checkouts) {
+    const hook = join(checkout, 'hooks', 'mountat-hook');
+    if (!existsSync(hook)) {
+      skipped.push(`${name}: no ${hook}`);
+      continue;
+    }
+    const argv = [hook, 'poststop', '--state-dir', stateDir];
+    // Once, untimed, to see it does what is timed.
+    const out = run(hook, argv.slice(1), { input: readFileSync(stdin, 'utf8'), env: NODE_ENV });
+    if (!/nothing recorded for container x/.test(out)) throw new Error(`${hook} poststop printed ${JSON.stringify(out)}, not "nothing recorded for container x"`);
+    commands[checkouts.length > 1 ? `hook ${name}` : 'hook'] = { argv, env: NODE_ENV, stdin };
+  }
+  return { commands, skipped, stateDir, node };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report.
+
+const f = (v, d = 2) => (v === null || v === undefined ? '-' : v.toFixed(d));
+const ratios = (a, b) => {
+  const values = a.map((v, r) => v / b[r]);
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values), reps: values };
 };
 
-function startRunner(dir, build, name = 'runner', extra = {}) {
-  const socket = join(dir, `${name}.sock`);
-  const config = join(dir, `${name}.json`);
-  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, `${name}-state`), logLevel: 'warn', ...extra }));
-  const child = spawn(join(REPO, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-  return { child, socket };
+function analyse(result, runners, sizes) {
+  const names = runners.map((r) => `runner ${r.name}`);
+  const lat = result.latency.perRep;
+  const latency = Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, summary('ms/action', v, sizes.latency.runs)]));
+  const latencyRatios = {};
+  for (const name of names) {
+    latencyRatios[`${name} / bwrap`] = ratios(lat[name], lat.bwrap);
+    latencyRatios[`${name} / chroot`] = ratios(lat[name], lat.chroot);
+    latencyRatios[`${name} - chroot (ms)`] = { ...summary('ms', lat[name].map((v, r) => v - lat.chroot[r])) };
+  }
+  latencyRatios['bwrap / chroot'] = ratios(lat.bwrap, lat.chroot);
+  for (const name of names.slice(1)) latencyRatios[`${name} / ${names[0]}`] = ratios(lat[name], lat[names[0]]);
+  const tp = result.throughput.actionsPerSecond;
+  const throughput = Object.fromEntries(Object.entries(tp).map(([k, v]) => [k, summary('actions/s', v, sizes.throughput.actions)]));
+  const throughputRatios = {};
+  for (const name of names) throughputRatios[`${name} / bwrap`] = ratios(tp[name], tp.bwrap);
+  for (const name of names.slice(1)) throughputRatios[`${name} / ${names[0]}`] = ratios(tp[name], tp[names[0]]);
+  const hk = result.hook.perRep;
+  const hook = Object.fromEntries(Object.entries(hk).map(([k, v]) => [k, summary('ms/process', v, sizes.hook.runs)]));
+  const hookRatios = {};
+  for (const name of Object.keys(hk).filter((k) => k !== 'node -e 0')) hookRatios[`${name} / node -e 0`] = ratios(hk[name], hk['node -e 0']);
+  return { latency, latencyRatios, throughput, throughputRatios, memory: result.memory, phases: result.phases, hook, hookRatios };
 }
 
-async function waitFor(path) {
-  for (let i = 0; i < 400 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (!existsSync(path)) throw new Error(`${path} did not appear`);
+/** `samples` (optional): each name's single runs per repetition, for the median of all of them. */
+function printSummaries(title, summaries, digits = 2, samples) {
+  console.log(`\n${title}`);
+  const p50 = samples ? ` ${'all p50'.padStart(9)}` : '';
+  console.log(`  ${''.padEnd(22)} ${'median'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}${p50}   per repetition`);
+  for (const [name, s] of Object.entries(summaries)) {
+    const all = samples ? ` ${f(median(samples[name].flat()), digits).padStart(9)}` : '';
+    console.log(`  ${name.padEnd(22)} ${f(s.median, digits).padStart(9)} ${f(s.min, digits).padStart(9)} ${f(s.max, digits).padStart(9)}${all}   ${s.reps.map((v) => f(v, digits)).join(' ')}`);
+  }
 }
 
-function client(socket) {
-  // Imported here: dist/ must exist first.
-  return import(join(REPO, 'dist', 'runner', 'index.js')).then(({ loadRunnerProto }) => new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure()));
+function printRatios(list, unit = '×') {
+  for (const [name, r] of Object.entries(list)) {
+    const u = name.endsWith('(ms)') ? '' : unit;
+    console.log(`  ${name.padEnd(34)} median ${f(r.median)}${u}  (${f(r.min)}–${f(r.max)})  per rep: ${r.reps.map((v) => f(v)).join(' ')}`);
+  }
 }
 
-function spawnTimed(command, args) {
-  const start = process.hrtime.bigint();
-  const result = spawnSync(command, args, { stdio: 'ignore' });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')}: exit ${result.status}`);
-  return Number(process.hrtime.bigint() - start) / 1e6;
+function printReport(doc) {
+  const { machine, runners, sizes, analysis: a, quick } = doc;
+  console.log('\nmountat runner, measured from outside (bench/outside.py: grpcio and posix_spawn in one Python process)');
+  console.log(`  date       ${doc.date}`);
+  for (const [key, value] of Object.entries(machine)) console.log(`  ${key.padEnd(10)} ${value}`);
+  console.log(`  load       1-minute load average as each phase began: ${Object.entries(doc.raw.load).map(([phase, v]) => `${phase} ${v.toFixed(2)}`).join(', ')}`);
+  for (const r of runners) console.log(`  runner ${r.name}: ${r.checkout} (${r.code})`);
+  const lat = sizes.latency;
+  printSummaries(`per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean; "all p50" the median of all ${lat.reps * lat.runs} single runs)`, a.latency, 2, doc.raw.latency.samples);
+  console.log('  ratios per repetition');
+  printRatios(a.latencyRatios);
+  const tp = sizes.throughput;
+  printSummaries(`throughput, actions/s (${tp.inFlight} in flight; ${tp.reps} reps of ${tp.actions} actions each, in ${tp.rounds} rounds of ${tp.actions / tp.rounds}, interleaved, rotating)`, a.throughput, 1);
+  console.log('  ratios per repetition');
+  printRatios(a.throughputRatios);
+  const mem = sizes.memory;
+  console.log(`\nmemory of each runner process, MiB (VmHWM reset through clear_refs before each phase)`);
+  for (const [name, m] of Object.entries(a.memory)) {
+    const mib = (k) => f(k / 1024, 1);
+    console.log(`  ${name}: idle RSS ${mib(m.rssIdleKiB)} (peak so far ${mib(m.peakSoFarKiB)}); peak with ${mem.inFlight} × sleep 0.5 in flight ${mib(m.peakAtInFlightKiB)}; ` +
+      `soak of ${mem.soak} (${mem.soakInFlight} in flight): peak ${mib(m.peakDuringSoakKiB)}, RSS after ${mib(m.rssAfterSoakKiB)}; peak with ${mem.inFlight} in flight after the soak ${mib(m.peakAtInFlightAfterSoakKiB)}`);
+  }
+  console.log(`\nwhere each runner's time goes: medians over the ${lat.reps * lat.runs} measured Runs of its own per-action log lines (ms)`);
+  for (const [name, fields] of Object.entries(a.phases)) {
+    console.log(`  runner ${name}`);
+    for (const [key, s] of Object.entries(fields)) {
+      const label = key === 'rpcOverheadMs' ? 'RPC overhead (client wall − durationMs)' : key;
+      console.log(`    ${label.padEnd(40)} ${f(s.median, 3).padStart(8)}   per rep: ${s.perRep.map((v) => f(v, 3)).join(' ')}`);
+    }
+  }
+  const hk = sizes.hook;
+  printSummaries(`the hook's start: poststop, nothing recorded, against node -e 0 (ms per process; ${hk.reps} reps × ${hk.runs}, interleaved, rotating)`, a.hook, 1, doc.raw.hook.samples);
+  printRatios(a.hookRatios);
+  for (const note of doc.hookSkipped) console.log(`  (not measured: ${note})`);
+  console.log(`\nsizes: ${JSON.stringify(sizes)}`);
+  if (quick) console.log('(--quick: counts too small for the figures to mean anything; a smoke run only)');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function measure(options) {
+  const sizes = options.quick ? SIZES.quick : SIZES.full;
+  const machine = machineInfo();
+  const scratch = mkdtempSync(join(os.tmpdir(), SCRATCH_PREFIX));
+  // tmpfs: mkdir/rmdir of mountpoints on this VM's ext4 journal would dominate and wobble.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', basename(scratch), scratch]);
+  const runners = [];
+  const problems = [];
+  let doc;
+  try {
+    console.error(`bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 for bwrap, 1 for chroot, in ${scratch}`);
+    for (const r of options.runners) runners.push({ ...startRunner(scratch, r), code: codeVersion(r.checkout) });
+    const bwrap = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
+      const dir = join(scratch, 'bwrap', `b${i}`);
+      actionDirectory(dir);
+      const argv = [BWRAP, '--bind', join(dir, 'root'), '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--bind', join(dir, 'tmp'), '/tmp',
+        '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-drop', 'ALL', '/bin/true'];
+      return { argv, env: BASELINE_ENV };
+    });
+    const chrootDir = join(scratch, 'chroot');
+    actionDirectory(chrootDir);
+    const chroot = { argv: [CHROOT, join(chrootDir, 'root'), '/bin/true'], env: BASELINE_ENV };
+    const hook = hookCommands(scratch, options.runners);
+    for (const r of runners) await waitFor(r.socket, r.child);
+
+    const spec = {
+      mode: 'runner',
+      sizes,
+      runners: runners.map((r) => ({ name: r.name, socket: r.socket, log: r.log, pid: r.child.pid, actions: r.actions })),
+      bwrap,
+      chroot,
+      hook: hook.commands,
+    };
+    console.error('bench: timing in bench/outside.py');
+    const started = Date.now();
+    const result = await outside(spec, runners.map((r) => ({ name: `runner ${r.name}`, child: r.child })));
+    machine.loadEnd = os.loadavg().map((v) => v.toFixed(2)).join(' ');
+    machine.python = `${result.python}, grpcio ${result.grpcioVersion}`;
+    doc = {
+      date: new Date().toISOString(),
+      quick: options.quick,
+      method: 'bench/outside.py: one Python process times everything with perf_counter_ns; Runs through grpcio over the UNIX socket, other processes started with os.posix_spawn and reaped with os.waitpid',
+      machine,
+      runners: runners.map(({ name, checkout, code }) => ({ name, checkout, code })),
+      sizes,
+      seconds: (Date.now() - started) / 1000,
+      hookSkipped: hook.skipped,
+      runsSent: result.runsSent,
+      raw: result,
+    };
+    doc.analysis = analyse(result, runners, sizes);
+  } finally {
+    // After a failure too: the runners are stopped, and the checks say what was left.
+    for (const r of runners) {
+      const problem = await stopRunner(r);
+      if (problem) problems.push(`runner ${r.name} ${problem}`);
+      if (existsSync(r.stateDirectory) && readdirSync(r.stateDirectory).length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${readdirSync(r.stateDirectory).join(', ')}`);
+    }
+    const left = mountsUnder(scratch).filter((point) => point !== scratch);
+    if (left.length > 0) {
+      problems.push(`still mounted under ${scratch}:\n  ${left.join('\n  ')}`);
+      for (const point of left) execFileSync('umount', ['-l', point]);
+    }
+    execFileSync('umount', [scratch]);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  if (problems.length > 0) throw new Error(`FAILURE:\n${problems.join('\n')}`);
+  printReport(doc);
+  console.log(`checked: every runner exited 0 on SIGTERM with no records left, nothing left mounted under the scratch directory`);
+  if (options.json) {
+    writeFileSync(options.json, `${JSON.stringify(doc, null, 2)}\n`);
+    console.log(`wrote ${options.json}`);
+  }
 }
 
 async function main() {
-  const { sizes, jsonFile } = benchOptions(SIZES);
-  enterPrivateNamespace();
-
-  const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-runner-'));
-  // tmpfs: mkdir/rmdir of mountpoints on this VM's ext4 journal would dominate and wobble.
-  execFileSync('mount', ['-t', 'tmpfs', 'bench', scratch]);
-  const build = join(scratch, 'build');
-  const actions = Array.from({ length: sizes.rssActions }, (_, i) => `a${i}`);
-  for (const action of actions) {
-    execFileSync(join(REPO, 'scripts', 'make-busybox-root.sh'), [join(build, action, 'root')]);
-    mkdirSync(join(build, action, 'tmp'));
+  const options = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error('must run as root (the runner mounts)');
+  if (!process.env.MOUNTAT_BENCH_OUTER_NS) {
+    ensureDebianPackages({ 'python3-grpcio': () => pythonWorks({ grpc: true }), bubblewrap: () => existsSync(BWRAP) });
+    if (!existsSync(join(REPO, 'dist', 'mountat-action')) || !existsSync(join(REPO, 'hooks', 'mountat-hook'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+    for (const r of options.runners) checkCheckout(r);
+    if (!existsSync(CHROOT)) throw new Error(`${CHROOT} is missing (coreutils)`);
   }
-  const chrootRoot = join(build, 'a0', 'root');
-  const { child, socket } = startRunner(scratch, build);
-  // A second runner on the same build directory, with Prometheus metrics on, for their cost.
-  const metricsConfig = { global: { diagnosticsHttpServer: { httpServers: [{ listenAddresses: ['127.0.0.1:0'] }], enablePrometheus: true } } };
-  const withMetrics = startRunner(scratch, build, 'metrics-runner', metricsConfig);
-  await waitFor(socket);
-  await waitFor(withMetrics.socket);
-  const stub = await client(socket);
-  const metricsStub = await client(withMetrics.socket);
-
-  // 1. Per action, interleaved: runner Run, unshare --root, bwrap.
-  const bwrapArgs = ['--bind', chrootRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'];
-  const per = { runner: [], runnerWithMetrics: [], unshareRoot: [], bwrap: [] };
-  for (let i = 0; i < sizes.warmup; i++) {
-    await runAction(stub, 'a0');
-    await runAction(metricsStub, 'a1');
-    spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
-    spawnTimed('bwrap', bwrapArgs);
-  }
-  for (let r = 0; r < sizes.reps; r++) {
-    const total = { runner: 0, runnerWithMetrics: 0, unshareRoot: 0, bwrap: 0 };
-    for (let i = 0; i < sizes.runs; i++) {
-      // The two runners take turns going first, so neither always runs on the warmer machine.
-      const pair = i % 2 === 0 ? [['runner', stub, 'a0'], ['runnerWithMetrics', metricsStub, 'a1']] : [['runnerWithMetrics', metricsStub, 'a1'], ['runner', stub, 'a0']];
-      for (const [name, which, action] of pair) {
-        const start = process.hrtime.bigint();
-        await runAction(which, action);
-        total[name] += Number(process.hrtime.bigint() - start) / 1e6;
-      }
-      total.unshareRoot += spawnTimed('unshare', [`--root=${chrootRoot}`, '/bin/true']);
-      total.bwrap += spawnTimed('bwrap', bwrapArgs);
-    }
-    for (const key of Object.keys(per)) per[key].push(total[key] / sizes.runs);
-  }
-  const perAction = Object.fromEntries(Object.entries(per).map(([key, values]) => [key, summary('ms/action', values, sizes.runs)]));
-
-  // 2. Throughput: 16 clients, each running actions back to back in its own action directory.
-  const start = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: sizes.clients }, async (_, c) => {
-      for (let i = 0; i < sizes.throughputPerClient; i++) await runAction(stub, actions[c]);
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const throughput = (sizes.clients * sizes.throughputPerClient) / seconds;
-
-  // 3. Peak RSS of the runner with 32 actions in flight (each sleeps so they overlap).
-  const rssBefore = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]);
-  await Promise.all(
-    actions.map((action) => runAction(stub, action, ['sleep', '0.5'])),
-  );
-  const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]);
-
-  stub.close();
-  metricsStub.close();
-  for (const runner of [child, withMetrics.child]) {
-    runner.kill('SIGTERM');
-    await new Promise((resolve) => runner.once('exit', resolve));
-  }
-  const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${build}/`));
-  execFileSync('umount', [scratch]);
-  rmSync(scratch, { recursive: true, force: true });
-  if (left.length > 0) throw new Error(`mounts left under the build directory: ${left.join('\n')}`);
-
-  const results = {
-    machine: { kernel: os.release(), arch: process.arch, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, node: process.version },
-    sizes,
-    perAction,
-    ratios: {
-      runnerOverBwrap: median(per.runner.map((v, r) => v / per.bwrap[r])),
-      runnerOverUnshareRoot: median(per.runner.map((v, r) => v / per.unshareRoot[r])),
-      runnerExtraMsOverUnshareRoot: median(per.runner.map((v, r) => v - per.unshareRoot[r])),
-      withMetricsOverWithout: median(per.runnerWithMetrics.map((v, r) => v / per.runner[r])),
-    },
-    throughput: { clients: sizes.clients, actions: sizes.clients * sizes.throughputPerClient, seconds, actionsPerSecond: throughput },
-    rss: { idleKiB: rssBefore, peakKiBAt32: peakKiB },
-  };
-  const f = (n, d = 2) => n.toFixed(d);
-  console.log(`machine: ${results.machine.kernel} ${results.machine.arch}, ${results.machine.cpus}× ${results.machine.cpu}, node ${results.machine.node}`);
-  console.log(`per action (median of ${sizes.reps} reps × ${sizes.runs} runs, interleaved):`);
-  for (const [name, s] of Object.entries(perAction)) console.log(`  ${name.padEnd(12)} ${f(s.median)} ms  (min ${f(s.min)}, max ${f(s.max)})`);
-  console.log(`  runner / bwrap ${f(results.ratios.runnerOverBwrap)}×, runner / unshare --root ${f(results.ratios.runnerOverUnshareRoot)}× (+${f(results.ratios.runnerExtraMsOverUnshareRoot)} ms)`);
-  console.log(`  runner with Prometheus metrics / without ${f(results.ratios.withMetricsOverWithout, 3)}×`);
-  console.log(`throughput: ${results.throughput.actions} actions by ${sizes.clients} clients in ${f(seconds)} s = ${f(throughput, 1)} actions/s`);
-  console.log(`runner RSS: ${f(rssBefore / 1024, 1)} MiB idle, peak ${f(peakKiB / 1024, 1)} MiB with ${sizes.rssActions} actions in flight`);
-  console.log('nothing left mounted under the build directory');
-  if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));
+  enterPrivateNamespace({ hostCheck: `/${SCRATCH_PREFIX}` });
+  await measure(options);
 }
 
 main().catch((error) => {

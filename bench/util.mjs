@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark's files: running commands, timing them interleaved,
 // and the statistics the report prints.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,28 +36,71 @@ export function repRatios(a, b) {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values), reps: values };
 }
 
+/** Debian's python, which runs bench/outside.py (the timer outside Node) with Debian's python3-grpcio. */
+export const PYTHON = '/usr/bin/python3';
+export const OUTSIDE = join(REPO, 'bench', 'outside.py');
+
+/** Whether bench/outside.py can run: Debian's python3, and with `grpc` its python3-grpcio. */
+export function pythonWorks({ grpc = false } = {}) {
+  return spawnSync(PYTHON, ['-c', grpc ? 'import grpc' : 'import json, os'], { stdio: 'ignore' }).status === 0;
+}
+
 /**
- * Time whole-process actions interleaved: each repetition runs every action once per round,
- * `runs` rounds, so slow drift of the machine (a VM's neighbours, page cache, thermal) falls on
- * all of them alike. Each action is timed on its own; its figure for a repetition is the mean
- * over the rounds, in ms. `actions` maps a name to a function that runs it once.
+ * `needs` maps Debian packages to a check of whether what the bench wants from each is there. The
+ * missing ones are installed by `scripts/setup.sh PACKAGE...` (apt, then the build, as setup.sh
+ * always does), and checked again. Call outside the private namespace, before re-executing.
  */
-export function interleaved(actions, { runs, reps, warmup }) {
-  const names = Object.keys(actions);
-  for (let i = 0; i < warmup; i++) for (const name of names) actions[name]();
-  const perRep = Object.fromEntries(names.map((name) => [name, []]));
-  for (let r = 0; r < reps; r++) {
-    const total = Object.fromEntries(names.map((name) => [name, 0]));
-    for (let i = 0; i < runs; i++) {
-      for (const name of names) {
-        const start = process.hrtime.bigint();
-        actions[name]();
-        total[name] += Number(process.hrtime.bigint() - start) / 1e6;
+export function ensureDebianPackages(needs) {
+  const missing = Object.keys(needs).filter((pkg) => !needs[pkg]());
+  if (missing.length === 0) return;
+  console.error(`bench: missing, installing with scripts/setup.sh: ${missing.join(' ')}`);
+  execFileSync('bash', [join(REPO, 'scripts', 'setup.sh'), ...missing], { cwd: REPO, stdio: 'inherit' });
+  const still = missing.filter((pkg) => !needs[pkg]());
+  if (still.length > 0) throw new Error(`bench: still missing after scripts/setup.sh: ${still.join(' ')}`);
+}
+
+/**
+ * Run bench/outside.py on `spec` (JSON on its stdin) and resolve to its JSON result. All the timing
+ * happens in that Python process; this Node process only waits (no figure includes a fork of it).
+ * Rejects, with outside.py's reason on stderr, if it exits non-zero: a failed action fails the bench.
+ * `watch` may hold child processes (the runners): if one exits first, Python is killed and this rejects.
+ */
+export function outside(spec, watch = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [OUTSIDE], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks = [];
+    child.stdout.on('data', (chunk) => chunks.push(chunk));
+    const onEarlyExit = (name) => (code, signal) => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} exited (${signal ?? `exit ${code}`}) while bench/outside.py was running`));
+    };
+    const listeners = watch.map(({ name, child: watched }) => [watched, onEarlyExit(name)]);
+    for (const [watched, listener] of listeners) watched.once('exit', listener);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      for (const [watched, listener] of listeners) watched.off('exit', listener);
+      if (code !== 0) return reject(new Error(`bench/outside.py failed (${signal ?? `exit ${code}`}): see its message above`));
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(new Error(`bench/outside.py wrote no JSON result: ${error.message}`));
       }
-    }
-    for (const name of names) perRep[name].push(total[name] / runs);
-  }
-  return Object.fromEntries(names.map((name) => [name, summary('ms/run', perRep[name], runs)]));
+    });
+    child.stdin.end(JSON.stringify(spec));
+  });
+}
+
+/**
+ * Whole-process commands timed interleaved from outside Node: bench/outside.py starts each with
+ * posix_spawn and reaps it with waitpid (Node's spawnSync would fork this whole process, about 9 ms
+ * a start here). `commands` maps a name to {argv (argv[0] absolute), env, stdin?: a file}. Each
+ * repetition runs every command once per round, `runs` rounds; with `rotate` the round's first
+ * command rotates (only for commands that do not depend on the one before). A summary per name,
+ * in ms/run (each repetition's figure is the mean over its rounds).
+ */
+export async function timeSpawns(commands, { runs, reps, warmup }, { rotate = false } = {}) {
+  const result = await outside({ mode: 'spawn', commands, runs, reps, warmup, rotate });
+  return Object.fromEntries(Object.entries(result.perRep).map(([name, values]) => [name, summary('ms/run', values, runs)]));
 }
 
 /** Mount points (unescaped) of this namespace's /proc/self/mountinfo. */
@@ -87,13 +130,19 @@ export function benchOptions(sizes) {
  * script under `unshare --mount --propagation private` and exit with its status (never returns);
  * inside, make sure the build exists and return.
  */
-export function enterPrivateNamespace() {
+export function enterPrivateNamespace({ hostCheck } = {}) {
   if (!process.env.MOUNTAT_BENCH_OUTER_NS) {
     const outer = readlinkSync('/proc/self/ns/mnt');
     const result = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
       stdio: 'inherit',
       env: { ...process.env, MOUNTAT_BENCH_OUTER_NS: outer },
     });
+    // `hostCheck`: a string no mount point of the host may contain afterwards (the scratch's prefix).
+    const leaked = hostCheck ? mountPoints().filter((point) => point.includes(hostCheck)) : [];
+    if (leaked.length > 0) {
+      console.error(`bench: FAILURE: mounts of the benchmark are visible on the host:\n  ${leaked.join('\n  ')}`);
+      process.exit(1);
+    }
     process.exit(result.status ?? 1);
   }
   if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');

@@ -1,0 +1,517 @@
+#!/usr/bin/python3
+"""The benchmark's timer, outside the runner and outside Node.
+
+Every figure of `npm run bench:runner` (and of the whole-process steps of `npm run bench`) is
+taken here, in one small Python process, with one clock (time.perf_counter_ns): the runner's
+Run RPCs through Debian's python3-grpcio (the messages encoded by hand below, no codegen), and
+every other process (bubblewrap, chroot, the hook, node) started with os.posix_spawn (glibc's
+clone(CLONE_VM|CLONE_VFORK): no copy of this process) and reaped with os.waitpid. Node only
+orchestrates (builds roots, starts the runners, prints the report): before this existed, the
+baselines were started with Node's spawnSync, which forks the whole Node process and added about
+9 ms to every baseline figure.
+
+usage: /usr/bin/python3 bench/outside.py < SPEC.json > RESULT.json
+  SPEC.json {"mode": "spawn", ...}   time named commands, interleaved (see spawn_mode)
+            {"mode": "runner", ...}  the runner benchmark (see runner_mode)
+Progress goes to stderr. Any failed action (a non-zero exit, a signal, an RPC error, a
+response with a non-zero exit code) raises, and the process exits 1 with the reason.
+"""
+import json
+import os
+import queue
+import statistics
+import sys
+import time
+
+now = time.perf_counter_ns
+
+
+class BenchFailure(Exception):
+    pass
+
+
+def log(message):
+    print(f"outside.py: {message}", file=sys.stderr, flush=True)
+
+
+def load_average():
+    """The 1-minute load average: other work on the machine moves every figure, so it is recorded."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol buffers by hand: the few fields of buildbarn.runner.RunRequest this bench sends
+# (schemas/buildbarn/runner/runner.proto), and RunResponse.exit_code.
+
+
+def varint(n):
+    if n < 0:
+        n += 1 << 64  # int64 two's complement, 10 bytes on the wire
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def length_delimited(number, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def encode_run_request(arguments, environment, input_root, temporary, stdout, stderr, working_directory=""):
+    out = b"".join(length_delimited(1, a) for a in arguments)
+    # map<string, string> environment_variables = 2: one entry message {key = 1, value = 2} each.
+    for key, value in environment.items():
+        out += length_delimited(2, length_delimited(1, key) + length_delimited(2, value))
+    if working_directory:
+        out += length_delimited(3, working_directory)
+    out += length_delimited(4, stdout) + length_delimited(5, stderr)
+    out += length_delimited(6, input_root) + length_delimited(7, temporary)
+    return out
+
+
+def read_varint(buf, i):
+    shift = result = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, i
+        shift += 7
+
+
+def decode_exit_code(buf):
+    """RunResponse.exit_code (int64 field 1); proto3 leaves out a 0. Other fields are skipped."""
+    exit_code, i = 0, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = read_varint(buf, i)
+            if number == 1:
+                exit_code = value - (1 << 64) if value >= 1 << 63 else value
+        elif wire == 2:
+            size, i = read_varint(buf, i)
+            i += size
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise BenchFailure(f"RunResponse: unexpected wire type {wire}")
+    if i != len(buf):
+        raise BenchFailure("RunResponse: truncated")
+    return exit_code
+
+
+def identity(b):
+    return b
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: posix_spawn and waitpid.
+
+
+class Spawner:
+    """Starts commands {argv, env, stdin?, output?} with posix_spawn; fails on anything but exit 0."""
+
+    def __init__(self):
+        self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+
+    def prepare(self, name, command):
+        argv = command["argv"]
+        if not argv[0].startswith("/"):
+            raise BenchFailure(f"{name}: argv[0] must be an absolute path, got {argv[0]!r}")
+        actions = []
+        if command.get("stdin"):  # opened anew by each child, so each reads it from the start
+            actions.append((os.POSIX_SPAWN_OPEN, 0, command["stdin"], os.O_RDONLY, 0))
+        else:
+            actions.append((os.POSIX_SPAWN_DUP2, self.devnull, 0))
+        if command.get("output"):  # stdout and stderr both into this file
+            actions.append((os.POSIX_SPAWN_OPEN, 1, command["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+            actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
+        else:
+            actions.append((os.POSIX_SPAWN_DUP2, self.devnull, 1))
+            actions.append((os.POSIX_SPAWN_DUP2, self.devnull, 2))
+        return {"name": name, "path": argv[0], "argv": list(argv), "env": dict(command.get("env", {})), "actions": actions}
+
+    @staticmethod
+    def start(p):
+        return os.posix_spawn(p["path"], p["argv"], p["env"], file_actions=p["actions"])
+
+    @staticmethod
+    def check(p, status):
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return
+        why = f"exit {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else f"signal {os.WTERMSIG(status)}"
+        raise BenchFailure(f"{p['name']}: {' '.join(p['argv'])}: {why}")
+
+    def timed(self, p):
+        """One run, start to reaped, in ns."""
+        start = now()
+        pid = self.start(p)
+        _, status = os.waitpid(pid, 0)
+        elapsed = now() - start
+        self.check(p, status)
+        return elapsed
+
+    def in_flight(self, prepared_per_slot, total, slots):
+        """`total` runs, `slots` at once: a new one is spawned as soon as one is reaped. Returns ns."""
+        free = list(range(slots))
+        running = {}
+        started = 0
+        start = now()
+        while started < total and free:
+            slot = free.pop()
+            running[self.start(prepared_per_slot[slot])] = slot
+            started += 1
+        while running:
+            pid, status = os.waitpid(-1, 0)
+            slot = running.pop(pid, None)
+            if slot is None:
+                raise BenchFailure(f"reaped pid {pid}, which this bench did not start")
+            self.check(prepared_per_slot[slot], status)
+            if started < total:
+                running[self.start(prepared_per_slot[slot])] = slot
+                started += 1
+            else:
+                free.append(slot)
+        return now() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Interleaving.
+
+
+def round_order(contenders, k, rotate):
+    """The order of round k. Without `rotate`, always as given. With it, round k starts at contender
+    k mod n, so none always runs first (on the warmer or colder machine), and every other n rounds
+    the list is reversed, so none always runs right after the same other one (an A/A run of two
+    identical runners, where B mostly followed A, read B/A 0.98-0.99x with rotation alone)."""
+    if not rotate:
+        return contenders
+    n = len(contenders)
+    base = contenders if (k // n) % 2 == 0 else contenders[::-1]
+    return [base[(j + k) % n] for j in range(n)]
+
+
+def interleave(contenders, runs, reps, warmup, rotate):
+    """Each repetition runs every contender once per round, `runs` rounds, in round_order().
+    contenders: [(name, fn)], fn(rep) -> ns, rep -1 in the warm-up rounds.
+    Returns {name: [[ms of each run] per repetition]}."""
+    order = lambda k: round_order(contenders, k, rotate)
+    for k in range(warmup):
+        for _, fn in order(k):
+            fn(-1)
+    samples = {name: [] for name, _ in contenders}
+    k = 0
+    for r in range(reps):
+        for name in samples:
+            samples[name].append([])
+        for _ in range(runs):
+            for name, fn in order(k):
+                samples[name][r].append(fn(r) / 1e6)
+            k += 1
+    return samples
+
+
+def per_rep_means(samples):
+    return {name: [statistics.fmean(rep) for rep in reps] for name, reps in samples.items()}
+
+
+def spawn_mode(spec):
+    """{"commands": {name: {argv, env, stdin?}}, "runs", "reps", "warmup", "rotate"}:
+    returns {"perRep": {name: [mean ms per repetition]}, "samples": {...}}."""
+    spawner = Spawner()
+    prepared = {name: spawner.prepare(name, command) for name, command in spec["commands"].items()}
+    contenders = [(name, (lambda rep, p=p: spawner.timed(p))) for name, p in prepared.items()]
+    samples = interleave(contenders, spec["runs"], spec["reps"], spec["warmup"], spec.get("rotate", False))
+    return {"perRep": per_rep_means(samples), "samples": samples}
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner.
+
+
+class Runner:
+    """One `mountat runner` behind its UNIX socket. Every Run is counted, so that its log lines
+    (one per action, in the order the actions ended) can be matched to the RPCs."""
+
+    def __init__(self, grpc, spec):
+        self.grpc = grpc
+        self.name = spec["name"]
+        self.pid = spec["pid"]
+        self.log_path = spec["log"]
+        self.actions = spec["actions"]
+        self.channel = grpc.insecure_channel("unix:" + spec["socket"])
+        grpc.channel_ready_future(self.channel).result(timeout=60)
+        self.rpc = self.channel.unary_unary("/buildbarn.runner.Runner/Run", request_serializer=identity, response_deserializer=identity)
+        self.sent = 0
+        self.sent_actions = []  # the action directory of each Run, in the order sent
+
+    def request(self, action, argv):
+        self.sent += 1
+        self.sent_actions.append(action)
+        n = self.sent
+        return encode_run_request(argv, {"PATH": "/bin"}, f"{action}/root", f"{action}/tmp", f"{action}/out-{n}", f"{action}/err-{n}")
+
+    def check(self, response_or_error, action):
+        if isinstance(response_or_error, self.grpc.RpcError):
+            e = response_or_error
+            raise BenchFailure(f"runner {self.name}: Run in {action}: RPC failed: {e.code().name}: {e.details()}")
+        code = decode_exit_code(response_or_error)
+        if code != 0:
+            raise BenchFailure(f"runner {self.name}: Run in {action}: exit code {code}")
+
+    def timed(self, action, argv=("/bin/true",)):
+        """One Run, request sent to response decoded, in ns; and its sequence number (1-based)."""
+        request = self.request(action, argv)
+        seq = self.sent
+        start = now()
+        try:
+            response = self.rpc(request, timeout=120)
+        except self.grpc.RpcError as e:
+            response = e
+        elapsed = now() - start
+        self.check(response, action)
+        return elapsed, seq
+
+    def in_flight(self, total, slots, argv=("/bin/true",)):
+        """`total` Runs with `slots` kept in flight, each on an action directory of its own. ns."""
+        free = list(self.actions[:slots])
+        if len(free) < slots:
+            raise BenchFailure(f"runner {self.name}: {slots} in flight need {slots} action directories, have {len(free)}")
+        done = queue.Queue()
+        issued = completed = 0
+
+        def issue():
+            action = free.pop()
+            future = self.rpc.future(self.request(action, argv), timeout=120)
+            future.add_done_callback(lambda f, a=action: done.put((f, a)))
+
+        start = now()
+        while issued < total and free:
+            issue()
+            issued += 1
+        while completed < issued:
+            future, action = done.get()
+            completed += 1
+            try:
+                response = future.result()
+            except self.grpc.RpcError as e:
+                response = e
+            self.check(response, action)
+            free.append(action)
+            if issued < total:
+                issue()
+                issued += 1
+        return now() - start
+
+    def status(self, field):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])  # kB
+        raise BenchFailure(f"runner {self.name}: no {field} in /proc/{self.pid}/status")
+
+    def reset_peak(self):
+        # "5" resets VmHWM to the current RSS (proc(5), clear_refs); nothing else is touched.
+        with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+            f.write("5")
+
+    def action_lines(self, wait_for, timeout=10.0):
+        """The runner's per-action log lines ({"action": {...}, "msg": "action"}), once it has written
+        at least `wait_for` of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = []
+            with open(self.log_path) as f:
+                for raw in f:
+                    raw = raw.strip()
+                    if not raw.startswith("{"):
+                        continue
+                    entry = json.loads(raw)
+                    if isinstance(entry.get("action"), dict):
+                        lines.append(entry["action"])
+            if len(lines) >= wait_for or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def close(self):
+        self.channel.close()
+
+
+def numeric_fields(obj, prefix=""):
+    """Every number in obj (recursing into nested objects), with a dotted name."""
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[prefix + key] = value
+        elif isinstance(value, dict):
+            out.update(numeric_fields(value, prefix + key + "."))
+    return out
+
+
+def where_time_goes(runner, measured, reps):
+    """measured: [(rep, seq, client ms)] of the latency phase. The runner's log line for Run number
+    seq is line seq - 1: in the warm-up and the latency phase a runner has one Run at a time, so its
+    lines come in the order sent, before any of the later phases' concurrent ones."""
+    lines = runner.action_lines(runner.sent)
+    if len(lines) != runner.sent:
+        raise BenchFailure(f"runner {runner.name}: {runner.sent} Runs sent, {len(lines)} action log lines")
+    for i, line in enumerate(lines):
+        if line.get("outcome") != "exited" or line.get("exitCode") != 0 or "error" in line:
+            raise BenchFailure(f"runner {runner.name}: action log line {i + 1} is not a clean exit 0: {json.dumps(line)}")
+    fields = {}  # name -> [[value per measured action] per rep]
+    overhead = [[] for _ in range(reps)]
+    for rep, seq, client_ms in measured:
+        line = lines[seq - 1]
+        expected = runner.sent_actions[seq - 1]
+        if line.get("id") != expected:
+            raise BenchFailure(f"runner {runner.name}: log line {seq} is for {line.get('id')!r}, Run {seq} was in {expected!r}: lines out of order")
+        # Every numeric field of `action` but exitCode (0 for every line, checked above), and of
+        # `action.phases` if the runner has one.
+        values = {k: v for k, v in numeric_fields(line).items() if k != "exitCode" and not k.startswith("phases.")}
+        if isinstance(line.get("phases"), dict):
+            values.update(numeric_fields(line["phases"], "phases."))
+        for key, value in values.items():
+            fields.setdefault(key, [[] for _ in range(reps)])[rep].append(value)
+        overhead[rep].append(client_ms - line["durationMs"])
+    fields["rpcOverheadMs"] = overhead
+    return {
+        key: {
+            "median": statistics.median([v for rep in per_rep for v in rep]),
+            "perRep": [statistics.median(rep) if rep else None for rep in per_rep],
+            "n": sum(len(rep) for rep in per_rep),
+        }
+        for key, per_rep in fields.items()
+    }
+
+
+def runner_mode(spec):
+    import grpc  # Debian's python3-grpcio; only this mode needs it
+
+    sizes = spec["sizes"]
+    spawner = Spawner()
+    runners = [Runner(grpc, r) for r in spec["runners"]]
+    bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
+    chroot = spawner.prepare("chroot", spec["chroot"])
+    result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
+
+    # 1. Latency per action, interleaved. The runners' warm-up Runs go to a1, the measured ones to
+    #    a0, so the log lines' ids check the pairing of lines with Runs.
+    log("per action, interleaved")
+    result["load"]["latency"] = load_average()
+    measured = {r.name: [] for r in runners}
+
+    def runner_contender(runner):
+        def run(rep):
+            elapsed, seq = runner.timed("a1" if rep < 0 else "a0")
+            if rep >= 0:
+                measured[runner.name].append((rep, seq, elapsed / 1e6))
+            return elapsed
+        return run
+
+    contenders = [(f"runner {r.name}", runner_contender(r)) for r in runners]
+    contenders += [("bwrap", lambda rep: spawner.timed(bwrap[0])), ("chroot", lambda rep: spawner.timed(chroot))]
+    lat = sizes["latency"]
+    samples = interleave(contenders, lat["runs"], lat["reps"], lat["warmup"], True)
+    result["latency"] = {"perRep": per_rep_means(samples), "samples": samples}
+
+    # 2. Throughput with `inFlight` kept in flight, interleaved over repetitions (rotating order).
+    log("throughput")
+    result["load"]["throughput"] = load_average()
+    tp = sizes["throughput"]
+    slots = tp["inFlight"]
+    if len(bwrap) < slots:
+        raise BenchFailure(f"{slots} bwrap in flight need {slots} roots, have {len(bwrap)}")
+    tp_contenders = [(f"runner {r.name}", (lambda total, r=r: r.in_flight(total, slots))) for r in runners]
+    tp_contenders.append(("bwrap", lambda total: spawner.in_flight(bwrap, total, slots)))
+    for r in runners:  # warm-up: one batch of `slots` each
+        r.in_flight(slots, slots)
+    spawner.in_flight(bwrap, slots, slots)
+    # Each repetition is `rounds` rounds; in each, every contender runs actions/rounds with `slots`
+    # in flight, in round_order(): a burst of other work on the machine then falls on
+    # all of them rather than on one contender's whole repetition.
+    rounds = tp["rounds"]
+    batch = tp["actions"] // rounds
+    if batch * rounds != tp["actions"] or batch < slots:
+        raise BenchFailure(f"throughput: {tp['actions']} actions do not split into {rounds} rounds of at least {slots}")
+    per_second = {name: [] for name, _ in tp_contenders}
+    k = 0
+    for rep in range(tp["reps"]):
+        elapsed = {name: 0 for name, _ in tp_contenders}
+        for _ in range(rounds):
+            for name, fn in round_order(tp_contenders, k, True):
+                elapsed[name] += fn(batch)
+            k += 1
+        for name in per_second:
+            per_second[name].append(tp["actions"] / (elapsed[name] / 1e9))
+    result["throughput"] = {"actionsPerSecond": per_second}
+
+    # 3. Memory of each runner (VmHWM, the peak RSS, reset with clear_refs before each phase).
+    log("memory")
+    result["load"]["memory"] = load_average()
+    mem = sizes["memory"]
+    result["memory"] = {}
+    for r in runners:
+        m = {"rssIdleKiB": r.status("VmRSS"), "peakSoFarKiB": r.status("VmHWM")}
+        r.reset_peak()
+        r.in_flight(mem["inFlight"], mem["inFlight"], ("sleep", "0.5"))
+        m["peakAtInFlightKiB"] = r.status("VmHWM")
+        r.reset_peak()
+        r.in_flight(mem["soak"], mem["soakInFlight"])
+        m["peakDuringSoakKiB"] = r.status("VmHWM")
+        m["rssAfterSoakKiB"] = r.status("VmRSS")
+        r.reset_peak()
+        r.in_flight(mem["inFlight"], mem["inFlight"], ("sleep", "0.5"))
+        m["peakAtInFlightAfterSoakKiB"] = r.status("VmHWM")
+        result["memory"][r.name] = m
+
+    # 4. Where each runner's time goes: its log lines for the measured Runs.
+    result["phases"] = {r.name: where_time_goes(r, measured[r.name], lat["reps"]) for r in runners}
+    result["runsSent"] = {r.name: r.sent for r in runners}
+
+    # 5. The hook's start against node -e 0, interleaved (rotating), both posix_spawned.
+    log("hook start")
+    result["load"]["hook"] = load_average()
+    hk = sizes["hook"]
+    prepared = {name: spawner.prepare(name, c) for name, c in spec["hook"].items()}
+    hook_samples = interleave([(name, (lambda rep, p=p: spawner.timed(p))) for name, p in prepared.items()], hk["runs"], hk["reps"], hk["warmup"], True)
+    result["hook"] = {"perRep": per_rep_means(hook_samples), "samples": hook_samples}
+
+    result["load"]["end"] = load_average()
+    for r in runners:
+        r.close()
+    return result
+
+
+def main():
+    spec = json.load(sys.stdin)
+    mode = spec.get("mode")
+    if mode == "spawn":
+        result = spawn_mode(spec)
+    elif mode == "runner":
+        result = runner_mode(spec)
+    else:
+        raise BenchFailure(f"unknown mode {mode!r}")
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchFailure as e:
+        print(f"outside.py: FAILED: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
