@@ -17,7 +17,8 @@
 //   "current". Each --runner is started from CHECKOUT/bin/mountat.js (CHECKOUT must be built), with
 //   its own build directory, socket and state directory, and interleaved with all the others, e.g.
 //   --runner before=/path/to/old/checkout --runner after=/work/main. Ratios between runners are
-//   taken against the first one named.
+//   taken against the first one named. --runner-config NAME='{"network":"none"}' adds config keys
+//   to the runner NAME (named before it), e.g. to measure an option's cost against the default.
 // Re-executes itself in a private mount namespace (unshare --mount --propagation private).
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,7 @@ const SIZES = {
 /** Action directories per runner: one per Run in flight at the most (the memory phase's 32). */
 const ACTIONS = Math.max(SIZES.full.memory.inFlight, SIZES.full.throughput.inFlight);
 
-const USAGE = 'usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]';
+const USAGE = 'usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...] [--runner-config NAME=JSON ...]';
 
 function parseArgs(argv) {
   const options = { quick: false, json: undefined, runners: [] };
@@ -62,10 +63,17 @@ function parseArgs(argv) {
       const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(argv[++i]);
       if (!m) throw new Error(`${USAGE}\n--runner wants NAME=CHECKOUT (NAME of letters, digits, _ . -), got ${JSON.stringify(argv[i])}`);
       if (options.runners.some((r) => r.name === m[1])) throw new Error(`--runner ${m[1]} named twice`);
-      options.runners.push({ name: m[1], checkout: resolve(m[2]) });
+      options.runners.push({ name: m[1], checkout: resolve(m[2]), config: {} });
+    } else if (arg === '--runner-config' && argv[i + 1]) {
+      // Extra config keys for one runner (e.g. '{"network":"none"}'), over the default config.
+      const m = /^([A-Za-z0-9_.-]+)=(\{.*\})$/s.exec(argv[++i]);
+      if (!m) throw new Error(`${USAGE}\n--runner-config wants NAME={...JSON...}, got ${JSON.stringify(argv[i])}`);
+      const runner = options.runners.find((r) => r.name === m[1]);
+      if (!runner) throw new Error(`--runner-config ${m[1]}: no --runner of that name before it`);
+      runner.config = JSON.parse(m[2]);
     } else throw new Error(`${USAGE}\n(unknown argument ${JSON.stringify(arg)})`);
   }
-  if (options.runners.length === 0) options.runners.push({ name: 'current', checkout: REPO });
+  if (options.runners.length === 0) options.runners.push({ name: 'current', checkout: REPO, config: {} });
   return options;
 }
 
@@ -126,7 +134,7 @@ async function waitFor(path, child) {
  * (pino JSON on stdout, into a file: its per-action lines are where the time goes). Default config
  * but for those paths and logLevel info.
  */
-function startRunner(scratch, { name, checkout }) {
+function startRunner(scratch, { name, checkout, config: extra = {} }) {
   const dir = join(scratch, 'runners', name);
   const build = join(dir, 'build');
   const actions = Array.from({ length: ACTIONS }, (_, i) => `a${i}`);
@@ -135,7 +143,7 @@ function startRunner(scratch, { name, checkout }) {
   const stateDirectory = join(dir, 'state');
   const config = join(dir, 'config.json');
   const log = join(dir, 'runner.log');
-  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory, logLevel: 'info' }));
+  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory, logLevel: 'info', ...extra }));
   const logFd = openSync(log, 'w');
   const child = spawn(join(checkout, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', logFd, 'inherit'] });
   closeSync(logFd);
