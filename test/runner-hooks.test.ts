@@ -1,6 +1,6 @@
 // The runner delegating its setup and teardown to hooks, its shutdown, and its config errors.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,22 @@ describe('hooks around each action', () => {
     } finally {
       await runner.stop();
       removeTree(dir);
+    }
+  });
+
+  it('leaves no record when its own mounting fails and rolls back whole', async () => {
+    const runner = await startRunner();
+    try {
+      makeAction(runner.build, 'bad');
+      // proc and sys are made, then tmp is refused (a symlink where it should mount): all undone.
+      symlinkSync('/etc', join(runner.build, 'bad', 'root', 'tmp'));
+      await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) });
+      expect(mountsUnder(runner.build)).toEqual([]);
+      expect(readdirSync(join(runner.build, 'bad', 'root')).sort()).toEqual(['bin', 'tmp', 'usr']);
+      expect(readdirSync(join(runner.dir, 'state'))).toEqual([]);
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
     }
   });
 

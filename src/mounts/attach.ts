@@ -62,7 +62,8 @@ export interface AttachOptions {
    */
   procPidns?: Fd | number | undefined;
   /**
-   * Called with a snapshot of what is attached so far, after directories are created for an entry
+   * Called with a snapshot of what is attached so far (valid during the call only: serialize it, do
+   * not keep it), after directories are created for an entry
    * and after its mount is made: a caller that persists it (the runner's record) can then be
    * SIGKILLed at any point and a later process still knows what to undo.
    */
@@ -187,7 +188,9 @@ function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIde
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
 export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions = {}): Attachment {
   const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
-  const snapshot = (pending: CreatedDir[]): Attachment => structuredClone({ ...attachment, pending });
+  // Valid during the call only (a persisting caller serializes it at once): copying what it holds
+  // would cost more than the record write itself.
+  const snapshot = (pending: CreatedDir[]): Attachment => ({ ...attachment, mounts: [...attachment.mounts], pending: [...pending] });
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {

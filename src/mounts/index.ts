@@ -12,7 +12,7 @@ export type { KernelSize } from './kernel-size.js';
 export { DEFAULTS, ALLOWED_OPTIONS } from './defaults.js';
 export type { Attributes } from './defaults.js';
 export { MountError, AttachError } from './errors.js';
-export { RecordStore, rootKey } from './record.js';
+export { RecordJournal, RecordStore, rootKey } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export type { MountIdentity, RootIdentity } from './identity.js';
 export { parseMountInfo, readMountInfo } from './mountinfo.js';

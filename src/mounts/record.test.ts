@@ -39,3 +39,26 @@ describe('RecordStore and covers', () => {
     expect(() => store.load('bad')).toThrow(/^the record \S+ is not a mountat record of version 1$/);
   });
 });
+
+describe('a record kept as a journal', () => {
+  it('is the last whole snapshot appended; one cut short is passed over; it replaces an older record of its key', () => {
+    const store = new RecordStore(dir);
+    store.save('a', record([]) as never);
+    const journal = store.journal('a');
+    // The older record is gone as soon as the journal exists (it described another attachment);
+    // a journal not yet written to records nothing.
+    expect(store.load('a')).toBeUndefined();
+    journal.append(record([]) as never);
+    journal.append(record([proc]) as never);
+    expect(store.load('a')?.mounts).toEqual([proc]);
+    journal.close();
+    expect(() => journal.append(record([]) as never)).toThrow(/is closed$/);
+    // A writer killed mid-line (not a write(2) the kernel cut: a torn file, say from a full disk).
+    writeFileSync(store.pathFor('a'), `${JSON.stringify(record([proc]))}\n{"version":1,"ro`);
+    expect(store.load('a')?.mounts).toEqual([proc]);
+    writeFileSync(store.pathFor('b'), '{"version":1,"ro');
+    expect(() => store.load('b')).toThrow(/^the record \S+ is not valid JSON$/);
+    store.remove('a');
+    expect(store.load('a')).toBeUndefined();
+  });
+});

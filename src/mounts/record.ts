@@ -8,18 +8,54 @@
 // kernel's ids of our mounts and the inodes of our directories. Each record has a key: the
 // root's device and inode for the command line (rootKey: the same seen from any namespace),
 // the container id for OCI hooks (two containers may share one rootfs).
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from './attach.js';
 import type { ProcCover } from './cover-proc.js';
 import { DEFAULTS } from './defaults.js';
 import type { RootIdentity } from './identity.js';
 
+/**
+ * A record kept current while something is being attached (the runner's, step by step): each
+ * snapshot is appended as one whole line with a single write(2) to a file opened once, instead
+ * of a file written and renamed per step. A process killed between writes leaves whole lines
+ * (the kernel finishes or never starts a write it was given), and load() takes the last one.
+ */
+export class RecordJournal {
+  #fd: number | undefined;
+
+  constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.#fd = fd;
+  }
+
+  append(attachment: Attachment & Record<string, unknown>): void {
+    if (this.#fd === undefined) throw new Error(`the record journal ${this.path} is closed`);
+    writeSync(this.#fd, `${JSON.stringify(attachment)}\n`);
+  }
+
+  /** No more snapshots: the file stays, as the record, until removed. */
+  close(): void {
+    if (this.#fd === undefined) return;
+    closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
 export class RecordStore {
   readonly directory: string;
+  #directoryMade = false;
 
   constructor(directory: string = process.env.MOUNTAT_STATE_DIR || DEFAULTS.stateDirectory) {
     this.directory = directory;
+  }
+
+  #makeDirectory(): void {
+    if (this.#directoryMade) return;
+    mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+    this.#directoryMade = true;
   }
 
   pathFor(key: string): string {
@@ -30,11 +66,19 @@ export class RecordStore {
   /** Written whole to a temporary name and renamed, so a reader never sees half a record. */
   save(key: string, attachment: Attachment): string {
     const path = this.pathFor(key);
-    mkdirSync(this.directory, { recursive: true, mode: 0o700 });
+    this.#makeDirectory();
     const temporary = `${path}.${process.pid}.tmp`;
     writeFileSync(temporary, `${JSON.stringify(attachment)}\n`, { mode: 0o600 });
     renameSync(temporary, path);
     return path;
+  }
+
+  /** A record for `key` written as a journal of whole snapshots (replacing any record of that key). */
+  journal(key: string): RecordJournal {
+    const path = this.pathFor(key);
+    this.#makeDirectory();
+    const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND } = fsConstants;
+    return new RecordJournal(path, openSync(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o600));
   }
 
   load(key: string): Attachment | undefined {
@@ -46,12 +90,19 @@ export class RecordStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new Error(`cannot read the record ${path}: ${(error as Error).message}`);
     }
+    // One line, or a journal of whole lines: the last one that parses is the record.
     let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new Error(`the record ${path} is not valid JSON`);
+    const lines = text.split('\n').filter((line) => line !== '');
+    // A journal opened and never written to: its writer died before it did anything.
+    if (lines.length === 0) return undefined;
+    for (let i = lines.length - 1; i >= 0 && parsed === undefined; i--) {
+      try {
+        parsed = JSON.parse(lines[i]!);
+      } catch {
+        // a line cut short: the one before it is whole
+      }
     }
+    if (parsed === undefined) throw new Error(`the record ${path} is not valid JSON`);
     if (!isAttachment(parsed)) throw new Error(`the record ${path} is not a mountat record of version 1`);
     return parsed;
   }

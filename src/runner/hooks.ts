@@ -3,7 +3,7 @@
 // "mountat" is the built-in hook: the engine in-process, no process start per action. Any other
 // entry is executed like an OCI hook, with the state on stdin and the input root as fd 3.
 import { constants as C, type Fd, openat2 } from '../linux/index.js';
-import { attach, detach, parsePlan, type Attachment, type Plan, type RecordStore } from '../mounts/index.js';
+import { attach, AttachError, detach, parsePlan, type Attachment, type Plan, type RecordStore } from '../mounts/index.js';
 import { CommandHook, type OciState } from '../oci/index.js';
 import type { HookSpec } from './config.js';
 import type { RunnerObserver } from './observer.js';
@@ -57,14 +57,23 @@ export class BuiltinMountHook implements ActionHook {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
     // The record is written as attach goes (the input root's path riding along), so that a runner
-    // SIGKILLed mid-setup leaves a record of every directory and mount made so far.
+    // SIGKILLed mid-setup leaves a record of every directory and mount made so far: one line a
+    // step, appended to a file opened once (every action pays for it).
     const key = recordKeyOf(action);
     const inputRoot = action.paths.input_root_directory ?? '';
-    const save = (snapshot: Attachment) => {
-      const record: ActionRecord = { ...snapshot, inputRoot };
-      this.settings.records.save(key, record);
-    };
-    action.attachment = attach(action.root, actionPlan(this.settings, action), { procPidns: pidns, onProgress: save });
+    const journal = this.settings.records.journal(key);
+    try {
+      action.attachment = attach(action.root, actionPlan(this.settings, action), {
+        procPidns: pidns,
+        onProgress: (snapshot: Attachment) => journal.append({ ...snapshot, inputRoot } satisfies ActionRecord),
+      });
+    } catch (error) {
+      // Rolled back whole: nothing is left for the record to describe. Else it stays for the next start.
+      if (error instanceof AttachError && error.rollbackProblems.length === 0) this.settings.records.remove(key);
+      throw error;
+    } finally {
+      journal.close();
+    }
     this.settings.observer.mountsHeld(action.attachment.mounts.length);
   }
 }
