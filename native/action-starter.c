@@ -12,6 +12,7 @@
  *
  * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
  *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...
+ *        mountat-action --serve     (the runner's: fork a starter per request, see serve() below)
  * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
  *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
  * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
@@ -38,6 +39,7 @@
  *                  (`mountat exec`); without it they end the action with SIGKILL (the runner).
  *
  * Protocol on fd 5, one line each:
+ *   "S <pid>"      the starter's own pid (its process group), first.
  *   "P <pid>"      the action's process exists (its pid in the caller's namespace; with --pidns,
  *                  pid 1 of the new PID namespace). It now waits on the gate, so the caller can
  *                  mount proc for that namespace and run its prestart hooks.
@@ -73,6 +75,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -438,19 +441,38 @@ static void run_init(const struct options *o, char **envp) {
   _exit(0);
 }
 
-int main(int argc, char **argv) {
-  struct options o;
-  parse(argc, argv, &o);
-  forwarding = o.forward_signals;
-  extern char **environ;
-  char **envp = environ;
-
-  /* Started by posix_spawn from Node, which ignores SIGPIPE and may block signals: the action
-   * must get default dispositions and an empty mask, as if started from a shell. */
-  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+/*
+ * Default dispositions and an empty mask for the action, as if started from a shell: started by
+ * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ) or forked by the server (which ignores
+ * SIGCHLD). Handlers never survive exec or reach a forked child here, only ignored signals do: the
+ * kernel lists those (SigIgn), so only they are reset, not all 64.
+ */
+static void reset_signals(void) {
+  unsigned long long ignored = ~0ULL;
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char text[2048];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    const char *line = strstr(text, "\nSigIgn:");
+    if (line) ignored = strtoull(line + 9, NULL, 16);
+  }
+  for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+    if (ignored & (1ULL << (sig - 1))) signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* One action: everything above, in order. The body of both ways in (command line, server). */
+static int start_one(int argc, char **argv, char **envp) {
+  struct options o;
+  parse(argc, argv, &o);
+  forwarding = o.forward_signals;
+  reset_signals();
+  /* Who to signal and whose process group to kill (the server's caller does not know our pid). */
+  report("S %d\n", (int)getpid());
 
   /* Die with the caller (a SIGKILLed runner must not leave actions running); the child dies
    * with us through its own PR_SET_PDEATHSIG. */
@@ -507,4 +529,88 @@ int main(int argc, char **argv) {
   if (!o.pidns) report_exit(status, &ru);
   else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report("E %d wait\n", ECHILD);
   return 0;
+}
+
+/*
+ * --serve: started once by the runner, fork one starter per request instead of the runner
+ * executing this program per action (an exec of it cost the runner about 1 ms an action here).
+ * Requests arrive on fd 3, a SOCK_SEQPACKET socket: one message each, its payload the starter's
+ * argument count in decimal, then the arguments and the environment, each NUL-terminated, and
+ * with it (SCM_RIGHTS) exactly six fds: the starter's 0 to 5. The starter reports on its own status
+ * fd as always; this process answers nothing and is told nothing else. It ends when the caller
+ * closes the socket, and dies with it (PR_SET_PDEATHSIG), and so do the starters (theirs).
+ */
+enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST = 256 * 1024 };
+
+static void serve_one(char *payload, size_t size, const int *fds) __attribute__((noreturn));
+static void serve_one(char *payload, size_t size, const int *fds) {
+  /* The six fds become 0-5, by way of copies above them so that none clobbers another. */
+  int high[REQUEST_FDS];
+  for (int i = 0; i < REQUEST_FDS; i++)
+    if ((high[i] = fcntl(fds[i], F_DUPFD, 16)) < 0) _exit(126);
+  for (int i = 0; i < REQUEST_FDS; i++)
+    if (dup2(high[i], i) != i) _exit(126);
+  syscall(SYS_close_range, REQUEST_FDS, ~0U, 0);
+  char *end = payload + size, *p = payload;
+  long argc = strtol(p, NULL, 10);
+  p += strlen(p) + 1;
+  if (argc <= 0 || argc > 100000) _exit(126);
+  char **argv = calloc((size_t)argc + 1, sizeof *argv);
+  size_t envc = 0;
+  for (char *q = p; q < end; q += strlen(q) + 1) envc++;
+  char **envp = calloc(envc + 1, sizeof *envp);
+  if (!argv || !envp) _exit(126);
+  long i = 0;
+  for (; i < argc && p < end; i++, p += strlen(p) + 1) argv[i] = p;
+  if (i < argc) _exit(126);
+  for (size_t e = 0; p < end; e++, p += strlen(p) + 1) envp[e] = p;
+  _exit(start_one((int)argc, argv, envp));
+}
+
+static int serve(void) {
+  pid_t caller = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != caller) return 125;
+  /* Starters are not waited for here: their caller learns their end on their status pipe. */
+  struct sigaction sa = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
+  static char payload[MAX_REQUEST + 1];
+  for (;;) {
+    struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
+    union {
+      struct cmsghdr header;
+      char space[CMSG_SPACE(sizeof(int) * REQUEST_FDS)];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(SERVE_FD, &msg, MSG_CMSG_CLOEXEC);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    int fds[REQUEST_FDS], count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int given = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int k = 0; k < given; k++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+        if (count < REQUEST_FDS) fds[count++] = fd;
+        else close(fd);
+      }
+    }
+    /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
+    if (count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0') {
+      pid_t pid = fork();
+      if (pid == 0) serve_one(payload, (size_t)n, fds);
+    }
+    for (int k = 0; k < count; k++) close(fds[k]);
+  }
+}
+
+int main(int argc, char **argv) {
+  extern char **environ;
+  if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+  return start_one(argc, argv, environ);
 }

@@ -134,6 +134,63 @@ describe('hostile requests: the documented status, nothing mounted, nothing crea
   });
 });
 
+/** The parent pid of a process, from /proc. */
+function parentOf(pid: number): number {
+  return Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+/** The pids whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return parentOf(Number(name)) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+const commandLine = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+
+describe('the starter server', () => {
+  it('forks each action\'s starter from one process of the runner\'s, and starts a new one when it is gone', async () => {
+    const servers: number[] = [];
+    for (const round of [1, 2]) {
+      const id = newAction();
+      const done = run(runner.client, requestFor(id, `echo started; exec sleep 31.${round}`));
+      let starter: number | undefined;
+      for (let i = 0; i < 300 && starter === undefined; i++) {
+        const server = childrenOf(runner.process.pid!).find((pid) => commandLine(pid) === 'mountat-action --serve');
+        starter = server === undefined ? undefined : childrenOf(server)[0];
+        if (starter === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(starter).toBeDefined();
+      const server = parentOf(starter!);
+      servers.push(server);
+      // A fork of the server, not a program of its own: the runner executed nothing for it.
+      expect(commandLine(starter!)).toBe('mountat-action --serve');
+      // Killed under it, the server takes this action's starter with it, and a new one serves the next.
+      process.kill(round === 1 ? server : starter!, 'SIGKILL');
+      await expect(done).rejects.toMatchObject({ code: status.INTERNAL, details: "the action's starter failed: the starter ended without saying how the action ended" });
+      expect(mountsUnder(runner.build)).toEqual([]);
+    }
+    expect(servers[1]).not.toBe(servers[0]);
+  });
+
+  it('starts an action whose request is too large to serve the direct way (executing the starter)', async () => {
+    const id = newAction();
+    // Each string at most 128 KiB (the kernel's limit per argument), 320 KiB in all.
+    const env: Record<string, string> = { PATH: '/bin' };
+    for (let i = 0; i < 5; i++) env[`BIG${i}`] = 'x'.repeat(64 * 1024);
+    const response = await run(runner.client, requestFor(id, 'echo $((${#BIG0} + ${#BIG4}))', { environmentVariables: env }));
+    expect(response.exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`${128 * 1024}\n`);
+  });
+});
+
 describe('cancellation and concurrency', () => {
   it('kills the whole process tree and unmounts when bb_worker cancels', async () => {
     const id = newAction();

@@ -28,3 +28,4 @@ export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';
 export { CAPABILITIES, CAPABILITY_NAMES, capabilityMask, capabilityNames, ownCapabilities } from './capabilities.js';
 export type { CapabilityName, CapabilitySets } from './capabilities.js';
+export { seqpacketPair, sendWithFds } from './fd-passing.js';

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { status } from '@grpc/grpc-js';
 import type { Fd } from '../linux/index.js';
-import { StartedAction, type ActionEnd, type Isolation, type StartStep } from '../sandbox/index.js';
+import { StartedAction, type ActionEnd, type Isolation, type StarterServer, type StartStep } from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
@@ -19,6 +19,8 @@ export interface ActionSettings {
   temporaryDirectoryMount: string | null;
   /** Namespaces, root, capabilities and user of every action. */
   isolation: Isolation;
+  /** Forks the starters (one process for the runner's life), where set; else each is executed. */
+  starterServer?: StarterServer | undefined;
   prestart: ActionHook[];
   poststop: ActionHook[];
 }
@@ -146,6 +148,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
       stdout: stdout.fd,
       stderr: stderr.fd,
       isolation: settings.isolation,
+      server: settings.starterServer,
     });
     // The output files belong to the action now; ours can go.
     stdout.close();

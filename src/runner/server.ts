@@ -6,7 +6,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.js';
 import { RecordStore } from '../mounts/index.js';
-import { prepareIsolation } from '../sandbox/index.js';
+import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
@@ -45,6 +45,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   );
   for (const { message, detail } of warnings) log.warn(detail, message);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
+  const starterServer = new StarterServer(STARTER_PATH);
 
   // Metrics first, so that what the start-up recovery removes is counted.
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
@@ -60,6 +61,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       setTmpdir: settings.setTmpdir,
       temporaryDirectoryMount: settings.temporaryDirectoryMount,
       isolation,
+      starterServer,
       prestart: hooksFor('prestart', settings.hooks.prestart, mounts),
       poststop: hooksFor('poststop', settings.hooks.poststop, mounts),
     },
@@ -98,6 +100,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
         server.forceShutdown();
       }
       clearTimeout(timer);
+      starterServer.close();
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();

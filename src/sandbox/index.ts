@@ -12,3 +12,4 @@ export { chooseRootChange, RootChangeError } from './root-change.js';
 export type { RootChange } from './root-change.js';
 export { prepareIsolation } from './isolation.js';
 export type { IsolationRequest, PreparedIsolation, Probed } from './isolation.js';
+export { StarterServer, MAX_SERVED_REQUEST } from './starter-server.js';

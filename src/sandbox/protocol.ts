@@ -1,5 +1,5 @@
-// The starter's status lines (native/action-starter.c documents them), parsed strictly: exactly
-// one "P" first, then any "E", at most one "X", and nothing after it. Only the starter and the
+// The starter's status lines (native/action-starter.c documents them), parsed strictly: its own
+// pid ("S") first, then exactly one "P", then any "E", at most one "X", and nothing after it. Only the starter and the
 // PID namespace's init hold the pipe; a line out of that order, malformed or unknown means the
 // channel cannot be trusted, and the action's end is then reported lost rather than believed.
 import { errnoName } from '../linux/index.js';
@@ -36,6 +36,8 @@ const MAX_LINE = 512;
 const INTEGER = /^-?\d{1,20}$/;
 
 export class StatusChannel {
+  /** The starter's own pid (its process group). */
+  starterPid: number | undefined;
   pid: number | undefined;
   startError: { errno: number; step: StartStep } | undefined;
   /** The raw "X" fields: wait status, then the rusage. */
@@ -72,6 +74,11 @@ export class StatusChannel {
     const [tag, ...fields] = line.split(' ');
     if (this.exit !== undefined) return 'a line after the action\'s end';
     switch (tag) {
+      case 'S':
+        if (this.starterPid !== undefined || this.pid !== undefined || this.startError !== undefined) return 'a starter line out of place';
+        if (fields.length !== 1 || !INTEGER.test(fields[0]!) || Number(fields[0]) <= 0) return 'a malformed starter line';
+        this.starterPid = Number(fields[0]);
+        return undefined;
       case 'P':
         if (this.pid !== undefined) return 'a second pid line';
         if (fields.length !== 1 || !INTEGER.test(fields[0]!) || Number(fields[0]) <= 0) return 'a malformed pid line';
@@ -93,8 +100,8 @@ export class StatusChannel {
     }
   }
 
-  /** How the action ended, given how the starter itself ended (its raw wait status). */
-  end(starterWait: number): ActionEnd {
+  /** How the action ended, given how the starter itself ended (its raw wait status, where known). */
+  end(starterWait?: number): ActionEnd {
     if (this.violation !== undefined) return { kind: 'lost', detail: `the starter's status channel broke protocol (${this.violation})` };
     const n = this.exit;
     const start = this.startError;
@@ -110,6 +117,7 @@ export class StatusChannel {
       return { kind: 'signalled', signal: wait & 0x7f, rusage };
     }
     if (start) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
+    if (starterWait === undefined) return { kind: 'lost', detail: 'the starter ended without saying how the action ended' };
     const detail = (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;
     return { kind: 'lost', detail };
   }

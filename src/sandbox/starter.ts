@@ -7,6 +7,7 @@ import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { constants as C, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
 import { StatusChannel, type ActionEnd } from './protocol.js';
+import type { StarterServer } from './starter-server.js';
 import type { RootChange } from './root-change.js';
 
 export const STARTER_PATH = fileURLToPath(new URL('../mountat-action', import.meta.url));
@@ -45,6 +46,8 @@ export interface StartOptions {
   isolation: Isolation;
   /** SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the starter reach the action as themselves (`mountat exec`). */
   forwardSignals?: boolean;
+  /** Have this server fork the starter (the runner's), instead of executing it. */
+  server?: StarterServer | undefined;
 }
 
 export function starterArguments(options: StartOptions): string[] {
@@ -64,8 +67,10 @@ export function starterArguments(options: StartOptions): string[] {
 }
 
 export class StartedAction {
-  /** The starter's pid, which is also its process group. */
-  readonly starterPid: number;
+  /** The starter's pid, which is also its process group: known at once when executed, from its first line when served. */
+  #starterPid: number | undefined;
+  /** Whether this process is the starter's parent (and so reaps it). */
+  readonly #executed: boolean;
   /** The action's pid (pid 1 of its PID namespace when there is one), once it exists. */
   readonly pid: Promise<number>;
   readonly ended: Promise<ActionEnd>;
@@ -76,14 +81,10 @@ export class StartedAction {
     const [statusRead, statusWrite] = pipe2(C.O_CLOEXEC);
     const stdin = options.stdin ?? openDevNull();
     try {
-      this.starterPid = posixSpawn(STARTER_PATH, starterArguments(options), options.env, {
-        0: stdin,
-        1: options.stdout,
-        2: options.stderr,
-        3: options.root.fd,
-        4: gateRead,
-        5: statusWrite,
-      });
+      const fds = [stdin, options.stdout, options.stderr, options.root.fd, gateRead, statusWrite];
+      const argv = starterArguments(options);
+      this.#executed = !options.server?.start(argv, options.env, fds);
+      if (this.#executed) this.#starterPid = posixSpawn(STARTER_PATH, argv, options.env, { ...fds });
     } catch (error) {
       for (const fd of [gateRead, gateWrite, statusRead, statusWrite]) closeSync(fd);
       throw error;
@@ -108,6 +109,7 @@ export class StartedAction {
     status.setEncoding('utf8');
     status.on('data', (chunk: string) => {
       const pid = channel.feed(chunk);
+      this.#starterPid ??= channel.starterPid;
       if (pid !== undefined) resolvePid(pid);
       // A broken protocol means something other than the starter wrote: end it all now.
       if (channel.violation !== undefined) this.kill();
@@ -121,8 +123,10 @@ export class StartedAction {
         // ended, that is the answer now; the starter is reaped meanwhile (it may be a moment from
         // being a zombie: its fds close before it is one). Only without an answer does its own
         // exit status matter.
-        const reaped = reap(this.starterPid);
-        if (channel.exit !== undefined || channel.startError !== undefined || channel.violation !== undefined) resolve(channel.end(0));
+        // A served starter is the server's child, reaped there.
+        const pid = this.#starterPid;
+        const reaped = this.#executed && pid !== undefined ? reap(pid) : Promise.resolve(undefined);
+        if (channel.exit !== undefined || channel.startError !== undefined || channel.violation !== undefined) resolve(channel.end());
         else void reaped.then((wait) => resolve(channel.end(wait)));
       });
       status.on('error', () => {}); // 'close' follows and settles
@@ -156,18 +160,20 @@ export class StartedAction {
    * namespace (which ends the namespace), and the process group goes too for the case without one.
    */
   kill(): void {
-    signal(this.starterPid, 'SIGTERM');
-    setTimeout(() => signal(-this.starterPid, 'SIGKILL'), 50).unref();
+    const pid = this.#starterPid;
+    if (pid === undefined) return; // not yet running anything: an aborted gate ends it
+    signal(pid, 'SIGTERM');
+    setTimeout(() => signal(-pid, 'SIGKILL'), 50).unref();
   }
 
   /** Pass a signal to the starter (with forwardSignals it reaches the action as itself). */
   signal(name: NodeJS.Signals): void {
-    signal(this.starterPid, name);
+    if (this.#starterPid !== undefined) signal(this.#starterPid, name);
   }
 
   /** After the action ended: kill leftovers of its process group (without a PID namespace they survive it). */
   killLeftovers(): void {
-    signal(-this.starterPid, 'SIGKILL');
+    if (this.#starterPid !== undefined) signal(-this.#starterPid, 'SIGKILL');
   }
 }
 
