@@ -17,7 +17,9 @@ import { benchOptions, enterPrivateNamespace, REPO, repRatios, run, runAction, s
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
-const CAPS = ['--cap-drop', 'ALL', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_CHROOT'];
+// What README.md#container-image documents: the runner's own (SYS_CHROOT as Docker's default seccomp
+// profile refuses pivot_root), and what its root actions keep.
+const CAPS = ['--cap-drop', 'ALL', ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap])];
 
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -58,6 +60,7 @@ async function main() {
   const host = run(join(REPO, 'scripts', 'docker', 'dockerd.sh'), ['start', engineDir]).trim();
   const docker = (args) => run('docker', args, { env: { ...process.env, DOCKER_HOST: host }, maxBuffer: 64 << 20 });
   const results = {};
+  const worker = join(scratch, 'worker');
   try {
     let start = process.hrtime.bigint();
     const bases = run(join(REPO, 'scripts', 'docker', 'make-base-rootfs.sh'), []).trim();
@@ -73,7 +76,6 @@ async function main() {
 
     // The worker's directory: tmpfs (as bench/runner.mjs, so ext4's journal does not dominate),
     // shared, bound into the container rslave; the host's runner uses a build directory beside it.
-    const worker = join(scratch, 'worker');
     mkdirSync(worker);
     execFileSync('mount', ['-t', 'tmpfs', 'bench', worker]);
     execFileSync('mount', ['--make-shared', worker]);
@@ -135,9 +137,11 @@ async function main() {
     hostRunner.kill('SIGTERM');
     await new Promise((resolve) => hostRunner.once('exit', resolve));
     results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${worker}/`)).length;
-    execFileSync('umount', [worker]);
   } finally {
+    // Whatever failed above: the engine stopped, the worker's tmpfs off, then the scratch removed
+    // (an error here must not hide the one that brought us here).
     run(join(REPO, 'scripts', 'docker', 'dockerd.sh'), ['stop', engineDir]);
+    spawnSync('umount', ['--lazy', worker]);
     rmSync(scratch, { recursive: true, force: true });
   }
 
