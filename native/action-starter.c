@@ -423,9 +423,9 @@ static void run_init(const struct options *o, char **envp) {
     start_action(o, envp);
   }
   child_pid = action;
-  /* Without handlers pid 1 ignores every signal sent from inside its namespace. */
-  if (forwarding) handle_signals();
-  else default_signals();
+  /* SIGTERM and the like end the action (or reach it, --forward-signals): pid 1 would ignore them
+   * without a handler, from inside its namespace and from outside alike (only SIGKILL is forced). */
+  handle_signals();
   close(0);
   close(1);
   close(2);
@@ -465,6 +465,26 @@ static void reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * The starter's child: pid 1 of the action's PID namespace (with --pidns), or the action itself.
+ * It waits at the gate, then contains itself (isolate) and becomes the init or the action.
+ */
+static void become_child(const struct options *o, char **envp, pid_t parent) __attribute__((noreturn));
+static void become_child(const struct options *o, char **envp, pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The parent died before the prctl took (pid 1 of a new namespace sees no parent: 0). */
+  if (getppid() != parent) _exit(125);
+  /* The status fd must not reach the action: only a failure before exec writes to it. */
+  fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
+  char go = 0;
+  if (read(GATE_FD, &go, 1) != 1 || go != 'G') _exit(125);
+  close(GATE_FD);
+  isolate(o);
+  if (o->pidns) run_init(o, envp);
+  default_signals();
+  start_action(o, envp);
+}
+
 /* One action: everything above, in order. The body of both ways in (command line, server). */
 static int start_one(int argc, char **argv, char **envp) {
   struct options o;
@@ -493,20 +513,7 @@ static int start_one(int argc, char **argv, char **envp) {
     report("E %d fork\n", errno);
     return 1;
   }
-  if (child == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* The starter died before the prctl took (pid 1 of a new namespace sees no parent: 0). */
-    if (getppid() != (o.pidns ? 0 : starter)) _exit(125);
-    /* The status fd must not reach the action: only a failure before exec writes to it. */
-    fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
-    char go = 0;
-    if (read(GATE_FD, &go, 1) != 1 || go != 'G') _exit(125);
-    close(GATE_FD);
-    isolate(&o);
-    if (o.pidns) run_init(&o, envp);
-    default_signals();
-    start_action(&o, envp);
-  }
+  if (child == 0) become_child(&o, envp, o.pidns ? 0 : starter);
 
   child_pid = child;
   /* Nothing of ours stays open but the status fd (and 0-2). */
@@ -542,15 +549,8 @@ static int start_one(int argc, char **argv, char **envp) {
  */
 enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST = 256 * 1024 };
 
-static void serve_one(char *payload, size_t size, const int *fds) __attribute__((noreturn));
-static void serve_one(char *payload, size_t size, const int *fds) {
-  /* The six fds become 0-5, by way of copies above them so that none clobbers another. */
-  int high[REQUEST_FDS];
-  for (int i = 0; i < REQUEST_FDS; i++)
-    if ((high[i] = fcntl(fds[i], F_DUPFD, 16)) < 0) _exit(126);
-  for (int i = 0; i < REQUEST_FDS; i++)
-    if (dup2(high[i], i) != i) _exit(126);
-  syscall(SYS_close_range, REQUEST_FDS, ~0U, 0);
+/* The request's arguments and environment, in place in the payload; exits 126 on a malformed one. */
+static void unpack(char *payload, size_t size, int *argc_out, char ***argv_out, char ***envp_out) {
   char *end = payload + size, *p = payload;
   long argc = strtol(p, NULL, 10);
   p += strlen(p) + 1;
@@ -564,7 +564,69 @@ static void serve_one(char *payload, size_t size, const int *fds) {
   for (; i < argc && p < end; i++, p += strlen(p) + 1) argv[i] = p;
   if (i < argc) _exit(126);
   for (size_t e = 0; p < end; e++, p += strlen(p) + 1) envp[e] = p;
-  _exit(start_one((int)argc, argv, envp));
+  *argc_out = (int)argc;
+  *argv_out = argv;
+  *envp_out = envp;
+}
+
+/* The six fds become 0-5, by way of copies above them so that none clobbers another. */
+static void take_fds(const int *fds) {
+  int high[6];
+  for (int i = 0; i < 6; i++)
+    if ((high[i] = fcntl(fds[i], F_DUPFD, 16)) < 0) _exit(126);
+  for (int i = 0; i < 6; i++)
+    if (dup2(high[i], i) != i) _exit(126);
+  syscall(SYS_close_range, 6, ~0U, 0);
+}
+
+static void serve_one(char *payload, size_t size, const int *fds) __attribute__((noreturn));
+static void serve_one(char *payload, size_t size, const int *fds) {
+  take_fds(fds);
+  int argc;
+  char **argv, **envp;
+  unpack(payload, size, &argc, &argv, &envp);
+  _exit(start_one(argc, argv, envp));
+}
+
+/* Whether the request's starter options (before "--") include FLAG. */
+static int requests(const char *payload, size_t size, const char *flag) {
+  const char *end = payload + size, *p = payload + strlen(payload) + 1;
+  for (p += strlen(p) + 1; p < end && strcmp(p, "--") != 0; p += strlen(p) + 1)
+    if (strcmp(p, flag) == 0) return 1;
+  return 0;
+}
+
+/*
+ * With --pidns the server forks the action's init itself, into a PID namespace made for it, instead
+ * of forking a starter that does: one process (a fork, an exit, a wait: about 0.4 ms here) fewer
+ * per action. The init reports the action's end as always; the server names it in the S and P
+ * lines (it is what the caller signals), and the kernel reaps it here (SA_NOCLDWAIT).
+ */
+static void serve_init(char *payload, size_t size, const int *fds, int own_pidns) {
+  int status_fd = fds[5];
+  /* Our children go to a new PID namespace for this one fork only, then to ours again. */
+  if (unshare(CLONE_NEWPID) != 0) {
+    dprintf(status_fd, "E %d pidns\n", errno);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    take_fds(fds);
+    int argc;
+    char **argv, **envp;
+    unpack(payload, size, &argc, &argv, &envp);
+    struct options o;
+    parse(argc, argv, &o);
+    forwarding = o.forward_signals;
+    reset_signals();
+    /* Its own process group: the caller's SIGKILL of -pid must reach it and nothing of ours. */
+    setpgid(0, 0);
+    become_child(&o, envp, 0);
+  }
+  int saved = errno;
+  if (setns(own_pidns, CLONE_NEWPID) != 0) _exit(1); /* every later fork would land in that namespace */
+  if (pid < 0) dprintf(status_fd, "E %d fork\n", saved);
+  else dprintf(status_fd, "S %d\nP %d\n", (int)pid, (int)pid);
 }
 
 static int serve(void) {
@@ -575,6 +637,7 @@ static int serve(void) {
   struct sigaction sa = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, NULL);
+  int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   static char payload[MAX_REQUEST + 1];
   for (;;) {
     struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
@@ -602,8 +665,12 @@ static int serve(void) {
     }
     /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
     if (count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0') {
-      pid_t pid = fork();
-      if (pid == 0) serve_one(payload, (size_t)n, fds);
+      if (own_pidns >= 0 && requests(payload, (size_t)n, "--pidns")) {
+        serve_init(payload, (size_t)n, fds, own_pidns);
+      } else {
+        pid_t pid = fork();
+        if (pid == 0) serve_one(payload, (size_t)n, fds);
+      }
     }
     for (int k = 0; k < count; k++) close(fds[k]);
   }

@@ -156,24 +156,26 @@ function childrenOf(pid: number): number[] {
 const commandLine = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
 
 describe('the starter server', () => {
-  it('forks each action\'s starter from one process of the runner\'s, and starts a new one when it is gone', async () => {
+  it('forks each action\'s init from one process of the runner\'s (nothing executed per action), and starts a new one when it is gone', async () => {
     const servers: number[] = [];
     for (const round of [1, 2]) {
       const id = newAction();
       const done = run(runner.client, requestFor(id, `echo started; exec sleep 31.${round}`));
-      let starter: number | undefined;
-      for (let i = 0; i < 300 && starter === undefined; i++) {
+      let init: number | undefined;
+      for (let i = 0; i < 300 && init === undefined; i++) {
         const server = childrenOf(runner.process.pid!).find((pid) => commandLine(pid) === 'mountat-action --serve');
-        starter = server === undefined ? undefined : childrenOf(server)[0];
-        if (starter === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+        init = server === undefined ? undefined : childrenOf(server)[0];
+        if (init === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      expect(starter).toBeDefined();
-      const server = parentOf(starter!);
+      expect(init).toBeDefined();
+      const server = parentOf(init!);
       servers.push(server);
-      // A fork of the server, not a program of its own: the runner executed nothing for it.
-      expect(commandLine(starter!)).toBe('mountat-action --serve');
-      // Killed under it, the server takes this action's starter with it, and a new one serves the next.
-      process.kill(round === 1 ? server : starter!, 'SIGKILL');
+      // A fork of the server, not a program of its own: the runner executed nothing for it; and it
+      // is pid 1 of the action's PID namespace (the second NSpid).
+      expect(commandLine(init!)).toBe('mountat-action --serve');
+      expect(/^NSpid:\s*\d+\s+(\d+)$/m.exec(readFileSync(`/proc/${init}/status`, 'utf8'))?.[1]).toBe('1');
+      // Killed under it, the server takes this action's init with it, and a new one serves the next.
+      process.kill(round === 1 ? server : init!, 'SIGKILL');
       await expect(done).rejects.toMatchObject({ code: status.INTERNAL, details: "the action's starter failed: the starter ended without saying how the action ended" });
       expect(mountsUnder(runner.build)).toEqual([]);
     }
