@@ -22,7 +22,7 @@ function checkName(path: string, what: string): void {
 }
 
 function fail(syscall: string, path?: string, detail?: string): never {
-  throw new SyscallError(syscall, libc.errno(), { path, detail });
+  throw new SyscallError(syscall, libc().errno(), { path, detail });
 }
 
 export interface OpenHow {
@@ -47,8 +47,8 @@ export function tryOpenat2(dirfd: FdLike, path: string, how: OpenHow): Fd | numb
   openHowBuf.writeUInt32LE(0, 12);
   openHowBuf.writeUInt32LE(how.resolve >>> 0, 16);
   openHowBuf.writeUInt32LE(0, 20);
-  const fd = sys.openat2(C.SYS.openat2, raw(dirfd), path, openHowBuf, 24);
-  return fd < 0 ? libc.errno() : new Fd(fd);
+  const fd = sys().openat2(C.SYS.openat2, raw(dirfd), path, openHowBuf, 24);
+  return fd < 0 ? libc().errno() : new Fd(fd);
 }
 
 /** openat2(2): the only way the engine looks anything up beneath an untrusted root. */
@@ -64,7 +64,7 @@ export function readFsContextLog(fsfd: FdLike): string[] {
   const buf = Buffer.alloc(4096);
   // Each read returns one message; ENODATA ends the log. Bounded in case of a chatty fs.
   for (let i = 0; i < 64; i++) {
-    const n = libc.read(raw(fsfd), buf, buf.length);
+    const n = libc().read(raw(fsfd), buf, buf.length);
     if (n <= 0) break;
     lines.push(buf.toString('utf8', 0, n).replace(/[\0\s]+$/, ''));
   }
@@ -80,15 +80,15 @@ function contextDetail(fsfd: FdLike): string | undefined {
 
 export function fsopen(fsname: string, flags: number = C.FSOPEN_CLOEXEC): Fd {
   checkName(fsname, 'fsopen');
-  const fd = sys.fsopen(C.SYS.fsopen, fsname, flags);
+  const fd = sys().fsopen(C.SYS.fsopen, fsname, flags);
   if (fd < 0) fail('fsopen', undefined, fsname);
   return new Fd(fd);
 }
 
 function fsconfigRaw(fsfd: FdLike, cmd: number, key: string | null, value: string | null, aux: number, where?: string): void {
-  const rc = sys.fsconfig(C.SYS.fsconfig, raw(fsfd), cmd, key, value, aux);
+  const rc = sys().fsconfig(C.SYS.fsconfig, raw(fsfd), cmd, key, value, aux);
   if (rc < 0) {
-    const errno = libc.errno();
+    const errno = libc().errno();
     const label = key === null ? '' : `${key}${value === null ? '' : `=${value}`}`;
     const detail = contextDetail(fsfd) ?? (label || undefined);
     throw new SyscallError('fsconfig', errno, { path: where, detail });
@@ -116,9 +116,9 @@ export function fsconfigCreate(fsfd: FdLike, where?: string): void {
 }
 
 export function fsmount(fsfd: FdLike, attrFlags: number, where?: string): Fd {
-  const fd = sys.long3(C.SYS.fsmount, raw(fsfd), C.FSMOUNT_CLOEXEC, attrFlags);
+  const fd = sys().long3(C.SYS.fsmount, raw(fsfd), C.FSMOUNT_CLOEXEC, attrFlags);
   if (fd < 0) {
-    const errno = libc.errno();
+    const errno = libc().errno();
     throw new SyscallError('fsmount', errno, { path: where, detail: contextDetail(fsfd) });
   }
   return new Fd(fd);
@@ -127,13 +127,13 @@ export function fsmount(fsfd: FdLike, attrFlags: number, where?: string): Fd {
 /** Attach a detached mount (fromFd) onto an already-resolved target fd; no path lookup. */
 export function moveMountOntoFd(fromFd: FdLike, toFd: FdLike, where?: string): void {
   const flags = C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH;
-  const rc = sys.moveMount(C.SYS.move_mount, raw(fromFd), '', raw(toFd), '', flags);
+  const rc = sys().moveMount(C.SYS.move_mount, raw(fromFd), '', raw(toFd), '', flags);
   if (rc < 0) fail('move_mount', where);
 }
 
 export function openTree(dirfd: FdLike, path: string, flags: number, where: string = path): Fd {
   checkName(path, 'open_tree');
-  const fd = sys.openTree(C.SYS.open_tree, raw(dirfd), path, flags);
+  const fd = sys().openTree(C.SYS.open_tree, raw(dirfd), path, flags);
   if (fd < 0) fail('open_tree', where);
   return new Fd(fd);
 }
@@ -150,27 +150,27 @@ export function mountSetattr(dirfd: FdLike, path: string, flags: number, attr: M
   mountAttrBuf.writeUInt32LE(attr.attrSet >>> 0, 0);
   mountAttrBuf.writeUInt32LE((attr.attrClr ?? 0) >>> 0, 8);
   mountAttrBuf.writeUInt32LE((attr.propagation ?? 0) >>> 0, 16);
-  const rc = sys.mountSetattr(C.SYS.mount_setattr, raw(dirfd), path, flags, mountAttrBuf, 32);
+  const rc = sys().mountSetattr(C.SYS.mount_setattr, raw(dirfd), path, flags, mountAttrBuf, 32);
   if (rc < 0) fail('mount_setattr', where);
 }
 
 export function umount2(target: string, flags: number, where: string = target): void {
   checkName(target, 'umount2');
-  if (libc.umount2(target, flags) < 0) fail('umount2', where);
+  if (libc().umount2(target, flags) < 0) fail('umount2', where);
 }
 
 export function mkdirat(dirfd: FdLike, name: string, mode: number, where: string = name): void {
   checkName(name, 'mkdirat');
-  if (libc.mkdirat(raw(dirfd), name, mode) < 0) fail('mkdirat', where);
+  if (libc().mkdirat(raw(dirfd), name, mode) < 0) fail('mkdirat', where);
 }
 
 export function unlinkat(dirfd: FdLike, name: string, flags: number, where: string = name): void {
   checkName(name, 'unlinkat');
-  if (libc.unlinkat(raw(dirfd), name, flags) < 0) fail('unlinkat', where);
+  if (libc().unlinkat(raw(dirfd), name, flags) < 0) fail('unlinkat', where);
 }
 
 export function fchdir(fd: FdLike, where?: string): void {
-  if (libc.fchdir(raw(fd)) < 0) fail('fchdir', where);
+  if (libc().fchdir(raw(fd)) < 0) fail('fchdir', where);
 }
 
 export interface Statx {
@@ -185,7 +185,7 @@ export interface Statx {
 
 export function statx(dirfd: FdLike, path: string, flags: number, mask: number, where: string = path): Statx {
   checkName(path, 'statx');
-  if (libc.statx(raw(dirfd), path, flags, mask, statxBuf) < 0) fail('statx', where);
+  if (libc().statx(raw(dirfd), path, flags, mask, statxBuf) < 0) fail('statx', where);
   return {
     mask: statxBuf.readUInt32LE(0),
     mode: statxBuf.readUInt16LE(28),
@@ -201,6 +201,6 @@ export function statx(dirfd: FdLike, path: string, flags: number, mask: number, 
  * LXC does: ENOSYS means the kernel lacks the call, any other errno means it has it.
  */
 export function probeSyscall(nr: number, ...args: unknown[]): number {
-  const rc = libc.syscall(nr, ...args);
-  return rc < 0 ? libc.errno() : 0;
+  const rc = libc().syscall(nr, ...args);
+  return rc < 0 ? libc().errno() : 0;
 }

@@ -33,7 +33,7 @@ export class Fd implements Disposable {
     const fd = this.#fd;
     this.#fd = -1;
     // close(2) errors are not actionable here (the fd is gone either way on Linux).
-    libc.close(fd);
+    libc().close(fd);
   }
 
   [Symbol.dispose](): void {

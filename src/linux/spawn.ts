@@ -2,18 +2,17 @@
 // Node process (page tables of 70+ MB copied for every action: about 4 ms here); glibc's
 // posix_spawn uses clone(CLONE_VM|CLONE_VFORK), so the cost no longer grows with the runner's
 // size. The child is unknown to libuv: its caller reaps it with waitpid.
-import koffi from 'koffi';
-import { lib, libc } from './libc.js';
+import { koffi, lib, libc } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 // Declared on first use: linux/index.ts re-exports this file, and the OCI hook, which never
 // spawns, should not pay for seven koffi declarations on every start.
 function declare() {
   return {
-    fileActionsInit: lib.func('int posix_spawn_file_actions_init(void *actions)') as (actions: Buffer) => number,
-    fileActionsDup2: lib.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)') as (actions: Buffer, fd: number, newfd: number) => number,
-    fileActionsDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)') as (actions: Buffer) => number,
-    posixSpawnRaw: lib.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)') as (
+    fileActionsInit: lib().func('int posix_spawn_file_actions_init(void *actions)') as (actions: Buffer) => number,
+    fileActionsDup2: lib().func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)') as (actions: Buffer, fd: number, newfd: number) => number,
+    fileActionsDestroy: lib().func('int posix_spawn_file_actions_destroy(void *actions)') as (actions: Buffer) => number,
+    posixSpawnRaw: lib().func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)') as (
       pid: number[],
       path: string,
       actions: Buffer,
@@ -21,9 +20,9 @@ function declare() {
       argv: Array<string | null>,
       envp: Array<string | null>,
     ) => number,
-    pipe2Raw: lib.func('int pipe2(_Out_ int *fds, int flags)') as (fds: Int32Array, flags: number) => number,
-    waitpidRaw: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as (pid: number, status: Int32Array, options: number) => number,
-    fcntlRaw: lib.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...args: unknown[]) => number,
+    pipe2Raw: lib().func('int pipe2(_Out_ int *fds, int flags)') as (fds: Int32Array, flags: number) => number,
+    waitpidRaw: lib().func('int waitpid(int pid, _Out_ int *status, int options)') as (pid: number, status: Int32Array, options: number) => number,
+    fcntlRaw: lib().func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...args: unknown[]) => number,
   };
 }
 let declared: ReturnType<typeof declare> | undefined;
@@ -35,7 +34,7 @@ const WNOHANG = 1;
 /** pipe2(2): [read end, write end]. */
 export function pipe2(flags: number): [number, number] {
   const fds = new Int32Array(2);
-  if (fns().pipe2Raw(fds, flags) < 0) throw new SyscallError('pipe2', koffi.errno());
+  if (fns().pipe2Raw(fds, flags) < 0) throw new SyscallError('pipe2', koffi().errno());
   return [fds[0]!, fds[1]!];
 }
 
@@ -48,11 +47,11 @@ export function posixSpawn(path: string, argv: string[], env: Record<string, str
   // source of fd 4; the copies are close-on-exec, the dup2 in the child clears that on targets.
   const copies: number[] = [];
   const actions = Buffer.alloc(256); // posix_spawn_file_actions_t is 80 bytes in glibc; room to spare
-  if (fns().fileActionsInit(actions) !== 0) throw new SyscallError('posix_spawn_file_actions_init', koffi.errno());
+  if (fns().fileActionsInit(actions) !== 0) throw new SyscallError('posix_spawn_file_actions_init', koffi().errno());
   try {
     for (const [target, source] of Object.entries(fds)) {
       const copy = fns().fcntlRaw(source, F_DUPFD_CLOEXEC, 'int', 64);
-      if (copy < 0) throw new SyscallError('fcntl', koffi.errno(), { detail: `F_DUPFD_CLOEXEC of fd ${source}` });
+      if (copy < 0) throw new SyscallError('fcntl', koffi().errno(), { detail: `F_DUPFD_CLOEXEC of fd ${source}` });
       copies.push(copy);
       const rc = fns().fileActionsDup2(actions, copy, Number(target));
       if (rc !== 0) throw new SyscallError('posix_spawn_file_actions_adddup2', rc);
@@ -64,7 +63,7 @@ export function posixSpawn(path: string, argv: string[], env: Record<string, str
     return pid[0]!;
   } finally {
     fns().fileActionsDestroy(actions);
-    for (const copy of copies) libc.close(copy);
+    for (const copy of copies) libc().close(copy);
   }
 }
 
@@ -72,6 +71,6 @@ export function posixSpawn(path: string, argv: string[], env: Record<string, str
 export function reapIfExited(pid: number): number | undefined {
   const status = new Int32Array(1);
   const rc = fns().waitpidRaw(pid, status, WNOHANG);
-  if (rc < 0) throw new SyscallError('waitpid', koffi.errno(), { detail: `pid ${pid}` });
+  if (rc < 0) throw new SyscallError('waitpid', koffi().errno(), { detail: `pid ${pid}` });
   return rc === 0 ? undefined : status[0]!;
 }

@@ -62,8 +62,7 @@ export interface AttachOptions {
    */
   procPidns?: Fd | number | undefined;
   /**
-   * Called with a snapshot of what is attached so far (valid during the call only: serialize it, do
-   * not keep it), after directories are created for an entry
+   * Called with a snapshot of what is attached so far, after directories are created for an entry
    * and after its mount is made: a caller that persists it (the runner's record) can then be
    * SIGKILLed at any point and a later process still knows what to undo.
    */
@@ -188,9 +187,9 @@ function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIde
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
 export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions = {}): Attachment {
   const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
-  // Valid during the call only (a persisting caller serializes it at once): copying what it holds
-  // would cost more than the record write itself.
-  const snapshot = (pending: CreatedDir[]): Attachment => ({ ...attachment, mounts: [...attachment.mounts], pending: [...pending] });
+  // Not a deep clone (it cost more than the record write): a mount is not changed once in the list,
+  // so copying the list will do; the pending directories are still being filled in, so they are copied.
+  const snapshot = (pending: CreatedDir[]): Attachment => ({ ...attachment, mounts: [...attachment.mounts], pending: pending.map((dir) => ({ ...dir })) });
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {
