@@ -1,6 +1,7 @@
 // Facts about this kernel and process, for `mountat doctor` and for choosing a code path.
 // Reports only; deciding what a missing feature means is the caller's business.
-import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { ownCapabilities } from './capabilities.js';
 import { constants as osConstants } from 'node:os';
 import * as C from './constants.js';
 import { fsopen, fsconfigSetFd, probeSyscall, statx } from './calls.js';
@@ -44,16 +45,9 @@ export function procFdAvailable(): boolean {
 
 /** Whether capability number `bit` is in this process's effective set (undefined: cannot tell). */
 export function hasCapability(bit: number): boolean | undefined {
-  try {
-    const status = readFileSync('/proc/self/status', 'utf8');
-    const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-    if (!match?.[1]) return undefined;
-    return ((BigInt(`0x${match[1]}`) >> BigInt(bit)) & 1n) === 1n;
-  } catch {
-    return undefined;
-  }
+  const own = ownCapabilities();
+  return own === undefined ? undefined : ((own.effective >> BigInt(bit)) & 1n) === 1n;
 }
-
 
 /**
  * Whether proc accepts a `pidns` fd (a proc for another PID namespace; older kernels reject it):
