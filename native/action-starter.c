@@ -633,6 +633,8 @@ static int serve(void) {
   pid_t caller = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != caller) return 125;
+  /* Nothing the runner inherited without CLOEXEC is held here for the runner's life. */
+  syscall(SYS_close_range, SERVE_FD + 1, ~0U, 0);
   /* Starters are not waited for here: their caller learns their end on their status pipe. */
   struct sigaction sa = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
   sigemptyset(&sa.sa_mask);

@@ -3,14 +3,14 @@
 // table, the host's hostname and the files outside the root must be as they were. The same
 // suite shows that ordinary build work still works. Keep the list growing.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attackerBinary, fixtureBinary, installAttacker, rootDevice } from './helpers/attacker.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
-import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
+import { INHERITED_FD, makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 // The default set, as /proc/PID/status shows it: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP.
 const DEFAULT_CAPS = '00000000000001fb';
@@ -72,7 +72,7 @@ function statusField(text: string, field: string): string | undefined {
 describe('an action running as root, default config, through the runner', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
-    // fd 3 of the runner: the directory holding the secret, inherited without CLOEXEC.
+    // fd 40 of the runner: the directory holding the secret, inherited without CLOEXEC.
     runner = await startRunner({}, undefined, [], [inheritedDir]);
   });
   afterAll(async () => {
@@ -131,10 +131,15 @@ describe('an action running as root, default config, through the runner', () => 
   });
 
   it('has only fds 0, 1 and 2, although the runner inherited a directory fd outside', async () => {
-    // The runner really has it: it is its fd 3.
-    expect(realpathSync(`/proc/${runner.process.pid}/fd/3`)).toBe(realpathSync(outside));
-    const { stdout } = await runScript(runner, `attacker fds; cat /proc/self/fd/3/secret 2>&1 | head -1`);
-    expect(stdout).toBe('blocked: no fd but 0, 1, 2\ncat: can\'t open \'/proc/self/fd/3/secret\': No such file or directory\n');
+    // The runner really has it, and it is not close-on-exec: its fd 40.
+    expect(realpathSync(`/proc/${runner.process.pid}/fd/${INHERITED_FD}`)).toBe(realpathSync(outside));
+    expect(Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/${runner.process.pid}/fdinfo/${INHERITED_FD}`, 'utf8'))![1]!, 8) & 0o2000000).toBe(0);
+    const { stdout } = await runScript(runner, `attacker fds; cat /proc/self/fd/${INHERITED_FD}/secret 2>&1 | head -1`);
+    expect(stdout).toBe(`blocked: no fd but 0, 1, 2\ncat: can't open '/proc/self/fd/${INHERITED_FD}/secret': No such file or directory\n`);
+    // Nor does the starter server, which lives as long as the runner, hold it.
+    const server = Number(readFileSync(`/proc/${runner.process.pid}/task/${runner.process.pid}/children`, 'utf8').trim());
+    const held = readdirSync(`/proc/${server}/fd`).map((fd) => readlinkSync(`/proc/${server}/fd/${fd}`));
+    expect(held).not.toContain(realpathSync(outside));
   });
 
   it('cannot forge its end: the runner answers the exit status the kernel gave', async () => {
@@ -303,10 +308,11 @@ describe('mountat exec', () => {
         'grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status',
         'ls /proc | grep -c "^[0-9]"',
       ].join('; ');
-      // mountat exec inherits a directory fd outside: the command must not.
+      // mountat exec inherits a directory fd outside (at fd 40, out of reach of Node's own close-on-exec
+      // marking): the command must not.
       const result = spawnSync(process.execPath, [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', script], {
         encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe', inheritedDir],
+        stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), inheritedDir],
       });
       expect(result.stderr).toBe('');
       const lines = result.stdout.trim().split('\n');

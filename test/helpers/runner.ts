@@ -23,8 +23,13 @@ export interface RunnerProcess {
 
 /**
  * `wrapper`: a command line the runner is started through (setpriv, to take capabilities away).
- * `inherit`: fds of this process the runner inherits (as 3, 4, …) without CLOEXEC, as a careless parent might leave them.
+ * `inherit`: fds of this process the runner inherits without CLOEXEC, as a careless parent might leave them: as its
+ * fds 40, 41, … (Node marks the fds it starts with close-on-exec up to the first gap after 15, libuv's
+ * uv_disable_stdio_inheritance: an fd below that would not show a leak).
  */
+/** Where startRunner's `inherit` fds land in the runner. */
+export const INHERITED_FD = 40;
+
 export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): Promise<RunnerProcess> {
   const build = join(dir, 'build');
   mkdirSync(build, { recursive: true });
@@ -32,7 +37,7 @@ export async function startRunner(extraConfig: object = {}, dir = scratchDir('mo
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
   const command = [...wrapper, join(repo, 'bin', 'mountat.js'), 'runner', '--config', config];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...inherit] });
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...(inherit.length > 0 ? [...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), ...inherit] : [])] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
