@@ -182,15 +182,26 @@ describe('the starter server', () => {
     expect(servers[1]).not.toBe(servers[0]);
   });
 
-  it('starts an action whose request is too large to serve the direct way (executing the starter)', async () => {
-    const id = newAction();
-    // Each string at most 128 KiB (the kernel's limit per argument), 320 KiB in all.
-    const env: Record<string, string> = { PATH: '/bin' };
-    for (let i = 0; i < 5; i++) env[`BIG${i}`] = 'x'.repeat(64 * 1024);
-    const response = await run(runner.client, requestFor(id, 'echo $((${#BIG0} + ${#BIG4}))', { environmentVariables: env }));
-    expect(response.exitCode).toBe('0');
-    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`${128 * 1024}\n`);
+  it('starts an action whose request is too large to serve the direct way (executing the starter), the others untouched', async () => {
+    // One in flight through the server meanwhile: it must not be disturbed (a request too large for
+    // the socket once made the runner replace its server, and the actions of the old one died).
+    const other = newAction();
+    const running = run(runner.client, requestFor(other, 'sleep 0.5; echo still here'));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // 240 KiB: over the socket's send buffer (208 KiB) yet under the server's old 256 KiB limit; 320: over both.
+    for (const kib of [240, 320]) {
+      const id = newAction();
+      // Each string at most 128 KiB (the kernel's limit per argument).
+      const env: Record<string, string> = { PATH: '/bin' };
+      for (let i = 0; i < kib / 40; i++) env[`BIG${i}`] = 'x'.repeat(40 * 1024);
+      const response = await run(runner.client, requestFor(id, 'echo ${#BIG0}', { environmentVariables: env }));
+      expect(response.exitCode).toBe('0');
+      expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`${40 * 1024}\n`);
+    }
+    expect((await running).exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, other, 'stdout'), 'utf8')).toBe('still here\n');
   });
+
 });
 
 describe('cancellation and concurrency', () => {

@@ -4,10 +4,14 @@
 // with six fds costs a few syscalls. The starter it forks is the same code, speaking the same
 // protocol on its own status pipe.
 import { closeSync, openSync } from 'node:fs';
-import { posixSpawn, reapIfExited, seqpacketPair, sendWithFds } from '../linux/index.js';
+import { isErrno, posixSpawn, reapIfExited, seqpacketPair, sendWithFds } from '../linux/index.js';
 
-/** Larger requests (a huge environment) are started the direct way instead. */
-export const MAX_SERVED_REQUEST = 256 * 1024;
+/**
+ * Larger requests (a huge environment) are started the direct way instead: a SOCK_SEQPACKET
+ * message must fit the socket's send buffer (net.core.wmem_default, 208 KiB on Debian), or
+ * sendmsg fails with EMSGSIZE.
+ */
+export const MAX_SERVED_REQUEST = 128 * 1024;
 
 export class StarterServer {
   #socket: number | undefined;
@@ -22,8 +26,10 @@ export class StarterServer {
     try {
       sendWithFds(this.#connect(), payload, fds);
       return true;
-    } catch {
-      // The server died (killed, or it failed): a new one for this request and the next.
+    } catch (error) {
+      // Only a server that is gone (killed, or it failed) is replaced: closing a live one would
+      // end every action it started (they die with it).
+      if (!isErrno(error, 'EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ENOTCONN')) throw error;
       this.close();
       sendWithFds(this.#connect(), payload, fds);
       return true;

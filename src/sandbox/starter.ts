@@ -1,5 +1,6 @@
-// Starting a contained action through dist/mountat-action (native/action-starter.c): spawn it
-// with posix_spawn (linux/spawn.ts), learn the action's pid, open the gate once the caller has
+// Starting a contained action through dist/mountat-action (native/action-starter.c): have the
+// starter server fork it (starter-server.ts), or execute it with posix_spawn (linux/spawn.ts);
+// learn the action's pid, open the gate once the caller has
 // mounted and run its prestart hooks, and read how the action ended, with its rusage. The C
 // source documents the steps and the line protocol on fd 5; protocol.ts parses it.
 import { closeSync, openSync, writeSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { constants as C, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
 import { StatusChannel, type ActionEnd } from './protocol.js';
 import type { StarterServer } from './starter-server.js';
+import type { NetworkMode } from './defaults.js';
 import type { RootChange } from './root-change.js';
 
 export const STARTER_PATH = fileURLToPath(new URL('../mountat-action', import.meta.url));
@@ -18,14 +20,14 @@ export interface RunAs {
   groups: number[];
 }
 
-/** How an action is contained; every field has a default in DEFAULT_ISOLATION. */
+/** How an action is contained (defaults in SANDBOX_DEFAULTS; prepareIsolation() fills it in). */
 export interface Isolation {
   /** A PID namespace of its own (its pid 1 a small init, the action pid 2). */
   pidNamespace: boolean;
   /** How it is rooted at its input root (root-change.ts): "none" shares the caller's root (bb_runner's non-chroot mode). */
   root: RootChange;
   /** "none": a network namespace with only loopback. */
-  network: 'host' | 'none';
+  network: NetworkMode;
   /** The capabilities a root action keeps, as a mask (src/sandbox/capabilities.ts). */
   capabilities: bigint;
   /** Run as this user, with no capabilities at all. */
