@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # util-linux (mount, umount, unshare, nsenter, setpriv) is essential on Debian; the rest may be
 # missing on a fresh machine: runc and crun for the OCI tests, gcc for the static programs, a
 # JRE for the runner's real-toolchain test (java finds its libraries through /proc/self/exe);
-# Docker's engine, debootstrap and jsonnet for the image tests (test/docker.test.ts builds the
+# podman (and catatonit, from which podman kube play builds its pause image) for the podman
+# hooks.d and worker-pod tests; Docker's engine, debootstrap and jsonnet for the image tests (test/docker.test.ts builds the
 # image on bases made from Debian's packages; test/deploy.test.ts evaluates the jsonnet).
-scripts/setup.sh busybox-static bubblewrap runc crun gcc openjdk-17-jre-headless docker.io debootstrap debian-archive-keyring jsonnet
+scripts/setup.sh busybox-static bubblewrap runc crun podman catatonit gcc openjdk-17-jre-headless docker.io debootstrap debian-archive-keyring jsonnet
 node scripts/generate-types.mjs --check
 # vitest strips types without checking them: check the tests as strictly as the code.
 node_modules/.bin/tsc -p tsconfig.test.json
