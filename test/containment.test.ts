@@ -39,24 +39,22 @@ beforeAll(() => {
 
 afterAll(() => {
   closeSync(inheritedDir);
-  expect(mountTable()).toBe(tableBefore);
-  expect(hostname()).toBe(hostnameBefore);
-  expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(corePattern);
-  expect(readFileSync(secret, 'utf8')).toBe(`${secretText}\n`);
+  expectHostUnchanged();
   removeTree(outside);
 });
 
 let counter = 0;
-/** An action directory with busybox and the attacker in its input root. */
-function attackAction(runner: RunnerProcess): string {
+/** An action directory with busybox and the attacker in its input root; its tmp the action's own, as the worker leaves it. */
+function attackAction(runner: RunnerProcess, as: Identity = asRoot): string {
   const id = `x${++counter}`;
   makeAction(runner.build, id);
   installAttacker(join(runner.build, id, 'root'));
+  as.own(join(runner.build, id, 'tmp'));
   return id;
 }
 
-async function runScript(runner: RunnerProcess, script: string): Promise<{ exitCode: string; stdout: string; stderr: string }> {
-  const id = attackAction(runner);
+async function runScript(runner: RunnerProcess, script: string, as: Identity = asRoot): Promise<{ exitCode: string; stdout: string; stderr: string }> {
+  const id = attackAction(runner, as);
   const response = await run(runner.client, requestFor(id, script));
   return {
     exitCode: response.exitCode,
@@ -69,127 +67,177 @@ function statusField(text: string, field: string): string | undefined {
   return new RegExp(`^${field}:\\s*(\\S+)$`, 'm').exec(text)?.[1];
 }
 
-describe('an action running as root, default config, through the runner', () => {
-  let runner: RunnerProcess;
-  beforeAll(async () => {
-    // fd 40 of the runner: the directory holding the secret, inherited without CLOEXEC.
-    runner = await startRunner({}, undefined, [], [inheritedDir]);
-  });
-  afterAll(async () => {
-    expect(await runner.stop()).toBe(0);
-    expect(mountsUnder(runner.build)).toEqual([]);
-    removeTree(runner.dir);
-  });
+/** The four ids of a Uid: or Gid: line of /proc/PID/status. */
+function ids(text: string, field: 'Uid' | 'Gid'): string[] | undefined {
+  return new RegExp(`^${field}:\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)$`, 'm').exec(text)?.slice(1);
+}
 
-  it('cannot climb out of its root: not by chroot, not from a user namespace of its own, not by file handle', async () => {
-    const { stdout } = await runScript(runner, `attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle`);
-    const lines = stdout.trim().split('\n');
-    expect(lines[0]).toBe('blocked: chroot: EPERM');
-    // In a user namespace it has every capability, chroot included; but after pivot_root there is
-    // nothing above its root to climb to (a chroot would have left the host's root beneath it).
-    expect(lines[1]).toBe('blocked: the file outside is not reachable: ENOENT');
-    expect(lines[2]).toBe('blocked: open_by_handle_at: EPERM');
-  });
+/** Until the action has created `<id>/tmp/ready`, or 5 s. */
+async function untilReady(runner: RunnerProcess, id: string): Promise<void> {
+  const ready = join(runner.build, id, 'tmp', 'ready');
+  for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+}
 
-  it('cannot make a node of the host\'s disk, nor mount anything', async () => {
-    const [major, minor] = rootDevice();
-    const { stdout } = await runScript(runner, `attacker mknod-mount ${major} ${minor} ${secret}; mount -t tmpfs evil /tmp 2>&1; echo "mount: $?"; attacker remount-sys`);
-    expect(stdout).toBe('blocked: mknod: EPERM\nmount: permission denied (are you root?)\nmount: 1\nblocked: remount /sys: EPERM\n');
-  });
+/** What the attacks must not have changed: the mount table, the hostname, core_pattern, the file outside. */
+function expectHostUnchanged(): void {
+  expect(mountTable()).toBe(tableBefore);
+  expect(hostname()).toBe(hostnameBefore);
+  expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(corePattern);
+  expect(readFileSync(secret, 'utf8')).toBe(`${secretText}\n`);
+}
 
-  it('cannot write sysctls, nor read the masked parts of /proc', async () => {
-    const script = [
-      'echo 1 2>/tmp/err > /proc/sys/vm/drop_caches; echo "drop_caches: $?"',
-      // Its own value back: should the write go through, the host is left as it was.
-      'cat /proc/sys/kernel/core_pattern > /tmp/pattern; cat /tmp/pattern 2>/tmp/err > /proc/sys/kernel/core_pattern; echo "core_pattern: $?"',
-      'grep " /proc/sys " /proc/self/mountinfo | cut -d" " -f6 | cut -d, -f1',
-      'for f in kcore keys timer_list; do echo "$f: $(head -c 64 /proc/$f | wc -c)"; done',
-      'cat /proc/sys/kernel/ostype',
-    ].join('; ');
-    const { stdout } = await runScript(runner, script);
-    expect(stdout).toBe('drop_caches: 1\ncore_pattern: 1\nro\nkcore: 0\nkeys: 0\ntimer_list: 0\nLinux\n');
-  });
+/** Whom the runner runs actions as: its config for that, and what the action must be left with. */
+interface Identity {
+  config: object;
+  /** CapEff, CapPrm and CapBnd of the action. */
+  caps: string;
+  uid: number;
+  /** Make an action's directory its own, as the worker must for a runCommandsAs user to write there. */
+  own(dir: string): void;
+}
+const asRoot: Identity = { config: {}, caps: DEFAULT_CAPS, uid: 0, own: () => {} };
+const asUser: Identity = { config: { runCommandsAs: { userId: 4242, groupId: 4242 } }, caps: NO_CAPS, uid: 4242, own: (dir) => chownSync(dir, 4242, 4242) };
 
-  it('mounts and unmounts nothing of the runner\'s: `umount -l /proc` is refused and the runner\'s proc stays', async () => {
-    const id = attackAction(runner);
-    const script = 'umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; sleep 1';
-    const done = run(runner.client, requestFor(id, script));
-    const ready = join(runner.build, id, 'tmp', 'ready');
-    for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    // While the action runs, the runner's namespace still has its mounts in that root.
-    const root = join(runner.build, id, 'root');
-    expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'proc'), join(root, 'sys'), join(root, 'tmp')]));
-    expect((await done).exitCode).toBe('0');
-    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('umount: 1\numount sys: 1\n');
-    expect(mountsUnder(runner.build)).toEqual([]);
-  });
+/**
+ * The attacks, each asserted blocked, against a runner whose actions run as `as`; `more` adds that
+ * identity's own tests on the same runner.
+ */
+function describeAttacks(title: string, as: Identity, more: (runner: () => RunnerProcess) => void = () => {}): void {
+  describe(title, () => {
+    let runner: RunnerProcess;
+    const attack = (script: string) => runScript(runner, script, as);
+    beforeAll(async () => {
+      // fd 40 of the runner: the directory holding the secret, inherited without CLOEXEC.
+      runner = await startRunner(as.config, undefined, [], [inheritedDir]);
+    });
+    afterAll(async () => {
+      expect(await runner.stop()).toBe(0);
+      expect(mountsUnder(runner.build)).toEqual([]);
+      removeTree(runner.dir);
+      expectHostUnchanged();
+    });
 
-  it('cannot rename the host', async () => {
-    const { stdout } = await runScript(runner, 'hostname evil 2>&1; echo "hostname: $?"');
-    expect(stdout).toBe('hostname: sethostname: Operation not permitted\nhostname: 1\n');
-    expect(hostname()).toBe(hostnameBefore);
-  });
+    it('cannot climb out of its root: not by chroot, not from a user namespace of its own, not by file handle', async () => {
+      const { stdout } = await attack(`attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle`);
+      const lines = stdout.trim().split('\n');
+      expect(lines[0]).toBe('blocked: chroot: EPERM');
+      // In a user namespace it has every capability, chroot included; but after pivot_root there is
+      // nothing above its root to climb to (a chroot would have left the host's root beneath it).
+      expect(lines[1]).toBe('blocked: the file outside is not reachable: ENOENT');
+      expect(lines[2]).toBe('blocked: open_by_handle_at: EPERM');
+    });
 
-  it('has only fds 0, 1 and 2, although the runner inherited a directory fd outside', async () => {
-    // The runner really has it, and it is not close-on-exec: its fd 40.
-    expect(realpathSync(`/proc/${runner.process.pid}/fd/${INHERITED_FD}`)).toBe(realpathSync(outside));
-    expect(Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/${runner.process.pid}/fdinfo/${INHERITED_FD}`, 'utf8'))![1]!, 8) & 0o2000000).toBe(0);
-    const { stdout } = await runScript(runner, `attacker fds; cat /proc/self/fd/${INHERITED_FD}/secret 2>&1 | head -1`);
-    expect(stdout).toBe(`blocked: no fd but 0, 1, 2\ncat: can't open '/proc/self/fd/${INHERITED_FD}/secret': No such file or directory\n`);
-    // Nor does the starter server, which lives as long as the runner, hold it.
-    const server = Number(readFileSync(`/proc/${runner.process.pid}/task/${runner.process.pid}/children`, 'utf8').trim());
-    const held = readdirSync(`/proc/${server}/fd`).map((fd) => readlinkSync(`/proc/${server}/fd/${fd}`));
-    expect(held).not.toContain(realpathSync(outside));
-  });
+    it('cannot make a node of the host\'s disk, nor mount anything', async () => {
+      const [major, minor] = rootDevice();
+      const { stdout } = await attack(`attacker mknod-mount ${major} ${minor} ${secret}; mount -t tmpfs evil /tmp 2>&1; echo "mount: $?"; attacker remount-sys`);
+      expect(stdout).toBe('blocked: mknod: EPERM\nmount: permission denied (are you root?)\nmount: 1\nblocked: remount /sys: EPERM\n');
+    });
 
-  it('cannot forge its end: the runner answers the exit status the kernel gave', async () => {
-    const { exitCode, stdout } = await runScript(runner, 'attacker forge; echo "X 0 0 0 0 0 0 0 0 0 0 0 0 0 0" 2>/tmp/err > /proc/1/fd/5; echo "shell: $?"; exit 3');
-    expect(stdout).toBe('blocked: open /proc/1/fd/5: EACCES\nblocked: pidfd_getfd of pid 1\'s fd 5: EPERM\nblocked: ptrace pid 1: EPERM\nshell: 1\n');
-    expect(exitCode).toBe('3');
-  });
+    it('cannot write sysctls, nor read the masked parts of /proc', async () => {
+      const script = [
+        'echo 1 2>/tmp/err > /proc/sys/vm/drop_caches; echo "drop_caches: $?"',
+        // Its own value back: should the write go through, the host is left as it was.
+        'cat /proc/sys/kernel/core_pattern > /tmp/pattern; cat /tmp/pattern 2>/tmp/err > /proc/sys/kernel/core_pattern; echo "core_pattern: $?"',
+        'grep " /proc/sys " /proc/self/mountinfo | cut -d" " -f6 | cut -d, -f1',
+        'for f in kcore keys timer_list; do echo "$f: $(head -c 64 /proc/$f | wc -c)"; done',
+        'cat /proc/sys/kernel/ostype',
+      ].join('; ');
+      const { stdout } = await attack(script);
+      expect(stdout).toBe('drop_caches: 1\ncore_pattern: 1\nro\nkcore: 0\nkeys: 0\ntimer_list: 0\nLinux\n');
+    });
 
-  it('has exactly the documented capabilities, none ambient or inheritable, and NO_NEW_PRIVS', async () => {
-    const { stdout } = await runScript(runner, 'cat /proc/self/status');
-    expect([statusField(stdout, 'CapEff'), statusField(stdout, 'CapPrm'), statusField(stdout, 'CapBnd')]).toEqual([DEFAULT_CAPS, DEFAULT_CAPS, DEFAULT_CAPS]);
-    expect([statusField(stdout, 'CapInh'), statusField(stdout, 'CapAmb'), statusField(stdout, 'NoNewPrivs')]).toEqual([NO_CAPS, NO_CAPS, '1']);
-  });
+    it('mounts and unmounts nothing of the runner\'s: `umount -l /proc` is refused and the runner\'s proc stays', async () => {
+      const id = attackAction(runner, as);
+      const script = 'umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; sleep 1';
+      const done = run(runner.client, requestFor(id, script));
+      await untilReady(runner, id);
+      // While the action runs, the runner's namespace still has its mounts in that root.
+      const root = join(runner.build, id, 'root');
+      expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'proc'), join(root, 'sys'), join(root, 'tmp')]));
+      expect((await done).exitCode).toBe('0');
+      expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('umount: 1\numount sys: 1\n');
+      expect(mountsUnder(runner.build)).toEqual([]);
+    });
 
-  it('sees its own root as / and only its own processes; its init is out of reach', async () => {
-    const { stdout } = await runScript(runner, 'ls /; readlink /proc/self/root; cd /proc/1/root 2>&1; cat /proc/1/environ 2>&1; ls /proc | grep -c "^[0-9]"');
-    const lines = stdout.trim().split('\n');
-    expect(lines.slice(0, 6)).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr', '/']);
-    expect(lines[6]).toMatch(/can't cd to \/proc\/1\/root: Permission denied$/);
-    expect(lines[7]).toMatch(/^cat: can't open '\/proc\/1\/environ': Permission denied$/);
-    // init, sh, and the pipeline's ls and grep
-    expect(Number(lines[8])).toBeLessThanOrEqual(4);
-  });
-});
+    it('cannot rename the host', async () => {
+      const { stdout } = await attack('hostname evil 2>&1; echo "hostname: $?"');
+      expect(stdout).toBe('hostname: sethostname: Operation not permitted\nhostname: 1\n');
+      expect(hostname()).toBe(hostnameBefore);
+    });
 
-describe('an action with runCommandsAs', () => {
-  let runner: RunnerProcess;
-  beforeAll(async () => {
-    runner = await startRunner({ runCommandsAs: { userId: 4242, groupId: 4242 } }, undefined, [], [inheritedDir]);
-  });
-  afterAll(async () => {
-    expect(await runner.stop()).toBe(0);
-    removeTree(runner.dir);
-  });
+    it('has only fds 0, 1 and 2, although the runner inherited a directory fd outside', async () => {
+      // The runner really has it, and it is not close-on-exec: its fd 40.
+      expect(realpathSync(`/proc/${runner.process.pid}/fd/${INHERITED_FD}`)).toBe(realpathSync(outside));
+      expect(Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/${runner.process.pid}/fdinfo/${INHERITED_FD}`, 'utf8'))![1]!, 8) & 0o2000000).toBe(0);
+      const { stdout } = await attack(`attacker fds; cat /proc/self/fd/${INHERITED_FD}/secret 2>&1 | head -1`);
+      expect(stdout).toBe(`blocked: no fd but 0, 1, 2\ncat: can't open '/proc/self/fd/${INHERITED_FD}/secret': No such file or directory\n`);
+      // Nor does the starter server, which lives as long as the runner, hold it.
+      const server = Number(readFileSync(`/proc/${runner.process.pid}/task/${runner.process.pid}/children`, 'utf8').trim());
+      const held = readdirSync(`/proc/${server}/fd`).map((fd) => readlinkSync(`/proc/${server}/fd/${fd}`));
+      expect(held).not.toContain(realpathSync(outside));
+    });
 
+    it('cannot forge its end: the runner answers the exit status the kernel gave', async () => {
+      const { exitCode, stdout } = await attack('attacker forge; echo "X 0 0 0 0 0 0 0 0 0 0 0 0 0 0" 2>/tmp/err > /proc/1/fd/5; echo "shell: $?"; exit 3');
+      expect(stdout).toBe('blocked: open /proc/1/fd/5: EACCES\nblocked: pidfd_getfd of pid 1\'s fd 5: EPERM\nblocked: ptrace pid 1: EPERM\nshell: 1\n');
+      expect(exitCode).toBe('3');
+    });
+
+    it('has exactly the documented capabilities, none ambient or inheritable, and NO_NEW_PRIVS', async () => {
+      const { stdout } = await attack('cat /proc/self/status');
+      // Real, effective, saved and filesystem ids: all the identity's, none left at 0 to go back to.
+      expect([ids(stdout, 'Uid'), ids(stdout, 'Gid')]).toEqual([Array(4).fill(String(as.uid)), Array(4).fill(String(as.uid))]);
+      expect([statusField(stdout, 'CapEff'), statusField(stdout, 'CapPrm'), statusField(stdout, 'CapBnd')]).toEqual([as.caps, as.caps, as.caps]);
+      expect([statusField(stdout, 'CapInh'), statusField(stdout, 'CapAmb'), statusField(stdout, 'NoNewPrivs')]).toEqual([NO_CAPS, NO_CAPS, '1']);
+    });
+
+    it('sees its own root as / and only its own processes; its init is out of reach', async () => {
+      const { stdout } = await attack('ls /; readlink /proc/self/root; cd /proc/1/root 2>&1; cat /proc/1/environ 2>&1; ls /proc | grep -c "^[0-9]"');
+      const lines = stdout.trim().split('\n');
+      expect(lines.slice(0, 6)).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr', '/']);
+      expect(lines[6]).toMatch(/can't cd to \/proc\/1\/root: Permission denied$/);
+      expect(lines[7]).toMatch(/^cat: can't open '\/proc\/1\/environ': Permission denied$/);
+      // init, sh, and the pipeline's ls and grep
+      expect(Number(lines[8])).toBeLessThanOrEqual(4);
+    });
+
+    more(() => runner);
+  });
+}
+
+describeAttacks('an action running as root, default config, through the runner', asRoot);
+
+describeAttacks('an action with runCommandsAs (uid and gid 4242), through the runner', asUser, (runner) => {
   it('gains nothing from a setuid-root binary in its input root', async () => {
-    const id = attackAction(runner);
-    const suid = installAttacker(join(runner.build, id, 'root'), 'suid-attacker', 0o755);
+    const id = attackAction(runner(), asUser);
+    const suid = installAttacker(join(runner().build, id, 'root'), 'suid-attacker', 0o755);
     chownSync(suid, 0, 0);
     chmodSync(suid, 0o4755);
     expect(statSync(suid).mode & 0o4000).toBe(0o4000);
-    await run(runner.client, requestFor(id, `suid-attacker euid; suid-attacker chroot-escape ${secret}; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status`));
-    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(`blocked: effective uid 4242\nblocked: chroot: EPERM\nCapEff:\t${NO_CAPS}\nCapBnd:\t${NO_CAPS}\nNoNewPrivs:\t1\n`);
+    await run(runner().client, requestFor(id, `suid-attacker euid; suid-attacker chroot-escape ${secret}; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status`));
+    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe(`blocked: effective uid 4242\nblocked: chroot: EPERM\nCapEff:\t${NO_CAPS}\nCapBnd:\t${NO_CAPS}\nNoNewPrivs:\t1\n`);
   });
 
-  it('has no capability in any set, and only fds 0, 1, 2', async () => {
-    const { stdout } = await runScript(runner, 'attacker fds; attacker userns-escape ' + secret + '; grep ^Cap /proc/self/status');
-    expect(stdout).toBe(
-      ['blocked: no fd but 0, 1, 2', 'blocked: the file outside is not reachable: ENOENT', ...['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'].map((f) => `${f}:\t${NO_CAPS}`)].join('\n') + '\n',
-    );
+  it('still does ordinary build work: /tmp, /proc/self/exe, writing and chmod in its working directory', async () => {
+    const id = attackAction(runner(), asUser);
+    const work = join(runner().build, id, 'root', 'work');
+    mkdirSync(work);
+    asUser.own(work);
+    const script = [
+      'id -u; id -g',
+      'readlink /proc/self/exe',
+      'echo data > /tmp/f && cat /tmp/f',
+      'echo out > out && chmod 0640 out && stat -c "%u %g %a" out',
+      'cp -p out copy && stat -c "%u %g %a" copy',
+      'mkdir -p d/e && touch d/e/x && chmod -R go-rwx d && rm -r d && echo removed',
+      // Its own files only: chown needs CAP_CHOWN, which it has not.
+      'chown 0 out 2>&1; echo "chown: $?"',
+    ].join(' && ');
+    const response = await run(runner().client, requestFor(id, script, { workingDirectory: 'work' }));
+    expect(readFileSync(join(runner().build, id, 'stderr'), 'utf8')).toBe('');
+    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe('4242\n4242\n/bin/busybox\ndata\n4242 4242 640\n4242 4242 640\nremoved\nchown: out: Operation not permitted\nchown: 1\n');
+    expect(response.exitCode).toBe('0');
+    expect(statSync(join(work, 'out')).uid).toBe(4242);
   });
 });
 
@@ -219,8 +267,7 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
       'touch /tmp/ready; sleep 1',
     ].join('; ');
     const done = run(runner.client, requestFor(id, script));
-    const ready = join(runner.build, id, 'tmp', 'ready');
-    for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await untilReady(runner, id);
     // Its tmpfs is not in the runner's namespace, and the runner's /sys is still there.
     expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'sys')]));
     expect(mountsUnder(runner.build).filter((point) => point.endsWith('/inner'))).toEqual([]);
@@ -353,6 +400,41 @@ describe('mountat exec', () => {
   });
 });
 
+/**
+ * Run `script` in src/ (holding hello.c) of a root that has the host's /usr and /etc, read-only: a full
+ * userland, gcc and java included; on a runner of its own whose actions run as `as`.
+ */
+async function runInFullUserland(as: Identity, script: string): Promise<{ exitCode: string; stdout: string; stderr: string }> {
+  const own = await startRunner({
+    ...as.config,
+    mounts: [
+      { target: 'proc', kind: 'proc' },
+      { target: 'sys', kind: 'sysfs' },
+      { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
+      { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
+    ],
+  });
+  try {
+    const root = join(own.build, 'full', 'root');
+    mkdirSync(join(root, 'src'), { recursive: true });
+    mkdirSync(join(own.build, 'full', 'tmp'));
+    as.own(join(root, 'src'));
+    as.own(join(own.build, 'full', 'tmp'));
+    for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
+    writeFileSync(join(root, 'src', 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 0; }\n');
+    const response = await run(own.client, requestFor('full', '', { arguments: ['/bin/sh', '-c', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }));
+    expect(mountsUnder(own.build)).toEqual([]);
+    return {
+      exitCode: response.exitCode,
+      stdout: readFileSync(join(own.build, 'full', 'stdout'), 'utf8'),
+      stderr: readFileSync(join(own.build, 'full', 'stderr'), 'utf8'),
+    };
+  } finally {
+    await own.stop();
+    removeTree(own.dir);
+  }
+}
+
 describe('ordinary build work still works', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
@@ -383,33 +465,20 @@ describe('ordinary build work still works', () => {
   });
 
   it('compiles and runs a C program with gcc, and runs java, in a full-userland root', async () => {
-    const own = await startRunner({
-      mounts: [
-        { target: 'proc', kind: 'proc' },
-        { target: 'sys', kind: 'sysfs' },
-        { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
-        { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
-      ],
-    });
-    try {
-      const root = join(own.build, 'full', 'root');
-      mkdirSync(join(root, 'src'), { recursive: true });
-      mkdirSync(join(own.build, 'full', 'tmp'));
-      for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
-      writeFileSync(join(root, 'src', 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 0; }\n');
-      const java = realpathSync('/usr/bin/java');
-      const script = `gcc -O2 -o hello hello.c && ./hello && ${java} -version 2>&1 | head -1`;
-      const response = await run(own.client, requestFor('full', '', { arguments: ['/bin/sh', '-c', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }));
-      expect(readFileSync(join(own.build, 'full', 'stderr'), 'utf8')).toBe('');
-      const out = readFileSync(join(own.build, 'full', 'stdout'), 'utf8').split('\n');
-      expect(out[0]).toBe('hello from gcc');
-      expect(out[1]).toMatch(/^openjdk version "/);
-      expect(response.exitCode).toBe('0');
-      expect(mountsUnder(own.build)).toEqual([]);
-    } finally {
-      await own.stop();
-      removeTree(own.dir);
-    }
+    const java = realpathSync('/usr/bin/java');
+    const { stdout, stderr, exitCode } = await runInFullUserland(asRoot, `gcc -O2 -o hello hello.c && ./hello && ${java} -version 2>&1 | head -1`);
+    expect(stderr).toBe('');
+    const out = stdout.split('\n');
+    expect(out[0]).toBe('hello from gcc');
+    expect(out[1]).toMatch(/^openjdk version "/);
+    expect(exitCode).toBe('0');
+  });
+
+  it('compiles and runs a C program with gcc as runCommandsAs, in a full-userland root', async () => {
+    const { stdout, stderr, exitCode } = await runInFullUserland(asUser, 'gcc -O2 -o hello hello.c && ./hello && stat -c "%u %a" hello');
+    expect(stderr).toBe('');
+    expect(stdout).toBe('hello from gcc\n4242 755\n');
+    expect(exitCode).toBe('0');
   });
 
   it('32 actions at once, each in its own root and namespaces', async () => {
