@@ -8,12 +8,12 @@
 // Re-executes itself in a private mount namespace; stops the engine at the end.
 //
 // usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// Setup and cleanup only (mounts, roots, docker inspect/rm/logs): every figure is taken by bench/outside.py.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
-import { benchOptions, enterPrivateNamespace, REPO, repRatios, run, runAction, summary } from './util.mjs';
+import { benchOptions, ensureDebianPackages, enterPrivateNamespace, outside, pythonWorks, REPO, repRatios, run, summary } from './util.mjs';
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
@@ -21,57 +21,49 @@ const IMAGE = 'mountat-runner:bench';
 // profile refuses pivot_root), and what its root actions keep.
 const CAPS = ['--cap-drop', 'ALL', ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap])];
 
-const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
-
-async function loadClient(socket) {
-  const { loadRunnerProto } = await import(join(REPO, 'dist', 'runner', 'index.js'));
-  return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure());
+/** argv[0] for bench/outside.py, which takes absolute paths only: `name` as PATH finds it. */
+function which(name) {
+  const found = (process.env.PATH ?? '').split(':').map((dir) => join(dir, name)).find((path) => existsSync(path));
+  if (!found) throw new Error(`${name} is not on PATH`);
+  return found;
 }
 
-function call(stub, method, request) {
-  return new Promise((resolve, reject) => stub[method](request, { deadline: Date.now() + 10_000 }, (error, response) => (error ? reject(error) : resolve(response))));
-}
-
-/** Polls CheckReadiness every 5 ms until it answers OK; the time it took from `since`. */
-async function readyAfter(socket, since) {
-  for (let i = 0; i < 6000; i++) {
-    if (existsSync(socket)) {
-      const stub = await loadClient(socket);
-      try {
-        await call(stub, 'CheckReadiness', { path: '' });
-        return ms(since);
-      } catch {
-        // not yet
-      } finally {
-        stub.close();
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
+/**
+ * One run of a command, timed by bench/outside.py (posix_spawn; Node's spawnSync would add a fork of
+ * this process to the figure); its stdout and stderr go to `output`. ms, and what it printed.
+ */
+async function timedOnce(name, argv, env, output) {
+  try {
+    const result = await outside({ mode: 'spawn', commands: { [name]: { argv, env, output } }, runs: 1, reps: 1, warmup: 0 });
+    return { ms: result.perRep[name][0], output: readFileSync(output, 'utf8') };
+  } catch (error) {
+    console.error(`bench/image: ${name} failed; the end of its output:\n${existsSync(output) ? readFileSync(output, 'utf8').slice(-2000) : '(none)'}`);
+    throw error;
   }
-  throw new Error(`${socket} never became ready`);
 }
 
 async function main() {
   const { sizes, jsonFile } = benchOptions(SIZES);
+  if (!process.env.MOUNTAT_BENCH_OUTER_NS) ensureDebianPackages({ 'python3-grpcio': () => pythonWorks({ grpc: true }) });
   enterPrivateNamespace();
 
   const scratch = mkdtempSync(join(os.tmpdir(), 'mountat-bench-image-'));
   const engineDir = join(scratch, 'engine');
   const host = run(join(REPO, 'scripts', 'docker', 'dockerd.sh'), ['start', engineDir]).trim();
-  const docker = (args) => run('docker', args, { env: { ...process.env, DOCKER_HOST: host }, maxBuffer: 64 << 20 });
+  const dockerEnv = { ...process.env, DOCKER_HOST: host };
+  const DOCKER = which('docker');
+  const docker = (args) => run(DOCKER, args, { env: dockerEnv, maxBuffer: 64 << 20 });
   const results = {};
   const worker = join(scratch, 'worker');
   try {
-    let start = process.hrtime.bigint();
-    const bases = run(join(REPO, 'scripts', 'docker', 'make-base-rootfs.sh'), []).trim();
-    results.baseRootfsMs = ms(start);
-    start = process.hrtime.bigint();
-    docker(['import', join(bases, 'runtime.tar'), 'mountat-base/runtime:local']);
-    docker(['import', join(bases, 'build.tar'), 'mountat-base/build:local']);
-    results.importMs = ms(start);
-    start = process.hrtime.bigint();
-    docker(['build', '--network', 'host', '--build-arg', 'BUILD_BASE=mountat-base/build:local', '--build-arg', 'RUNTIME_BASE=mountat-base/runtime:local', '-t', IMAGE, REPO]);
-    results.buildMs = ms(start);
+    const log = (name) => join(scratch, `${name}.log`);
+    const bases = await timedOnce('base root filesystems', [join(REPO, 'scripts', 'docker', 'make-base-rootfs.sh')], process.env, log('bases'));
+    results.baseRootfsMs = bases.ms;
+    const dir = bases.output.trim().split('\n').pop();
+    results.importMs = 0;
+    for (const base of ['runtime', 'build']) results.importMs += (await timedOnce(`import ${base}`, [DOCKER, 'import', join(dir, `${base}.tar`), `mountat-base/${base}:local`], dockerEnv, log(`import-${base}`))).ms;
+    const build = ['build', '--network', 'host', '--build-arg', 'BUILD_BASE=mountat-base/build:local', '--build-arg', 'RUNTIME_BASE=mountat-base/runtime:local', '-t', IMAGE, REPO];
+    results.buildMs = (await timedOnce('docker build', [DOCKER, ...build], dockerEnv, log('build'))).ms;
     results.imageBytes = Number(docker(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).trim());
 
     // The worker's directory: tmpfs (as bench/runner.mjs, so ext4's journal does not dominate),
@@ -84,58 +76,41 @@ async function main() {
       mkdirSync(join(worker, build, 'a0', 'tmp'));
     }
 
-    start = process.hrtime.bigint();
-    const id = docker(['run', '-d', ...CAPS, '-v', `${worker}:/worker:rw,rslave`, IMAGE]).trim();
-    results.startToReadyMs = await readyAfter(join(worker, 'runner'), start);
     // The same image without Docker's seccomp filter, on a build directory and socket of its own:
     // how much of the difference to the host is the filter run on every system call.
     const unconfinedConfig = join(scratch, 'unconfined.json');
     writeFileSync(unconfinedConfig, JSON.stringify({ buildDirectoryPath: '/worker/unconfined-build', grpcServers: [{ listenPaths: ['/worker/unconfined-runner'] }] }));
-    const unconfinedId = docker(['run', '-d', ...CAPS, '--security-opt', 'seccomp=unconfined', '-v', `${worker}:/worker:rw,rslave`, '-v', `${unconfinedConfig}:/config/runner.json:ro`, IMAGE]).trim();
-    await readyAfter(join(worker, 'unconfined-runner'), process.hrtime.bigint());
-
     const hostConfig = join(scratch, 'host-runner.json');
     const hostSocket = join(scratch, 'host-runner.sock');
     writeFileSync(hostConfig, JSON.stringify({ buildDirectoryPath: join(worker, 'host-build'), grpcServers: [{ listenPaths: [hostSocket] }], stateDirectory: join(scratch, 'state'), logLevel: 'warn' }));
-    start = process.hrtime.bigint();
-    const hostRunner = spawn(join(REPO, 'bin', 'mountat.js'), ['runner', '--config', hostConfig], { stdio: ['ignore', 'inherit', 'inherit'] });
-    results.hostStartToReadyMs = await readyAfter(hostSocket, start);
-
-    const stubs = {
-      container: await loadClient(join(worker, 'runner')),
-      unconfined: await loadClient(join(worker, 'unconfined-runner')),
-      host: await loadClient(hostSocket),
-    };
-    const names = Object.keys(stubs);
-    for (let i = 0; i < sizes.warmup; i++) for (const name of names) await runAction(stubs[name], 'a0');
-    const per = Object.fromEntries(names.map((name) => [name, []]));
-    for (let r = 0; r < sizes.reps; r++) {
-      const total = Object.fromEntries(names.map((name) => [name, 0]));
-      for (let i = 0; i < sizes.runs; i++) {
-        // Taking turns going first.
-        const order = names.map((_, k) => names[(k + i) % names.length]).map((name) => [name, stubs[name]]);
-        for (const [name, stub] of order) {
-          const t = process.hrtime.bigint();
-          await runAction(stub, 'a0');
-          total[name] += ms(t);
-        }
-      }
-      for (const key of Object.keys(per)) per[key].push(total[key] / sizes.runs);
-    }
-    for (const stub of Object.values(stubs)) stub.close();
-    results.run = Object.fromEntries(names.map((name) => [name, summary('ms/action', per[name], sizes.runs)]));
+    const dockerRun = (extra) => [DOCKER, 'run', '-d', ...CAPS, ...extra, '-v', `${worker}:/worker:rw,rslave`];
+    // bench/outside.py starts the containers (docker run -d) and the host's runner, each with
+    // posix_spawn, times each to its first CheckReadiness OK, the Runs through each (interleaved),
+    // and the container's stop; it stops the host's runner with SIGTERM.
+    const timed = await outside({
+      mode: 'image',
+      containers: {
+        container: { argv: [...dockerRun([]), IMAGE], env: dockerEnv, output: log('run-container'), socket: join(worker, 'runner') },
+        unconfined: { argv: [...dockerRun(['--security-opt', 'seccomp=unconfined', '-v', `${unconfinedConfig}:/config/runner.json:ro`]), IMAGE], env: dockerEnv, output: log('run-unconfined'), socket: join(worker, 'unconfined-runner') },
+      },
+      host: { argv: [join(REPO, 'bin', 'mountat.js'), 'runner', '--config', hostConfig], env: process.env, output: log('host-runner'), socket: hostSocket },
+      sizes,
+      action: 'a0',
+      stop: { argv: [DOCKER, 'stop', '--time', '20'], env: dockerEnv },
+    });
+    results.startToReadyMs = timed.readyMs.container;
+    results.hostStartToReadyMs = timed.readyMs.host;
+    const per = timed.run.perRep;
+    results.run = Object.fromEntries(Object.keys(per).map((name) => [name, summary('ms/action', per[name], sizes.runs)]));
     results.run.ratio = repRatios(results.run.container, results.run.host);
     results.run.unconfinedRatio = repRatios(results.run.unconfined, results.run.host);
-    docker(['rm', '-f', unconfinedId]);
-
-    start = process.hrtime.bigint();
-    docker(['stop', '--time', '20', id]);
-    results.stopMs = ms(start);
+    results.stopMs = timed.stopMs;
+    if (timed.hostRunnerExit !== 0) throw new Error(`the host's runner exited ${timed.hostRunnerExit} on SIGTERM; its log: ${log('host-runner')}`);
+    docker(['rm', '-f', timed.ids.unconfined]);
+    const id = timed.ids.container;
     results.exitCode = Number(docker(['inspect', '--format', '{{.State.ExitCode}}', id]).trim());
-    if (results.exitCode !== 0) console.error(`bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync('docker', ['logs', '--tail', '5', id], { env: { ...process.env, DOCKER_HOST: host }, encoding: 'utf8' }).stdout.slice(-1500)}`);
+    if (results.exitCode !== 0) console.error(`bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync(DOCKER, ['logs', '--tail', '5', id], { env: dockerEnv, encoding: 'utf8' }).stdout.slice(-1500)}`);
     docker(['rm', id]);
-    hostRunner.kill('SIGTERM');
-    await new Promise((resolve) => hostRunner.once('exit', resolve));
     results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${worker}/`)).length;
   } finally {
     // Whatever failed above: the engine stopped, the worker's tmpfs off, then the scratch removed
@@ -153,7 +128,7 @@ async function main() {
     `base root filesystems: ${(results.baseRootfsMs / 1000).toFixed(1)} s (cached when under a few seconds), import ${(results.importMs / 1000).toFixed(1)} s`,
     `docker build (no layer cache): ${(results.buildMs / 1000).toFixed(1)} s; image ${(results.imageBytes / 1e6).toFixed(0)} MB`,
     `docker run → first CheckReadiness OK: ${results.startToReadyMs.toFixed(0)} ms (the runner started on the host: ${results.hostStartToReadyMs.toFixed(0)} ms)`,
-    `Run of /bin/true (${sizes.reps} reps × ${sizes.runs}, interleaved), medians (min–max):`,
+    `Run of /bin/true (${sizes.reps} reps × ${sizes.runs}, interleaved, rotating; timed by bench/outside.py through grpcio), medians (min–max):`,
     `  runner in the container:             ${range(r.container)} ms`,
     `  runner in the container, no seccomp: ${range(r.unconfined)} ms`,
     `  runner on the host (baseline):       ${range(r.host)} ms`,

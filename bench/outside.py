@@ -1,18 +1,19 @@
 #!/usr/bin/python3
 """The benchmark's timer, outside the runner and outside Node.
 
-Every figure of `npm run bench:runner` (and of the whole-process steps of `npm run bench`) is
-taken here, in one small Python process, with one clock (time.perf_counter_ns): the runner's
-Run RPCs through Debian's python3-grpcio (the messages encoded by hand below, no codegen), and
-every other process (bubblewrap, chroot, the hook, node) started with os.posix_spawn (glibc's
-clone(CLONE_VM|CLONE_VFORK): no copy of this process) and reaped with os.waitpid. Node only
-orchestrates (builds roots, starts the runners, prints the report): before this existed, the
-baselines were started with Node's spawnSync, which forks the whole Node process and added about
-9 ms to every baseline figure.
+Every figure of `npm run bench:runner` and `npm run bench:image` (and of the whole-process steps
+of `npm run bench`) is taken here, in one small Python process, with one clock
+(time.perf_counter_ns): the runner's Run RPCs through Debian's python3-grpcio (the messages
+encoded by hand below, no codegen), and every other process (bubblewrap, chroot, the hook, node)
+started with os.posix_spawn (glibc's clone(CLONE_VM|CLONE_VFORK): no copy of this process) and
+reaped with os.waitpid. Node only orchestrates (builds roots, starts the runners, prints the
+report): before this existed, the baselines were started with Node's spawnSync, which forks the
+whole Node process and added about 9 ms to every baseline figure.
 
 usage: /usr/bin/python3 bench/outside.py < SPEC.json > RESULT.json
   SPEC.json {"mode": "spawn", ...}   time named commands, interleaved (see spawn_mode)
             {"mode": "runner", ...}  the runner benchmark (see runner_mode)
+            {"mode": "image", ...}   the runner image's start, Runs and stop (see image_mode)
 Progress goes to stderr. Any failed action (a non-zero exit, a signal, an RPC error, a
 response with a non-zero exit code) raises, and the process exits 1 with the reason.
 """
@@ -252,7 +253,10 @@ class Runner:
         self.log_path = spec["log"]
         self.actions = spec["actions"]
         self.channel = grpc.insecure_channel("unix:" + spec["socket"])
-        grpc.channel_ready_future(self.channel).result(timeout=60)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=60)
+        except grpc.FutureTimeoutError:
+            raise BenchFailure(f"runner {self.name}: {spec['socket']} not ready within 60 s")
         self.rpc = self.channel.unary_unary("/buildbarn.runner.Runner/Run", request_serializer=identity, response_deserializer=identity)
         self.sent = 0
         self.sent_actions = []  # the action directory of each Run, in the order sent
@@ -399,11 +403,53 @@ def where_time_goes(runner, measured, reps):
 
 
 def runner_mode(spec):
+    """The runners are started here too, with posix_spawn ({argv, env, output: its log}), and
+    stopped with SIGTERM at the end, or on any failure; "runnerExits" says how each exited."""
     import grpc  # Debian's python3-grpcio; only this mode needs it
 
-    sizes = spec["sizes"]
     spawner = Spawner()
-    runners = [Runner(grpc, r) for r in spec["runners"]]
+    pids = {}
+    try:
+        for r in spec["runners"]:
+            pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
+        for r in spec["runners"]:
+            wait_for_socket(r["name"], pids, r["socket"], r["output"])
+        result = measure_runners(grpc, spawner, spec, pids)
+    finally:
+        exits = {}
+        for name, pid in pids.items():
+            os.kill(pid, 15)
+            _, status = os.waitpid(pid, 0)
+            exits[name] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    result["runnerExits"] = exits
+    return result
+
+
+def log_tail(path, size=1500):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-size:].strip()
+    except OSError as e:
+        return f"(no log: {e.strerror})"
+
+
+def wait_for_socket(name, pids, socket, log_path, within_s=20.0):
+    """Until the runner's socket exists; fails at once, with its log, if the runner exits first."""
+    deadline = time.monotonic() + within_s
+    while not os.path.exists(socket):
+        pid, status = os.waitpid(pids[name], os.WNOHANG)
+        if pid != 0:
+            del pids[name]
+            why = f"exit {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else f"signal {os.WTERMSIG(status)}"
+            raise BenchFailure(f"runner {name} exited ({why}) before its socket appeared; its log:\n{log_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise BenchFailure(f"runner {name}: {socket} did not appear within {within_s:.0f} s; its log:\n{log_tail(log_path)}")
+        time.sleep(0.025)
+
+
+def measure_runners(grpc, spawner, spec, pids):
+    sizes = spec["sizes"]
+    runners = [Runner(grpc, {**r, "pid": pids[r["name"]]}) for r in spec["runners"]]
     bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
     chroot = spawner.prepare("chroot", spec["chroot"])
     result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
@@ -496,6 +542,73 @@ def runner_mode(spec):
     return result
 
 
+# ---------------------------------------------------------------------------------------------
+# The runner image (bench/image.mjs).
+
+
+def ready_after(grpc, socket, since, within_s=30.0):
+    """Polls CheckReadiness on `socket` every 5 ms until it answers OK; ns from `since`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if os.path.exists(socket):
+            channel = grpc.insecure_channel("unix:" + socket)
+            try:
+                check = channel.unary_unary("/buildbarn.runner.Runner/CheckReadiness", request_serializer=identity, response_deserializer=identity)
+                check(b"", timeout=10)  # CheckReadinessRequest{path: ""}
+                return now() - since
+            except grpc.RpcError:
+                pass  # not yet
+            finally:
+                channel.close()
+        time.sleep(0.005)
+    raise BenchFailure(f"{socket} never became ready")
+
+
+def image_mode(spec):
+    """{"containers": {name: {argv, env, output, socket}}  `docker run -d` each (its output: the id),
+        "host": {argv, env, output, socket}                   a runner on the host, the baseline,
+        "sizes": {runs, reps, warmup}, "action": "a0", "stop": {argv, env}  `docker stop` (the first
+        container's id appended)}:
+    start to first CheckReadiness OK of each, then Runs of /bin/true through each interleaved, then
+    the stop of the first container; the host runner is stopped with SIGTERM and reaped."""
+    import grpc
+
+    spawner = Spawner()
+    result = {"readyMs": {}, "ids": {}, "grpcioVersion": grpc.__version__, "python": sys.version.split()[0]}
+    sockets = {}
+    for name, command in spec["containers"].items():
+        p = spawner.prepare(f"docker run {name}", command)
+        start = now()
+        _, status = os.waitpid(spawner.start(p), 0)
+        spawner.check(p, status)
+        result["readyMs"][name] = ready_after(grpc, command["socket"], start) / 1e6
+        with open(command["output"]) as f:
+            result["ids"][name] = f.read().split()[-1]
+        sockets[name] = command["socket"]
+    host = spawner.prepare("host runner", spec["host"])
+    start = now()
+    host_pid = spawner.start(host)
+    try:
+        result["readyMs"]["host"] = ready_after(grpc, spec["host"]["socket"], start) / 1e6
+        sockets["host"] = spec["host"]["socket"]
+        action = spec["action"]
+        runners = {name: Runner(grpc, {"name": name, "socket": socket, "pid": None, "log": None, "actions": [action]}) for name, socket in sockets.items()}
+        contenders = [(name, (lambda rep, r=r: r.timed(action)[0])) for name, r in runners.items()]
+        sizes = spec["sizes"]
+        samples = interleave(contenders, sizes["runs"], sizes["reps"], sizes["warmup"], True)
+        result["run"] = {"perRep": per_rep_means(samples), "samples": samples}
+        for r in runners.values():
+            r.close()
+        first = next(iter(spec["containers"]))
+        stop = spawner.prepare("docker stop", {**spec["stop"], "argv": [*spec["stop"]["argv"], result["ids"][first]]})
+        result["stopMs"] = spawner.timed(stop) / 1e6
+    finally:
+        os.kill(host_pid, 15)
+        _, status = os.waitpid(host_pid, 0)
+    result["hostRunnerExit"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    return result
+
+
 def main():
     spec = json.load(sys.stdin)
     mode = spec.get("mode")
@@ -503,6 +616,8 @@ def main():
         result = spawn_mode(spec)
     elif mode == "runner":
         result = runner_mode(spec)
+    elif mode == "image":
+        result = image_mode(spec)
     else:
         raise BenchFailure(f"unknown mode {mode!r}")
     json.dump(result, sys.stdout)

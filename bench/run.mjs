@@ -14,6 +14,8 @@
 // `unshare --mount --propagation private`), so nothing it mounts can reach the host. At the
 // end it checks that nothing is left mounted under its scratch directory and that every
 // record and runtime state directory is empty.
+// Setup only (the build, the re-execution, apt, the strace check). No figure comes from a process
+// Node starts: bench/cycle.c times its own batches inside; whole processes are timed by bench/outside.py.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -6,10 +6,10 @@
 // throughput with 16 in flight, the runner's memory, where its time goes (its own log lines), and
 // the OCI hook's start against `node -e 0`.
 //
-// Every figure is taken by bench/outside.py: one small Python process that calls the runners
-// through Debian's python3-grpcio and starts every other process with posix_spawn, with one clock,
-// interleaved. This Node process only orchestrates: it builds the roots, starts the runners, waits,
-// stops them and prints the report. (It used to time everything itself, and its spawnSync forked
+// Every figure is taken by bench/outside.py: one small Python process that starts the runners and
+// every other process with posix_spawn and calls the runners through Debian's python3-grpcio, with
+// one clock, interleaved; it stops the runners at the end. This Node process only orchestrates: it
+// builds the roots and the runners' configs, checks what they left and prints the report. (It used to time everything itself, and its spawnSync forked
 // the whole Node process for each baseline: about 9 ms on every baseline figure.)
 //
 // usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]
@@ -20,8 +20,9 @@
 //   taken against the first one named. --runner-config NAME='{"network":"none"}' adds config keys
 //   to the runner NAME (named before it), e.g. to measure an option's cost against the default.
 // Re-executes itself in a private mount namespace (unshare --mount --propagation private).
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Setup only (roots, mounts, the build, git): no figure comes from a process Node starts.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ensureDebianPackages, enterPrivateNamespace, median, mountsUnder, outside, pythonWorks, REPO, run, summary } from './util.mjs';
@@ -124,17 +125,13 @@ function actionDirectory(dir) {
   mkdirSync(join(dir, 'tmp'));
 }
 
-async function waitFor(path, child) {
-  for (let i = 0; i < 800 && !existsSync(path) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
-  if (!existsSync(path)) throw new Error(`${path} did not appear${child.exitCode !== null ? ` (the runner exited ${child.exitCode})` : ''}`);
-}
-
 /**
  * One runner: its own build directory (ACTIONS action directories), socket, state directory and log
  * (pino JSON on stdout, into a file: its per-action lines are where the time goes). Default config
- * but for those paths and logLevel info.
+ * but for those paths and logLevel info. bench/outside.py starts it (posix_spawn), so that it is
+ * no child of this Node process, and stops it with SIGTERM.
  */
-function startRunner(scratch, { name, checkout, config: extra = {} }) {
+function prepareRunner(scratch, { name, checkout, config: extra = {} }) {
   const dir = join(scratch, 'runners', name);
   const build = join(dir, 'build');
   const actions = Array.from({ length: ACTIONS }, (_, i) => `a${i}`);
@@ -144,18 +141,8 @@ function startRunner(scratch, { name, checkout, config: extra = {} }) {
   const config = join(dir, 'config.json');
   const log = join(dir, 'runner.log');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory, logLevel: 'info', ...extra }));
-  const logFd = openSync(log, 'w');
-  const child = spawn(join(checkout, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', logFd, 'inherit'] });
-  closeSync(logFd);
-  return { name, checkout, dir, build, actions, socket, stateDirectory, log, child };
-}
-
-async function stopRunner(runner) {
-  if (runner.child.exitCode !== null || runner.child.signalCode !== null) return `exited early (${runner.child.signalCode ?? `exit ${runner.child.exitCode}`})`;
-  const exited = new Promise((r) => runner.child.once('exit', (code, signal) => r(signal ?? code)));
-  runner.child.kill('SIGTERM');
-  const status = await exited;
-  return status === 0 ? undefined : `exited ${status} on SIGTERM`;
+  const argv = [join(checkout, 'bin', 'mountat.js'), 'runner', '--config', config];
+  return { name, checkout, dir, build, actions, socket, stateDirectory, log, argv };
 }
 
 /** The hook of each checkout that has one: `poststop` with an empty state directory. */
@@ -287,7 +274,7 @@ async function measure(options) {
   let doc;
   try {
     console.error(`bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 for bwrap, 1 for chroot, in ${scratch}`);
-    for (const r of options.runners) runners.push({ ...startRunner(scratch, r), code: codeVersion(r.checkout) });
+    for (const r of options.runners) runners.push({ ...prepareRunner(scratch, r), code: codeVersion(r.checkout) });
     const bwrap = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
       const dir = join(scratch, 'bwrap', `b${i}`);
       actionDirectory(dir);
@@ -299,19 +286,20 @@ async function measure(options) {
     actionDirectory(chrootDir);
     const chroot = { argv: [CHROOT, join(chrootDir, 'root'), '/bin/true'], env: BASELINE_ENV };
     const hook = hookCommands(scratch, options.runners);
-    for (const r of runners) await waitFor(r.socket, r.child);
 
     const spec = {
       mode: 'runner',
       sizes,
-      runners: runners.map((r) => ({ name: r.name, socket: r.socket, log: r.log, pid: r.child.pid, actions: r.actions })),
+      // Its stdout and stderr both into its log (outside.py reads only the JSON lines).
+      runners: runners.map((r) => ({ name: r.name, argv: r.argv, env: process.env, output: r.log, socket: r.socket, log: r.log, actions: r.actions })),
       bwrap,
       chroot,
       hook: hook.commands,
     };
     console.error('bench: timing in bench/outside.py');
     const started = Date.now();
-    const result = await outside(spec, runners.map((r) => ({ name: `runner ${r.name}`, child: r.child })));
+    const result = await outside(spec);
+    for (const r of runners) if (result.runnerExits[r.name] !== 0) problems.push(`runner ${r.name} exited ${result.runnerExits[r.name]} on SIGTERM`);
     machine.loadEnd = os.loadavg().map((v) => v.toFixed(2)).join(' ');
     machine.python = `${result.python}, grpcio ${result.grpcioVersion}`;
     doc = {
@@ -329,9 +317,8 @@ async function measure(options) {
     doc.analysis = analyse(result, runners, sizes);
   } finally {
     // After a failure too: the runners are stopped, and the checks say what was left.
+    // outside.py has stopped the runners (after a failure of its own too).
     for (const r of runners) {
-      const problem = await stopRunner(r);
-      if (problem) problems.push(`runner ${r.name} ${problem}`);
       if (existsSync(r.stateDirectory) && readdirSync(r.stateDirectory).length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${readdirSync(r.stateDirectory).join(', ')}`);
     }
     const left = mountsUnder(scratch).filter((point) => point !== scratch);

@@ -1,5 +1,7 @@
 // Small helpers shared by the benchmark's files: running commands, timing them interleaved,
 // and the statistics the report prints.
+// Setup and orchestration only (builds, installs, the re-execution, starting bench/outside.py): no
+// figure comes from a process started here; outside.py starts what it times.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -61,24 +63,17 @@ export function ensureDebianPackages(needs) {
 
 /**
  * Run bench/outside.py on `spec` (JSON on its stdin) and resolve to its JSON result. All the timing
- * happens in that Python process; this Node process only waits (no figure includes a fork of it).
- * Rejects, with outside.py's reason on stderr, if it exits non-zero: a failed action fails the bench.
- * `watch` may hold child processes (the runners): if one exits first, Python is killed and this rejects.
+ * happens in that Python process, which also starts whatever it times (posix_spawn); this Node
+ * process only waits (no figure includes a fork of it). Rejects, with outside.py's reason on
+ * stderr, if it exits non-zero: a failed action fails the bench.
  */
-export function outside(spec, watch = []) {
+export function outside(spec) {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, [OUTSIDE], { stdio: ['pipe', 'pipe', 'inherit'] });
     const chunks = [];
     child.stdout.on('data', (chunk) => chunks.push(chunk));
-    const onEarlyExit = (name) => (code, signal) => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} exited (${signal ?? `exit ${code}`}) while bench/outside.py was running`));
-    };
-    const listeners = watch.map(({ name, child: watched }) => [watched, onEarlyExit(name)]);
-    for (const [watched, listener] of listeners) watched.once('exit', listener);
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      for (const [watched, listener] of listeners) watched.off('exit', listener);
       if (code !== 0) return reject(new Error(`bench/outside.py failed (${signal ?? `exit ${code}`}): see its message above`));
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
@@ -147,20 +142,4 @@ export function enterPrivateNamespace({ hostCheck } = {}) {
   }
   if (readlinkSync('/proc/self/ns/mnt') === process.env.MOUNTAT_BENCH_OUTER_NS) throw new Error('not in a private mount namespace');
   if (!existsSync(join(REPO, 'dist', 'mountat-action'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
-}
-
-let sequence = 0;
-
-/** One Run of argv (default /bin/true) in `action`'s input root through a runner client (grpc-js stub); rejects unless exit 0. */
-export function runAction(stub, action, argv = ['/bin/true']) {
-  const n = ++sequence;
-  const request = {
-    arguments: argv,
-    environmentVariables: { PATH: '/bin' },
-    inputRootDirectory: `${action}/root`,
-    temporaryDirectory: `${action}/tmp`,
-    stdoutPath: `${action}/out-${n}`,
-    stderrPath: `${action}/err-${n}`,
-  };
-  return new Promise((resolve, reject) => stub.Run(request, (error, response) => (error ? reject(error) : response.exitCode === '0' ? resolve() : reject(new Error(`exit ${response.exitCode}`)))));
 }
