@@ -11,6 +11,7 @@ import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
 import { recover } from './recovery.js';
+import { startupSweepRule } from './startup-sweep.js';
 import { startDiagnostics } from './diagnostics.js';
 import { silentObserver } from './observer.js';
 import { RunnerService } from './service.js';
@@ -51,7 +52,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
   const observer = metrics ?? silentObserver;
   const records = new RecordStore(settings.stateDirectory);
-  const recovered = recover(build, records, log);
+  const owns = startupSweepRule({ plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, builtinHook: settings.hooks.prestart.includes('mountat') }, build);
+  const recovered = recover(build, records, log, owns);
   observer.startupRecovered(recovered.fromRecords, recovered.swept);
 
   const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records, observer };
