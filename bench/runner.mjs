@@ -332,7 +332,9 @@ async function measure(options) {
     for (const r of runners) {
       const problem = await stopRunner(r);
       if (problem) problems.push(`runner ${r.name} ${problem}`);
-      if (existsSync(r.stateDirectory) && readdirSync(r.stateDirectory).length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${readdirSync(r.stateDirectory).join(', ')}`);
+      // runner.lock stays: it is the runner's lock on its state directory, not a record.
+      const records = existsSync(r.stateDirectory) ? readdirSync(r.stateDirectory).filter((name) => name !== 'runner.lock') : [];
+      if (records.length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${records.join(', ')}`);
     }
     const left = mountsUnder(scratch).filter((point) => point !== scratch);
     if (left.length > 0) {

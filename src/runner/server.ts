@@ -11,6 +11,7 @@ import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
 import { recover } from './recovery.js';
+import { lockStateDirectory } from './state-lock.js';
 import { startupSweepRule } from './startup-sweep.js';
 import { startDiagnostics } from './diagnostics.js';
 import { silentObserver } from './observer.js';
@@ -45,6 +46,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: settings.pidNamespace && probeProcPidns() === true },
   );
   for (const { message, detail } of warnings) log.warn(detail, message);
+  // Before anything reads the records: they are ours alone once this is held (state-lock.ts).
+  const lock = lockStateDirectory(settings.stateDirectory);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
   const starterServer = new StarterServer(STARTER_PATH);
 
@@ -106,6 +109,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();
+      lock.release();
       log.info('runner stopped');
     },
   };
