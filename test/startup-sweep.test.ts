@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
-import { makeAction, requestFor, startRunner, type RunnerProcess } from './helpers/runner.js';
+import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -112,8 +112,12 @@ describe('one runner per state directory', () => {
       expect(await first.stop('SIGKILL')).toBe(null);
       // The kernel dropped the lock with the process: the next runner starts at once.
       const next = await startRunner({ stateDirectory: state }, second);
-      expect(next.output()).toMatch(/"runner ready"/);
-      expect(await next.stop()).toBe(0);
+      try {
+        makeAction(next.build, 'n');
+        expect((await run(next.client, requestFor('n', 'true'))).exitCode).toBe('0');
+      } finally {
+        await next.stop();
+      }
     } finally {
       removeTree(first.dir);
       removeTree(second);
