@@ -206,7 +206,11 @@ export class StartedAction {
     if (this.#executed) {
       if (!this.#reaped) signal(this.#starterPid, name);
     } else if (this.#pidfd) {
-      pidfdSendSignal(this.#pidfd, osConstants.signals[name]);
+      try {
+        pidfdSendSignal(this.#pidfd, osConstants.signals[name]);
+      } catch {
+        // As signal(): nothing to do about a starter that cannot be signalled (it ends on its own).
+      }
     }
   }
 
