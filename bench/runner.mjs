@@ -316,10 +316,11 @@ async function measure(options) {
     };
     doc.analysis = analyse(result, runners, sizes);
   } finally {
-    // After a failure too: the runners are stopped, and the checks say what was left.
     // outside.py has stopped the runners (after a failure of its own too).
     for (const r of runners) {
-      if (existsSync(r.stateDirectory) && readdirSync(r.stateDirectory).length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${readdirSync(r.stateDirectory).join(', ')}`);
+      // runner.lock stays: it is the runner's lock on its state directory, not a record.
+      const records = existsSync(r.stateDirectory) ? readdirSync(r.stateDirectory).filter((name) => name !== 'runner.lock') : [];
+      if (records.length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${records.join(', ')}`);
     }
     const left = mountsUnder(scratch).filter((point) => point !== scratch);
     if (left.length > 0) {

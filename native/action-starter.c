@@ -443,9 +443,9 @@ static void run_init(const struct options *o, char **envp) {
 
 /*
  * Default dispositions and an empty mask for the action, as if started from a shell: started by
- * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ) or forked by the server (which ignores
- * SIGCHLD). Handlers never survive exec or reach a forked child here, only ignored signals do: the
- * kernel lists those (SigIgn), so only they are reset, not all 64.
+ * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ) or forked by the server (whose SIGCHLD
+ * handler each forked child drops at once). Handlers never survive exec, only ignored signals do:
+ * the kernel lists those (SigIgn), so only they are reset, not all 64.
  */
 static void reset_signals(void) {
   unsigned long long ignored = ~0ULL;
@@ -600,7 +600,7 @@ static int requests(const char *payload, size_t size, const char *flag) {
  * With --pidns the server forks the action's init itself, into a PID namespace made for it, instead
  * of forking a starter that does: one process (a fork, an exit, a wait: about 0.4 ms here) fewer
  * per action. The init reports the action's end as always; the server names it in the S and P
- * lines (it is what the caller signals), and the kernel reaps it here (SA_NOCLDWAIT).
+ * lines (it is what the caller signals), and it is reaped here (reap_starters).
  */
 static void serve_init(char *payload, size_t size, const int *fds, int own_pidns) {
   int status_fd = fds[5];
@@ -611,6 +611,7 @@ static void serve_init(char *payload, size_t size, const int *fds, int own_pidns
   }
   pid_t pid = fork();
   if (pid == 0) {
+    signal(SIGCHLD, SIG_DFL); /* the server's reap_starters is not the init's */
     take_fds(fds);
     int argc;
     char **argv, **envp;
@@ -629,14 +630,36 @@ static void serve_init(char *payload, size_t size, const int *fds, int own_pidns
   else dprintf(status_fd, "S %d\nP %d\n", (int)pid, (int)pid);
 }
 
+/*
+ * A starter (or a served init) ended: kill what is left of its process group (an action run
+ * without a PID namespace can leave processes there) while the starter is still unreaped, then
+ * reap it. An unreaped child's pid cannot be reused, and so neither can the group it names:
+ * after the reap, a SIGKILL of -pid could reach another action's new starter. Hence WNOWAIT
+ * first. Only async-signal-safe calls (waitid, kill, waitpid).
+ */
+static void reap_starters(int sig) {
+  (void)sig;
+  int saved = errno;
+  for (;;) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
+    kill(-info.si_pid, SIGKILL);
+    while (waitpid(info.si_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  errno = saved;
+}
+
 static int serve(void) {
   pid_t caller = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != caller) return 125;
   /* Nothing the runner inherited without CLOEXEC is held here for the runner's life. */
   syscall(SYS_close_range, SERVE_FD + 1, ~0U, 0);
-  /* Starters are not waited for here: their caller learns their end on their status pipe. */
-  struct sigaction sa = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
+  /* Starters are reaped here, their group killed first (reap_starters); their caller learns their
+   * end on their status pipe. */
+  struct sigaction sa = {.sa_handler = reap_starters, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, NULL);
   int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -671,7 +694,10 @@ static int serve(void) {
         serve_init(payload, (size_t)n, fds, own_pidns);
       } else {
         pid_t pid = fork();
-        if (pid == 0) serve_one(payload, (size_t)n, fds);
+        if (pid == 0) {
+          signal(SIGCHLD, SIG_DFL); /* the server's reap_starters would take the starter's child from its wait4 */
+          serve_one(payload, (size_t)n, fds);
+        }
       }
     }
     for (int k = 0; k < count; k++) close(fds[k]);

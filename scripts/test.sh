@@ -16,10 +16,13 @@ node scripts/generate-types.mjs --check
 node_modules/.bin/tsc -p tsconfig.test.json
 export MOUNTAT_OUTER_MNT_NS
 MOUNTAT_OUTER_MNT_NS=$(readlink /proc/self/ns/mnt)
-report=$(mktemp --suffix=.json)
+# vitest's JSON report is kept (its reporter announces the path: it must still be there to read),
+# in scratch/ (ignored by git), replaced by each run; CI may keep it as an artifact.
+report=scratch/vitest-report.json
+mkdir -p scratch
+rm -f "$report"
 status=0
 unshare --mount --propagation private node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 # One plain closing line that any CI can read: "vitest: N passed, N failed".
-node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report" || true
-rm -f "$report"
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed (report: ${process.argv[1]})`)' "$report" || true
 exit $status

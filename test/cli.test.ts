@@ -109,6 +109,17 @@ describe('mountat doctor', () => {
     expect(mountsUnder(root)).toEqual([]);
   });
 
+  it('refuses a --dir that is not there as a mistake in the call, not a fault of the host', () => {
+    const missing = join(root, 'no-such-dir');
+    const result = mountat(['doctor', '--dir', missing]);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.split('\n')[0]).toBe(`mountat: --dir ${JSON.stringify(missing)}: does not exist (ENOENT)`);
+    expect(result.stderr).not.toMatch(/cannot run mountat/);
+    const file = join(root, 'bin', 'busybox');
+    expect(mountat(['doctor', '--dir', file]).stderr.split('\n')[0]).toBe(`mountat: --dir ${JSON.stringify(file)}: is not a directory`);
+  });
+
   it('fails with advice when the process lacks CAP_SYS_ADMIN', () => {
     // setpriv drops the capability from the inheritable and bounding sets while staying root,
     // so the exec'd node has it in no set.

@@ -15,10 +15,11 @@ beforeAll(async () => {
   const dir = scratchDir('mountat-runner-');
   flag = join(dir, 'ready-flag');
   writeFileSync(flag, '');
-  // Something an earlier runner "left": the start-up sweep must count it.
-  mkdirSync(join(dir, 'build', 'left'), { recursive: true });
+  // Something an earlier runner "left" (a proc where it mounts one, with no record): the start-up
+  // sweep must count it.
+  mkdirSync(join(dir, 'build', 'left', 'root', 'proc'), { recursive: true });
   const { execFileSync } = await import('node:child_process');
-  execFileSync('mount', ['-t', 'tmpfs', 'left', join(dir, 'build', 'left')]);
+  execFileSync('mount', ['-t', 'proc', 'left', join(dir, 'build', 'left', 'root', 'proc')]);
   runner = await startRunner(
     {
       readinessCheckingPathnames: [flag],

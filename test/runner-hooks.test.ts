@@ -40,7 +40,7 @@ describe('hooks around each action', () => {
       await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) });
       expect(mountsUnder(runner.build)).toEqual([]);
       expect(readdirSync(join(runner.build, 'bad', 'root')).sort()).toEqual(['bin', 'tmp', 'usr']);
-      expect(readdirSync(join(runner.dir, 'state'))).toEqual([]);
+      expect(readdirSync(join(runner.dir, 'state'))).toEqual(['runner.lock']);
     } finally {
       await runner.stop();
       removeTree(runner.dir);

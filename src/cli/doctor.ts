@@ -1,6 +1,6 @@
 // `mountat doctor [--dir DIR]`: can this host run mountat? One line per check; each problem
 // says what to do. Nothing is mounted: the trial mount is made detached and dissolves on close.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import {
   constants as C,
@@ -21,6 +21,7 @@ import {
 } from '../linux/index.js';
 import { readMountInfo } from '../mounts/index.js';
 import { actionCapabilities, SANDBOX_DEFAULTS, STARTER_PATH } from '../sandbox/index.js';
+import { UsageError } from './usage-error.js';
 
 type Level = 'ok' | 'warn' | 'fail';
 
@@ -125,7 +126,21 @@ export function runChecks(dir?: string): Check[] {
   return checks;
 }
 
+/** --dir names the directory to check: one that is not there is a mistake in the call, not the host's. */
+function checkDirArgument(dir: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why: Record<string, string> = { ENOENT: 'does not exist', ENOTDIR: 'passes through something that is not a directory', EACCES: 'permission denied', ELOOP: 'has too many symlinks' };
+    throw new UsageError(`--dir ${JSON.stringify(dir)}: ${why[code] ?? 'cannot be looked up'} (${code})`);
+  }
+  if (!isDirectory) throw new UsageError(`--dir ${JSON.stringify(dir)}: is not a directory`);
+}
+
 export function doctorCommand(args: { dir: string | undefined }, out: (line: string) => void): number {
+  if (args.dir !== undefined) checkDirArgument(args.dir);
   const checks = runChecks(args.dir);
   for (const check of checks) {
     const see = check.see ? ` (see ${check.see})` : '';

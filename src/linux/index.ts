@@ -29,3 +29,5 @@ export { pipe2, posixSpawn, reapIfExited } from './spawn.js';
 export { CAPABILITIES, CAPABILITY_NAMES, capabilityMask, capabilityNames, ownCapabilities } from './capabilities.js';
 export type { CapabilityName, CapabilitySets } from './capabilities.js';
 export { seqpacketPair, sendWithFds } from './fd-passing.js';
+export { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from './flock.js';
+export { pidfdOpen, pidfdSendSignal } from './pidfd.js';

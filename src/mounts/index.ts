@@ -22,6 +22,6 @@ export type { CreatedDir } from './resolve.js';
 export type { MountPlan, MountEntry } from './generated/mount-plan.js';
 export { describeSchemaError, validateOrThrow, fieldName } from './validation.js';
 export type { Validator, ValidatorError } from './validation.js';
-export { sweepBelow, mountsBelow } from './sweep.js';
-export type { SweepResult, SweptMount } from './sweep.js';
+export { canonicalPathOf, sweepBelow, mountsBelow } from './sweep.js';
+export type { SweepCandidate, SweepResult, SweepRule, SweptMount } from './sweep.js';
 export { readJsonFile } from './json-file.js';

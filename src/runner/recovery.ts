@@ -1,8 +1,9 @@
 // After a crash: first tear down from the records the built-in hook left (each proves its mounts
-// by id, and knows the mountpoint directories it created), then sweep whatever is still mounted
-// below the build directory (mounts of external hooks, or of a record never written).
+// by id, and knows the mountpoint directories it created), then sweep what is still mounted
+// below the build directory where and as this runner mounts (a mount made after the last record
+// was written); other mounts there are someone else's (startup-sweep.ts).
 import type { Logger } from 'pino';
-import { detach, RecordStore, sweepBelow } from '../mounts/index.js';
+import { detach, RecordStore, sweepBelow, type SweepRule } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
 import { RECORD_PREFIX, type ActionRecord } from './hooks.js';
 
@@ -11,7 +12,7 @@ export interface RecoveryResult {
   swept: number;
 }
 
-export function recover(build: BuildDirectory, records: RecordStore, log: Logger): RecoveryResult {
+export function recover(build: BuildDirectory, records: RecordStore, log: Logger, owns: SweepRule): RecoveryResult {
   for (const name of records.removePartialWrites()) log.warn({ file: name }, 'start-up: removed a record an earlier runner was killed while writing');
   const keys = records.keys(RECORD_PREFIX);
   let fromRecords = 0;
@@ -19,9 +20,11 @@ export function recover(build: BuildDirectory, records: RecordStore, log: Logger
   //    and hides the directory beneath it (whose inode then looks wrong): such directories are kept
   //    in this pass.
   for (const key of keys) fromRecords += tearDownFromRecord(build, records, key, log, 'first');
-  // 2. Everything still mounted below the build directory.
-  const sweep = sweepBelow(build.fd, build.path);
+  // 2. What is still mounted below the build directory where this runner mounts, of the kinds it
+  //    mounts (startup-sweep.ts); anything else is someone else's, left alone and named once.
+  const sweep = sweepBelow(build.fd, owns);
   for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
+  if (sweep.leftAlone.length > 0) log.info({ mounts: sweep.leftAlone }, 'start-up sweep left alone mounts below the build directory that this runner does not make');
   for (const problem of sweep.problems) log.error({ problem }, 'start-up sweep could not remove a mount');
   // 3. The records again, now that nothing covers their directories; then they go.
   for (const key of keys) {

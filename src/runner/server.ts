@@ -11,6 +11,8 @@ import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
 import { hooksFor } from './hooks.js';
 import { recover } from './recovery.js';
+import { lockStateDirectory } from './state-lock.js';
+import { startupSweepRule } from './startup-sweep.js';
 import { startDiagnostics } from './diagnostics.js';
 import { silentObserver } from './observer.js';
 import { RunnerService } from './service.js';
@@ -44,6 +46,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: settings.pidNamespace && probeProcPidns() === true },
   );
   for (const { message, detail } of warnings) log.warn(detail, message);
+  // Before anything reads the records: they are ours alone once this is held (state-lock.ts).
+  const lock = lockStateDirectory(settings.stateDirectory);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
   const starterServer = new StarterServer(STARTER_PATH);
 
@@ -51,7 +55,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
   const observer = metrics ?? silentObserver;
   const records = new RecordStore(settings.stateDirectory);
-  const recovered = recover(build, records, log);
+  const owns = startupSweepRule({ plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, builtinHook: settings.hooks.prestart.includes('mountat') }, build);
+  const recovered = recover(build, records, log, owns);
   observer.startupRecovered(recovered.fromRecords, recovered.swept);
 
   const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records, observer };
@@ -104,6 +109,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();
+      lock.release();
       log.info('runner stopped');
     },
   };

@@ -4,9 +4,10 @@
 // mounted and run its prestart hooks, and read how the action ended, with its rusage. The C
 // source documents the steps and the line protocol on fd 5; protocol.ts parses it.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { constants as C, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
+import { constants as C, pidfdOpen, pidfdSendSignal, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
 import { StatusChannel, type ActionEnd } from './protocol.js';
 import type { StarterServer } from './starter-server.js';
 import type { NetworkMode } from './defaults.js';
@@ -73,6 +74,15 @@ export class StartedAction {
   #starterPid: number | undefined;
   /** Whether this process is the starter's parent (and so reaps it). */
   readonly #executed: boolean;
+  /**
+   * Signals and the starter's process group are safe to name by pid only while the pid cannot be
+   * reused, i.e. until the starter is reaped. An executed starter is reaped here, after its end
+   * (#reaped says when). A served one is reaped by the server, at a moment this process does not
+   * know: it is signalled through a pidfd, and its group is killed by the server before it reaps.
+   */
+  #reaped = false;
+  #pidfd: Fd | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
   /** The action's pid (pid 1 of its PID namespace when there is one), once it exists. */
   readonly pid: Promise<number>;
   readonly ended: Promise<ActionEnd>;
@@ -111,7 +121,17 @@ export class StartedAction {
     status.setEncoding('utf8');
     status.on('data', (chunk: string) => {
       const pid = channel.feed(chunk);
-      this.#starterPid ??= channel.starterPid;
+      if (this.#starterPid === undefined && channel.starterPid !== undefined) {
+        this.#starterPid = channel.starterPid;
+        // At its "S" line a served starter waits at the gate, which only we open: it is alive.
+        if (!this.#executed) {
+          try {
+            this.#pidfd = pidfdOpen(this.#starterPid);
+          } catch {
+            // Out of fds, say: it is then signalled by nothing but its own end, and the server.
+          }
+        }
+      }
       if (pid !== undefined) resolvePid(pid);
       // A broken protocol means something other than the starter wrote: end it all now.
       if (channel.violation !== undefined) this.kill();
@@ -125,9 +145,15 @@ export class StartedAction {
         // ended, that is the answer now; the starter is reaped meanwhile (it may be a moment from
         // being a zombie: its fds close before it is one). Only without an answer does its own
         // exit status matter.
-        // A served starter is the server's child, reaped there.
+        // A served starter is the server's child, reaped there (its group killed first).
         const pid = this.#starterPid;
-        const reaped = this.#executed && pid !== undefined ? reap(pid) : Promise.resolve(undefined);
+        clearTimeout(this.#killTimer);
+        this.#pidfd?.close();
+        this.#pidfd = undefined;
+        // An executed starter: kill what is left of its process group (an action without a PID
+        // namespace may leave processes there) now, while the unreaped starter pins the pgid.
+        if (this.#executed && pid !== undefined) signal(-pid, 'SIGKILL');
+        const reaped = this.#executed && pid !== undefined ? reap(pid).finally(() => (this.#reaped = true)) : Promise.resolve(undefined);
         if (channel.exit !== undefined || channel.startError !== undefined || channel.violation !== undefined) resolve(channel.end());
         else void reaped.then((wait) => resolve(channel.end(wait)));
       });
@@ -164,18 +190,39 @@ export class StartedAction {
   kill(): void {
     const pid = this.#starterPid;
     if (pid === undefined) return; // not yet running anything: an aborted gate ends it
-    signal(pid, 'SIGTERM');
-    setTimeout(() => signal(-pid, 'SIGKILL'), 50).unref();
+    this.#signalStarter('SIGTERM');
+    // Cleared when the starter ends (before an executed one is reaped); a served starter gets
+    // its SIGKILL through the pidfd, and the server kills its group as it reaps it.
+    this.#killTimer ??= setTimeout(() => (this.#executed ? signal(-pid, 'SIGKILL') : this.#signalStarter('SIGKILL')), 50).unref();
   }
 
   /** Pass a signal to the starter (with forwardSignals it reaches the action as itself). */
   signal(name: NodeJS.Signals): void {
-    if (this.#starterPid !== undefined) signal(this.#starterPid, name);
+    this.#signalStarter(name);
   }
 
-  /** After the action ended: kill leftovers of its process group (without a PID namespace they survive it). */
+  #signalStarter(name: NodeJS.Signals): void {
+    if (this.#starterPid === undefined) return;
+    if (this.#executed) {
+      if (!this.#reaped) signal(this.#starterPid, name);
+    } else if (this.#pidfd) {
+      try {
+        pidfdSendSignal(this.#pidfd, osConstants.signals[name]);
+      } catch {
+        // As signal(): nothing to do about a starter that cannot be signalled (it ends on its own).
+      }
+    }
+  }
+
+  /**
+   * Leftovers of the action's process group (without a PID namespace they survive it) are
+   * killed as the starter ends, before it is reaped: here for an executed starter, in the
+   * server for a served one. Killing -pid after the reap, as this did, could reach another
+   * action's group (its starter given the reused pid). So by `ended` nothing is left to do;
+   * this only acts while that is still safe.
+   */
   killLeftovers(): void {
-    if (this.#starterPid !== undefined) signal(-this.#starterPid, 'SIGKILL');
+    if (this.#executed && !this.#reaped && this.#starterPid !== undefined) signal(-this.#starterPid, 'SIGKILL');
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { mountTable, mountsUnder, removeTree } from '../helpers/roots.js';
-import { makeAction, requestFor, run, startRunner } from '../helpers/runner.js';
+import { makeAction, requestFor, resourceUsage, run, startRunner } from '../helpers/runner.js';
 import { processState, treeHash } from '../helpers/snapshot.js';
 
 type Kind = 'success' | 'exit' | 'signal' | 'start-failure' | 'cancel';
@@ -25,7 +25,18 @@ describe('load', () => {
       // One action first, so the lazily loaded parts of the runner are in its baseline too.
       await run(runner.client, requestFor('w0', 'true', { stdoutPath: 'w0/warm-out', stderrPath: 'w0/warm-err' }));
       const before = processState(pid);
-      const seen: Record<Kind, number> = { success: 0, exit: 0, signal: 0, 'start-failure': 0, cancel: 0 };
+      // What the runner answered, tallied from its responses (exit code and termination signal,
+      // or gRPC status, and each success's stdout); and what the schedule below asks for,
+      // counted from the schedule alone.
+      const answers: Record<string, number> = {};
+      const answered = (what: string) => (answers[what] = (answers[what] ?? 0) + 1);
+      const expectedAnswer: Record<Kind, string> = { success: 'exit 0, stdout right', exit: 'exit 7', signal: 'exit -1, signal KILL', 'start-failure': 'status INVALID_ARGUMENT', cancel: 'status CANCELLED' };
+      const expected: Record<string, number> = {};
+      for (let k = 0; k < 2000; k++) {
+        const answer = expectedAnswer[MIX[(k * 7) % MIX.length]!];
+        expected[answer] = (expected[answer] ?? 0) + 1;
+      }
+      const statusOf = (promise: Promise<unknown>) => promise.then(() => 'status OK', (error: { code?: number }) => `status ${status[error.code ?? -1] ?? error.code}`);
       const cancelledRoots: string[] = [];
       let n = 0;
       await Promise.all(
@@ -33,33 +44,37 @@ describe('load', () => {
           for (let i = 0; i < 125; i++) {
             const kind = MIX[(n++ * 7) % MIX.length]!;
             const files = { stdoutPath: `${id}/out-${i}`, stderrPath: `${id}/err-${i}` };
-            if (kind === 'success') expect((await run(runner.client, requestFor(id, 'echo ok > /tmp/last', files))).exitCode).toBe('0');
-            else if (kind === 'exit') expect((await run(runner.client, requestFor(id, 'exit 7', files))).exitCode).toBe('7');
-            else if (kind === 'signal') expect((await run(runner.client, requestFor(id, 'kill -9 $$', files))).exitCode).toBe('-1');
-            else if (kind === 'start-failure') await expect(run(runner.client, requestFor(id, '', { ...files, arguments: ['no-such-tool'] }))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+            if (kind === 'success') {
+              const response = await run(runner.client, requestFor(id, `echo ok > /tmp/last; echo "ok ${id} ${i}"`, files));
+              const stdout = readFileSync(join(runner.build, files.stdoutPath), 'utf8');
+              answered(`exit ${response.exitCode}${stdout === `ok ${id} ${i}\n` ? ', stdout right' : `, stdout ${JSON.stringify(stdout)}`}`);
+            } else if (kind === 'exit' || kind === 'signal') {
+              const response = await run(runner.client, requestFor(id, kind === 'exit' ? 'exit 7' : 'kill -9 $$', files));
+              const signal = resourceUsage(response).terminationSignal;
+              answered(`exit ${response.exitCode}${signal ? `, signal ${signal}` : ''}`);
+            } else if (kind === 'start-failure') answered(await statusOf(run(runner.client, requestFor(id, '', { ...files, arguments: ['no-such-tool'] }))));
             else {
               // The client hears CANCELLED at once and the runner tears down just after, so a
               // cancelled action gets a directory of its own, as bb_worker gives every action.
               const own = `${id}-c${i}`;
               execFileSync('cp', ['-al', join(runner.build, id), join(runner.build, own)]);
               cancelledRoots.push(own);
-              const cancelled = new Promise<number>((resolve) => {
-                const call = runner.client.Run(requestFor(own, 'sleep 30 & exec sleep 31', { stdoutPath: `${own}/out`, stderrPath: `${own}/err` }), (error) => resolve(error?.code ?? -1));
+              const answer = await new Promise<string>((resolve) => {
+                const call = runner.client.Run(requestFor(own, 'sleep 30 & exec sleep 31', { stdoutPath: `${own}/out`, stderrPath: `${own}/err` }), (error) => resolve(error ? `status ${status[error.code]}` : 'status OK'));
                 setTimeout(() => call.cancel(), 30 + (i % 5) * 10);
               });
-              expect(await cancelled).toBe(status.CANCELLED);
+              answered(answer);
             }
-            seen[kind]++;
           }
         }),
       );
       // Cancelled actions are torn down after the client hears CANCELLED: wait for the runner to finish.
       for (let i = 0; i < 250 && (mountsUnder(runner.build).length > 0 || processState(pid).children > before.children); i++) await new Promise((r) => setTimeout(r, 20));
       const after = processState(pid);
-      const summary = { actions: Object.values(seen).reduce((a, b) => a + b, 0), seen, before, after };
+      const summary = { actions: Object.values(answers).reduce((a, b) => a + b, 0), answers, before, after };
       writeFileSync(join(runner.dir, 'soak.json'), JSON.stringify(summary));
       console.log(`soak: ${JSON.stringify(summary)}`);
-      expect(summary.actions).toBe(2000);
+      expect(answers).toEqual(expected);
       expect(mountsUnder(runner.build)).toEqual([]);
       expect(after.fds).toBe(before.fds);
       // Its only child, before and after, is the starter server; the actions' inits were its
