@@ -29,6 +29,8 @@
 //   with a network namespace of its own (containers.conf's default_sysctls); that one default is
 //   dropped (the namespace keeps the kernel's "1 0": unprivileged ICMP sockets are off, as on a
 //   host by default). Any other sysctl is refused, naming it: it is what someone asked for.
+// - A bad org.mountat.* annotation is not this stage's to report (see specForMountat): the spec
+//   passes through unchanged and the createContainer hook refuses it where the user can read it.
 // - A spec without any org.mountat.* annotation passes through byte for byte: podman runs
 //   the stage only when the hooks.d file's annotation pattern matches, but a hooks.d file with
 //   another pattern must not rewrite containers that are not mountat's.
@@ -120,14 +122,26 @@ function withoutDefaultSysctls(linux: unknown): unknown {
 
 /**
  * The spec podman should hand the runtime: `text` itself when no org.mountat.* annotation is
- * there; otherwise without podman's own proc and sysfs where mountat's plan takes their place.
+ * there, or a bad one; otherwise without podman's own proc and sysfs where mountat's plan takes
+ * their place. Refuses (HookError) a spec that is not one, and what mountat's mounts would hide.
  * `base` is the plan the createContainer hook gets (its --plan file), if any.
  */
 export function specForMountat(text: string, base?: BasePlan): string {
   const spec = parseSpec(text);
   const annotations = (spec.annotations ?? {}) as Record<string, string | undefined>;
   if (!Object.keys(annotations).some((key) => key.startsWith(ANNOTATION_PREFIX))) return text;
-  const places = takenPlaces(annotations, base);
+  let places: string[];
+  try {
+    places = takenPlaces(annotations, base);
+  } catch (error) {
+    // A bad annotation: the spec goes on unchanged, for the createContainer hook to refuse
+    // with the same line before it mounts or creates anything. podman 4.3.1 throws a precreate
+    // hook's stderr away (the user would read only "executing [mountat-hook precreate]: exit
+    // status 1"); runc shows a createContainer hook's line in its own error, and crun in the
+    // file its run.oci.hooks.stderr annotation names.
+    if (error instanceof HookError) return text;
+    throw error;
+  }
   if (places.length === 0) return text;
   const mounts = withoutTakenMounts(spec.mounts, places);
   const changed: Record<string, unknown> = { ...spec, mounts };
