@@ -1,9 +1,10 @@
 // The oci-hooks(5) files podman and CRI-O read: well-formed, and pointing at a hook that the
-// image installs, with the stages and arguments the hook understands.
+// image installs, with the stages and arguments the hook understands. test/podman.test.ts runs
+// them under the real podman.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ANNOTATION_PREFIX, STAGES } from '../src/oci/index.js';
+import { ANNOTATION_PREFIX, PRECREATE_STAGE, STAGES } from '../src/oci/index.js';
 import { repo } from './helpers/roots.js';
 
 const dir = join(repo, 'hooks', 'hooks.d');
@@ -21,7 +22,8 @@ describe.each(files)('hooks.d/%s', (name) => {
 
   it('runs the hook at the stage its arguments name', () => {
     expect(hook.stages).toHaveLength(1);
-    expect(STAGES).toContain(hook.stages[0]);
+    // precreate is podman's own stage (the candidate config.json in and out), not an OCI one.
+    expect([...STAGES, PRECREATE_STAGE]).toContain(hook.stages[0]);
     expect(hook.hook.args.slice(0, 2)).toEqual(['mountat-hook', hook.stages[0]]);
   });
 
@@ -33,7 +35,12 @@ describe.each(files)('hooks.d/%s', (name) => {
   });
 });
 
-it('mounts at createContainer and cleans up at poststop', () => {
+it('makes room for mountat in podman\'s spec, mounts at createContainer and cleans up at poststop', () => {
   const stages = files.map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')).stages[0]).sort();
-  expect(stages).toEqual(['createContainer', 'poststop']);
+  expect(stages).toEqual(['createContainer', 'poststop', 'precreate']);
+});
+
+it('gives every stage the same annotation match, so that none runs without the others', () => {
+  const whens = files.map((name) => JSON.stringify(JSON.parse(readFileSync(join(dir, name), 'utf8')).when));
+  expect(new Set(whens).size).toBe(1);
 });
