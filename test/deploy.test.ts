@@ -51,7 +51,8 @@ describe('deploy/kubernetes', () => {
       ['runner: socket /tmp/runner is on no volumeMount', 'bb_worker: no runner with endpoint unix:///tmp/runner'],
     ],
     ['the worker mounting the shared volume elsewhere', ({ container }) => (mount(container('worker'), 'worker').mountPath = '/srv'), ['worker: does not mount volume worker at /worker, where the runner\'s socket /worker/runner is', 'worker: does not mount volume worker at /worker, where the runner\'s buildDirectoryPath /worker/build is']],
-    ['the readiness probe naming another config', ({ container }) => (container('runner').readinessProbe!.exec!.command = ['mountat', 'probe', '--config', '/etc/runner.json']), ['runner: readinessProbe is not "mountat probe --config /config/runner.json"']],
+    ['the readiness probe on another path', ({ container }) => (container('runner').readinessProbe!.httpGet!.path = '/-/healthy'), ['runner: readinessProbe is not httpGet /-/ready on port 9981']],
+    ['the readiness probe back to a process per probe', ({ container }) => (container('runner').readinessProbe = { exec: { command: ['mountat', 'probe', '--config', '/config/runner.json'] } }), ['runner: readinessProbe is not httpGet /-/ready on port 9981']],
     ['the config key renamed', ({ objects }) => (objects[0]!.data = { 'config.json': objects[0]!.data!['runner.json']! }), ['runner: ConfigMap mountat-runner (in this file) has no key runner.json']],
     ['runner.json invalid', ({ runnerJson }) => runnerJson((json) => (json.buildDirectoryPath = 'worker/build')), ['runner.json: config.buildDirectoryPath must match ^/ (got "worker/build")']],
     ['an extra capability', ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
@@ -78,7 +79,7 @@ describe('deploy/kubernetes', () => {
       ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]'],
     ],
     ['no cpu request on the worker', ({ container }) => delete container('worker').resources!.requests!.cpu, ['worker: no resources.requests.cpu']],
-    ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => ((json.global as { diagnosticsHttpServer: { httpServers: Array<{ listenAddresses: string[] }> } }).diagnosticsHttpServer.httpServers[0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990']],
+    ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => ((json.global as { diagnosticsHttpServer: { httpServers: Array<{ listenAddresses: string[] }> } }).diagnosticsHttpServer.httpServers[0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990', 'runner: readinessProbe is not httpGet /-/ready on port 9990']],
     ['the liveness probe on another port', ({ container }) => (container('runner').livenessProbe!.httpGet!.port = 8080), ['runner: livenessProbe is not httpGet /-/healthy on port 9981']],
     ['the selector not matching the pod', ({ objects }) => (objects[1]!.spec!.selector!.matchLabels = { app: 'other' }), ['Deployment: selector app=other does not match the pod template\'s labels']],
   ];
