@@ -43,8 +43,8 @@ export async function startPodman(): Promise<Podman> {
       // An empty hooks directory: hooks.d files installed on the machine (the podman hooks test installs mountat's)
       // do not apply to this pod. `podman kube play` has no --hooks-dir.
       `hooks_dir = [${JSON.stringify(hooks)}]`,
-      // Locks in files under tmp_dir, not in the machine-wide shared memory segment /libpod_lock: a podman with a new
-      // tmp_dir believes the machine rebooted and frees every lock there, those of another podman's containers too.
+      // Locks in files under tmp_dir, not in the shared memory segment /libpod_lock, which every root podman on the
+      // machine uses whatever its storage: this podman's container locks stay apart from another's.
       'lock_type = "file"',
       `tmp_dir = ${JSON.stringify(join(dir, 'tmp'))}`,
       '',
