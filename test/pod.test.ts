@@ -32,8 +32,8 @@ function forPodman(objects: K8sObject[], workerVolume: string): K8sObject[] {
   // make netavark add iptables rules on the host). The port is still served in the pod's network namespace.
   delete containerOf(pod, 'runner').ports;
   // The shared volume: podman applies Bidirectional and HostToContainer as rshared and rslave, which connect the two
-  // containers only if the directory beneath is a shared mount (a node's kubelet directory is; a podman emptyDir
-  // is not). So a directory of the test's, made a shared mount, instead of the emptyDir.
+  // containers only if the directory beneath is a shared mount (podman's emptyDir is a directory of its volume
+  // storage, made at play). So a directory of the test's, made a shared mount before, instead of the emptyDir.
   const worker = pod.volumes.find((v) => v.name === 'worker')!;
   delete worker.emptyDir;
   worker.hostPath = { path: workerVolume, type: 'Directory' };
