@@ -131,6 +131,10 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const add = [...(security?.capabilities?.add ?? [])].sort();
   if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
 
+  // The readiness probe (/-/ready) answers what readinessCheckingPathnames says: without the build directory there,
+  // the pod would be ready before bb_worker's mount of it exists.
+  if (!settings.readinessPaths.includes(settings.buildDirectoryPath)) problems.push(`runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass without it)`);
+
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
   if (port === undefined) problems.push('runner.json: no global.diagnosticsHttpServer (metrics and the liveness probe)');
