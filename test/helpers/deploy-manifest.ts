@@ -132,8 +132,8 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
 
   // The readiness probe (/-/ready) answers what readinessCheckingPathnames says: without the build directory there,
-  // the pod would be ready before bb_worker's mount of it exists.
-  if (!settings.readinessPaths.includes(settings.buildDirectoryPath)) problems.push(`runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass without it)`);
+  // the runner would be ready while the build directory is missing.
+  if (!settings.readinessPaths.includes(settings.buildDirectoryPath)) problems.push(`runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass while it is missing)`);
 
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
