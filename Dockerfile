@@ -44,7 +44,9 @@ RUN ln -s /opt/mountat/bin/mountat.js /usr/local/bin/mountat && mountat help >/d
 # The config names the build directory (/worker/build) and the socket (/worker/runner) on the volume shared with
 # bb_worker; mount your own at /config/runner.json to change them.
 ENTRYPOINT ["tini", "--", "mountat", "runner", "--config", "/config/runner.json"]
-# CheckReadiness over the socket the config names. Kubernetes ignores HEALTHCHECK: use the same command as an exec
-# readiness probe there (deploy/kubernetes/worker.yaml).
+# CheckReadiness over the socket the config names, whatever config is mounted over /config/runner.json (an HTTP check
+# would need the diagnostics server, which this config does not enable, at a port fixed here; the image has no HTTP
+# client but bash's /dev/tcp). It starts Node every interval (~0.5 s of CPU: bench/RESULTS.md, "Probes").
+# Kubernetes ignores HEALTHCHECK: deploy/kubernetes/worker.yaml probes /-/ready with httpGet instead.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["mountat", "probe", "--config", "/config/runner.json", "--timeout", "4"]

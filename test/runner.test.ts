@@ -288,6 +288,28 @@ describe('a runner of its own', () => {
     }
   });
 
+  it('sees a file system mounted over the build directory itself after it started, as bb_worker mounts its FUSE build directory', async () => {
+    const own = await startRunner({ readinessCheckingPathnames: [] });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'worker-late', own.build]);
+      try {
+        mkdirSync(join(own.build, 'check_readiness'));
+        await expect(checkReadiness(own.client, 'check_readiness')).resolves.toBeUndefined();
+        makeAction(own.build, 'late');
+        writeFileSync(join(own.build, 'late', 'root', 'on-the-mount'), 'yes\n');
+        const response = await run(own.client, requestFor('late', 'cat /on-the-mount'));
+        expect([Number(response.exitCode), readFileSync(join(own.build, 'late', 'stdout'), 'utf8')]).toEqual([0, 'yes\n']);
+      } finally {
+        execFileSync('umount', [own.build]);
+      }
+      // And the directory underneath again once the worker's mount is gone.
+      await expect(checkReadiness(own.client, 'check_readiness')).rejects.toMatchObject({ code: status.NOT_FOUND });
+    } finally {
+      await own.stop();
+      removeTree(own.dir);
+    }
+  });
+
   it('listens on TCP (listenAddresses) too, and `mountat probe --config` finds it there', async () => {
     const port = await freePort();
     const dir = scratchDir('mountat-runner-');

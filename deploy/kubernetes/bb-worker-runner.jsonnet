@@ -52,9 +52,9 @@ local maximumFilePoolSizeBytes = 1024 * 1024 * 1024;  // per action
       inputRootCharacterDeviceNodes: ['full', 'null', 'random', 'tty', 'urandom', 'zero'],
       maximumFilePoolFileCount: 10000,
       maximumFilePoolSizeBytes: maximumFilePoolSizeBytes,
-      // workerId: { pod: std.extVar('POD_NAME'), node: std.extVar('NODE_NAME') } in the full
-      // configuration: bb_worker passes its environment (worker.yaml sets both) as external
-      // variables; left out here so that `jsonnet` evaluates this file on its own.
+      // workerId: { pod: std.extVar('POD_NAME') } in the full configuration: bb_worker passes its
+      // environment (worker.yaml sets POD_NAME) as external variables; left out here so that
+      // `jsonnet` evaluates this file on its own.
     }],
   }],
   // Where the virtual build directory keeps files that actions write: on the worker's side of

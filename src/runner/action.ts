@@ -126,7 +126,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
   try {
     if (request.arguments.length === 0) throw invalidArgument('arguments is empty: there is no command to run');
     if (request.arguments[0] === '') throw invalidArgument('arguments[0] is empty');
-    const { build } = settings;
+    using build = settings.build.current();
     const root = keep(build.openDirectory('input_root_directory', request.inputRootDirectory));
     const temporaryDirectory = request.temporaryDirectory === '' ? undefined : keep(build.openDirectory('temporary_directory', request.temporaryDirectory));
     // Checked here so that a bad working directory is the request's fault before anything starts;

@@ -2,7 +2,8 @@
 // to the input root). Each is resolved through fds with openat2: RESOLVE_BENEATH refuses `..`
 // and absolute symlinks that would leave, RESOLVE_NO_SYMLINKS refuses symlinks altogether.
 import { constants as C, type Fd, openat2, tryOpenat2, errnoName } from '../linux/index.js';
-import { invalidArgument, internal } from './errors.js';
+import { status } from '@grpc/grpc-js';
+import { invalidArgument, internal, RunnerError } from './errors.js';
 
 const STRICT = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
@@ -39,7 +40,7 @@ export function checkRelative(field: string, value: string, { allowEmpty = false
   return parts.join('/') || '.';
 }
 
-export class BuildDirectory {
+export class BuildDirectory implements Disposable {
   constructor(
     readonly path: string,
     readonly fd: Fd,
@@ -47,6 +48,22 @@ export class BuildDirectory {
 
   static open(path: string): BuildDirectory {
     return new BuildDirectory(path, openat2(C.AT_FDCWD, path, { flags: DIR, resolve: 0 }, path));
+  }
+
+  /**
+   * The build directory as it is now, for one request (its owner closes it). bb_worker mounts its FUSE build
+   * directory on the very path the runner is configured with, and possibly after the runner started: an fd opened
+   * before that names the directory underneath, where nothing of the worker's appears (the worker pod test saw
+   * NOT_FOUND so). One openat2 a request, and that one fd for all of the request's paths.
+   */
+  current(): BuildDirectory {
+    const result = tryOpenat2(C.AT_FDCWD, this.path, { flags: DIR, resolve: 0 });
+    if (typeof result === 'number') throw new RunnerError(status.UNAVAILABLE, `the build directory ${this.path} cannot be opened: ${errnoName(result)}`);
+    return new BuildDirectory(this.path, result);
+  }
+
+  [Symbol.dispose](): void {
+    this.fd.close();
   }
 
   /** A directory beneath the build directory, by the request's relative path. */

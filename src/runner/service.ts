@@ -42,7 +42,8 @@ export class RunnerService {
       const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
       // An empty path is the build directory itself (what `mountat probe` sends): bb_worker always names a directory.
-      if (!this.settings.build.exists('path', path, { allowEmpty: true })) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
+      using build = this.settings.build.current();
+      if (!build.exists('path', path, { allowEmpty: true })) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
       callback(null, {});
     } catch (error) {
       callback(toServiceError(error));

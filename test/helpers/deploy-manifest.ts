@@ -21,7 +21,7 @@ interface Container {
   args?: string[];
   ports?: Array<{ name?: string; containerPort: number }>;
   volumeMounts?: VolumeMount[];
-  readinessProbe?: { exec?: { command?: string[] } };
+  readinessProbe?: { exec?: { command?: string[] }; httpGet?: { path?: string; port?: number | string } };
   livenessProbe?: { httpGet?: { path?: string; port?: number | string } };
   securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] }; seccompProfile?: { type?: string } };
   resources?: { requests?: Record<string, string | number> };
@@ -82,8 +82,6 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const argv = [...(runner.command ?? IMAGE_ENTRYPOINT), ...(runner.args ?? [])];
   const configPath = argv[argv.lastIndexOf('--config') + 1];
   if (!configPath) return [...problems, 'runner: its command names no --config'];
-  const probe = runner.readinessProbe?.exec?.command ?? [];
-  if (probe.join(' ') !== `mountat probe --config ${configPath}`) problems.push(`runner: readinessProbe is not "mountat probe --config ${configPath}"`);
   const configMount = mountOf(runner, configPath);
   const configVolume = configMount && volumes.get(configMount.name);
   if (!configMount || !configVolume?.configMap) return [...problems, `runner: config ${configPath} is on no ConfigMap volume`];
@@ -133,14 +131,21 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const add = [...(security?.capabilities?.add ?? [])].sort();
   if (add.join() !== expected.join()) problems.push(`runner: capabilities.add is [${add.join(', ')}], expected [${expected.join(', ')}]`);
 
+  // The readiness probe (/-/ready) answers what readinessCheckingPathnames says: without the build directory there,
+  // the runner would be ready while the build directory is missing.
+  if (!settings.readinessPaths.includes(settings.buildDirectoryPath)) problems.push(`runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass while it is missing)`);
+
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
   if (port === undefined) problems.push('runner.json: no global.diagnosticsHttpServer (metrics and the liveness probe)');
   else {
     if (!runner.ports?.some((p) => p.containerPort === port)) problems.push(`runner: no containerPort ${port} (diagnostics)`);
-    const get = runner.livenessProbe?.httpGet;
-    const probed = typeof get?.port === 'string' ? runner.ports?.find((p) => p.name === get.port)?.containerPort : get?.port;
-    if (get?.path !== '/-/healthy' || probed !== port) problems.push(`runner: livenessProbe is not httpGet /-/healthy on port ${port}`);
+    // Both probes are HTTP GETs on that server: no process started in the container per probe.
+    for (const [probe, path] of [['livenessProbe', '/-/healthy'], ['readinessProbe', '/-/ready']] as const) {
+      const get = runner[probe]?.httpGet;
+      const probed = typeof get?.port === 'string' ? runner.ports?.find((p) => p.name === get.port)?.containerPort : get?.port;
+      if (get?.path !== path || probed !== port) problems.push(`runner: ${probe} is not httpGet ${path} on port ${port}`);
+    }
   }
 
   // bb_worker's side: dials that socket, for that build directory, and creates /dev's nodes.
