@@ -38,7 +38,7 @@ function failingStore(store: RecordStore, failAt: (snapshot: Attachment) => bool
     journal: (key) => {
       const journal = store.journal(key);
       return Object.assign(Object.create(journal), {
-        append: (snapshot: Attachment) => {
+        append: (snapshot: Attachment & Record<string, unknown>) => {
           if (failAt(snapshot)) {
             before();
             throw new Error('write: ENOSPC (no space left on the state directory)');
