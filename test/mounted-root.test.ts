@@ -116,7 +116,7 @@ describe('mountRecorded', () => {
     }
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect((error as Error).message).toMatch(/^write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
+    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
     expect(mountTable()).toBe(table);
     expect(readdirSync(root).sort()).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr']);
     const leftover = (error as AttachError).leftover!;

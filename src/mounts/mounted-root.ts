@@ -29,7 +29,7 @@ export type RecordKeeping = Pick<RecordStore, 'journal' | 'load' | 'remove' | 'p
 /** A record with the fields a caller added to every line of it (the runner's input root). */
 export type RecordOf<Extra> = Attachment & Extra;
 
-export interface MountRecordedOptions<Extra extends Record<string, unknown>> {
+export interface MountRecordedOptions<Extra extends object> {
   records: RecordKeeping;
   key: string;
   /** Written with every line of the record, e.g. where the root was. */
@@ -56,7 +56,7 @@ export class AlreadyRecordedError extends Error {
   }
 }
 
-export class MountedRoot<Extra extends Record<string, unknown> = Record<string, never>> {
+export class MountedRoot<Extra extends object = object> {
   readonly attachment: RecordOf<Extra>;
   readonly recordPath: string;
   readonly #root: Fd | number;
@@ -74,7 +74,7 @@ export class MountedRoot<Extra extends Record<string, unknown> = Record<string, 
   }
 
   /** The owner of what the record under `key` says is mounted beneath `root`; undefined if there is none. */
-  static fromRecord<Extra extends Record<string, unknown> = Record<string, never>>(root: Fd | number, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
+  static fromRecord<Extra extends object = object>(root: Fd | number, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
     const record = records.load(key) as RecordOf<Extra> | undefined;
     return record && new MountedRoot<Extra>(root, record, records, key);
   }
@@ -112,7 +112,7 @@ export class MountedRoot<Extra extends Record<string, unknown> = Record<string, 
  * failure nothing is mounted and no record is left; or, when the rollback itself failed, the
  * AttachError's `leftover` owns the record of what is left.
  */
-export function mountRecorded<Extra extends Record<string, unknown> = Record<string, never>>(root: Fd | number, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
+export function mountRecorded<Extra extends object = object>(root: Fd | number, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
   const { records, key } = options;
   if (options.existing === 'refuse' || options.onReplace) {
     const existing = records.load(key);
@@ -122,17 +122,34 @@ export function mountRecorded<Extra extends Record<string, unknown> = Record<str
     }
   }
   // Opened before anything is mounted: a store that cannot be written to stops us here.
-  const journal = records.journal(key);
+  let journal: ReturnType<RecordKeeping['journal']>;
+  try {
+    journal = records.journal(key);
+  } catch (error) {
+    throw recordWriteError(records, key, error);
+  }
   const extra = options.extra ?? ({} as Extra);
+  const append = (snapshot: Attachment) => {
+    try {
+      journal.append({ ...snapshot, ...extra });
+    } catch (error) {
+      throw recordWriteError(records, key, error);
+    }
+  };
   let attachment: Attachment;
   try {
-    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: (snapshot) => journal.append({ ...snapshot, ...extra }) });
+    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append });
   } catch (error) {
     journal.close();
     throw undone(error, root, records, key);
   }
   journal.close();
   return new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
+}
+
+function recordWriteError(records: RecordKeeping, key: string, error: unknown): Error {
+  const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return new Error(`cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
 }
 
 /** The error of a failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
