@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
-import { runStage } from '../src/oci/index.js';
+import { runStage, type OciState } from '../src/oci/index.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let dir: string;
@@ -50,7 +50,7 @@ function failingStore(store: RecordStore, mounts: number): RecordKeeping & Pick<
 it('createContainer: a record write that fails is not hidden by the undo that fails after it', async () => {
   const table = mountTable();
   using rootFd = openDir(root);
-  const state = { ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 1, bundle: dir, annotations: { 'org.mountat.mounts': 'proc,tmp' } };
+  const state: OciState = { ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 1, bundle: dir, annotations: { 'org.mountat.mounts': 'proc,tmp' } };
   let error: unknown;
   try {
     await runStage('createContainer', state, { rootFd: rootFd.fd, records: failingStore(new RecordStore(stateDir), 2), log: silent });
