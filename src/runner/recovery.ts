@@ -2,9 +2,9 @@
 // by id, and knows the mountpoint directories it created), then sweep whatever is still mounted
 // below the build directory (mounts of external hooks, or of a record never written).
 import type { Logger } from 'pino';
-import { detach, RecordStore, sweepBelow } from '../mounts/index.js';
+import { MountedRoot, RecordStore, sweepBelow } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
-import { RECORD_PREFIX, type ActionRecord } from './hooks.js';
+import { RECORD_PREFIX, type ActionRecord, type ActionRecordExtra } from './hooks.js';
 
 export interface RecoveryResult {
   fromRecords: number;
@@ -36,7 +36,9 @@ function tearDownFromRecord(build: BuildDirectory, records: RecordStore, key: st
     const record = records.load(key) as ActionRecord | undefined;
     if (!record) return 0;
     using root = build.openDirectory('input_root_directory', record.inputRoot);
-    const report = detach(root, record);
+    const mounted = new MountedRoot<ActionRecordExtra>(root, record, records, key);
+    // The first pass keeps the record: what covers its directories is only swept after it.
+    const report = pass === 'first' ? mounted.detachKeepingRecord() : mounted.tearDown();
     if (pass === 'first' || report.removed.length > 0) {
       log.warn({ record: key, inputRoot: record.inputRoot, pass, report }, 'start-up: tore down what an earlier runner left, from its record');
     }
