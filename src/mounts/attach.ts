@@ -123,7 +123,11 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
   }
 }
 
-function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void): AttachedMount {
+/**
+ * Attach one entry. The mount goes into `mounts` the moment it is attached, so that whatever fails
+ * after (the at-target check, a cover) leaves it where rollback finds and undoes it.
+ */
+function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void, mounts: AttachedMount[]): void {
   using target = resolveMountpoint(rootFd, entry.target, created, progress);
   if (created.length > 0) progress();
   let mount: Fd;
@@ -133,14 +137,22 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
   }
   using _mount = mount;
+  // The id is read from our own mount fd, not by looking the target up again: this is the proof
+  // that what detach later finds at the target is the mount made here. Read before move_mount
+  // (a mount keeps its ids when it is moved): a read that fails then leaves nothing attached.
+  let identity: MountIdentity;
+  try {
+    identity = mountIdentityOf(mount);
+  } catch (error) {
+    throw new MountError(entry.target, `read the mount id of ${entry.kind} for`, error);
+  }
   try {
     moveMountOntoFd(mount, target, entry.target);
   } catch (error) {
     throw new MountError(entry.target, `attach ${entry.kind} to`, error);
   }
-  // Read the id from our own mount fd, not by looking the target up again: this is the proof
-  // that what detach later finds at the target is the mount made here.
-  const identity = mountIdentityOf(mount);
+  const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
+  mounts.push(attached);
   // The mount went onto the directory we resolved, wherever it is now. If something renamed that
   // directory meanwhile (a race on the root), the mount is not at the target, where detach will
   // look for it: undo it through our own fd and refuse, rather than leave it elsewhere.
@@ -152,9 +164,7 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     unmountByFd(mount, rootFd, entry.target);
     throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
   }
-  const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
   if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
-  return attached;
 }
 
 /**
@@ -193,7 +203,7 @@ export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions =
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {
-      attachment.mounts.push(attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created))));
+      attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created)), attachment.mounts);
       options.onProgress?.(snapshot([]));
     } catch (error) {
       throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
@@ -204,7 +214,8 @@ export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions =
 
 function rollBack(rootFd: Fd | number, attachment: Attachment, createdForFailed: CreatedDir[]): string[] {
   const dirs: DirRemoval = { removed: [], kept: [], problems: [] };
-  removeCreatedDirs(rootFd, createdForFailed, dirs);
+  // The failed entry's directories, unless its mount was attached: detach removes them after it.
+  if (attachment.mounts.at(-1)?.createdDirs !== createdForFailed) removeCreatedDirs(rootFd, createdForFailed, dirs);
   try {
     detach(rootFd, attachment);
     return dirs.problems;

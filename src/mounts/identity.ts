@@ -62,7 +62,12 @@ export function openOurMountAt(rootFd: Fd | number, path: string, ours: MountIde
   } catch {
     return undefined;
   }
-  if (isOurMount(fd, ours)) return fd;
+  try {
+    if (isOurMount(fd, ours)) return fd;
+  } catch (error) {
+    fd.close();
+    throw error;
+  }
   fd.close();
   return undefined;
 }

@@ -75,7 +75,15 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
           if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
         }
         next = tryOpenat2(base, name, how);
-        if (typeof next !== 'number' && created.at(-1) === entry) entry.ino = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
+        if (typeof next !== 'number' && created.at(-1) === entry) {
+          try {
+            entry.ino = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
+          } catch (error) {
+            // Not yet `current`: the finally below would not close it.
+            next.close();
+            throw error;
+          }
+        }
       }
       if (typeof next === 'number') throw new MountError(path, 'resolve', new SyscallError('openat2', next, { path }));
       current?.close();
