@@ -22,7 +22,7 @@ export {
   readFsContextLog,
   probeSyscall,
 } from './calls.js';
-export type { OpenHow, MountAttr, Statx } from './calls.js';
+export type { OpenHow, MountAttr, Opened, Statx } from './calls.js';
 export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, probeProcPidns, probePivotRoot } from './probe.js';
 export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';

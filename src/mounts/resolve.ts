@@ -3,7 +3,7 @@
 // followed at all, so a `proc -> /etc` planted by the action is refused, not clamped).
 // Nothing here joins a host path: the root is only ever an fd.
 import { constants as osConstants } from 'node:os';
-import { constants as C, Fd, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2 } from '../linux/index.js';
+import { constants as C, Fd, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2, type Opened } from '../linux/index.js';
 import { DEFAULTS } from './defaults.js';
 import { MountError } from './errors.js';
 import { targetComponents } from './plan.js';
@@ -20,6 +20,8 @@ export interface CreatedDir {
 }
 
 const ENOENT = osConstants.errno.ENOENT;
+/** A one-component target, just found missing whole: no second lookup. */
+const MISSING: Opened = { ok: false, errno: ENOENT };
 const BENEATH = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 // No O_NOFOLLOW: with it a symlink as the last component is opened as itself (O_DIRECTORY then
 // gives a puzzling ENOTDIR); without it RESOLVE_NO_SYMLINKS refuses it with ELOOP, as any other.
@@ -51,8 +53,8 @@ export function openParent(rootFd: Fd | number, target: string): { parent: Fd; n
 export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
   const how = { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV };
   const found = tryOpenat2(rootFd, target, how);
-  if (typeof found !== 'number') return found;
-  if (found !== ENOENT) throw new MountError(target, 'resolve', new SyscallError('openat2', found, { path: target }));
+  if (found.ok) return found.fd;
+  if (found.errno !== ENOENT) throw new MountError(target, 'resolve', new SyscallError('openat2', found.errno, { path: target }));
   const parts = targetComponents(target);
   let current: Fd | undefined;
   try {
@@ -61,8 +63,8 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
       const path = i === 0 ? name : parts.slice(0, i + 1).join('/');
       const base = current ?? rootFd;
       // A one-component target was just looked up whole: it is missing, go straight to mkdirat.
-      let next = parts.length === 1 ? ENOENT : tryOpenat2(base, name, how);
-      if (next === ENOENT) {
+      let next: Opened = parts.length === 1 ? MISSING : tryOpenat2(base, name, how);
+      if (!next.ok && next.errno === ENOENT) {
         // Announced before it exists, so that a record can name it should we die right after.
         const entry: CreatedDir = { path, ino: '' };
         created.push(entry);
@@ -75,19 +77,19 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
           if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
         }
         next = tryOpenat2(base, name, how);
-        if (typeof next !== 'number' && created.at(-1) === entry) {
+        if (next.ok && created.at(-1) === entry) {
           try {
-            entry.ino = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
+            entry.ino = statx(next.fd, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
           } catch (error) {
             // Not yet `current`: the finally below would not close it.
-            next.close();
+            next.fd.close();
             throw error;
           }
         }
       }
-      if (typeof next === 'number') throw new MountError(path, 'resolve', new SyscallError('openat2', next, { path }));
+      if (!next.ok) throw new MountError(path, 'resolve', new SyscallError('openat2', next.errno, { path }));
       current?.close();
-      current = next;
+      current = next.fd;
     }
     const result = current!;
     current = undefined;

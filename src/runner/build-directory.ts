@@ -2,7 +2,7 @@
 // to the input root). Each is resolved through fds with openat2: RESOLVE_BENEATH refuses `..`
 // and absolute symlinks that would leave, RESOLVE_NO_SYMLINKS refuses symlinks altogether.
 import { constants as C, type Fd, openat2, tryOpenat2, errnoName } from '../linux/index.js';
-import { invalidArgument, internal } from './errors.js';
+import { invalidArgument } from './errors.js';
 
 const STRICT = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
@@ -14,16 +14,17 @@ const O_EXCL = 0o200;
 const WHY: Record<string, string> = {
   ENOENT: 'does not exist',
   ELOOP: 'is or passes through a symlink',
-  EXDEV: 'leaves the build directory',
   ENOTDIR: 'is not a directory',
   EEXIST: 'already exists',
   EACCES: 'permission denied',
   EROFS: 'is on a read-only filesystem',
 };
 
-function describe(field: string, value: string, errno: number): string {
+/** `within`: what the path is relative to, which EXDEV says it leaves. */
+function describe(field: string, value: string, errno: number, within = 'the build directory'): string {
   const code = errnoName(errno);
-  return `${field} ${JSON.stringify(value)} ${WHY[code] ?? code} (${code})`;
+  const why = code === 'EXDEV' ? `leaves ${within}` : WHY[code];
+  return `${field} ${JSON.stringify(value)} ${why ?? code} (${code})`;
 }
 
 /** Refuse what no lookup should even see: absolute paths, `..`, NUL, empty components. */
@@ -53,16 +54,16 @@ export class BuildDirectory {
   openDirectory(field: string, value: string): Fd {
     const path = checkRelative(field, value);
     const result = tryOpenat2(this.fd, path, { flags: DIR, resolve: STRICT });
-    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
-    return result;
+    if (!result.ok) throw invalidArgument(describe(field, value, result.errno));
+    return result.fd;
   }
 
   /** Whether a relative path exists beneath the build directory (CheckReadiness). */
   exists(field: string, value: string, options: { allowEmpty?: boolean } = {}): boolean {
     const path = checkRelative(field, value, options);
     const result = tryOpenat2(this.fd, path, { flags: C.O_PATH | C.O_CLOEXEC, resolve: STRICT });
-    if (typeof result === 'number') return false;
-    result.close();
+    if (!result.ok) return false;
+    result.fd.close();
     return true;
   }
 
@@ -73,8 +74,8 @@ export class BuildDirectory {
     const name = path.slice(slash + 1);
     using parent = slash < 0 ? undefined : this.openDirectory(`${field}'s directory`, path.slice(0, slash));
     const result = tryOpenat2(parent ?? this.fd, name, { flags: O_WRONLY | O_CREAT | O_EXCL | C.O_CLOEXEC, mode: 0o666, resolve: STRICT });
-    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
-    return result;
+    if (!result.ok) throw invalidArgument(describe(field, value, result.errno));
+    return result.fd;
   }
 }
 
@@ -82,9 +83,6 @@ export class BuildDirectory {
 export function openWorkingDirectory(rootFd: Fd, value: string): Fd {
   const path = checkRelative('working_directory', value, { allowEmpty: true });
   const result = tryOpenat2(rootFd, path, { flags: DIR, resolve: C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS });
-  if (typeof result === 'number') {
-    if (result === 0) throw internal('openat2 returned no fd');
-    throw invalidArgument(describe('working_directory', value, result).replace('leaves the build directory', 'leaves the input root'));
-  }
-  return result;
+  if (!result.ok) throw invalidArgument(describe('working_directory', value, result.errno, 'the input root'));
+  return result.fd;
 }
