@@ -2,11 +2,12 @@
 // turns -1 into a SyscallError naming the call and the path it was given, and returns
 // owned Fds. No policy lives here: which flags to pass is the caller's decision.
 import * as C from './constants.js';
-import { Fd } from './fd.js';
+import { Fd, type FdRef } from './fd.js';
 import { libc, sys } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
-type FdLike = Fd | number;
+// A number only for AT_FDCWD and the like: the engine above passes FdRefs.
+type FdLike = FdRef | number;
 
 function raw(fd: FdLike): number {
   if (typeof fd === 'number') {

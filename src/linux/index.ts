@@ -1,5 +1,6 @@
 export * as constants from './constants.js';
-export { Fd } from './fd.js';
+export { BorrowedFd, Fd } from './fd.js';
+export type { FdRef } from './fd.js';
 export { SyscallError, errnoName, isErrno, printable } from './syscall-error.js';
 export type { SyscallErrorContext } from './syscall-error.js';
 export {

@@ -16,7 +16,7 @@
 //   and is a no-op once it has succeeded.
 //
 // The root fd is borrowed, never closed here: the caller keeps it open until tearDown() is done.
-import type { Fd } from '../linux/index.js';
+import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
 import { detach, type DetachReport } from './detach.js';
 import { AttachError } from './errors.js';
@@ -34,7 +34,7 @@ export interface MountRecordedOptions<Extra extends object> {
   key: string;
   /** Written with every line of the record, e.g. where the root was. */
   extra?: Extra | undefined;
-  procPidns?: Fd | number | undefined;
+  procPidns?: FdRef | undefined;
   /**
    * A record with mounts already under `key`: refuse (the command line: the operator mounted this
    * root before and has not unmounted it), or replace it (an OCI container id used again), telling
@@ -59,13 +59,13 @@ export class AlreadyRecordedError extends Error {
 export class MountedRoot<Extra extends object = object> {
   readonly attachment: RecordOf<Extra>;
   readonly recordPath: string;
-  readonly #root: Fd | number;
+  readonly #root: FdRef;
   readonly #records: RecordKeeping;
   readonly #key: string;
   #tornDown = false;
 
   /** Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath `root`. */
-  constructor(root: Fd | number, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
+  constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
     this.#root = root;
     this.attachment = attachment;
     this.#records = records;
@@ -74,7 +74,7 @@ export class MountedRoot<Extra extends object = object> {
   }
 
   /** The owner of what the record under `key` says is mounted beneath `root`; undefined if there is none. */
-  static fromRecord<Extra extends object = object>(root: Fd | number, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
+  static fromRecord<Extra extends object = object>(root: FdRef, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
     const record = records.load(key) as RecordOf<Extra> | undefined;
     return record && new MountedRoot<Extra>(root, record, records, key);
   }
@@ -112,7 +112,7 @@ export class MountedRoot<Extra extends object = object> {
  * failure nothing is mounted and no record is left; or, when the rollback itself failed, the
  * AttachError's `leftover` owns the record of what is left.
  */
-export function mountRecorded<Extra extends object = object>(root: Fd | number, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
+export function mountRecorded<Extra extends object = object>(root: FdRef, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
   const { records, key } = options;
   if (options.existing === 'refuse' || options.onReplace) {
     const existing = records.load(key);
@@ -153,7 +153,7 @@ function recordWriteError(records: RecordKeeping, key: string, error: unknown): 
 }
 
 /** The error of a failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
-function undone(error: unknown, root: Fd | number, records: RecordKeeping, key: string): unknown {
+function undone(error: unknown, root: FdRef, records: RecordKeeping, key: string): unknown {
   const incomplete = error instanceof AttachError && error.rollbackProblems.length > 0;
   if (incomplete) {
     try {

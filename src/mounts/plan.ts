@@ -2,6 +2,7 @@
 // file is safe for the engine to apply; whatever is wrong is reported before anything is
 // mounted, with the entry and field named. Entries the caller does not trust (a container's
 // annotations) are bounded here too, by untrusted.ts: one place, whatever the plan came from.
+import { BorrowedFd, Fd, type FdRef } from '../linux/fd.js';
 import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
 import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
@@ -16,7 +17,7 @@ const validateMountPlan = validateMountPlanUntyped as Validator;
 export type FsOption = { key: string; value: string } | { key: string; flag: true };
 
 /** Where a bind mount comes from: a host path, or an fd the caller already opened. */
-export type BindSource = { path: string } | { fd: number };
+export type BindSource = { path: string } | { fd: FdRef };
 
 interface PlannedBase {
   /** Relative to the root, normalised: components joined by '/', no '.', '..' or empty ones. */
@@ -57,7 +58,7 @@ export type PlanTrust = Trust | readonly Trust[];
 
 /** Programmatic input: the JSON plan, except a bind source may be an fd. */
 export type PlanInput = Omit<MountPlan, 'mounts'> & {
-  mounts: Array<Omit<MountEntry, 'source'> & { source?: string | { fd: number } }>;
+  mounts: Array<Omit<MountEntry, 'source'> & { source?: string | { fd: FdRef } }>;
 };
 
 const MAX_PATH = 4096;
@@ -109,7 +110,8 @@ function bindSource(source: unknown, where: string): BindSource {
   if (source === undefined) throw new PlanError(`${where}: a bind needs a source`);
   if (typeof source === 'object' && source !== null && 'fd' in source) {
     const fd = (source as { fd: unknown }).fd;
-    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw new PlanError(`${where}: source fd must be a non-negative integer`);
+    // An fd the caller keeps open: an owned Fd it lends, or one it borrowed; never a bare number.
+    if (!(fd instanceof Fd) && !(fd instanceof BorrowedFd)) throw new PlanError(`${where}: source fd must be an Fd or a BorrowedFd, not ${typeof fd === 'number' ? 'a bare number' : JSON.stringify(fd)}`);
     return { fd };
   }
   if (typeof source !== 'string' || !source.startsWith('/')) throw new PlanError(`${where}: bind source must be an absolute host path`);

@@ -3,7 +3,7 @@
 // followed at all, so a `proc -> /etc` planted by the action is refused, not clamped).
 // Nothing here joins a host path: the root is only ever an fd.
 import { constants as osConstants } from 'node:os';
-import { constants as C, Fd, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2, type Opened } from '../linux/index.js';
+import { constants as C, Fd, type FdRef, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2, type Opened } from '../linux/index.js';
 import { DEFAULTS } from './defaults.js';
 import { MountError } from './errors.js';
 import { targetComponents } from './plan.js';
@@ -31,12 +31,12 @@ const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
  * Open whatever is at `path` now, following mounts on it (so the fd is the topmost mount's
  * root) but no symlink. Used at teardown to see what sits on a target.
  */
-export function openTopmost(rootFd: Fd | number, path: string): Fd {
+export function openTopmost(rootFd: FdRef, path: string): Fd {
   return openat2(rootFd, path, { flags: C.O_PATH | C.O_NOFOLLOW | C.O_CLOEXEC, resolve: BENEATH }, path);
 }
 
 /** Open the directory a target lives in (the root itself for a top-level target). */
-export function openParent(rootFd: Fd | number, target: string): { parent: Fd; name: string } {
+export function openParent(rootFd: FdRef, target: string): { parent: Fd; name: string } {
   const parts = targetComponents(target);
   const name = parts.pop()!;
   const parentPath = parts.length === 0 ? '.' : parts.join('/');
@@ -50,7 +50,7 @@ export function openParent(rootFd: Fd | number, target: string): { parent: Fd; n
  * onto `created` at once, so a failure half-way still lets the caller remove them. A missing
  * component is the expected case here, so lookups report errnos rather than throw.
  */
-export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
+export function resolveMountpoint(rootFd: FdRef, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
   const how = { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV };
   const found = tryOpenat2(rootFd, target, how);
   if (found.ok) return found.fd;

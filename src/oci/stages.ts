@@ -4,7 +4,7 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { constants as C, type Fd, openat2 } from '../linux/index.js';
+import { BorrowedFd, constants as C, type Fd, type FdRef, openat2 } from '../linux/index.js';
 import { AttachError, DetachError, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs, RootfsGoneError } from './bundle.js';
@@ -44,14 +44,16 @@ export function recordKey(state: OciState): string {
 }
 
 /** The root the stage works on: the caller's fd (not ours to close), or the state's rootfs. */
-function openRoot(state: OciState, options: StageOptions): { fd: Fd | number; path: string; close(): void } {
+function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: string; close(): void } {
   if (options.rootFd !== undefined) {
+    // Inherited from whoever ran the hook (the runner's fd 3): borrowed, never closed here.
+    const fd = new BorrowedFd(options.rootFd);
     try {
-      rootIdentityOf(options.rootFd);
+      rootIdentityOf(fd);
     } catch (error) {
       throw new HookError(`--root-fd ${options.rootFd}: ${(error as Error).message}`, 2);
     }
-    return { fd: options.rootFd, path: `the root at fd ${options.rootFd}`, close() {} };
+    return { fd, path: `the root at fd ${options.rootFd}`, close() {} };
   }
   const rootfs = openRootfs(state);
   return { fd: rootfs.fd, path: rootfs.path, close: () => rootfs.fd.close() };

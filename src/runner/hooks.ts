@@ -68,7 +68,7 @@ export type ActionRecord = Attachment & ActionRecordExtra;
 /** The plan for one action: the configured mounts, plus the request's temporary directory as a bind. */
 function actionPlan(settings: MountSettings, action: ActionContext): Plan {
   if (settings.temporaryDirectoryMount === null || !action.temporaryDirectory) return settings.plan;
-  const bind = parsePlan({ mounts: [{ target: settings.temporaryDirectoryMount, kind: 'bind', source: { fd: action.temporaryDirectory.fd } }] });
+  const bind = parsePlan({ mounts: [{ target: settings.temporaryDirectoryMount, kind: 'bind', source: { fd: action.temporaryDirectory } }] });
   return { mounts: [...settings.plan.mounts, ...bind.mounts] };
 }
 
