@@ -24,9 +24,9 @@ export class RootfsGoneError extends HookError {
   }
 }
 
-/** A HookError for a failure to open the bundle or the rootfs: a RootfsGoneError when it is missing. */
-function openFailure(message: string, cause: unknown): HookError {
-  return isErrno(cause, 'ENOENT') ? new RootfsGoneError(message, cause) : new HookError(message, 1, { cause });
+/** A HookError for a failure to open the bundle or the rootfs (`syscall`'s): a RootfsGoneError when it is missing. */
+function openFailure(message: string, cause: unknown, syscall: unknown = cause): HookError {
+  return isErrno(syscall, 'ENOENT') ? new RootfsGoneError(message, cause) : new HookError(message, 1, { cause });
 }
 
 function openBundle(state: OciState): Fd {
@@ -72,7 +72,9 @@ export function openRootfs(state: OciState): Rootfs {
     try {
       return { fd: openat2(C.AT_FDCWD, rootPath, { flags: DIR, resolve: 0 }, rootPath), path: rootPath };
     } catch (error) {
-      throw openFailure(new MountError(rootPath, `open ${field}`, error).message, error);
+      // The engine's wording (what, where, why, a hint), as the error this one chains to.
+      const opening = new MountError(rootPath, `open ${field}`, error);
+      throw openFailure(opening.message, opening, error);
     }
   }
   using bundle = openBundle(state);
