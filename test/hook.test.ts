@@ -120,6 +120,30 @@ describe('poststop keeps the record unless the rootfs is really gone', () => {
     expect(readdirSync(state)).toEqual([]);
   });
 
+  it('keeps the record when the rootfs cannot be opened for want of permission (EACCES), not only when it is gone', () => {
+    // The hook as an unprivileged uid, its records its own; the bundle is mode 000, so that uid cannot look inside.
+    const records = join(state, 'nobody');
+    mkdirSync(records, { mode: 0o700 });
+    spawnSync('chmod', ['0755', state]);
+    spawnSync('chown', ['65534:65534', records]);
+    writeFileSync(join(records, 'oci-c1.json'), `${JSON.stringify({ version: 1, root: { dev: '0:0', ino: '1' }, mounts: [] })}\n`);
+    spawnSync('chown', ['65534:65534', join(records, 'oci-c1.json')]);
+    spawnSync('chmod', ['0755', join(bundle, '..')]);
+    spawnSync('chmod', ['000', bundle]);
+    try {
+      const result = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', HOOK, 'poststop', '--state-dir', records], {
+        input: JSON.stringify(stateFor({ status: 'stopped', root: 'rootfs' })),
+        encoding: 'utf8',
+        env: {},
+      });
+      expect(result.stderr).toMatch(/^mountat-hook: poststop: .*EACCES.* \(record kept in .*oci-c1\.json\)\n$/);
+      expect(result.status).toBe(1);
+      expect(readdirSync(records)).toEqual(['oci-c1.json']);
+    } finally {
+      spawnSync('chmod', ['0700', bundle]);
+    }
+  });
+
   it('does not read --plan at poststop: a plan file broken since createContainer does not block the clean-up', () => {
     const plan = join(bundle, 'plan.json');
     writeFileSync(plan, JSON.stringify({ mounts: [{ target: 'tmp', kind: 'tmpfs' }] }));
