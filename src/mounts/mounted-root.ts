@@ -143,8 +143,20 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
     journal.close();
     throw undone(error, root, records, key);
   }
-  journal.close();
-  return new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
+  const mounted = new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
+  try {
+    journal.close();
+  } catch (error) {
+    // Where a close reports a failed write-back (NFS), the record may not hold: undo, as for any step.
+    const closing = recordWriteError(records, key, error);
+    try {
+      mounted.tearDown();
+    } catch (teardownError) {
+      throw new AttachError(closing, [(teardownError as Error).message]);
+    }
+    throw closing;
+  }
+  return mounted;
 }
 
 function recordWriteError(records: RecordKeeping, key: string, error: unknown): Error {
