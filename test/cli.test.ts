@@ -1,6 +1,6 @@
 // The `mountat` command as an operator runs it: exit codes, one-line errors, nothing left.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
@@ -94,6 +94,46 @@ describe('mountat exec', () => {
     expect(mountat(['frobnicate']).stderr).toMatch(/^mountat: unknown verb "frobnicate"/);
     expect(mountat(['exec', '--root', root, '--cwd', 'relative', '--', '/bin/true']).stderr).toMatch(/--cwd relative: give it as an absolute path/);
     expect(existsSync(join(root, 'proc'))).toBe(false);
+  });
+});
+
+describe('mountat mount and umount: one owner of the mounts and their record', () => {
+  it('mounts nothing when the record cannot be written (the state directory is read-only)', () => {
+    const before = mountTable();
+    const readOnly = join(state, 'ro');
+    mkdirSync(readOnly);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro', 'tmpfs', readOnly]);
+    try {
+      const result = mountat(['mount', '--root', root, '--state-dir', readOnly]);
+      expect(result.stderr).toMatch(/^mountat: .*EROFS.*\n$/);
+      expect(result.status).toBe(1);
+      expect(mountsUnder(root)).toEqual([]);
+      expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    } finally {
+      execFileSync('umount', [readOnly]);
+    }
+    expect(mountTable()).toBe(before);
+  });
+
+  it('exec refuses a root that `mountat mount` holds, and leaves its mounts and record alone', () => {
+    const mounted = mountat(['mount', '--root', root, '--state-dir', state]);
+    expect(mounted.status).toBe(0);
+    const held = mountTable();
+    const [record] = readdirSync(state);
+    // Another plan, at other targets: it would attach, and its record take the same key.
+    const planDir = scratchDir('mountat-plan-');
+    const plan = join(planDir, 'plan.json');
+    writeFileSync(plan, JSON.stringify({ mounts: [{ target: 'scratch', kind: 'tmpfs' }] }));
+    const result = mountat(['exec', '--root', root, '--state-dir', state, '--plan', plan, '--', '/bin/true']);
+    removeTree(planDir);
+    expect(result.stderr).toBe(`mountat: root ${root} already has mounts recorded in ${join(state, record!)}; run \`mountat umount --root ${root}\` first\n`);
+    expect(result.status).toBe(1);
+    expect(mountTable()).toBe(held);
+    expect(readdirSync(state)).toEqual([record]);
+    const unmounted = mountat(['umount', '--root', root, '--state-dir', state]);
+    expect(unmounted.status).toBe(0);
+    expect(mountsUnder(root)).toEqual([]);
+    expect(readdirSync(state)).toEqual([]);
   });
 });
 

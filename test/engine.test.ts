@@ -116,7 +116,7 @@ describe('bind mounts', () => {
         parsePlan({
           mounts: [
             { target: 'work', kind: 'bind', source },
-            { target: 'ro', kind: 'bind', source: { fd: sourceFd.fd }, attributes: { readOnly: true } },
+            { target: 'ro', kind: 'bind', source: { fd: sourceFd }, attributes: { readOnly: true } },
           ],
         }),
       );

@@ -88,6 +88,75 @@ describe('createContainer then poststop', () => {
   });
 });
 
+describe('poststop keeps the record unless the rootfs is really gone', () => {
+  const mount = () => {
+    const mounted = hook(['createContainer', '--state-dir', state], stateFor());
+    expect(mounted.stderr).toBe('');
+    expect(readdirSync(state)).toEqual(['oci-c1.json']);
+  };
+
+  it('drops the record when the rootfs is gone (ENOENT): nothing of ours can be left in it', () => {
+    mount();
+    // What a runtime's delete does: the mounts went with the container's namespace, then the bundle goes.
+    spawnSync('umount', ['-R', join(bundle, 'rootfs', 'proc'), join(bundle, 'rootfs', 'sys'), join(bundle, 'rootfs', 'tmp')]);
+    spawnSync('rm', ['-rf', join(bundle, 'rootfs')]);
+    const cleaned = hook(['poststop', '--state-dir', state], stateFor({ status: 'stopped' }));
+    expect(cleaned.status).toBe(0);
+    expect(cleaned.stdout).toMatch(/^rootfs gone, dropped the record \(.*ENOENT.*\)\n$/);
+    expect(readdirSync(state)).toEqual([]);
+  });
+
+  it('keeps the record and fails when config.json cannot be read as JSON at poststop; cleans up once it can', () => {
+    mount();
+    writeConfig('{"root": ');
+    const failed = hook(['poststop', '--state-dir', state], stateFor({ status: 'stopped' }));
+    expect(failed.stderr).toMatch(/^mountat-hook: poststop: config\.json in bundle .* is not JSON: .* \(record kept in .*oci-c1\.json\)\n$/);
+    expect(failed.status).toBe(1);
+    expect(readdirSync(state)).toEqual(['oci-c1.json']);
+    expect(mountsUnder(join(bundle, 'rootfs')).length).toBeGreaterThan(0);
+    writeConfig({ ociVersion: '1.0.2', root: { path: 'rootfs' } });
+    expect(hook(['poststop', '--state-dir', state], stateFor({ status: 'stopped' })).status).toBe(0);
+    expect(mountsUnder(join(bundle, 'rootfs'))).toEqual([]);
+    expect(readdirSync(state)).toEqual([]);
+  });
+
+  it('keeps the record when the rootfs cannot be opened for want of permission (EACCES), not only when it is gone', () => {
+    // The hook as an unprivileged uid, its records its own; the bundle is mode 000, so that uid cannot look inside.
+    const records = join(state, 'nobody');
+    mkdirSync(records, { mode: 0o700 });
+    spawnSync('chmod', ['0755', state]);
+    spawnSync('chown', ['65534:65534', records]);
+    writeFileSync(join(records, 'oci-c1.json'), `${JSON.stringify({ version: 1, root: { dev: '0:0', ino: '1' }, mounts: [] })}\n`);
+    spawnSync('chown', ['65534:65534', join(records, 'oci-c1.json')]);
+    spawnSync('chmod', ['0755', join(bundle, '..')]);
+    spawnSync('chmod', ['000', bundle]);
+    try {
+      const result = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', HOOK, 'poststop', '--state-dir', records], {
+        input: JSON.stringify(stateFor({ status: 'stopped', root: 'rootfs' })),
+        encoding: 'utf8',
+        env: {},
+      });
+      expect(result.stderr).toMatch(/^mountat-hook: poststop: .*EACCES.* \(record kept in .*oci-c1\.json\)\n$/);
+      expect(result.status).toBe(1);
+      expect(readdirSync(records)).toEqual(['oci-c1.json']);
+    } finally {
+      spawnSync('chmod', ['0700', bundle]);
+    }
+  });
+
+  it('does not read --plan at poststop: a plan file broken since createContainer does not block the clean-up', () => {
+    const plan = join(bundle, 'plan.json');
+    writeFileSync(plan, JSON.stringify({ mounts: [{ target: 'tmp', kind: 'tmpfs' }] }));
+    expect(hook(['createContainer', '--state-dir', state, '--plan', plan], stateFor()).stderr).toBe('');
+    writeFileSync(plan, '{"mounts": [');
+    const cleaned = hook(['poststop', '--state-dir', state, '--plan', plan], stateFor({ status: 'stopped' }));
+    expect(cleaned.stderr).toBe('');
+    expect(cleaned.stdout).toBe('unmounted tmp; removed directories tmp\n');
+    expect(mountsUnder(join(bundle, 'rootfs'))).toEqual([]);
+    expect(readdirSync(state)).toEqual([]);
+  });
+});
+
 describe('bad input: one line on stderr, a non-zero exit, nothing mounted', () => {
   const cases: Array<[string, () => { args: string[]; input: unknown }, number, RegExp]> = [
     ['no stage', () => ({ args: [], input: stateFor() }), 2, /^mountat-hook: no stage given\nusage: mountat-hook STAGE/],

@@ -31,6 +31,25 @@ describe('hooks around each action', () => {
     }
   });
 
+  it('keeps the setup failure\'s reason in the status when the teardown fails too, and adds the teardown\'s', async () => {
+    const dir = scratchDir('mountat-runner-');
+    const failing = join(dir, 'failing-setup');
+    writeFileSync(failing, '#!/bin/sh\ncat > /dev/null\necho "quota service unreachable" >&2\nexit 4\n', { mode: 0o755 });
+    const failingTeardown = join(dir, 'failing-teardown');
+    writeFileSync(failingTeardown, '#!/bin/sh\ncat > /dev/null\necho "cache flush failed" >&2\nexit 5\n', { mode: 0o755 });
+    const runner = await startRunner({ hooks: { prestart: [{ path: failing, args: ['failing-setup'] }], poststop: [{ path: failingTeardown, args: ['failing-teardown'] }] } }, dir);
+    try {
+      makeAction(runner.build, 'st');
+      await expect(run(runner.client, requestFor('st', 'true'))).rejects.toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        details: `setting up the action failed: prestart hook #0 (${failing}) exited with status 4: quota service unreachable; tearing down the action failed too: poststop hook #0 (${failingTeardown}) exited with status 5: cache flush failed`,
+      });
+    } finally {
+      await runner.stop();
+      removeTree(dir);
+    }
+  });
+
   it('leaves no record when its own mounting fails and rolls back whole', async () => {
     const runner = await startRunner();
     try {

@@ -5,9 +5,10 @@
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
 // always unmounted: after it exits, fails to start, or we are signalled.
 import { CAPABILITIES, constants as C, openat2, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
-import { attach, detach, DetachError, RecordStore, rootKey, type Attachment } from '../mounts/index.js';
+import { AttachError, DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
 import { NETWORK_MODES, prepareIsolation, SANDBOX_DEFAULTS, StartedAction, type ActionEnd, type NetworkMode } from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
+import { mountRoot } from './mount.js';
 import { describeReport } from './umount.js';
 import { UsageError } from './usage-error.js';
 
@@ -97,8 +98,8 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       isolation,
       forwardSignals: true,
     });
-    let attachment: Attachment | undefined;
-    let tornDown = true;
+    let mounted: MountedRoot | undefined;
+    let leftover: AttachError['leftover'];
     let end: ActionEnd;
     try {
       const pid = await started.pid.catch(async () => {
@@ -107,12 +108,17 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       });
       {
         // proc shows the command's PID namespace: made from outside it, through proc's pidns option.
+        // The record (under the root's key, as `mountat mount`'s) lets `mountat umount` clean up
+        // should this process be SIGKILLed.
         using pidns = isolation.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
-        attachment = attach(root, plan, { procPidns: pidns });
+        try {
+          mounted = mountRoot(root, args.root, plan, store, pidns);
+        } catch (error) {
+          // A rollback that failed leaves its record, owned by the error: tried again below.
+          if (error instanceof AttachError) leftover = error.leftover;
+          throw error;
+        }
       }
-      tornDown = false;
-      // The record lets `mountat umount` clean up should this process be SIGKILLed.
-      store.save(rootKey(attachment.root), attachment);
       started.open();
       stop.started = started;
       if (stop.signal) started.signal(stop.signal);
@@ -121,21 +127,17 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       started.abort();
       await started.ended;
       started.killLeftovers();
-      if (attachment) {
-        const key = rootKey(attachment.root);
-        try {
-          detach(root, attachment);
-          store.remove(key);
-          tornDown = true;
-        } catch (error) {
-          err(`mountat: teardown failed, record kept in ${store.pathFor(key)}: ${(error as Error).message}`);
-          if (error instanceof DetachError) describeReport(error.report, out);
-        }
+      const owner = mounted ?? leftover;
+      try {
+        owner?.tearDown();
+      } catch (error) {
+        err(`mountat: teardown failed, record kept in ${owner!.recordPath}: ${(error as Error).message}`);
+        if (error instanceof DetachError) describeReport(error.report, out);
       }
     }
     const status = statusOf(end, args.command[0]!, err);
     // A command that succeeded over a failed teardown still fails: mounts were left behind.
-    return status === 0 && !tornDown ? 1 : status;
+    return status === 0 && mounted !== undefined && !mounted.tornDown ? 1 : status;
   } finally {
     for (const signal of FORWARDED) process.off(signal, onSignal);
   }

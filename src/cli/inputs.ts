@@ -19,6 +19,6 @@ export function loadPlan(file: string | undefined): Plan {
   try {
     return parsePlan(json);
   } catch (error) {
-    throw new Error(`plan file ${file}: ${(error as Error).message}`);
+    throw new Error(`plan file ${file}: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -1,5 +1,6 @@
 // `mountat mount --root DIR [--plan FILE]`: attach and leave mounted, with a record for `umount`.
-import { attach, RecordStore, rootIdentityOf, rootKey } from '../mounts/index.js';
+import { AlreadyRecordedError, mountRecorded, RecordStore, rootIdentityOf, rootKey, type Plan } from '../mounts/index.js';
+import type { Fd } from '../linux/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 
 export interface MountArgs {
@@ -8,18 +9,25 @@ export interface MountArgs {
   stateDir: string | undefined;
 }
 
+/**
+ * The owner of the plan mounted beneath `root`, recorded under the root's key; refused if that key
+ * already records mounts (`mountat mount` and `mountat exec` share it: neither may overwrite, nor
+ * later remove, the other's record).
+ */
+export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, store: RecordStore, procPidns?: Fd) {
+  try {
+    return mountRecorded(root, plan, { records: store, key: rootKey(rootIdentityOf(root)), existing: 'refuse', procPidns });
+  } catch (error) {
+    if (!(error instanceof AlreadyRecordedError)) throw error;
+    throw new Error(`root ${rootArg} already has mounts recorded in ${error.recordPath}; run \`mountat umount --root ${rootArg}\` first`, { cause: error });
+  }
+}
+
 export function mountCommand(args: MountArgs, out: (line: string) => void): number {
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
-  const store = new RecordStore(args.stateDir);
-  const key = rootKey(rootIdentityOf(root));
-  const existing = store.load(key);
-  if (existing && existing.mounts.length > 0) {
-    throw new Error(`root ${args.root} already has mounts recorded in ${store.pathFor(key)}; run \`mountat umount --root ${args.root}\` first`);
-  }
-  const attachment = attach(root, plan);
-  store.save(key, attachment);
-  for (const mount of attachment.mounts) {
+  const mounted = mountRoot(root, args.root, plan, new RecordStore(args.stateDir));
+  for (const mount of mounted.attachment.mounts) {
     out(`mounted ${mount.kind} on ${mount.target} (mount id ${mount.uniqueMountId ?? mount.mountId})`);
   }
   return 0;

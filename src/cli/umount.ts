@@ -1,5 +1,5 @@
 // `mountat umount --root DIR`: tear down what the record says was mounted; a no-op if nothing is.
-import { detach, DetachError, RecordStore, rootIdentityOf, rootKey, type DetachReport } from '../mounts/index.js';
+import { DetachError, MountedRoot, RecordStore, rootIdentityOf, rootKey, type DetachReport } from '../mounts/index.js';
 import { openRoot } from './inputs.js';
 
 export interface UmountArgs {
@@ -17,20 +17,17 @@ export function describeReport(report: DetachReport, out: (line: string) => void
 
 export function umountCommand(args: UmountArgs, out: (line: string) => void): number {
   using root = openRoot(args.root);
-  const store = new RecordStore(args.stateDir);
-  const key = rootKey(rootIdentityOf(root));
-  const attachment = store.load(key);
-  if (!attachment) {
+  const mounted = MountedRoot.fromRecord(root, new RecordStore(args.stateDir), rootKey(rootIdentityOf(root)));
+  if (!mounted) {
     out(`nothing recorded for ${args.root}; nothing to unmount`);
     return 0;
   }
   try {
-    describeReport(detach(root, attachment), out);
+    describeReport(mounted.tearDown(), out);
   } catch (error) {
     // The record stays, so the operator can try again once the cause is fixed.
     if (error instanceof DetachError) describeReport(error.report, out);
     throw error;
   }
-  store.remove(key);
   return 0;
 }

@@ -2,11 +2,12 @@
 // turns -1 into a SyscallError naming the call and the path it was given, and returns
 // owned Fds. No policy lives here: which flags to pass is the caller's decision.
 import * as C from './constants.js';
-import { Fd } from './fd.js';
+import { Fd, type FdRef } from './fd.js';
 import { libc, sys } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
-type FdLike = Fd | number;
+// A number only for AT_FDCWD and the like: the engine above passes FdRefs.
+type FdLike = FdRef | number;
 
 function raw(fd: FdLike): number {
   if (typeof fd === 'number') {
@@ -37,8 +38,11 @@ const openHowBuf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u
 const mountAttrBuf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
 const statxBuf = Buffer.alloc(256); // struct statx
 
+/** What a lookup that may miss found: the fd, or the errno that says why not. */
+export type Opened = { ok: true; fd: Fd } | { ok: false; errno: number };
+
 /** openat2(2) returning the errno instead of throwing, for lookups where failing is expected. */
-export function tryOpenat2(dirfd: FdLike, path: string, how: OpenHow): Fd | number {
+export function tryOpenat2(dirfd: FdLike, path: string, how: OpenHow): Opened {
   checkName(path, 'openat2');
   // The three fields are u64; every flag we pass fits in 32 bits, so two u32 writes each.
   openHowBuf.writeUInt32LE(how.flags >>> 0, 0);
@@ -48,14 +52,14 @@ export function tryOpenat2(dirfd: FdLike, path: string, how: OpenHow): Fd | numb
   openHowBuf.writeUInt32LE(how.resolve >>> 0, 16);
   openHowBuf.writeUInt32LE(0, 20);
   const fd = sys().openat2(C.SYS.openat2, raw(dirfd), path, openHowBuf, 24);
-  return fd < 0 ? libc().errno() : new Fd(fd);
+  return fd < 0 ? { ok: false, errno: libc().errno() } : { ok: true, fd: new Fd(fd) };
 }
 
 /** openat2(2): the only way the engine looks anything up beneath an untrusted root. */
 export function openat2(dirfd: FdLike, path: string, how: OpenHow, where: string = path): Fd {
   const result = tryOpenat2(dirfd, path, how);
-  if (typeof result === 'number') throw new SyscallError('openat2', result, { path: where });
-  return result;
+  if (!result.ok) throw new SyscallError('openat2', result.errno, { path: where });
+  return result.fd;
 }
 
 /** Lines the kernel logged into a filesystem context ("e proc: unknown value of hidepid"). */

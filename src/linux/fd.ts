@@ -40,3 +40,24 @@ export class Fd implements Disposable {
     this.close();
   }
 }
+
+/**
+ * An fd that another owner keeps open, lent by its number (the hook's --root-fd, an fd a caller
+ * handed in): never closed through this. Where the engine takes an fd it takes an FdRef: an owned
+ * Fd (lent for the call) or one of these, never a bare number that could be anything.
+ */
+export class BorrowedFd {
+  readonly #fd: number;
+
+  constructor(fd: number) {
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not a file descriptor: ${fd}`);
+    this.#fd = fd;
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+}
+
+/** An fd the callee may use but never closes: owned by the caller, or borrowed from someone else. */
+export type FdRef = Fd | BorrowedFd;

@@ -1,5 +1,6 @@
 export * as constants from './constants.js';
-export { Fd } from './fd.js';
+export { BorrowedFd, Fd } from './fd.js';
+export type { FdRef } from './fd.js';
 export { SyscallError, errnoName, isErrno, printable } from './syscall-error.js';
 export type { SyscallErrorContext } from './syscall-error.js';
 export {
@@ -22,7 +23,7 @@ export {
   readFsContextLog,
   probeSyscall,
 } from './calls.js';
-export type { OpenHow, MountAttr, Statx } from './calls.js';
+export type { OpenHow, MountAttr, Opened, Statx } from './calls.js';
 export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, probeProcPidns, probePivotRoot } from './probe.js';
 export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';

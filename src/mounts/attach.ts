@@ -2,7 +2,7 @@
 // switch over the kinds. For each entry: resolve (creating missing directories) beneath the
 // root, make a detached mount, move it onto the resolved fd, and read back its identity from
 // the mount's own fd. On any failure everything done so far is undone in reverse.
-import { constants as C, Fd, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
+import { constants as C, Fd, type FdRef, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { coverProc, type ProcCover } from './cover-proc.js';
 import { AttachError, MountError } from './errors.js';
@@ -60,7 +60,7 @@ export interface AttachOptions {
    * A PID namespace fd (/proc/PID/ns/pid) for every proc in the plan: proc then shows that
    * namespace's processes although this process is outside it (fsconfig "pidns"; newer kernels).
    */
-  procPidns?: Fd | number | undefined;
+  procPidns?: FdRef | undefined;
   /**
    * Called with a snapshot of what is attached so far, after directories are created for an entry
    * and after its mount is made: a caller that persists it (the runner's record) can then be
@@ -70,7 +70,7 @@ export interface AttachOptions {
 }
 
 /** A new proc, sysfs or tmpfs instance, still detached. */
-function newFilesystem(fsType: 'proc' | 'sysfs' | 'tmpfs', options: FsOption[], attributes: Attributes, where: string, pidns?: Fd | number): Fd {
+function newFilesystem(fsType: 'proc' | 'sysfs' | 'tmpfs', options: FsOption[], attributes: Attributes, where: string, pidns?: FdRef): Fd {
   using fsfd = fsopen(fsType);
   // Without a source the mount shows as "none" in mountinfo; name it like runtimes do.
   fsconfigSetString(fsfd, 'source', fsType, where);
@@ -89,7 +89,7 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
   const flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | recursive;
   const tree =
     'fd' in entry.source
-      ? openTree(entry.source.fd, '', flags | C.AT_EMPTY_PATH, `fd ${entry.source.fd}`)
+      ? openTree(entry.source.fd, '', flags | C.AT_EMPTY_PATH, `fd ${entry.source.fd.fd}`)
       : openTree(C.AT_FDCWD, entry.source.path, flags, entry.source.path);
   try {
     const st = statx(tree, '', C.AT_EMPTY_PATH, C.STATX_TYPE, where);
@@ -123,7 +123,11 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
   }
 }
 
-function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void): AttachedMount {
+/**
+ * Attach one entry. The mount goes into `mounts` the moment it is attached, so that whatever fails
+ * after (the at-target check, a cover) leaves it where rollback finds and undoes it.
+ */
+function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void, mounts: AttachedMount[]): void {
   using target = resolveMountpoint(rootFd, entry.target, created, progress);
   if (created.length > 0) progress();
   let mount: Fd;
@@ -133,14 +137,22 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
   }
   using _mount = mount;
+  // The id is read from our own mount fd, not by looking the target up again: this is the proof
+  // that what detach later finds at the target is the mount made here. Read before move_mount
+  // (a mount keeps its ids when it is moved): a read that fails then leaves nothing attached.
+  let identity: MountIdentity;
+  try {
+    identity = mountIdentityOf(mount);
+  } catch (error) {
+    throw new MountError(entry.target, `read the mount id of ${entry.kind} for`, error);
+  }
   try {
     moveMountOntoFd(mount, target, entry.target);
   } catch (error) {
     throw new MountError(entry.target, `attach ${entry.kind} to`, error);
   }
-  // Read the id from our own mount fd, not by looking the target up again: this is the proof
-  // that what detach later finds at the target is the mount made here.
-  const identity = mountIdentityOf(mount);
+  const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
+  mounts.push(attached);
   // The mount went onto the directory we resolved, wherever it is now. If something renamed that
   // directory meanwhile (a race on the root), the mount is not at the target, where detach will
   // look for it: undo it through our own fd and refuse, rather than leave it elsewhere.
@@ -152,9 +164,7 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
     unmountByFd(mount, rootFd, entry.target);
     throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
   }
-  const attached: AttachedMount = { target: entry.target, kind: entry.kind, ...identity, createdDirs: created };
   if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
-  return attached;
 }
 
 /**
@@ -162,7 +172,7 @@ function attachOne(rootFd: Fd | number, entry: PlannedMount, created: CreatedDir
  * whatever covers were made (they are its submounts: one lazy unmount takes them all), through
  * its own fd; the caller then removes the directories created for it.
  */
-function coverOrUndo(rootFd: Fd | number, proc: Fd, target: string, identity: MountIdentity): ProcCover[] {
+function coverOrUndo(rootFd: FdRef, proc: Fd, target: string, identity: MountIdentity): ProcCover[] {
   try {
     return coverProc(proc, target);
   } catch (error) {
@@ -179,13 +189,13 @@ function coverOrUndo(rootFd: Fd | number, proc: Fd, target: string, identity: Mo
   }
 }
 
-function mountIsAtTarget(rootFd: Fd | number, target: string, identity: MountIdentity): boolean {
+function mountIsAtTarget(rootFd: FdRef, target: string, identity: MountIdentity): boolean {
   using fd = openOurMountAt(rootFd, target, identity);
   return fd !== undefined;
 }
 
 /** Mount every entry of `plan` beneath the root. All or nothing: a failure leaves the root as it was. */
-export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions = {}): Attachment {
+export function attach(rootFd: FdRef, plan: Plan, options: AttachOptions = {}): Attachment {
   const attachment: Attachment = { version: 1, root: rootIdentityOf(rootFd), mounts: [] };
   // Not a deep clone (it cost more than the record write): a mount is not changed once in the list,
   // so copying the list will do; the pending directories are still being filled in, so they are copied.
@@ -193,7 +203,7 @@ export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions =
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
     try {
-      attachment.mounts.push(attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created))));
+      attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created)), attachment.mounts);
       options.onProgress?.(snapshot([]));
     } catch (error) {
       throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
@@ -202,9 +212,10 @@ export function attach(rootFd: Fd | number, plan: Plan, options: AttachOptions =
   return attachment;
 }
 
-function rollBack(rootFd: Fd | number, attachment: Attachment, createdForFailed: CreatedDir[]): string[] {
+function rollBack(rootFd: FdRef, attachment: Attachment, createdForFailed: CreatedDir[]): string[] {
   const dirs: DirRemoval = { removed: [], kept: [], problems: [] };
-  removeCreatedDirs(rootFd, createdForFailed, dirs);
+  // The failed entry's directories, unless its mount was attached: detach removes them after it.
+  if (attachment.mounts.at(-1)?.createdDirs !== createdForFailed) removeCreatedDirs(rootFd, createdForFailed, dirs);
   try {
     detach(rootFd, attachment);
     return dirs.problems;

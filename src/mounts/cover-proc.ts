@@ -78,9 +78,11 @@ export function coverProc(procMount: Fd, target: string): ProcCover[] {
     const path = `${target}/${spec.name}`;
     const qualifier = spec.how === 'readonly' ? 'read-only' : 'masked';
     const found = tryOpenat2(procMount, spec.name, spec.directory ? DIRECTORY_HOW : FILE_HOW);
-    if (found === ENOENT) continue;
-    if (typeof found === 'number') throw new MountError(path, 'cover', new SyscallError('openat2', found, { path }), qualifier);
-    using at = found;
+    if (!found.ok) {
+      if (found.errno === ENOENT) continue;
+      throw new MountError(path, 'cover', new SyscallError('openat2', found.errno, { path }), qualifier);
+    }
+    using at = found.fd;
     try {
       using cover = makeCover(spec, at, path);
       moveMountOntoFd(cover, at, path);

@@ -3,7 +3,7 @@
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
 import { readlinkSync } from 'node:fs';
-import { isErrno, printable, type Fd } from '../linux/index.js';
+import { isErrno, printable, type Fd, type FdRef } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
@@ -48,7 +48,7 @@ type Outcome = 'detached' | 'not-mounted';
  * so the lookup finds theirs. They are children of ours: a lazy unmount of ours would take
  * them anyway. Peel them one by one, each re-identified before it goes, until ours is on top.
  */
-function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: string, report: DetachReport): Outcome {
+function detachUnderStack(rootFd: FdRef, mount: AttachedMount, topId: string, report: DetachReport): Outcome {
   if (unmountMethod() !== 'proc-fd') return 'not-mounted'; // without /proc the parent chain is unknowable
   const stack = stackAbove(readMountInfo(), topId, mount.mountId);
   if (!stack || stack.length === 0) return 'not-mounted';
@@ -70,12 +70,12 @@ function detachUnderStack(rootFd: Fd | number, mount: AttachedMount, topId: stri
  * is still beneath the root, reach it there (beneath the root fd, no symlinks), prove it ours by
  * the unique id, and unmount it through its fd.
  */
-function detachMoved(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): boolean {
+function detachMoved(rootFd: FdRef, mount: AttachedMount, report: DetachReport): boolean {
   // Only with never-reused ids: a reusable one could name another mount that now sits in the root.
   if (unmountMethod() !== 'proc-fd' || mount.uniqueMountId === null) return false;
   const entry = readMountInfo().find((candidate) => candidate.id === mount.mountId);
   if (!entry) return false;
-  const rootPath = readlinkSync(`/proc/thread-self/fd/${typeof rootFd === 'number' ? rootFd : rootFd.fd}`);
+  const rootPath = readlinkSync(`/proc/thread-self/fd/${rootFd.fd}`);
   const prefix = rootPath.endsWith('/') ? rootPath : `${rootPath}/`;
   if (!entry.mountPoint.startsWith(prefix)) return false;
   const where = entry.mountPoint.slice(prefix.length);
@@ -86,7 +86,7 @@ function detachMoved(rootFd: Fd | number, mount: AttachedMount, report: DetachRe
   return true;
 }
 
-function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachReport): Outcome {
+function detachOne(rootFd: FdRef, mount: AttachedMount, report: DetachReport): Outcome {
   // A record may come from a file: its targets get the same checks as a plan's. (RESOLVE_IN_ROOT
   // would clamp "../x" to "x" and report it not mounted, hiding the corruption.)
   targetComponents(mount.target);
@@ -108,7 +108,7 @@ function detachOne(rootFd: Fd | number, mount: AttachedMount, report: DetachRepo
 }
 
 /** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */
-export function detach(rootFd: Fd | number, attachment: Attachment): DetachReport {
+export function detach(rootFd: FdRef, attachment: Attachment): DetachReport {
   const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
   const root = rootIdentityOf(rootFd);
   if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {

@@ -1,6 +1,6 @@
 // Removing the mountpoint directories the engine created, and only those: each is found
 // again beneath the root, its inode compared with the one recorded, and removed only if empty.
-import { constants as C, type Fd, isErrno, printable, statx, unlinkat } from '../linux/index.js';
+import { constants as C, type Fd, type FdRef, isErrno, printable, statx, unlinkat } from '../linux/index.js';
 import { openParent, type CreatedDir } from './resolve.js';
 
 export interface DirRemoval {
@@ -10,13 +10,19 @@ export interface DirRemoval {
   problems: string[];
 }
 
-export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir[], into: DirRemoval): void {
+export function removeCreatedDirs(rootFd: FdRef, dirs: readonly CreatedDir[], into: DirRemoval): void {
   // Innermost first: a created parent can only go once its created child has.
   for (const dir of [...dirs].reverse()) {
-    let opened: { parent: Fd | number; name: string };
+    // A directory straight beneath the root needs no lookup of its parent: it is the root fd
+    // (borrowed); any other parent is opened here, and closed here.
+    let owned: Fd | undefined;
+    let opened: { parent: FdRef; name: string };
     try {
-      // A directory straight beneath the root needs no lookup of its parent: it is the root fd.
-      opened = dir.path.includes('/') ? openParent(rootFd, dir.path) : { parent: rootFd, name: dir.path };
+      if (dir.path.includes('/')) {
+        const found = openParent(rootFd, dir.path);
+        owned = found.parent;
+        opened = found;
+      } else opened = { parent: rootFd, name: dir.path };
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
       else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
@@ -39,7 +45,7 @@ export function removeCreatedDirs(rootFd: Fd | number, dirs: readonly CreatedDir
       else if (isErrno(error, 'ENOTEMPTY', 'EEXIST')) into.kept.push({ path: dir.path, reason: 'not empty' });
       else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
     } finally {
-      if (parent !== rootFd && typeof parent !== 'number') parent.close();
+      owned?.close();
     }
   }
 }

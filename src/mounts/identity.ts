@@ -2,7 +2,7 @@
 // from the very fd fsmount/open_tree returned. The old 32-bit id (STATX_MNT_ID) can be reused
 // once a mount is gone; where the kernel has STATX_MNT_ID_UNIQUE (6.8+) that id never is,
 // so it is the one compared. The old id is kept as well: /proc/self/mountinfo speaks only it.
-import { constants as C, type Fd, statx } from '../linux/index.js';
+import { constants as C, type Fd, type FdRef, statx } from '../linux/index.js';
 import { openTopmost } from './resolve.js';
 
 export interface MountIdentity {
@@ -18,7 +18,7 @@ export interface RootIdentity {
   ino: string;
 }
 
-export function mountIdentityOf(fd: Fd | number): MountIdentity {
+export function mountIdentityOf(fd: FdRef): MountIdentity {
   const old = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID);
   const unique = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID_UNIQUE);
   return {
@@ -31,7 +31,7 @@ export function mountIdentityOf(fd: Fd | number): MountIdentity {
  * Whether the mount `fd` is on is the one recorded as `ours`, with a single statx: the unique id
  * when the record has one and the kernel gives it, otherwise the reusable one.
  */
-export function isOurMount(fd: Fd | number, ours: MountIdentity): boolean {
+export function isOurMount(fd: FdRef, ours: MountIdentity): boolean {
   if (ours.uniqueMountId !== null) {
     const unique = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID_UNIQUE);
     if (unique.mask & C.STATX_MNT_ID_UNIQUE) return unique.mountId.toString() === ours.uniqueMountId;
@@ -45,7 +45,7 @@ export function sameMount(ours: MountIdentity, found: MountIdentity): boolean {
   return ours.mountId === found.mountId;
 }
 
-export function rootIdentityOf(rootFd: Fd | number): RootIdentity {
+export function rootIdentityOf(rootFd: FdRef): RootIdentity {
   const st = statx(rootFd, '', C.AT_EMPTY_PATH, C.STATX_INO | C.STATX_TYPE);
   if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('the root is not a directory');
   return { dev: `${st.devMajor}:${st.devMinor}`, ino: st.ino.toString() };
@@ -55,14 +55,19 @@ export function rootIdentityOf(rootFd: Fd | number): RootIdentity {
  * The topmost mount at `path` beneath the root, as an O_PATH fd, if it is the mount recorded as
  * `ours`; undefined if nothing is there or it is another mount.
  */
-export function openOurMountAt(rootFd: Fd | number, path: string, ours: MountIdentity): Fd | undefined {
+export function openOurMountAt(rootFd: FdRef, path: string, ours: MountIdentity): Fd | undefined {
   let fd: Fd;
   try {
     fd = openTopmost(rootFd, path);
   } catch {
     return undefined;
   }
-  if (isOurMount(fd, ours)) return fd;
+  try {
+    if (isOurMount(fd, ours)) return fd;
+  } catch (error) {
+    fd.close();
+    throw error;
+  }
   fd.close();
   return undefined;
 }

@@ -12,6 +12,8 @@ export type { KernelSize } from './kernel-size.js';
 export { DEFAULTS, ALLOWED_OPTIONS } from './defaults.js';
 export type { Attributes } from './defaults.js';
 export { MountError, AttachError } from './errors.js';
+export { mountRecorded, MountedRoot, AlreadyRecordedError } from './mounted-root.js';
+export type { MountRecordedOptions, RecordKeeping, RecordOf } from './mounted-root.js';
 export { RecordJournal, RecordStore, rootKey } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export type { MountIdentity, RootIdentity } from './identity.js';

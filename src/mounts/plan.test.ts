@@ -1,3 +1,4 @@
+import { BorrowedFd } from '../linux/index.js';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from './defaults.js';
 import { defaultPlan, parsePlan, PlanError } from './plan.js';
@@ -95,18 +96,20 @@ describe('parsePlan fills in the runtimes\' defaults', () => {
     ]);
   });
 
-  it('takes a bind source as a path or as an fd, recursive by default', () => {
+  it('takes a bind source as a path or as an fd (owned or borrowed, never a bare number), recursive by default', () => {
+    const borrowed = new BorrowedFd(7);
     const plan = parsePlan({
       mounts: [
         { target: 'src', kind: 'bind', source: '/srv/src' },
-        { target: 'tmp', kind: 'bind', source: { fd: 7 }, options: { recursive: false } },
+        { target: 'tmp', kind: 'bind', source: { fd: borrowed }, options: { recursive: false } },
       ],
     });
     expect(plan.mounts).toMatchObject([
       { kind: 'bind', source: { path: '/srv/src' }, recursive: true },
-      { kind: 'bind', source: { fd: 7 }, recursive: false },
+      { kind: 'bind', source: { fd: borrowed }, recursive: false },
     ]);
-    expect(() => parsePlan({ mounts: [{ target: 'tmp', kind: 'bind', source: { fd: -1 } }] })).toThrow(/source fd must be a non-negative integer/);
+    expect(() => parsePlan({ mounts: [{ target: 'tmp', kind: 'bind', source: { fd: 7 } }] })).toThrow(/source fd must be an Fd or a BorrowedFd, not a bare number/);
+    expect(() => new BorrowedFd(-1)).toThrow(/not a file descriptor: -1/);
   });
 });
 

@@ -2,6 +2,7 @@
 // file is safe for the engine to apply; whatever is wrong is reported before anything is
 // mounted, with the entry and field named. Entries the caller does not trust (a container's
 // annotations) are bounded here too, by untrusted.ts: one place, whatever the plan came from.
+import { BorrowedFd, Fd, type FdRef } from '../linux/fd.js';
 import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
 import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
@@ -16,7 +17,7 @@ const validateMountPlan = validateMountPlanUntyped as Validator;
 export type FsOption = { key: string; value: string } | { key: string; flag: true };
 
 /** Where a bind mount comes from: a host path, or an fd the caller already opened. */
-export type BindSource = { path: string } | { fd: number };
+export type BindSource = { path: string } | { fd: FdRef };
 
 interface PlannedBase {
   /** Relative to the root, normalised: components joined by '/', no '.', '..' or empty ones. */
@@ -37,12 +38,20 @@ export interface Plan {
 export class PlanError extends Error {
   /** The index of the entry at fault, when one is: a caller that assembled the plan can say where it came from. */
   readonly entry: number | undefined;
+  /** What is wrong, without where: for a caller that names the place itself. */
+  readonly reason: string;
 
-  constructor(message: string, entry?: number) {
-    super(message);
+  constructor(message: string, entry?: number, reason: string = message, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'PlanError';
     this.entry = entry;
+    this.reason = reason;
   }
+}
+
+/** The refusal of the entry at `where`: "<where>: <reason>", with the reason kept apart. */
+function refuse(where: string, reason: string, options?: ErrorOptions): PlanError {
+  return new PlanError(`${where}: ${reason}`, undefined, reason, options);
 }
 
 /**
@@ -57,7 +66,7 @@ export type PlanTrust = Trust | readonly Trust[];
 
 /** Programmatic input: the JSON plan, except a bind source may be an fd. */
 export type PlanInput = Omit<MountPlan, 'mounts'> & {
-  mounts: Array<Omit<MountEntry, 'source'> & { source?: string | { fd: number } }>;
+  mounts: Array<Omit<MountEntry, 'source'> & { source?: string | { fd: FdRef } }>;
 };
 
 const MAX_PATH = 4096;
@@ -90,30 +99,31 @@ function fsOptions(kind: 'proc' | 'sysfs' | 'tmpfs', given: Record<string, unkno
   for (const [key, value] of Object.entries(merged)) {
     if (!ALLOWED_OPTIONS[kind].has(key)) {
       const allowed = [...ALLOWED_OPTIONS[kind]];
-      throw new PlanError(`${where}: unknown ${kind} option ${JSON.stringify(key)} (${allowed.length ? `known: ${allowed.join(', ')}` : `${kind} takes no options`})`);
+      throw refuse(where, `unknown ${kind} option ${JSON.stringify(key)} (${allowed.length ? `known: ${allowed.join(', ')}` : `${kind} takes no options`})`);
     }
     if (value === false || value === undefined) continue;
     if (value === true) options.push({ key, flag: true });
     else if (key === 'mode' && (typeof value !== 'string' || !/^[0-7]{3,4}$/.test(value))) {
-      throw new PlanError(`${where}: option mode must be an octal string such as "1777", not ${JSON.stringify(value)}`);
+      throw refuse(where, `option mode must be an octal string such as "1777", not ${JSON.stringify(value)}`);
     } else if (typeof value === 'string' || typeof value === 'number') {
       const text = String(value);
-      if (text.includes(',') || text.includes('\0')) throw new PlanError(`${where}: option ${key} has a comma or NUL in its value`);
+      if (text.includes(',') || text.includes('\0')) throw refuse(where, `option ${key} has a comma or NUL in its value`);
       options.push({ key, value: text });
-    } else throw new PlanError(`${where}: option ${key} must be a string, a number or a boolean`);
+    } else throw refuse(where, `option ${key} must be a string, a number or a boolean`);
   }
   return options;
 }
 
 function bindSource(source: unknown, where: string): BindSource {
-  if (source === undefined) throw new PlanError(`${where}: a bind needs a source`);
+  if (source === undefined) throw refuse(where, `a bind needs a source`);
   if (typeof source === 'object' && source !== null && 'fd' in source) {
     const fd = (source as { fd: unknown }).fd;
-    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw new PlanError(`${where}: source fd must be a non-negative integer`);
+    // An fd the caller keeps open: an owned Fd it lends, or one it borrowed; never a bare number.
+    if (!(fd instanceof Fd) && !(fd instanceof BorrowedFd)) throw refuse(where, `source fd must be an Fd or a BorrowedFd, not ${typeof fd === 'number' ? 'a bare number' : JSON.stringify(fd)}`);
     return { fd };
   }
-  if (typeof source !== 'string' || !source.startsWith('/')) throw new PlanError(`${where}: bind source must be an absolute host path`);
-  if (source.includes('\0')) throw new PlanError(`${where}: bind source contains a NUL byte`);
+  if (typeof source !== 'string' || !source.startsWith('/')) throw refuse(where, `bind source must be an absolute host path`);
+  if (source.includes('\0')) throw refuse(where, `bind source contains a NUL byte`);
   return { path: source };
 }
 
@@ -121,49 +131,50 @@ function bindSource(source: unknown, where: string): BindSource {
  * Validate a plan (JSON or programmatic) and fill in the defaults; entries `trust` says are
  * untrusted must also stay within the bounds of untrusted.ts. Throws PlanError.
  */
-export function parsePlan(input: unknown, trust: PlanTrust = 'operator'): Plan {
+export function parsePlan(input: unknown, trust: PlanTrust = 'operator', label = 'plan'): Plan {
   // A bind source given as an fd is not JSON; check the schema on a copy without it.
   const checked = structuredCloneWithoutFdSources(input);
   if (!validateMountPlan(checked)) {
     const first = validateMountPlan.errors?.[0];
     const entry = first ? /^\/mounts\/(\d+)(\/|$)/.exec(first.instancePath)?.[1] : undefined;
-    throw new PlanError(first ? describeSchemaError('plan', first, checked) : 'plan is invalid', entry === undefined ? undefined : Number(entry));
+    throw new PlanError(first ? describeSchemaError(label, first, checked) : `${label} is invalid`, entry === undefined ? undefined : Number(entry));
   }
   const plan = input as PlanInput;
   const seen: Array<{ parts: string[]; target: string }> = [];
   const mounts = plan.mounts.map((entry, index): PlannedMount => {
     try {
-      return parseEntry(entry, index, seen, typeof trust === 'string' ? trust : (trust[index] ?? 'untrusted'));
+      return parseEntry(entry, `${label}.mounts[${index}]`, seen, typeof trust === 'string' ? trust : (trust[index] ?? 'untrusted'));
     } catch (error) {
       // Each refusal below is one line; the index travels with it.
-      throw error instanceof PlanError ? new PlanError(error.message, index) : error;
+      throw error instanceof PlanError ? new PlanError(error.message, index, error.reason, { cause: error.cause }) : error;
     }
   });
   return { mounts };
 }
 
-function parseEntry(entry: PlanInput['mounts'][number], index: number, seen: Array<{ parts: string[]; target: string }>, trust: Trust): PlannedMount {
-  const where = `plan.mounts[${index}] (${JSON.stringify(entry.target)})`;
+/** `at`: the entry's place, "plan.mounts[2]". */
+function parseEntry(entry: PlanInput['mounts'][number], at: string, seen: Array<{ parts: string[]; target: string }>, trust: Trust): PlannedMount {
+  const where = `${at} (${JSON.stringify(entry.target)})`;
   let parts: string[];
   try {
     parts = targetComponents(entry.target);
   } catch (error) {
-    throw new PlanError(`plan.mounts[${index}]: ${(error as Error).message}`);
+    throw refuse(at, (error as Error).message, { cause: error });
   }
   for (const other of seen) {
     if (isUnder(parts, other.parts) || isUnder(other.parts, parts)) {
       const relation = other.parts.length === parts.length ? 'repeats' : 'is nested with';
-      throw new PlanError(`${where}: target ${relation} the earlier target ${JSON.stringify(other.target)}; each mount needs its own place`);
+      throw refuse(where, `target ${relation} the earlier target ${JSON.stringify(other.target)}; each mount needs its own place`);
     }
   }
   const target = parts.join('/');
   seen.push({ parts, target });
   const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
-  if (entry.kind !== 'bind' && entry.source !== undefined) throw new PlanError(`${where}: source is only for kind bind`);
-  if (entry.kind !== 'proc' && entry.hardened !== undefined) throw new PlanError(`${where}: hardened is only for kind proc`);
+  if (entry.kind !== 'bind' && entry.source !== undefined) throw refuse(where, `source is only for kind bind`);
+  if (entry.kind !== 'proc' && entry.hardened !== undefined) throw refuse(where, `hardened is only for kind proc`);
   if (trust === 'untrusted') {
     checkUntrustedEntry(entry as MountEntry, target, (field, why) => {
-      throw new PlanError(`${where}: ${field}: ${why}`);
+      throw refuse(where, `${field}: ${why}`);
     });
   }
   switch (entry.kind) {
@@ -175,13 +186,13 @@ function parseEntry(entry: PlanInput['mounts'][number], index: number, seen: Arr
     case 'bind': {
       const { recursive, ...rest } = entry.options ?? {};
       const unknown = Object.keys(rest);
-      if (unknown.length > 0) throw new PlanError(`${where}: unknown bind option ${JSON.stringify(unknown[0])} (known: recursive)`);
-      if (recursive !== undefined && typeof recursive !== 'boolean') throw new PlanError(`${where}: option recursive must be true or false`);
+      if (unknown.length > 0) throw refuse(where, `unknown bind option ${JSON.stringify(unknown[0])} (known: recursive)`);
+      if (recursive !== undefined && typeof recursive !== 'boolean') throw refuse(where, `option recursive must be true or false`);
       return { kind: 'bind', target, attributes, source: bindSource(entry.source, where), recursive: recursive ?? DEFAULTS.bindRecursive };
     }
     default: {
       const never: never = entry.kind;
-      throw new PlanError(`${where}: unknown kind ${JSON.stringify(never)}`);
+      throw refuse(where, `unknown kind ${JSON.stringify(never)}`);
     }
   }
 }

@@ -3,7 +3,7 @@
 // followed at all, so a `proc -> /etc` planted by the action is refused, not clamped).
 // Nothing here joins a host path: the root is only ever an fd.
 import { constants as osConstants } from 'node:os';
-import { constants as C, Fd, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2 } from '../linux/index.js';
+import { constants as C, Fd, type FdRef, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2, type Opened } from '../linux/index.js';
 import { DEFAULTS } from './defaults.js';
 import { MountError } from './errors.js';
 import { targetComponents } from './plan.js';
@@ -20,6 +20,8 @@ export interface CreatedDir {
 }
 
 const ENOENT = osConstants.errno.ENOENT;
+/** A one-component target, just found missing whole: no second lookup. */
+const MISSING: Opened = { ok: false, errno: ENOENT };
 const BENEATH = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 // No O_NOFOLLOW: with it a symlink as the last component is opened as itself (O_DIRECTORY then
 // gives a puzzling ENOTDIR); without it RESOLVE_NO_SYMLINKS refuses it with ELOOP, as any other.
@@ -29,12 +31,12 @@ const DIR_PATH = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
  * Open whatever is at `path` now, following mounts on it (so the fd is the topmost mount's
  * root) but no symlink. Used at teardown to see what sits on a target.
  */
-export function openTopmost(rootFd: Fd | number, path: string): Fd {
+export function openTopmost(rootFd: FdRef, path: string): Fd {
   return openat2(rootFd, path, { flags: C.O_PATH | C.O_NOFOLLOW | C.O_CLOEXEC, resolve: BENEATH }, path);
 }
 
 /** Open the directory a target lives in (the root itself for a top-level target). */
-export function openParent(rootFd: Fd | number, target: string): { parent: Fd; name: string } {
+export function openParent(rootFd: FdRef, target: string): { parent: Fd; name: string } {
   const parts = targetComponents(target);
   const name = parts.pop()!;
   const parentPath = parts.length === 0 ? '.' : parts.join('/');
@@ -48,11 +50,11 @@ export function openParent(rootFd: Fd | number, target: string): { parent: Fd; n
  * onto `created` at once, so a failure half-way still lets the caller remove them. A missing
  * component is the expected case here, so lookups report errnos rather than throw.
  */
-export function resolveMountpoint(rootFd: Fd | number, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
+export function resolveMountpoint(rootFd: FdRef, target: string, created: CreatedDir[], beforeCreate: () => void = () => {}): Fd {
   const how = { flags: DIR_PATH, resolve: BENEATH | C.RESOLVE_NO_XDEV };
   const found = tryOpenat2(rootFd, target, how);
-  if (typeof found !== 'number') return found;
-  if (found !== ENOENT) throw new MountError(target, 'resolve', new SyscallError('openat2', found, { path: target }));
+  if (found.ok) return found.fd;
+  if (found.errno !== ENOENT) throw new MountError(target, 'resolve', new SyscallError('openat2', found.errno, { path: target }));
   const parts = targetComponents(target);
   let current: Fd | undefined;
   try {
@@ -61,8 +63,8 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
       const path = i === 0 ? name : parts.slice(0, i + 1).join('/');
       const base = current ?? rootFd;
       // A one-component target was just looked up whole: it is missing, go straight to mkdirat.
-      let next = parts.length === 1 ? ENOENT : tryOpenat2(base, name, how);
-      if (next === ENOENT) {
+      let next: Opened = parts.length === 1 ? MISSING : tryOpenat2(base, name, how);
+      if (!next.ok && next.errno === ENOENT) {
         // Announced before it exists, so that a record can name it should we die right after.
         const entry: CreatedDir = { path, ino: '' };
         created.push(entry);
@@ -75,11 +77,19 @@ export function resolveMountpoint(rootFd: Fd | number, target: string, created: 
           if (!isErrno(mkdirError, 'EEXIST')) throw new MountError(path, 'create', mkdirError);
         }
         next = tryOpenat2(base, name, how);
-        if (typeof next !== 'number' && created.at(-1) === entry) entry.ino = statx(next, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
+        if (next.ok && created.at(-1) === entry) {
+          try {
+            entry.ino = statx(next.fd, '', C.AT_EMPTY_PATH, C.STATX_INO).ino.toString();
+          } catch (error) {
+            // Not yet `current`: the finally below would not close it.
+            next.fd.close();
+            throw error;
+          }
+        }
       }
-      if (typeof next === 'number') throw new MountError(path, 'resolve', new SyscallError('openat2', next, { path }));
+      if (!next.ok) throw new MountError(path, 'resolve', new SyscallError('openat2', next.errno, { path }));
       current?.close();
-      current = next;
+      current = next.fd;
     }
     const result = current!;
     current = undefined;

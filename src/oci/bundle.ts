@@ -13,11 +13,27 @@ export type { OciConfig } from './generated/oci-config.js';
 
 const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
 
+/**
+ * The bundle or the rootfs is not there (ENOENT): at poststop this proves that nothing of ours can
+ * be left in it, unlike any other failure to open it.
+ */
+export class RootfsGoneError extends HookError {
+  constructor(message: string, cause: unknown) {
+    super(message, 1, { cause });
+    this.name = 'RootfsGoneError';
+  }
+}
+
+/** A HookError for a failure to open the bundle or the rootfs (`syscall`'s): a RootfsGoneError when it is missing. */
+function openFailure(message: string, cause: unknown, syscall: unknown = cause): HookError {
+  return isErrno(syscall, 'ENOENT') ? new RootfsGoneError(message, cause) : new HookError(message, 1, { cause });
+}
+
 function openBundle(state: OciState): Fd {
   try {
     return openat2(C.AT_FDCWD, state.bundle, { flags: DIR, resolve: 0 }, state.bundle);
   } catch (error) {
-    throw new HookError(`state.bundle ${JSON.stringify(state.bundle)}: ${(error as Error).message}`, 1, { cause: error });
+    throw openFailure(`state.bundle ${JSON.stringify(state.bundle)}: ${(error as Error).message}`, error);
   }
 }
 
@@ -56,7 +72,9 @@ export function openRootfs(state: OciState): Rootfs {
     try {
       return { fd: openat2(C.AT_FDCWD, rootPath, { flags: DIR, resolve: 0 }, rootPath), path: rootPath };
     } catch (error) {
-      throw new HookError(new MountError(rootPath, `open ${field}`, error).message, 1, { cause: error });
+      // The engine's wording (what, where, why, a hint), as the error this one chains to.
+      const opening = new MountError(rootPath, `open ${field}`, error);
+      throw openFailure(opening.message, opening, error);
     }
   }
   using bundle = openBundle(state);
@@ -64,6 +82,6 @@ export function openRootfs(state: OciState): Rootfs {
     return { fd: openat2(bundle, rootPath, { flags: DIR, resolve: C.RESOLVE_BENEATH | C.RESOLVE_NO_MAGICLINKS }, rootPath), path: `${state.bundle}/${rootPath}` };
   } catch (error) {
     if (isErrno(error, 'EXDEV')) throw new HookError(`${field} ${JSON.stringify(rootPath)} escapes the bundle ${state.bundle}`);
-    throw new HookError(`${field} ${JSON.stringify(rootPath)}: ${(error as Error).message}`, 1, { cause: error });
+    throw openFailure(`${field} ${JSON.stringify(rootPath)}: ${(error as Error).message}`, error);
   }
 }

@@ -89,7 +89,8 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
     const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward };
     const result = await runStage(args.stage, state, {
-      base: readBasePlan(args.plan),
+      // Only the stages that mount read the plan: a plan file broken since must not block poststop.
+      base: args.stage === 'poststop' ? undefined : readBasePlan(args.plan),
       stateDir: args.stateDir,
       log,
       reexec,

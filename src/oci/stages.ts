@@ -4,10 +4,10 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { constants as C, type Fd, openat2 } from '../linux/index.js';
-import { attach, detach, DetachError, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover } from '../mounts/index.js';
+import { BorrowedFd, constants as C, type Fd, type FdRef, openat2 } from '../linux/index.js';
+import { AttachError, DetachError, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
-import { openRootfs } from './bundle.js';
+import { openRootfs, RootfsGoneError } from './bundle.js';
 import { HookError } from './errors.js';
 import type { HookLog } from './log.js';
 import type { OciState } from './state.js';
@@ -24,6 +24,8 @@ export interface StageOptions {
   procPidnsOfStatePid?: boolean | undefined;
   base?: BasePlan | undefined;
   stateDir?: string | undefined;
+  /** The record store, instead of one in stateDir (a test wraps one to make a write fail). */
+  records?: RecordKeeping | undefined;
   log: HookLog;
   /**
    * How to run this hook again inside the container's namespace (prestart/createRuntime): the
@@ -42,14 +44,16 @@ export function recordKey(state: OciState): string {
 }
 
 /** The root the stage works on: the caller's fd (not ours to close), or the state's rootfs. */
-function openRoot(state: OciState, options: StageOptions): { fd: Fd | number; path: string; close(): void } {
+function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: string; close(): void } {
   if (options.rootFd !== undefined) {
+    // Inherited from whoever ran the hook (the runner's fd 3): borrowed, never closed here.
+    const fd = new BorrowedFd(options.rootFd);
     try {
-      rootIdentityOf(options.rootFd);
+      rootIdentityOf(fd);
     } catch (error) {
       throw new HookError(`--root-fd ${options.rootFd}: ${(error as Error).message}`, 2);
     }
-    return { fd: options.rootFd, path: `the root at fd ${options.rootFd}`, close() {} };
+    return { fd, path: `the root at fd ${options.rootFd}`, close() {} };
   }
   const rootfs = openRootfs(state);
   return { fd: rootfs.fd, path: rootfs.path, close: () => rootfs.fd.close() };
@@ -67,20 +71,25 @@ function openPidns(state: OciState): Fd {
 function mountInContainer(state: OciState, plan: Plan, options: StageOptions): StageResult {
   const rootfs = openRoot(state, options);
   using _root = { [Symbol.dispose]: () => rootfs.close() };
-  const rootFd = rootfs.fd;
-  const store = new RecordStore(options.stateDir);
-  const key = recordKey(state);
-  if (store.load(key)) options.log.warn({ record: store.pathFor(key) }, 'a record for this container id already exists; replacing it');
+  const records = options.records ?? new RecordStore(options.stateDir);
   using pidns = options.procPidnsOfStatePid ? openPidns(state) : undefined;
-  const attachment = attach(rootFd, plan, { procPidns: pidns });
+  let mounted;
   try {
-    store.save(key, attachment);
+    mounted = mountRecorded(rootfs.fd, plan, {
+      records,
+      key: recordKey(state),
+      existing: 'replace',
+      onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
+      procPidns: pidns,
+    });
   } catch (error) {
-    detach(rootFd, attachment);
-    throw new HookError(`cannot write the record in ${store.directory}: ${(error as Error).message}`, 1, { cause: error });
+    // What a failed rollback left stays recorded: poststop, which the runtime runs next, retries it.
+    const kept = error instanceof AttachError && error.leftover ? ` (what is left is recorded in ${error.leftover.recordPath} for poststop)` : '';
+    throw new HookError(`${(error as Error).message}${kept}`, 1, { cause: error });
   }
+  const { attachment } = mounted;
   const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}${mount.covers ? ` (${coverCounts(mount.covers)})` : ''}`);
-  options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: store.pathFor(key) }, 'mounted');
+  options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: mounted.recordPath }, 'mounted');
   return { summary: `mounted ${targets.join(', ') || 'nothing'} in ${rootfs.path}` };
 }
 
@@ -126,28 +135,30 @@ function describe(report: DetachReport): string {
 }
 
 function cleanUp(state: OciState, options: StageOptions): StageResult {
-  const store = new RecordStore(options.stateDir);
+  const records = options.records ?? new RecordStore(options.stateDir);
   const key = recordKey(state);
-  const attachment = store.load(key);
+  const attachment = records.load(key);
   if (!attachment) return { summary: `nothing recorded for container ${state.id}` };
   let rootfs;
   try {
     rootfs = openRoot(state, options);
   } catch (error) {
-    // The rootfs is gone (the bundle was removed first): nothing of ours can be left in it.
-    store.remove(key);
-    options.log.warn({ error: (error as Error).message }, 'rootfs not found at poststop; record dropped');
-    return { summary: `rootfs gone, dropped the record (${(error as Error).message})` };
+    // Only a rootfs (or bundle) that is not there any more proves nothing of ours is left in it;
+    // any other failure (EACCES, a config.json that cannot be read) keeps the record for a retry.
+    if (!(error instanceof RootfsGoneError)) throw new HookError(`poststop: ${(error as Error).message} (record kept in ${records.pathFor(key)})`, 1, { cause: error });
+    records.remove(key);
+    options.log.warn({ error: error.message }, 'rootfs not found at poststop; record dropped');
+    return { summary: `rootfs gone, dropped the record (${error.message})` };
   }
   using _root = { [Symbol.dispose]: () => rootfs.close() };
+  const mounted = new MountedRoot(rootfs.fd, attachment, records, key);
   try {
-    const report = detach(rootfs.fd, attachment);
-    store.remove(key);
+    const report = mounted.tearDown();
     options.log.info({ report }, 'cleaned up');
     return { summary: describe(report) };
   } catch (error) {
     if (error instanceof DetachError) options.log.info({ report: error.report }, 'clean-up incomplete; record kept');
-    throw new HookError(`poststop: ${(error as Error).message} (record kept in ${store.pathFor(key)})`, 1, { cause: error });
+    throw new HookError(`poststop: ${(error as Error).message} (record kept in ${mounted.recordPath})`, 1, { cause: error });
   }
 }
 

@@ -10,7 +10,7 @@ import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
 import { internal, invalidArgument, RunnerError } from './errors.js';
-import type { ActionContext, ActionHook } from './hooks.js';
+import { SetupError, type ActionContext, type ActionHook, type Teardown } from './hooks.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
 
 export interface ActionSettings {
@@ -70,19 +70,28 @@ function environment(request: RunRequest__Output, settings: ActionSettings): Rec
   return Object.assign(env, request.environmentVariables);
 }
 
-async function runHooks(hooks: ActionHook[], action: ActionContext, stopAtFirst: boolean): Promise<string[]> {
-  const problems: string[] = [];
+interface HookOutcome {
+  problems: string[];
+  /** What the hooks set up, each with its own teardown (prestart). */
+  teardowns: Teardown[];
+}
+
+async function runHooks(hooks: ActionHook[], action: ActionContext, stopAtFirst: boolean, given: readonly Teardown[] = []): Promise<HookOutcome> {
+  const outcome: HookOutcome = { problems: [], teardowns: [] };
   for (const hook of hooks) {
     try {
-      await hook.run(action);
+      const teardown = await hook.run(action, given);
+      if (teardown) outcome.teardowns.push(teardown);
     } catch (error) {
+      // A hook that failed may still have left something to undo.
+      if (error instanceof SetupError) outcome.teardowns.push(error.teardown);
       const message = (error as Error).message;
       // An external hook's error already names it (CommandHook); the built-in ones' do not.
-      problems.push(message.startsWith(hook.description) ? message : `${hook.description}: ${message}`);
+      outcome.problems.push(message.startsWith(hook.description) ? message : `${hook.description}: ${message}`);
       if (stopAtFirst) break;
     }
   }
-  return problems;
+  return outcome;
 }
 
 function responseFor(end: ActionEnd, argv0: string): RunResponse {
@@ -123,6 +132,9 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
   let started: StartedAction | undefined;
   let action: ActionContext | undefined;
   let opened = false;
+  let teardowns: Teardown[] = [];
+  // The error the RPC fails with, if it does: a teardown failure is added to it, never put in its place.
+  let failure: RunnerError | undefined;
   try {
     if (request.arguments.length === 0) throw invalidArgument('arguments is empty: there is no command to run');
     if (request.arguments[0] === '') throw invalidArgument('arguments[0] is empty');
@@ -172,7 +184,9 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
       pid,
       pidNamespace: settings.isolation.pidNamespace,
     };
-    const setupProblems = await runHooks(settings.prestart, action, true);
+    const setup = await runHooks(settings.prestart, action, true);
+    teardowns = setup.teardowns;
+    const setupProblems = setup.problems;
     phase('prestartMs');
     record.setupMs = performance.now() - setupBegan;
     if (setupProblems.length > 0) {
@@ -196,7 +210,8 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     if (error instanceof RunnerError && error.code === status.CANCELLED) record.outcome = 'cancelled';
     else if (!started && error instanceof RunnerError && error.code === status.INVALID_ARGUMENT) record.outcome = 'invalid-request';
     record.error = (error as Error).message;
-    throw error instanceof RunnerError ? error : internal((error as Error).message, error);
+    failure = error instanceof RunnerError ? error : internal((error as Error).message, error);
+    throw failure;
   } finally {
     // Teardown, on every path. The process first: nothing may still run in the root.
     const teardownBegan = performance.now();
@@ -215,7 +230,7 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
       // they died with its init; the group may be gone and its number reused.)
       if (!settings.isolation.pidNamespace) started.killLeftovers();
     }
-    const teardownProblems = action ? await runHooks(settings.poststop, action, false) : [];
+    const teardownProblems = action ? (await runHooks(settings.poststop, action, false, teardowns)).problems : [];
     for (const fd of fds) fd.close();
     if (started) {
       phase('poststopMs');
@@ -224,10 +239,13 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
     }
     record.durationMs = performance.now() - began;
     if (teardownProblems.length > 0) {
-      record.error = `teardown failed: ${teardownProblems.join('; ')}`;
+      const teardown = teardownProblems.join('; ');
+      record.error = failure ? `${failure.message}; teardown failed too: ${teardown}` : `teardown failed: ${teardown}`;
       report({ ...record, outcome: 'teardown-failed' });
-      // Thrown from finally on purpose: a teardown failure must reach bb_worker, whatever came before.
-      throw internal(`tearing down the action failed: ${teardownProblems.join('; ')}`);
+      // Thrown from finally on purpose: a teardown failure must reach bb_worker, whatever came
+      // before; added to the failure that came before (its status and reason), not put in its place.
+      if (failure) throw new RunnerError(failure.code, `${failure.message}; tearing down the action failed too: ${teardown}`, { cause: failure });
+      throw internal(`tearing down the action failed: ${teardown}`);
     }
     report(record);
   }

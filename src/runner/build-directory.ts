@@ -3,7 +3,7 @@
 // and absolute symlinks that would leave, RESOLVE_NO_SYMLINKS refuses symlinks altogether.
 import { constants as C, type Fd, openat2, tryOpenat2, errnoName } from '../linux/index.js';
 import { status } from '@grpc/grpc-js';
-import { invalidArgument, internal, RunnerError } from './errors.js';
+import { invalidArgument, RunnerError } from './errors.js';
 
 const STRICT = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
@@ -15,16 +15,17 @@ const O_EXCL = 0o200;
 const WHY: Record<string, string> = {
   ENOENT: 'does not exist',
   ELOOP: 'is or passes through a symlink',
-  EXDEV: 'leaves the build directory',
   ENOTDIR: 'is not a directory',
   EEXIST: 'already exists',
   EACCES: 'permission denied',
   EROFS: 'is on a read-only filesystem',
 };
 
-function describe(field: string, value: string, errno: number): string {
+/** `within`: what the path is relative to, which EXDEV says it leaves. */
+function describe(field: string, value: string, errno: number, within = 'the build directory'): string {
   const code = errnoName(errno);
-  return `${field} ${JSON.stringify(value)} ${WHY[code] ?? code} (${code})`;
+  const why = code === 'EXDEV' ? `leaves ${within}` : WHY[code];
+  return `${field} ${JSON.stringify(value)} ${why ?? code} (${code})`;
 }
 
 /** Refuse what no lookup should even see: absolute paths, `..`, NUL, empty components. */
@@ -58,8 +59,8 @@ export class BuildDirectory implements Disposable {
    */
   current(): BuildDirectory {
     const result = tryOpenat2(C.AT_FDCWD, this.path, { flags: DIR, resolve: 0 });
-    if (typeof result === 'number') throw new RunnerError(status.UNAVAILABLE, `the build directory ${this.path} cannot be opened: ${errnoName(result)}`);
-    return new BuildDirectory(this.path, result);
+    if (!result.ok) throw new RunnerError(status.UNAVAILABLE, `the build directory ${this.path} cannot be opened: ${errnoName(result.errno)}`);
+    return new BuildDirectory(this.path, result.fd);
   }
 
   [Symbol.dispose](): void {
@@ -70,16 +71,16 @@ export class BuildDirectory implements Disposable {
   openDirectory(field: string, value: string): Fd {
     const path = checkRelative(field, value);
     const result = tryOpenat2(this.fd, path, { flags: DIR, resolve: STRICT });
-    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
-    return result;
+    if (!result.ok) throw invalidArgument(describe(field, value, result.errno));
+    return result.fd;
   }
 
   /** Whether a relative path exists beneath the build directory (CheckReadiness). */
   exists(field: string, value: string, options: { allowEmpty?: boolean } = {}): boolean {
     const path = checkRelative(field, value, options);
     const result = tryOpenat2(this.fd, path, { flags: C.O_PATH | C.O_CLOEXEC, resolve: STRICT });
-    if (typeof result === 'number') return false;
-    result.close();
+    if (!result.ok) return false;
+    result.fd.close();
     return true;
   }
 
@@ -90,8 +91,8 @@ export class BuildDirectory implements Disposable {
     const name = path.slice(slash + 1);
     using parent = slash < 0 ? undefined : this.openDirectory(`${field}'s directory`, path.slice(0, slash));
     const result = tryOpenat2(parent ?? this.fd, name, { flags: O_WRONLY | O_CREAT | O_EXCL | C.O_CLOEXEC, mode: 0o666, resolve: STRICT });
-    if (typeof result === 'number') throw invalidArgument(describe(field, value, result));
-    return result;
+    if (!result.ok) throw invalidArgument(describe(field, value, result.errno));
+    return result.fd;
   }
 }
 
@@ -99,9 +100,6 @@ export class BuildDirectory implements Disposable {
 export function openWorkingDirectory(rootFd: Fd, value: string): Fd {
   const path = checkRelative('working_directory', value, { allowEmpty: true });
   const result = tryOpenat2(rootFd, path, { flags: DIR, resolve: C.RESOLVE_IN_ROOT | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS });
-  if (typeof result === 'number') {
-    if (result === 0) throw internal('openat2 returned no fd');
-    throw invalidArgument(describe('working_directory', value, result).replace('leaves the build directory', 'leaves the input root'));
-  }
-  return result;
+  if (!result.ok) throw invalidArgument(describe('working_directory', value, result.errno, 'the input root'));
+  return result.fd;
 }

@@ -45,7 +45,7 @@ describe('settingsFrom', () => {
     ['a relative build directory', { ...minimal, buildDirectoryPath: 'build' }, 'config.buildDirectoryPath must match ^/ (got "build")'],
     ['no listener', { ...minimal, grpcServers: [{}] }, 'config.grpcServers: give at least one listenPaths or listenAddresses entry'],
     ['a misspelt option', { ...minimal, chrootIntoInputroot: true }, 'config has an unknown field "chrootIntoInputroot"'],
-    ['a bad mount', { ...minimal, mounts: [{ target: '/proc', kind: 'proc' }] }, 'config.mounts: mounts[0]: target "/proc" is absolute'],
+    ['a bad mount', { ...minimal, mounts: [{ target: '/proc', kind: 'proc' }] }, 'config.mounts[0]: target "/proc" is absolute'],
     ['a temporary directory mount on a mount', { ...minimal, temporaryDirectoryMount: 'proc' }, 'config.temporaryDirectoryMount: target repeats the earlier target "proc"'],
     ['a bad hook', { ...minimal, hooks: { prestart: ['bubblewrap'] } }, 'config.hooks.prestart[0]'],
     ['the built-in hook in one list only', { ...minimal, hooks: { prestart: ['mountat'], poststop: [] } }, 'config.hooks: "mountat" must be in both prestart and poststop (or in neither), or mounts would be left behind'],

@@ -1,7 +1,7 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
 import type { CapabilityName } from '../linux/index.js';
-import { parsePlan, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
+import { parsePlan, PlanError, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
 import { SANDBOX_DEFAULTS, type NetworkMode } from '../sandbox/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
@@ -51,8 +51,8 @@ export const RUNNER_DEFAULTS = {
 } as const;
 
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'ConfigError';
   }
 }
@@ -64,16 +64,18 @@ export function settingsFrom(json: unknown): Settings {
   if (listenPaths.length + listenAddresses.length === 0) throw new ConfigError('config.grpcServers: give at least one listenPaths or listenAddresses entry');
   let plan: Plan;
   try {
-    plan = parsePlan({ mounts: (config.mounts as PlanInput['mounts'] | undefined) ?? structuredClone(RUNNER_DEFAULTS.mounts) });
+    // Parsed under the config's own name: its messages read "config.mounts[0] …" as they are.
+    plan = parsePlan({ mounts: (config.mounts as PlanInput['mounts'] | undefined) ?? structuredClone(RUNNER_DEFAULTS.mounts) }, 'operator', 'config');
   } catch (error) {
-    throw new ConfigError(`config.mounts: ${(error as Error).message.replace(/^plan\./, '')}`);
+    throw new ConfigError((error as Error).message, { cause: error });
   }
   const temporaryDirectoryMount = config.temporaryDirectoryMount === undefined ? RUNNER_DEFAULTS.temporaryDirectoryMount : config.temporaryDirectoryMount;
   if (temporaryDirectoryMount !== null) {
     try {
       parsePlan({ mounts: [...plan.mounts.map((m) => ({ target: m.target, kind: 'tmpfs' as const })), { target: temporaryDirectoryMount, kind: 'tmpfs' }] });
     } catch (error) {
-      throw new ConfigError(`config.temporaryDirectoryMount: ${(error as Error).message.replace(/^plan\.mounts\[\d+\]( \([^)]*\))?: /, '')}`);
+      // The entry at fault is one made up here: only the reason is the operator's to read.
+      throw new ConfigError(`config.temporaryDirectoryMount: ${error instanceof PlanError ? error.reason : (error as Error).message}`, { cause: error });
     }
   }
   const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
@@ -128,11 +130,11 @@ export function loadSettings(file: string): Settings {
   try {
     json = readJsonFile(file, 'config file');
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw new ConfigError((error as Error).message, { cause: error });
   }
   try {
     return settingsFrom(json);
   } catch (error) {
-    throw new ConfigError(`config file ${file}: ${(error as Error).message}`);
+    throw new ConfigError(`config file ${file}: ${(error as Error).message}`, { cause: error });
   }
 }

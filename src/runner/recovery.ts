@@ -3,9 +3,9 @@
 // below the build directory where and as this runner mounts (a mount made after the last record
 // was written); other mounts there are someone else's (startup-sweep.ts).
 import type { Logger } from 'pino';
-import { detach, RecordStore, sweepBelow, type SweepRule } from '../mounts/index.js';
+import { MountedRoot, RecordStore, sweepBelow, type SweepRule } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
-import { RECORD_PREFIX, type ActionRecord } from './hooks.js';
+import { RECORD_PREFIX, type ActionRecord, type ActionRecordExtra } from './hooks.js';
 
 export interface RecoveryResult {
   fromRecords: number;
@@ -39,7 +39,9 @@ function tearDownFromRecord(build: BuildDirectory, records: RecordStore, key: st
     const record = records.load(key) as ActionRecord | undefined;
     if (!record) return 0;
     using root = build.openDirectory('input_root_directory', record.inputRoot);
-    const report = detach(root, record);
+    const mounted = new MountedRoot<ActionRecordExtra>(root, record, records, key);
+    // The first pass keeps the record: what covers its directories is only swept after it.
+    const report = pass === 'first' ? mounted.detachKeepingRecord() : mounted.tearDown();
     if (pass === 'first' || report.removed.length > 0) {
       log.warn({ record: key, inputRoot: record.inputRoot, pass, report }, 'start-up: tore down what an earlier runner left, from its record');
     }

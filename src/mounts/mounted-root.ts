@@ -1,0 +1,186 @@
+// The one owner of "mounted and recorded" (testcontainers' start() → StartedTestContainer with
+// stop() is the model). mountRecorded() attaches a plan and keeps its record current; the
+// MountedRoot it returns is the only way back: tearDown() detaches and then removes the record.
+// The CLI, the OCI hook and the runner all go through it, so each failure below is handled once:
+//
+// - The record is opened before anything is mounted, and every step of attach is appended to it
+//   (a progress record: a process killed at any point leaves a record of what it made). The last
+//   line, written after the last mount, is the final record: once attach returns there is nothing
+//   left to save, so no mount can ever be left without its record.
+// - A step that fails, a record write included, rolls attach back. When the rollback was whole,
+//   the record goes too: nothing is mounted and nothing is recorded. When it was not, the record is
+//   kept, because it names exactly what is left, and the error carries a MountedRoot over it
+//   (`leftover`) whose tearDown() tries again; so the caller's teardown path can retry at once
+//   rather than leave it for the next start.
+// - tearDown() keeps the record when detaching fails (the operator or the next start can retry),
+//   and is a no-op once it has succeeded.
+//
+// The root fd is borrowed, never closed here: the caller keeps it open until tearDown() is done.
+import type { FdRef } from '../linux/index.js';
+import { attach, type Attachment } from './attach.js';
+import { detach, type DetachReport } from './detach.js';
+import { AttachError } from './errors.js';
+import type { Plan } from './plan.js';
+import type { RecordStore } from './record.js';
+
+/** What the owner needs of a record store (a RecordStore; a test may wrap one to make it fail). */
+export type RecordKeeping = Pick<RecordStore, 'journal' | 'load' | 'remove' | 'pathFor'>;
+
+/** A record with the fields a caller added to every line of it (the runner's input root). */
+export type RecordOf<Extra> = Attachment & Extra;
+
+export interface MountRecordedOptions<Extra extends object> {
+  records: RecordKeeping;
+  key: string;
+  /** Written with every line of the record, e.g. where the root was. */
+  extra?: Extra | undefined;
+  procPidns?: FdRef | undefined;
+  /**
+   * A record with mounts already under `key`: refuse (the command line: the operator mounted this
+   * root before and has not unmounted it), or replace it (an OCI container id used again), telling
+   * `onReplace` so that the caller can warn. The runner's keys are new for each action: it passes
+   * 'replace' without onReplace, and nothing is read.
+   */
+  existing: 'refuse' | 'replace';
+  onReplace?: ((recordPath: string) => void) | undefined;
+}
+
+/** A record with mounts already exists under the key, and the caller asked to refuse. */
+export class AlreadyRecordedError extends Error {
+  readonly recordPath: string;
+
+  constructor(recordPath: string) {
+    super(`mounts are already recorded in ${recordPath}`);
+    this.name = 'AlreadyRecordedError';
+    this.recordPath = recordPath;
+  }
+}
+
+export class MountedRoot<Extra extends object = object> {
+  readonly attachment: RecordOf<Extra>;
+  readonly recordPath: string;
+  readonly #root: FdRef;
+  readonly #records: RecordKeeping;
+  readonly #key: string;
+  #tornDown = false;
+
+  /** Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath `root`. */
+  constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
+    this.#root = root;
+    this.attachment = attachment;
+    this.#records = records;
+    this.#key = key;
+    this.recordPath = records.pathFor(key);
+  }
+
+  /** The owner of what the record under `key` says is mounted beneath `root`; undefined if there is none. */
+  static fromRecord<Extra extends object = object>(root: FdRef, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
+    const record = records.load(key) as RecordOf<Extra> | undefined;
+    return record && new MountedRoot<Extra>(root, record, records, key);
+  }
+
+  get tornDown(): boolean {
+    return this.#tornDown;
+  }
+
+  /**
+   * Detach, then remove the record. Throws DetachError (after trying everything) with the record
+   * kept; a second call after success does nothing.
+   */
+  tearDown(): DetachReport {
+    if (this.#tornDown) return { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
+    const report = detach(this.#root, this.attachment);
+    this.#tornDown = true;
+    this.#records.remove(this.#key);
+    return report;
+  }
+
+  /** Detach what can be detached now, keeping the record (a first pass, when something may still cover it). */
+  detachKeepingRecord(): DetachReport {
+    return detach(this.#root, this.attachment);
+  }
+
+  /** Give the record up without detaching (what it names is known to be gone, or left to a sweep). */
+  forget(): void {
+    this.#tornDown = true;
+    this.#records.remove(this.#key);
+  }
+}
+
+/**
+ * Attach `plan` beneath `root` with its record under `key`, kept current at every step. On
+ * failure nothing is mounted and no record is left; or, when the rollback itself failed, the
+ * AttachError's `leftover` owns the record of what is left.
+ */
+export function mountRecorded<Extra extends object = object>(root: FdRef, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
+  const { records, key } = options;
+  if (options.existing === 'refuse' || options.onReplace) {
+    const existing = records.load(key);
+    if (existing && existing.mounts.length > 0) {
+      if (options.existing === 'refuse') throw new AlreadyRecordedError(records.pathFor(key));
+      options.onReplace?.(records.pathFor(key));
+    }
+  }
+  // Opened before anything is mounted: a store that cannot be written to stops us here.
+  let journal: ReturnType<RecordKeeping['journal']>;
+  try {
+    journal = records.journal(key);
+  } catch (error) {
+    throw recordWriteError(records, key, error);
+  }
+  const extra = options.extra ?? ({} as Extra);
+  const append = (snapshot: Attachment) => {
+    try {
+      journal.append({ ...snapshot, ...extra });
+    } catch (error) {
+      throw recordWriteError(records, key, error);
+    }
+  };
+  let attachment: Attachment;
+  try {
+    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append });
+  } catch (error) {
+    journal.close();
+    throw undone(error, root, records, key);
+  }
+  const mounted = new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
+  try {
+    journal.close();
+  } catch (error) {
+    // Where a close reports a failed write-back (NFS), the record may not hold: undo, as for any step.
+    const closing = recordWriteError(records, key, error);
+    try {
+      mounted.tearDown();
+    } catch (teardownError) {
+      throw new AttachError(closing, [(teardownError as Error).message]);
+    }
+    throw closing;
+  }
+  return mounted;
+}
+
+function recordWriteError(records: RecordKeeping, key: string, error: unknown): Error {
+  const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return new Error(`cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
+}
+
+/** The error of a failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
+function undone(error: unknown, root: FdRef, records: RecordKeeping, key: string): unknown {
+  const incomplete = error instanceof AttachError && error.rollbackProblems.length > 0;
+  if (incomplete) {
+    try {
+      error.leftover = MountedRoot.fromRecord(root, records, key);
+    } catch {
+      // A record cut short by the very write that failed: what is left is named in the error.
+    }
+    if (error.leftover) return error;
+  }
+  try {
+    records.remove(key);
+  } catch (removeError) {
+    const removal = `its record ${records.pathFor(key)} could not be removed: ${(removeError as Error).message}`;
+    if (error instanceof AttachError) return new AttachError(error.cause as Error, [...error.rollbackProblems, removal]);
+    return new AttachError(error instanceof Error ? error : new Error(String(error)), [removal]);
+  }
+  return error;
+}

@@ -1,0 +1,88 @@
+// One action in-process (runAction with the real starter and the built-in hooks), where a record
+// write must fail at one exact step: the store wraps the real one and throws there (the only
+// fake). The mounts, the root and the failure of the undo are real.
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { ownCapabilities, probePivotRoot, probeProcPidns } from '../src/linux/index.js';
+import { parsePlan, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
+import { runAction } from '../src/runner/action.js';
+import type { RunRequest__Output } from '../src/runner/generated/buildbarn/runner/RunRequest.js';
+import { BuildDirectory } from '../src/runner/build-directory.js';
+import { RUNNER_DEFAULTS } from '../src/runner/config.js';
+import { hooksFor } from '../src/runner/hooks.js';
+import { silentObserver } from '../src/runner/observer.js';
+import { prepareIsolation, SANDBOX_DEFAULTS, StarterServer } from '../src/sandbox/index.js';
+import { mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { makeAction, requestFor } from './helpers/runner.js';
+
+let dir: string;
+let root: string;
+let stateDir: string;
+beforeEach(() => {
+  // The input root on a bind mount of its own, so that it can be made read-only (its action's
+  // stdout and stderr, open for writing, are outside it).
+  dir = scratchDir('mountat-action-');
+  makeAction(dir, 'a');
+  root = join(dir, 'a', 'root');
+  execFileSync('mount', ['--bind', root, root]);
+  stateDir = scratchDir('mountat-action-state-');
+});
+afterEach(() => {
+  execFileSync('mount', ['-o', 'remount,bind,rw', root]);
+  execFileSync('umount', [root]);
+  removeTree(dir);
+  removeTree(stateDir);
+});
+
+/**
+ * The real store. The write recording all `mounts` makes the input root read-only and fails,
+ * so the rollback unmounts everything but cannot remove its directories; the next read of the
+ * record (the failure passing) makes it writable again.
+ */
+function failingStore(store: RecordStore, mounts: number): RecordKeeping {
+  const setReadOnly = (on: boolean) => execFileSync('mount', ['-o', `remount,bind,${on ? 'ro' : 'rw'}`, root]);
+  return {
+    load: (key) => (setReadOnly(false), store.load(key)),
+    remove: (key) => store.remove(key),
+    pathFor: (key) => store.pathFor(key),
+    journal: (key) => {
+      const journal = store.journal(key);
+      const append = (line: Attachment & Record<string, unknown>) => {
+        if (line.mounts.length >= mounts) {
+          setReadOnly(true);
+          throw new Error('write: ENOSPC (no space left on the state directory)');
+        }
+        journal.append(line);
+      };
+      return Object.assign(Object.create(journal), { append, close: () => journal.close() });
+    },
+  };
+}
+
+it('a failed setup whose undo was incomplete is retried at poststop: no record, directory or mount is left for the next start', async () => {
+  const { isolation } = prepareIsolation(
+    { rooted: true, pidNamespace: true, network: 'none', capabilities: [...SANDBOX_DEFAULTS.capabilities], runAs: undefined },
+    { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
+  );
+  const plan = parsePlan({ mounts: structuredClone(RUNNER_DEFAULTS.mounts) });
+  // proc, sysfs and the temporary directory's bind: the third is the last write.
+  const mounts = { plan, temporaryDirectoryMount: 'tmp', records: failingStore(new RecordStore(stateDir), plan.mounts.length + 1), observer: silentObserver };
+  const build = BuildDirectory.open(dir);
+  // The starter as built (dist/), which src/ does not hold.
+  const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
+  try {
+    const settings = { build, starterServer, setTmpdir: true, temporaryDirectoryMount: 'tmp', isolation, prestart: hooksFor('prestart', ['mountat'], mounts), poststop: hooksFor('poststop', ['mountat'], mounts) };
+    const error = await runAction(requestFor('a', 'true') as RunRequest__Output, settings, new AbortController().signal, () => {}).then(() => undefined, (caught: unknown) => caught);
+    expect(error).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect((error as Error).message).toMatch(/^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/);
+  } finally {
+    build.fd.close();
+    starterServer.close();
+  }
+  expect(mountsUnder(root)).toEqual([root]);
+  expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  expect(readdirSync(stateDir)).toEqual([]);
+});
