@@ -13,7 +13,7 @@
 //
 // MNT_DETACH throughout: an action's leftover process with its cwd in /tmp must not make
 // teardown fail with EBUSY; the mount leaves the tree at once and is freed when unused.
-import { BorrowedFd, constants as C, type Fd, type FdRef, fchdir, openat2, procFdAvailable, umount2 } from '../linux/index.js';
+import { constants as C, type Fd, type FdRef, fchdir, openat2, procFdAvailable, umount2 } from '../linux/index.js';
 import { openParent } from './resolve.js';
 
 let useProcFd: boolean | undefined;
@@ -32,10 +32,8 @@ export function setUnmountMethodForTesting(method: 'proc-fd' | 'fchdir' | undefi
  * Unmount the mount whose root `mountFd` is; it sits at `target` beneath the root, which the
  * fallback (that cannot name an fd) looks up again from the parent directory.
  */
-export function unmountByFd(mountFd: Fd, rootFd: FdRef | number, target: string): void {
+export function unmountByFd(mountFd: Fd, root: FdRef, target: string): void {
   const where = target;
-  // A bare number still comes from sweepBelow, whose directory fd is typed so; lent as it is.
-  const root = typeof rootFd === 'number' ? new BorrowedFd(rootFd) : rootFd;
   if (unmountMethod() === 'proc-fd') {
     umount2(`/proc/thread-self/fd/${mountFd.fd}`, C.MNT_DETACH, where);
     return;
