@@ -281,7 +281,7 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
 describe('where a seccomp profile refuses pivot_root, as Docker\'s default does', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
-    runner = await startRunner({}, undefined, [fixtureBinary('deny-pivot-root')], [inheritedDir]);
+    runner = await startRunner({}, undefined, [fixtureBinary('seccomp-errno'), 'pivot_root', 'EPERM', '--'], [inheritedDir]);
   });
   afterAll(async () => {
     expect(await runner.stop()).toBe(0);
@@ -316,7 +316,7 @@ describe('where a seccomp profile refuses pivot_root, as Docker\'s default does'
       const file = join(dir, 'config.json');
       mkdirSync(join(dir, 'build'));
       writeFileSync(file, JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 's')] }], stateDirectory: join(dir, 'state'), capabilities: ['CAP_CHOWN', 'CAP_SYS_CHROOT'] }));
-      const result = spawnSync(fixtureBinary('deny-pivot-root'), [process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], { encoding: 'utf8' });
+      const result = spawnSync(fixtureBinary('seccomp-errno'), ['pivot_root', 'EPERM', '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], { encoding: 'utf8' });
       expect(result.stderr).toBe('mountat: pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT: allow pivot_root, or do not grant it\n');
       expect(result.status).toBe(1);
     } finally {

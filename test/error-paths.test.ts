@@ -1,5 +1,5 @@
 // What an error half-way through leaves: no fd, no mount. The failure is the kernel's, made on
-// purpose by a seccomp filter (test/fixtures/fail-statx.c) failing the statx calls of one mask
+// purpose by a seccomp filter (test/fixtures/seccomp-errno.c) failing the statx calls of one mask
 // with EIO, in a child process running the engine (test/fixtures/statx-error-paths.mjs).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 function runWithStatxFailing(mask: number, which: string): { before: number; after: number; error?: string } {
-  const result = spawnSync(fixtureBinary('fail-statx'), [`0x${mask.toString(16)}`, process.execPath, join(repo, 'test', 'fixtures', 'statx-error-paths.mjs'), which, root], { encoding: 'utf8' });
+  const result = spawnSync(fixtureBinary('seccomp-errno'), ['statx', 'EIO', `0x${mask.toString(16)}`, '--', process.execPath, join(repo, 'test', 'fixtures', 'statx-error-paths.mjs'), which, root], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`statx-error-paths ${which} exited ${result.status}: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
