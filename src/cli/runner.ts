@@ -7,17 +7,27 @@ export async function runnerCommand(args: { config: string | undefined }): Promi
   if (!args.config) throw new UsageError('--config FILE is required');
   const settings = loadSettings(args.config);
   const log = pino({ level: settings.logLevel, base: { component: 'mountat-runner', pid: process.pid } });
-  const runner = await startRunner(settings, log);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'stopping');
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      void runner.close().then(resolve);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  // The handlers come before the runner starts: a SIGTERM sent as soon as it says it is ready
+  // (or while it starts) must stop it cleanly, not kill it by the signal's default action.
+  let signalled: (signal: NodeJS.Signals) => void = () => {};
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+  const stop = (signal: NodeJS.Signals) => {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    signalled(signal);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  let runner;
+  try {
+    runner = await startRunner(settings, log);
+  } catch (error) {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    throw error;
+  }
+  log.info({ signal: await stopRequested }, 'stopping');
+  await runner.close();
   // Shutdown is complete. A connection whose client is frozen keeps its socket open even after it
   // was force-closed (Node ends a gracefully closed HTTP/2 session's socket only when the peer
   // does), which would keep this process alive for nothing: exit once this value is returned.
