@@ -15,7 +15,7 @@
  *     openat2(root, target, O_PATH|O_DIRECTORY|O_CLOEXEC, IN_ROOT|NO_SYMLINKS|NO_MAGICLINKS|
  *     NO_XDEV) -> ENOENT; mkdirat 0755; openat2 again; statx(fd, INO); fsopen;
  *     fsconfig source=<type>; fsconfig each option; FSCONFIG_CMD_CREATE; fsmount; close(fsfd);
- *     move_mount(mfd -> target fd); statx MNT_ID; statx MNT_ID_UNIQUE; openat2(root, target) of the
+ *     statx MNT_ID; statx MNT_ID_UNIQUE; move_mount(mfd -> target fd); openat2(root, target) of the
  *     topmost mount and statx MNT_ID_UNIQUE on it (the mount is at its target); close of that fd;
  *     for proc, the covers (src/mounts/cover-proc.ts): per name, openat2(mfd, name, O_PATH[
  *     |O_DIRECTORY], BENEATH|NO_SYMLINKS|NO_MAGICLINKS|NO_XDEV), ENOENT skips it; a read-only
@@ -222,8 +222,9 @@ static void attach_one(int root, const struct entry *e, struct attached *a) {
   int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, e->attrs);
   if (mfd < 0) die("fsmount", e->target);
   if (close(fsfd) < 0) die("close", "fsfd");
-  if (move_mount(mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) die("move_mount", e->target);
+  /* The ids before move_mount, as attach.ts reads them (a mount keeps its ids when moved). */
   mount_ids(mfd, &a->mnt_id, &a->unique_id, e->target);
+  if (move_mount(mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) die("move_mount", e->target);
   int now = openat2_(root, e->target, O_PATH | O_NOFOLLOW | O_CLOEXEC, BENEATH);
   if (now < 0) die("openat2", e->target);
   if (!is_our_mount(now, a, e->target)) fail("not at its target after move_mount", e->target);

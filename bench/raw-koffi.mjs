@@ -154,8 +154,8 @@ function attachOne(root, entry) {
   const mfd = sysLong3(NR.fsmount, fsfd, FSMOUNT_CLOEXEC, entry.attrs);
   if (mfd < 0) fail('fsmount', entry.target);
   close(fsfd);
-  if (sysMoveMount(NR.moveMount, mfd, '', target, '', MOVE_MOUNT_EMPTY_PATHS) < 0) fail('move_mount', entry.target);
-  // mountIdentityOf(): the reusable id, then the unique one (kernel 6.8+).
+  // mountIdentityOf(), before move_mount as attach.ts reads it (a mount keeps its ids when moved):
+  // the reusable id, then the unique one (kernel 6.8+).
   statxOrFail(mfd, '', AT_EMPTY_PATH, STATX.MNT_ID, entry.target);
   record.idLo = lo(144);
   record.idHi = hi(144);
@@ -163,6 +163,7 @@ function attachOne(root, entry) {
   record.hasUnique = (st.readUInt32LE(0) & STATX.MNT_ID_UNIQUE) !== 0;
   record.uniqueLo = lo(144);
   record.uniqueHi = hi(144);
+  if (sysMoveMount(NR.moveMount, mfd, '', target, '', MOVE_MOUNT_EMPTY_PATHS) < 0) fail('move_mount', entry.target);
   // mountIsAtTarget(): the topmost mount at the target is the one just made.
   const now = sysOpenat2(NR.openat2, root, entry.target, HOW_TOP, 24);
   if (now < 0) fail('openat2', entry.target);
