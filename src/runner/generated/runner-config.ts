@@ -101,7 +101,7 @@ export interface RunnerConfig {
   network?: "host" | "none";
   hooks?: RunnerHooks;
   /**
-   * mountat: where action records are kept for the start-up sweep. Default /run/mountat/runner.
+   * mountat: where action records are kept for the start-up sweep, and the runner.lock that the runner holds (flock) for its life: one runner per state directory, a second one refuses to start. Default /run/mountat/runner.
    */
   stateDirectory?: string;
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
