@@ -385,17 +385,20 @@ describe('mountat exec', () => {
 
   it('takes --capabilities and --network none', () => {
     const root = busyboxRoot();
+    const state = `${root}-state`;
     try {
       // /proc/net shows the reader's network namespace (sysfs would show the runner's, where it was made).
       const script = 'grep ^CapEff /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; ip -o link | cut -d" " -f2,3';
-      const result = mountat(['exec', '--root', root, '--state-dir', join(root, '..', `${root.split('/').pop()}-state`), '--capabilities', 'chown,CAP_FOWNER', '--network', 'none', '--', '/bin/sh', '-c', script]);
+      const result = mountat(['exec', '--root', root, '--state-dir', state, '--capabilities', 'chown,CAP_FOWNER', '--network', 'none', '--', '/bin/sh', '-c', script]);
       expect(result.stderr).toBe('');
       // Only loopback in its network namespace, and up.
       expect(result.stdout).toBe('CapEff:\t0000000000000009\nlo\nlo: <LOOPBACK,UP,LOWER_UP>\n');
       expect(mountat(['exec', '--root', root, '--network', 'bogus', '--', '/bin/true']).stderr).toMatch(/^mountat: --network "bogus": one of host, none\n/);
       expect(mountat(['exec', '--root', root, '--capabilities', 'CAP_FLY', '--', '/bin/true']).stderr).toMatch(/^mountat: --capabilities: unknown capability "CAP_FLY"\n/);
+      expect(readdirSync(state)).toEqual([]);
     } finally {
       removeTree(root);
+      removeTree(state);
     }
   });
 });

@@ -1,17 +1,26 @@
 // The static test programs of test/fixtures/: the attacker, copied into the action roots that use
 // it, and a seccomp wrapper; each built once per test file.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { repo, scratchDir } from './roots.js';
 
 const built = new Map<string, string>();
+const dirs: string[] = [];
+// Imported at a test file's collection: the builds go when that file is done.
+afterAll(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  built.clear();
+});
 
 /** Build test/fixtures/NAME.c (cc -static), once per test file. */
 export function fixtureBinary(name: string): string {
   const known = built.get(name);
   if (known) return known;
-  const out = join(scratchDir(`mountat-${name}-`), name);
+  const dir = scratchDir(`mountat-${name}-`);
+  dirs.push(dir);
+  const out = join(dir, name);
   execFileSync('cc', ['-static', '-O2', '-Wall', '-Werror', '-o', out, join(repo, 'test', 'fixtures', `${name}.c`)]);
   built.set(name, out);
   return out;
