@@ -12,6 +12,8 @@ export const SYS = {
   fspick: 433,
   openat2: 437,
   mount_setattr: 442,
+  pidfd_send_signal: 424,
+  pidfd_open: 434,
   // The older calls differ per architecture: pivot_root is 155 on x86_64, 41 on aarch64.
   pivot_root: process.arch === 'arm64' ? 41 : 155,
 } as const;

@@ -45,6 +45,8 @@ function declareSys() {
   ) => number,
   /** fsmount(fd, flags, attr_flags), and any other call taking three integers */
   long3: lib_.func('long syscall(long nr, long a, long b, long c)') as (nr: Long, a: Long, b: Long, c: Long) => number,
+  /** pidfd_send_signal(pidfd, sig, info, flags), and any other call taking four integers */
+  long4: lib_.func('long syscall(long nr, long a, long b, long c, long d)') as (nr: Long, a: Long, b: Long, c: Long, d: Long) => number,
   /** move_mount(from_dfd, from_path, to_dfd, to_path, flags) */
   moveMount: lib_.func('long syscall(long nr, long fromfd, const char *frompath, long tofd, const char *topath, long flags)') as (
     nr: Long,

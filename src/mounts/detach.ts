@@ -2,13 +2,12 @@
 // Each target is looked up again beneath the root; a mount there is unmounted only if its
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
-import { readlinkSync } from 'node:fs';
 import { isErrno, printable, type Fd, type FdRef } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
 import { MountError } from './errors.js';
 import { isOurMount, mountIdentityOf, openOurMountAt, rootIdentityOf, sameMount } from './identity.js';
-import { readMountInfo, stackAbove } from './mountinfo.js';
+import { canonicalPathOf, readMountInfo, stackAbove } from './mountinfo.js';
 import { targetComponents } from './plan.js';
 import { openTopmost } from './resolve.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
@@ -75,7 +74,7 @@ function detachMoved(rootFd: FdRef, mount: AttachedMount, report: DetachReport):
   if (unmountMethod() !== 'proc-fd' || mount.uniqueMountId === null) return false;
   const entry = readMountInfo().find((candidate) => candidate.id === mount.mountId);
   if (!entry) return false;
-  const rootPath = readlinkSync(`/proc/thread-self/fd/${rootFd.fd}`);
+  const rootPath = canonicalPathOf(rootFd);
   const prefix = rootPath.endsWith('/') ? rootPath : `${rootPath}/`;
   if (!entry.mountPoint.startsWith(prefix)) return false;
   const where = entry.mountPoint.slice(prefix.length);

@@ -99,12 +99,6 @@ export class MountedRoot<Extra extends object = object> {
   detachKeepingRecord(): DetachReport {
     return detach(this.#root, this.attachment);
   }
-
-  /** Give the record up without detaching (what it names is known to be gone, or left to a sweep). */
-  forget(): void {
-    this.#tornDown = true;
-    this.#records.remove(this.#key);
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // /proc/self/mountinfo, parsed. Used only to find mounts stacked on top of ours: the kernel
 // table is the one place that tells a mount's parent.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { FdRef } from '../linux/index.js';
 
 export interface MountInfoEntry {
   id: string;
@@ -57,4 +58,9 @@ export function stackAbove(table: MountInfoEntry[], topId: string, ourId: string
     current = byId.get(current.parentId);
   }
   return current ? stack : undefined;
+}
+
+/** A directory's canonical path, as the mount table writes its mount points (whatever symlinks led to it). */
+export function canonicalPathOf(dir: FdRef): string {
+  return readlinkSync(`/proc/thread-self/fd/${dir.fd}`);
 }

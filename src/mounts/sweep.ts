@@ -12,9 +12,8 @@
 //   proc): the kernel detaches a subtree with its parent under MNT_DETACH anyway, so it is
 //   unmounted first and reported as swept, not left alone.
 // - Everything else is left alone and returned, for the caller to log.
-import { readlinkSync } from 'node:fs';
 import { constants as C, type Fd, isErrno, openat2, statx } from '../linux/index.js';
-import { readMountInfo, type MountInfoEntry } from './mountinfo.js';
+import { canonicalPathOf, readMountInfo, type MountInfoEntry } from './mountinfo.js';
 import { unmountByFd } from './unmount.js';
 
 export interface SweptMount {
@@ -47,11 +46,6 @@ export interface SweepResult {
 }
 
 const BENEATH = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
-
-/** The directory's canonical path, as the kernel's mount table would write it. */
-export function canonicalPathOf(dir: Fd): string {
-  return readlinkSync(`/proc/thread-self/fd/${dir.fd}`);
-}
 
 /** Mounts strictly below `dirPath` (canonical), deepest first (a mount on top of another goes first too). */
 export function mountsBelow(table: MountInfoEntry[], dirPath: string): MountInfoEntry[] {
