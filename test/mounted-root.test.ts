@@ -128,6 +128,43 @@ describe('mountRecorded', () => {
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   });
 
+  it('owns what is left when the record cannot be closed and the undo fails too: leftover.tearDown() retries', () => {
+    const table = mountTable();
+    using rootFd = openDir(root);
+    const real = new RecordStore(stateDir);
+    // Every write lands; the close then reports a failed write-back (as NFS can), by which time the
+    // root has become read-only: the undo unmounts everything but cannot remove its directories.
+    const store: RecordKeeping = {
+      ...failingStore(real, () => false),
+      journal: (key) => {
+        const journal = real.journal(key);
+        return Object.assign(Object.create(journal), {
+          append: (snapshot: Attachment & Record<string, unknown>) => journal.append(snapshot),
+          close: () => {
+            journal.close();
+            readOnly(true);
+            throw new Error('close: EIO (the write-back failed)');
+          },
+        });
+      },
+    };
+    let error: unknown;
+    try {
+      mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'replace' });
+    } catch (caught) {
+      error = caught;
+    }
+    readOnly(false);
+    expect(error).toBeInstanceOf(AttachError);
+    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: close: EIO \(the write-back failed\); rollback also failed: /);
+    expect(mountTable()).toBe(table);
+    const leftover = (error as AttachError).leftover!;
+    expect(leftover?.recordPath).toBe(join(stateDir, 'k.json'));
+    expect(leftover.tearDown().removed.sort()).toEqual(['proc', 'sys', 'tmp']);
+    expect(readdirSync(stateDir)).toEqual([]);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
   it('keeps the record when its teardown fails, and a later tearDown() finishes the job', () => {
     const table = mountTable();
     using rootFd = openDir(root);

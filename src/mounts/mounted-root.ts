@@ -146,7 +146,10 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
     try {
       mounted.tearDown();
     } catch (teardownError) {
-      throw new AttachError(closing, [(teardownError as Error).message]);
+      // The record is kept (tearDown() keeps it when it fails): owned, as for a failed rollback.
+      const failed = new AttachError(closing, [(teardownError as Error).message]);
+      failed.leftover = mounted;
+      throw failed;
     }
     throw closing;
   }
