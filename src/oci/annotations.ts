@@ -6,7 +6,11 @@
 // at proc and sysfs only at sys, nothing weakened, tmpfs capped: src/mounts/untrusted.ts). Here
 // only which entries those are is decided; the operator's plan file and the built-in default,
 // where no annotation touched them, stay as the operator wrote them.
-import { DEFAULTS, parsePlan, PlanError, type Plan, type PlanInput, type PlanTrust } from '../mounts/index.js';
+// Straight from the modules, not the mounts barrel: podman's precreate stage loads this file on
+// every container start, and the barrel would set up the whole engine (attach, detach, records…).
+import { DEFAULTS } from '../mounts/defaults.js';
+import { readJsonFile } from '../mounts/json-file.js';
+import { parsePlan, PlanError, type Plan, type PlanInput, type PlanTrust } from '../mounts/plan.js';
 import { HookError } from './errors.js';
 
 export const ANNOTATION_PREFIX = 'org.mountat.';
@@ -62,6 +66,16 @@ export interface BasePlan {
   input: PlanInput;
   /** Where it came from, for messages: "the default plan", "plan file /etc/…". */
   source: string;
+}
+
+/** The operator's plan file given with `--plan` (createContainer and precreate read it alike). */
+export function readBasePlan(file: string | undefined): BasePlan | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return { input: readJsonFile(file, '--plan') as PlanInput, source: `plan file ${file}` };
+  } catch (error) {
+    throw new HookError((error as Error).message);
+  }
 }
 
 /** A plan input with, per entry, who wrote it and what to name when it is refused. */

@@ -5,12 +5,11 @@
 // into that line here, and only here.
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { readJsonFile, type PlanInput } from '../mounts/index.js';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
 import { parseState } from './state.js';
 import { runStage, STAGES, type Stage } from './stages.js';
-import type { BasePlan } from './annotations.js';
+import { readBasePlan } from './annotations.js';
 
 const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
                     [--root-fd N [--proc-pidns]] < state.json
@@ -70,15 +69,6 @@ function parse(argv: string[]): Args {
     procPidns,
     forward,
   };
-}
-
-function readBasePlan(file: string | undefined): BasePlan | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return { input: readJsonFile(file, '--plan') as PlanInput, source: `plan file ${file}` };
-  } catch (error) {
-    throw new HookError((error as Error).message);
-  }
 }
 
 export async function hookMain(argv: string[], stdin: () => string): Promise<number> {

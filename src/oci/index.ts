@@ -8,7 +8,6 @@ export type { OciConfig, Rootfs } from './bundle.js';
 export { containerPlan, ANNOTATIONS, ANNOTATION_PREFIX, STANDARD_MOUNTS } from './annotations.js';
 export type { BasePlan } from './annotations.js';
 export { HookError } from './errors.js';
-export { specForMountat, PRECREATE_STAGE } from './precreate.js';
-export { precreateMain } from './precreate-main.js';
+export { PRECREATE_STAGE } from './precreate.js';
 export { CommandHook } from './command-hook.js';
 export type { Hook, HookEntry, CommandHookOptions } from './command-hook.js';

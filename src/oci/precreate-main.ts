@@ -5,11 +5,11 @@
 //
 // Its own entry, reached from hook-entry.ts without loading the OCI stages: it runs on every
 // start of a container that carries an org.mountat.* annotation, and needs neither the state
-// parser, the bundle reader nor the record store; koffi is never loaded (no system call here).
+// parser, the bundle reader, the record store nor the rest of the engine (annotations.ts takes the
+// plan parser straight from its module); koffi is never loaded (no system call here).
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { readJsonFile, type PlanInput } from '../mounts/index.js';
-import type { BasePlan } from './annotations.js';
+import { readBasePlan, type BasePlan } from './annotations.js';
 import { HookError } from './errors.js';
 import { specForMountat } from './precreate.js';
 
@@ -22,13 +22,7 @@ function basePlan(argv: string[]): BasePlan | undefined {
   } catch (error) {
     throw new HookError(`${(error as Error).message}\n${USAGE}`, 2);
   }
-  const file = parsed.values.plan;
-  if (file === undefined) return undefined;
-  try {
-    return { input: readJsonFile(file, '--plan') as PlanInput, source: `plan file ${file}` };
-  } catch (error) {
-    throw new HookError((error as Error).message);
-  }
+  return readBasePlan(parsed.values.plan);
 }
 
 /** Writes all of `text` to fd 1: a spec is larger than one pipe write may take. */
