@@ -72,7 +72,11 @@ describe('leftovers of an action without a PID namespace', () => {
     const mark = 'sleep 79.3';
     const started = start(`${mark} & echo up; exec sleep 79.4`, true, 'signalled');
     await started.pid;
-    for (let i = 0; i < 200 && !alive(mark); i++) await new Promise((r) => setTimeout(r, 10));
+    // Once sh has printed `up`, the leftover has been forked (`&` comes before the echo): the kill
+    // below must reach a process that really is there.
+    const up = () => readFileSync(join(out, 'signalled.out'), 'utf8') === 'up\n' && alive('sleep 79.4');
+    for (let i = 0; i < 200 && !up(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect([up(), alive(mark)]).toEqual([true, true]);
     started.kill();
     const end = await started.ended;
     expect(end.kind).not.toBe('exited');
