@@ -1,5 +1,5 @@
 // The runner over a real UNIX socket with a real gRPC client, running real actions.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
 import { defaultPlanMountCount, mountTable, mountsUnder, procCoversHere, removeTree, repo, scratchDir } from './helpers/roots.js';
-import { checkReadiness, makeAction, requestFor, resourceUsage, run, startRunner, type RunnerProcess } from './helpers/runner.js';
+import { checkReadiness, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
 let tableBefore: string;
@@ -313,28 +313,22 @@ describe('a runner of its own', () => {
   it('stops cleanly on a SIGTERM that comes while it is still starting (its handlers come first)', async () => {
     const dir = scratchDir('mountat-runner-');
     try {
-      mkdirSync(join(dir, 'build'));
-      const config = join(dir, 'config.json');
       // `temporaryDirectories` is a bb_runner option mountat ignores: its warning is the first line
       // the runner logs once it is starting, before its servers are bound.
-      writeFileSync(config, JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 'runner.sock')] }], stateDirectory: join(dir, 'state'), temporaryDirectories: [] }));
-      const child = spawn(join(repo, 'bin', 'mountat.js'), ['runner', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      let sent = false;
-      const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+      const runner = spawnRunner({ temporaryDirectories: [] }, dir);
       // One SIGTERM only: a second one, as for any process, ends it by the signal's default action.
-      const onData = (d: Buffer) => {
-        output += d.toString();
-        if (!sent && output.includes('bb_runner option accepted but not used')) {
+      let sent = false;
+      const onData = () => {
+        if (!sent && runner.output().includes('bb_runner option accepted but not used')) {
           sent = true;
-          child.kill('SIGTERM');
+          runner.process.kill('SIGTERM');
         }
       };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      expect(await exited).toEqual([0, null]);
-      expect(output).toContain('"msg":"stopping"');
-      expect(output).toContain('"runner stopped"');
+      runner.process.stdout!.on('data', onData);
+      runner.process.stderr!.on('data', onData);
+      expect(await runner.exited).toEqual([0, null]);
+      expect(runner.output()).toContain('"msg":"stopping"');
+      expect(runner.output()).toContain('"runner stopped"');
       expect(readdirSync(join(dir, 'state')).filter((name) => name !== 'runner.lock')).toEqual([]);
     } finally {
       removeTree(dir);

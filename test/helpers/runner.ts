@@ -30,7 +30,17 @@ export interface RunnerProcess {
 /** Where startRunner's `inherit` fds land in the runner. */
 export const INHERITED_FD = 40;
 
-export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): Promise<RunnerProcess> {
+export interface SpawnedRunner {
+  build: string;
+  socket: string;
+  process: ChildProcess;
+  output: () => string;
+  /** Resolves to the exit code and the signal that ended it. */
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+/** A `mountat runner` started on a config in `dir`, not waited for (startRunner waits for it to be ready). */
+export function spawnRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): SpawnedRunner {
   const build = join(dir, 'build');
   mkdirSync(build, { recursive: true });
   const socket = join(dir, 'runner.sock');
@@ -41,12 +51,18 @@ export async function startRunner(extraConfig: object = {}, dir = scratchDir('mo
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  for (let i = 0; i < 200 && !output.includes('"runner ready"'); i++) {
-    if (child.exitCode !== null) throw new Error(`runner exited: ${output}`);
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+  return { build, socket, process: child, output: () => output, exited };
+}
+
+export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): Promise<RunnerProcess> {
+  const { build, socket, process: child, output, exited: ended } = spawnRunner(extraConfig, dir, wrapper, inherit);
+  const exited = ended.then(([code]) => code);
+  for (let i = 0; i < 200 && !output().includes('"runner ready"'); i++) {
+    if (child.exitCode !== null) throw new Error(`runner exited: ${output()}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  if (!existsSync(socket)) throw new Error(`runner did not start: ${output}`);
+  if (!existsSync(socket)) throw new Error(`runner did not start: ${output()}`);
   const proto = loadRunnerProto();
   const client = new proto.buildbarn.runner.Runner(`unix://${socket}`, credentials.createInsecure()) as unknown as RunnerClient;
   return {
@@ -54,7 +70,7 @@ export async function startRunner(extraConfig: object = {}, dir = scratchDir('mo
     build,
     socket,
     process: child,
-    output: () => output,
+    output,
     client,
     async stop(signal = 'SIGTERM') {
       client.close();
