@@ -6,32 +6,31 @@
 // mount table as it was. podman missing is a failure, never a skip: CI installs it
 // (scripts/test.sh).
 //
-// podman gets storage of its own (--root, --runroot, --tmpdir in a scratch directory, the vfs
-// driver): another test may use podman at the same time, and this one must neither see its
-// containers nor leave any of its own; vfs makes no overlay mounts, so the only mounts a
-// comparison of mount tables can find are the runtime's and mountat's. The image is 2 MB, so
-// vfs's copy per container costs nothing worth an overlay.
+// podman is one of the test's own (test/helpers/podman.ts: storage, run state, file locks and
+// events in a scratch directory, the vfs driver): another test may use podman at the same time,
+// and this one must neither see its containers nor leave any of its own; vfs makes no overlay
+// mounts, so the only mounts a comparison of mount tables can find are the runtime's and
+// mountat's. The image is 2 MB, so vfs's copy per container costs nothing worth an overlay. The
+// hooks.d files get a state directory in that scratch directory too, not the host's /run/mountat.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listing } from './helpers/oci.js';
+import { HOOK, listing, RUNTIMES, type Runtime } from './helpers/oci.js';
+import { startPodman, type Podman } from './helpers/podman.js';
 import { busyboxRoot, removeTree, repo, scratchDir } from './helpers/roots.js';
 
-const HOOK = join(repo, 'hooks', 'mountat-hook');
-const STATE_DIR = '/run/mountat';
 const IMAGE = 'localhost/mountat-test-hooks-busybox';
-const RUNTIMES = ['runc', 'crun'] as const;
-type Runtime = (typeof RUNTIMES)[number];
 
+let podman: Podman | undefined;
 let work: string;
 let hooksDir: string;
-let global: string[];
+/** The state directory the installed hooks.d files name: in this test's scratch directory. */
+let stateDir: string;
 
-/** podman as this test runs it: its own storage, the hooks directory, this machine's ulimits. */
+/** podman run's options here; the storage, hooks directory and this machine's ulimits are in podman's configuration. */
 function podmanRunArgs(runtime: Runtime): string[] {
-  // Root here lacks CAP_SYS_RESOURCE: podman's default ulimits (raised from the host's) fail.
-  return ['--runtime', runtime, '--network', 'none', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
+  return ['--runtime', runtime, '--network', 'none'];
 }
 
 interface PodmanRun {
@@ -55,7 +54,7 @@ function around(runtime: Runtime, inner: string, args: string[], env: NodeJS.Pro
     runtime === 'crun'
       ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `umount /sys/fs/cgroup/unified && ${snapshotAround}`, 'sh', ...args]
       : ['sh', '-c', snapshotAround, 'sh', ...args];
-  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 120_000, env: { ...process.env, T: tables, ...env } });
+  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...podman!.env(runtime), T: tables, ...env } });
   const run = {
     status: result.status,
     stdout: result.stdout,
@@ -67,22 +66,22 @@ function around(runtime: Runtime, inner: string, args: string[], env: NodeJS.Pro
   return run;
 }
 
-function podman(runtime: Runtime, args: string[]): PodmanRun {
+function podmanRun(runtime: Runtime, args: string[]): PodmanRun {
   return around(runtime, 'podman "$@"', args);
 }
 
 function podmanOk(args: string[]): string {
-  return execFileSync('podman', [...global, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return execFileSync('podman', args, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...podman!.env() } });
 }
 
 /** The records in the state dir that name `rootIno` (the rootfs's inode) or container `id`. */
 function recordsOf(match: { id?: string; rootIno?: number }): string[] {
-  if (!existsSync(STATE_DIR)) return [];
-  return readdirSync(STATE_DIR).filter((name) => {
+  if (!existsSync(stateDir)) return [];
+  return readdirSync(stateDir).filter((name) => {
     if (match.id !== undefined && name === `oci-${match.id}.json`) return true;
     if (match.rootIno === undefined || !name.endsWith('.json')) return false;
     try {
-      return (JSON.parse(readFileSync(join(STATE_DIR, name), 'utf8')) as { root?: { ino?: string } }).root?.ino === String(match.rootIno);
+      return (JSON.parse(readFileSync(join(stateDir, name), 'utf8')) as { root?: { ino?: string } }).root?.ino === String(match.rootIno);
     } catch {
       return false;
     }
@@ -108,18 +107,22 @@ function report(stdout: string): Record<string, string> {
 
 const ANNOTATIONS = ['--annotation', '"org.mountat.mounts=proc,sys,tmp"', '--annotation', 'org.mountat.tmp.size=32m'];
 
-beforeAll(() => {
+beforeAll(async () => {
   // Not a skip: a machine without podman fails here (scripts/test.sh installs it).
   expect(spawnSync('podman', ['--version'], { encoding: 'utf8' }).stdout).toMatch(/^podman version \d/);
   expect(existsSync(HOOK), 'npm run build first').toBe(true);
-  work = scratchDir('mountat-test-hooks-');
-  global = ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--tmpdir', join(work, 'tmp'), '--storage-driver', 'vfs'];
-  // Installed as the README says: the shipped hooks.d files, with hook.path where mountat is.
+  podman = await startPodman({ driver: 'vfs' });
+  work = podman.dir;
+  stateDir = join(work, 'state');
+  // Installed as the README says: the shipped hooks.d files, with hook.path where mountat is, in the hooks directory
+  // this podman's containers.conf names; and --state-dir this test's, not the host's /run/mountat.
   hooksDir = join(work, 'hooks.d');
-  mkdirSync(hooksDir);
   for (const name of readdirSync(join(repo, 'hooks', 'hooks.d')).filter((file) => file.endsWith('.json'))) {
-    const hook = JSON.parse(readFileSync(join(repo, 'hooks', 'hooks.d', name), 'utf8'));
+    const hook = JSON.parse(readFileSync(join(repo, 'hooks', 'hooks.d', name), 'utf8')) as { hook: { path: string; args: string[] } };
     hook.hook.path = HOOK;
+    const at = hook.hook.args.indexOf('--state-dir');
+    if (at >= 0) hook.hook.args[at + 1] = stateDir;
+    expect(hook.hook.args.filter((arg) => arg.includes('/run/mountat')), name).toEqual([]);
     writeFileSync(join(hooksDir, name), JSON.stringify(hook, null, 2));
   }
   const image = busyboxRoot();
@@ -130,17 +133,18 @@ beforeAll(() => {
 }, 120_000);
 
 afterAll(() => {
-  if (!work) return;
-  spawnSync('podman', [...global, 'rm', '--all', '--force'], { encoding: 'utf8' });
-  spawnSync('podman', [...global, 'rmi', '--all', '--force'], { encoding: 'utf8' });
-  removeTree(work);
+  if (!podman) return;
+  const env = { ...process.env, ...podman.env() };
+  spawnSync('podman', ['rm', '--all', '--force'], { encoding: 'utf8', env });
+  spawnSync('podman', ['rmi', '--all', '--force'], { encoding: 'utf8', env });
+  podman.remove();
 });
 
 describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (runtime) => {
   it('--rootfs: mountat makes proc, read-only sys and tmp, and leaves the rootfs as a plain podman run does', () => {
     // The same run without mountat's annotation, on a root of its own: what podman itself leaves.
     const plainRoot = busyboxRoot();
-    const plain = podman(runtime, [...global, 'run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--rootfs', plainRoot, '/bin/true']);
+    const plain = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--rootfs', plainRoot, '/bin/true']);
     expect(plain.status, plain.stderr).toBe(0);
     const podmanLeaves = listing(plainRoot).filter((path) => !/^(proc|sys)(\/|$)/.test(path));
     removeTree(plainRoot);
@@ -148,8 +152,11 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     const root = busyboxRoot();
     const rootIno = Number(execFileSync('stat', ['-c', '%i', root], { encoding: 'utf8' }).trim());
     const cidfile = join(work, `cid-rootfs-${runtime}`);
-    const run = podman(runtime, [...global, 'run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--cidfile', cidfile, ...ANNOTATIONS, '--rootfs', root, '/bin/sh', '-c', PROBE]);
+    const run = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--cidfile', cidfile, ...ANNOTATIONS, '--rootfs', root, '/bin/sh', '-c', PROBE]);
     expect(run.status, run.stderr).toBe(0);
+    // The hooks wrote in the test's state directory (nothing but createContainer's record makes it: readdirSync
+    // throws where it is missing), and poststop took the record away.
+    expect(readdirSync(stateDir)).toEqual([]);
     expectMountatMounts(run.stdout);
     const id = readFileSync(cidfile, 'utf8').trim();
     expect(recordsOf({ id, rootIno })).toEqual([]);
@@ -160,13 +167,13 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
 
   it('an imported image: the same mounts, and the container\'s rootfs holds nothing of mountat\'s afterwards', () => {
     const plainName = `mountat-test-hooks-plain-${runtime}`;
-    const plain = podman(runtime, [...global, 'run', '--name', plainName, ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, IMAGE, '/bin/true']);
+    const plain = podmanRun(runtime, ['run', '--name', plainName, ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, IMAGE, '/bin/true']);
     expect(plain.status, plain.stderr).toBe(0);
     const podmanLeaves = rootfsListing(plainName).filter((path) => !/^(proc|sys)(\/|$)/.test(path));
     podmanOk(['rm', plainName]);
 
     const name = `mountat-test-hooks-${runtime}`;
-    const run = podman(runtime, [...global, 'run', '--name', name, ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, ...ANNOTATIONS, IMAGE, '/bin/sh', '-c', PROBE]);
+    const run = podmanRun(runtime, ['run', '--name', name, ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, ...ANNOTATIONS, IMAGE, '/bin/sh', '-c', PROBE]);
     expect(run.status, run.stderr).toBe(0);
     expectMountatMounts(run.stdout);
     const id = podmanOk(['container', 'inspect', '--format', '{{.Id}}', name]).trim();
@@ -185,7 +192,7 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     // run.oci.hooks.stderr names (README, "Output").
     const hookStderr = join(work, `hook-stderr-${runtime}`);
     const crunStderr = runtime === 'crun' ? ['--annotation', `run.oci.hooks.stderr=${hookStderr}`] : [];
-    const run = podman(runtime, [...global, 'run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--annotation', '"org.mountat.mounts=proc,bogus"', ...crunStderr, '--rootfs', root, '/bin/true']);
+    const run = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--annotation', '"org.mountat.mounts=proc,bogus"', ...crunStderr, '--rootfs', root, '/bin/true']);
     expect(run.status).not.toBe(0);
     const line = 'mountat-hook: annotation org.mountat.mounts="proc,bogus": unknown mount "bogus" (known: proc, sys, tmp)';
     expect(runtime === 'crun' ? readFileSync(hookStderr, 'utf8') : run.stderr).toContain(line);
@@ -239,13 +246,10 @@ describe('the README\'s podman example', () => {
     expect(block).toMatch(/^podman run /);
     // What a machine's configuration, not the command, carries: containers.conf names the hooks
     // directory (the README's alternative to copying into /etc/containers/oci/hooks.d), the
-    // runtime and this machine's ulimits; storage.conf this test's storage.
-    const conf = join(work, `containers-${runtime}.conf`);
-    writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\nruntime = "${runtime}"\nhooks_dir = ["${hooksDir}"]\ntmp_dir = "${join(work, 'tmp')}"\n`);
-    const storage = join(work, 'storage.conf');
-    writeFileSync(storage, `[storage]\ndriver = "vfs"\ngraphroot = "${join(work, 'storage')}"\nrunroot = "${join(work, 'run')}"\n`);
+    // runtime and this machine's ulimits; storage.conf this test's storage (test/helpers/podman.ts
+    // writes both; around() names the containers.conf with `runtime`).
     const root = busyboxRoot();
-    const run = around(runtime, 'sh -c "$README_COMMAND"', [], { README_COMMAND: block, ROOT: root, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage });
+    const run = around(runtime, 'sh -c "$README_COMMAND"', [], { README_COMMAND: block, ROOT: root });
     expect(run.status, run.stderr).toBe(0);
     const shown = /<!-- test\/podman\.test\.ts runs this -->\n```sh\n[\s\S]*?```\n[^`]*```\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(run.stdout).toBe(shown);

@@ -1,11 +1,12 @@
-// Podman for the worker-pod test, isolated from any other use of podman on the machine: its own
-// storage (images, containers, volumes) and run state under a scratch directory, its own
-// containers.conf (CONTAINERS_CONF) and storage.conf (CONTAINERS_STORAGE_CONF), all removed at
-// the end. Nothing is pulled: images are imported or built here.
+// Podman for the tests that run it (test/pod.test.ts, test/podman.test.ts), isolated from any other use of podman on
+// the machine: its own storage (images, containers, volumes), run state, locks and events under a scratch directory,
+// its own containers.conf (CONTAINERS_CONF) and storage.conf (CONTAINERS_STORAGE_CONF), all removed at the end.
+// Nothing is pulled: images are imported or built here.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Runtime } from './oci.js';
 import { repo, mountsUnder, scratchDir } from './roots.js';
 
 const exec = promisify(execFile);
@@ -13,23 +14,39 @@ const BIG = { maxBuffer: 64 * 1024 * 1024 };
 
 export interface Podman {
   dir: string;
+  /**
+   * The environment naming this instance's configuration (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF), to add to
+   * process.env for a podman run by hand; `runtime` picks the containers.conf that names that runtime.
+   */
+  env(runtime?: Runtime): NodeJS.ProcessEnv;
   /** The podman CLI with this instance's configuration; rejects with its stderr. */
   podman(args: string[]): Promise<string>;
   /** Removes the storage and configuration (refuses while anything is mounted there). */
   remove(): void;
 }
 
-export async function startPodman(): Promise<Podman> {
+export interface PodmanOptions {
+  /**
+   * The storage driver (default overlay). vfs makes no mounts: a test that compares mount tables around a
+   * container sees only the runtime's and mountat's.
+   */
+  driver?: 'overlay' | 'vfs';
+}
+
+/**
+ * A podman of the test's own under a scratch directory: its storage, run state, locks and events there, and an
+ * empty hooks directory (`<dir>/hooks.d`) named in containers.conf, which a test may fill.
+ */
+export async function startPodman(options: PodmanOptions = {}): Promise<Podman> {
   // Fails, rather than skips, where podman is missing: scripts/test.sh installs it.
   await exec('podman', ['--version']).catch((error: Error) => {
-    throw new Error(`podman is needed for the worker-pod test (scripts/test.sh installs it): ${error.message}`);
+    throw new Error(`podman is needed for this test (scripts/test.sh installs it): ${error.message}`);
   });
   const dir = scratchDir('mountat-podman-');
   const hooks = join(dir, 'hooks.d');
   mkdirSync(hooks);
   mkdirSync(join(dir, 'tmp'));
-  writeFileSync(
-    join(dir, 'containers.conf'),
+  const containersConf = (runtime: Runtime) =>
     [
       '[containers]',
       // Root on this kind of machine lacks CAP_SYS_RESOURCE: podman's default ulimits (1048576 open files) are refused.
@@ -38,25 +55,28 @@ export async function startPodman(): Promise<Podman> {
       // No systemd here: cgroups managed by podman itself, events in a file.
       'cgroup_manager = "cgroupfs"',
       'events_logger = "file"',
-      // crun refuses this machine's hybrid cgroup hierarchy (FACTS.md); runc runs.
-      'runtime = "runc"',
-      // An empty hooks directory: hooks.d files installed on the machine (the podman hooks test installs mountat's)
-      // do not apply to this pod. `podman kube play` has no --hooks-dir.
+      // runc by default; crun refuses this machine's hybrid cgroup hierarchy (FACTS.md) unless run in a mount
+      // namespace without the cgroup2 mount (test/podman.test.ts does that).
+      `runtime = "${runtime}"`,
+      // An empty hooks directory: hooks.d files installed on the machine (the podman hooks test installs mountat's
+      // in its own) do not apply here. `podman kube play` has no --hooks-dir.
       `hooks_dir = [${JSON.stringify(hooks)}]`,
       // Locks in files under tmp_dir, not in the shared memory segment /libpod_lock, which every root podman on the
       // machine uses whatever its storage: this podman's container locks stay apart from another's.
       'lock_type = "file"',
       `tmp_dir = ${JSON.stringify(join(dir, 'tmp'))}`,
       '',
-    ].join('\n'),
-  );
+    ].join('\n');
+  for (const runtime of ['runc', 'crun'] as const) writeFileSync(join(dir, `containers-${runtime}.conf`), containersConf(runtime));
   writeFileSync(
     join(dir, 'storage.conf'),
-    ['[storage]', 'driver = "overlay"', `graphroot = ${JSON.stringify(join(dir, 'storage'))}`, `runroot = ${JSON.stringify(join(dir, 'run'))}`, ''].join('\n'),
+    ['[storage]', `driver = "${options.driver ?? 'overlay'}"`, `graphroot = ${JSON.stringify(join(dir, 'storage'))}`, `runroot = ${JSON.stringify(join(dir, 'run'))}`, ''].join('\n'),
   );
-  const env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+  const envOf = (runtime: Runtime = 'runc') => ({ CONTAINERS_CONF: join(dir, `containers-${runtime}.conf`), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') });
+  const env = { ...process.env, ...envOf() };
   return {
     dir,
+    env: envOf,
     async podman(args) {
       try {
         return (await exec('podman', args, { ...BIG, env })).stdout;
