@@ -2,7 +2,7 @@
 // as the starter ends, before it is reaped, by whoever reaps it (this process for an executed
 // starter, the starter server for a served one): after the reap the starter's pid, and so the
 // group's id, may be given to another action's starter, which a later SIGKILL of -pid would hit.
-// What a test can show: by the time `ended` resolves, with no killLeftovers() call, the
+// What a test can show: by the time `ended` resolves, with nothing else called, the
 // leftover is gone, both ways; and a served starter is still signalled (through its pidfd).
 // That the kill comes before the reap is the code's order (starter.ts, reap_starters in
 // native/action-starter.c), which no test can watch without forcing a pid to be reused.
@@ -56,7 +56,7 @@ function start(script: string, served: boolean, name: string): StartedAction {
 describe('leftovers of an action without a PID namespace', () => {
   for (const served of [false, true]) {
     const way = served ? 'served' : 'executed';
-    it(`are killed as the ${way} starter ends, before anyone calls killLeftovers`, async () => {
+    it(`are killed as the ${way} starter ends, with nothing else called`, async () => {
       const mark = `sleep 79.${served ? 2 : 1}`;
       const started = start(`${mark} & echo left; exit 3`, served, way);
       const end = await started.ended;

@@ -126,7 +126,6 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
     } finally {
       started.abort();
       await started.ended;
-      started.killLeftovers();
       const owner = mounted ?? leftover;
       try {
         owner?.tearDown();

@@ -226,9 +226,6 @@ export async function runAction(request: RunRequest__Output, settings: ActionSet
         started.kill();
         await started.ended;
       }
-      // Without a PID namespace, what the action left in its process group outlives it. (With one,
-      // they died with its init; the group may be gone and its number reused.)
-      if (!settings.isolation.pidNamespace) started.killLeftovers();
     }
     const teardownProblems = action ? (await runHooks(settings.poststop, action, false, teardowns)).problems : [];
     for (const fd of fds) fd.close();

@@ -213,17 +213,6 @@ export class StartedAction {
       }
     }
   }
-
-  /**
-   * Leftovers of the action's process group (without a PID namespace they survive it) are
-   * killed as the starter ends, before it is reaped: here for an executed starter, in the
-   * server for a served one. Killing -pid after the reap, as this did, could reach another
-   * action's group (its starter given the reused pid). So by `ended` nothing is left to do;
-   * this only acts while that is still safe.
-   */
-  killLeftovers(): void {
-    if (this.#executed && !this.#reaped && this.#starterPid !== undefined) signal(-this.#starterPid, 'SIGKILL');
-  }
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
