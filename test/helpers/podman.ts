@@ -3,7 +3,7 @@
 // its own containers.conf (CONTAINERS_CONF) and storage.conf (CONTAINERS_STORAGE_CONF), all removed at the end.
 // Nothing is pulled: images are imported or built here.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Runtime } from './oci.js';
@@ -21,8 +21,40 @@ export interface Podman {
   env(runtime?: Runtime): NodeJS.ProcessEnv;
   /** The podman CLI with this instance's configuration; rejects with its stderr. */
   podman(args: string[]): Promise<string>;
-  /** Removes the storage and configuration (refuses while anything is mounted there). */
+  /**
+   * Removes the cgroups podman's cgroupfs manager made on the host and left (libpod_parent, see
+   * removeNewLibpodCgroups), then the storage and configuration (refuses while anything is mounted there).
+   */
   remove(): void;
+}
+
+const CGROUPS = '/sys/fs/cgroup';
+
+/**
+ * The cgroup directories podman's cgroupfs manager parents everything in, that exist now: `libpod_parent` in each
+ * hierarchy (/sys/fs/cgroup/<controller>/, or /sys/fs/cgroup itself where it is cgroup2 alone).
+ */
+function libpodCgroups(): string[] {
+  const hierarchies = [CGROUPS, ...readdirSync(CGROUPS, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => join(CGROUPS, entry.name))];
+  return hierarchies.map((hierarchy) => join(hierarchy, 'libpod_parent')).filter((dir) => existsSync(dir));
+}
+
+/**
+ * Podman never removes `libpod_parent` nor conmon's cgroup in it (`libpod_parent/conmon`): removes both where they
+ * were not in `before` (libpodCgroups() at the start). A directory already gone (ENOENT) or still in use (EBUSY:
+ * processes or child cgroups, another podman's perhaps) is left.
+ */
+function removeNewLibpodCgroups(before: string[]): void {
+  for (const dir of libpodCgroups().filter((dir) => !before.includes(dir))) {
+    for (const cgroup of [join(dir, 'conmon'), dir]) {
+      try {
+        rmdirSync(cgroup);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'EBUSY') throw error;
+      }
+    }
+  }
 }
 
 export interface PodmanOptions {
@@ -42,6 +74,7 @@ export async function startPodman(options: PodmanOptions = {}): Promise<Podman> 
   await exec('podman', ['--version']).catch((error: Error) => {
     throw new Error(`podman is needed for this test (scripts/test.sh installs it): ${error.message}`);
   });
+  const cgroupsBefore = libpodCgroups();
   const dir = scratchDir('mountat-podman-');
   const hooks = join(dir, 'hooks.d');
   mkdirSync(hooks);
@@ -86,6 +119,7 @@ export async function startPodman(options: PodmanOptions = {}): Promise<Podman> 
       }
     },
     remove() {
+      removeNewLibpodCgroups(cgroupsBefore);
       const left = mountsUnder(dir);
       if (left.length > 0) throw new Error(`podman's storage still has mounts: ${left.join(', ')}`);
       rmSync(dir, { recursive: true, force: true });
