@@ -20,7 +20,7 @@ import { parsePlan, type PlannedMount, type Plan, type SweepCandidate, type Swee
 import type { BuildDirectory } from './build-directory.js';
 
 /** The input root's name in an action directory, as bb_worker lays it out. */
-export const INPUT_ROOT_NAME = 'root';
+const INPUT_ROOT_NAME = 'root';
 
 export interface SweepPolicy {
   plan: Plan;

@@ -15,9 +15,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Fd, flock, isErrno, LOCK_EX, LOCK_NB } from '../linux/index.js';
 
-export const LOCK_FILE = 'runner.lock';
+const LOCK_FILE = 'runner.lock';
 
-export class StateDirectoryInUse extends Error {
+class StateDirectoryInUse extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'StateDirectoryInUse';
