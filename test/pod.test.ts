@@ -75,10 +75,17 @@ afterAll(async () => {
   if (!podman) return;
   // Only after a failure (the test asserts that kube down leaves nothing): whatever is left goes, so that the
   // storage and its mounts can.
-  await podman.podman(['pod', 'rm', '--force', '--all']);
-  await podman.podman(['rm', '--force', '--all']);
-  podman.remove();
-  expect(mountTable()).toBe(tableBefore);
+  try {
+    await podman.podman(['pod', 'rm', '--force', '--all']);
+    await podman.podman(['rm', '--force', '--all']);
+  } finally {
+    // Even when a removal failed: the storage (gigabytes of images) goes, or remove() says which mounts kept it.
+    try {
+      podman.remove();
+    } finally {
+      expect(mountTable()).toBe(tableBefore);
+    }
+  }
 });
 
 describe('the worker pod under podman kube play', () => {
