@@ -32,7 +32,7 @@ beforeAll(async () => {
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   // The engine has no bridge network, where testcontainers would look for the host's address.
   process.env.TESTCONTAINERS_HOST_OVERRIDE = 'localhost';
-  image = await buildRunnerImage(engine);
+  image = await buildRunnerImage(engine.docker);
 }, 20 * 60_000);
 
 afterAll(async () => {

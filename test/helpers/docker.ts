@@ -1,7 +1,8 @@
 // A Docker engine of the test's own (scripts/docker/dockerd.sh: data, exec root and socket under a
 // scratch directory, in the test's private mount namespace), the base images made locally from
 // Debian's packages (scripts/docker/make-base-rootfs.sh, cached between runs), and the runner
-// image built from the repository's Dockerfile against them. Nothing is pulled from a registry.
+// image built from the repository's Dockerfile against them, by this engine's docker CLI or by a
+// podman's (test/helpers/podman.ts). Nothing is pulled from a registry.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,8 +22,8 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-/** Runs a command without blocking the test worker (an image build takes a minute). */
-async function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+/** Runs a command without blocking the test worker (an image build takes a minute); rejects with its stderr's end. */
+export async function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   try {
     return (await exec(command, args, { ...BIG, env })).stdout;
   } catch (error) {
@@ -43,13 +44,28 @@ export async function startEngine(): Promise<Engine> {
   };
 }
 
-/** Imports the locally made bases and builds the Dockerfile against them; returns the image's name. */
-export async function buildRunnerImage(engine: Engine, tag = 'mountat-runner:test'): Promise<string> {
+/** An engine's CLI (Engine.docker, Podman.podman): runs it with `args` against that engine, resolves to its stdout. */
+export type EngineCli = (args: string[]) => Promise<string>;
+
+export interface RunnerImageNames {
+  image: string;
+  runtimeBase: string;
+  buildBase: string;
+}
+
+/**
+ * Imports the locally made bases into the engine `cli` talks to (docker or podman: the same commands) and builds the
+ * Dockerfile against them; returns the image's name.
+ */
+export async function buildRunnerImage(
+  cli: EngineCli,
+  names: RunnerImageNames = { image: 'mountat-runner:test', runtimeBase: RUNTIME_BASE, buildBase: BUILD_BASE },
+): Promise<string> {
   const bases = (await run(join(repo, 'scripts', 'docker', 'make-base-rootfs.sh'), [])).trim();
-  await engine.docker(['import', join(bases, 'runtime.tar'), RUNTIME_BASE]);
-  await engine.docker(['import', join(bases, 'build.tar'), BUILD_BASE]);
-  // --network host: the engine has no bridge (nothing changes on the host's network), and npm ci
-  // in the build stage needs the registry.
-  await engine.docker(['build', '--network', 'host', '--build-arg', `BUILD_BASE=${BUILD_BASE}`, '--build-arg', `RUNTIME_BASE=${RUNTIME_BASE}`, '-t', tag, repo]);
-  return tag;
+  await cli(['import', join(bases, 'runtime.tar'), names.runtimeBase]);
+  await cli(['import', join(bases, 'build.tar'), names.buildBase]);
+  // --network host: npm ci in the build stage needs the registry, and nothing changes on the host's network (the
+  // test's dockerd has no bridge; podman's default network, netavark, would add iptables rules on the host).
+  await cli(['build', '--network', 'host', '--build-arg', `BUILD_BASE=${names.buildBase}`, '--build-arg', `RUNTIME_BASE=${names.runtimeBase}`, '-t', names.image, repo]);
+  return names.image;
 }

@@ -2,15 +2,11 @@
 // the machine: its own storage (images, containers, volumes), run state, locks and events under a scratch directory,
 // its own containers.conf (CONTAINERS_CONF) and storage.conf (CONTAINERS_STORAGE_CONF), all removed at the end.
 // Nothing is pulled: images are imported or built here.
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { buildRunnerImage, run } from './docker.js';
 import type { Runtime } from './oci.js';
-import { repo, mountsUnder, scratchDir } from './roots.js';
-
-const exec = promisify(execFile);
-const BIG = { maxBuffer: 64 * 1024 * 1024 };
+import { busyboxRoot, mountsUnder, removeTree, repo, scratchDir } from './roots.js';
 
 export interface Podman {
   dir: string;
@@ -71,7 +67,7 @@ export interface PodmanOptions {
  */
 export async function startPodman(options: PodmanOptions = {}): Promise<Podman> {
   // Fails, rather than skips, where podman is missing: scripts/test.sh installs it.
-  await exec('podman', ['--version']).catch((error: Error) => {
+  await run('podman', ['--version']).catch((error: Error) => {
     throw new Error(`podman is needed for this test (scripts/test.sh installs it): ${error.message}`);
   });
   const cgroupsBefore = libpodCgroups();
@@ -110,14 +106,7 @@ export async function startPodman(options: PodmanOptions = {}): Promise<Podman> 
   return {
     dir,
     env: envOf,
-    async podman(args) {
-      try {
-        return (await exec('podman', args, { ...BIG, env })).stdout;
-      } catch (error) {
-        const e = error as { stderr?: string; stdout?: string; message: string };
-        throw new Error(`podman ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim().split('\n').slice(-15).join('\n')}`);
-      }
-    },
+    podman: (args) => run('podman', args, env),
     remove() {
       removeNewLibpodCgroups(cgroupsBefore);
       const left = mountsUnder(dir);
@@ -134,15 +123,6 @@ export const POD_IMAGES = {
   busybox: 'localhost/mountat-test-pod-busybox:test',
 };
 
-async function run(command: string, args: string[]): Promise<string> {
-  try {
-    return (await exec(command, args, BIG)).stdout;
-  } catch (error) {
-    const e = error as { stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${(e.stderr || e.message).trim()}`);
-  }
-}
-
 /**
  * Builds POD_IMAGES in this podman: the runner from the repository's Dockerfile on the bases made from Debian's
  * packages (scripts/docker/make-base-rootfs.sh, cached; as test/docker.test.ts builds it under dockerd), bb_worker's
@@ -150,14 +130,12 @@ async function run(command: string, args: string[]): Promise<string> {
  * from a busybox root. About a minute and a half on 2 cores, most of it the Dockerfile's npm ci and build.
  */
 export async function buildPodImages(podman: Podman): Promise<void> {
-  const bases = (await run(join(repo, 'scripts', 'docker', 'make-base-rootfs.sh'), [])).trim();
-  const runtimeBase = 'localhost/mountat-test-pod-base/runtime:local';
-  const buildBase = 'localhost/mountat-test-pod-base/build:local';
-  await podman.podman(['import', '--quiet', join(bases, 'runtime.tar'), runtimeBase]);
-  await podman.podman(['import', '--quiet', join(bases, 'build.tar'), buildBase]);
-  // --network host: npm ci in the build stage needs the registry, and podman's default network (netavark) would add
-  // iptables rules on the host. The image is OCI: the Dockerfile's HEALTHCHECK is dropped (Kubernetes ignores it).
-  await podman.podman(['build', '--quiet', '--network', 'host', '--build-arg', `BUILD_BASE=${buildBase}`, '--build-arg', `RUNTIME_BASE=${runtimeBase}`, '-t', POD_IMAGES.runner, repo]);
+  // The image is OCI (podman's default): the Dockerfile's HEALTHCHECK is dropped (Kubernetes ignores it).
+  await buildRunnerImage(podman.podman, {
+    image: POD_IMAGES.runner,
+    runtimeBase: 'localhost/mountat-test-pod-base/runtime:local',
+    buildBase: 'localhost/mountat-test-pod-base/build:local',
+  });
 
   const context = join(podman.dir, 'stand-in');
   mkdirSync(context);
@@ -167,11 +145,11 @@ export async function buildPodImages(podman: Podman): Promise<void> {
   }
   await podman.podman(['build', '--quiet', '--network', 'none', '--build-arg', `RUNNER_IMAGE=${POD_IMAGES.runner}`, '-t', POD_IMAGES.worker, '-f', join(context, 'Containerfile'), context]);
 
-  const busybox = join(podman.dir, 'busybox-root');
-  await run(join(repo, 'scripts', 'make-busybox-root.sh'), [busybox]);
-  await run('tar', ['-C', busybox, '-cf', `${busybox}.tar`, '.']);
+  const busybox = busyboxRoot();
+  const tarball = join(podman.dir, 'busybox.tar');
+  await run('tar', ['-C', busybox, '-cf', tarball, '.']);
+  removeTree(busybox);
   // An imported image has no configuration: PATH is set so that the init container's command is found.
-  await podman.podman(['import', '--quiet', '--change', 'ENV=PATH=/bin:/usr/bin', `${busybox}.tar`, POD_IMAGES.busybox]);
-  rmSync(busybox, { recursive: true });
-  rmSync(`${busybox}.tar`);
+  await podman.podman(['import', '--quiet', '--change', 'ENV=PATH=/bin:/usr/bin', tarball, POD_IMAGES.busybox]);
+  rmSync(tarball);
 }
