@@ -28,27 +28,42 @@ const CGROUPS = '/sys/fs/cgroup';
 
 /**
  * The cgroup directories podman's cgroupfs manager parents everything in, that exist now: `libpod_parent` in each
- * hierarchy (/sys/fs/cgroup/<controller>/, or /sys/fs/cgroup itself where it is cgroup2 alone).
+ * hierarchy (/sys/fs/cgroup/<controller>/, or /sys/fs/cgroup itself where it is cgroup2 alone), and every directory
+ * beneath them.
  */
 function libpodCgroups(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    found.push(dir);
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile (another podman's container)
+      throw error;
+    }
+    for (const entry of entries) if (entry.isDirectory()) walk(join(dir, entry.name));
+  };
   const hierarchies = [CGROUPS, ...readdirSync(CGROUPS, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => join(CGROUPS, entry.name))];
-  return hierarchies.map((hierarchy) => join(hierarchy, 'libpod_parent')).filter((dir) => existsSync(dir));
+  for (const dir of hierarchies.map((hierarchy) => join(hierarchy, 'libpod_parent')).filter((dir) => existsSync(dir))) walk(dir);
+  return found;
 }
 
 /**
- * Podman never removes `libpod_parent` nor conmon's cgroup in it (`libpod_parent/conmon`): removes both where they
- * were not in `before` (libpodCgroups() at the start). A directory already gone (ENOENT) or still in use (EBUSY:
+ * Podman never removes `libpod_parent` nor conmon's cgroup in it (`libpod_parent/conmon`), and leaves a pod's
+ * (`libpod_parent/<pod id>`) in the systemd and cgroup2 hierarchies of a hybrid layout: removes, deepest first, those
+ * that were not in `before` (libpodCgroups() at the start). A directory already gone (ENOENT) or still in use (EBUSY:
  * processes or child cgroups, another podman's perhaps) is left.
  */
 function removeNewLibpodCgroups(before: string[]): void {
-  for (const dir of libpodCgroups().filter((dir) => !before.includes(dir))) {
-    for (const cgroup of [join(dir, 'conmon'), dir]) {
-      try {
-        rmdirSync(cgroup);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'EBUSY') throw error;
-      }
+  const known = new Set(before);
+  const made = libpodCgroups().filter((dir) => !known.has(dir));
+  for (const cgroup of made.sort((a, b) => b.split('/').length - a.split('/').length)) {
+    try {
+      rmdirSync(cgroup);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EBUSY') throw error;
     }
   }
 }
