@@ -1,4 +1,5 @@
 import { constants as osConstants } from 'node:os';
+import { MountatError } from '../base/index.js';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(osConstants.errno)) {
@@ -22,8 +23,11 @@ export interface SyscallErrorContext {
   detail?: string | undefined;
 }
 
+/** errnos that mean this process lacks a privilege, not that the kernel refused the request itself. */
+const NOT_PERMITTED = new Set(['EPERM', 'EACCES']);
+
 /** A failed system call: which call, the errno and its name, where, and the kernel's word. */
-export class SyscallError extends Error {
+export class SyscallError extends MountatError {
   readonly syscall: string;
   readonly errno: number;
   readonly code: string;
@@ -34,7 +38,7 @@ export class SyscallError extends Error {
     const code = errnoName(errno);
     const where = context.path === undefined ? '' : ` \`${printable(context.path)}\``;
     const detail = context.detail ? ` (${context.detail})` : '';
-    super(`${syscall}${where}: ${code}${detail}`);
+    super(NOT_PERMITTED.has(code) ? 'not-permitted' : 'kernel', `${syscall}${where}: ${code}${detail}`);
     this.name = 'SyscallError';
     this.syscall = syscall;
     this.errno = errno;

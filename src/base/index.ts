@@ -1,0 +1,2 @@
+export { describeError, GrpcStatus, KINDS, kindOf, messageOf, MountatError, reportOf, type ErrorKind, type KindMapping } from './errors.js';
+export { disposalErrors } from './disposable-stack.js';
