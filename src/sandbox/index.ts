@@ -1,7 +1,9 @@
 export { StartedAction, STARTER_PATH, starterArguments } from './starter.js';
 export type { Isolation, RunAs, StartOptions } from './starter.js';
-export { StatusChannel, START_STEPS } from './protocol.js';
-export type { ActionEnd, Rusage, StartStep } from './protocol.js';
+export { StatusChannel } from './protocol.js';
+export type { ActionEnd, Rusage } from './protocol.js';
+export { START_STEPS, STEP_MEANING } from './start-steps.js';
+export type { StartStep, StepMeaning } from './start-steps.js';
 export { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
 export type { ActionCapabilities } from './capabilities.js';
 export { NETWORK_MODES, SANDBOX_DEFAULTS } from './defaults.js';

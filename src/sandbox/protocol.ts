@@ -3,6 +3,7 @@
 // PID namespace's init hold the pipe; a line out of that order, malformed or unknown means the
 // channel cannot be trusted, and the action's end is then reported lost rather than believed.
 import { errnoName } from '../linux/index.js';
+import { START_STEPS, type StartStep } from './start-steps.js';
 
 export interface Rusage {
   userMicros: number;
@@ -28,9 +29,6 @@ export type ActionEnd =
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
   | { kind: 'lost'; detail: string };
 
-/** The steps the starter names in an "E" line. */
-export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'chroot', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
-export type StartStep = (typeof START_STEPS)[number];
 
 const MAX_LINE = 512;
 const INTEGER = /^-?\d{1,20}$/;

@@ -1,0 +1,34 @@
+// The steps of starting an action, as the starter names them in its "E" line, and what a failure
+// of each means to whoever reads it (the runner's gRPC status, `mountat exec`'s exit code). The C
+// side (native/) is held to the same names and order by a check (see the starter's sources).
+
+/** The steps, in the order the starter takes them. */
+export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'chroot', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
+export type StartStep = (typeof START_STEPS)[number];
+
+export interface StepMeaning {
+  /**
+   * The step fails for what the request names (its command, its working directory), so an errno
+   * such as ENOENT is the caller's fault; every other step fails only for what the runner lacks.
+   */
+  byRequest: boolean;
+  /** What an EPERM at this step means the runner (its container) was not given. */
+  lacking?: string;
+}
+
+export const STEP_MEANING: Readonly<Record<StartStep, StepMeaning>> = {
+  pidns: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
+  fork: { byRequest: false },
+  mount: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
+  namespaces: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
+  pivot_root: { byRequest: false, lacking: 'CAP_SYS_ADMIN, and a seccomp profile that allows pivot_root' },
+  chroot: { byRequest: false, lacking: 'CAP_SYS_CHROOT where pivot_root is refused' },
+  network: { byRequest: false, lacking: 'CAP_NET_ADMIN for network "none"' },
+  chdir: { byRequest: true },
+  capabilities: { byRequest: false, lacking: "CAP_SETPCAP to reduce the action's capabilities" },
+  credentials: { byRequest: false, lacking: 'CAP_SETUID and CAP_SETGID for runCommandsAs' },
+  no_new_privs: { byRequest: false },
+  fds: { byRequest: false },
+  exec: { byRequest: true },
+  wait: { byRequest: false },
+};
