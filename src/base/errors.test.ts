@@ -17,12 +17,21 @@ describe('the error model', () => {
 
   it.each([
     ['a plain message', new Error('boom'), 'boom'],
-    ['a cause it does not quote', new MountatError('precondition', 'setting up the action failed', { cause: new Error('fsopen: EPERM') }), 'setting up the action failed: fsopen: EPERM'],
-    ['a cause it already quotes', new MountatError('kernel', 'mount `proc`: fsopen: EPERM', { cause: new Error('fsopen: EPERM') }), 'mount `proc`: fsopen: EPERM'],
-    ['an aggregate', new MountatError('internal', 'tearing down the action failed', { cause: new AggregateError([new Error('a'), new Error('b')], '') }), 'tearing down the action failed: a; b'],
+    ['a wrapped cause', MountatError.wrap('precondition', 'setting up the action failed', new Error('fsopen: EPERM')), 'setting up the action failed: fsopen: EPERM'],
+    ['a cause the message already says', new MountatError('kernel', 'mount `proc`: fsopen: EPERM', { cause: new Error('fsopen `proc`: EPERM') }), 'mount `proc`: fsopen: EPERM'],
+    ['an aggregate', MountatError.wrap('internal', 'tearing down the action failed', new AggregateError([new Error('a'), new Error('b')], '')), 'tearing down the action failed: a; b'],
+    ['wraps of wraps', MountatError.wrap('internal', 'a', MountatError.wrap('internal', 'b', new Error('c'))), 'a: b: c'],
     ['a thrown string', 'plain', 'plain'],
   ])('formats %s in one line', (_name, error, line) => {
     expect(describeError(error)).toBe(line);
+  });
+
+  it('keeps the kind and the cause of a wrap', () => {
+    const cause = new Error('inner');
+    const error = MountatError.wrap('precondition', 'outer', cause);
+    expect(error.kind).toBe('precondition');
+    expect(error.cause).toBe(cause);
+    expect(error.message).toBe('outer');
   });
 
   it('reads the message of anything thrown', () => {

@@ -2,7 +2,8 @@
 // mountat throws on purpose is a MountatError with a kind; context is added by wrapping with
 // `{ cause }` (several causes: AggregateError), never by flattening messages into strings. The
 // three entry points (the CLI, the OCI hook, the runner's gRPC service) turn an error into what
-// they report through one table, KINDS, and one formatter, describeError().
+// they report through one table, KINDS, and one formatter, describeError(). A cause is either quoted
+// by the message that wraps it (MountatError.wrap) or kept only as an object: never both.
 //
 // This layer is below src/linux: it imports nothing of the project.
 
@@ -18,6 +19,10 @@ export type ErrorKind =
   | 'not-permitted'
   /** The kernel refused a call for another reason. */
   | 'kernel'
+  /** What was asked for does not exist (a path the caller named). */
+  | 'not-found'
+  /** Not now: the service cannot take work yet (not ready). */
+  | 'unavailable'
   /** The caller gave up (an RPC cancelled, a signal). */
   | 'cancelled'
   /** A broken invariant or anything not made on purpose. */
@@ -27,8 +32,10 @@ export type ErrorKind =
 export const GrpcStatus = {
   CANCELLED: 1,
   INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
   FAILED_PRECONDITION: 9,
   INTERNAL: 13,
+  UNAVAILABLE: 14,
 } as const;
 
 export interface KindMapping {
@@ -47,18 +54,33 @@ export const KINDS: Readonly<Record<ErrorKind, KindMapping>> = {
   // The runner's own lack (a capability its container was not given): not the client's fault.
   'not-permitted': { exitCode: 1, grpcStatus: GrpcStatus.INTERNAL, logLevel: 'error' },
   kernel: { exitCode: 1, grpcStatus: GrpcStatus.INTERNAL, logLevel: 'error' },
+  'not-found': { exitCode: 1, grpcStatus: GrpcStatus.NOT_FOUND, logLevel: 'warn' },
+  unavailable: { exitCode: 1, grpcStatus: GrpcStatus.UNAVAILABLE, logLevel: 'warn' },
   cancelled: { exitCode: 1, grpcStatus: GrpcStatus.CANCELLED, logLevel: 'info' },
   internal: { exitCode: 1, grpcStatus: GrpcStatus.INTERNAL, logLevel: 'error' },
 };
 
-/** The base of every error mountat makes on purpose. */
+/**
+ * The base of every error mountat makes on purpose. Its message is the whole line, unless it was
+ * made by wrap(): then the message is the context, and describeError() adds the cause after it.
+ */
 export class MountatError extends Error {
   readonly kind: ErrorKind;
+  /** The message is context for the cause (made by wrap()), not the whole story. */
+  readonly wrapsCause: boolean;
 
   constructor(kind: ErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'MountatError';
     this.kind = kind;
+    this.wrapsCause = false;
+  }
+
+  /** `context` added to `cause` (Go's `fmt.Errorf("context: %w", err)`): described as "context: cause". */
+  static wrap(kind: ErrorKind, context: string, cause: unknown): MountatError {
+    const error = new MountatError(kind, context, { cause });
+    (error as { wrapsCause: boolean }).wrapsCause = true;
+    return error;
   }
 }
 
@@ -73,24 +95,17 @@ export function messageOf(error: unknown): string {
 }
 
 /**
- * One line for a person: the error's message, then each cause that adds something, separated by
- * ": ", and an AggregateError's errors joined by "; ". A cause whose message the wrapper already
- * quotes is not repeated.
+ * One line for a person: the message; a wrapped error's cause after it (": "); an AggregateError's
+ * errors joined by "; ". Any other error's message is taken as the whole line: its cause is kept
+ * for programs and logs, not repeated.
  */
 export function describeError(error: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; current !== undefined && current !== null && depth < 16; depth++) {
-    const text = current instanceof AggregateError && current.errors.length > 0 ? aggregateText(current) : messageOf(current);
-    if (text !== '' && !parts.some((part) => part.includes(text))) parts.push(text);
-    current = current instanceof Error ? current.cause : undefined;
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    const inner = error.errors.map(describeError).join('; ');
+    return error.message === '' ? inner : `${error.message}: ${inner}`;
   }
-  return parts.join(': ');
-}
-
-function aggregateText(error: AggregateError): string {
-  const inner = error.errors.map(describeError).join('; ');
-  return error.message === '' ? inner : `${error.message}: ${inner}`;
+  if (error instanceof MountatError && error.wrapsCause && error.cause !== undefined) return `${error.message}: ${describeError(error.cause)}`;
+  return messageOf(error);
 }
 
 /** What an edge reports for an error: the table's row for its kind, and its one line. */
