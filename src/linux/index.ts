@@ -31,4 +31,4 @@ export { CAPABILITIES, CAPABILITY_NAMES, capabilityMask, capabilityNames, ownCap
 export type { CapabilityName, CapabilitySets } from './capabilities.js';
 export { seqpacketPair, sendWithFds } from './fd-passing.js';
 export { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from './flock.js';
-export { pidfdOpen, pidfdSendSignal } from './pidfd.js';
+export { openPidNamespace, pidfdOpen, pidfdSendSignal } from './pidfd.js';

@@ -1,7 +1,9 @@
 // pidfd_open(2) and pidfd_send_signal(2): a process named by an fd rather than by its pid, so a
 // signal can never reach another process that was given the same pid after this one was reaped
-// (by a parent other than us). No policy here.
+// (by a parent other than us); and a process's PID namespace as an fd. No policy here.
 import { constants as osConstants } from 'node:os';
+import { openat2 } from './calls.js';
+import * as C from './constants.js';
 import { SYS } from './constants.js';
 import { Fd } from './fd.js';
 import { koffi, sys } from './libc.js';
@@ -27,4 +29,13 @@ export function pidfdSendSignal(pidfd: Fd, signal: number): boolean {
   const errno = koffi().errno();
   if (errno === ESRCH) return false;
   throw new SyscallError('pidfd_send_signal', errno);
+}
+
+/**
+ * The PID namespace of `pid`, as an fd (proc's pidns option takes it): opened through
+ * /proc/PID/ns/pid, since a pidfd names a process, not its namespace, on this kernel's ioctls.
+ */
+export function openPidNamespace(pid: number): Fd {
+  if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`open PID namespace: bad pid ${pid}`);
+  return openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 });
 }

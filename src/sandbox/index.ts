@@ -15,3 +15,8 @@ export type { RootChange } from './root-change.js';
 export { prepareIsolation } from './isolation.js';
 export type { IsolationRequest, PreparedIsolation, Probed } from './isolation.js';
 export { StarterServer, MAX_SERVED_REQUEST } from './starter-server.js';
+export { runContained } from './contained.js';
+export type { ContainedResult, ContainedRun } from './contained.js';
+export { outcomeOf } from './outcome.js';
+export type { ActionFacts, ActionOutcome, OutcomeLabel, RanEnd, SessionPhase } from './outcome.js';
+export { PhaseTimer } from './phases.js';

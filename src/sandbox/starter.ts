@@ -7,6 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { MountatError } from '../base/index.js';
 import { constants as C, pidfdOpen, pidfdSendSignal, pipe2, posixSpawn, reapIfExited, type Fd } from '../linux/index.js';
 import { StatusChannel, type ActionEnd } from './protocol.js';
 import type { StarterServer } from './starter-server.js';
@@ -69,7 +70,15 @@ export function starterArguments(options: StartOptions): string[] {
   return ['mountat-action', ...args, '--', ...options.argv];
 }
 
-export class StartedAction {
+/** How long a stopped action may take to end before it is killed. */
+const STOP_GRACE_MS = 2000;
+
+/**
+ * A started action, and its only owner: disposing it stops it (an unopened gate aborted, anything
+ * still running after STOP_GRACE_MS killed) and waits for its end, so nothing runs in its root
+ * once it is disposed.
+ */
+export class StartedAction implements AsyncDisposable {
   /** The starter's pid, which is also its process group: known at once when executed, from its first line when served. */
   #starterPid: number | undefined;
   /** Whether this process is the starter's parent (and so reaps it). */
@@ -167,6 +176,24 @@ export class StartedAction {
     this.#gate = undefined;
   }
 
+  /** The action's pid once it exists; rejects if the starter ends first. */
+  untilPid(): Promise<number> {
+    const early = this.ended.then((end) => Promise.reject(new MountatError('internal', `the action's starter ended early: ${end.kind === 'lost' ? end.detail : end.kind}`)));
+    return Promise.race([this.pid, early]);
+  }
+
+  /** Stop the action and wait for its end: what disposing it does. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const slow = await Promise.race([this.ended.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS, true)))]);
+    clearTimeout(timer);
+    if (slow) {
+      this.kill();
+      await this.ended;
+    }
+  }
+
   /** Let the action start (after mounts and prestart hooks). */
   open(): void {
     if (this.#gate === undefined) return;
@@ -178,7 +205,7 @@ export class StartedAction {
     this.#closeGate();
   }
 
-  /** Do not start the action after all (prestart failed): it exits at the gate. */
+  /** Do not start the action after all (prestart failed): it exits at the gate. A no-op once opened. */
   abort(): void {
     this.#closeGate();
   }
