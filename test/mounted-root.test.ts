@@ -1,5 +1,5 @@
 // The one owner of "mounted and recorded": what a failing step inside its start leaves (nothing,
-// or exactly the record of what is left), and a teardown that keeps the record when it fails.
+// or exactly the record of what is left, owned by the result), and a teardown that keeps the record when it fails.
 // The mounts are real; where a record write must fail at one exact step, a store wrapping the
 // real one throws there (the only fake: the failure of a write).
 import { execFileSync } from 'node:child_process';
@@ -56,7 +56,9 @@ describe('mountRecorded', () => {
     const table = mountTable();
     using rootFd = openDir(root);
     const store = new RecordStore(stateDir);
-    const mounted = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse', extra: { where: 'here' } });
+    const attempt = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse', extra: { where: 'here' } });
+    expect(attempt.error).toBeUndefined();
+    const mounted = attempt.mounted!;
     expect(store.load("k")?.mounts).toEqual(mounted.attachment.mounts);
     expect(mounted.attachment.where).toBe('here');
     expect(mountTable()).not.toBe(table);
@@ -71,7 +73,7 @@ describe('mountRecorded', () => {
   it('refuses a key that already has mounts recorded, touching nothing', () => {
     using rootFd = openDir(root);
     const store = new RecordStore(stateDir);
-    const first = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' });
+    const first = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' }).mounted!;
     const table = mountTable();
     expect(() => mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' })).toThrow(AlreadyRecordedError);
     expect(mountTable()).toBe(table);
@@ -84,7 +86,9 @@ describe('mountRecorded', () => {
     using rootFd = openDir(root);
     writeFileSync(join(stateDir, 'file'), '');
     const store = new RecordStore(join(stateDir, 'file', 'state'));
-    expect(() => mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'replace' })).toThrow(/ENOTDIR|EEXIST/);
+    const attempt = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'replace' });
+    expect(attempt.error?.message).toMatch(/ENOTDIR|EEXIST/);
+    expect(attempt.leftover).toBeUndefined();
     expect(mountTable()).toBe(table);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   });
@@ -94,7 +98,9 @@ describe('mountRecorded', () => {
     using rootFd = openDir(root);
     const plan = defaultPlan();
     const store = failingStore(new RecordStore(stateDir), (snapshot) => snapshot.mounts.length === plan.mounts.length);
-    expect(() => mountRecorded(rootFd, plan, { records: store, key: 'k', existing: 'replace' })).toThrow('write: ENOSPC (no space left on the state directory)');
+    const attempt = mountRecorded(rootFd, plan, { records: store, key: 'k', existing: 'replace' });
+    expect(attempt.error?.message).toContain('write: ENOSPC (no space left on the state directory)');
+    expect(attempt.leftover).toBeUndefined();
     expect(mountTable()).toBe(table);
     expect(readdirSync(stateDir)).toEqual([]);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
@@ -108,21 +114,15 @@ describe('mountRecorded', () => {
     // The last write fails, and by then the root has become read-only: the rollback unmounts
     // everything but cannot remove the directories it created.
     const store = failingStore(real, (snapshot) => snapshot.mounts.length === plan.mounts.length, () => readOnly(true));
-    let error: unknown;
-    try {
-      mountRecorded(rootFd, plan, { records: store, key: 'k', existing: 'replace' });
-    } catch (caught) {
-      error = caught;
-    }
+    const { error, leftover } = mountRecorded(rootFd, plan, { records: store, key: 'k', existing: 'replace' });
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
+    expect(error?.message).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
     expect(mountTable()).toBe(table);
     expect(readdirSync(root).sort()).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr']);
-    const leftover = (error as AttachError).leftover!;
-    expect(leftover.recordPath).toBe(join(stateDir, 'k.json'));
-    expect(existsSync(leftover.recordPath)).toBe(true);
-    const report = leftover.tearDown();
+    expect(leftover?.recordPath).toBe(join(stateDir, 'k.json'));
+    expect(existsSync(leftover!.recordPath)).toBe(true);
+    const report = leftover!.tearDown();
     expect(report.removed.sort()).toEqual(['proc', 'sys', 'tmp']);
     expect(readdirSync(stateDir)).toEqual([]);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
@@ -148,19 +148,13 @@ describe('mountRecorded', () => {
         });
       },
     };
-    let error: unknown;
-    try {
-      mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'replace' });
-    } catch (caught) {
-      error = caught;
-    }
+    const { error, leftover } = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'replace' });
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: close: EIO \(the write-back failed\); rollback also failed: /);
+    expect(error?.message).toMatch(/^cannot write the record .*k\.json: close: EIO \(the write-back failed\); rollback also failed: /);
     expect(mountTable()).toBe(table);
-    const leftover = (error as AttachError).leftover!;
     expect(leftover?.recordPath).toBe(join(stateDir, 'k.json'));
-    expect(leftover.tearDown().removed.sort()).toEqual(['proc', 'sys', 'tmp']);
+    expect(leftover!.tearDown().removed.sort()).toEqual(['proc', 'sys', 'tmp']);
     expect(readdirSync(stateDir)).toEqual([]);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   });
@@ -169,7 +163,7 @@ describe('mountRecorded', () => {
     const table = mountTable();
     using rootFd = openDir(root);
     const store = new RecordStore(stateDir);
-    const mounted = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' });
+    const mounted = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' }).mounted!;
     readOnly(true);
     expect(() => mounted.tearDown()).toThrow(DetachError);
     readOnly(false);

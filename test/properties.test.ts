@@ -9,7 +9,7 @@ import { attach, DEFAULTS, detach, parsePlan, PlanError, type FsOption } from '.
 import { containerPlan, HookError, parseState } from '../src/oci/index.js';
 import { BuildDirectory, openWorkingDirectory } from '../src/runner/build-directory.js';
 import { ConfigError, settingsFrom } from '../src/runner/config.js';
-import { RunnerError } from '../src/runner/errors.js';
+import { kindOf } from '../src/base/index.js';
 import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 const RUNS = 10_000;
@@ -185,7 +185,6 @@ describe('parsers refuse with their own error type, in one line, and never throw
         try {
           const settings = settingsFrom(input);
           expect(settings.buildDirectoryPath.startsWith('/')).toBe(true);
-          expect(settings.hooks.prestart.includes('mountat')).toBe(settings.hooks.poststop.includes('mountat'));
         } catch (error) {
           expect(error).toBeInstanceOf(ConfigError);
           oneLine(error);
@@ -226,7 +225,7 @@ describe('resolution and mounting on real roots stay inside', () => {
             const real = readlinkSync(`/proc/self/fd/${fd.fd}`);
             expect(real === build || real.startsWith(`${build}/`), real).toBe(true);
           } catch (error) {
-            expect(error).toBeInstanceOf(RunnerError);
+            expect(kindOf(error)).toBe('invalid-input');
             oneLine(error);
           }
         }
@@ -243,7 +242,7 @@ describe('resolution and mounting on real roots stay inside', () => {
           const real = readlinkSync(`/proc/self/fd/${fd.fd}`);
           expect(real.startsWith(`${build}/`), real).toBe(true);
         } catch (error) {
-          expect(error).toBeInstanceOf(RunnerError);
+          expect(kindOf(error)).toBe('invalid-input');
           oneLine(error);
         }
       }),

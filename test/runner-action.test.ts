@@ -4,7 +4,6 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../src/linux/index.js';
 import { parsePlan, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
@@ -12,7 +11,8 @@ import { runAction } from '../src/runner/action.js';
 import type { RunRequest__Output } from '../src/runner/generated/buildbarn/runner/RunRequest.js';
 import { BuildDirectory } from '../src/runner/build-directory.js';
 import { RUNNER_DEFAULTS } from '../src/runner/config.js';
-import { hooksFor } from '../src/runner/hooks.js';
+import { poststopSteps, prestartHooks } from '../src/runner/hooks.js';
+import { describeError, kindOf } from '../src/base/index.js';
 import { silentObserver } from '../src/runner/observer.js';
 import { prepareIsolation, SANDBOX_DEFAULTS, StarterServer } from '../src/sandbox/index.js';
 import { mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
@@ -74,10 +74,10 @@ it('a failed setup whose undo was incomplete is retried at poststop: no record, 
   // The starter as built (dist/), which src/ does not hold.
   const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
   try {
-    const settings = { build, starterServer, setTmpdir: true, temporaryDirectoryMount: 'tmp', isolation, prestart: hooksFor('prestart', ['mountat'], mounts), poststop: hooksFor('poststop', ['mountat'], mounts) };
+    const settings = { build, starterServer, setTmpdir: true, temporaryDirectoryMount: 'tmp', isolation, prestart: prestartHooks(['mountat'], mounts), poststop: poststopSteps(['mountat']) };
     const error = await runAction(requestFor('a', 'true') as RunRequest__Output, settings, new AbortController().signal, () => {}).then(() => undefined, (caught: unknown) => caught);
-    expect(error).toMatchObject({ code: status.FAILED_PRECONDITION });
-    expect((error as Error).message).toMatch(/^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/);
+    expect(kindOf(error)).toBe('precondition');
+    expect(describeError(error)).toMatch(/^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/);
   } finally {
     build.fd.close();
     starterServer.close();

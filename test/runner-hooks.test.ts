@@ -50,6 +50,28 @@ describe('hooks around each action', () => {
     }
   });
 
+  it('undoes the built-in hook\'s mounts without "mountat" in poststop, after the last poststop hook', async () => {
+    const dir = scratchDir('mountat-runner-');
+    // The poststop hook sees the action's proc still mounted: the setup is undone after it.
+    const seen = join(dir, 'seen');
+    const poststop = join(dir, 'poststop-hook');
+    writeFileSync(poststop, `#!/bin/sh\ncat > /dev/null\nroot=$(readlink /proc/self/fd/3)\ngrep -q " $root/proc " /proc/self/mountinfo && echo mounted > ${seen} || echo gone > ${seen}\n`, { mode: 0o755 });
+    const table = mountTable();
+    const runner = await startRunner({ hooks: { prestart: ['mountat'], poststop: [{ path: poststop, args: ['poststop-hook'] }] } }, dir);
+    try {
+      makeAction(runner.build, 'p');
+      const response = await run(runner.client, requestFor('p', 'test -e /proc/self/exe'));
+      expect(response.exitCode).toBe('0');
+      expect(readFileSync(seen, 'utf8')).toBe('mounted\n');
+      expect(mountsUnder(runner.build)).toEqual([]);
+      expect(mountTable()).toBe(table);
+      expect(readdirSync(join(runner.build, 'p', 'root')).sort()).toEqual(['bin', 'usr']);
+    } finally {
+      await runner.stop();
+      removeTree(dir);
+    }
+  });
+
   it('leaves no record when its own mounting fails and rolls back whole', async () => {
     const runner = await startRunner();
     try {

@@ -3,10 +3,12 @@
 // same starter as the runner's actions (native/action-starter.c): its own PID, mount, IPC and UTS
 // namespaces, rooted at DIR with pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2.
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
-// always unmounted: after it exits, fails to start, or we are signalled.
-import { CAPABILITIES, constants as C, openat2, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
-import { AttachError, DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
-import { NETWORK_MODES, prepareIsolation, SANDBOX_DEFAULTS, StartedAction, type ActionEnd, type NetworkMode } from '../sandbox/index.js';
+// always unmounted: after it exits, fails to start, or we are signalled. The lifecycle is the
+// runner's (src/sandbox/contained.ts), with the mounts as its only setup.
+import { CAPABILITIES, openPidNamespace, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
+import { describeError, kindOf, MountatError } from '../base/index.js';
+import { DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
+import { NETWORK_MODES, prepareIsolation, runContained, SANDBOX_DEFAULTS, type NetworkMode, type StartedAction } from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { mountRoot } from './mount.js';
 import { describeReport } from './umount.js';
@@ -44,23 +46,6 @@ function capabilitiesFrom(text: string | undefined): CapabilityName[] {
     });
 }
 
-/** The exit status a shell would give: the command's, or 128+N for signal N. */
-function statusOf(end: ActionEnd, command: string, err: (line: string) => void): number {
-  switch (end.kind) {
-    case 'exited':
-      return end.code;
-    case 'signalled':
-      return 128 + end.signal;
-    case 'start-failed':
-      err(`mountat: cannot start ${JSON.stringify(command)} in the root: ${end.step === 'exec' ? '' : `${end.step}: `}${end.code}`);
-      // As a shell: 127 for a command not found, 126 for one that cannot be run.
-      return end.step === 'exec' ? (end.code === 'ENOENT' ? 127 : 126) : 1;
-    case 'lost':
-      err(`mountat: ${end.detail}`);
-      return 1;
-  }
-}
-
 export async function execCommand(args: ExecArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (args.command.length === 0) throw new UsageError('exec needs a command after --');
   const cwd = args.cwd ?? '/';
@@ -87,57 +72,50 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   };
   for (const signal of FORWARDED) process.on(signal, onSignal);
   try {
-    const started = new StartedAction({
-      argv: args.command,
-      env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
-      root,
-      workingDirectory,
-      stdin: 0,
-      stdout: 1,
-      stderr: 2,
-      isolation,
-      forwardSignals: true,
-    });
-    let mounted: MountedRoot | undefined;
-    let leftover: AttachError['leftover'];
-    let end: ActionEnd;
-    try {
-      const pid = await started.pid.catch(async () => {
-        const early = await started.ended;
-        throw new Error(`the command's starter ended early: ${early.kind === 'lost' ? early.detail : early.kind}`);
-      });
-      {
+    const { outcome, teardown } = await runContained({
+      argv0: args.command[0]!,
+      rootName: 'the root',
+      request: () => ({
+        argv: args.command,
+        env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
+        root,
+        workingDirectory,
+        stdin: 0,
+        stdout: 1,
+        stderr: 2,
+        isolation,
+        forwardSignals: true,
+      }),
+      setUp: async (pid, undos) => {
         // proc shows the command's PID namespace: made from outside it, through proc's pidns option.
         // The record (under the root's key, as `mountat mount`'s) lets `mountat umount` clean up
         // should this process be SIGKILLed.
-        using pidns = isolation.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
-        try {
-          mounted = mountRoot(root, args.root, plan, store, pidns);
-        } catch (error) {
-          // A rollback that failed leaves its record, owned by the error: tried again below.
-          if (error instanceof AttachError) leftover = error.leftover;
-          throw error;
-        }
-      }
-      started.open();
-      stop.started = started;
-      if (stop.signal) started.signal(stop.signal);
-      end = await started.ended;
-    } finally {
-      started.abort();
-      await started.ended;
-      const owner = mounted ?? leftover;
-      try {
-        owner?.tearDown();
-      } catch (error) {
-        err(`mountat: teardown failed, record kept in ${owner!.recordPath}: ${(error as Error).message}`);
-        if (error instanceof DetachError) describeReport(error.report, out);
-      }
-    }
-    const status = statusOf(end, args.command[0]!, err);
-    // A command that succeeded over a failed teardown still fails: mounts were left behind.
-    return status === 0 && mounted !== undefined && !mounted.tornDown ? 1 : status;
+        using pidns = isolation.pidNamespace ? openPidNamespace(pid) : undefined;
+        const attempt = mountRoot(root, args.root, plan, store, pidns);
+        // What a failed rollback left is owned too: tried again once the command has stopped.
+        const owned = attempt.mounted ?? attempt.leftover;
+        if (owned) undos.defer(() => unmount(owned, out));
+        if (attempt.error) throw attempt.error;
+      },
+      running: (started) => {
+        stop.started = started;
+        if (stop.signal) started.signal(stop.signal);
+      },
+    });
+    for (const failure of teardown) err(`mountat: ${describeError(failure)}`);
+    if (outcome.failure) err(`mountat: ${describeError(outcome.failure)}`);
+    return outcome.exitCode;
   } finally {
     for (const signal of FORWARDED) process.off(signal, onSignal);
+  }
+}
+
+/** Unmount what exec mounted; on failure, say what was done and that the record is kept for `mountat umount`. */
+function unmount(owner: MountedRoot, out: (line: string) => void): void {
+  try {
+    owner.tearDown();
+  } catch (error) {
+    if (error instanceof DetachError) describeReport(error.report, out);
+    throw MountatError.wrap(kindOf(error), `teardown failed, record kept in ${owner.recordPath}`, error);
   }
 }

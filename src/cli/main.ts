@@ -1,6 +1,7 @@
 // The `mountat` command: parse the verb and its flags, run it, and turn any error into one
-// line on stderr and an exit code (2 for a usage mistake, 1 for anything else).
+// line on stderr and the exit code of its kind (src/base/errors.ts: 2 for a usage mistake).
 import { parseArgs } from 'node:util';
+import { messageOf, reportOf } from '../base/index.js';
 import { doctorCommand } from './doctor.js';
 import { execCommand } from './exec.js';
 import { mountCommand } from './mount.js';
@@ -37,7 +38,7 @@ function parse(argv: string[], names: string[]): { values: Flags; text: (name: s
   try {
     values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values as Flags;
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(messageOf(error));
   }
   return { values, text: (name) => values[name] as string | undefined };
 }
@@ -93,8 +94,9 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner, probe)`);
     }
   } catch (error) {
-    printErr(`mountat: ${(error as Error).message}`);
-    if (error instanceof UsageError) printErr('run `mountat help` for usage');
-    return error instanceof UsageError ? 2 : 1;
+    const { kind, exitCode, line } = reportOf(error);
+    printErr(`mountat: ${line}`);
+    if (kind === 'usage') printErr('run `mountat help` for usage');
+    return exitCode;
   }
 }

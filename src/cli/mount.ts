@@ -1,5 +1,5 @@
 // `mountat mount --root DIR [--plan FILE]`: attach and leave mounted, with a record for `umount`.
-import { AlreadyRecordedError, mountRecorded, RecordStore, rootIdentityOf, rootKey, type Plan } from '../mounts/index.js';
+import { AlreadyRecordedError, mountRecorded, RecordStore, rootIdentityOf, rootKey, type MountAttempt, type Plan } from '../mounts/index.js';
 import type { Fd } from '../linux/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 
@@ -14,7 +14,7 @@ export interface MountArgs {
  * already records mounts (`mountat mount` and `mountat exec` share it: neither may overwrite, nor
  * later remove, the other's record).
  */
-export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, store: RecordStore, procPidns?: Fd) {
+export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, store: RecordStore, procPidns?: Fd): MountAttempt {
   try {
     return mountRecorded(root, plan, { records: store, key: rootKey(rootIdentityOf(root)), existing: 'refuse', procPidns });
   } catch (error) {
@@ -26,7 +26,9 @@ export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, sto
 export function mountCommand(args: MountArgs, out: (line: string) => void): number {
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
-  const mounted = mountRoot(root, args.root, plan, new RecordStore(args.stateDir));
+  // A failure leaves nothing mounted, or (a failed rollback) what is left recorded for `umount`.
+  const { mounted, error } = mountRoot(root, args.root, plan, new RecordStore(args.stateDir));
+  if (error) throw error;
   for (const mount of mounted.attachment.mounts) {
     out(`mounted ${mount.kind} on ${mount.target} (mount id ${mount.uniqueMountId ?? mount.mountId})`);
   }

@@ -1,5 +1,5 @@
 // `mountat umount --root DIR`: tear down what the record says was mounted; a no-op if nothing is.
-import { DetachError, MountedRoot, RecordStore, rootIdentityOf, rootKey, type DetachReport } from '../mounts/index.js';
+import { DetachError, detachLines, MountedRoot, RecordStore, rootIdentityOf, rootKey, type DetachReport } from '../mounts/index.js';
 import { openRoot } from './inputs.js';
 
 export interface UmountArgs {
@@ -8,11 +8,7 @@ export interface UmountArgs {
 }
 
 export function describeReport(report: DetachReport, out: (line: string) => void): void {
-  for (const target of report.detached) out(`unmounted ${target}`);
-  for (const target of report.notMounted) out(`not mounted any more: ${target}`);
-  for (const stacked of report.stacked) out(`also removed a mount stacked on ours: ${stacked}`);
-  for (const path of report.removed) out(`removed directory ${path}`);
-  for (const kept of report.kept) if (kept.reason !== 'already gone') out(`kept directory ${kept.path}: ${kept.reason}`);
+  for (const line of detachLines(report)) out(line);
 }
 
 export function umountCommand(args: UmountArgs, out: (line: string) => void): number {

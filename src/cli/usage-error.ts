@@ -1,7 +1,9 @@
+import { MountatError } from '../base/index.js';
+
 /** A mistake in how the command was called: reported with exit code 2, like most Unix tools. */
-export class UsageError extends Error {
+export class UsageError extends MountatError {
   constructor(message: string) {
-    super(message);
+    super('usage', message);
     this.name = 'UsageError';
   }
 }

@@ -1,5 +1,4 @@
 import { printable, SyscallError } from '../linux/index.js';
-import type { DetachReport } from './detach.js';
 
 /** Why a syscall failure happened, in words an operator can act on. */
 const HINTS: Record<string, Record<string, string>> = {
@@ -51,12 +50,6 @@ export class MountError extends Error {
 /** Attach failed; everything it had done was rolled back (or the rollback's own problems are listed). */
 export class AttachError extends Error {
   readonly rollbackProblems: string[];
-  /**
-   * When the rollback failed and a record names what is left: its owner, whose tearDown() tries
-   * again (set by mountRecorded; attach alone keeps no record).
-   */
-  leftover?: { readonly recordPath: string; tearDown(): DetachReport } | undefined;
-
   constructor(cause: Error, rollbackProblems: string[]) {
     const tail = rollbackProblems.length > 0 ? `; rollback also failed: ${rollbackProblems.join('; ')}` : '';
     super(`${cause.message}${tail}`, { cause });

@@ -9,13 +9,14 @@
 //   left to save, so no mount can ever be left without its record.
 // - A step that fails, a record write included, rolls attach back. When the rollback was whole,
 //   the record goes too: nothing is mounted and nothing is recorded. When it was not, the record is
-//   kept, because it names exactly what is left, and the error carries a MountedRoot over it
-//   (`leftover`) whose tearDown() tries again; so the caller's teardown path can retry at once
-//   rather than leave it for the next start.
+//   kept, because it names exactly what is left, and the result says so: a MountedRoot over it
+//   (`leftover`) whose tearDown() tries again, which the caller then owns; so the caller's
+//   teardown path can retry at once rather than leave it for the next start.
 // - tearDown() keeps the record when detaching fails (the operator or the next start can retry),
 //   and is a no-op once it has succeeded.
 //
 // The root fd is borrowed, never closed here: the caller keeps it open until tearDown() is done.
+import { messageOf } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
 import { detach, type DetachReport } from './detach.js';
@@ -56,7 +57,15 @@ export class AlreadyRecordedError extends Error {
   }
 }
 
-export class MountedRoot<Extra extends object = object> {
+/**
+ * What mountRecorded() leaves its caller owning: the mounted root; or, when it failed, the error
+ * and, if the rollback failed too, the owner of what is left (its record kept).
+ */
+export type MountAttempt<Extra extends object = object> =
+  | { mounted: MountedRoot<Extra>; error?: undefined; leftover?: undefined }
+  | { mounted?: undefined; error: Error; leftover: MountedRoot<Extra> | undefined };
+
+export class MountedRoot<Extra extends object = object> implements Disposable {
   readonly attachment: RecordOf<Extra>;
   readonly recordPath: string;
   readonly #root: FdRef;
@@ -95,6 +104,11 @@ export class MountedRoot<Extra extends object = object> {
     return report;
   }
 
+  /** tearDown() as a disposable: `using` and DisposableStack end what they own with it. */
+  [Symbol.dispose](): void {
+    this.tearDown();
+  }
+
   /** Detach what can be detached now, keeping the record (a first pass, when something may still cover it). */
   detachKeepingRecord(): DetachReport {
     return detach(this.#root, this.attachment);
@@ -104,9 +118,10 @@ export class MountedRoot<Extra extends object = object> {
 /**
  * Attach `plan` beneath `root` with its record under `key`, kept current at every step. On
  * failure nothing is mounted and no record is left; or, when the rollback itself failed, the
- * AttachError's `leftover` owns the record of what is left.
+ * result's `leftover` owns the record of what is left. Errors in the options (a record already
+ * there that must not be replaced) are thrown: nothing was done yet.
  */
-export function mountRecorded<Extra extends object = object>(root: FdRef, plan: Plan, options: MountRecordedOptions<Extra>): MountedRoot<Extra> {
+export function mountRecorded<Extra extends object = object>(root: FdRef, plan: Plan, options: MountRecordedOptions<Extra>): MountAttempt<Extra> {
   const { records, key } = options;
   if (options.existing === 'refuse' || options.onReplace) {
     const existing = records.load(key);
@@ -120,7 +135,7 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
   try {
     journal = records.journal(key);
   } catch (error) {
-    throw recordWriteError(records, key, error);
+    return { error: recordWriteError(records, key, error), leftover: undefined };
   }
   const extra = options.extra ?? ({} as Extra);
   const append = (snapshot: Attachment) => {
@@ -135,7 +150,7 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
     attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append });
   } catch (error) {
     journal.close();
-    throw undone(error, root, records, key);
+    return undone<Extra>(error, root, records, key);
   }
   const mounted = new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
   try {
@@ -147,37 +162,37 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
       mounted.tearDown();
     } catch (teardownError) {
       // The record is kept (tearDown() keeps it when it fails): owned, as for a failed rollback.
-      const failed = new AttachError(closing, [(teardownError as Error).message]);
-      failed.leftover = mounted;
-      throw failed;
+      return { error: new AttachError(closing, [messageOf(teardownError)]), leftover: mounted };
     }
-    throw closing;
+    return { error: closing, leftover: undefined };
   }
-  return mounted;
+  return { mounted };
 }
 
 function recordWriteError(records: RecordKeeping, key: string, error: unknown): Error {
-  const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  const why = (error as NodeJS.ErrnoException).code ?? messageOf(error);
   return new Error(`cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
 }
 
-/** The error of a failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
-function undone(error: unknown, root: FdRef, records: RecordKeeping, key: string): unknown {
+/** A failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
+function undone<Extra extends object>(error: unknown, root: FdRef, records: RecordKeeping, key: string): MountAttempt<Extra> {
+  const failure = error instanceof Error ? error : new Error(String(error));
   const incomplete = error instanceof AttachError && error.rollbackProblems.length > 0;
   if (incomplete) {
+    let leftover: MountedRoot<Extra> | undefined;
     try {
-      error.leftover = MountedRoot.fromRecord(root, records, key);
+      leftover = MountedRoot.fromRecord<Extra>(root, records, key);
     } catch {
       // A record cut short by the very write that failed: what is left is named in the error.
     }
-    if (error.leftover) return error;
+    if (leftover) return { error: failure, leftover };
   }
   try {
     records.remove(key);
   } catch (removeError) {
-    const removal = `its record ${records.pathFor(key)} could not be removed: ${(removeError as Error).message}`;
-    if (error instanceof AttachError) return new AttachError(error.cause as Error, [...error.rollbackProblems, removal]);
-    return new AttachError(error instanceof Error ? error : new Error(String(error)), [removal]);
+    const removal = `its record ${records.pathFor(key)} could not be removed: ${messageOf(removeError)}`;
+    if (error instanceof AttachError) return { error: new AttachError(error.cause as Error, [...error.rollbackProblems, removal]), leftover: undefined };
+    return { error: new AttachError(failure, [removal]), leftover: undefined };
   }
-  return error;
+  return { error: failure, leftover: undefined };
 }

@@ -4,8 +4,8 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { BorrowedFd, constants as C, type Fd, type FdRef, openat2 } from '../linux/index.js';
-import { AttachError, DetachError, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
+import { BorrowedFd, openPidNamespace, type Fd, type FdRef } from '../linux/index.js';
+import { AttachError, DetachError, detachSummary, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs, RootfsGoneError } from './bundle.js';
 import { HookError } from './errors.js';
@@ -62,7 +62,7 @@ function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: st
 function openPidns(state: OciState): Fd {
   if (!state.pid) throw new HookError('--proc-pidns: the state has no pid whose PID namespace proc should show');
   try {
-    return openat2(C.AT_FDCWD, `/proc/${state.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 });
+    return openPidNamespace(state.pid);
   } catch (error) {
     throw new HookError(`--proc-pidns: ${(error as Error).message}`);
   }
@@ -73,20 +73,19 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
   using _root = { [Symbol.dispose]: () => rootfs.close() };
   const records = options.records ?? new RecordStore(options.stateDir);
   using pidns = options.procPidnsOfStatePid ? openPidns(state) : undefined;
-  let mounted;
-  try {
-    mounted = mountRecorded(rootfs.fd, plan, {
-      records,
-      key: recordKey(state),
-      existing: 'replace',
-      onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
-      procPidns: pidns,
-    });
-  } catch (error) {
+  const attempt = mountRecorded(rootfs.fd, plan, {
+    records,
+    key: recordKey(state),
+    existing: 'replace',
+    onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
+    procPidns: pidns,
+  });
+  if (attempt.error) {
     // What a failed rollback left stays recorded: poststop, which the runtime runs next, retries it.
-    const kept = error instanceof AttachError && error.leftover ? ` (what is left is recorded in ${error.leftover.recordPath} for poststop)` : '';
-    throw new HookError(`${(error as Error).message}${kept}`, 1, { cause: error });
+    const kept = attempt.leftover ? ` (what is left is recorded in ${attempt.leftover.recordPath} for poststop)` : '';
+    throw new HookError(`${attempt.error.message}${kept}`, 1, { cause: attempt.error });
   }
+  const { mounted } = attempt;
   const { attachment } = mounted;
   const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}${mount.covers ? ` (${coverCounts(mount.covers)})` : ''}`);
   options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: mounted.recordPath }, 'mounted');
@@ -123,17 +122,6 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
   return { summary: `${child.stdout.trim() || 'mounted'} (entered the namespace of pid ${state.pid})` };
 }
 
-function describe(report: DetachReport): string {
-  const parts = [
-    report.detached.length ? `unmounted ${report.detached.join(', ')}${report.covers ? ` (with ${report.covers.length} proc covers)` : ''}` : '',
-    report.notMounted.length ? `already gone with the container: ${report.notMounted.join(', ')}` : '',
-    report.stacked.length ? `also removed mounts stacked on ours: ${report.stacked.join(', ')}` : '',
-    report.removed.length ? `removed directories ${report.removed.join(', ')}` : '',
-    ...report.kept.filter((kept) => kept.reason !== 'already gone').map((kept) => `kept ${kept.path} (${kept.reason})`),
-  ];
-  return parts.filter(Boolean).join('; ') || 'nothing left to remove';
-}
-
 function cleanUp(state: OciState, options: StageOptions): StageResult {
   const records = options.records ?? new RecordStore(options.stateDir);
   const key = recordKey(state);
@@ -155,7 +143,7 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
   try {
     const report = mounted.tearDown();
     options.log.info({ report }, 'cleaned up');
-    return { summary: describe(report) };
+    return { summary: detachSummary(report, 'with the container') };
   } catch (error) {
     if (error instanceof DetachError) options.log.info({ report: error.report }, 'clean-up incomplete; record kept');
     throw new HookError(`poststop: ${(error as Error).message} (record kept in ${mounted.recordPath})`, 1, { cause: error });

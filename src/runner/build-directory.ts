@@ -2,8 +2,8 @@
 // to the input root). Each is resolved through fds with openat2: RESOLVE_BENEATH refuses `..`
 // and absolute symlinks that would leave, RESOLVE_NO_SYMLINKS refuses symlinks altogether.
 import { constants as C, type Fd, openat2, tryOpenat2, errnoName } from '../linux/index.js';
-import { status } from '@grpc/grpc-js';
-import { invalidArgument, RunnerError } from './errors.js';
+import { MountatError } from '../base/index.js';
+import { invalidArgument } from './errors.js';
 
 const STRICT = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
 const DIR = C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC;
@@ -59,7 +59,7 @@ export class BuildDirectory implements Disposable {
    */
   current(): BuildDirectory {
     const result = tryOpenat2(C.AT_FDCWD, this.path, { flags: DIR, resolve: 0 });
-    if (!result.ok) throw new RunnerError(status.UNAVAILABLE, `the build directory ${this.path} cannot be opened: ${errnoName(result.errno)}`);
+    if (!result.ok) throw new MountatError('unavailable', `the build directory ${this.path} cannot be opened: ${errnoName(result.errno)}`);
     return new BuildDirectory(this.path, result.fd);
   }
 

@@ -48,7 +48,6 @@ describe('settingsFrom', () => {
     ['a bad mount', { ...minimal, mounts: [{ target: '/proc', kind: 'proc' }] }, 'config.mounts[0]: target "/proc" is absolute'],
     ['a temporary directory mount on a mount', { ...minimal, temporaryDirectoryMount: 'proc' }, 'config.temporaryDirectoryMount: target repeats the earlier target "proc"'],
     ['a bad hook', { ...minimal, hooks: { prestart: ['bubblewrap'] } }, 'config.hooks.prestart[0]'],
-    ['the built-in hook in one list only', { ...minimal, hooks: { prestart: ['mountat'], poststop: [] } }, 'config.hooks: "mountat" must be in both prestart and poststop (or in neither), or mounts would be left behind'],
     ['a negative uid', { ...minimal, runCommandsAs: { userId: -1, groupId: 0 } }, 'config.runCommandsAs.userId must be >= 0 (got -1)'],
     ['an unknown capability', { ...minimal, capabilities: ['CAP_CHOWN', 'CHOWN'] }, 'config.capabilities[1] must be one of "CAP_CHOWN", "CAP_DAC_OVERRIDE"'],
     ['a capability twice', { ...minimal, capabilities: ['CAP_CHOWN', 'CAP_CHOWN'] }, 'config.capabilities must NOT have duplicate items'],

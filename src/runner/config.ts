@@ -80,9 +80,6 @@ export function settingsFrom(json: unknown): Settings {
   }
   const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
   const poststop = config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop];
-  if (prestart.includes('mountat') !== poststop.includes('mountat')) {
-    throw new ConfigError('config.hooks: "mountat" must be in both prestart and poststop (or in neither), or mounts would be left behind');
-  }
   return {
     buildDirectoryPath: config.buildDirectoryPath,
     listenPaths,

@@ -1,9 +1,15 @@
 // The runner's setup and teardown of each action are OCI-style hook lists: prestart hooks run
-// once the action's process exists (waiting at its gate), poststop hooks after it ended, always.
-// "mountat" is the built-in hook: the engine in-process, no process start per action. Any other
-// entry is executed like an OCI hook, with the state on stdin and the input root as fd 3.
-import { constants as C, type Fd, openat2 } from '../linux/index.js';
-import { AttachError, mountRecorded, parsePlan, type Attachment, type MountedRoot, type Plan, type RecordKeeping } from '../mounts/index.js';
+// once the action's process exists (waiting at its gate), poststop hooks after it has stopped,
+// always. "mountat" is the built-in hook: the engine in-process, no process start per action. Any
+// other entry is executed like an OCI hook, with the state on stdin and the input root as fd 3.
+//
+// A prestart hook pushes what undoes its setup on the session's stack as it goes, so what it made
+// is owned even when it fails half-way (a rollback that failed leaves its record's owner there).
+// Those undos run after the action has stopped: where "mountat" stands in the poststop list, or
+// after the last poststop hook when it is not there.
+import { disposalErrors, kindOf, messageOf, MountatError } from '../base/index.js';
+import { openPidNamespace, type Fd } from '../linux/index.js';
+import { mountRecorded, parsePlan, type Attachment, type MountedRoot, type Plan, type RecordKeeping } from '../mounts/index.js';
 import { CommandHook, type OciState } from '../oci/index.js';
 import type { HookSpec } from './config.js';
 import type { RunnerObserver } from './observer.js';
@@ -21,31 +27,20 @@ export interface ActionContext {
   pidNamespace: boolean;
 }
 
-/** What a prestart hook set up, undone: run where "mountat" stands in the poststop list. */
-export interface Teardown {
+export interface PrestartHook {
   readonly description: string;
-  run(): Promise<void>;
+  /** Set up; push what undoes each thing made on `undos` as soon as it is made. */
+  setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void>;
 }
 
-export interface ActionHook {
+export interface PoststopHook {
   readonly description: string;
-  /**
-   * A prestart hook returns the teardown of what it set up, if it leaves anything to undo; a
-   * poststop hook is given the teardowns of the prestart hooks (the built-in one runs them).
-   */
-  run(action: ActionContext, teardowns: readonly Teardown[]): Promise<Teardown | undefined>;
+  run(action: ActionContext): Promise<void>;
 }
 
-/** A prestart hook failed, but left something its teardown must still undo (a rollback that failed). */
-export class SetupError extends Error {
-  readonly teardown: Teardown;
-
-  constructor(cause: Error, teardown: Teardown) {
-    super(cause.message, { cause });
-    this.name = 'SetupError';
-    this.teardown = teardown;
-  }
-}
+/** Where "mountat" stands in the poststop list: the prestart hooks' setup is undone there. */
+export const UNDO_SETUP = 'undo-setup';
+export type PoststopStep = PoststopHook | typeof UNDO_SETUP;
 
 export interface MountSettings {
   plan: Plan;
@@ -72,94 +67,121 @@ function actionPlan(settings: MountSettings, action: ActionContext): Plan {
   return { mounts: [...settings.plan.mounts, ...bind.mounts] };
 }
 
-export class BuiltinMountHook implements ActionHook {
+/** An error named after the hook it came from (an external hook's error already names it). */
+function named(description: string, error: unknown): unknown {
+  return messageOf(error).startsWith(description) ? error : MountatError.wrap(kindOf(error), description, error);
+}
+
+export class BuiltinMountHook implements PrestartHook {
   readonly description = 'built-in mountat prestart hook';
   constructor(private readonly settings: MountSettings) {}
 
-  async run(action: ActionContext): Promise<Teardown> {
+  async setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void> {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
-    using pidns = action.pidNamespace ? openat2(C.AT_FDCWD, `/proc/${action.pid}/ns/pid`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 }) : undefined;
+    using pidns = action.pidNamespace ? openPidNamespace(action.pid) : undefined;
     // The record is kept current as attach goes (the input root's path riding along), so that a
     // runner SIGKILLed mid-setup leaves a record of every directory and mount made so far.
-    let mounted: MountedRoot<ActionRecordExtra>;
+    const attempt = mountRecorded(action.root, actionPlan(this.settings, action), {
+      records: this.settings.records,
+      key: recordKeyOf(action),
+      extra: { inputRoot: action.paths.input_root_directory ?? '' },
+      existing: 'replace',
+      procPidns: pidns,
+    });
+    const owned = attempt.mounted ?? attempt.leftover;
+    // A rollback that failed left its record's owner: the undo tries again after the action stops.
+    if (owned) undos.defer(() => this.#undo(owned, attempt.mounted ? owned.attachment.mounts.length : 0));
+    if (attempt.error) throw attempt.error;
+    this.settings.observer.mountsHeld(attempt.mounted.attachment.mounts.length);
+  }
+
+  #undo(owner: MountedRoot<ActionRecordExtra>, held: number): void {
     try {
-      mounted = mountRecorded(action.root, actionPlan(this.settings, action), {
-        records: this.settings.records,
-        key: recordKeyOf(action),
-        extra: { inputRoot: action.paths.input_root_directory ?? '' },
-        existing: 'replace',
-        procPidns: pidns,
-      });
+      owner.tearDown();
     } catch (error) {
-      // A rollback that failed left its record, owned by the error: poststop tries it again.
-      if (error instanceof AttachError && error.leftover) throw new SetupError(error, this.#teardown(error.leftover, 0));
-      throw error;
+      throw MountatError.wrap(kindOf(error), 'built-in mountat poststop hook', error);
     }
-    this.settings.observer.mountsHeld(mounted.attachment.mounts.length);
-    return this.#teardown(mounted, mounted.attachment.mounts.length);
-  }
-
-  #teardown(owner: { tearDown(): unknown }, held: number): Teardown {
-    const observer = this.settings.observer;
-    return {
-      description: 'built-in mountat poststop hook',
-      async run() {
-        owner.tearDown();
-        if (held > 0) observer.mountsHeld(-held);
-      },
-    };
-  }
-}
-
-/** Where "mountat" stands in the poststop list: the prestart hooks' teardowns run there, last set up first. */
-export class BuiltinUnmountHook implements ActionHook {
-  readonly description = 'built-in mountat poststop hook';
-
-  async run(_action: ActionContext, teardowns: readonly Teardown[]): Promise<undefined> {
-    const problems: string[] = [];
-    for (const teardown of [...teardowns].reverse()) {
-      try {
-        await teardown.run();
-      } catch (error) {
-        problems.push((error as Error).message);
-      }
-    }
-    if (problems.length > 0) throw new Error(problems.join('; '));
-    return undefined;
+    if (held > 0) this.settings.observer.mountsHeld(-held);
   }
 }
 
 /** An external hook: an OCI hook entry run with the action's state and its root as fd 3. */
-export class ExternalHook implements ActionHook {
+export class ExternalHook implements PrestartHook, PoststopHook {
   readonly description: string;
-  private readonly stage: 'prestart' | 'poststop';
-  private readonly entry: Exclude<HookSpec, 'mountat'>;
-  private readonly index: number;
+  readonly #stage: 'prestart' | 'poststop';
+  readonly #entry: Exclude<HookSpec, 'mountat'>;
+  readonly #index: number;
 
   constructor(entry: Exclude<HookSpec, 'mountat'>, stage: 'prestart' | 'poststop', index: number) {
-    this.entry = entry;
-    this.stage = stage;
-    this.index = index;
+    this.#entry = entry;
+    this.#stage = stage;
+    this.#index = index;
     this.description = `${stage} hook #${index} (${entry.path})`;
   }
 
-  async run(action: ActionContext): Promise<undefined> {
+  /** It sets up nothing the runner could undo: its own poststop counterpart does that. */
+  async setUp(action: ActionContext): Promise<void> {
+    await this.run(action);
+  }
+
+  async run(action: ActionContext): Promise<void> {
     const state: OciState = {
       ociVersion: '1.0.2',
       id: action.id,
-      status: this.stage === 'prestart' ? 'creating' : 'stopped',
+      status: this.#stage === 'prestart' ? 'creating' : 'stopped',
       pid: action.pid,
       bundle: action.buildDirectoryPath,
       annotations: Object.fromEntries(Object.entries(action.paths).map(([key, value]) => [`mountat.runner.${key}`, value])),
     };
-    await new CommandHook(this.entry, this.stage, this.index, { fds: [{ name: 'root', fd: action.root.fd }] }).run(state);
-    return undefined;
+    await new CommandHook(this.#entry, this.#stage, this.#index, { fds: [{ name: 'root', fd: action.root.fd }] }).run(state);
   }
 }
 
-export function hooksFor(stage: 'prestart' | 'poststop', specs: HookSpec[], mounts: MountSettings): ActionHook[] {
-  return specs.map((spec, index) => {
-    if (spec !== 'mountat') return new ExternalHook(spec, stage, index);
-    return stage === 'prestart' ? new BuiltinMountHook(mounts) : new BuiltinUnmountHook();
-  });
+export function prestartHooks(specs: HookSpec[], mounts: MountSettings): PrestartHook[] {
+  return specs.map((spec, index) => (spec === 'mountat' ? new BuiltinMountHook(mounts) : new ExternalHook(spec, 'prestart', index)));
 }
+
+export function poststopSteps(specs: HookSpec[]): PoststopStep[] {
+  return specs.map((spec, index) => (spec === 'mountat' ? UNDO_SETUP : new ExternalHook(spec, 'poststop', index)));
+}
+
+/** Run the prestart hooks in order; the first failure stops the setup (what it made stays owned by `undos`). */
+export async function setUpAction(hooks: readonly PrestartHook[], action: ActionContext, undos: AsyncDisposableStack): Promise<void> {
+  for (const hook of hooks) {
+    try {
+      await hook.setUp(action, undos);
+    } catch (error) {
+      throw MountatError.wrap('precondition', 'setting up the action failed', named(hook.description, error));
+    }
+  }
+}
+
+/**
+ * The teardown once the action has stopped: every poststop step in order, the setup's undos where
+ * "mountat" stands (or last), every failure kept (an AggregateError of them, each named).
+ */
+export async function tearDownAction(steps: readonly PoststopStep[], action: ActionContext, setup: AsyncDisposableStack): Promise<void> {
+  const failures: unknown[] = [];
+  const undoSetup = async () => {
+    try {
+      await setup.disposeAsync();
+    } catch (error) {
+      failures.push(...disposalErrors(error));
+    }
+  };
+  for (const step of steps) {
+    if (step === UNDO_SETUP) {
+      await undoSetup();
+      continue;
+    }
+    try {
+      await step.run(action);
+    } catch (error) {
+      failures.push(named(step.description, error));
+    }
+  }
+  // Never left for nobody: without "mountat" in the list, the setup is undone after the last hook.
+  if (!setup.disposed) await undoSetup();
+  if (failures.length > 0) throw new AggregateError(failures, '');
+}
+

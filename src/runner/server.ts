@@ -9,7 +9,7 @@ import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
 import type { Settings } from './config.js';
-import { hooksFor } from './hooks.js';
+import { poststopSteps, prestartHooks } from './hooks.js';
 import { recover } from './recovery.js';
 import { lockStateDirectory } from './state-lock.js';
 import { startupSweepRule } from './startup-sweep.js';
@@ -67,8 +67,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       temporaryDirectoryMount: settings.temporaryDirectoryMount,
       isolation,
       starterServer,
-      prestart: hooksFor('prestart', settings.hooks.prestart, mounts),
-      poststop: hooksFor('poststop', settings.hooks.poststop, mounts),
+      prestart: prestartHooks(settings.hooks.prestart, mounts),
+      poststop: poststopSteps(settings.hooks.poststop),
     },
     settings.readinessPaths,
     log,

@@ -1,6 +1,7 @@
-// The gRPC service buildbarn.runner.Runner. Errors become gRPC statuses here, in one place.
+// The gRPC service buildbarn.runner.Runner. Errors become gRPC statuses here, in one place: the
+// kind's row of the one table (src/base/errors.ts) and the error's one line.
 import { existsSync } from 'node:fs';
-import { status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import type { sendUnaryData, Server, ServerUnaryCall, ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Empty } from './generated/google/protobuf/Empty.js';
 import type { CheckReadinessRequest__Output } from './generated/buildbarn/runner/CheckReadinessRequest.js';
@@ -8,13 +9,13 @@ import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import type { RunnerHandlers } from './generated/buildbarn/runner/Runner.js';
 import { runAction, type ActionSettings } from './action.js';
-import { RunnerError } from './errors.js';
+import { MountatError, reportOf } from '../base/index.js';
 import { silentObserver, type RunnerObserver } from './observer.js';
 import { loadRunnerProto } from './protos.js';
 
 function toServiceError(error: unknown): Partial<ServiceError> {
-  if (error instanceof RunnerError) return { code: error.code, details: error.message };
-  return { code: status.INTERNAL, details: (error as Error).message ?? String(error) };
+  const { grpcStatus, line } = reportOf(error);
+  return { code: grpcStatus, details: line };
 }
 
 export class RunnerService {
@@ -37,13 +38,13 @@ export class RunnerService {
   checkReadiness(call: ServerUnaryCall<CheckReadinessRequest__Output, Empty>, callback: sendUnaryData<Empty>): void {
     try {
       const why = this.notReady();
-      if (why !== undefined) throw new RunnerError(status.UNAVAILABLE, `not ready: ${why}`);
+      if (why !== undefined) throw new MountatError('unavailable', `not ready: ${why}`);
       let path = call.request.path;
       const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
       // An empty path is the build directory itself (what `mountat probe` sends): bb_worker always names a directory.
       using build = this.settings.build.current();
-      if (!build.exists('path', path, { allowEmpty: true })) throw new RunnerError(status.NOT_FOUND, `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
+      if (!build.exists('path', path, { allowEmpty: true })) throw new MountatError('not-found', `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
       callback(null, {});
     } catch (error) {
       callback(toServiceError(error));

@@ -145,7 +145,7 @@ export interface HttpServer {
   authenticationPolicy?: {};
 }
 /**
- * mountat: OCI-style hooks around each action. "mountat" (a string) is the built-in in-process mount hook. Default: prestart ["mountat"], poststop ["mountat"].
+ * mountat: OCI-style hooks around each action. "mountat" (a string) is the built-in in-process mount hook in prestart; in poststop it marks where the prestart hooks' setup (the built-in hook's mounts) is undone, which is otherwise after the last poststop hook. Default: prestart ["mountat"], poststop ["mountat"].
  */
 export interface RunnerHooks {
   prestart?: HookList;
