@@ -1,7 +1,9 @@
-/** A mistake in how the command was called: reported with exit code 2, like most Unix tools. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
+import { MountatError } from '../base/index.js';
+
+/** A mistake in how the command was called (kind usage): reported with exit code 2, like most Unix tools. */
+export class UsageError extends MountatError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('usage', message, options);
     this.name = 'UsageError';
   }
 }
