@@ -43,7 +43,7 @@ describe('CommandHook', () => {
   it('names the stage, index and path, and the hook\'s last stderr line, on failure', async () => {
     const path = script('fails', 'echo progress; echo "first problem" >&2; echo "the real reason" >&2; exit 3');
     const hook = new CommandHook({ path, args: ['fails'] }, 'createRuntime', 2);
-    await expect(hook.run(state)).rejects.toThrow(new HookError(`createRuntime hook #2 (${path}) exited with status 3: the real reason`));
+    await expect(hook.run(state)).rejects.toThrow(new HookError(`createRuntime hook #2 (${path}) exited with status 3: the real reason`, 'precondition'));
   });
 
   it('kills a hook past its timeout together with the orphans holding its output', async () => {

@@ -2,6 +2,7 @@
 // says what to do. Nothing is mounted: the trial mount is made detached and dissolves on close.
 import { existsSync, statSync } from 'node:fs';
 import { release } from 'node:os';
+import { messageOf } from '../base/index.js';
 import {
   constants as C,
   fsconfigCreate,
@@ -45,7 +46,7 @@ function trialMount(): Check {
   } catch (error) {
     return {
       level: 'fail',
-      what: `a trial tmpfs cannot be created: ${(error as Error).message}`,
+      what: `a trial tmpfs cannot be created: ${messageOf(error)}`,
       advice: 'run as root or with CAP_SYS_ADMIN; in a container, grant CAP_SYS_ADMIN and allow the mount syscalls in its seccomp profile',
       see: `${TROUBLESHOOTING}eperm`,
     };
@@ -57,7 +58,7 @@ function propagationOf(dir: string): Check {
   try {
     id = statx(C.AT_FDCWD, dir, 0, C.STATX_MNT_ID).mountId.toString();
   } catch (error) {
-    return { level: 'fail', what: `${dir}: ${(error as Error).message}`, advice: 'give an existing directory' };
+    return { level: 'fail', what: `${dir}: ${messageOf(error)}`, advice: 'give an existing directory' };
   }
   const entry = readMountInfo().find((mount) => mount.id === id);
   if (!entry) return { level: 'warn', what: `${dir}: its mount (id ${id}) is not in this namespace's mountinfo` };

@@ -1,4 +1,5 @@
 // What the verbs share: opening the root the operator named, reading a plan file.
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, type Fd, openat2 } from '../linux/index.js';
 import { MountError, defaultPlan, parsePlan, readJsonFile, type Plan } from '../mounts/index.js';
 import { UsageError } from './usage-error.js';
@@ -19,6 +20,6 @@ export function loadPlan(file: string | undefined): Plan {
   try {
     return parsePlan(json);
   } catch (error) {
-    throw new Error(`plan file ${file}: ${(error as Error).message}`, { cause: error });
+    throw new MountatError(kindOf(error), `plan file ${file}: ${messageOf(error)}`, { cause: error });
   }
 }

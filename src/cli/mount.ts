@@ -1,4 +1,5 @@
 // `mountat mount --root DIR [--plan FILE]`: attach and leave mounted, with a record for `umount`.
+import { MountatError } from '../base/index.js';
 import { AlreadyRecordedError, mountRecorded, RecordStore, rootIdentityOf, rootKey, type MountAttempt, type Plan } from '../mounts/index.js';
 import type { Fd } from '../linux/index.js';
 import { loadPlan, openRoot } from './inputs.js';
@@ -19,7 +20,7 @@ export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, sto
     return mountRecorded(root, plan, { records: store, key: rootKey(rootIdentityOf(root)), existing: 'refuse', procPidns });
   } catch (error) {
     if (!(error instanceof AlreadyRecordedError)) throw error;
-    throw new Error(`root ${rootArg} already has mounts recorded in ${error.recordPath}; run \`mountat umount --root ${rootArg}\` first`, { cause: error });
+    throw new MountatError('precondition', `root ${rootArg} already has mounts recorded in ${error.recordPath}; run \`mountat umount --root ${rootArg}\` first`, { cause: error });
   }
 }
 

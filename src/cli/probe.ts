@@ -1,6 +1,7 @@
 // `mountat probe`: ask a running runner's CheckReadiness over its socket, for a container's
 // HEALTHCHECK or a Kubernetes readiness probe. Exit 0 when it answers OK, 1 with one line otherwise.
 import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { MountatError } from '../base/index.js';
 // config.js and protos.js only, not runner/index.js: a health check runs every few seconds and
 // needs neither the server nor the action machinery.
 import { loadSettings } from '../runner/config.js';
@@ -50,7 +51,8 @@ export async function probeCommand(args: ProbeArgs, print: (line: string) => voi
   } catch (error) {
     const e = error as { code?: number; details?: string; message: string };
     const name = e.code !== undefined ? (status[e.code] ?? String(e.code)) : 'ERROR';
-    throw new Error(`probe ${address}: ${name}: ${(e.details ?? e.message).replace(/\s+/g, ' ')}`);
+    // Not ready, or not there: a precondition of whatever waits on the probe.
+    throw new MountatError('precondition', `probe ${address}: ${name}: ${(e.details ?? e.message).replace(/\s+/g, ' ')}`, { cause: error });
   } finally {
     client.close();
   }

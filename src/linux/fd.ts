@@ -1,3 +1,4 @@
+import { MountatError } from '../base/index.js';
 import { libc } from './libc.js';
 
 /**
@@ -13,7 +14,7 @@ export class Fd implements Disposable {
   }
 
   get fd(): number {
-    if (this.#fd < 0) throw new Error('file descriptor used after close or release');
+    if (this.#fd < 0) throw new MountatError('internal', 'file descriptor used after close or release');
     return this.#fd;
   }
 

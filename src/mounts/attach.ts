@@ -2,12 +2,13 @@
 // switch over the kinds. For each entry: resolve (creating missing directories) beneath the
 // root, make a detached mount, move it onto the resolved fd, and read back its identity from
 // the mount's own fd. On any failure everything done so far is undone in reverse.
+import { messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, type FdRef, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { coverProc, type ProcCover } from './cover-proc.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
-import { removeCreatedDirs, type DirRemoval } from './dirs.js';
+import { removeCreatedDirs } from './dirs.js';
 import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
 import type { FsOption, MountKind, Plan, PlannedMount } from './plan.js';
 import { resolveMountpoint, type CreatedDir } from './resolve.js';
@@ -93,7 +94,7 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
       : openTree(C.AT_FDCWD, entry.source.path, flags, entry.source.path);
   try {
     const st = statx(tree, '', C.AT_EMPTY_PATH, C.STATX_TYPE, where);
-    if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('bind source is not a directory');
+    if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new MountatError('invalid-input', 'bind source is not a directory');
     // MS_PRIVATE: mounts the action makes inside the bind must not propagate back to the host
     // source. attr_clr carries the atime mask because atime is a mode, not a flag.
     mountSetattr(tree, '', C.AT_EMPTY_PATH | recursive, {
@@ -118,7 +119,7 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
       return cloneTree(entry, entry.target);
     default: {
       const never: never = entry;
-      throw new Error(`unknown mount kind in ${JSON.stringify(never)}`);
+      throw new MountatError('internal', `unknown mount kind in ${JSON.stringify(never)}`);
     }
   }
 }
@@ -159,10 +160,10 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
   if (!mountIsAtTarget(rootFd, entry.target, identity)) {
     // Only by fd: the fallback unmounts by name, and the name is exactly what can no longer be trusted.
     if (unmountMethod() !== 'proc-fd') {
-      throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted, and without /proc the mount cannot be undone by fd; it stays on the moved directory inside the root'));
+      throw new MountError(entry.target, `attach ${entry.kind} to`, new MountatError('precondition', 'the target directory was moved while it was being mounted, and without /proc the mount cannot be undone by fd; it stays on the moved directory inside the root'));
     }
     unmountByFd(mount, rootFd, entry.target);
-    throw new MountError(entry.target, `attach ${entry.kind} to`, new Error('the target directory was moved while it was being mounted; mount undone'));
+    throw new MountError(entry.target, `attach ${entry.kind} to`, new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'));
   }
   if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
 }
@@ -176,15 +177,18 @@ function coverOrUndo(rootFd: FdRef, proc: Fd, target: string, identity: MountIde
   try {
     return coverProc(proc, target);
   } catch (error) {
-    let undoProblem: string | undefined;
+    let undoFailure: unknown;
     try {
       // The fallback unmounts by name, looked up afresh: only once our proc is seen there again.
-      if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity)) undoProblem = 'it is no longer at its target, and without /proc it cannot be taken off by fd';
+      if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity)) undoFailure = new MountatError('precondition', 'it is no longer at its target, and without /proc it cannot be taken off by fd');
       else unmountByFd(proc, rootFd, target);
     } catch (undoError) {
-      undoProblem = (undoError as Error).message;
+      undoFailure = undoError;
     }
-    if (undoProblem) throw new MountError(target, 'cover proc on', new Error(`${(error as Error).message}; taking the proc off again failed too: ${undoProblem}`));
+    if (undoFailure !== undefined) {
+      const both = new AggregateError([error, undoFailure], `${messageOf(error)}; taking the proc off again failed too: ${messageOf(undoFailure)}`);
+      throw new MountError(target, 'cover proc on', both);
+    }
     throw error;
   }
 }
@@ -206,20 +210,21 @@ export function attach(rootFd: FdRef, plan: Plan, options: AttachOptions = {}): 
       attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created)), attachment.mounts);
       options.onProgress?.(snapshot([]));
     } catch (error) {
-      throw new AttachError(error instanceof Error ? error : new Error(String(error)), rollBack(rootFd, attachment, created));
+      throw new AttachError(error, rollBack(rootFd, attachment, created));
     }
   }
   return attachment;
 }
 
-function rollBack(rootFd: FdRef, attachment: Attachment, createdForFailed: CreatedDir[]): string[] {
-  const dirs: DirRemoval = { removed: [], kept: [], problems: [] };
+/** What the rollback could not undo, as errors; empty when it was whole. */
+function rollBack(rootFd: FdRef, attachment: Attachment, createdForFailed: CreatedDir[]): unknown[] {
+  const failures: unknown[] = [];
   // The failed entry's directories, unless its mount was attached: detach removes them after it.
-  if (attachment.mounts.at(-1)?.createdDirs !== createdForFailed) removeCreatedDirs(rootFd, createdForFailed, dirs);
+  if (attachment.mounts.at(-1)?.createdDirs !== createdForFailed) removeCreatedDirs(rootFd, createdForFailed, { removed: [], kept: [] }, failures);
   try {
     detach(rootFd, attachment);
-    return dirs.problems;
   } catch (error) {
-    return [...dirs.problems, (error as Error).message];
+    failures.push(error);
   }
+  return failures;
 }

@@ -9,6 +9,7 @@
 // absent here costs its one failed openat2. No at-target check as for the proc itself: proc's
 // own entries cannot be renamed or replaced, so what was resolved is where the cover lands.
 import { constants as osConstants } from 'node:os';
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { MountError } from './errors.js';
 import { mountIdentityOf, type MountIdentity } from './identity.js';
@@ -45,8 +46,8 @@ function makeCover(spec: ProcCoverSpec, at: Fd, path: string): Fd {
       tree = openTree(C.AT_FDCWD, NULL_DEVICE, C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC, NULL_DEVICE);
     } catch (error) {
       // Named here: the cover's own path in the message would hide which file was missing.
-      const code = error instanceof SyscallError ? error.code : (error as Error).message;
-      throw new Error(`open_tree ${NULL_DEVICE}: ${code} (a masked file gets ${NULL_DEVICE} bound over it)`, { cause: error });
+      const code = error instanceof SyscallError ? error.code : messageOf(error);
+      throw new MountatError(kindOf(error), `open_tree ${NULL_DEVICE}: ${code} (a masked file gets ${NULL_DEVICE} bound over it)`, { cause: error });
     }
     return withAttributes(tree, COVER_ATTRIBUTES.maskedFile, path);
   }

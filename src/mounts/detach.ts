@@ -2,6 +2,7 @@
 // Each target is looked up again beneath the root; a mount there is unmounted only if its
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { isErrno, printable, type Fd, type FdRef } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
@@ -27,14 +28,20 @@ export interface DetachReport extends DirRemoval {
    * itself): no lookup or unmount of their own. Absent when no proc with covers was unmounted.
    */
   covers?: string[];
+  /** What could not be undone, one line each (the DetachError keeps them as errors). */
+  problems: string[];
 }
 
-export class DetachError extends Error {
+/**
+ * Detach did all it could, and these failed: the report says what was done, the causes (one, or an
+ * AggregateError of several) why the rest was not. The message is the first failure's; the kind too.
+ */
+export class DetachError extends MountatError {
   readonly report: DetachReport;
 
-  constructor(report: DetachReport) {
-    const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more)` : '';
-    super(`${report.problems[0]}${more}`);
+  constructor(report: DetachReport, failures: readonly unknown[]) {
+    const more = failures.length > 1 ? ` (and ${failures.length - 1} more)` : '';
+    super(kindOf(failures[0]), `${messageOf(failures[0])}${more}`, { cause: failures.length === 1 ? failures[0] : new AggregateError(failures, '') });
     this.name = 'DetachError';
     this.report = report;
   }
@@ -53,12 +60,12 @@ function detachUnderStack(rootFd: FdRef, mount: AttachedMount, topId: string, re
   if (!stack || stack.length === 0) return 'not-mounted';
   for (const other of stack) {
     using top = openTopmost(rootFd, mount.target);
-    if (mountIdentityOf(top).mountId !== other.id) throw new Error('the mounts on it changed during teardown');
+    if (mountIdentityOf(top).mountId !== other.id) throw new MountatError('precondition', 'the mounts on it changed during teardown');
     unmountByFd(top, rootFd, mount.target);
     report.stacked.push(printable(`${mount.target}: ${other.fsType} ${other.source}`));
   }
   using top = openTopmost(rootFd, mount.target);
-  if (!sameMount(mount, mountIdentityOf(top))) throw new Error('after removing the mounts stacked on it, ours was not underneath');
+  if (!sameMount(mount, mountIdentityOf(top))) throw new MountatError('precondition', 'after removing the mounts stacked on it, ours was not underneath');
   unmountByFd(top, rootFd, mount.target);
   return 'detached';
 }
@@ -109,25 +116,27 @@ function detachOne(rootFd: FdRef, mount: AttachedMount, report: DetachReport): O
 /** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */
 export function detach(rootFd: FdRef, attachment: Attachment): DetachReport {
   const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
+  const failures: unknown[] = [];
   const root = rootIdentityOf(rootFd);
   if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {
-    throw new Error(`the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`);
+    throw new MountatError('invalid-input', `the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`);
   }
   for (const mount of [...attachment.mounts].reverse()) {
     let outcome: Outcome;
     try {
       outcome = detachOne(rootFd, mount, report);
     } catch (error) {
-      report.problems.push(new MountError(mount.target, `detach ${mount.kind} from`, error).message);
+      failures.push(new MountError(mount.target, `detach ${mount.kind} from`, error));
       continue;
     }
     (outcome === 'detached' ? report.detached : report.notMounted).push(mount.target);
     if (outcome === 'detached' && mount.covers?.length) (report.covers ??= []).push(...mount.covers.map((cover) => printable(cover.path)));
-    removeCreatedDirs(rootFd, mount.createdDirs, report);
+    removeCreatedDirs(rootFd, mount.createdDirs, report, failures);
   }
   // Directories created for a mount that was never made (a record written while attach ran).
   for (const dir of attachment.pending ?? []) targetComponents(dir.path);
-  removeCreatedDirs(rootFd, attachment.pending ?? [], report);
-  if (report.problems.length > 0) throw new DetachError(report);
+  removeCreatedDirs(rootFd, attachment.pending ?? [], report, failures);
+  report.problems = failures.map(messageOf);
+  if (failures.length > 0) throw new DetachError(report, failures);
   return report;
 }

@@ -1,5 +1,6 @@
 // Removing the mountpoint directories the engine created, and only those: each is found
 // again beneath the root, its inode compared with the one recorded, and removed only if empty.
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, type Fd, type FdRef, isErrno, printable, statx, unlinkat } from '../linux/index.js';
 import { openParent, type CreatedDir } from './resolve.js';
 
@@ -7,10 +8,15 @@ export interface DirRemoval {
   removed: string[];
   /** Kept, with why: not empty, replaced by something else, already gone. */
   kept: Array<{ path: string; reason: string }>;
-  problems: string[];
 }
 
-export function removeCreatedDirs(rootFd: FdRef, dirs: readonly CreatedDir[], into: DirRemoval): void {
+/** A directory that could not be removed: "remove `path`: <why>", the why kept as the cause. */
+function removalFailure(path: string, error: unknown): MountatError {
+  return new MountatError(kindOf(error), `remove \`${printable(path)}\`: ${messageOf(error)}`, { cause: error });
+}
+
+/** Remove what is ours of `dirs`, saying in `into` what went and what stayed; each failure is pushed to `failures`. */
+export function removeCreatedDirs(rootFd: FdRef, dirs: readonly CreatedDir[], into: DirRemoval, failures: unknown[]): void {
   // Innermost first: a created parent can only go once its created child has.
   for (const dir of [...dirs].reverse()) {
     // A directory straight beneath the root needs no lookup of its parent: it is the root fd
@@ -25,7 +31,7 @@ export function removeCreatedDirs(rootFd: FdRef, dirs: readonly CreatedDir[], in
       } else opened = { parent: rootFd, name: dir.path };
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
-      else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
+      else failures.push(removalFailure(dir.path, error));
       continue;
     }
     const parent = opened.parent;
@@ -43,7 +49,7 @@ export function removeCreatedDirs(rootFd: FdRef, dirs: readonly CreatedDir[], in
     } catch (error) {
       if (isErrno(error, 'ENOENT')) into.kept.push({ path: dir.path, reason: 'already gone' });
       else if (isErrno(error, 'ENOTEMPTY', 'EEXIST')) into.kept.push({ path: dir.path, reason: 'not empty' });
-      else into.problems.push(`remove \`${printable(dir.path)}\`: ${(error as Error).message}`);
+      else failures.push(removalFailure(dir.path, error));
     } finally {
       owned?.close();
     }

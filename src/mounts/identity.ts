@@ -2,6 +2,7 @@
 // from the very fd fsmount/open_tree returned. The old 32-bit id (STATX_MNT_ID) can be reused
 // once a mount is gone; where the kernel has STATX_MNT_ID_UNIQUE (6.8+) that id never is,
 // so it is the one compared. The old id is kept as well: /proc/self/mountinfo speaks only it.
+import { MountatError } from '../base/index.js';
 import { constants as C, type Fd, type FdRef, statx } from '../linux/index.js';
 import { openTopmost } from './resolve.js';
 
@@ -47,7 +48,7 @@ export function sameMount(ours: MountIdentity, found: MountIdentity): boolean {
 
 export function rootIdentityOf(rootFd: FdRef): RootIdentity {
   const st = statx(rootFd, '', C.AT_EMPTY_PATH, C.STATX_INO | C.STATX_TYPE);
-  if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new Error('the root is not a directory');
+  if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new MountatError('invalid-input', 'the root is not a directory');
   return { dev: `${st.devMajor}:${st.devMinor}`, ino: st.ino.toString() };
 }
 

@@ -1,18 +1,22 @@
 // Reading the JSON files an operator names (plan files, the runner's config): one place that
 // turns "missing" and "not JSON" into a line naming the file.
 import { readFileSync } from 'node:fs';
+import { messageOf, MountatError } from '../base/index.js';
 
-/** The parsed content of `file`; errors read "<label> <file>: ENOENT" or "…: not valid JSON (…)". */
+/**
+ * The parsed content of `file`; errors (invalid input: the file named is the operator's to fix)
+ * read "<label> <file>: ENOENT" or "…: not valid JSON (…)".
+ */
 export function readJsonFile(file: string, label: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new Error(`${label} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new MountatError('invalid-input', `${label} ${file}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, { cause: error });
   }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new Error(`${label} ${file}: not valid JSON (${(error as Error).message})`);
+    throw new MountatError('invalid-input', `${label} ${file}: not valid JSON (${messageOf(error)})`, { cause: error });
   }
 }

@@ -16,7 +16,7 @@
 //   and is a no-op once it has succeeded.
 //
 // The root fd is borrowed, never closed here: the caller keeps it open until tearDown() is done.
-import { messageOf } from '../base/index.js';
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
 import { detach, type DetachReport } from './detach.js';
@@ -47,11 +47,11 @@ export interface MountRecordedOptions<Extra extends object> {
 }
 
 /** A record with mounts already exists under the key, and the caller asked to refuse. */
-export class AlreadyRecordedError extends Error {
+export class AlreadyRecordedError extends MountatError {
   readonly recordPath: string;
 
   constructor(recordPath: string) {
-    super(`mounts are already recorded in ${recordPath}`);
+    super('precondition', `mounts are already recorded in ${recordPath}`);
     this.name = 'AlreadyRecordedError';
     this.recordPath = recordPath;
   }
@@ -162,21 +162,21 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
       mounted.tearDown();
     } catch (teardownError) {
       // The record is kept (tearDown() keeps it when it fails): owned, as for a failed rollback.
-      return { error: new AttachError(closing, [messageOf(teardownError)]), leftover: mounted };
+      return { error: new AttachError(closing, [teardownError]), leftover: mounted };
     }
     return { error: closing, leftover: undefined };
   }
   return { mounted };
 }
 
-function recordWriteError(records: RecordKeeping, key: string, error: unknown): Error {
+function recordWriteError(records: RecordKeeping, key: string, error: unknown): MountatError {
   const why = (error as NodeJS.ErrnoException).code ?? messageOf(error);
-  return new Error(`cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
+  return new MountatError('kernel', `cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
 }
 
 /** A failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */
 function undone<Extra extends object>(error: unknown, root: FdRef, records: RecordKeeping, key: string): MountAttempt<Extra> {
-  const failure = error instanceof Error ? error : new Error(String(error));
+  const failure = error instanceof Error ? error : new MountatError('internal', String(error));
   const incomplete = error instanceof AttachError && error.rollbackProblems.length > 0;
   if (incomplete) {
     let leftover: MountedRoot<Extra> | undefined;
@@ -190,8 +190,8 @@ function undone<Extra extends object>(error: unknown, root: FdRef, records: Reco
   try {
     records.remove(key);
   } catch (removeError) {
-    const removal = `its record ${records.pathFor(key)} could not be removed: ${messageOf(removeError)}`;
-    if (error instanceof AttachError) return { error: new AttachError(error.cause as Error, [...error.rollbackProblems, removal]), leftover: undefined };
+    const removal = new MountatError(kindOf(removeError), `its record ${records.pathFor(key)} could not be removed: ${messageOf(removeError)}`, { cause: removeError });
+    if (error instanceof AttachError) return { error: new AttachError(error.cause, [...error.rollbackErrors, removal]), leftover: undefined };
     return { error: new AttachError(failure, [removal]), leftover: undefined };
   }
   return { error: failure, leftover: undefined };

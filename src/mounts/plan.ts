@@ -2,6 +2,7 @@
 // file is safe for the engine to apply; whatever is wrong is reported before anything is
 // mounted, with the entry and field named. Entries the caller does not trust (a container's
 // annotations) are bounded here too, by untrusted.ts: one place, whatever the plan came from.
+import { messageOf, MountatError } from '../base/index.js';
 import { BorrowedFd, Fd, type FdRef } from '../linux/fd.js';
 import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
@@ -35,14 +36,15 @@ export interface Plan {
   mounts: PlannedMount[];
 }
 
-export class PlanError extends Error {
+/** A plan, or a record's target, that the engine refuses: always invalid input. */
+export class PlanError extends MountatError {
   /** The index of the entry at fault, when one is: a caller that assembled the plan can say where it came from. */
   readonly entry: number | undefined;
   /** What is wrong, without where: for a caller that names the place itself. */
   readonly reason: string;
 
   constructor(message: string, entry?: number, reason: string = message, options?: ErrorOptions) {
-    super(message, options);
+    super('invalid-input', message, options);
     this.name = 'PlanError';
     this.entry = entry;
     this.reason = reason;
@@ -159,7 +161,7 @@ function parseEntry(entry: PlanInput['mounts'][number], at: string, seen: Array<
   try {
     parts = targetComponents(entry.target);
   } catch (error) {
-    throw refuse(at, (error as Error).message, { cause: error });
+    throw refuse(at, messageOf(error), { cause: error });
   }
   for (const other of seen) {
     if (isUnder(parts, other.parts) || isUnder(other.parts, parts)) {

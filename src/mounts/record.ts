@@ -10,6 +10,7 @@
 // the container id for OCI hooks (two containers may share one rootfs).
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { messageOf, MountatError } from '../base/index.js';
 import type { Attachment } from './attach.js';
 import type { ProcCover } from './cover-proc.js';
 import { DEFAULTS } from './defaults.js';
@@ -32,7 +33,7 @@ export class RecordJournal {
   }
 
   append(attachment: Attachment & Record<string, unknown>): void {
-    if (this.#fd === undefined) throw new Error(`the record journal ${this.path} is closed`);
+    if (this.#fd === undefined) throw new MountatError('internal', `the record journal ${this.path} is closed`);
     writeSync(this.#fd, `${JSON.stringify(attachment)}\n`);
   }
 
@@ -59,7 +60,7 @@ export class RecordStore {
   }
 
   pathFor(key: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/.test(key)) throw new Error(`record key ${JSON.stringify(key)} is not a plain file name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/.test(key)) throw new MountatError('invalid-input', `record key ${JSON.stringify(key)} is not a plain file name`);
     return join(this.directory, `${key}.json`);
   }
 
@@ -88,7 +89,7 @@ export class RecordStore {
       text = readFileSync(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new Error(`cannot read the record ${path}: ${(error as Error).message}`);
+      throw new MountatError('kernel', `cannot read the record ${path}: ${messageOf(error)}`, { cause: error });
     }
     // One line, or a journal of whole lines: the last one that parses is the record.
     let parsed: unknown;
@@ -102,8 +103,8 @@ export class RecordStore {
         // a line cut short: the one before it is whole
       }
     }
-    if (parsed === undefined) throw new Error(`the record ${path} is not valid JSON`);
-    if (!isAttachment(parsed)) throw new Error(`the record ${path} is not a mountat record of version 1`);
+    if (parsed === undefined) throw new MountatError('invalid-input', `the record ${path} is not valid JSON`);
+    if (!isAttachment(parsed)) throw new MountatError('invalid-input', `the record ${path} is not a mountat record of version 1`);
     return parsed;
   }
 

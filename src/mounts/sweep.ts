@@ -12,6 +12,7 @@
 //   proc): the kernel detaches a subtree with its parent under MNT_DETACH anyway, so it is
 //   unmounted first and reported as swept, not left alone.
 // - Everything else is left alone and returned, for the caller to log.
+import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, type Fd, isErrno, openat2, statx } from '../linux/index.js';
 import { canonicalPathOf, readMountInfo, type MountInfoEntry } from './mountinfo.js';
 import { unmountByFd } from './unmount.js';
@@ -42,7 +43,8 @@ export interface SweepResult {
   swept: SweptMount[];
   /** Mounts below the directory that `owns` did not claim. */
   leftAlone: SweptMount[];
-  problems: string[];
+  /** What could not be swept: "<mount point>: <why>", the why kept as the cause. */
+  problems: MountatError[];
 }
 
 const BENEATH = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS;
@@ -61,7 +63,7 @@ export function sweepBelow(dir: Fd, owns: SweepRule): SweepResult {
   const result: SweepResult = { swept: [], leftAlone: [], problems: [] };
   const dirPath = canonicalPathOf(dir);
   if (dirPath.endsWith(' (deleted)')) {
-    result.problems.push(`${dirPath}: the directory was removed; nothing below it can be reached`);
+    result.problems.push(new MountatError('precondition', `${dirPath}: the directory was removed; nothing below it can be reached`));
     return result;
   }
   const prefix = dirPath.endsWith('/') ? dirPath : `${dirPath}/`;
@@ -84,7 +86,7 @@ export function sweepBelow(dir: Fd, owns: SweepRule): SweepResult {
     try {
       fd = openat2(dir, relative, { flags: C.O_PATH | C.O_CLOEXEC, resolve: BENEATH }, relative);
     } catch (error) {
-      if (!isErrno(error, 'ENOENT')) result.problems.push(`${entry.mountPoint}: ${(error as Error).message}`);
+      if (!isErrno(error, 'ENOENT')) result.problems.push(sweepFailure(entry, error));
       continue;
     }
     try {
@@ -92,12 +94,16 @@ export function sweepBelow(dir: Fd, owns: SweepRule): SweepResult {
       unmountByFd(fd, dir, relative);
       result.swept.push(mount);
     } catch (error) {
-      result.problems.push(`${entry.mountPoint}: ${(error as Error).message}`);
+      result.problems.push(sweepFailure(entry, error));
     } finally {
       fd.close();
     }
   }
   return result;
+}
+
+function sweepFailure(entry: MountInfoEntry, error: unknown): MountatError {
+  return new MountatError(kindOf(error), `${entry.mountPoint}: ${messageOf(error)}`, { cause: error });
 }
 
 function rootOf(dir: Fd, relative: string, id: string): { dev: string; ino: bigint } | undefined {

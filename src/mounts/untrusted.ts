@@ -12,6 +12,7 @@
 //   which tmpfs reads as unlimited.
 //
 // Pure: no system calls, so every refusal is made before anything is touched.
+import { MountatError } from '../base/index.js';
 import type { MountEntry } from './generated/mount-plan.js';
 import { DEFAULTS, type Attributes } from './defaults.js';
 import { parseKernelSize } from './kernel-size.js';
@@ -24,7 +25,7 @@ type Limited = (typeof LIMITED)[number];
 /** A limit of DEFAULTS.untrusted as a number; a typo there fails at load, not at a refusal. */
 function limitOf(text: string): bigint {
   const size = parseKernelSize(text, true);
-  if (!size) throw new Error(`DEFAULTS.untrusted: ${JSON.stringify(text)} is not a kernel size`);
+  if (!size) throw new MountatError('internal', `DEFAULTS.untrusted: ${JSON.stringify(text)} is not a kernel size`);
   return 'percent' in size ? size.percent : size.count;
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { messageOf } from '../base/index.js';
 import { containerPlan } from './annotations.js';
 import { HookError } from './errors.js';
 
@@ -73,7 +74,7 @@ describe('containerPlan', () => {
     try {
       containerPlan(annotations);
     } catch (error) {
-      expect((error as Error).message).toBe(message);
+      expect(messageOf(error)).toBe(message);
     }
   });
 

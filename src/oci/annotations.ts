@@ -8,6 +8,7 @@
 // where no annotation touched them, stay as the operator wrote them.
 // Straight from the modules, not the mounts barrel: podman's precreate stage loads this file on
 // every container start, and the barrel would set up the whole engine (attach, detach, records…).
+import { kindOf, messageOf } from '../base/index.js';
 import { DEFAULTS } from '../mounts/defaults.js';
 import { readJsonFile } from '../mounts/json-file.js';
 import { parsePlan, PlanError, type Plan, type PlanInput, type PlanTrust } from '../mounts/plan.js';
@@ -44,7 +45,7 @@ function planFromJson(key: string, value: string): PlanInput {
   try {
     plan = JSON.parse(value);
   } catch (error) {
-    refuse(key, value.length > 80 ? `${value.slice(0, 80)}…` : value, `not JSON (${(error as Error).message})`);
+    refuse(key, value.length > 80 ? `${value.slice(0, 80)}…` : value, `not JSON (${messageOf(error)})`);
   }
   // Anything else (a bind, proc elsewhere, a weakened attribute) is the parser's to refuse.
   return plan as PlanInput;
@@ -74,7 +75,7 @@ export function readBasePlan(file: string | undefined): BasePlan | undefined {
   try {
     return { input: readJsonFile(file, '--plan') as PlanInput, source: `plan file ${file}` };
   } catch (error) {
-    throw new HookError((error as Error).message);
+    throw new HookError(messageOf(error), kindOf(error), { cause: error });
   }
 }
 
@@ -101,7 +102,7 @@ export function containerPlan(annotations: Record<string, string | undefined> | 
     return parsePlan(sourced.input, sourced.trust);
   } catch (error) {
     const origin = error instanceof PlanError && error.entry !== undefined ? (sourced.origins[error.entry] ?? sourced.whole) : sourced.whole;
-    throw new HookError(`${origin}: ${(error as Error).message}`, 1, { cause: error });
+    throw new HookError(`${origin}: ${messageOf(error)}`, kindOf(error), { cause: error });
   }
 }
 

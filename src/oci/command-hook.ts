@@ -103,13 +103,14 @@ export class CommandHook implements Hook {
         child.stdout.destroy();
         child.stderr.destroy();
         const output = lastLine(stderr) || lastLine(stdout);
-        if (timedOut) reject(new HookError(`${this.description} timed out after ${entry.timeout}s and was killed${output ? `: ${output}` : ''}`));
-        else if (code !== 0) reject(new HookError(`${this.description} ${code === null ? `was killed by ${signal}` : `exited with status ${code}`}${output ? `: ${output}` : ''}`));
+        // A hook that fails is a setup that failed (precondition); its own reason is only its last line.
+        if (timedOut) reject(new HookError(`${this.description} timed out after ${entry.timeout}s and was killed${output ? `: ${output}` : ''}`, 'precondition'));
+        else if (code !== 0) reject(new HookError(`${this.description} ${code === null ? `was killed by ${signal}` : `exited with status ${code}`}${output ? `: ${output}` : ''}`, 'precondition'));
         else resolve(stdout.trim());
       };
       child.once('error', (error) => {
         if (timer) clearTimeout(timer);
-        reject(new HookError(`${this.description} cannot start: ${error.message}`));
+        reject(new HookError(`${this.description} cannot start: ${error.message}`, 'precondition', { cause: error }));
       });
       child.once('exit', (code, signal) => {
         // Give the pipes a moment to drain, but do not wait for orphans that keep them open.

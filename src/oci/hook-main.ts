@@ -5,6 +5,7 @@
 // into that line here, and only here.
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { messageOf, reportOf } from '../base/index.js';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
 import { parseState } from './state.js';
@@ -46,18 +47,18 @@ function parse(argv: string[]): Args {
       },
     });
   } catch (error) {
-    throw new HookError(`${(error as Error).message}\n${USAGE}`, 2);
+    throw new HookError(`${messageOf(error)}\n${USAGE}`, 'usage', { cause: error });
   }
   const [stage, ...extra] = parsed.positionals;
-  if (stage === undefined) throw new HookError(`no stage given\n${USAGE}`, 2);
-  if (!(STAGES as readonly string[]).includes(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 2);
-  if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 2);
+  if (stage === undefined) throw new HookError(`no stage given\n${USAGE}`, 'usage');
+  if (!(STAGES as readonly string[]).includes(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 'usage');
+  if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 'usage');
   const logLevel = parsed.values['log-level'] ?? 'info';
-  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 2);
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 'usage');
   const rootFdText = parsed.values['root-fd'];
-  if (rootFdText !== undefined && !/^\d{1,4}$/.test(rootFdText)) throw new HookError(`--root-fd ${JSON.stringify(rootFdText)}: give an fd number`, 2);
+  if (rootFdText !== undefined && !/^\d{1,4}$/.test(rootFdText)) throw new HookError(`--root-fd ${JSON.stringify(rootFdText)}: give an fd number`, 'usage');
   const procPidns = parsed.values['proc-pidns'] ?? false;
-  if (procPidns && rootFdText === undefined) throw new HookError('--proc-pidns goes with --root-fd', 2);
+  if (procPidns && rootFdText === undefined) throw new HookError('--proc-pidns goes with --root-fd', 'usage');
   const forward = argv.filter((arg) => arg !== stage);
   return {
     stage: stage as Stage,
@@ -93,10 +94,11 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     writeSync(1, `${result.summary}\n`);
     return 0;
   } catch (error) {
-    const message = (error as Error).message ?? String(error);
-    log?.warn({ error: message }, 'failed');
+    // The kind's exit code and the one line (a cause is repeated only where a wrap() asked for it).
+    const { exitCode, line } = reportOf(error);
+    log?.warn({ error: line }, 'failed');
     log?.flush();
-    writeSync(2, `mountat-hook: ${message}\n`);
-    return error instanceof HookError ? error.exitCode : 1;
+    writeSync(2, `mountat-hook: ${line}\n`);
+    return exitCode;
   }
 }

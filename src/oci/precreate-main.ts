@@ -10,6 +10,7 @@
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { readBasePlan, type BasePlan } from './annotations.js';
+import { messageOf, reportOf } from '../base/index.js';
 import { HookError } from './errors.js';
 import { specForMountat } from './precreate.js';
 
@@ -20,7 +21,7 @@ function basePlan(argv: string[]): BasePlan | undefined {
   try {
     parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { plan: { type: 'string' } } });
   } catch (error) {
-    throw new HookError(`${(error as Error).message}\n${USAGE}`, 2);
+    throw new HookError(`${messageOf(error)}\n${USAGE}`, 'usage', { cause: error });
   }
   return readBasePlan(parsed.values.plan);
 }
@@ -37,7 +38,8 @@ export function precreateMain(argv: string[], stdin: () => string): number {
     writeAll(specForMountat(stdin(), base));
     return 0;
   } catch (error) {
-    writeSync(2, `mountat-hook: ${(error as Error).message ?? String(error)}\n`);
-    return error instanceof HookError ? error.exitCode : 1;
+    const { exitCode, line } = reportOf(error);
+    writeSync(2, `mountat-hook: ${line}\n`);
+    return exitCode;
   }
 }

@@ -35,6 +35,7 @@
 //   the stage only when the hooks.d file's annotation pattern matches, but a hooks.d file with
 //   another pattern must not rewrite containers that are not mountat's.
 import { posix } from 'node:path';
+import { messageOf } from '../base/index.js';
 import { ANNOTATION_PREFIX, containerPlan, type BasePlan } from './annotations.js';
 import { HookError } from './errors.js';
 
@@ -69,7 +70,7 @@ function parseSpec(text: string): Record<string, unknown> & { mounts: SpecMount[
   try {
     spec = JSON.parse(text);
   } catch (error) {
-    fail(`the config.json on stdin is not JSON: ${(error as Error).message}`);
+    fail(`the config.json on stdin is not JSON: ${messageOf(error)}`);
   }
   if (!isObject(spec)) fail('the config.json on stdin is not a JSON object');
   if (!Array.isArray(spec.mounts)) fail(`config.json has no mounts array (mounts: ${JSON.stringify(spec.mounts) ?? 'missing'})`);

@@ -4,6 +4,7 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
+import { kindOf, messageOf, type ErrorKind } from '../base/index.js';
 import { BorrowedFd, openPidNamespace, type Fd, type FdRef } from '../linux/index.js';
 import { AttachError, DetachError, detachSummary, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
@@ -51,7 +52,7 @@ function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: st
     try {
       rootIdentityOf(fd);
     } catch (error) {
-      throw new HookError(`--root-fd ${options.rootFd}: ${(error as Error).message}`, 2);
+      throw new HookError(`--root-fd ${options.rootFd}: ${messageOf(error)}`, 'usage', { cause: error });
     }
     return { fd, path: `the root at fd ${options.rootFd}`, close() {} };
   }
@@ -64,7 +65,7 @@ function openPidns(state: OciState): Fd {
   try {
     return openPidNamespace(state.pid);
   } catch (error) {
-    throw new HookError(`--proc-pidns: ${(error as Error).message}`);
+    throw new HookError(`--proc-pidns: ${messageOf(error)}`, kindOf(error), { cause: error });
   }
 }
 
@@ -83,7 +84,7 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
   if (attempt.error) {
     // What a failed rollback left stays recorded: poststop, which the runtime runs next, retries it.
     const kept = attempt.leftover ? ` (what is left is recorded in ${attempt.leftover.recordPath} for poststop)` : '';
-    throw new HookError(`${attempt.error.message}${kept}`, 1, { cause: attempt.error });
+    throw new HookError(`${messageOf(attempt.error)}${kept}`, kindOf(attempt.error), { cause: attempt.error });
   }
   const { mounted } = attempt;
   const { attachment } = mounted;
@@ -103,7 +104,7 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
   if (!state.pid) {
     throw new HookError(`stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`);
   }
-  if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`);
+  if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`, 'internal');
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
   // the process that creates them; made from outside, they would show the host's.
   // Loaded here, not at the top: node:child_process costs about 6 ms to load, on every start of
@@ -114,12 +115,22 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
     ['--target', String(state.pid), '--mount', '--pid', '--net', '--', ...options.reexec.command, 'createContainer', ...options.reexec.forwardArgs],
     { input: JSON.stringify(state), encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
-  if (child.error) throw new HookError(`stage ${stage}: cannot run nsenter (util-linux): ${child.error.message}`);
+  if (child.error) throw new HookError(`stage ${stage}: cannot run nsenter (util-linux): ${child.error.message}`, 'precondition', { cause: child.error });
   if (child.status !== 0) {
     const why = child.stderr.trim().split('\n').pop() || `exit status ${child.status ?? child.signal}`;
-    throw new HookError(`stage ${stage}: inside the container's namespace (pid ${state.pid}): ${why.replace(/^mountat-hook: /, '')}`);
+    // Only the line crosses the process boundary, not the kind: a setup that failed, as for any hook command.
+    throw new HookError(`stage ${stage}: inside the container's namespace (pid ${state.pid}): ${why.replace(/^mountat-hook: /, '')}`, 'precondition');
   }
   return { summary: `${child.stdout.trim() || 'mounted'} (entered the namespace of pid ${state.pid})` };
+}
+
+/**
+ * A clean-up that could not open the root is a failed clean-up, whatever the cause: the cause's
+ * kind, but a --root-fd the hook was called with wrongly too exits 1 here, not 2, as it always did.
+ */
+function cleanUpKind(error: unknown): ErrorKind {
+  const kind = kindOf(error);
+  return kind === 'usage' ? 'invalid-input' : kind;
 }
 
 function cleanUp(state: OciState, options: StageOptions): StageResult {
@@ -133,7 +144,7 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
   } catch (error) {
     // Only a rootfs (or bundle) that is not there any more proves nothing of ours is left in it;
     // any other failure (EACCES, a config.json that cannot be read) keeps the record for a retry.
-    if (!(error instanceof RootfsGoneError)) throw new HookError(`poststop: ${(error as Error).message} (record kept in ${records.pathFor(key)})`, 1, { cause: error });
+    if (!(error instanceof RootfsGoneError)) throw new HookError(`poststop: ${messageOf(error)} (record kept in ${records.pathFor(key)})`, cleanUpKind(error), { cause: error });
     records.remove(key);
     options.log.warn({ error: error.message }, 'rootfs not found at poststop; record dropped');
     return { summary: `rootfs gone, dropped the record (${error.message})` };
@@ -146,7 +157,7 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
     return { summary: detachSummary(report, 'with the container') };
   } catch (error) {
     if (error instanceof DetachError) options.log.info({ report: error.report }, 'clean-up incomplete; record kept');
-    throw new HookError(`poststop: ${(error as Error).message} (record kept in ${mounted.recordPath})`, 1, { cause: error });
+    throw new HookError(`poststop: ${messageOf(error)} (record kept in ${mounted.recordPath})`, kindOf(error), { cause: error });
   }
 }
 
@@ -163,10 +174,10 @@ export async function runStage(stage: Stage, state: OciState, options: StageOpti
       return cleanUp(state, options);
     case 'startContainer':
     case 'poststart':
-      throw new HookError(`stage ${stage}: mountat-hook mounts at createContainer (or prestart/createRuntime) and cleans up at poststop; it has nothing to do at ${stage}`, 2);
+      throw new HookError(`stage ${stage}: mountat-hook mounts at createContainer (or prestart/createRuntime) and cleans up at poststop; it has nothing to do at ${stage}`, 'usage');
     default: {
       const never: never = stage;
-      throw new HookError(`unknown stage ${JSON.stringify(never)}`, 2);
+      throw new HookError(`unknown stage ${JSON.stringify(never)}`, 'usage');
     }
   }
 }

@@ -1,4 +1,5 @@
 // The container state on the hook's stdin, parsed and validated before anything is touched.
+import { messageOf } from '../base/index.js';
 import { validateOrThrow, type Validator } from '../mounts/index.js';
 import { HookError } from './errors.js';
 import type { OciState } from './generated/oci-state.js';
@@ -12,7 +13,7 @@ export function parseState(text: string): OciState {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new HookError(`the container state on stdin is not JSON: ${(error as Error).message}`);
+    throw new HookError(`the container state on stdin is not JSON: ${messageOf(error)}`, 'invalid-input', { cause: error });
   }
   return validateOrThrow<OciState>(validateOciState as Validator, json, 'state', (line) => new HookError(line));
 }

@@ -1,5 +1,6 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
+import { messageOf, MountatError } from '../base/index.js';
 import type { CapabilityName } from '../linux/index.js';
 import { parsePlan, PlanError, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
 import { SANDBOX_DEFAULTS, type NetworkMode } from '../sandbox/index.js';
@@ -50,9 +51,10 @@ export const RUNNER_DEFAULTS = {
   logLevel: 'info',
 } as const;
 
-export class ConfigError extends Error {
+/** The runner's config refused: invalid input, the operator's to fix. */
+export class ConfigError extends MountatError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super('invalid-input', message, options);
     this.name = 'ConfigError';
   }
 }
@@ -67,7 +69,7 @@ export function settingsFrom(json: unknown): Settings {
     // Parsed under the config's own name: its messages read "config.mounts[0] …" as they are.
     plan = parsePlan({ mounts: (config.mounts as PlanInput['mounts'] | undefined) ?? structuredClone(RUNNER_DEFAULTS.mounts) }, 'operator', 'config');
   } catch (error) {
-    throw new ConfigError((error as Error).message, { cause: error });
+    throw new ConfigError(messageOf(error), { cause: error });
   }
   const temporaryDirectoryMount = config.temporaryDirectoryMount === undefined ? RUNNER_DEFAULTS.temporaryDirectoryMount : config.temporaryDirectoryMount;
   if (temporaryDirectoryMount !== null) {
@@ -75,7 +77,7 @@ export function settingsFrom(json: unknown): Settings {
       parsePlan({ mounts: [...plan.mounts.map((m) => ({ target: m.target, kind: 'tmpfs' as const })), { target: temporaryDirectoryMount, kind: 'tmpfs' }] });
     } catch (error) {
       // The entry at fault is one made up here: only the reason is the operator's to read.
-      throw new ConfigError(`config.temporaryDirectoryMount: ${error instanceof PlanError ? error.reason : (error as Error).message}`, { cause: error });
+      throw new ConfigError(`config.temporaryDirectoryMount: ${error instanceof PlanError ? error.reason : messageOf(error)}`, { cause: error });
     }
   }
   const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
@@ -127,11 +129,11 @@ export function loadSettings(file: string): Settings {
   try {
     json = readJsonFile(file, 'config file');
   } catch (error) {
-    throw new ConfigError((error as Error).message, { cause: error });
+    throw new ConfigError(messageOf(error), { cause: error });
   }
   try {
     return settingsFrom(json);
   } catch (error) {
-    throw new ConfigError(`config file ${file}: ${(error as Error).message}`, { cause: error });
+    throw new ConfigError(`config file ${file}: ${messageOf(error)}`, { cause: error });
   }
 }

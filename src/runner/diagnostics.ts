@@ -3,6 +3,7 @@
 // as CheckReadiness). Anything but GET or HEAD is refused with 405.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { MountatError } from '../base/index.js';
 
 export interface DiagnosticsOptions {
   listen: Array<{ host: string; port: number }>;
@@ -36,7 +37,7 @@ export async function startDiagnostics(options: DiagnosticsOptions): Promise<{ a
   for (const { host, port } of options.listen) {
     const server = createServer(handler);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => reject(new Error(`diagnostics server cannot listen on ${host}:${port}: ${error.message}`)));
+      server.once('error', (error) => reject(new MountatError('precondition', `diagnostics server cannot listen on ${host}:${port}: ${error.message}`, { cause: error })));
       server.listen(port, host === '' ? undefined : host, () => resolve());
     });
     const address = server.address();

@@ -3,6 +3,7 @@
 // below the build directory where and as this runner mounts (a mount made after the last record
 // was written); other mounts there are someone else's (startup-sweep.ts).
 import type { Logger } from 'pino';
+import { messageOf } from '../base/index.js';
 import { MountedRoot, RecordStore, sweepBelow, type SweepRule } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
 import { RECORD_PREFIX, type ActionRecord, type ActionRecordExtra } from './hooks.js';
@@ -25,7 +26,7 @@ export function recover(build: BuildDirectory, records: RecordStore, log: Logger
   const sweep = sweepBelow(build.fd, owns);
   for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
   if (sweep.leftAlone.length > 0) log.info({ mounts: sweep.leftAlone }, 'start-up sweep left alone mounts below the build directory that this runner does not make');
-  for (const problem of sweep.problems) log.error({ problem }, 'start-up sweep could not remove a mount');
+  for (const problem of sweep.problems) log.error({ problem: problem.message }, 'start-up sweep could not remove a mount');
   // 3. The records again, now that nothing covers their directories; then they go.
   for (const key of keys) {
     tearDownFromRecord(build, records, key, log, 'second');
@@ -49,7 +50,7 @@ function tearDownFromRecord(build: BuildDirectory, records: RecordStore, key: st
   } catch (error) {
     // The input root is gone (bb_worker removed it) or is another one now: the sweep still catches
     // any mount left under the build directory.
-    if (pass === 'first') log.warn({ record: key, error: (error as Error).message }, 'start-up: record of an earlier runner could not be used');
+    if (pass === 'first') log.warn({ record: key, error: messageOf(error) }, 'start-up: record of an earlier runner could not be used');
     return 0;
   }
 }

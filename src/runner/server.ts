@@ -4,6 +4,7 @@
 import { lstatSync, rmSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { MountatError } from '../base/index.js';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.js';
 import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
@@ -28,7 +29,7 @@ const CONNECTION_GRACE_MS = 2000;
 
 function bind(server: Server, address: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve()));
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error ? reject(new MountatError('precondition', `cannot listen on ${address}: ${error.message}`, { cause: error })) : resolve()));
   });
 }
 

@@ -15,6 +15,7 @@
 // tell them from anyone else's, so they are left alone and logged like anything else. Without
 // the built-in hook the runner makes no mounts at all, and the sweep takes nothing.
 import { readdirSync } from 'node:fs';
+import { MountatError } from '../base/index.js';
 import { constants as C, type Fd, openat2, statx } from '../linux/index.js';
 import { parsePlan, type PlannedMount, type Plan, type SweepCandidate, type SweepRule } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
@@ -66,7 +67,7 @@ function matcherFor(mount: PlannedMount): Matcher {
     }
     default: {
       const never: never = mount;
-      throw new Error(`unknown mount kind ${JSON.stringify(never)}`);
+      throw new MountatError('internal', `unknown mount kind ${JSON.stringify(never)}`);
     }
   }
 }

@@ -13,16 +13,10 @@
 import { ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { MountatError } from '../base/index.js';
 import { Fd, flock, isErrno, LOCK_EX, LOCK_NB } from '../linux/index.js';
 
 const LOCK_FILE = 'runner.lock';
-
-class StateDirectoryInUse extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StateDirectoryInUse';
-  }
-}
 
 export interface StateLock {
   readonly path: string;
@@ -40,7 +34,8 @@ export function lockStateDirectory(directory: string): StateLock {
   } catch (error) {
     fd.close();
     if (!isErrno(error, 'EAGAIN', 'EWOULDBLOCK')) throw error;
-    throw new StateDirectoryInUse(`state directory ${directory} is in use by another runner (${holderOf(path)}, holding ${path}): give each runner its own stateDirectory`);
+    // A precondition: the config is fine, but another runner holds the directory.
+    throw new MountatError('precondition', `state directory ${directory} is in use by another runner (${holderOf(path)}, holding ${path}): give each runner its own stateDirectory`);
   }
   ftruncateSync(fd.fd, 0);
   writeSync(fd.fd, `pid ${process.pid} on ${hostname()}\n`);

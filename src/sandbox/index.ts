@@ -8,7 +8,7 @@ export { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from
 export type { ActionCapabilities } from './capabilities.js';
 export { NETWORK_MODES, SANDBOX_DEFAULTS } from './defaults.js';
 export type { NetworkMode } from './defaults.js';
-export { checkPrivileges, PrivilegeError, requiredCapabilities } from './privileges.js';
+export { checkPrivileges, requiredCapabilities } from './privileges.js';
 export type { PrivilegeNeeds } from './privileges.js';
 export { chooseRootChange, RootChangeError } from './root-change.js';
 export type { RootChange } from './root-change.js';

@@ -31,7 +31,7 @@ export interface PreparedIsolation {
   warnings: Array<{ message: string; detail: Record<string, unknown> }>;
 }
 
-/** Throws a one-line PrivilegeError or RootChangeError where actions cannot be contained as asked. */
+/** Throws a one-line MountatError (not-permitted: a capability missing) or RootChangeError where actions cannot be contained as asked. */
 export function prepareIsolation(request: IsolationRequest, probed: Probed, who = 'the runner'): PreparedIsolation {
   const warnings: PreparedIsolation['warnings'] = [];
   const capabilities = actionCapabilities(request.runAs ? [] : request.capabilities, probed.own, request.network);

@@ -1,6 +1,7 @@
 // What the caller (the runner, `mountat exec`) must hold to contain its actions, checked once
 // before the first: without it every action would fail at the same step, so the caller refuses
 // to start and says what to add.
+import { MountatError } from '../base/index.js';
 import { capabilityMask, type CapabilityName, type CapabilitySets } from '../linux/index.js';
 import type { NetworkMode } from './defaults.js';
 import type { RootChange } from './root-change.js';
@@ -24,17 +25,10 @@ export function requiredCapabilities(settings: PrivilegeNeeds): Array<[Capabilit
   return needed;
 }
 
-export class PrivilegeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PrivilegeError';
-  }
-}
-
-/** Throws a one-line PrivilegeError naming every capability missing from the effective set. */
+/** Throws a one-line error (kind not-permitted) naming every capability missing from the effective set. */
 export function checkPrivileges(settings: PrivilegeNeeds, own: CapabilitySets | undefined, who = 'the runner'): void {
   if (!own) return; // /proc/self/status unreadable: the starter's own errors will name the step
   const missing = requiredCapabilities(settings).filter(([name]) => (own.effective & capabilityMask([name])) === 0n);
   if (missing.length === 0) return;
-  throw new PrivilegeError(`${who} lacks ${missing.map(([name, why]) => `${name} (${why})`).join(', ')}; run it as root, or add ${missing.length > 1 ? 'them' : 'it'} to its container`);
+  throw new MountatError('not-permitted', `${who} lacks ${missing.map(([name, why]) => `${name} (${why})`).join(', ')}; run it as root, or add ${missing.length > 1 ? 'them' : 'it'} to its container`);
 }

@@ -4,6 +4,7 @@
 // it. The old root then stays beneath, reachable only by a chroot of the action's own (it lacks
 // CAP_SYS_CHROOT, and the kernel refuses a chrooted process a user namespace, where it would have
 // it) or by moving mounts (CAP_SYS_ADMIN). So chroot is used only when the action holds neither.
+import { MountatError } from '../base/index.js';
 import { capabilityMask, capabilityNames } from '../linux/index.js';
 
 export type RootChange = 'pivot' | 'chroot' | 'none';
@@ -11,9 +12,10 @@ export type RootChange = 'pivot' | 'chroot' | 'none';
 /** What would let an action out of a chroot over the old root. */
 const OPENS_A_CHROOT = capabilityMask(['CAP_SYS_CHROOT', 'CAP_SYS_ADMIN']);
 
-export class RootChangeError extends Error {
+/** Neither root change is safe here (kind precondition: the settings are fine, this place is not). */
+export class RootChangeError extends MountatError {
   constructor(message: string) {
-    super(message);
+    super('precondition', message);
     this.name = 'RootChangeError';
   }
 }

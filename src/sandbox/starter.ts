@@ -149,7 +149,7 @@ export class StartedAction implements AsyncDisposable {
       status.on('close', () => {
         channel.close();
         this.#closeGate();
-        rejectPid(new Error('the starter ended before the action existed'));
+        rejectPid(new MountatError('internal', 'the starter ended before the action existed'));
         // The status pipe closes as the starter (and the action) exit. When it said how the action
         // ended, that is the answer now; the starter is reaped meanwhile (it may be a moment from
         // being a zombie: its fds close before it is one). Only without an answer does its own
