@@ -17,7 +17,7 @@ import { benchOptions, ensureDebianPackages, enterPrivateNamespace, outside, pyt
 
 const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 2, warmup: 1 } };
 const IMAGE = 'mountat-runner:bench';
-// What README.md#container-image documents: the runner's own (SYS_CHROOT as Docker's default seccomp
+// What docs/operations.md#container-image documents: the runner's own (SYS_CHROOT as Docker's default seccomp
 // profile refuses pivot_root), and what its root actions keep.
 const CAPS = ['--cap-drop', 'ALL', ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap])];
 

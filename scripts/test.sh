@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # JRE for the runner's real-toolchain test (java finds its libraries through /proc/self/exe);
 # podman (and catatonit, from which podman kube play builds its pause image) for the podman
 # hooks.d and worker-pod tests; Docker's engine, debootstrap and jsonnet for the image tests (test/docker.test.ts builds the
-# image on bases made from Debian's packages; test/deploy.test.ts evaluates the jsonnet).
-scripts/setup.sh busybox-static bubblewrap runc crun podman catatonit gcc openjdk-17-jre-headless docker.io debootstrap debian-archive-keyring jsonnet
+# image on bases made from Debian's packages; test/deploy.test.ts evaluates the jsonnet); groff-base, whose groff checks
+# that the man pages render without a warning (test/docs.test.ts).
+scripts/setup.sh busybox-static bubblewrap runc crun podman catatonit gcc openjdk-17-jre-headless docker.io debootstrap debian-archive-keyring jsonnet groff-base
 node scripts/generate-types.mjs --check
 # vitest strips types without checking them: check the tests as strictly as the code.
 node_modules/.bin/tsc -p tsconfig.test.json

@@ -144,7 +144,7 @@ describe('mountat doctor', () => {
     expect(result.stdout).toMatch(/^ok {3}syscall openat2$/m);
     expect(result.stdout).toMatch(/^ok {3}syscall mount_setattr$/m);
     expect(result.stdout).toMatch(/^ok {3}CAP_SYS_ADMIN is effective$/m);
-    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private \\(see README\\.md#t-propagation\\)$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private \\(see docs/operations\\.md#t-propagation\\)$`, 'm'));
     expect(result.stdout).toMatch(/this host can run mountat\n$/);
     expect(mountsUnder(root)).toEqual([]);
   });
@@ -169,17 +169,17 @@ describe('mountat doctor', () => {
       { encoding: 'utf8' },
     );
     expect(result.status).toBe(1);
-    expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN.* \(see README\.md#t-eperm\)$/m);
+    expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN.* \(see docs\/operations\.md#t-eperm\)$/m);
     expect(result.stdout).toMatch(/^fail a trial tmpfs cannot be created: fsopen: EPERM/m);
   });
 });
 
-describe('the README entries doctor points at', () => {
+describe('the troubleshooting entries doctor points at', () => {
   it('exist', () => {
-    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const guide = readFileSync(join(repo, 'docs', 'operations.md'), 'utf8');
     const doctor = readFileSync(join(repo, 'src', 'cli', 'doctor.ts'), 'utf8');
     const anchors = [...doctor.matchAll(/\$\{TROUBLESHOOTING\}([a-z-]+)/g)].map((match) => match[1]);
     expect(anchors.length).toBeGreaterThan(1);
-    for (const anchor of anchors) expect(readme, anchor).toContain(`<a id="t-${anchor}"></a>`);
+    for (const anchor of anchors) expect(guide, anchor).toContain(`<a id="t-${anchor}"></a>`);
   });
 });

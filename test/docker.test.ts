@@ -1,5 +1,5 @@
 // The runner image (the repository's Dockerfile) in a real Docker engine, through testcontainers:
-// started with only the capabilities the README documents, a build directory bind-mounted from
+// started with only the capabilities docs/operations.md documents, a build directory bind-mounted from
 // the host with the propagation it documents, Run sent from the host over the socket. The engine
 // is the test's own (test/helpers/docker.ts); nothing is pulled (TESTCONTAINERS_RYUK_DISABLED).
 import { execFileSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js'
 import { mountTable, mountsUnder, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run } from './helpers/runner.js';
 
-// The capabilities README.md#container-image documents for the runner (no runCommandsAs): its
+// The capabilities docs/operations.md#container-image documents for the runner (no runCommandsAs): its
 // own (SYS_CHROOT because Docker's default seccomp profile refuses pivot_root), and the ones its
 // root actions keep.
 const CAPABILITIES = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];

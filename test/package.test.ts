@@ -17,8 +17,8 @@ beforeAll(() => {
 afterAll(() => removeTree(dir));
 
 describe('npm package', () => {
-  it('holds the bin, hooks, schemas and dist, and no tests, sources, maps or build stamps', () => {
-    for (const needed of ['bin/mountat.js', 'hooks/mountat-hook', 'hooks/hooks.d/mountat.json', 'dist/hook.cjs', 'dist/mountat-action', 'dist/cli/main.js', 'schemas/mount-plan.schema.json', 'schemas/buildbarn/runner/runner.proto', 'README.md', 'LICENSE']) {
+  it('holds the bin, hooks, schemas, dist and man pages, and no tests, sources, maps or build stamps', () => {
+    for (const needed of ['bin/mountat.js', 'hooks/mountat-hook', 'hooks/hooks.d/mountat.json', 'dist/hook.cjs', 'dist/mountat-action', 'dist/cli/main.js', 'schemas/mount-plan.schema.json', 'schemas/buildbarn/runner/runner.proto', 'man/mountat.1', 'man/mountat-hook.1', 'README.md', 'LICENSE']) {
       expect(files, needed).toContain(needed);
     }
     expect(files.filter((path) => /^(src|test|bench|scripts|native)\/|\.map$|\.stamp$|\.test\.js$/.test(path))).toEqual([]);

@@ -1,4 +1,4 @@
-// The same harmless attacks as test/containment.test.ts, run under the peers the README's table
+// The same harmless attacks as test/containment.test.ts, run under the peers docs/containment.md's table
 // "what an action can and cannot do" compares with: a plain chroot as root (what bb_runner does)
 // and bubblewrap as root with the flags of a typical call (--proc, --ro-bind /sys, --tmpfs /tmp,
 // --unshare-pid). Each outcome asserted here is a cell of that table. Only attacks that change

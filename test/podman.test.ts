@@ -1,5 +1,5 @@
 // The real podman (Debian's 4.3.1) runs containers with the hooks.d files mountat ships,
-// installed as the README tells an operator: copied into a hooks directory with hook.path
+// installed as docs/hooks.md tells an operator: copied into a hooks directory with hook.path
 // pointing at where mountat is (here: this checkout). Under runc and crun, with --rootfs and
 // with an image imported locally: mountat's proc (the container's own PIDs), read-only sysfs
 // and tmpfs of the size asked for; afterwards no record, no directory mountat made, and the
@@ -114,7 +114,7 @@ beforeAll(async () => {
   podman = await startPodman({ driver: 'vfs' });
   work = podman.dir;
   stateDir = join(work, 'state');
-  // Installed as the README says: the shipped hooks.d files, with hook.path where mountat is, in the hooks directory
+  // Installed as docs/hooks.md says: the shipped hooks.d files, with hook.path where mountat is, in the hooks directory
   // this podman's containers.conf names; and --state-dir this test's, not the host's /run/mountat.
   hooksDir = join(work, 'hooks.d');
   for (const name of readdirSync(join(repo, 'hooks', 'hooks.d')).filter((file) => file.endsWith('.json'))) {
@@ -189,7 +189,7 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     const before = listing(root);
     // The precreate stage lets the spec through and the createContainer hook refuses the
     // annotation: runc puts the hook's line into its error; crun writes it only to the file
-    // run.oci.hooks.stderr names (README, "Output").
+    // run.oci.hooks.stderr names (docs/hooks.md, "Output").
     const hookStderr = join(work, `hook-stderr-${runtime}`);
     const crunStderr = runtime === 'crun' ? ['--annotation', `run.oci.hooks.stderr=${hookStderr}`] : [];
     const run = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--annotation', '"org.mountat.mounts=proc,bogus"', ...crunStderr, '--rootfs', root, '/bin/true']);
@@ -238,20 +238,20 @@ function expectMountatMounts(stdout: string): void {
   expect(mounts).toContainEqual(expect.stringMatching(/^mount: \/tmp rw,\S* - tmpfs tmpfs \S*size=32768k/));
 }
 
-describe('the README\'s podman example', () => {
+describe('the podman example of docs/hooks.md', () => {
   it.each(RUNTIMES)('runs as printed (%s), with the hooks directory and storage an operator configures', (runtime) => {
-    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
-    const block = /<!-- test\/podman\.test\.ts runs this -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
-    expect(block, 'README.md has the podman example test/podman.test.ts runs').toBeDefined();
+    const page = readFileSync(join(repo, 'docs', 'hooks.md'), 'utf8');
+    const block = /<!-- test\/podman\.test\.ts runs this -->\n```sh\n([\s\S]*?)```/.exec(page)?.[1];
+    expect(block, 'docs/hooks.md has the podman example test/podman.test.ts runs').toBeDefined();
     expect(block).toMatch(/^podman run /);
     // What a machine's configuration, not the command, carries: containers.conf names the hooks
-    // directory (the README's alternative to copying into /etc/containers/oci/hooks.d), the
+    // directory (the documented alternative to copying into /etc/containers/oci/hooks.d), the
     // runtime and this machine's ulimits; storage.conf this test's storage (test/helpers/podman.ts
     // writes both; around() names the containers.conf with `runtime`).
     const root = busyboxRoot();
-    const run = around(runtime, 'sh -c "$README_COMMAND"', [], { README_COMMAND: block, ROOT: root });
+    const run = around(runtime, 'sh -c "$EXAMPLE_COMMAND"', [], { EXAMPLE_COMMAND: block, ROOT: root });
     expect(run.status, run.stderr).toBe(0);
-    const shown = /<!-- test\/podman\.test\.ts runs this -->\n```sh\n[\s\S]*?```\n[^`]*```\n([\s\S]*?)```/.exec(readme)?.[1];
+    const shown = /<!-- test\/podman\.test\.ts runs this -->\n```sh\n[\s\S]*?```\n[^`]*```\n([\s\S]*?)```/.exec(page)?.[1];
     expect(run.stdout).toBe(shown);
     expect(run.tableAfter).toBe(run.tableBefore);
     expect(listing(root).filter((path) => /^(proc|sys|tmp)(\/|$)/.test(path))).toEqual([]);

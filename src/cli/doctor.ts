@@ -30,11 +30,11 @@ export interface Check {
   level: Level;
   what: string;
   advice?: string;
-  /** The README's troubleshooting entry for it. */
+  /** Its entry in docs/operations.md's Troubleshooting. */
   see?: string;
 }
 
-const TROUBLESHOOTING = 'README.md#t-';
+const TROUBLESHOOTING = 'docs/operations.md#t-';
 
 function trialMount(): Check {
   try {
