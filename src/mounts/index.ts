@@ -15,6 +15,7 @@ export { MountError, AttachError } from './errors.js';
 export { mountRecorded, MountedRoot, AlreadyRecordedError } from './mounted-root.js';
 export type { RecordKeeping } from './mounted-root.js';
 export { RecordJournal, RecordStore, rootKey } from './record.js';
+export type { MountRecord } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export type { MountIdentity, RootIdentity } from './identity.js';
 export { parseMountInfo, readMountInfo } from './mountinfo.js';

@@ -10,10 +10,17 @@
 // the container id for OCI hooks (two containers may share one rootfs).
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Attachment } from './attach.js';
-import type { ProcCover } from './cover-proc.js';
+import { MountatError } from '../base/index.js';
 import { DEFAULTS } from './defaults.js';
+import type { MountRecord } from './generated/mount-record.js';
+import { validateMountRecord } from './generated/validate-mount-record.js';
 import type { RootIdentity } from './identity.js';
+import { describeSchemaError, type Validator } from './validation.js';
+
+export type { MountRecord } from './generated/mount-record.js';
+
+/** The record's schema (schemas/mount-record.schema.json), compiled ahead by scripts/generate-types.mjs. */
+const validateRecord = validateMountRecord as Validator;
 
 /**
  * A record kept current while something is being attached (the runner's, step by step): each
@@ -31,9 +38,9 @@ export class RecordJournal {
     this.#fd = fd;
   }
 
-  append(attachment: Attachment & Record<string, unknown>): void {
+  append(line: MountRecord): void {
     if (this.#fd === undefined) throw new Error(`the record journal ${this.path} is closed`);
-    writeSync(this.#fd, `${JSON.stringify(attachment)}\n`);
+    writeSync(this.#fd, `${JSON.stringify(line)}\n`);
   }
 
   /** No more snapshots: the file stays, as the record, until removed. */
@@ -64,11 +71,11 @@ export class RecordStore {
   }
 
   /** Written whole to a temporary name and renamed, so a reader never sees half a record. */
-  save(key: string, attachment: Attachment): string {
+  save(key: string, record: MountRecord): string {
     const path = this.pathFor(key);
     this.#makeDirectory();
     const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, `${JSON.stringify(attachment)}\n`, { mode: 0o600 });
+    writeFileSync(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     renameSync(temporary, path);
     return path;
   }
@@ -81,7 +88,8 @@ export class RecordStore {
     return new RecordJournal(path, openSync(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o600));
   }
 
-  load(key: string): Attachment | undefined {
+  /** The record under `key`, checked against its schema; undefined if there is none. */
+  load(key: string): MountRecord | undefined {
     const path = this.pathFor(key);
     let text: string;
     try {
@@ -103,8 +111,12 @@ export class RecordStore {
       }
     }
     if (parsed === undefined) throw new Error(`the record ${path} is not valid JSON`);
-    if (!isAttachment(parsed)) throw new Error(`the record ${path} is not a mountat record of version 1`);
-    return parsed;
+    if (!validateRecord(parsed)) {
+      const first = validateRecord.errors?.[0];
+      const what = first ? `: ${describeSchemaError('record', first, parsed)}` : '';
+      throw new MountatError('invalid-input', `the record ${path} is not a mountat record of version 1${what}`);
+    }
+    return parsed as MountRecord;
   }
 
   remove(key: string): void {
@@ -157,38 +169,4 @@ function processExists(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function isAttachment(value: unknown): value is Attachment {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Partial<Attachment>;
-  return (
-    record.version === 1 &&
-    typeof record.root?.dev === 'string' &&
-    typeof record.root.ino === 'string' &&
-    Array.isArray(record.mounts) &&
-    record.mounts.every(
-      (m) =>
-        typeof m?.target === 'string' &&
-        typeof m.kind === 'string' &&
-        typeof m.mountId === 'string' &&
-        (m.uniqueMountId === null || typeof m.uniqueMountId === 'string') &&
-        Array.isArray(m.createdDirs) &&
-        m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string') &&
-        // Records from before hardened proc have no covers: they load as they always did.
-        (m.covers === undefined || (Array.isArray(m.covers) && m.covers.every(isCover))),
-    ) &&
-    (record.pending === undefined || (Array.isArray(record.pending) && record.pending.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string')))
-  );
-}
-
-function isCover(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const cover = value as Partial<ProcCover>;
-  return (
-    typeof cover.path === 'string' &&
-    (cover.how === 'readonly' || cover.how === 'masked') &&
-    typeof cover.mountId === 'string' &&
-    (cover.uniqueMountId === null || typeof cover.uniqueMountId === 'string')
-  );
 }
