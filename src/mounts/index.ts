@@ -14,7 +14,7 @@ export type { Attributes } from './defaults.js';
 export { MountError, AttachError } from './errors.js';
 export { mountRecorded, MountedRoot, AlreadyRecordedError } from './mounted-root.js';
 export type { RecordKeeping } from './mounted-root.js';
-export { RecordJournal, RecordStore, rootKey } from './record.js';
+export { RecordJournal, RecordStore, rootKey, stateDirectoryFrom } from './record.js';
 export type { MountRecord } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export type { MountIdentity, RootIdentity } from './identity.js';

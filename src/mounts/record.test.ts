@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MountatError } from '../base/index.js';
-import { RecordStore } from './record.js';
+import { RecordStore, stateDirectoryFrom } from './record.js';
 
 let dir: string;
 beforeEach(() => {
@@ -116,5 +116,17 @@ describe('a record kept as a journal', () => {
     expect(() => store.load('b')).toThrow(/^the record \S+ is not valid JSON$/);
     store.remove('a');
     expect(store.load('a')).toBeUndefined();
+  });
+});
+
+describe('the state directory an entry point passes down', () => {
+  const cases: Array<[string, string | undefined, string | undefined, string]> = [
+    ['the flag, over the variable', '/flag', '/variable', '/flag'],
+    ['the variable without a flag', undefined, '/variable', '/variable'],
+    ['the default without either', undefined, undefined, '/run/mountat'],
+    ['the default when the variable is empty', undefined, '', '/run/mountat'],
+  ];
+  it.each(cases)('is %s', (_name, flag, variable, expected) => {
+    expect(stateDirectoryFrom(flag, variable)).toBe(expected);
   });
 });

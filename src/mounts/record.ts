@@ -55,7 +55,8 @@ export class RecordStore {
   readonly directory: string;
   #directoryMade = false;
 
-  constructor(directory: string = process.env.MOUNTAT_STATE_DIR || DEFAULTS.stateDirectory) {
+  /** `directory` is the entry point's choice (stateDirectoryFrom): nothing here reads the environment. */
+  constructor(directory: string) {
     this.directory = directory;
   }
 
@@ -155,6 +156,15 @@ export class RecordStore {
     }
     return names.filter((name) => name.startsWith(prefix) && name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length));
   }
+}
+
+/**
+ * The state directory of a command line or hook: its --state-dir, else $MOUNTAT_STATE_DIR (an
+ * empty one counts as unset), else the default. The entry point reads the variable and passes it
+ * in, so that nothing below it depends on the environment.
+ */
+export function stateDirectoryFrom(flag: string | undefined, variable: string | undefined): string {
+  return flag ?? (variable || DEFAULTS.stateDirectory);
 }
 
 /** The key of a root's record when nothing else names it: its device and inode. */
