@@ -16,6 +16,7 @@ const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** schema file → where its generated type and validator live, and the validator's export name. */
 export const targets = [
   { schema: 'mount-plan.schema.json', out: 'src/mounts/generated', name: 'mount-plan', validator: 'validateMountPlan' },
+  { schema: 'mount-record.schema.json', out: 'src/mounts/generated', name: 'mount-record', validator: 'validateMountRecord' },
   { schema: 'oci-state.schema.json', out: 'src/oci/generated', name: 'oci-state', validator: 'validateOciState' },
   { schema: 'oci-config.schema.json', out: 'src/oci/generated', name: 'oci-config', validator: 'validateOciConfig' },
   { schema: 'runner-config.schema.json', out: 'src/runner/generated', name: 'runner-config', validator: 'validateRunnerConfig' },

@@ -137,6 +137,27 @@ describe('mountat mount and umount: one owner of the mounts and their record', (
   });
 });
 
+describe('the state directory', () => {
+  it('is --state-dir, else $MOUNTAT_STATE_DIR: mount and umount find the record where the command line says', () => {
+    const other = scratchDir('mountat-state-other-');
+    try {
+      const env = { ...process.env, MOUNTAT_STATE_DIR: state };
+      expect(mountat(['mount', '--root', root], { env }).status).toBe(0);
+      const [record] = readdirSync(state);
+      expect(record).toMatch(/^root-\d+-\d+-\d+\.json$/);
+      // --state-dir wins over the variable: there, nothing is recorded for this root.
+      expect(mountat(['umount', '--root', root, '--state-dir', other], { env }).stdout).toBe(`nothing recorded for ${root}; nothing to unmount\n`);
+      expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
+      const unmounted = mountat(['umount', '--root', root], { env });
+      expect(unmounted.status).toBe(0);
+      expect(mountsUnder(root)).toEqual([]);
+      expect(readdirSync(state)).toEqual([]);
+    } finally {
+      removeTree(other);
+    }
+  });
+});
+
 describe('mountat doctor', () => {
   it('passes on this machine and shows the propagation of a directory', () => {
     const result = mountat(['doctor', '--dir', root]);

@@ -199,7 +199,7 @@ describe('teardown by another process', () => {
       writeFileSync(path, '{"version": 1, "mounts": "no"}');
       const result = mountat(['umount', '--root', root, '--state-dir', state]);
       expect(result.status).toBe(1);
-      expect(result.stderr).toBe(`mountat: the record ${path} is not a mountat record of version 1\n`);
+      expect(result.stderr).toBe(`mountat: the record ${path} is not a mountat record of version 1: record must have required property 'root'\n`);
       expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
       detach(rootFd, attachment);
     } finally {

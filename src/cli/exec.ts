@@ -18,7 +18,7 @@ export interface ExecArgs {
   root: string | undefined;
   plan: string | undefined;
   cwd: string | undefined;
-  stateDir: string | undefined;
+  stateDir: string;
   network?: string | undefined;
   capabilities?: string | undefined;
   command: string[];

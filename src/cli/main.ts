@@ -2,6 +2,7 @@
 // line on stderr and the exit code of its kind (src/base/errors.ts: 2 for a usage mistake).
 import { parseArgs } from 'node:util';
 import { messageOf, reportOf } from '../base/index.js';
+import { stateDirectoryFrom } from '../mounts/index.js';
 import { doctorCommand } from './doctor.js';
 import { execCommand } from './exec.js';
 import { mountCommand } from './mount.js';
@@ -31,6 +32,9 @@ const printErr = (line: string) => process.stderr.write(`${line}\n`);
 
 type Flags = Record<string, string | boolean | undefined>;
 
+/** Where records are kept, decided here once: the verbs below get it as an argument. */
+const stateDirectory = (flag: string | undefined) => stateDirectoryFrom(flag, process.env.MOUNTAT_STATE_DIR);
+
 /** Parse a verb's flags (each a string option, plus --help); any mistake is a UsageError. */
 function parse(argv: string[], names: string[]): { values: Flags; text: (name: string) => string | undefined } {
   const options = Object.fromEntries(names.map((name) => [name, { type: 'string' as const }]));
@@ -55,12 +59,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'mount': {
         const { values, text } = parse(rest, ['root', 'plan', 'state-dir']);
         if (values.help) return print(USAGE), 0;
-        return mountCommand({ root: text('root'), plan: text('plan'), stateDir: text('state-dir') }, print);
+        return mountCommand({ root: text('root'), plan: text('plan'), stateDir: stateDirectory(text('state-dir')) }, print);
       }
       case 'umount': {
         const { values, text } = parse(rest, ['root', 'state-dir']);
         if (values.help) return print(USAGE), 0;
-        return umountCommand({ root: text('root'), stateDir: text('state-dir') }, print);
+        return umountCommand({ root: text('root'), stateDir: stateDirectory(text('state-dir')) }, print);
       }
       case 'exec': {
         const dash = rest.indexOf('--');
@@ -68,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
         const command = dash === -1 ? [] : rest.slice(dash + 1);
         const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities']);
         if (values.help) return print(USAGE), 0;
-        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: text('state-dir'), network: text('network'), capabilities: text('capabilities'), command };
+        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: stateDirectory(text('state-dir')), network: text('network'), capabilities: text('capabilities'), command };
         return await execCommand(args, print, printErr);
       }
       case 'runner': {

@@ -7,7 +7,7 @@ import { loadPlan, openRoot } from './inputs.js';
 export interface MountArgs {
   root: string | undefined;
   plan: string | undefined;
-  stateDir: string | undefined;
+  stateDir: string;
 }
 
 /**

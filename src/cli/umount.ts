@@ -4,7 +4,7 @@ import { openRoot } from './inputs.js';
 
 export interface UmountArgs {
   root: string | undefined;
-  stateDir: string | undefined;
+  stateDir: string;
 }
 
 export function describeReport(report: DetachReport, out: (line: string) => void): void {

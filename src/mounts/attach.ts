@@ -6,37 +6,24 @@ import { messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, type FdRef, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { coverProc, type ProcCover } from './cover-proc.js';
+import type { AttachedMount, MountRecord } from './generated/mount-record.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
-import { removeCreatedDirs } from './dirs.js';
-import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity, type RootIdentity } from './identity.js';
-import type { FsOption, MountKind, Plan, PlannedMount } from './plan.js';
+import { removeCreatedDirs, type DirRemoval } from './dirs.js';
+import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity } from './identity.js';
+import type { FsOption, Plan, PlannedMount } from './plan.js';
 import { resolveMountpoint, type CreatedDir } from './resolve.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
 
-export interface AttachedMount extends MountIdentity {
-  target: string;
-  kind: MountKind;
-  /** Directories created for this mount, outermost first. */
-  createdDirs: CreatedDir[];
-  /**
-   * A hardened proc's covers, submounts of it (proc/sys read-only, proc/kcore masked, …): they
-   * come off with it. Absent for any other mount, and in records written before covers existed.
-   */
-  covers?: ProcCover[];
-}
+// The record's pieces are declared by schemas/mount-record.schema.json (what another process
+// reads back is checked against it), and their types generated from it.
+export type { AttachedMount } from './generated/mount-record.js';
 
-/** What attach did: enough for detach, in this process or another (it is plain JSON). */
-export interface Attachment {
-  version: 1;
-  root: RootIdentity;
-  mounts: AttachedMount[];
-  /**
-   * Directories created for an entry whose mount is not made yet: only in the snapshots given to
-   * `onProgress` while attach runs, so that a process killed in between leaves a record of them.
-   */
-  pending?: CreatedDir[];
-}
+/**
+ * What attach did: enough for detach, in this process or another (it is plain JSON). A record
+ * line is this, plus what the caller adds to every line (the runner's `inputRoot`).
+ */
+export type Attachment = Omit<MountRecord, 'inputRoot'>;
 
 function attributeFlags(attributes: Attributes): number {
   let flags = 0;

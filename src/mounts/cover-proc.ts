@@ -12,14 +12,12 @@ import { constants as osConstants } from 'node:os';
 import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { MountError } from './errors.js';
+import type { ProcCover } from './generated/mount-record.js';
 import { mountIdentityOf, type MountIdentity } from './identity.js';
 import { COVER_ATTRIBUTES, NULL_DEVICE, PROC_COVERS, type CoverHow, type ProcCoverSpec } from './proc-covers.js';
 
-export interface ProcCover extends MountIdentity {
-  /** Relative to the root, e.g. "proc/sys". */
-  path: string;
-  how: CoverHow;
-}
+/** A cover over one of proc's entries, as recorded (schemas/mount-record.schema.json). */
+export type { ProcCover } from './generated/mount-record.js';
 
 const ENOENT = osConstants.errno.ENOENT;
 // Beneath proc's root, nothing followed, nothing crossed: proc has symlinks (self, mounts) and

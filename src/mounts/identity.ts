@@ -4,6 +4,7 @@
 // so it is the one compared. The old id is kept as well: /proc/self/mountinfo speaks only it.
 import { MountatError } from '../base/index.js';
 import { constants as C, type Fd, type FdRef, statx } from '../linux/index.js';
+import type { RootIdentity } from './generated/mount-record.js';
 import { openTopmost } from './resolve.js';
 
 export interface MountIdentity {
@@ -13,11 +14,8 @@ export interface MountIdentity {
   uniqueMountId: string | null;
 }
 
-export interface RootIdentity {
-  /** "major:minor" of the filesystem holding the root directory. */
-  dev: string;
-  ino: string;
-}
+/** The root a record is of: device and inode (declared with the record: schemas/mount-record.schema.json). */
+export type { RootIdentity } from './generated/mount-record.js';
 
 export function mountIdentityOf(fd: FdRef): MountIdentity {
   const old = statx(fd, '', C.AT_EMPTY_PATH, C.STATX_MNT_ID);

@@ -11,10 +11,16 @@
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { messageOf, MountatError } from '../base/index.js';
-import type { Attachment } from './attach.js';
-import type { ProcCover } from './cover-proc.js';
 import { DEFAULTS } from './defaults.js';
+import type { MountRecord } from './generated/mount-record.js';
+import { validateMountRecord } from './generated/validate-mount-record.js';
 import type { RootIdentity } from './identity.js';
+import { describeSchemaError, type Validator } from './validation.js';
+
+export type { MountRecord } from './generated/mount-record.js';
+
+/** The record's schema (schemas/mount-record.schema.json), compiled ahead by scripts/generate-types.mjs. */
+const validateRecord = validateMountRecord as Validator;
 
 /**
  * A record kept current while something is being attached (the runner's, step by step): each
@@ -32,9 +38,9 @@ export class RecordJournal {
     this.#fd = fd;
   }
 
-  append(attachment: Attachment & Record<string, unknown>): void {
+  append(line: MountRecord): void {
     if (this.#fd === undefined) throw new MountatError('internal', `the record journal ${this.path} is closed`);
-    writeSync(this.#fd, `${JSON.stringify(attachment)}\n`);
+    writeSync(this.#fd, `${JSON.stringify(line)}\n`);
   }
 
   /** No more snapshots: the file stays, as the record, until removed. */
@@ -49,7 +55,8 @@ export class RecordStore {
   readonly directory: string;
   #directoryMade = false;
 
-  constructor(directory: string = process.env.MOUNTAT_STATE_DIR || DEFAULTS.stateDirectory) {
+  /** `directory` is the entry point's choice (stateDirectoryFrom): nothing here reads the environment. */
+  constructor(directory: string) {
     this.directory = directory;
   }
 
@@ -65,11 +72,11 @@ export class RecordStore {
   }
 
   /** Written whole to a temporary name and renamed, so a reader never sees half a record. */
-  save(key: string, attachment: Attachment): string {
+  save(key: string, record: MountRecord): string {
     const path = this.pathFor(key);
     this.#makeDirectory();
     const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, `${JSON.stringify(attachment)}\n`, { mode: 0o600 });
+    writeFileSync(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     renameSync(temporary, path);
     return path;
   }
@@ -82,7 +89,8 @@ export class RecordStore {
     return new RecordJournal(path, openSync(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o600));
   }
 
-  load(key: string): Attachment | undefined {
+  /** The record under `key`, checked against its schema; undefined if there is none. */
+  load(key: string): MountRecord | undefined {
     const path = this.pathFor(key);
     let text: string;
     try {
@@ -104,8 +112,12 @@ export class RecordStore {
       }
     }
     if (parsed === undefined) throw new MountatError('invalid-input', `the record ${path} is not valid JSON`);
-    if (!isAttachment(parsed)) throw new MountatError('invalid-input', `the record ${path} is not a mountat record of version 1`);
-    return parsed;
+    if (!validateRecord(parsed)) {
+      const first = validateRecord.errors?.[0];
+      const what = first ? `: ${describeSchemaError('record', first, parsed)}` : '';
+      throw new MountatError('invalid-input', `the record ${path} is not a mountat record of version 1${what}`);
+    }
+    return parsed as MountRecord;
   }
 
   remove(key: string): void {
@@ -146,6 +158,15 @@ export class RecordStore {
   }
 }
 
+/**
+ * The state directory of a command line or hook: its --state-dir, else $MOUNTAT_STATE_DIR (an
+ * empty one counts as unset), else the default. The entry point reads the variable and passes it
+ * in, so that nothing below it depends on the environment.
+ */
+export function stateDirectoryFrom(flag: string | undefined, variable: string | undefined): string {
+  return flag ?? (variable || DEFAULTS.stateDirectory);
+}
+
 /** The key of a root's record when nothing else names it: its device and inode. */
 export function rootKey(root: RootIdentity): string {
   return `root-${root.dev.replace(':', '-')}-${root.ino}`;
@@ -158,38 +179,4 @@ function processExists(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function isAttachment(value: unknown): value is Attachment {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Partial<Attachment>;
-  return (
-    record.version === 1 &&
-    typeof record.root?.dev === 'string' &&
-    typeof record.root.ino === 'string' &&
-    Array.isArray(record.mounts) &&
-    record.mounts.every(
-      (m) =>
-        typeof m?.target === 'string' &&
-        typeof m.kind === 'string' &&
-        typeof m.mountId === 'string' &&
-        (m.uniqueMountId === null || typeof m.uniqueMountId === 'string') &&
-        Array.isArray(m.createdDirs) &&
-        m.createdDirs.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string') &&
-        // Records from before hardened proc have no covers: they load as they always did.
-        (m.covers === undefined || (Array.isArray(m.covers) && m.covers.every(isCover))),
-    ) &&
-    (record.pending === undefined || (Array.isArray(record.pending) && record.pending.every((d) => typeof d?.path === 'string' && typeof d.ino === 'string')))
-  );
-}
-
-function isCover(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const cover = value as Partial<ProcCover>;
-  return (
-    typeof cover.path === 'string' &&
-    (cover.how === 'readonly' || cover.how === 'masked') &&
-    typeof cover.mountId === 'string' &&
-    (cover.uniqueMountId === null || typeof cover.uniqueMountId === 'string')
-  );
 }

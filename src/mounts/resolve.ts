@@ -6,18 +6,11 @@ import { constants as osConstants } from 'node:os';
 import { constants as C, Fd, type FdRef, isErrno, mkdirat, openat2, statx, SyscallError, tryOpenat2, type Opened } from '../linux/index.js';
 import { DEFAULTS } from './defaults.js';
 import { MountError } from './errors.js';
+import type { CreatedDir } from './generated/mount-record.js';
 import { targetComponents } from './plan.js';
 
-export interface CreatedDir {
-  /** Relative to the root. */
-  path: string;
-  /**
-   * Inode number when created, so only that very directory is ever removed. Empty while the
-   * directory is only about to be created (a record written just before mkdirat: see attach's
-   * onProgress); such an entry is removed only if it is an empty directory.
-   */
-  ino: string;
-}
+/** A directory attach created (declared with the record: schemas/mount-record.schema.json). */
+export type { CreatedDir } from './generated/mount-record.js';
 
 const ENOENT = osConstants.errno.ENOENT;
 /** A one-component target, just found missing whole: no second lookup. */

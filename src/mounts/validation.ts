@@ -21,6 +21,9 @@ export function describeSchemaError(rootName: string, error: ValidatorError, dat
   if (Array.isArray(error.params.allowedValues)) {
     return `${where} must be one of ${error.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}${shown}`;
   }
+  if ('allowedValue' in error.params) {
+    return `${where} must be ${JSON.stringify(error.params.allowedValue)}${shown}`;
+  }
   if (typeof error.params.additionalProperty === 'string') {
     return `${where} has an unknown field ${JSON.stringify(error.params.additionalProperty)}`;
   }

@@ -2,10 +2,12 @@
 //   mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
 // with the container state on stdin. Success prints one summary line on stdout; failure one
 // line on stderr and a non-zero exit (runc shows it in its own error). Every error is turned
-// into that line here, and only here.
+// into that line here, and only here. The environment is read here too, and only here: the state
+// directory's variable, and the PATH the re-executed hook gets.
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { messageOf, reportOf } from '../base/index.js';
+import { stateDirectoryFrom } from '../mounts/index.js';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
 import { parseState } from './state.js';
@@ -78,11 +80,14 @@ export async function hookMain(argv: string[], stdin: () => string): Promise<num
     const args = parse(argv);
     const state = parseState(stdin());
     log = await openLog(args.logFile, args.logLevel, { hook: 'mountat', stage: args.stage, container: state.id });
-    const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward };
+    // The hook re-executed through nsenter (prestart, createRuntime) gets PATH alone, to find
+    // nsenter: nothing else of the runtime's environment reaches the node it starts.
+    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+    const reexec = { command: [process.execPath, process.argv[1] ?? ''], forwardArgs: args.forward, env };
     const result = await runStage(args.stage, state, {
       // Only the stages that mount read the plan: a plan file broken since must not block poststop.
       base: args.stage === 'poststop' ? undefined : readBasePlan(args.plan),
-      stateDir: args.stateDir,
+      stateDir: stateDirectoryFrom(args.stateDir, process.env.MOUNTAT_STATE_DIR),
       log,
       reexec,
       rootFd: args.rootFd,

@@ -16,7 +16,13 @@ import type { OciState } from './state.js';
 export const STAGES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 export type Stage = (typeof STAGES)[number];
 
-export interface StageOptions {
+/**
+ * Where the stage keeps its records: the state directory the entry point decided (the hook's
+ * --state-dir or $MOUNTAT_STATE_DIR), or a store of the caller's (a test wraps one to make a write fail).
+ */
+export type StageRecords = { stateDir: string; records?: undefined } | { records: RecordKeeping; stateDir?: undefined };
+
+export type StageOptions = StageRecords & {
   /**
    * The root as an fd the caller opened (the runner hands hooks the input root as fd 3), instead
    * of the state's rootfs; and whether proc is for the PID namespace of state.pid.
@@ -24,15 +30,17 @@ export interface StageOptions {
   rootFd?: number | undefined;
   procPidnsOfStatePid?: boolean | undefined;
   base?: BasePlan | undefined;
-  stateDir?: string | undefined;
-  /** The record store, instead of one in stateDir (a test wraps one to make a write fail). */
-  records?: RecordKeeping | undefined;
   log: HookLog;
   /**
    * How to run this hook again inside the container's namespace (prestart/createRuntime): the
-   * node binary and entry script, then the arguments to pass on.
+   * node binary and entry script, the arguments to pass on, and the environment to give it (the
+   * entry point's choice: nothing here reads the environment).
    */
-  reexec?: { command: string[]; forwardArgs: string[] };
+  reexec?: { command: string[]; forwardArgs: string[]; env: Record<string, string> };
+};
+
+function recordsOf(options: StageRecords): RecordKeeping {
+  return options.records ?? new RecordStore(options.stateDir);
 }
 
 export interface StageResult {
@@ -72,7 +80,7 @@ function openPidns(state: OciState): Fd {
 function mountInContainer(state: OciState, plan: Plan, options: StageOptions): StageResult {
   const rootfs = openRoot(state, options);
   using _root = { [Symbol.dispose]: () => rootfs.close() };
-  const records = options.records ?? new RecordStore(options.stateDir);
+  const records = recordsOf(options);
   using pidns = options.procPidnsOfStatePid ? openPidns(state) : undefined;
   const attempt = mountRecorded(rootfs.fd, plan, {
     records,
@@ -113,7 +121,7 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
   const child = spawnSync(
     'nsenter',
     ['--target', String(state.pid), '--mount', '--pid', '--net', '--', ...options.reexec.command, 'createContainer', ...options.reexec.forwardArgs],
-    { input: JSON.stringify(state), encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] },
+    { input: JSON.stringify(state), encoding: 'utf8', env: options.reexec.env, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   if (child.error) throw new HookError(`stage ${stage}: cannot run nsenter (util-linux): ${child.error.message}`, 'precondition', { cause: child.error });
   if (child.status !== 0) {
@@ -134,7 +142,7 @@ function cleanUpKind(error: unknown): ErrorKind {
 }
 
 function cleanUp(state: OciState, options: StageOptions): StageResult {
-  const records = options.records ?? new RecordStore(options.stateDir);
+  const records = recordsOf(options);
   const key = recordKey(state);
   const attachment = records.load(key);
   if (!attachment) return { summary: `nothing recorded for container ${state.id}` };
