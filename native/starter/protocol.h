@@ -1,0 +1,38 @@
+/*
+ * The starter's side of its protocol with the caller (src/sandbox/protocol.ts parses it).
+ *
+ * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
+ *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
+ *
+ * Protocol on fd 5, one line each:
+ *   "S <pid>"      the starter's own pid (its process group), first.
+ *   "P <pid>"      the action's process exists (its pid in the caller's namespace; with --pidns,
+ *                  pid 1 of the new PID namespace). It now waits on the gate, so the caller can
+ *                  mount proc for that namespace and run its prestart hooks.
+ *   "E <errno> <step>"  a step failed and the action did not start. <step> is one of pidns,
+ *                  fork, mount, namespaces, pivot_root, chroot, network, chdir, capabilities,
+ *                  credentials, no_new_privs, fds, exec, wait: the caller can tell a missing
+ *                  capability (its own problem) from a command that cannot run (the request's).
+ *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
+ *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
+ * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).
+ *
+ * The end cannot be forged from inside: with --pidns, the init that waits for the action and
+ * writes "X" is pid 1 of the action's namespaces, not dumpable and holding every capability the
+ * action lacks, so the action can neither open /proc/1/fd/5 nor ptrace it nor signal it (pid 1
+ * ignores signals from inside its namespace that it has no handler for); only it holds fd 5.
+ * Without --pidns the starter (outside every namespace of the action) reports the end itself.
+ */
+#ifndef MOUNTAT_STARTER_PROTOCOL_H
+#define MOUNTAT_STARTER_PROTOCOL_H
+
+#include <sys/resource.h>
+
+enum { ROOT_FD = 3, GATE_FD = 4, STATUS_FD = 5 };
+
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void report_exit(int status, const struct rusage *ru);
+/* A step failed: say which (errno is still the step's), and end without starting the action. */
+void fail(const char *step) __attribute__((noreturn));
+
+#endif
