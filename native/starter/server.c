@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "kernel.h"
 #include "options.h"
 #include "signals.h"
@@ -30,6 +31,18 @@
  * closes the socket, and dies with it (PR_SET_PDEATHSIG), and so do the starters (theirs).
  */
 enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST = 256 * 1024 };
+
+/* The fds a request came with, closed here once its starter has been forked (it has its own copies). */
+struct request_fds {
+  int fd[REQUEST_FDS];
+  int count;
+};
+
+static void close_request_fds(struct request_fds *given) {
+  for (int k = 0; k < given->count; k++) close_fd(&given->fd[k]);
+}
+
+#define cleanup_request_fds __attribute__((cleanup(close_request_fds)))
 
 /* The request's arguments and environment, in place in the payload; exits 126 on a malformed one. */
 static void unpack(char *payload, size_t size, int *argc_out, char ***argv_out, char ***envp_out) {
@@ -144,7 +157,7 @@ int serve(void) {
   struct sigaction sa = {.sa_handler = reap_starters, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, NULL);
-  int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  cleanup_close int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   static char payload[MAX_REQUEST + 1];
   for (;;) {
     struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
@@ -159,29 +172,27 @@ int serve(void) {
       if (errno == EINTR) continue;
       return 1;
     }
-    int fds[REQUEST_FDS], count = 0;
+    cleanup_request_fds struct request_fds given = {.count = 0};
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int given = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int k = 0; k < given; k++) {
-        int fd;
+      int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int k = 0; k < count; k++) {
+        cleanup_close int fd = -1;
         memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-        if (count < REQUEST_FDS) fds[count++] = fd;
-        else close(fd);
+        if (given.count < REQUEST_FDS) given.fd[given.count++] = take_fd(&fd);
       }
     }
     /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
-    if (count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0') {
+    if (given.count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0') {
       if (own_pidns >= 0 && requests(payload, (size_t)n, "--pidns")) {
-        serve_init(payload, (size_t)n, fds, own_pidns);
+        serve_init(payload, (size_t)n, given.fd, own_pidns);
       } else {
         pid_t pid = fork();
         if (pid == 0) {
           signal(SIGCHLD, SIG_DFL); /* the server's reap_starters would take the starter's child from its wait4 */
-          serve_one(payload, (size_t)n, fds);
+          serve_one(payload, (size_t)n, given.fd);
         }
       }
     }
-    for (int k = 0; k < count; k++) close(fds[k]);
   }
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+
 volatile pid_t child_pid = 0;
 int forwarding = 0;
 
@@ -38,11 +40,10 @@ void default_signals(void) {
  */
 void reset_signals(void) {
   unsigned long long ignored = ~0ULL;
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  cleanup_close int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     char text[2048];
     ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
     text[n > 0 ? n : 0] = '\0';
     const char *line = strstr(text, "\nSigIgn:");
     if (line) ignored = strtoull(line + 9, NULL, 16);

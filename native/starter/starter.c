@@ -52,7 +52,7 @@ static void run_init(const struct options *o, char **envp) {
 
 /*
  * The starter's child: pid 1 of the action's PID namespace (with --pidns), or the action itself.
- * It waits at the gate, then contains itself (isolate) and becomes the init or the action.
+ * It waits at the gate, then contains itself (steps.c) and becomes the init or the action.
  */
 void become_child(const struct options *o, char **envp, pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -63,7 +63,7 @@ void become_child(const struct options *o, char **envp, pid_t parent) {
   char go = 0;
   if (read(GATE_FD, &go, 1) != 1 || go != 'G') _exit(125);
   close(GATE_FD);
-  isolate(o);
+  contain(o);
   if (o->pidns) run_init(o, envp);
   default_signals();
   start_action(o, envp);

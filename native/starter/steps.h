@@ -4,8 +4,9 @@
 
 #include "options.h"
 
-void isolate(const struct options *o);
-/* The action itself: its privileges, only fds 0-2, default signals, exec. Never returns. */
+/* The action's namespaces, rooted at the input root (after the gate). */
+void contain(const struct options *o);
+/* Its privileges, only fds 0-2, default signals, then exec. Never returns. */
 void start_action(const struct options *o, char **envp) __attribute__((noreturn));
 
 #endif
