@@ -45,11 +45,15 @@
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "options.h"
 #include "server.h"
 #include "starter.h"
 
 int main(int argc, char **argv) {
   extern char **environ;
   if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
-  return start_one(argc, argv, environ);
+  struct options o;
+  const char *why = parse_options(argc, argv, &o);
+  if (why != NULL) usage(why);
+  return start_one(&o, environ);
 }

@@ -1,4 +1,4 @@
-/* The starter's command line, parsed into one struct (main.c documents each option). */
+/* The starter's command line, parsed once into one struct (main.c documents each option). */
 #ifndef MOUNTAT_STARTER_OPTIONS_H
 #define MOUNTAT_STARTER_OPTIONS_H
 
@@ -16,7 +16,12 @@ struct options {
   char **argv;
 };
 
+/*
+ * Reads argv (argv[0] the program's name, the action's ARGV after "--") into *o, pointing into
+ * argv. Returns NULL, or why the command line is malformed; *o then holds what came before.
+ */
+const char *parse_options(int argc, char **argv, struct options *o);
+/* A malformed command line: say why on stderr, exit 126. */
 void usage(const char *why) __attribute__((noreturn));
-void parse(int argc, char **argv, struct options *o);
 
 #endif

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
-void report(const char *fmt, ...) {
+static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(int fd, const char *fmt, ...) {
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -14,18 +15,39 @@ void report(const char *fmt, ...) {
   va_end(ap);
   if (n < 0 || n >= (int)sizeof line) return;
   /* The caller reads whole lines; a write of < PIPE_BUF bytes to a pipe is never split. */
-  ssize_t ignored = write(STATUS_FD, line, (size_t)n);
+  ssize_t ignored = write(fd, line, (size_t)n);
   (void)ignored;
 }
 
-void report_exit(int status, const struct rusage *ru) {
-  report("X %d %lld %lld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld\n", status,
+void report_started(int fd, pid_t starter) {
+  report(fd, "S %d\n", (int)starter);
+}
+
+void report_pid(int fd, pid_t pid) {
+  report(fd, "P %d\n", (int)pid);
+}
+
+void report_served(int fd, pid_t init) {
+  report(fd, "S %d\nP %d\n", (int)init, (int)init);
+}
+
+void report_failed(int fd, const char *step, int error) {
+  report(fd, "E %d %s\n", error, step);
+}
+
+void report_exit(int fd, int status, const struct rusage *ru) {
+  report(fd, "X %d %lld %lld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld\n", status,
          (long long)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec, (long long)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec,
          ru->ru_maxrss, ru->ru_minflt, ru->ru_majflt, ru->ru_nswap, ru->ru_inblock, ru->ru_oublock, ru->ru_msgsnd, ru->ru_msgrcv,
          ru->ru_nsignals, ru->ru_nvcsw, ru->ru_nivcsw);
 }
 
 void fail(const char *step) {
-  report("E %d %s\n", errno, step);
+  report_failed(STATUS_FD, step, errno);
   _exit(127);
+}
+
+int gate_opened(void) {
+  char go = 0;
+  return read(GATE_FD, &go, 1) == 1 && go == 'G';
 }

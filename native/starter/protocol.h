@@ -28,11 +28,20 @@
 
 #include <sys/resource.h>
 
+#include <sys/types.h>
+
 enum { ROOT_FD = 3, GATE_FD = 4, STATUS_FD = 5 };
 
-void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void report_exit(int status, const struct rusage *ru);
-/* A step failed: say which (errno is still the step's), and end without starting the action. */
+/* Each writes one status line (two for report_served) to FD in a single write. */
+void report_started(int fd, pid_t starter);
+void report_pid(int fd, pid_t pid);
+/* A served init is both the process the caller signals and the action's process: "S" and "P" at once. */
+void report_served(int fd, pid_t init);
+void report_failed(int fd, const char *step, int error);
+void report_exit(int fd, int status, const struct rusage *ru);
+/* A step failed: say which on fd 5 (errno is still the step's), and end without starting the action. */
 void fail(const char *step) __attribute__((noreturn));
+/* Whether the caller opened the gate (fd 4): one byte 'G'; anything else or EOF aborts. */
+int gate_opened(void);
 
 #endif

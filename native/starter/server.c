@@ -18,7 +18,7 @@
 #include "cleanup.h"
 #include "kernel.h"
 #include "options.h"
-#include "signals.h"
+#include "protocol.h"
 #include "starter.h"
 
 /*
@@ -44,24 +44,36 @@ static void close_request_fds(struct request_fds *given) {
 
 #define cleanup_request_fds __attribute__((cleanup(close_request_fds)))
 
-/* The request's arguments and environment, in place in the payload; exits 126 on a malformed one. */
-static void unpack(char *payload, size_t size, int *argc_out, char ***argv_out, char ***envp_out) {
+/* A request's arguments and environment: arrays pointing into its payload, freed with it. */
+struct request {
+  int argc;
+  char **argv, **envp;
+};
+
+static void free_request(struct request *r) {
+  free(r->argv);
+  free(r->envp);
+}
+
+#define cleanup_request __attribute__((cleanup(free_request)))
+
+/* Fills *r from the payload, in place; -1 for a malformed one (which starts nothing). */
+static int unpack(char *payload, size_t size, struct request *r) {
   char *end = payload + size, *p = payload;
   long argc = strtol(p, NULL, 10);
   p += strlen(p) + 1;
-  if (argc <= 0 || argc > 100000) _exit(126);
-  char **argv = calloc((size_t)argc + 1, sizeof *argv);
+  if (argc <= 0 || argc > 100000) return -1;
   size_t envc = 0;
   for (char *q = p; q < end; q += strlen(q) + 1) envc++;
-  char **envp = calloc(envc + 1, sizeof *envp);
-  if (!argv || !envp) _exit(126);
+  r->argv = calloc((size_t)argc + 1, sizeof *r->argv);
+  r->envp = calloc(envc + 1, sizeof *r->envp);
+  if (!r->argv || !r->envp) return -1;
   long i = 0;
-  for (; i < argc && p < end; i++, p += strlen(p) + 1) argv[i] = p;
-  if (i < argc) _exit(126);
-  for (size_t e = 0; p < end; e++, p += strlen(p) + 1) envp[e] = p;
-  *argc_out = (int)argc;
-  *argv_out = argv;
-  *envp_out = envp;
+  for (; i < argc && p < end; i++, p += strlen(p) + 1) r->argv[i] = p;
+  if (i < argc) return -1;
+  for (size_t e = 0; p < end; e++, p += strlen(p) + 1) r->envp[e] = p;
+  r->argc = (int)argc;
+  return 0;
 }
 
 /* The six fds become 0-5, by way of copies above them so that none clobbers another. */
@@ -74,55 +86,38 @@ static void take_fds(const int *fds) {
   syscall(SYS_close_range, 6, ~0U, 0);
 }
 
-static void serve_one(char *payload, size_t size, const int *fds) __attribute__((noreturn));
-static void serve_one(char *payload, size_t size, const int *fds) {
-  take_fds(fds);
-  int argc;
-  char **argv, **envp;
-  unpack(payload, size, &argc, &argv, &envp);
-  _exit(start_one(argc, argv, envp));
-}
-
-/* Whether the request's starter options (before "--") include FLAG. */
-static int requests(const char *payload, size_t size, const char *flag) {
-  const char *end = payload + size, *p = payload + strlen(payload) + 1;
-  for (p += strlen(p) + 1; p < end && strcmp(p, "--") != 0; p += strlen(p) + 1)
-    if (strcmp(p, flag) == 0) return 1;
-  return 0;
-}
-
 /*
+ * One request, its options parsed here, once; what to fork follows from them.
+ *
  * With --pidns the server forks the action's init itself, into a PID namespace made for it, instead
  * of forking a starter that does: one process (a fork, an exit, a wait: about 0.4 ms here) fewer
  * per action. The init reports the action's end as always; the server names it in the S and P
- * lines (it is what the caller signals), and it is reaped here (reap_starters).
+ * lines (it is what the caller signals), and it is reaped here (reap_starters). Otherwise the
+ * server forks a starter, which runs start_one as the command line's does.
  */
-static void serve_init(char *payload, size_t size, const int *fds, int own_pidns) {
-  int status_fd = fds[5];
-  /* Our children go to a new PID namespace for this one fork only, then to ours again. */
-  if (unshare(CLONE_NEWPID) != 0) {
-    dprintf(status_fd, "E %d pidns\n", errno);
+static void start_request(char *payload, size_t size, const int *fds, int own_pidns) {
+  cleanup_request struct request r = {.argc = 0};
+  if (unpack(payload, size, &r) != 0) return;
+  struct options o;
+  const char *why = parse_options(r.argc, r.argv, &o);
+  int init_here = o.pidns && own_pidns >= 0;
+  pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns) : fork();
+  if (pid != 0) {
+    if (init_here && pid > 0) report_served(fds[STATUS_FD], pid);
     return;
   }
-  pid_t pid = fork();
-  if (pid == 0) {
-    signal(SIGCHLD, SIG_DFL); /* the server's reap_starters is not the init's */
-    take_fds(fds);
-    int argc;
-    char **argv, **envp;
-    unpack(payload, size, &argc, &argv, &envp);
-    struct options o;
-    parse(argc, argv, &o);
-    forwarding = o.forward_signals;
-    reset_signals();
-    /* Its own process group: the caller's SIGKILL of -pid must reach it and nothing of ours. */
-    setpgid(0, 0);
-    become_child(&o, envp, 0);
-  }
-  int saved = errno;
-  if (setns(own_pidns, CLONE_NEWPID) != 0) _exit(1); /* every later fork would land in that namespace */
-  if (pid < 0) dprintf(status_fd, "E %d fork\n", saved);
-  else dprintf(status_fd, "S %d\nP %d\n", (int)pid, (int)pid);
+  /* reap_starters is the server's: in a starter it would take the starter's child from its
+   * wait4, and an init reaps its own. */
+  signal(SIGCHLD, SIG_DFL);
+  take_fds(fds);
+  /* A malformed command line is told on the request's stderr by the process forked for it, as
+   * when executed (the server never writes to a caller's fd but a status line); with --pidns
+   * among the options read before the fault, that process is the init, as before parsing. */
+  if (why != NULL) usage(why);
+  if (!init_here) _exit(start_one(&o, r.envp));
+  /* Its own process group: the caller's SIGKILL of -pid must reach it and nothing of ours. */
+  lead_group();
+  become_child(&o, r.envp, 0);
 }
 
 /*
@@ -158,7 +153,8 @@ int serve(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, NULL);
   cleanup_close int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-  static char payload[MAX_REQUEST + 1];
+  cleanup_free char *payload = malloc(MAX_REQUEST + 1);
+  if (payload == NULL) return 1;
   for (;;) {
     struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
     union {
@@ -183,16 +179,7 @@ int serve(void) {
       }
     }
     /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
-    if (given.count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0') {
-      if (own_pidns >= 0 && requests(payload, (size_t)n, "--pidns")) {
-        serve_init(payload, (size_t)n, given.fd, own_pidns);
-      } else {
-        pid_t pid = fork();
-        if (pid == 0) {
-          signal(SIGCHLD, SIG_DFL); /* the server's reap_starters would take the starter's child from its wait4 */
-          serve_one(payload, (size_t)n, given.fd);
-        }
-      }
-    }
+    if (given.count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0')
+      start_request(payload, (size_t)n, given.fd, own_pidns);
   }
 }

@@ -9,23 +9,37 @@
 
 #include "cleanup.h"
 
-volatile pid_t child_pid = 0;
-int forwarding = 0;
+/*
+ * The one piece of file-level state: a signal handler takes no argument, so the process it
+ * passes a signal on to must be where the handler can read it. Until it is set a handled
+ * signal does nothing (the caller follows its SIGTERM with a SIGKILL).
+ */
+static volatile pid_t target = 0;
 
-/* SIGTERM and friends: passed on as themselves (--forward-signals), or the end of the action. */
-static void on_signal(int sig) {
-  if (child_pid > 0) kill(child_pid, forwarding ? sig : SIGKILL);
+/* --forward-signals: the action gets the signal itself. */
+static void pass_on(int sig) {
+  if (target > 0) kill(target, sig);
+}
+
+/* The runner's: a signal to the starter is the end of the action. */
+static void end_action(int sig) {
+  (void)sig;
+  if (target > 0) kill(target, SIGKILL);
 }
 
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
-void handle_signals(void) {
-  struct sigaction sa = {.sa_handler = on_signal};
+void handle_signals(int forward) {
+  struct sigaction sa = {.sa_handler = forward ? pass_on : end_action};
   sigemptyset(&sa.sa_mask);
   for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) {
-    if (FORWARDED[i] == SIGQUIT && !forwarding) continue;
+    if (FORWARDED[i] == SIGQUIT && !forward) continue;
     sigaction(FORWARDED[i], &sa, NULL);
   }
+}
+
+void signals_reach(pid_t child) {
+  target = child;
 }
 
 void default_signals(void) {

@@ -4,11 +4,14 @@
 
 #include <sys/types.h>
 
-extern volatile pid_t child_pid;
-extern int forwarding;
-
-void handle_signals(void);
+/* SIGTERM, SIGINT and SIGHUP (and SIGQUIT, forwarded) end the action with SIGKILL, or with
+ * FORWARD reach it as themselves, once signals_reach() named it. */
+void handle_signals(int forward);
+/* The process the handled signals go to, once it exists. */
+void signals_reach(pid_t child);
+/* The handled signals back to their defaults, for the action. */
 void default_signals(void);
+/* Every ignored signal back to its default and an empty mask, as a shell would start the action. */
 void reset_signals(void);
 
 #endif

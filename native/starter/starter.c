@@ -31,10 +31,10 @@ static void run_init(const struct options *o, char **envp) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     start_action(o, envp);
   }
-  child_pid = action;
+  signals_reach(action);
   /* SIGTERM and the like end the action (or reach it, --forward-signals): pid 1 would ignore them
    * without a handler, from inside its namespace and from outside alike (only SIGKILL is forced). */
-  handle_signals();
+  handle_signals(o->forward_signals);
   close(0);
   close(1);
   close(2);
@@ -45,14 +45,15 @@ static void run_init(const struct options *o, char **envp) {
     if (got == action) break;
     if (got < 0 && errno != EINTR) _exit(1);
   }
-  report_exit(status, &ru);
+  report_exit(STATUS_FD, status, &ru);
   /* Our exit ends every process left in the namespace. */
   _exit(0);
 }
 
 /*
- * The starter's child: pid 1 of the action's PID namespace (with --pidns), or the action itself.
- * It waits at the gate, then contains itself (steps.c) and becomes the init or the action.
+ * The starter's child (or a served init): pid 1 of the action's PID namespace (with --pidns), or
+ * the action itself. It waits at the gate, then contains itself (steps.c) and becomes the init or
+ * the action.
  */
 void become_child(const struct options *o, char **envp, pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -60,8 +61,7 @@ void become_child(const struct options *o, char **envp, pid_t parent) {
   if (getppid() != parent) _exit(125);
   /* The status fd must not reach the action: only a failure before exec writes to it. */
   fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
-  char go = 0;
-  if (read(GATE_FD, &go, 1) != 1 || go != 'G') _exit(125);
+  if (!gate_opened()) _exit(125);
   close(GATE_FD);
   contain(o);
   if (o->pidns) run_init(o, envp);
@@ -69,42 +69,51 @@ void become_child(const struct options *o, char **envp, pid_t parent) {
   start_action(o, envp);
 }
 
-/* One action: everything above, in order. The body of both ways in (command line, server). */
-int start_one(int argc, char **argv, char **envp) {
-  struct options o;
-  parse(argc, argv, &o);
-  forwarding = o.forward_signals;
+int lead_group(void) {
   reset_signals();
+  return setpgid(0, 0);
+}
+
+pid_t fork_child(const struct options *o, int fd, int home_pidns) {
+  /* Our next child goes to a new PID namespace (and is pid 1 there); we stay where we are. */
+  if (o->pidns && unshare(CLONE_NEWPID) != 0) {
+    report_failed(fd, "pidns", errno);
+    return -1;
+  }
+  pid_t child = fork();
+  if (child == 0) return 0;
+  int saved = errno;
+  /* Every later fork would land in that namespace: the server forks for many actions. */
+  if (o->pidns && home_pidns != -1 && setns(home_pidns, CLONE_NEWPID) != 0) _exit(1);
+  if (child < 0) report_failed(fd, "fork", saved);
+  return child;
+}
+
+/* One action: everything above, in order. */
+int start_one(const struct options *o, char **envp) {
+  /* Its own process group, so the caller can kill everything it started at once. */
+  if (lead_group() != 0) usage("setpgid failed");
   /* Who to signal and whose process group to kill (the server's caller does not know our pid). */
-  report("S %d\n", (int)getpid());
+  report_started(STATUS_FD, getpid());
 
   /* Die with the caller (a SIGKILLed runner must not leave actions running); the child dies
    * with us through its own PR_SET_PDEATHSIG. */
   pid_t caller = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != caller) return 125;
-  /* Its own process group, so the caller can kill everything it started at once. */
-  if (setpgid(0, 0) != 0) usage("setpgid failed");
-  if (o.pidns && unshare(CLONE_NEWPID) != 0) {
-    report("E %d pidns\n", errno);
-    return 1;
-  }
-  handle_signals();
+  handle_signals(o->forward_signals);
 
   pid_t starter = getpid();
-  pid_t child = fork();
-  if (child < 0) {
-    report("E %d fork\n", errno);
-    return 1;
-  }
-  if (child == 0) become_child(&o, envp, o.pidns ? 0 : starter);
+  pid_t child = fork_child(o, STATUS_FD, -1);
+  if (child < 0) return 1;
+  if (child == 0) become_child(o, envp, o->pidns ? 0 : starter);
 
-  child_pid = child;
+  signals_reach(child);
   /* Nothing of ours stays open but the status fd (and 0-2). */
   close(GATE_FD);
   close(ROOT_FD);
   syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0);
-  report("P %d\n", (int)child);
+  report_pid(STATUS_FD, child);
 
   int status;
   struct rusage ru;
@@ -112,12 +121,12 @@ int start_one(int argc, char **argv, char **envp) {
   while ((got = wait4(child, &status, 0, &ru)) < 0 && errno == EINTR) {
   }
   if (got < 0) {
-    report("E %d wait\n", errno);
+    report_failed(STATUS_FD, "wait", errno);
     return 1;
   }
   /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127);
    * anything else means it could not. */
-  if (!o.pidns) report_exit(status, &ru);
-  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report("E %d wait\n", ECHILD);
+  if (!o->pidns) report_exit(STATUS_FD, status, &ru);
+  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(STATUS_FD, "wait", ECHILD);
   return 0;
 }
