@@ -1,6 +1,8 @@
 /*
  * Kernel ABI the static glibc headers may not name (same values on x86_64 and aarch64). The
- * trailing underscore keeps them apart from a libc that does name them.
+ * trailing underscore keeps them apart from a libc that does name them. src/linux/constants.ts
+ * holds the same values for the TypeScript side; src/linux/constants.test.ts checks that each
+ * define here agrees with it, or is one the TypeScript side has no use for.
  */
 #ifndef MOUNTAT_STARTER_KERNEL_H
 #define MOUNTAT_STARTER_KERNEL_H
@@ -44,6 +46,8 @@
 #ifndef SYS_fsmount
 #define SYS_fsmount 432
 #endif
+#define FSOPEN_CLOEXEC_ 0x1
+#define FSMOUNT_CLOEXEC_ 0x1
 #define FSCONFIG_SET_STRING_ 1
 #define FSCONFIG_CMD_CREATE_ 6
 #define MOUNT_ATTR_NODEV_ 0x4
@@ -62,5 +66,9 @@ struct cap_header_ {
 struct cap_data_ {
   uint32_t effective, permitted, inheritable;
 };
+
+/* The sizes the kernel knows these by (and src/linux/calls.ts passes). */
+_Static_assert(sizeof(struct mount_attr_) == 32, "struct mount_attr is MOUNT_ATTR_SIZE_VER0 bytes");
+_Static_assert(sizeof(struct open_how_) == 24, "struct open_how is OPEN_HOW_SIZE_VER0 bytes");
 
 #endif

@@ -68,11 +68,11 @@ static int pivot_into_cwd(void) {
 /* For --root chroot: an empty tmpfs over "/", the root on its directory "root", reached only
  * through fds, and entered by its fd (main.c says why not directly over "/"). */
 static int attach_on_tmpfs(int tree) {
-  cleanup_close int fs = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+  cleanup_close int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC_);
   if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "mode", "0755", 0) != 0 ||
       syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) != 0)
     return -1;
-  cleanup_close int base = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, MOUNT_ATTR_NOSUID_ | MOUNT_ATTR_NODEV_ | MOUNT_ATTR_NOEXEC_);
+  cleanup_close int base = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC_, MOUNT_ATTR_NOSUID_ | MOUNT_ATTR_NODEV_ | MOUNT_ATTR_NOEXEC_);
   if (base < 0 || syscall(SYS_move_mount, base, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH_) != 0) return -1;
   if (mkdirat(base, "root", 0755) != 0) return -1;
   if (syscall(SYS_move_mount, tree, "", base, "root", MOVE_MOUNT_F_EMPTY_PATH_) != 0) return -1;
