@@ -31,8 +31,14 @@ void report_served(int fd, pid_t init) {
   report(fd, "S %d\nP %d\n", (int)init, (int)init);
 }
 
-void report_failed(int fd, const char *step, int error) {
-  report(fd, "E %d %s\n", error, step);
+static const char *const STEP_NAMES[] = {
+#define STEP_NAME(step) #step,
+    START_STEPS(STEP_NAME)
+#undef STEP_NAME
+};
+
+void report_failed(int fd, enum start_step step, int error) {
+  report(fd, "E %d %s\n", error, STEP_NAMES[step]);
 }
 
 void report_exit(int fd, int status, const struct rusage *ru) {
@@ -42,7 +48,7 @@ void report_exit(int fd, int status, const struct rusage *ru) {
          ru->ru_nsignals, ru->ru_nvcsw, ru->ru_nivcsw);
 }
 
-void fail(const char *step) {
+void fail(enum start_step step) {
   report_failed(STATUS_FD, step, errno);
   _exit(127);
 }

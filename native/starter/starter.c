@@ -21,11 +21,11 @@ static void run_init(const struct options *o, char **envp) __attribute__((noretu
 static void run_init(const struct options *o, char **envp) {
   /* Not dumpable: the action, even as root with its capabilities, cannot open /proc/1/fd/5,
    * read /proc/1/environ or ptrace this process. */
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail("fds");
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail(STEP_fds);
   /* Only 0-2 (for the action) and the status fd stay. */
-  if (syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0) != 0) fail("fds");
+  if (syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0) != 0) fail(STEP_fds);
   pid_t action = fork();
-  if (action < 0) fail("fork");
+  if (action < 0) fail(STEP_fork);
   if (action == 0) {
     if (getppid() != 1) _exit(125);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -77,7 +77,7 @@ int lead_group(void) {
 pid_t fork_child(const struct options *o, int fd, int home_pidns) {
   /* Our next child goes to a new PID namespace (and is pid 1 there); we stay where we are. */
   if (o->pidns && unshare(CLONE_NEWPID) != 0) {
-    report_failed(fd, "pidns", errno);
+    report_failed(fd, STEP_pidns, errno);
     return -1;
   }
   pid_t child = fork();
@@ -85,7 +85,7 @@ pid_t fork_child(const struct options *o, int fd, int home_pidns) {
   int saved = errno;
   /* Every later fork would land in that namespace: the server forks for many actions. */
   if (o->pidns && home_pidns != -1 && setns(home_pidns, CLONE_NEWPID) != 0) _exit(1);
-  if (child < 0) report_failed(fd, "fork", saved);
+  if (child < 0) report_failed(fd, STEP_fork, saved);
   return child;
 }
 
@@ -121,12 +121,12 @@ int start_one(const struct options *o, char **envp) {
   while ((got = wait4(child, &status, 0, &ru)) < 0 && errno == EINTR) {
   }
   if (got < 0) {
-    report_failed(STATUS_FD, "wait", errno);
+    report_failed(STATUS_FD, STEP_wait, errno);
     return 1;
   }
   /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127);
    * anything else means it could not. */
   if (!o->pidns) report_exit(STATUS_FD, status, &ru);
-  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(STATUS_FD, "wait", ECHILD);
+  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(STATUS_FD, STEP_wait, ECHILD);
   return 0;
 }

@@ -26,7 +26,8 @@
 /*
  * The per-action steps, in the order bubblewrap's main() and runc's standard_init_linux.go take
  * them. Each is a small function that returns -1 with errno set; the two lists below
- * (contain, start_action) run them in order and report a failure by the step's name.
+ * (contain, start_action) run them in order and report a failure by the step's name
+ * (START_STEPS, the table src/sandbox/start-steps.ts holds).
  */
 
 /*
@@ -109,15 +110,15 @@ static int enter_working_directory(const struct options *o) {
 void contain(const struct options *o) {
   int rooted = o->root != ROOT_NONE;
   cleanup_close int tree = -1;
-  if (rooted && (tree = copy_root()) < 0) fail("mount");
-  if (enter_namespaces(o) != 0) fail("namespaces");
-  if (o->root == ROOT_PIVOT && attach_over_root(tree) != 0) fail("mount");
-  if (o->root == ROOT_PIVOT && pivot_into_cwd() != 0) fail("pivot_root");
-  if (o->root == ROOT_CHROOT && attach_on_tmpfs(tree) != 0) fail("mount");
-  if (o->root == ROOT_CHROOT && chroot(".") != 0) fail("chroot");
-  if (rooted && chdir("/") != 0) fail("chdir");
-  if (o->network_none && bring_up_loopback() != 0) fail("network");
-  if (enter_working_directory(o) != 0) fail("chdir");
+  if (rooted && (tree = copy_root()) < 0) fail(STEP_mount);
+  if (enter_namespaces(o) != 0) fail(STEP_namespaces);
+  if (o->root == ROOT_PIVOT && attach_over_root(tree) != 0) fail(STEP_mount);
+  if (o->root == ROOT_PIVOT && pivot_into_cwd() != 0) fail(STEP_pivot_root);
+  if (o->root == ROOT_CHROOT && attach_on_tmpfs(tree) != 0) fail(STEP_mount);
+  if (o->root == ROOT_CHROOT && chroot(".") != 0) fail(STEP_chroot);
+  if (rooted && chdir("/") != 0) fail(STEP_chdir);
+  if (o->network_none && bring_up_loopback() != 0) fail(STEP_network);
+  if (enter_working_directory(o) != 0) fail(STEP_chdir);
   close(ROOT_FD);
 }
 
@@ -194,18 +195,18 @@ static int exec_in_path(char **argv, char **envp) {
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
-  if (drop_bounding_set(keep) != 0) fail("capabilities");
-  if (o->gid >= 0 && change_user(o) != 0) fail("credentials");
-  if (limit_capabilities(keep) != 0) fail("capabilities");
-  if (clear_ambient() != 0) fail("capabilities");
+  if (drop_bounding_set(keep) != 0) fail(STEP_capabilities);
+  if (o->gid >= 0 && change_user(o) != 0) fail(STEP_credentials);
+  if (limit_capabilities(keep) != 0) fail(STEP_capabilities);
+  if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("no_new_privs");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(STEP_no_new_privs);
   /* A change of user cleared the parent-death signal: set it again. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* Whatever the caller inherited without CLOEXEC ends here; fd 5 (CLOEXEC) stays until exec so
    * that a failed exec can still be reported. */
-  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail("fds");
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail(STEP_fds);
   default_signals();
   errno = exec_in_path(o->argv, envp);
-  fail("exec");
+  fail(STEP_exec);
 }

@@ -24,7 +24,7 @@ export interface Rusage {
 export type ActionEnd =
   | { kind: 'exited'; code: number; rusage: Rusage }
   | { kind: 'signalled'; signal: number; rusage: Rusage }
-  /** A step of starting failed (native/starter/steps.c names it): the command never ran. */
+  /** A step of starting failed (the starter names it, from START_STEPS): the command never ran. */
   | { kind: 'start-failed'; errno: number; code: string; step: StartStep }
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
   | { kind: 'lost'; detail: string };
