@@ -10,10 +10,11 @@
  * then the root (pivot_root, the old root unmounted), then credentials and capabilities, then
  * NO_NEW_PRIVS, then only fds 0-2, then exec.
  *
- * The files, one job each: options.c (the command line), protocol.c (fds 3-5 and the status
- * lines on fd 5), starter.c (the starter's process tree: gate, init, wait, report), steps.c (the
- * containment steps, in order), signals.c, server.c (--serve, the fork server), kernel.h (the
- * kernel ABI the libc headers may lack).
+ * The files, one job each: options.c (the command line, parsed once), protocol.c (fds 3-5 and
+ * the status lines on fd 5), starter.c (the action's processes: gate, init, wait, report),
+ * steps.c (the containment steps, in order), signals.c, server.c (--serve, the fork server),
+ * kernel.h (the kernel ABI the libc headers may lack), cleanup.h (fds owned by scope), and
+ * step-names.h (the step names, generated from src/sandbox/start-steps.ts).
  *
  * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
  *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...

@@ -89,7 +89,10 @@ pid_t fork_child(const struct options *o, int fd, int home_pidns) {
   return child;
 }
 
-/* One action: everything above, in order. */
+/*
+ * The starter, executed or forked by the server: "S", then the child that waits at the gate, "P",
+ * and the action's end ("X", or the "E" of the step that failed).
+ */
 int start_one(const struct options *o, char **envp) {
   /* Its own process group, so the caller can kill everything it started at once. */
   if (lead_group() != 0) usage("setpgid failed");
