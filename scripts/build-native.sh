@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Builds the two static C programs (see their sources for why each is static):
 #   hooks/mountat-hook   from native/hook-launcher.c   (what container runtimes execute)
-#   dist/mountat-action  from native/action-starter.c  (how the runner starts an action)
-# Each is rebuilt only when its source, or the node the launcher points at, changed.
+#   dist/mountat-action  from native/starter/*.c       (how the runner starts an action)
+# Each is rebuilt only when one of its sources or headers, or the node the launcher points at,
+# changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node_path=$(command -v node)
 
-build() { # OUT SOURCE [CFLAGS...]
-  local out=$1 source=$2 stamp="$1.stamp"
-  shift 2
-  local want="$source $node_path $*"
-  if [ -x "$out" ] && [ "$out" -nt "$source" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    return 0
-  fi
+build() { # OUT "SOURCES" "HEADERS" [CFLAGS...]
+  local out=$1 sources=$2 headers=$3 stamp="$1.stamp"
+  shift 3
+  local want="$sources $node_path $*" file stale=0
+  [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || stale=1
+  for file in $sources $headers; do
+    [ "$out" -nt "$file" ] || stale=1
+  done
+  [ "$stale" -eq 1 ] || return 0
   mkdir -p "$(dirname "$out")"
-  cc -static -s -O2 -Wall -Wextra -Werror "$@" -o "$out" "$source"
+  # shellcheck disable=SC2086 # the lists are whitespace-separated paths without spaces
+  cc -static -s -O2 -Wall -Wextra -Werror "$@" -o "$out" $sources
   echo "$want" > "$stamp"
 }
 
-build hooks/mountat-hook native/hook-launcher.c -DMOUNTAT_NODE="\"$node_path\""
-build dist/mountat-action native/action-starter.c
+build hooks/mountat-hook native/hook-launcher.c "" -DMOUNTAT_NODE="\"$node_path\""
+build dist/mountat-action "$(echo native/starter/*.c)" "$(echo native/starter/*.h)"

@@ -5,7 +5,7 @@
 // What a test can show: by the time `ended` resolves, with nothing else called, the
 // leftover is gone, both ways; and a served starter is still signalled (through its pidfd).
 // That the kill comes before the reap is the code's order (starter.ts, reap_starters in
-// native/action-starter.c), which no test can watch without forcing a pid to be reused.
+// native/starter/server.c), which no test can watch without forcing a pid to be reused.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

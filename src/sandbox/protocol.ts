@@ -1,4 +1,4 @@
-// The starter's status lines (native/action-starter.c documents them), parsed strictly: its own
+// The starter's status lines (native/starter/protocol.h documents them), parsed strictly: its own
 // pid ("S") first, then exactly one "P", then any "E", at most one "X", and nothing after it. Only the starter and the
 // PID namespace's init hold the pipe; a line out of that order, malformed or unknown means the
 // channel cannot be trusted, and the action's end is then reported lost rather than believed.
@@ -24,7 +24,7 @@ export interface Rusage {
 export type ActionEnd =
   | { kind: 'exited'; code: number; rusage: Rusage }
   | { kind: 'signalled'; signal: number; rusage: Rusage }
-  /** A step of starting failed (native/action-starter.c names it): the command never ran. */
+  /** A step of starting failed (the starter names it, from START_STEPS): the command never ran. */
   | { kind: 'start-failed'; errno: number; code: string; step: StartStep }
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
   | { kind: 'lost'; detail: string };

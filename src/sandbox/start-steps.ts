@@ -1,6 +1,7 @@
 // The steps of starting an action, as the starter names them in its "E" line, and what a failure
 // of each means to whoever reads it (the runner's gRPC status, `mountat exec`'s exit code). The C
-// side (native/) is held to the same names and order by a check (see the starter's sources).
+// side (native/starter/) reads this very table: scripts/generate-types.mjs writes START_STEPS to
+// native/starter/step-names.h, and `--check` (run by scripts/test.sh) fails when that is stale.
 
 /** The steps, in the order the starter takes them. */
 export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'chroot', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;

@@ -1,4 +1,4 @@
-// `mountat-action --serve` (native/action-starter.c): one process, started once by the runner,
+// `mountat-action --serve` (native/starter/server.c): one process, started once by the runner,
 // that forks a starter per action. Executing the starter per action cost about 1 ms of the
 // runner's own time (posix_spawn returns only once the child has executed it); sending one message
 // with six fds costs a few syscalls. The starter it forks is the same code, speaking the same

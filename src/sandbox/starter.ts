@@ -1,4 +1,4 @@
-// Starting a contained action through dist/mountat-action (native/action-starter.c): have the
+// Starting a contained action through dist/mountat-action (native/starter/): have the
 // starter server fork it (starter-server.ts), or execute it with posix_spawn (linux/spawn.ts);
 // learn the action's pid, open the gate once the caller has
 // mounted and run its prestart hooks, and read how the action ended, with its rusage. The C

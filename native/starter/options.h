@@ -1,0 +1,27 @@
+/* The starter's command line, parsed once into one struct (main.c documents each option). */
+#ifndef MOUNTAT_STARTER_OPTIONS_H
+#define MOUNTAT_STARTER_OPTIONS_H
+
+#include <stdint.h>
+
+enum root_change { ROOT_PIVOT, ROOT_CHROOT, ROOT_NONE };
+
+struct options {
+  int pidns, network_none, forward_signals;
+  enum root_change root;
+  const char *cwd;
+  uint64_t caps;
+  long uid, gid;
+  const char *groups;
+  char **argv;
+};
+
+/*
+ * Reads argv (argv[0] the program's name, the action's ARGV after "--") into *o, pointing into
+ * argv. Returns NULL, or why the command line is malformed; *o then holds what came before.
+ */
+const char *parse_options(int argc, char **argv, struct options *o);
+/* A malformed command line: say why on stderr, exit 126. */
+void usage(const char *why) __attribute__((noreturn));
+
+#endif

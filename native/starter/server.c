@@ -1,0 +1,183 @@
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "kernel.h"
+#include "options.h"
+#include "protocol.h"
+#include "starter.h"
+
+/*
+ * --serve: started once by the runner, fork one starter per request instead of the runner
+ * executing this program per action (an exec of it cost the runner about 1 ms an action here).
+ * Requests arrive on fd 3, a SOCK_SEQPACKET socket: one message each, its payload the starter's
+ * argument count in decimal, then the arguments and the environment, each NUL-terminated, and
+ * with it (SCM_RIGHTS) exactly six fds: the starter's 0 to 5. The starter reports on its own status
+ * fd as always; this process answers nothing and is told nothing else. It ends when the caller
+ * closes the socket, and dies with it (PR_SET_PDEATHSIG), and so do the starters (theirs).
+ */
+enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST = 256 * 1024 };
+
+/* The fds a request came with, closed here once its starter has been forked (it has its own copies). */
+struct request_fds {
+  int fd[REQUEST_FDS];
+  int count;
+};
+
+static void close_request_fds(struct request_fds *given) {
+  for (int k = 0; k < given->count; k++) close_fd(&given->fd[k]);
+}
+
+#define cleanup_request_fds __attribute__((cleanup(close_request_fds)))
+
+/* A request's arguments and environment: arrays pointing into its payload, freed with it. */
+struct request {
+  int argc;
+  char **argv, **envp;
+};
+
+static void free_request(struct request *r) {
+  free(r->argv);
+  free(r->envp);
+}
+
+#define cleanup_request __attribute__((cleanup(free_request)))
+
+/* Fills *r from the payload, in place; -1 for a malformed one (which starts nothing). */
+static int unpack(char *payload, size_t size, struct request *r) {
+  char *end = payload + size, *p = payload;
+  long argc = strtol(p, NULL, 10);
+  p += strlen(p) + 1;
+  if (argc <= 0 || argc > 100000) return -1;
+  size_t envc = 0;
+  for (char *q = p; q < end; q += strlen(q) + 1) envc++;
+  r->argv = calloc((size_t)argc + 1, sizeof *r->argv);
+  r->envp = calloc(envc + 1, sizeof *r->envp);
+  if (!r->argv || !r->envp) return -1;
+  long i = 0;
+  for (; i < argc && p < end; i++, p += strlen(p) + 1) r->argv[i] = p;
+  if (i < argc) return -1;
+  for (size_t e = 0; p < end; e++, p += strlen(p) + 1) r->envp[e] = p;
+  r->argc = (int)argc;
+  return 0;
+}
+
+/* The six fds become 0-5, by way of copies above them so that none clobbers another. */
+static void take_fds(const int *fds) {
+  int high[6];
+  for (int i = 0; i < 6; i++)
+    if ((high[i] = fcntl(fds[i], F_DUPFD, 16)) < 0) _exit(126);
+  for (int i = 0; i < 6; i++)
+    if (dup2(high[i], i) != i) _exit(126);
+  syscall(SYS_close_range, 6, ~0U, 0);
+}
+
+/*
+ * One request, its options parsed here, once; what to fork follows from them.
+ *
+ * With --pidns the server forks the action's init itself, into a PID namespace made for it, instead
+ * of forking a starter that does: one process (a fork, an exit, a wait: about 0.4 ms here) fewer
+ * per action. The init reports the action's end as always; the server names it in the S and P
+ * lines (it is what the caller signals), and it is reaped here (reap_starters). Otherwise the
+ * server forks a starter, which runs start_one as the command line's does.
+ */
+static void start_request(char *payload, size_t size, const int *fds, int own_pidns) {
+  cleanup_request struct request r = {.argc = 0};
+  if (unpack(payload, size, &r) != 0) return;
+  struct options o;
+  const char *why = parse_options(r.argc, r.argv, &o);
+  int init_here = o.pidns && own_pidns >= 0;
+  pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns) : fork();
+  if (pid != 0) {
+    if (init_here && pid > 0) report_served(fds[STATUS_FD], pid);
+    return;
+  }
+  /* reap_starters is the server's: in a starter it would take the starter's child from its
+   * wait4, and an init reaps its own. */
+  signal(SIGCHLD, SIG_DFL);
+  take_fds(fds);
+  /* A malformed command line is told on the request's stderr by the process forked for it, as
+   * when executed (the server never writes to a caller's fd but a status line); with --pidns
+   * among the options read before the fault, that process is the init, as before parsing. */
+  if (why != NULL) usage(why);
+  if (!init_here) _exit(start_one(&o, r.envp));
+  /* Its own process group: the caller's SIGKILL of -pid must reach it and nothing of ours. */
+  lead_group();
+  become_child(&o, r.envp, 0);
+}
+
+/*
+ * A starter (or a served init) ended: kill what is left of its process group (an action run
+ * without a PID namespace can leave processes there) while the starter is still unreaped, then
+ * reap it. An unreaped child's pid cannot be reused, and so neither can the group it names:
+ * after the reap, a SIGKILL of -pid could reach another action's new starter. Hence WNOWAIT
+ * first. Only async-signal-safe calls (waitid, kill, waitpid).
+ */
+static void reap_starters(int sig) {
+  (void)sig;
+  int saved = errno;
+  for (;;) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
+    kill(-info.si_pid, SIGKILL);
+    while (waitpid(info.si_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  errno = saved;
+}
+
+int serve(void) {
+  pid_t caller = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != caller) return 125;
+  /* Nothing the runner inherited without CLOEXEC is held here for the runner's life. */
+  syscall(SYS_close_range, SERVE_FD + 1, ~0U, 0);
+  /* Starters are reaped here, their group killed first (reap_starters); their caller learns their
+   * end on their status pipe. */
+  struct sigaction sa = {.sa_handler = reap_starters, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
+  cleanup_close int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  cleanup_free char *payload = malloc(MAX_REQUEST + 1);
+  if (payload == NULL) return 1;
+  for (;;) {
+    struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
+    union {
+      struct cmsghdr header;
+      char space[CMSG_SPACE(sizeof(int) * REQUEST_FDS)];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(SERVE_FD, &msg, MSG_CMSG_CLOEXEC);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    cleanup_request_fds struct request_fds given = {.count = 0};
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int k = 0; k < count; k++) {
+        cleanup_close int fd = -1;
+        memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+        if (given.count < REQUEST_FDS) given.fd[given.count++] = take_fd(&fd);
+      }
+    }
+    /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
+    if (given.count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0')
+      start_request(payload, (size_t)n, given.fd, own_pidns);
+  }
+}

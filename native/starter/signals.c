@@ -1,0 +1,70 @@
+#define _GNU_SOURCE
+#include "signals.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+/*
+ * The one piece of file-level state: a signal handler takes no argument, so the process it
+ * passes a signal on to must be where the handler can read it. Until it is set a handled
+ * signal does nothing (the caller follows its SIGTERM with a SIGKILL).
+ */
+static volatile pid_t target = 0;
+
+/* --forward-signals: the action gets the signal itself. */
+static void pass_on(int sig) {
+  if (target > 0) kill(target, sig);
+}
+
+/* The runner's: a signal to the starter is the end of the action. */
+static void end_action(int sig) {
+  (void)sig;
+  if (target > 0) kill(target, SIGKILL);
+}
+
+static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+void handle_signals(int forward) {
+  struct sigaction sa = {.sa_handler = forward ? pass_on : end_action};
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) {
+    if (FORWARDED[i] == SIGQUIT && !forward) continue;
+    sigaction(FORWARDED[i], &sa, NULL);
+  }
+}
+
+void signals_reach(pid_t child) {
+  target = child;
+}
+
+void default_signals(void) {
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
+}
+
+/*
+ * Default dispositions and an empty mask for the action, as if started from a shell: started by
+ * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ) or forked by the server (whose SIGCHLD
+ * handler each forked child drops at once). Handlers never survive exec, only ignored signals do:
+ * the kernel lists those (SigIgn), so only they are reset, not all 64.
+ */
+void reset_signals(void) {
+  unsigned long long ignored = ~0ULL;
+  cleanup_close int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char text[2048];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    text[n > 0 ? n : 0] = '\0';
+    const char *line = strstr(text, "\nSigIgn:");
+    if (line) ignored = strtoull(line + 9, NULL, 16);
+  }
+  for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+    if (ignored & (1ULL << (sig - 1))) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
