@@ -154,6 +154,14 @@ function childrenOf(pid: number): number[] {
 }
 
 const commandLine = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+/** A child listed a moment ago may be gone by now (the server killed in the round before, being reaped). */
+const commandLineIfAlive = (pid: number) => {
+  try {
+    return commandLine(pid);
+  } catch {
+    return undefined;
+  }
+};
 
 describe('the starter server', () => {
   it('forks each action\'s init from one process of the runner\'s (nothing executed per action), and starts a new one when it is gone', async () => {
@@ -163,7 +171,7 @@ describe('the starter server', () => {
       const done = run(runner.client, requestFor(id, `echo started; exec sleep 31.${round}`));
       let init: number | undefined;
       for (let i = 0; i < 300 && init === undefined; i++) {
-        const server = childrenOf(runner.process.pid!).find((pid) => commandLine(pid) === 'mountat-action --serve');
+        const server = childrenOf(runner.process.pid!).find((pid) => commandLineIfAlive(pid) === 'mountat-action --serve');
         init = server === undefined ? undefined : childrenOf(server)[0];
         if (init === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
       }

@@ -1,6 +1,6 @@
 // `mountat exec --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD ARGS…`:
 // the runner's containment for one command at a terminal. The command is started through the
-// same starter as the runner's actions (native/action-starter.c): its own PID, mount, IPC and UTS
+// same starter as the runner's actions (native/starter/): its own PID, mount, IPC and UTS
 // namespaces, rooted at DIR with pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2.
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
 // always unmounted: after it exits, fails to start, or we are signalled. The lifecycle is the
