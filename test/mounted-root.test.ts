@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { AlreadyRecordedError, AttachError, DetachError, defaultPlan, mountRecorded, MountedRoot, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
+import { instanceOf, overriding } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let dir: string;
@@ -37,7 +39,7 @@ function failingStore(store: RecordStore, failAt: (snapshot: Attachment) => bool
     pathFor: (key) => store.pathFor(key),
     journal: (key) => {
       const journal = store.journal(key);
-      return Object.assign(Object.create(journal), {
+      return overriding(journal, {
         append: (snapshot: Attachment & Record<string, unknown>) => {
           if (failAt(snapshot)) {
             before();
@@ -116,10 +118,10 @@ describe('mountRecorded', () => {
     }
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
+    expect(messageOf(error)).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
     expect(mountTable()).toBe(table);
     expect(readdirSync(root).sort()).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr']);
-    const leftover = (error as AttachError).leftover!;
+    const leftover = instanceOf(error, AttachError).leftover!;
     expect(leftover.recordPath).toBe(join(stateDir, 'k.json'));
     expect(existsSync(leftover.recordPath)).toBe(true);
     const report = leftover.tearDown();
@@ -138,7 +140,7 @@ describe('mountRecorded', () => {
       ...failingStore(real, () => false),
       journal: (key) => {
         const journal = real.journal(key);
-        return Object.assign(Object.create(journal), {
+        return overriding(journal, {
           append: (snapshot: Attachment & Record<string, unknown>) => journal.append(snapshot),
           close: () => {
             journal.close();
@@ -156,9 +158,9 @@ describe('mountRecorded', () => {
     }
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect((error as Error).message).toMatch(/^cannot write the record .*k\.json: close: EIO \(the write-back failed\); rollback also failed: /);
+    expect(messageOf(error)).toMatch(/^cannot write the record .*k\.json: close: EIO \(the write-back failed\); rollback also failed: /);
     expect(mountTable()).toBe(table);
-    const leftover = (error as AttachError).leftover!;
+    const leftover = instanceOf(error, AttachError).leftover!;
     expect(leftover?.recordPath).toBe(join(stateDir, 'k.json'));
     expect(leftover.tearDown().removed.sort()).toEqual(['proc', 'sys', 'tmp']);
     expect(readdirSync(stateDir)).toEqual([]);

@@ -4,6 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJson } from './helpers/checked.js';
 import { removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let dir: string;
@@ -12,7 +13,7 @@ beforeAll(() => {
   dir = scratchDir('mountat-package-');
   // --ignore-scripts: dist/ is built already by the test command; prepack would build it again.
   const output = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: repo, encoding: 'utf8' });
-  files = (JSON.parse(output) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((file) => file.path);
+  files = parseJson<Array<{ files: Array<{ path: string }> }>>(output)[0]!.files.map((file) => file.path);
 }, 120_000);
 afterAll(() => removeTree(dir));
 
