@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks the repository's habits: the types (both tsconfigs), ESLint (eslint.config.js) and
-# Prettier's format. Every check runs even when another fails; each one's output is printed
+# Checks the repository's habits: the types (both tsconfigs), ESLint (eslint.config.js), Prettier's
+# format and clang-format's. Every check runs even when another fails; each one's output is printed
 # whole, in order, then one line per check. `npm run format` fixes the formatting; ESLint's
 # findings are fixed by hand.
 set -uo pipefail
@@ -12,7 +12,12 @@ trap 'rm -rf "$out"' EXIT
 
 types() { node_modules/.bin/tsc -p tsconfig.json --noEmit && node_modules/.bin/tsc -p tsconfig.test.json --noEmit; }
 eslint() { node_modules/.bin/eslint --max-warnings 0 .; }
-format() { node_modules/.bin/prettier --check --log-level warn .; }
+format() {
+  local status=0
+  node_modules/.bin/prettier --check --log-level warn . || status=1
+  c_sources | xargs clang-format --dry-run --Werror || status=1
+  return $status
+}
 # One check, its output and its status and seconds kept for the report below.
 check() {
   local start=$SECONDS status=0
