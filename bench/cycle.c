@@ -5,7 +5,7 @@
  * difference between the two is the cost of the engine's
  * JavaScript and koffi, not of different kernel work. The default plan's proc is hardened, so
  * the covers are mirrored here too (the choice made for the benchmark: the figures are those of
- * the plan every action gets; bench/run.mjs adds one engine-only figure with hardened: false
+ * the plan every action gets; bench/engine.mjs adds one engine-only figure with hardened: false
  * for what the covers cost). 73 calls per cycle without covers (this comment said 64 before the
  * at-target check of each entry added 3); with them, 8 more per read-only cover or masked file
  * present, 10 per masked directory present, 1 per name absent: 138 on a kernel whose proc has

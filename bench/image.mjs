@@ -7,7 +7,7 @@
 // baseline), and `docker stop` until the runner has exited.
 // Re-executes itself in a private mount namespace; stops the engine at the end.
 //
-// usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
+// usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench -- image`)
 // Setup and cleanup only (mounts, roots, docker inspect/rm/logs): every figure is taken by bench/outside.py.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -5,7 +5,7 @@
 // plain numbers for fds. What this costs above C is what any Node code pays for these calls;
 // what the engine costs above this is the engine's own overhead.
 //
-// Used in-process by bench/run.mjs (rawCycle), or on its own, for strace or a quick look:
+// Used in-process by bench/engine.mjs (rawCycle), or on its own, for strace or a quick look:
 //   node bench/raw-koffi.mjs ROOT CYCLES REPS WARMUP
 // which prints per timed run the same fields as cycle.c (see bench/measure.mjs).
 import koffi from 'koffi';

@@ -13,7 +13,7 @@
 // the whole Node process for each baseline: about 9 ms on every baseline figure.)
 //
 // usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]
-//   (as root; `npm run bench:runner -- ...`). Without --runner, the runner of this checkout, named
+//   (as root; `npm run bench -- runner ...`). Without --runner, the runner of this checkout, named
 //   "current". Each --runner is started from CHECKOUT/bin/mountat.js (CHECKOUT must be built), with
 //   its own build directory, socket and state directory, and interleaved with all the others, e.g.
 //   --runner before=/path/to/old/checkout --runner after=/work/main. Ratios between runners are
