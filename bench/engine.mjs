@@ -141,7 +141,10 @@ function codeVersion() {
 
 /** Other work on the machine skews everything; the report shows how busy it was. */
 function loadAverage() {
-  return os.loadavg().map((v) => v.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 }
 
 /** Install a Debian package for a missing tool, as the brief allows; false if still missing. */
@@ -190,7 +193,16 @@ const UNITS = { us: 'µs/cycle', user: 'user µs/cycle', sys: 'sys µs/cycle', n
 
 /** Per kind, the per-repetition batches turned into one summary per field. */
 function cycleSummaries(batches, cycles) {
-  return Object.fromEntries(FIELDS.map((key) => [key, summary(UNITS[key], batches.map((b) => b[key]), cycles)]));
+  return Object.fromEntries(
+    FIELDS.map((key) => [
+      key,
+      summary(
+        UNITS[key],
+        batches.map((b) => b[key]),
+        cycles,
+      ),
+    ]),
+  );
 }
 
 /**
@@ -297,20 +309,31 @@ async function benchSpawns(scratch, sizes, checkDirs) {
 
 /** (f) Whole containers, runc and crun, each with the hook and with its own mounts, interleaved (timed by bench/outside.py). */
 async function benchContainers(scratch, sizes, checkDirs) {
-  const runtimes = [['runc', '/usr/sbin/runc'], ['crun', '/usr/bin/crun']].filter(([name, path]) => {
+  const runtimes = [
+    ['runc', '/usr/sbin/runc'],
+    ['crun', '/usr/bin/crun'],
+  ].filter(([name, path]) => {
     if (ensureTool(path, name)) return true;
     console.error(`bench: ${name} not installed and could not be: skipping it`);
     return false;
   });
   if (runtimes.length === 0) return {};
-  const { commands, dirs } = makeContainerCommands(scratch, runtimes.map(([name]) => name), TOOL_ENV);
+  const { commands, dirs } = makeContainerCommands(
+    scratch,
+    runtimes.map(([name]) => name),
+    TOOL_ENV,
+  );
   checkDirs.push(...dirs);
   return timeSpawns(commands, sizes);
 }
 
 /** user + sys per cycle, per repetition: the work done, without the waiting. */
 function cpuTime(kind) {
-  return summary('CPU µs/cycle', kind.user.reps.map((user, r) => user + kind.sys.reps[r]), kind.user.perRep);
+  return summary(
+    'CPU µs/cycle',
+    kind.user.reps.map((user, r) => user + kind.sys.reps[r]),
+    kind.user.perRep,
+  );
 }
 
 function ratios(results) {
@@ -364,10 +387,15 @@ function printReport(machine, sizes, results, r, quick) {
   ]);
   // Process CPU covers every thread (Node's GC and compiler helpers too); on-CPU, run queue and
   // asleep are the measuring thread's own, and asleep is mostly umount's RCU grace periods.
-  console.log('\n  where a cycle\'s time goes (medians, µs per cycle; context switches per cycle)');
+  console.log("\n  where a cycle's time goes (medians, µs per cycle; context switches per cycle)");
   const head = ['process user', 'process sys', 'thread on-CPU', 'run queue', 'asleep', 'vol. cs', 'invol. cs'];
   console.log(`  ${''.padEnd(10)} ${head.map((h) => h.padStart(13)).join(' ')}`);
-  for (const [name, kind] of [['engine', cy.engine], ['C', cy.c], ['raw koffi', cy.raw], ['unhardened', cy.engineBare]]) {
+  for (const [name, kind] of [
+    ['engine', cy.engine],
+    ['C', cy.c],
+    ['raw koffi', cy.raw],
+    ['unhardened', cy.engineBare],
+  ]) {
     const m = (key) => kind[key].median;
     const asleep = median(kind.us.reps.map((us, r) => us - kind.onCpu.reps[r] - kind.runQueue.reps[r]));
     const cells = [fmt(m('user')), fmt(m('sys')), fmt(m('onCpu')), fmt(m('runQueue')), fmt(asleep), fmt(m('nvcsw'), 3), fmt(m('nivcsw'), 3)];
@@ -389,7 +417,7 @@ function printReport(machine, sizes, results, r, quick) {
   ]);
   console.log('\nratios (per repetition, and their median)');
   printRatio('engine / C', r.engineOverC, `  (goal ≤ 1.5×: ${r.engineOverC.median <= 1.5 ? 'met' : 'NOT met'})`);
-  printRatio('engine / raw koffi', r.engineOverRaw, '  (the engine\'s own overhead)');
+  printRatio('engine / raw koffi', r.engineOverRaw, "  (the engine's own overhead)");
   printRatio('raw koffi / C', r.rawOverC, '  (the floor for any Node code)');
   printRatio('engine / C, CPU time (user+sys)', r.engineCpuOverC, '  (without the waits)');
   printRatio('engine hardened / hardened: false', r.hardenedOverBare, `  (the covers: ${fmt(r.hardenedExtraUs)} µs a cycle)`);

@@ -65,7 +65,15 @@ const DIR_PATH = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const PLAN = [
   { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, hardened: true },
   { target: 'sys', type: 'sysfs', options: [], attrs: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC },
-  { target: 'tmp', type: 'tmpfs', options: [['mode', '1777'], ['size', '512m']], attrs: ATTR.NOSUID | ATTR.NODEV },
+  {
+    target: 'tmp',
+    type: 'tmpfs',
+    options: [
+      ['mode', '1777'],
+      ['size', '512m'],
+    ],
+    attrs: ATTR.NOSUID | ATTR.NODEV,
+  },
 ];
 
 // Allocated once: struct open_how (three u64) per lookup kind, and one struct statx.
