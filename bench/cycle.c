@@ -5,7 +5,7 @@
  * difference between the two is the cost of the engine's
  * JavaScript and koffi, not of different kernel work. The default plan's proc is hardened, so
  * the covers are mirrored here too (the choice made for the benchmark: the figures are those of
- * the plan every action gets; bench/run.mjs adds one engine-only figure with hardened: false
+ * the plan every action gets; bench/engine.mjs adds one engine-only figure with hardened: false
  * for what the covers cost). 73 calls per cycle without covers (this comment said 64 before the
  * at-target check of each entry added 3); with them, 8 more per read-only cover or masked file
  * present, 10 per masked directory present, 1 per name absent: 138 on a kernel whose proc has
@@ -79,9 +79,9 @@ struct entry {
 
 /* defaultPlan(): the kinds, options and attributes of src/mounts/defaults.ts. */
 static const struct entry plan[] = {
-  { "proc", "proc", { { NULL, NULL } }, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1 },
-  { "sys", "sysfs", { { NULL, NULL } }, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0 },
-  { "tmp", "tmpfs", { { "mode", "1777" }, { "size", "512m" } }, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0 },
+    {"proc", "proc", {{NULL, NULL}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1},
+    {"sys", "sysfs", {{NULL, NULL}}, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0},
+    {"tmp", "tmpfs", {{"mode", "1777"}, {"size", "512m"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0},
 };
 
 /* PROC_COVERS of src/mounts/proc-covers.ts, in its order, and COVER_ATTRIBUTES. */
@@ -90,11 +90,14 @@ struct cover {
   int readonly; /* else masked */
   int directory;
 };
+/* One line per kind (read-only, masked files, masked directories): kept as written. */
+/* clang-format off */
 static const struct cover covers[] = {
   { "sys", 1, 1 }, { "sysrq-trigger", 1, 0 }, { "irq", 1, 1 }, { "bus", 1, 1 }, { "fs", 1, 1 },
   { "kcore", 0, 0 }, { "keys", 0, 0 }, { "timer_list", 0, 0 }, { "sched_debug", 0, 0 }, { "latency_stats", 0, 0 }, { "timer_stats", 0, 0 },
   { "acpi", 0, 1 }, { "asound", 0, 1 }, { "scsi", 0, 1 },
 };
+/* clang-format on */
 #define NCOVERS (sizeof covers / sizeof covers[0])
 #define COVER_READONLY (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
 #define COVER_MASKED_FILE (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
@@ -121,7 +124,7 @@ static void fail(const char *message, const char *what) {
 }
 
 static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
-  struct open_how how = { .flags = flags, .mode = 0, .resolve = resolve };
+  struct open_how how = {.flags = flags, .mode = 0, .resolve = resolve};
   return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
@@ -171,7 +174,7 @@ static int resolve_target(int root, const struct entry *e, struct attached *a) {
 static int is_our_mount(int fd, const struct attached *a, const char *what);
 
 static void set_attrs(int tree, unsigned int attrs, const char *what) {
-  struct mount_attr attr = { .attr_set = attrs, .attr_clr = 0, .propagation = MS_PRIVATE, .userns_fd = 0 };
+  struct mount_attr attr = {.attr_set = attrs, .attr_clr = 0, .propagation = MS_PRIVATE, .userns_fd = 0};
   if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) die("mount_setattr", what);
 }
 
@@ -278,7 +281,9 @@ static double now_us(void) {
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static double tv_us(struct timeval tv) { return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec; }
+static double tv_us(struct timeval tv) {
+  return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
+}
 
 /* CPU time and context switches of the whole process, as Node's process.resourceUsage(). */
 static struct rusage usage(void) {

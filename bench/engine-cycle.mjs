@@ -1,6 +1,6 @@
 // The engine's attach+detach cycle in a process of its own, with the same command line and
 // output as bench/cycle.c and bench/raw-koffi.mjs, so that the three can be traced and run
-// alike (bench/check-syscalls.sh). bench/run.mjs times the engine in its own process instead.
+// alike (bench/check-syscalls.sh). bench/engine.mjs times the engine in its own process instead.
 //   node bench/engine-cycle.mjs ROOT CYCLES REPS WARMUP      (as root; after `npm run build`)
 // prints per timed run the fields of bench/measure.mjs, as cycle.c does.
 import { attach, defaultPlan, detach } from '../dist/mounts/index.js';

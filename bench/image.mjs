@@ -7,7 +7,7 @@
 // baseline), and `docker stop` until the runner has exited.
 // Re-executes itself in a private mount namespace; stops the engine at the end.
 //
-// usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench:image`)
+// usage: node bench/image.mjs [--quick] [--json FILE]        (as root; `npm run bench -- image`)
 // Setup and cleanup only (mounts, roots, docker inspect/rm/logs): every figure is taken by bench/outside.py.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +23,10 @@ const CAPS = ['--cap-drop', 'ALL', ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CH
 
 /** argv[0] for bench/outside.py, which takes absolute paths only: `name` as PATH finds it. */
 function which(name) {
-  const found = (process.env.PATH ?? '').split(':').map((dir) => join(dir, name)).find((path) => existsSync(path));
+  const found = (process.env.PATH ?? '')
+    .split(':')
+    .map((dir) => join(dir, name))
+    .find((path) => existsSync(path));
   if (!found) throw new Error(`${name} is not on PATH`);
   return found;
 }
@@ -111,7 +114,9 @@ async function main() {
     results.exitCode = Number(docker(['inspect', '--format', '{{.State.ExitCode}}', id]).trim());
     if (results.exitCode !== 0) console.error(`bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync(DOCKER, ['logs', '--tail', '5', id], { env: dockerEnv, encoding: 'utf8' }).stdout.slice(-1500)}`);
     docker(['rm', id]);
-    results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${worker}/`)).length;
+    results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((line) => line.split(' ')[4]?.startsWith(`${worker}/`)).length;
   } finally {
     // Whatever failed above: the engine stopped, the worker's tmpfs off, then the scratch removed
     // (an error here must not hide the one that brought us here).

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The benchmark's timer, outside the runner and outside Node.
 
-Every figure of `npm run bench:runner` and `npm run bench:image` (and of the whole-process steps
-of `npm run bench`) is taken here, in one small Python process, with one clock
+Every figure of the runner and image suites (`npm run bench -- runner image`), and of the engine
+suite's whole-process steps, is taken here, in one small Python process, with one clock
 (time.perf_counter_ns): the runner's Run RPCs through Debian's python3-grpcio (the messages
 encoded by hand below, no codegen), and every other process (bubblewrap, chroot, the hook, node)
 started with os.posix_spawn (glibc's clone(CLONE_VM|CLONE_VFORK): no copy of this process) and

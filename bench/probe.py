@@ -19,7 +19,8 @@ process's own for http-get), and the CPU time the runner spent (its /proc/PID/st
 before and after each probe, summed over the run: ticks are coarse, sums are not). Every probe
 must succeed. Ratios are against http-get in the same run.
 
-usage: /usr/bin/python3 bench/probe.py [--rounds N] [--quick]   (as root, after `npm run build`)
+usage: /usr/bin/python3 bench/probe.py [--rounds N] [--quick] [--json FILE]   (as root, after `npm run build`;
+       `npm run bench -- probe` builds first)
 """
 import argparse
 import http.client
@@ -98,6 +99,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="5 rounds: a smoke run, figures not worth quoting")
+    parser.add_argument("--json", metavar="FILE", help="also write every probe's figures as JSON")
     args = parser.parse_args()
     rounds = 5 if args.quick else args.rounds
     if os.geteuid() != 0:
@@ -162,11 +164,19 @@ def main():
     print(f"{rounds} rounds, load {load}, nproc {os.cpu_count()}")
     print("| probe | wall median ms | wall p90 ms | probing process CPU ms | runner CPU ms | total CPU ms | wall ratio | CPU ratio |")
     print("|---|---|---|---|---|---|---|---|")
+    report = {}
     for name, s in samples.items():
         wall = sorted(s["wall"])
         runner_cpu = s["runnerTicks"] * 1e3 / TICK / rounds
         total = statistics.fmean(s["cpu"]) + runner_cpu
         print(f"| {name} | {statistics.median(wall):.2f} | {wall[int(len(wall) * 0.9)]:.2f} | {statistics.fmean(s['cpu']):.2f} | {runner_cpu:.2f} | {total:.2f} | {statistics.median(wall) / base:.1f}x | {total / base_cpu:.1f}x |")
+        report[name] = {"wallMedianMs": statistics.median(wall), "wallP90Ms": wall[int(len(wall) * 0.9)], "probingCpuMs": statistics.fmean(s["cpu"]),
+                        "runnerCpuMs": runner_cpu, "totalCpuMs": total, "wallMs": s["wall"], "probingCpuMsEach": s["cpu"]}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rounds": rounds, "load": load, "nproc": os.cpu_count(), "probes": report}, f, indent=2)
+            f.write("\n")
+        print(f"wrote {args.json}")
 
 
 main()

@@ -5,7 +5,7 @@
 // plain numbers for fds. What this costs above C is what any Node code pays for these calls;
 // what the engine costs above this is the engine's own overhead.
 //
-// Used in-process by bench/run.mjs (rawCycle), or on its own, for strace or a quick look:
+// Used in-process by bench/engine.mjs (rawCycle), or on its own, for strace or a quick look:
 //   node bench/raw-koffi.mjs ROOT CYCLES REPS WARMUP
 // which prints per timed run the same fields as cycle.c (see bench/measure.mjs).
 import koffi from 'koffi';
@@ -65,7 +65,15 @@ const DIR_PATH = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const PLAN = [
   { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, hardened: true },
   { target: 'sys', type: 'sysfs', options: [], attrs: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC },
-  { target: 'tmp', type: 'tmpfs', options: [['mode', '1777'], ['size', '512m']], attrs: ATTR.NOSUID | ATTR.NODEV },
+  {
+    target: 'tmp',
+    type: 'tmpfs',
+    options: [
+      ['mode', '1777'],
+      ['size', '512m'],
+    ],
+    attrs: ATTR.NOSUID | ATTR.NODEV,
+  },
 ];
 
 // Allocated once: struct open_how (three u64) per lookup kind, and one struct statx.

@@ -13,7 +13,7 @@
 // the whole Node process for each baseline: about 9 ms on every baseline figure.)
 //
 // usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...]
-//   (as root; `npm run bench:runner -- ...`). Without --runner, the runner of this checkout, named
+//   (as root; `npm run bench -- runner ...`). Without --runner, the runner of this checkout, named
 //   "current". Each --runner is started from CHECKOUT/bin/mountat.js (CHECKOUT must be built), with
 //   its own build directory, socket and state directory, and interleaved with all the others, e.g.
 //   --runner before=/path/to/old/checkout --runner after=/work/main. Ratios between runners are
@@ -111,7 +111,10 @@ function machineInfo() {
     node: process.version,
     bwrap: firstLine(BWRAP, ['--version']),
     chroot: firstLine(CHROOT, ['--version']),
-    loadStart: os.loadavg().map((v) => v.toFixed(2)).join(' '),
+    loadStart: os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -189,7 +192,12 @@ function analyse(result, runners, sizes) {
   for (const name of names) {
     latencyRatios[`${name} / bwrap`] = ratios(lat[name], lat.bwrap);
     latencyRatios[`${name} / chroot`] = ratios(lat[name], lat.chroot);
-    latencyRatios[`${name} - chroot (ms)`] = { ...summary('ms', lat[name].map((v, r) => v - lat.chroot[r])) };
+    latencyRatios[`${name} - chroot (ms)`] = {
+      ...summary(
+        'ms',
+        lat[name].map((v, r) => v - lat.chroot[r]),
+      ),
+    };
   }
   latencyRatios['bwrap / chroot'] = ratios(lat.bwrap, lat.chroot);
   for (const name of names.slice(1)) latencyRatios[`${name} / ${names[0]}`] = ratios(lat[name], lat[names[0]]);
@@ -228,10 +236,19 @@ function printReport(doc) {
   console.log('\nmountat runner, measured from outside (bench/outside.py: grpcio and posix_spawn in one Python process)');
   console.log(`  date       ${doc.date}`);
   for (const [key, value] of Object.entries(machine)) console.log(`  ${key.padEnd(10)} ${value}`);
-  console.log(`  load       1-minute load average as each phase began: ${Object.entries(doc.raw.load).map(([phase, v]) => `${phase} ${v.toFixed(2)}`).join(', ')}`);
+  console.log(
+    `  load       1-minute load average as each phase began: ${Object.entries(doc.raw.load)
+      .map(([phase, v]) => `${phase} ${v.toFixed(2)}`)
+      .join(', ')}`,
+  );
   for (const r of runners) console.log(`  runner ${r.name}: ${r.checkout} (${r.code})`);
   const lat = sizes.latency;
-  printSummaries(`per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean; "all p50" the median of all ${lat.reps * lat.runs} single runs)`, a.latency, 2, doc.raw.latency.samples);
+  printSummaries(
+    `per action, ms (interleaved: ${lat.reps} reps × ${lat.runs} rounds, each contender once a round, rotating; a rep's figure is its mean; "all p50" the median of all ${lat.reps * lat.runs} single runs)`,
+    a.latency,
+    2,
+    doc.raw.latency.samples,
+  );
   console.log('  ratios per repetition');
   printRatios(a.latencyRatios);
   const tp = sizes.throughput;
@@ -242,8 +259,10 @@ function printReport(doc) {
   console.log(`\nmemory of each runner process, MiB (VmHWM reset through clear_refs before each phase)`);
   for (const [name, m] of Object.entries(a.memory)) {
     const mib = (k) => f(k / 1024, 1);
-    console.log(`  ${name}: idle RSS ${mib(m.rssIdleKiB)} (peak so far ${mib(m.peakSoFarKiB)}); peak with ${mem.inFlight} × sleep 0.5 in flight ${mib(m.peakAtInFlightKiB)}; ` +
-      `soak of ${mem.soak} (${mem.soakInFlight} in flight): peak ${mib(m.peakDuringSoakKiB)}, RSS after ${mib(m.rssAfterSoakKiB)}; peak with ${mem.inFlight} in flight after the soak ${mib(m.peakAtInFlightAfterSoakKiB)}`);
+    console.log(
+      `  ${name}: idle RSS ${mib(m.rssIdleKiB)} (peak so far ${mib(m.peakSoFarKiB)}); peak with ${mem.inFlight} × sleep 0.5 in flight ${mib(m.peakAtInFlightKiB)}; ` +
+        `soak of ${mem.soak} (${mem.soakInFlight} in flight): peak ${mib(m.peakDuringSoakKiB)}, RSS after ${mib(m.rssAfterSoakKiB)}; peak with ${mem.inFlight} in flight after the soak ${mib(m.peakAtInFlightAfterSoakKiB)}`,
+    );
   }
   console.log(`\nwhere each runner's time goes: medians over the ${lat.reps * lat.runs} measured Runs of its own per-action log lines (ms)`);
   for (const [name, fields] of Object.entries(a.phases)) {
@@ -278,8 +297,7 @@ async function measure(options) {
     const bwrap = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
       const dir = join(scratch, 'bwrap', `b${i}`);
       actionDirectory(dir);
-      const argv = [BWRAP, '--bind', join(dir, 'root'), '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--bind', join(dir, 'tmp'), '/tmp',
-        '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-drop', 'ALL', '/bin/true'];
+      const argv = [BWRAP, '--bind', join(dir, 'root'), '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--bind', join(dir, 'tmp'), '/tmp', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-drop', 'ALL', '/bin/true'];
       return { argv, env: BASELINE_ENV };
     });
     const chrootDir = join(scratch, 'chroot');
@@ -300,7 +318,10 @@ async function measure(options) {
     const started = Date.now();
     const result = await outside(spec);
     for (const r of runners) if (result.runnerExits[r.name] !== 0) problems.push(`runner ${r.name} exited ${result.runnerExits[r.name]} on SIGTERM`);
-    machine.loadEnd = os.loadavg().map((v) => v.toFixed(2)).join(' ');
+    machine.loadEnd = os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ');
     machine.python = `${result.python}, grpcio ${result.grpcioVersion}`;
     doc = {
       date: new Date().toISOString(),

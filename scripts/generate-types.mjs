@@ -110,7 +110,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     let current = '';
     try {
       current = readFileSync(full, 'utf8');
-    } catch {}
+    } catch {
+      // not generated yet: written below
+    }
     if (current === content) continue;
     stale.push(path);
     if (!check) {

@@ -45,7 +45,9 @@ client.close();
 
 runner.kill('SIGTERM');
 const code = await new Promise((resolve) => runner.once('exit', resolve));
-const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4]?.startsWith(`${build}/`)).length;
+const left = readFileSync('/proc/self/mountinfo', 'utf8')
+  .split('\n')
+  .filter((line) => line.split(' ')[4]?.startsWith(`${build}/`)).length;
 console.log(`runner stopped with status ${code}; ${left} mount(s) left under the build directory`);
 rmSync(dir, { recursive: true, force: true });
 process.exitCode = code === 0 && left === 0 ? 0 : 1;

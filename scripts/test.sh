@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install what the tests need, build, check generated files, then run
 # vitest inside a private mount namespace (the tests mount for real, as root; nothing they do
-# can reach the host's mount table). Extra arguments go to vitest.
+# can reach the host's mount table). Extra arguments go to vitest. Both lanes of vitest.config.ts
+# run, the unit lane first; `npm run test:unit` runs that one alone, without root or any of this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # util-linux (mount, umount, unshare, nsenter, setpriv) is essential on Debian; the rest may be

@@ -1,6 +1,8 @@
 // deploy/kubernetes: the manifest, its runner.json and the bb_worker fragment agree, and each
 // check is shown to fail on a copy broken in the one way it guards against.
 import { describe, expect, it } from 'vitest';
+import type { RunnerConfig } from '../src/runner/generated/runner-config.js';
+import { parseJson } from './helpers/checked.js';
 import { deployProblems, loadDeploy, type K8sObject, type WorkerConfig } from './helpers/deploy-manifest.js';
 
 const original = loadDeploy();
@@ -9,13 +11,13 @@ type Pod = NonNullable<NonNullable<K8sObject['spec']>['template']>['spec'];
 type Container = Pod['containers'][number];
 
 /** Problems of a copy of the real files, changed by edit. */
-function problemsAfter(edit: (copy: { objects: K8sObject[]; worker: WorkerConfig; pod: Pod; container: (name: string) => Container; runnerJson: (change: (json: Record<string, unknown>) => void) => void }) => void): string[] {
+function problemsAfter(edit: (copy: { objects: K8sObject[]; worker: WorkerConfig; pod: Pod; container: (name: string) => Container; runnerJson: (change: (json: RunnerConfig) => void) => void }) => void): string[] {
   const { objects, worker } = structuredClone(original);
   const pod = objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec;
   const container = (name: string): Container => pod.containers.find((c) => c.name === name)!;
-  const runnerJson = (change: (json: Record<string, unknown>) => void): void => {
+  const runnerJson = (change: (json: RunnerConfig) => void): void => {
     const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'mountat-runner')!;
-    const json = JSON.parse(configMap.data!['runner.json']!) as Record<string, unknown>;
+    const json = parseJson<RunnerConfig>(configMap.data!['runner.json']!);
     change(json);
     configMap.data!['runner.json'] = JSON.stringify(json);
   };
@@ -80,7 +82,7 @@ describe('deploy/kubernetes', () => {
       ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]'],
     ],
     ['no cpu request on the worker', ({ container }) => delete container('worker').resources!.requests!.cpu, ['worker: no resources.requests.cpu']],
-    ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => ((json.global as { diagnosticsHttpServer: { httpServers: Array<{ listenAddresses: string[] }> } }).diagnosticsHttpServer.httpServers[0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990', 'runner: readinessProbe is not httpGet /-/ready on port 9990']],
+    ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => (json.global!.diagnosticsHttpServer!.httpServers![0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990', 'runner: readinessProbe is not httpGet /-/ready on port 9990']],
     ['the liveness probe on another port', ({ container }) => (container('runner').livenessProbe!.httpGet!.port = 8080), ['runner: livenessProbe is not httpGet /-/healthy on port 9981']],
     ['the selector not matching the pod', ({ objects }) => (objects[1]!.spec!.selector!.matchLabels = { app: 'other' }), ['Deployment: selector app=other does not match the pod template\'s labels']],
   ];

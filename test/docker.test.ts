@@ -5,12 +5,15 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { capabilityMask, type CapabilityName } from '../src/linux/index.js';
 import { loadRunnerProto } from '../src/runner/index.js';
 import type { RunnerClient } from '../src/runner/generated/buildbarn/runner/Runner.js';
 import { installAttacker } from './helpers/attacker.js';
+import { parseJson } from './helpers/checked.js';
 import { buildRunnerImage, startEngine, type Engine } from './helpers/docker.js';
 import { mountTable, mountsUnder, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run } from './helpers/runner.js';
@@ -18,8 +21,9 @@ import { makeAction, requestFor, run } from './helpers/runner.js';
 // The capabilities docs/operations.md#container-image documents for the runner (no runCommandsAs): its
 // own (SYS_CHROOT because Docker's default seccomp profile refuses pivot_root), and the ones its
 // root actions keep.
-const CAPABILITIES = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];
-const capabilityBits = (names: string[]) => capabilityMask(names.map((name) => `CAP_${name}` as CapabilityName));
+type ShortName = CapabilityName extends `CAP_${infer Name}` ? Name : never;
+const CAPABILITIES: ShortName[] = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'];
+const capabilityBits = (names: ShortName[]) => capabilityMask(names.map((name): CapabilityName => `CAP_${name}`));
 
 let engine: Engine;
 let image: string;
@@ -51,7 +55,7 @@ async function runOnce(caps: string[], entrypoint: string, args: string[]): Prom
   try {
     return { status: 0, output: await engine.docker(flags) };
   } catch (error) {
-    return { status: 1, output: (error as Error).message };
+    return { status: 1, output: messageOf(error) };
   }
 }
 
@@ -78,19 +82,19 @@ function mountLate(build: string, id: string): string {
 }
 
 /** Everything a log stream has given until now (testcontainers' logs() follows the container). */
-function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+function readStream(stream: Readable): Promise<string> {
   return new Promise((resolve) => {
     let text = '';
     stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
     setTimeout(() => {
-      (stream as unknown as { destroy?: () => void }).destroy?.();
+      stream.destroy();
       resolve(text);
     }, 500);
   });
 }
 
 function clientFor(worker: string): RunnerClient {
-  return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure()) as unknown as RunnerClient;
+  return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure());
 }
 
 describe('the runner image', () => {
@@ -114,17 +118,14 @@ describe('the runner image', () => {
   });
 
   it('declares its entrypoint and a HEALTHCHECK through `mountat probe`', async () => {
-    const config = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image])) as {
-      Entrypoint: string[];
-      Healthcheck: { Test: string[] };
-    };
+    const config = parseJson<{ Entrypoint: string[]; Healthcheck: { Test: string[] } }>(await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image]));
     expect(config.Entrypoint).toEqual(['tini', '--', 'mountat', 'runner', '--config', '/config/runner.json']);
     expect(config.Healthcheck.Test).toEqual(['CMD', 'mountat', 'probe', '--config', '/config/runner.json', '--timeout', '4']);
   });
 
   it('serves Run from the host with only the documented capabilities: /proc and /sys work in the contained action, the worker\'s later mount reaches it, nothing stays mounted', async () => {
     const { GenericContainer, Wait } = await import('testcontainers');
-    const healthcheck = JSON.parse(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image])) as ['CMD', ...string[]];
+    const healthcheck = parseJson<['CMD', ...string[]]>(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image]));
 
     const { worker, build } = workerDirectory();
     makeAction(build, 'a1');
@@ -135,6 +136,7 @@ describe('the runner image', () => {
         .withDroppedCapabilities('ALL')
         .withAddedCapabilities(...CAPABILITIES)
         // testcontainers joins source:target:mode; Docker takes "rw,rslave" as the mode.
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- a mode testcontainers' type does not list
         .withBindMounts([{ source: worker, target: '/worker', mode: 'rw,rslave' as 'rw' }])
         // The image's own HEALTHCHECK command, polled every second instead of every 10 s.
         .withHealthCheck({ test: healthcheck, interval: 1000, timeout: 5000, retries: 30, startPeriod: 1000 })
@@ -188,7 +190,7 @@ describe('the runner image', () => {
       expect(BigInt(`0x${status.output.split(/\s+/)[1]}`)).toBe(capabilityBits(CAPABILITIES));
 
       const stopped = await container.stop({ timeout: 20_000, remove: false });
-      const state = JSON.parse(await engine.docker(['inspect', '--format', '{{json .State}}', stopped.getId()])) as { ExitCode: number; OOMKilled: boolean };
+      const state = parseJson<{ ExitCode: number; OOMKilled: boolean }>(await engine.docker(['inspect', '--format', '{{json .State}}', stopped.getId()]));
       // SIGTERM reached the runner through tini, and it shut down cleanly.
       expect(state.ExitCode).toBe(0);
       await engine.docker(['rm', stopped.getId()]);
@@ -219,7 +221,7 @@ describe('the runner image', () => {
       const late = mountLate(build, 'a3');
       client = clientFor(worker);
       // The runner sees the empty directory under the worker's mount, so the input root is missing.
-      await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('late/a3/root') });
+      await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('late/a3/root') as unknown });
       await container.stop({ timeout: 20_000 });
       execFileSync('umount', [late]);
     } finally {

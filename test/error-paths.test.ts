@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { fixtureBinary } from './helpers/attacker.js';
+import { parseJson } from './helpers/checked.js';
 import { busyboxRoot, mountsUnder, removeTree, repo } from './helpers/roots.js';
 
 const STATX_INO = 0x100;
@@ -25,7 +26,7 @@ afterEach(() => {
 function runWithStatxFailing(mask: number, which: string): { before: number; after: number; error?: string } {
   const result = spawnSync(fixtureBinary('seccomp-errno'), ['statx', 'EIO', `0x${mask.toString(16)}`, '--', process.execPath, join(repo, 'test', 'fixtures', 'statx-error-paths.mjs'), which, root], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`statx-error-paths ${which} exited ${result.status}: ${result.stderr}`);
-  return JSON.parse(result.stdout);
+  return parseJson(result.stdout);
 }
 
 it('identity: an isOurMount that throws closes the fd it was given to look at', () => {

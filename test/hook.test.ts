@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseJson } from './helpers/checked.js';
 import { HOOK } from './helpers/oci.js';
 import { busyboxRoot, mountTable, mountsUnder, procCoverPoints, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
 import { PROC_COVERS } from '../src/mounts/index.js';
@@ -76,12 +77,12 @@ describe('createContainer then poststop', () => {
       expect(hook(['createContainer', ...args], stateFor()).stderr).toBe('');
       expect(mountsUnder(join(bundle, 'rootfs'))).toEqual([join(bundle, 'rootfs', 'work')]);
       expect(hook(['poststop', ...args], stateFor()).stderr).toBe('');
-      const lines = readFileSync(log, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+      const lines = readFileSync(log, 'utf8').trim().split('\n').map((line) => parseJson<{ stage: string; container: string; msg: string; mounts: unknown[] }>(line));
       expect(lines.map((line) => [line.stage, line.container, line.msg])).toEqual([
         ['createContainer', 'c1', 'mounted'],
         ['poststop', 'c1', 'cleaned up'],
       ]);
-      expect(lines[0].mounts[0]).toMatchObject({ target: 'work', kind: 'bind' });
+      expect(lines[0]!.mounts[0]).toMatchObject({ target: 'work', kind: 'bind' });
     } finally {
       removeTree(source);
     }

@@ -1,17 +1,27 @@
 // The oci-hooks(5) files podman and CRI-O read: well-formed, and pointing at a hook that the
 // image installs, with the stages and arguments the hook understands. test/podman.test.ts runs
 // them under the real podman.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ANNOTATION_PREFIX, PRECREATE_STAGE, STAGES } from '../src/oci/index.js';
+import { readJson } from './helpers/checked.js';
 import { repo } from './helpers/roots.js';
+
+/** An oci-hooks(5) file, as the tests below expect it. */
+interface HooksDFile {
+  version: string;
+  hook: { path: string; args: string[]; env: string[]; timeout: number };
+  when: { annotations: Record<string, string> };
+  stages: string[];
+}
 
 const dir = join(repo, 'hooks', 'hooks.d');
 const files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+const read = (name: string) => readJson<HooksDFile>(join(dir, name));
 
 describe.each(files)('hooks.d/%s', (name) => {
-  const hook = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+  const hook = read(name);
   it('is an oci-hooks 1.0.0 file with an explicit env and a timeout', () => {
     expect(Object.keys(hook).sort()).toEqual(['hook', 'stages', 'version', 'when']);
     expect(hook.version).toBe('1.0.0');
@@ -28,7 +38,9 @@ describe.each(files)('hooks.d/%s', (name) => {
   });
 
   it('applies to containers with an org.mountat.* annotation', () => {
-    const [[keyPattern, valuePattern]] = Object.entries(hook.when.annotations) as [[string, string]];
+    const entries = Object.entries(hook.when.annotations);
+    expect(entries).toHaveLength(1);
+    const [keyPattern, valuePattern] = entries[0]!;
     expect(new RegExp(keyPattern).test(`${ANNOTATION_PREFIX}mounts`)).toBe(true);
     expect(new RegExp(keyPattern).test('io.kubernetes.pod.name')).toBe(false);
     expect(new RegExp(valuePattern).test('proc,sys,tmp')).toBe(true);
@@ -36,11 +48,11 @@ describe.each(files)('hooks.d/%s', (name) => {
 });
 
 it('makes room for mountat in podman\'s spec, mounts at createContainer and cleans up at poststop', () => {
-  const stages = files.map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')).stages[0]).sort();
+  const stages = files.map((name) => read(name).stages[0]).sort();
   expect(stages).toEqual(['createContainer', 'poststop', 'precreate']);
 });
 
 it('gives every stage the same annotation match, so that none runs without the others', () => {
-  const whens = files.map((name) => JSON.stringify(JSON.parse(readFileSync(join(dir, name), 'utf8')).when));
+  const whens = files.map((name) => JSON.stringify(read(name).when));
   expect(new Set(whens).size).toBe(1);
 });

@@ -1,5 +1,6 @@
 // The syscall layer's own contract: fds with one owner, errors that name call, errno and path.
 import { describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { constants as C, Fd, openat2, probeSyscall, probeSyscalls, readFsContextLog, fsopen, fsconfigSetString, SyscallError, errnoName } from '../src/linux/index.js';
 
 describe('Fd', () => {
@@ -40,7 +41,7 @@ describe('SyscallError', () => {
     }
     expect(error).toBeInstanceOf(SyscallError);
     expect(error).toMatchObject({ syscall: 'openat2', code: 'ENOENT', errno: 2, path: 'nonexistent-mountat' });
-    expect((error as Error).message).toBe('openat2 `nonexistent-mountat`: ENOENT');
+    expect(messageOf(error)).toBe('openat2 `nonexistent-mountat`: ENOENT');
   });
 
   it('carries the kernel\'s own words from the filesystem context', () => {

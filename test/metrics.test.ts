@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJson } from './helpers/checked.js';
 import { mountTable, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
@@ -28,7 +29,7 @@ beforeAll(async () => {
     dir,
   );
   const ready = runner.output().split('\n').find((line) => line.includes('"runner ready"'))!;
-  base = `http://${JSON.parse(ready).diagnostics[0]}`;
+  base = `http://${parseJson<{ diagnostics: string[] }>(ready).diagnostics[0]}`;
 });
 afterAll(async () => {
   await runner.stop();

@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { AlreadyRecordedError, AttachError, DetachError, defaultPlan, mountRecorded, MountedRoot, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
+import { instanceOf, overriding } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let dir: string;
@@ -37,7 +39,7 @@ function failingStore(store: RecordStore, failAt: (snapshot: Attachment) => bool
     pathFor: (key) => store.pathFor(key),
     journal: (key) => {
       const journal = store.journal(key);
-      return Object.assign(Object.create(journal), {
+      return overriding(journal, {
         append: (snapshot: Attachment & Record<string, unknown>) => {
           if (failAt(snapshot)) {
             before();
@@ -138,7 +140,7 @@ describe('mountRecorded', () => {
       ...failingStore(real, () => false),
       journal: (key) => {
         const journal = real.journal(key);
-        return Object.assign(Object.create(journal), {
+        return overriding(journal, {
           append: (snapshot: Attachment & Record<string, unknown>) => journal.append(snapshot),
           close: () => {
             journal.close();

@@ -4,8 +4,11 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
 import { runStage, type OciState } from '../src/oci/index.js';
+import type { HookLog } from '../src/oci/log.js';
+import { overriding } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let dir: string;
@@ -26,7 +29,7 @@ afterEach(() => {
   removeTree(stateDir);
 });
 
-const silent = { info() {}, warn() {}, flush() {} } as never;
+const silent: HookLog = { info() {}, warn() {}, flush() {} };
 
 /** The real store; the write that records every mount of the plan (save or journal line) makes the root read-only, then fails. */
 function failingStore(store: RecordStore, mounts: number): RecordKeeping & Pick<RecordStore, 'save'> {
@@ -42,7 +45,7 @@ function failingStore(store: RecordStore, mounts: number): RecordKeeping & Pick<
     save: (key, attachment) => (fails(attachment), store.save(key, attachment)),
     journal: (key) => {
       const journal = store.journal(key);
-      return Object.assign(Object.create(journal), { append: (line: Attachment & Record<string, unknown>) => (fails(line), journal.append(line)), close: () => journal.close() });
+      return overriding(journal, { append: (line: Attachment & Record<string, unknown>) => (fails(line), journal.append(line)), close: () => journal.close() });
     },
   };
 }
@@ -58,8 +61,8 @@ it('createContainer: a record write that fails is not hidden by the undo that fa
     error = caught;
   }
   execFileSync('mount', ['-o', 'remount,bind,rw', dir]);
-  expect((error as Error | undefined)?.message).toMatch(/write: ENOSPC \(no space left on the state directory\)/);
-  expect((error as Error).message).toMatch(/; rollback also failed: .*EROFS.* \(what is left is recorded in .*oci-c1\.json for poststop\)$/);
+  expect(messageOf(error)).toMatch(/write: ENOSPC \(no space left on the state directory\)/);
+  expect(messageOf(error)).toMatch(/; rollback also failed: .*EROFS.* \(what is left is recorded in .*oci-c1\.json for poststop\)$/);
   expect(mountTable()).toBe(table);
   // What the undo could not remove is still recorded, and poststop takes it from there.
   expect(readdirSync(stateDir)).toEqual(['oci-c1.json']);

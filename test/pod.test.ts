@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asExpected, parseJson } from './helpers/checked.js';
 import { DEPLOY_DIR, type K8sObject } from './helpers/deploy-manifest.js';
 import { buildPodImages, POD_IMAGES, startPodman, type Podman } from './helpers/podman.js';
 import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
@@ -16,8 +17,8 @@ interface Probe { httpGet?: { path?: string; port?: number | string } }
 interface Container { name: string; image: string; ports?: Array<{ name?: string; containerPort: number }>; readinessProbe?: Probe }
 interface Pod { initContainers: Container[]; containers: Container[]; volumes: Array<{ name: string; emptyDir?: object; hostPath?: object }> }
 
-const manifest = (): K8sObject[] => parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8')).map((document) => document.toJS() as K8sObject);
-const podOf = (objects: K8sObject[]): Pod => objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec as unknown as Pod;
+const manifest = (): K8sObject[] => parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8')).map((document) => asExpected<K8sObject>(document.toJS()));
+const podOf = (objects: K8sObject[]): Pod => asExpected<Pod>(objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec);
 const containerOf = (pod: Pod, name: string): Container => [...pod.initContainers, ...pod.containers].find((c) => c.name === name)!;
 
 /** The manifest as podman 4.3 runs it; every difference from worker.yaml is here. */
@@ -54,7 +55,7 @@ function workerConfigMap(): object {
 }
 
 interface Step { step: string; [field: string]: unknown }
-const steps = (log: string): Step[] => log.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Step);
+const steps = (log: string): Step[] => log.split('\n').filter((line) => line.startsWith('{')).map((line) => parseJson<Step>(line));
 
 let podman: Podman | undefined;
 let setupError: unknown;
@@ -131,7 +132,7 @@ describe('the worker pod under podman kube play', () => {
         // The action, through the pod's socket, on the worker's late mount.
         const run = log[3]!;
         expect({ exitCode: run.exitCode, stderr: run.stderr }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, pids, classes, tmp, late] = (run.stdout as string).trim().split('\n');
+        const [exe, mounts, pids, classes, tmp, late] = String(run.stdout).trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: on the worker's tmpfs.
         expect(mounts).toBe('/proc proc,/sys sysfs,/tmp tmpfs,');

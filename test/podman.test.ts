@@ -16,6 +16,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readJson } from './helpers/checked.js';
 import { HOOK, listing, RUNTIMES, type Runtime } from './helpers/oci.js';
 import { startPodman, type Podman } from './helpers/podman.js';
 import { busyboxRoot, removeTree, repo, scratchDir } from './helpers/roots.js';
@@ -81,7 +82,7 @@ function recordsOf(match: { id?: string; rootIno?: number }): string[] {
     if (match.id !== undefined && name === `oci-${match.id}.json`) return true;
     if (match.rootIno === undefined || !name.endsWith('.json')) return false;
     try {
-      return (JSON.parse(readFileSync(join(stateDir, name), 'utf8')) as { root?: { ino?: string } }).root?.ino === String(match.rootIno);
+      return readJson<{ root?: { ino?: string } }>(join(stateDir, name)).root?.ino === String(match.rootIno);
     } catch {
       return false;
     }
@@ -118,7 +119,7 @@ beforeAll(async () => {
   // this podman's containers.conf names; and --state-dir this test's, not the host's /run/mountat.
   hooksDir = join(work, 'hooks.d');
   for (const name of readdirSync(join(repo, 'hooks', 'hooks.d')).filter((file) => file.endsWith('.json'))) {
-    const hook = JSON.parse(readFileSync(join(repo, 'hooks', 'hooks.d', name), 'utf8')) as { hook: { path: string; args: string[] } };
+    const hook = readJson<{ hook: { path: string; args: string[] } }>(join(repo, 'hooks', 'hooks.d', name));
     hook.hook.path = HOOK;
     const at = hook.hook.args.indexOf('--state-dir');
     if (at >= 0) hook.hook.args[at + 1] = stateDir;

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attach, defaultPlan, detach, parsePlan, PROC_COVERS } from '../src/mounts/index.js';
+import { parseJson } from './helpers/checked.js';
 import { busyboxRoot, mountTable, mountsUnder, openDir, procCoverPoints, procCoversHere, removeTree, repo, runInRoot } from './helpers/roots.js';
 
 let root: string;
@@ -116,13 +117,22 @@ describe('a hardened proc', () => {
 describe('a cover that cannot be made', () => {
   // A namespace whose /dev is an empty tmpfs has no /dev/null to mask files with: a real failure,
   // after the read-only covers are made, that must take them and the proc off again.
-  function attachWithoutDevNull(preexisting: string[], unmountMethod?: 'fchdir') {
+  /** What test/fixtures/attach-without-dev-null.mjs prints. */
+  interface Seen {
+    devNullHere: boolean;
+    error: string;
+    rollbackProblems: string[];
+    coversMadeFirst: number;
+    tableBefore: string;
+    tableAfter: string;
+  }
+  function attachWithoutDevNull(preexisting: string[], unmountMethod?: 'fchdir'): Seen {
     for (const dir of preexisting) mkdirSync(join(root, dir));
     const fixture = join(repo, 'test', 'fixtures', 'attach-without-dev-null.mjs');
     const args = [process.execPath, fixture, root, ...(unmountMethod ? [unmountMethod] : [])];
     const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', ...args], { encoding: 'utf8' });
     expect(result.stderr).toBe('');
-    return JSON.parse(result.stdout);
+    return parseJson<Seen>(result.stdout);
   }
   const firstMaskedFile = () => PROC_COVERS.find((s) => s.how === 'masked' && !s.directory && procCoversHere().includes(s.name))!.name;
 

@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { attach, DEFAULTS, detach, parsePlan, PlanError, type FsOption } from '../src/mounts/index.js';
 import { containerPlan, HookError, parseState } from '../src/oci/index.js';
 import { BuildDirectory, openWorkingDirectory } from '../src/runner/build-directory.js';
@@ -33,6 +34,11 @@ const pathLike = fc.oneof(
  */
 function expectTmpfsBounded(options: FsOption[]): void {
   const value = (key: string) => options.find((option) => option.key === key);
+  /** The option's value; the test fails (saying `what`) if it is missing or a flag. */
+  const textOf = (option: FsOption | undefined, what: string): string => {
+    expect(option !== undefined && 'value' in option, what).toBe(true);
+    return option && 'value' in option ? option.value : '';
+  };
   const number = (text: string) => {
     const match = /^(\d+)([kmgtpe%]?)$/i.exec(text);
     expect(match, text).not.toBeNull();
@@ -40,22 +46,21 @@ function expectTmpfsBounded(options: FsOption[]): void {
     const percent = suffix === '%';
     return { n: BigInt(match![1]!) * 1024n ** BigInt(percent ? 0 : ' kmgtpe'.indexOf(suffix || ' ')), percent };
   };
-  const size = value('size');
-  expect(size && 'value' in size, 'a tmpfs without a size').toBe(true);
-  const { n, percent } = number((size as { value: string }).value);
-  expect(n > 0n && n <= (percent ? 50n : 16n << 30n), `size=${(size as { value: string }).value}`).toBe(true);
+  const size = textOf(value('size'), 'a tmpfs without a size');
+  const { n, percent } = number(size);
+  expect(n > 0n && n <= (percent ? 50n : 16n << 30n), `size=${size}`).toBe(true);
   for (const [key, max] of [['nr_blocks', 256n << 10n], ['nr_inodes', 1n << 20n]] as const) {
     const option = value(key);
     if (option === undefined) continue;
-    expect('value' in option, key).toBe(true);
-    const count = number((option as { value: string }).value);
-    expect(!count.percent && count.n > 0n && count.n <= max, `${key}=${(option as { value: string }).value}`).toBe(true);
+    const text = textOf(option, key);
+    const count = number(text);
+    expect(!count.percent && count.n > 0n && count.n <= max, `${key}=${text}`).toBe(true);
   }
 }
 
 function oneLine(error: unknown): void {
-  expect((error as Error).message).not.toBe('');
-  expect((error as Error).message.split('\n')).toHaveLength(1);
+  expect(messageOf(error)).not.toBe('');
+  expect(messageOf(error).split('\n')).toHaveLength(1);
 }
 
 describe('parsers refuse with their own error type, in one line, and never throw anything else', () => {

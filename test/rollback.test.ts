@@ -3,7 +3,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { AttachError, attach, parsePlan } from '../src/mounts/index.js';
+import { instanceOf } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree } from './helpers/roots.js';
 
 let root: string;
@@ -29,8 +31,8 @@ it('unmounts the first two entries when the third has an option the kernel refus
     error = caught;
   }
   expect(error).toBeInstanceOf(AttachError);
-  expect((error as Error).message).toBe('mount proc on `x/proc`: fsconfig: EINVAL (proc: unknown value of hidepid - bogus)');
-  expect((error as AttachError).rollbackProblems).toEqual([]);
+  expect(messageOf(error)).toBe('mount proc on `x/proc`: fsconfig: EINVAL (proc: unknown value of hidepid - bogus)');
+  expect(instanceOf(error, AttachError).rollbackProblems).toEqual([]);
   expect(mountTable()).toBe(before);
   expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   expect(existsSync(join(root, 'x'))).toBe(false);

@@ -5,16 +5,17 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../src/linux/index.js';
 import { parsePlan, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
 import { runAction } from '../src/runner/action.js';
-import type { RunRequest__Output } from '../src/runner/generated/buildbarn/runner/RunRequest.js';
 import { BuildDirectory } from '../src/runner/build-directory.js';
 import { RUNNER_DEFAULTS } from '../src/runner/config.js';
 import { poststopSteps, prestartHooks } from '../src/runner/hooks.js';
 import { describeError, kindOf } from '../src/base/index.js';
 import { silentObserver } from '../src/runner/observer.js';
 import { prepareIsolation, SANDBOX_DEFAULTS, StarterServer } from '../src/sandbox/index.js';
+import { overriding } from './helpers/checked.js';
 import { mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor } from './helpers/runner.js';
 
@@ -57,7 +58,7 @@ function failingStore(store: RecordStore, mounts: number): RecordKeeping {
         }
         journal.append(line);
       };
-      return Object.assign(Object.create(journal), { append, close: () => journal.close() });
+      return overriding(journal, { append, close: () => journal.close() });
     },
   };
 }
@@ -75,7 +76,7 @@ it('a failed setup whose undo was incomplete is retried at poststop: no record, 
   const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
   try {
     const settings = { build, starterServer, setTmpdir: true, temporaryDirectoryMount: 'tmp', isolation, prestart: prestartHooks(['mountat'], mounts), poststop: poststopSteps(['mountat']) };
-    const error = await runAction(requestFor('a', 'true') as RunRequest__Output, settings, new AbortController().signal, () => {}).then(() => undefined, (caught: unknown) => caught);
+    const error = await runAction(requestFor('a', 'true'), settings, new AbortController().signal, () => {}).then(() => undefined, (caught: unknown) => caught);
     expect(kindOf(error)).toBe('precondition');
     expect(describeError(error)).toMatch(/^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/);
   } finally {

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { asExpected, parseJson } from './helpers/checked.js';
 import { mountat } from './helpers/cli.js';
 import { HOOK } from './helpers/oci.js';
 import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
@@ -78,7 +79,7 @@ describe('hooks around each action', () => {
       makeAction(runner.build, 'bad');
       // proc and sys are made, then tmp is refused (a symlink where it should mount): all undone.
       symlinkSync('/etc', join(runner.build, 'bad', 'root', 'tmp'));
-      await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) });
+      await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) as unknown });
       expect(mountsUnder(runner.build)).toEqual([]);
       expect(readdirSync(join(runner.build, 'bad', 'root')).sort()).toEqual(['bin', 'tmp', 'usr']);
       expect(readdirSync(join(runner.dir, 'state'))).toEqual(['runner.lock']);
@@ -114,7 +115,7 @@ describe('hooks around each action', () => {
       expect(Number(out[1]?.replace('pids: ', ''))).toBeLessThanOrEqual(5);
       expect(out[2]).toBe('tmp-ok');
       const [stateLine, fdLine] = readFileSync(seen, 'utf8').split('\n');
-      const state = JSON.parse(stateLine!);
+      const state = parseJson<{ pid: number }>(stateLine!);
       expect(state).toMatchObject({ id: 'h', status: 'creating', bundle: runner.build, annotations: { 'mountat.runner.input_root_directory': 'h/root', 'mountat.runner.stdout_path': 'h/stdout' } });
       expect(state.pid).toBeGreaterThan(1);
       expect(fdLine).toBe('fd=3 1');
@@ -134,7 +135,7 @@ describe('shutdown', () => {
     makeAction(runner.build, 's');
     const pending = run(runner.client, requestFor('s', 'echo started; exec sleep 64.5')).then(
       () => 'answered',
-      (error: { code: number }) => error.code,
+      (error: unknown) => asExpected<{ code: number }>(error).code,
     );
     for (let i = 0; i < 250 && mountsUnder(runner.build).length < defaultPlanMountCount(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(mountsUnder(runner.build)).toHaveLength(defaultPlanMountCount());
@@ -154,7 +155,7 @@ describe('shutdown with a hung client', () => {
     const client = spawn(process.execPath, [join(repo, 'test', 'fixtures', 'idle-client.mjs'), runner.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve, reject) => {
-        client.stdout!.once('data', () => resolve());
+        client.stdout.once('data', () => resolve());
         client.once('exit', (code) => reject(new Error(`client exited ${code}`)));
       });
       // Frozen with its connection open, it will never answer the server's GOAWAY.

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownCapabilities, probePivotRoot } from '../src/linux/index.js';
 import type { StartedAction, StarterServer } from '../src/sandbox/index.js';
+import { asExpected } from './helpers/checked.js';
 import { busyboxRoot, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 // The built sandbox: its STARTER_PATH is the built starter beside it (dist/mountat-action).
-const { prepareIsolation, SANDBOX_DEFAULTS, StartedAction: Started, STARTER_PATH, StarterServer: Server } = (await import(join(repo, 'dist', 'sandbox', 'index.js'))) as typeof import('../src/sandbox/index.js');
+const { prepareIsolation, SANDBOX_DEFAULTS, StartedAction: Started, STARTER_PATH, StarterServer: Server } = asExpected<typeof import('../src/sandbox/index.js')>(await import(join(repo, 'dist', 'sandbox', 'index.js')));
 
 let root: string;
 let out: string;

@@ -6,6 +6,8 @@ import { mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
+import { parseJson } from './helpers/checked.js';
 import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
@@ -58,7 +60,7 @@ describe('the start-up sweep', () => {
       expect(removed.some((line) => line.includes(`"mountPoint":"${join(build, 'k', 'root', 'proc')}","fsType":"proc"`))).toBe(true);
       const leftAlone = again.output().split('\n').filter((line) => line.includes('start-up sweep left alone'));
       expect(leftAlone).toHaveLength(1);
-      expect((JSON.parse(leftAlone[0]!).mounts as Array<{ mountPoint: string }>).map((m) => m.mountPoint).sort()).toEqual(theirs);
+      expect(parseJson<{ mounts: Array<{ mountPoint: string }> }>(leftAlone[0]!).mounts.map((m) => m.mountPoint).sort()).toEqual(theirs);
       expect(readdirSync(join(cache))).toEqual([]);
     } finally {
       await again.stop();
@@ -102,7 +104,7 @@ describe('one runner per state directory', () => {
       const state = join(first.dir, 'state');
       const refused = await startRunner({ stateDirectory: state }, second).then(
         () => 'started',
-        (error: Error) => error.message,
+        (error: unknown) => messageOf(error),
       );
       // The helper's "runner exited: " and then the runner's output: one line of error.
       const lines = refused.replace(/^runner exited: /, '').split('\n').filter((line) => line.startsWith('mountat:'));

@@ -4,7 +4,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/base/index.js';
 import { attach, defaultPlan, detach, DetachError, parsePlan, RecordStore, rootIdentityOf, rootKey, setUnmountMethodForTesting } from '../src/mounts/index.js';
+import { instanceOf, parseJson } from './helpers/checked.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, defaultPlanMountCount, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
@@ -112,8 +114,8 @@ describe('teardown under pressure', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(DetachError);
-    expect((error as DetachError).report.detached).toEqual(['tmp', 'sys']);
-    expect((error as Error).message).toMatch(/^detach proc from `\.\.\/escape`: target "\.\.\/escape" contains "\.\."/);
+    expect(instanceOf(error, DetachError).report.detached).toEqual(['tmp', 'sys']);
+    expect(messageOf(error)).toMatch(/^detach proc from `\.\.\/escape`: target "\.\.\/escape" contains "\.\."/);
     detach(rootFd, attachment);
     expect(mountsUnder(root)).toEqual([]);
   });
@@ -228,7 +230,7 @@ describe('unmounting without /proc', () => {
       encoding: 'utf8',
     });
     expect(result.stderr).toBe('');
-    const seen = JSON.parse(result.stdout);
+    const seen = parseJson<unknown>(result.stdout);
     expect(seen).toMatchObject({
       procHere: false,
       method: 'fchdir',

@@ -6,11 +6,13 @@ import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { messageOf } from '../../src/base/index.js';
 import { settingsFrom, type Settings } from '../../src/runner/config.js';
 import { requiredCapabilities } from '../../src/sandbox/privileges.js';
+import { asExpected, parseJson } from './checked.js';
 export const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/kubernetes', import.meta.url));
 /** The runner image's ENTRYPOINT (read from the Dockerfile), used when the container sets no command. */
-export const IMAGE_ENTRYPOINT: string[] = JSON.parse(
+export const IMAGE_ENTRYPOINT = parseJson<string[]>(
   /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))![1]!,
 );
 
@@ -41,9 +43,9 @@ export interface WorkerConfig { buildDirectories?: BuildDirectory[] }
 
 export function loadDeploy(): { objects: K8sObject[]; worker: WorkerConfig } {
   const documents = parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8'));
-  for (const document of documents) if (document.errors.length > 0) throw document.errors[0];
-  const objects = documents.map((document) => document.toJS() as K8sObject);
-  const worker = JSON.parse(execFileSync('jsonnet', [join(DEPLOY_DIR, 'bb-worker-runner.jsonnet')], { encoding: 'utf8' })) as WorkerConfig;
+  for (const document of documents) if (document.errors[0]) throw document.errors[0];
+  const objects = documents.map((document) => asExpected<K8sObject>(document.toJS()));
+  const worker = parseJson<WorkerConfig>(execFileSync('jsonnet', [join(DEPLOY_DIR, 'bb-worker-runner.jsonnet')], { encoding: 'utf8' }));
   return { objects, worker };
 }
 
@@ -94,7 +96,7 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   try {
     settings = settingsFrom(JSON.parse(text));
   } catch (error) {
-    return [...problems, `runner.json: ${(error as Error).message}`];
+    return [...problems, `runner.json: ${messageOf(error)}`];
   }
 
   // Socket and build directory: on a volume both containers mount at the same place.

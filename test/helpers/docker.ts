@@ -6,6 +6,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { messageOf } from '../../src/base/index.js';
+import { asExpected } from './checked.js';
 import { repo, scratchDir } from './roots.js';
 
 const exec = promisify(execFile);
@@ -18,7 +20,7 @@ export interface Engine {
   dir: string;
   host: string;
   /** The docker CLI against this engine; rejects with its stderr. */
-  docker(args: string[]): Promise<string>;
+  docker: EngineCli;
   stop(): Promise<void>;
 }
 
@@ -27,8 +29,9 @@ export async function run(command: string, args: string[], env: NodeJS.ProcessEn
   try {
     return (await exec(command, args, { ...BIG, env })).stdout;
   } catch (error) {
-    const e = error as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim().split('\n').slice(-15).join('\n')}`);
+    // execFile's error carries the output it had (its own properties, not in Error's type).
+    const { stderr, stdout } = asExpected<{ stderr?: string; stdout?: string }>(error);
+    throw new Error(`${command} ${args.join(' ')} failed: ${(stderr || stdout || messageOf(error)).trim().split('\n').slice(-15).join('\n')}`);
   }
 }
 

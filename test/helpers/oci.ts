@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJson } from './checked.js';
 import { repo, scratchDir } from './roots.js';
 
 export const HOOK = join(repo, 'hooks', 'mountat-hook');
@@ -19,7 +20,7 @@ export interface BundleOptions {
   args: string[];
   env?: string[];
   annotations?: Record<string, string>;
-  hooks?: Partial<Record<'prestart' | 'createRuntime' | 'createContainer' | 'poststop', HookSpec[]>>;
+  hooks?: Partial<Record<'prestart' | 'createRuntime' | 'createContainer' | 'poststart' | 'poststop', HookSpec[]>>;
   /** Mount entries of the runtime's own to keep; by default proc, sysfs and tmp are all left to the hook. */
   keepRuntimeMounts?: string[];
   readonlyRoot?: boolean;
@@ -29,6 +30,16 @@ export interface BundleOptions {
    * own covers must drop them, or it would see the runtime's.
    */
   runtimeProcCovers?: boolean;
+}
+
+/** What makeBundle and setHooks change in `runc spec`'s config.json. */
+interface RuncSpec {
+  mounts: Array<{ destination: string }>;
+  root: { readonly: boolean };
+  linux: { maskedPaths?: string[]; readonlyPaths?: string[] };
+  process: { terminal: boolean; args: string[]; env: string[] };
+  annotations?: Record<string, string>;
+  hooks?: Record<string, HookSpec[]>;
 }
 
 export interface Bundle {
@@ -44,9 +55,9 @@ export function makeBundle(options: BundleOptions): Bundle {
   // runc creates /dev for its own tmpfs there; made beforehand so a listing before and after compares only what the hook did.
   mkdirSync(join(dir, 'rootfs', 'dev'));
   execFileSync('runc', ['spec', '--bundle', dir]);
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const config = readJson<RuncSpec>(join(dir, 'config.json'));
   const keep = new Set(['/dev', '/dev/pts', ...(options.keepRuntimeMounts ?? [])]);
-  config.mounts = config.mounts.filter((mount: { destination: string }) => keep.has(mount.destination));
+  config.mounts = config.mounts.filter((mount) => keep.has(mount.destination));
   config.root.readonly = options.readonlyRoot ?? false;
   if (options.runtimeProcCovers === false) {
     delete config.linux.maskedPaths;
@@ -75,7 +86,7 @@ export function standardHooks(bundle: Bundle, extra: string[] = []): BundleOptio
 
 export function setHooks(bundle: Bundle, hooks: BundleOptions['hooks'], annotations?: Record<string, string>): void {
   const path = join(bundle.dir, 'config.json');
-  const config = JSON.parse(readFileSync(path, 'utf8'));
+  const config = readJson<RuncSpec>(path);
   config.hooks = Object.fromEntries(Object.entries(hooks ?? {}).map(([stage, list]) => [stage, list.map((hook) => ({ path: hook.path ?? HOOK, ...hook }))]));
   if (annotations) config.annotations = { ...config.annotations, ...annotations };
   writeFileSync(path, JSON.stringify(config, null, 1));

@@ -4,7 +4,9 @@
 // Nothing is pulled: images are imported or built here.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildRunnerImage, run } from './docker.js';
+import { messageOf } from '../../src/base/index.js';
+import { codeOf } from './checked.js';
+import { buildRunnerImage, run, type EngineCli } from './docker.js';
 import type { Runtime } from './oci.js';
 import { busyboxRoot, mountsUnder, removeTree, repo, scratchDir } from './roots.js';
 
@@ -16,7 +18,7 @@ export interface Podman {
    */
   env(runtime?: Runtime): NodeJS.ProcessEnv;
   /** The podman CLI with this instance's configuration; rejects with its stderr. */
-  podman(args: string[]): Promise<string>;
+  podman: EngineCli;
   /**
    * Removes the cgroups podman's cgroupfs manager made on the host and left (libpod_parent, see
    * removeNewLibpodCgroups), then the storage and configuration (refuses while anything is mounted there).
@@ -39,7 +41,7 @@ function libpodCgroups(): string[] {
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile (another podman's container)
+      if (codeOf(error) === 'ENOENT') return; // removed meanwhile (another podman's container)
       throw error;
     }
     for (const entry of entries) if (entry.isDirectory()) walk(join(dir, entry.name));
@@ -62,7 +64,7 @@ function removeNewLibpodCgroups(before: string[]): void {
     try {
       rmdirSync(cgroup);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
+      const code = codeOf(error);
       if (code !== 'ENOENT' && code !== 'EBUSY') throw error;
     }
   }
@@ -82,8 +84,8 @@ export interface PodmanOptions {
  */
 export async function startPodman(options: PodmanOptions = {}): Promise<Podman> {
   // Fails, rather than skips, where podman is missing: scripts/test.sh installs it.
-  await run('podman', ['--version']).catch((error: Error) => {
-    throw new Error(`podman is needed for this test (scripts/test.sh installs it): ${error.message}`);
+  await run('podman', ['--version']).catch((error: unknown) => {
+    throw new Error(`podman is needed for this test (scripts/test.sh installs it): ${messageOf(error)}`);
   });
   const cgroupsBefore = libpodCgroups();
   const dir = scratchDir('mountat-podman-');

@@ -7,7 +7,7 @@ import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
 import { loadRunnerProto, posixResourceUsageType } from '../../src/runner/index.js';
 import type { RunnerClient } from '../../src/runner/generated/buildbarn/runner/Runner.js';
-import type { RunRequest } from '../../src/runner/generated/buildbarn/runner/RunRequest.js';
+import type { RunRequest, RunRequest__Output } from '../../src/runner/generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse__Output } from '../../src/runner/generated/buildbarn/runner/RunResponse.js';
 import { repo, scratchDir } from './roots.js';
 
@@ -64,7 +64,7 @@ export async function startRunner(extraConfig: object = {}, dir = scratchDir('mo
   }
   if (!existsSync(socket)) throw new Error(`runner did not start: ${output()}`);
   const proto = loadRunnerProto();
-  const client = new proto.buildbarn.runner.Runner(`unix://${socket}`, credentials.createInsecure()) as unknown as RunnerClient;
+  const client = new proto.buildbarn.runner.Runner(`unix://${socket}`, credentials.createInsecure());
   return {
     dir,
     build,
@@ -86,7 +86,8 @@ export function makeAction(build: string, id: string): void {
   mkdirSync(join(build, id, 'tmp'));
 }
 
-export function requestFor(id: string, script: string, extra: Partial<RunRequest> = {}): RunRequest {
+/** Every field set, as the server receives a request (runAction takes it directly). */
+export function requestFor(id: string, script: string, extra: Partial<RunRequest__Output> = {}): RunRequest__Output {
   return {
     arguments: ['sh', '-c', script],
     environmentVariables: { PATH: '/bin:/usr/bin' },
@@ -112,5 +113,5 @@ export function resourceUsage(response: RunResponse__Output): Record<string, unk
   const [any] = response.resourceUsage;
   if (!any) throw new Error('no resource usage');
   if (any.type_url !== 'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage') throw new Error(`unexpected type ${any.type_url}`);
-  return posixResourceUsageType().decode(any.value as Uint8Array).toJSON();
+  return posixResourceUsageType().decode(any.value).toJSON();
 }

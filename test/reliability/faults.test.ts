@@ -73,7 +73,9 @@ describe('faults', () => {
         for (const line of lines) {
           try {
             process.kill(Number(line.split(' ')[1]), 'SIGKILL'); // the holding hook, orphaned by the kill
-          } catch {}
+          } catch {
+            // gone already
+          }
         }
         const reached = lines.map((line) => line.split(' ')[0]!);
         // Held at the point: no stage after it was reached (the action reports 'running' itself).

@@ -6,12 +6,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { asExpected } from '../helpers/checked.js';
 import { mountTable, mountsUnder, removeTree } from '../helpers/roots.js';
 import { makeAction, requestFor, resourceUsage, run, startRunner } from '../helpers/runner.js';
 import { processState, treeHash } from '../helpers/snapshot.js';
 
 type Kind = 'success' | 'exit' | 'signal' | 'start-failure' | 'cancel';
 const MIX: Kind[] = ['success', 'success', 'success', 'success', 'success', 'exit', 'exit', 'signal', 'start-failure', 'cancel'];
+/** How the client saw a rejected Run: the gRPC status's name. */
+const statusName = (code: number | undefined) => `status ${status[code ?? -1] ?? code}`;
 
 describe('load', () => {
   it('soak: 2,000 mixed actions, 16 at a time, leave nothing behind', { timeout: 600_000 }, async () => {
@@ -36,7 +39,7 @@ describe('load', () => {
         const answer = expectedAnswer[MIX[(k * 7) % MIX.length]!];
         expected[answer] = (expected[answer] ?? 0) + 1;
       }
-      const statusOf = (promise: Promise<unknown>) => promise.then(() => 'status OK', (error: { code?: number }) => `status ${status[error.code ?? -1] ?? error.code}`);
+      const statusOf = (promise: Promise<unknown>) => promise.then(() => 'status OK', (error: unknown) => statusName(asExpected<{ code?: number }>(error).code));
       const cancelledRoots: string[] = [];
       let n = 0;
       await Promise.all(
@@ -51,7 +54,7 @@ describe('load', () => {
             } else if (kind === 'exit' || kind === 'signal') {
               const response = await run(runner.client, requestFor(id, kind === 'exit' ? 'exit 7' : 'kill -9 $$', files));
               const signal = resourceUsage(response).terminationSignal;
-              answered(`exit ${response.exitCode}${signal ? `, signal ${signal}` : ''}`);
+              answered(`exit ${response.exitCode}${typeof signal === 'string' && signal !== '' ? `, signal ${signal}` : ''}`);
             } else if (kind === 'start-failure') answered(await statusOf(run(runner.client, requestFor(id, '', { ...files, arguments: ['no-such-tool'] }))));
             else {
               // The client hears CANCELLED at once and the runner tears down just after, so a

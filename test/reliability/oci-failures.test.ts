@@ -4,14 +4,14 @@
 // createContainer hook or the exec failing), so there the mountpoint directories the hook created
 // stay behind: empty directories, no mount.
 import { describe, expect, it } from 'vitest';
-import { listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, standardHooks } from '../helpers/oci.js';
+import { listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, standardHooks, type HookSpec } from '../helpers/oci.js';
 import { mountTable } from '../helpers/roots.js';
 
-const STAGES = [
+const STAGES: Array<{ name: string; args: string[]; extraHook: { createContainer?: HookSpec; poststart?: HookSpec } }> = [
   { name: 'a later createContainer hook fails', args: ['/bin/true'], extraHook: { createContainer: { path: '/bin/false', args: ['false'] } } },
   { name: 'the process cannot be started', args: ['/nonexistent/program'], extraHook: {} },
   { name: 'a poststart hook fails', args: ['/bin/true'], extraHook: { poststart: { path: '/bin/false', args: ['false'] } } },
-] as const;
+];
 
 describe.each(RUNTIMES)('%s: the container fails after the hook mounted', (runtime) => {
   it.each(STAGES)('$name', ({ args, extraHook }) => {
@@ -19,12 +19,11 @@ describe.each(RUNTIMES)('%s: the container fails after the hook mounted', (runti
     const bundle = makeBundle({ args: [...args] });
     try {
       const hooks = standardHooks(bundle)!;
-      const extra = extraHook as { createContainer?: { path: string; args: string[] }; poststart?: { path: string; args: string[] } };
       setHooks(bundle, {
-        createContainer: [...hooks.createContainer!, ...(extra.createContainer ? [extra.createContainer] : [])],
+        createContainer: [...hooks.createContainer!, ...(extraHook.createContainer ? [extraHook.createContainer] : [])],
         poststop: hooks.poststop,
-        ...(extra.poststart ? { poststart: [extra.poststart] } : {}),
-      } as never);
+        ...(extraHook.poststart ? { poststart: [extraHook.poststart] } : {}),
+      });
       const before = listing(bundle.dir);
       const run = runContainer(runtime, bundle, `fail-${runtime}-${args.length}-${Object.keys(extraHook).join('')}`);
       // Whatever the runtime made of the failure, no mount of ours is left anywhere.

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { messageOf } from '../../src/base/index.js';
 import { attach, detach, DetachError, parsePlan } from '../../src/mounts/index.js';
 import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, scratchDir } from '../helpers/roots.js';
 
@@ -33,9 +34,9 @@ describe('races', () => {
           // Only the swap may refuse: a lookup meeting a symlink where a directory was (ELOOP:
           // the swap won before the attach reached it) or the name gone mid-swap, or the mount
           // made onto a directory the swap moved away meanwhile (found and undone: "moved").
-          const message = (error as Error).message;
+          const message = messageOf(error);
           const code = /the target directory was moved while it was being mounted; mount undone$/.test(message) ? 'moved' : /: (ELOOP|ENOENT|ENOTDIR)\b/.exec(message)?.[1];
-          expect(code, (error as Error).message).toBeDefined();
+          expect(code, message).toBeDefined();
           results.refusedBy[code!] = (results.refusedBy[code!] ?? 0) + 1;
           results.refused++;
           continue;
