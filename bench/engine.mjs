@@ -189,7 +189,15 @@ function timeC(binary, rootDir, cycles, warmup) {
   return parseBatch(run(binary, [rootDir, String(cycles), '1', String(warmup)]));
 }
 
-const UNITS = { us: 'µs/cycle', user: 'user µs/cycle', sys: 'sys µs/cycle', nvcsw: 'vol. cs/cycle', nivcsw: 'invol. cs/cycle', onCpu: 'on-CPU µs/cycle', runQueue: 'run-queue µs/cycle' };
+const UNITS = {
+  us: 'µs/cycle',
+  user: 'user µs/cycle',
+  sys: 'sys µs/cycle',
+  nvcsw: 'vol. cs/cycle',
+  nivcsw: 'invol. cs/cycle',
+  onCpu: 'on-CPU µs/cycle',
+  runQueue: 'run-queue µs/cycle',
+};
 
 /** Per kind, the per-repetition batches turned into one summary per field. */
 function cycleSummaries(batches, cycles) {
@@ -267,7 +275,10 @@ async function benchUtilLinux(rootDir, { cycles, reps, warmup }) {
     `umount -l ${proc}`,
     `rmdir ${tmp} ${sys} ${proc}`,
   ].join(' && ');
-  const timed = await timeSpawns({ cycle: { argv: ['/bin/sh', '-c', script], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } } }, { runs: cycles, reps, warmup });
+  const timed = await timeSpawns(
+    { cycle: { argv: ['/bin/sh', '-c', script], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } } },
+    { runs: cycles, reps, warmup },
+  );
   return { ...timed.cycle, unit: 'ms/cycle' };
 }
 
@@ -296,11 +307,17 @@ async function benchSpawns(scratch, sizes, checkDirs) {
     hookCreate: hook.createContainer,
     hookPoststop: hook.poststop,
     unshareRoot: { argv: ['/usr/bin/unshare', `--root=${chrootRoot}`, '/bin/true'], env: TOOL_ENV },
-    mountatExec: { argv: [process.execPath, join(REPO, 'bin/mountat.js'), 'exec', '--root', execRoot, '--state-dir', execState, '--', '/bin/true'], env: NODE_ENV },
+    mountatExec: {
+      argv: [process.execPath, join(REPO, 'bin/mountat.js'), 'exec', '--root', execRoot, '--state-dir', execState, '--', '/bin/true'],
+      env: NODE_ENV,
+    },
   };
   if (ensureTool('/usr/bin/bwrap', 'bubblewrap')) {
     const bwrapRoot = makeRoot('bwrap-root');
-    commands.bwrap = { argv: ['/usr/bin/bwrap', '--bind', bwrapRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'], env: TOOL_ENV };
+    commands.bwrap = {
+      argv: ['/usr/bin/bwrap', '--bind', bwrapRoot, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/true'],
+      env: TOOL_ENV,
+    };
   } else {
     console.error('bench: bwrap not installed and could not be: skipping it');
   }
@@ -365,7 +382,9 @@ function printRows(title, rows) {
   console.log(`\n${title}`);
   console.log(`  ${'what'.padEnd(48)} ${'unit'.padEnd(16)} ${'median'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}  reps × n`);
   for (const [name, s, digits] of rows.filter(([, s]) => s)) {
-    console.log(`  ${name.padEnd(48)} ${s.unit.padEnd(16)} ${fmt(s.median, digits).padStart(9)} ${fmt(s.min, digits).padStart(9)} ${fmt(s.max, digits).padStart(9)}  ${s.reps.length} × ${s.perRep}`);
+    console.log(
+      `  ${name.padEnd(48)} ${s.unit.padEnd(16)} ${fmt(s.median, digits).padStart(9)} ${fmt(s.min, digits).padStart(9)} ${fmt(s.max, digits).padStart(9)}  ${s.reps.length} × ${s.perRep}`,
+    );
   }
 }
 

@@ -19,7 +19,11 @@ const SIZES = { full: { runs: 20, reps: 5, warmup: 5 }, quick: { runs: 3, reps: 
 const IMAGE = 'mountat-runner:bench';
 // What docs/operations.md#container-image documents: the runner's own (SYS_CHROOT as Docker's default seccomp
 // profile refuses pivot_root), and what its root actions keep.
-const CAPS = ['--cap-drop', 'ALL', ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap])];
+const CAPS = [
+  '--cap-drop',
+  'ALL',
+  ...['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap]),
+];
 
 /** argv[0] for bench/outside.py, which takes absolute paths only: `name` as PATH finds it. */
 function which(name) {
@@ -64,8 +68,22 @@ async function main() {
     results.baseRootfsMs = bases.ms;
     const dir = bases.output.trim().split('\n').pop();
     results.importMs = 0;
-    for (const base of ['runtime', 'build']) results.importMs += (await timedOnce(`import ${base}`, [DOCKER, 'import', join(dir, `${base}.tar`), `mountat-base/${base}:local`], dockerEnv, log(`import-${base}`))).ms;
-    const build = ['build', '--network', 'host', '--build-arg', 'BUILD_BASE=mountat-base/build:local', '--build-arg', 'RUNTIME_BASE=mountat-base/runtime:local', '-t', IMAGE, REPO];
+    for (const base of ['runtime', 'build'])
+      results.importMs += (
+        await timedOnce(`import ${base}`, [DOCKER, 'import', join(dir, `${base}.tar`), `mountat-base/${base}:local`], dockerEnv, log(`import-${base}`))
+      ).ms;
+    const build = [
+      'build',
+      '--network',
+      'host',
+      '--build-arg',
+      'BUILD_BASE=mountat-base/build:local',
+      '--build-arg',
+      'RUNTIME_BASE=mountat-base/runtime:local',
+      '-t',
+      IMAGE,
+      REPO,
+    ];
     results.buildMs = (await timedOnce('docker build', [DOCKER, ...build], dockerEnv, log('build'))).ms;
     results.imageBytes = Number(docker(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).trim());
 
@@ -82,10 +100,21 @@ async function main() {
     // The same image without Docker's seccomp filter, on a build directory and socket of its own:
     // how much of the difference to the host is the filter run on every system call.
     const unconfinedConfig = join(scratch, 'unconfined.json');
-    writeFileSync(unconfinedConfig, JSON.stringify({ buildDirectoryPath: '/worker/unconfined-build', grpcServers: [{ listenPaths: ['/worker/unconfined-runner'] }] }));
+    writeFileSync(
+      unconfinedConfig,
+      JSON.stringify({ buildDirectoryPath: '/worker/unconfined-build', grpcServers: [{ listenPaths: ['/worker/unconfined-runner'] }] }),
+    );
     const hostConfig = join(scratch, 'host-runner.json');
     const hostSocket = join(scratch, 'host-runner.sock');
-    writeFileSync(hostConfig, JSON.stringify({ buildDirectoryPath: join(worker, 'host-build'), grpcServers: [{ listenPaths: [hostSocket] }], stateDirectory: join(scratch, 'state'), logLevel: 'warn' }));
+    writeFileSync(
+      hostConfig,
+      JSON.stringify({
+        buildDirectoryPath: join(worker, 'host-build'),
+        grpcServers: [{ listenPaths: [hostSocket] }],
+        stateDirectory: join(scratch, 'state'),
+        logLevel: 'warn',
+      }),
+    );
     const dockerRun = (extra) => [DOCKER, 'run', '-d', ...CAPS, ...extra, '-v', `${worker}:/worker:rw,rslave`];
     // bench/outside.py starts the containers (docker run -d) and the host's runner, each with
     // posix_spawn, times each to its first CheckReadiness OK, the Runs through each (interleaved),
@@ -94,7 +123,12 @@ async function main() {
       mode: 'image',
       containers: {
         container: { argv: [...dockerRun([]), IMAGE], env: dockerEnv, output: log('run-container'), socket: join(worker, 'runner') },
-        unconfined: { argv: [...dockerRun(['--security-opt', 'seccomp=unconfined', '-v', `${unconfinedConfig}:/config/runner.json:ro`]), IMAGE], env: dockerEnv, output: log('run-unconfined'), socket: join(worker, 'unconfined-runner') },
+        unconfined: {
+          argv: [...dockerRun(['--security-opt', 'seccomp=unconfined', '-v', `${unconfinedConfig}:/config/runner.json:ro`]), IMAGE],
+          env: dockerEnv,
+          output: log('run-unconfined'),
+          socket: join(worker, 'unconfined-runner'),
+        },
       },
       host: { argv: [join(REPO, 'bin', 'mountat.js'), 'runner', '--config', hostConfig], env: process.env, output: log('host-runner'), socket: hostSocket },
       sizes,
@@ -112,7 +146,10 @@ async function main() {
     docker(['rm', '-f', timed.ids.unconfined]);
     const id = timed.ids.container;
     results.exitCode = Number(docker(['inspect', '--format', '{{.State.ExitCode}}', id]).trim());
-    if (results.exitCode !== 0) console.error(`bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync(DOCKER, ['logs', '--tail', '5', id], { env: dockerEnv, encoding: 'utf8' }).stdout.slice(-1500)}`);
+    if (results.exitCode !== 0)
+      console.error(
+        `bench/image: the runner exited ${results.exitCode}; its last log lines:\n${spawnSync(DOCKER, ['logs', '--tail', '5', id], { env: dockerEnv, encoding: 'utf8' }).stdout.slice(-1500)}`,
+      );
     docker(['rm', id]);
     results.mountsLeftUnderWorker = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')

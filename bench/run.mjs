@@ -47,7 +47,8 @@ function parseArgs(argv) {
   }
   options.suites = [...new Set(options.suites)];
   if (options.suites.length === 0) throw new Error(`${USAGE}\nname at least one suite`);
-  if (options.extra.length > 0 && options.suites.length > 1) throw new Error(`${USAGE}\n${options.extra.join(' ')}: a suite's own options go with one suite only`);
+  if (options.extra.length > 0 && options.suites.length > 1)
+    throw new Error(`${USAGE}\n${options.extra.join(' ')}: a suite's own options go with one suite only`);
   return options;
 }
 
@@ -75,7 +76,13 @@ function main() {
       const result = spawnSync(command, args, { cwd: REPO, stdio: 'inherit' });
       const seconds = (Date.now() - started) / 1000;
       const ok = result.status === 0;
-      outcomes.push({ name, ok, seconds, json: ok && json && existsSync(json) ? json : undefined, why: result.error?.message ?? (result.signal ? `killed by ${result.signal}` : `exit ${result.status}`) });
+      outcomes.push({
+        name,
+        ok,
+        seconds,
+        json: ok && json && existsSync(json) ? json : undefined,
+        why: result.error?.message ?? (result.signal ? `killed by ${result.signal}` : `exit ${result.status}`),
+      });
     }
     if (options.json) {
       const suites = Object.fromEntries(outcomes.filter((o) => o.json).map((o) => [o.name, JSON.parse(readFileSync(o.json, 'utf8'))]));

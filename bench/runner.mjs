@@ -169,7 +169,8 @@ function hookCommands(scratch, runners) {
     const argv = [hook, 'poststop', '--state-dir', stateDir];
     // Once, untimed, to see it does what is timed.
     const out = run(hook, argv.slice(1), { input: readFileSync(stdin, 'utf8'), env: NODE_ENV });
-    if (!/nothing recorded for container x/.test(out)) throw new Error(`${hook} poststop printed ${JSON.stringify(out)}, not "nothing recorded for container x"`);
+    if (!/nothing recorded for container x/.test(out))
+      throw new Error(`${hook} poststop printed ${JSON.stringify(out)}, not "nothing recorded for container x"`);
     commands[checkouts.length > 1 ? `hook ${name}` : 'hook'] = { argv, env: NODE_ENV, stdin };
   }
   return { commands, skipped, stateDir, node };
@@ -220,7 +221,9 @@ function printSummaries(title, summaries, digits = 2, samples) {
   console.log(`  ${''.padEnd(22)} ${'median'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}${p50}   per repetition`);
   for (const [name, s] of Object.entries(summaries)) {
     const all = samples ? ` ${f(median(samples[name].flat()), digits).padStart(9)}` : '';
-    console.log(`  ${name.padEnd(22)} ${f(s.median, digits).padStart(9)} ${f(s.min, digits).padStart(9)} ${f(s.max, digits).padStart(9)}${all}   ${s.reps.map((v) => f(v, digits)).join(' ')}`);
+    console.log(
+      `  ${name.padEnd(22)} ${f(s.median, digits).padStart(9)} ${f(s.min, digits).padStart(9)} ${f(s.max, digits).padStart(9)}${all}   ${s.reps.map((v) => f(v, digits)).join(' ')}`,
+    );
   }
 }
 
@@ -252,7 +255,11 @@ function printReport(doc) {
   console.log('  ratios per repetition');
   printRatios(a.latencyRatios);
   const tp = sizes.throughput;
-  printSummaries(`throughput, actions/s (${tp.inFlight} in flight; ${tp.reps} reps of ${tp.actions} actions each, in ${tp.rounds} rounds of ${tp.actions / tp.rounds}, interleaved, rotating)`, a.throughput, 1);
+  printSummaries(
+    `throughput, actions/s (${tp.inFlight} in flight; ${tp.reps} reps of ${tp.actions} actions each, in ${tp.rounds} rounds of ${tp.actions / tp.rounds}, interleaved, rotating)`,
+    a.throughput,
+    1,
+  );
   console.log('  ratios per repetition');
   printRatios(a.throughputRatios);
   const mem = sizes.memory;
@@ -273,7 +280,12 @@ function printReport(doc) {
     }
   }
   const hk = sizes.hook;
-  printSummaries(`the hook's start: poststop, nothing recorded, against node -e 0 (ms per process; ${hk.reps} reps × ${hk.runs}, interleaved, rotating)`, a.hook, 1, doc.raw.hook.samples);
+  printSummaries(
+    `the hook's start: poststop, nothing recorded, against node -e 0 (ms per process; ${hk.reps} reps × ${hk.runs}, interleaved, rotating)`,
+    a.hook,
+    1,
+    doc.raw.hook.samples,
+  );
   printRatios(a.hookRatios);
   for (const note of doc.hookSkipped) console.log(`  (not measured: ${note})`);
   console.log(`\nsizes: ${JSON.stringify(sizes)}`);
@@ -297,7 +309,26 @@ async function measure(options) {
     const bwrap = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
       const dir = join(scratch, 'bwrap', `b${i}`);
       actionDirectory(dir);
-      const argv = [BWRAP, '--bind', join(dir, 'root'), '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--bind', join(dir, 'tmp'), '/tmp', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-drop', 'ALL', '/bin/true'];
+      const argv = [
+        BWRAP,
+        '--bind',
+        join(dir, 'root'),
+        '/',
+        '--proc',
+        '/proc',
+        '--ro-bind',
+        '/sys',
+        '/sys',
+        '--bind',
+        join(dir, 'tmp'),
+        '/tmp',
+        '--unshare-pid',
+        '--unshare-ipc',
+        '--unshare-uts',
+        '--cap-drop',
+        'ALL',
+        '/bin/true',
+      ];
       return { argv, env: BASELINE_ENV };
     });
     const chrootDir = join(scratch, 'chroot');
@@ -326,7 +357,8 @@ async function measure(options) {
     doc = {
       date: new Date().toISOString(),
       quick: options.quick,
-      method: 'bench/outside.py: one Python process times everything with perf_counter_ns; Runs through grpcio over the UNIX socket, other processes started with os.posix_spawn and reaped with os.waitpid',
+      method:
+        'bench/outside.py: one Python process times everything with perf_counter_ns; Runs through grpcio over the UNIX socket, other processes started with os.posix_spawn and reaped with os.waitpid',
       machine,
       runners: runners.map(({ name, checkout, code }) => ({ name, checkout, code })),
       sizes,
@@ -365,7 +397,8 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('must run as root (the runner mounts)');
   if (!process.env.MOUNTAT_BENCH_OUTER_NS) {
     ensureDebianPackages({ 'python3-grpcio': () => pythonWorks({ grpc: true }), bubblewrap: () => existsSync(BWRAP) });
-    if (!existsSync(join(REPO, 'dist', 'mountat-action')) || !existsSync(join(REPO, 'hooks', 'mountat-hook'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+    if (!existsSync(join(REPO, 'dist', 'mountat-action')) || !existsSync(join(REPO, 'hooks', 'mountat-hook')))
+      execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
     for (const r of options.runners) checkCheckout(r);
     if (!existsSync(CHROOT)) throw new Error(`${CHROOT} is missing (coreutils)`);
   }

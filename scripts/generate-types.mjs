@@ -92,11 +92,24 @@ function protoTypes() {
   try {
     const result = spawnSync(
       join(top, 'node_modules', '.bin', 'proto-loader-gen-types'),
-      ['--grpcLib=@grpc/grpc-js', `--outDir=${out}`, `--includeDirs=${join(top, 'schemas')}`, '--longs=String', '--enums=String', '--defaults', '--oneofs', '--importFileExtension=.js', ...protoTargets.protos],
+      [
+        '--grpcLib=@grpc/grpc-js',
+        `--outDir=${out}`,
+        `--includeDirs=${join(top, 'schemas')}`,
+        '--longs=String',
+        '--enums=String',
+        '--defaults',
+        '--oneofs',
+        '--importFileExtension=.js',
+        ...protoTargets.protos,
+      ],
       { encoding: 'utf8' },
     );
     if (result.status !== 0) throw new Error(`proto-loader-gen-types failed: ${result.stderr}`);
-    return listFiles(out).map((file) => [join(protoTargets.out, relative(out, file)), banner + readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*$/m, (line) => line.replace(top + '/', ''))]);
+    return listFiles(out).map((file) => [
+      join(protoTargets.out, relative(out, file)),
+      banner + readFileSync(file, 'utf8').replace(/^\/\/ Original file: .*$/m, (line) => line.replace(top + '/', '')),
+    ]);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -16,7 +16,10 @@ const build = join(dir, 'build');
 const socket = join(dir, 'runner.sock');
 execFileSync(join(repo, 'scripts', 'make-busybox-root.sh'), [join(build, 'action1', 'root')]);
 mkdirSync(join(build, 'action1', 'tmp'));
-writeFileSync(join(dir, 'config.json'), JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), logLevel: 'warn' }));
+writeFileSync(
+  join(dir, 'config.json'),
+  JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), logLevel: 'warn' }),
+);
 
 const runner = spawn(join(repo, 'bin', 'mountat.js'), ['runner', '--config', join(dir, 'config.json')], { stdio: 'inherit' });
 for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 25));

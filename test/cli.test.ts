@@ -21,8 +21,15 @@ describe('mountat exec', () => {
   it('runs the command chrooted with proc, sys and tmp, and exits with its status', () => {
     const before = mountTable();
     const result = mountat([
-      'exec', '--root', root, '--state-dir', state, '--',
-      '/bin/sh', '-c', 'readlink /proc/self/exe; ls /sys/kernel >/tmp/k && test -s /tmp/k && echo sys-ok; pwd; exit 7',
+      'exec',
+      '--root',
+      root,
+      '--state-dir',
+      state,
+      '--',
+      '/bin/sh',
+      '-c',
+      'readlink /proc/self/exe; ls /sys/kernel >/tmp/k && test -s /tmp/k && echo sys-ok; pwd; exit 7',
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('/bin/busybox\nsys-ok\n/\n');
@@ -40,9 +47,13 @@ describe('mountat exec', () => {
 
   it('unmounts when it is signalled while the command runs', async () => {
     const before = mountTable();
-    const child = spawn(process.execPath, [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', 'echo started; exec sleep 30'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', 'echo started; exec sleep 30'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     expect(mountsUnder(root)).toHaveLength(defaultPlanMountCount());
     child.kill('SIGTERM');
@@ -74,8 +85,12 @@ describe('mountat exec', () => {
   it('names a plan file that is not JSON or is missing', () => {
     const plan = join(state, 'plan.json');
     writeFileSync(plan, '{ mounts: ');
-    expect(mountat(['mount', '--root', root, '--plan', plan, '--state-dir', state]).stderr).toMatch(/^mountat: plan file .*plan\.json: not valid JSON \(.*\)\n$/);
-    expect(mountat(['mount', '--root', root, '--plan', join(state, 'none.json'), '--state-dir', state]).stderr).toMatch(/^mountat: plan file .*none\.json: ENOENT\n$/);
+    expect(mountat(['mount', '--root', root, '--plan', plan, '--state-dir', state]).stderr).toMatch(
+      /^mountat: plan file .*plan\.json: not valid JSON \(.*\)\n$/,
+    );
+    expect(mountat(['mount', '--root', root, '--plan', join(state, 'none.json'), '--state-dir', state]).stderr).toMatch(
+      /^mountat: plan file .*none\.json: ENOENT\n$/,
+    );
   });
 
   it('names a missing root and a root that is a file', () => {
@@ -165,7 +180,9 @@ describe('mountat doctor', () => {
     expect(result.stdout).toMatch(/^ok {3}syscall openat2$/m);
     expect(result.stdout).toMatch(/^ok {3}syscall mount_setattr$/m);
     expect(result.stdout).toMatch(/^ok {3}CAP_SYS_ADMIN is effective$/m);
-    expect(result.stdout).toMatch(new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private \\(see docs/operations\\.md#t-propagation\\)$`, 'm'));
+    expect(result.stdout).toMatch(
+      new RegExp(`^ok {3}${root} is on \\S+ mounted at \\S+, propagation private \\(see docs/operations\\.md#t-propagation\\)$`, 'm'),
+    );
     expect(result.stdout).toMatch(/this host can run mountat\n$/);
     expect(mountsUnder(root)).toEqual([]);
   });

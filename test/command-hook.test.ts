@@ -28,7 +28,7 @@ function running(pid: number): boolean {
 }
 
 describe('CommandHook', () => {
-  it('gives the state on stdin and exactly the entry\'s env', async () => {
+  it("gives the state on stdin and exactly the entry's env", async () => {
     const path = script('h', `cat > ${dir}/stdin; echo "$1|$(env | grep -v '^PWD=' | sort | tr '\\n' ' ')"`);
     const hook = new CommandHook({ path, args: ['h', 'arg1'], env: ['ONLY=this'] }, 'createContainer', 0);
     const out = await hook.run(state);
@@ -40,7 +40,7 @@ describe('CommandHook', () => {
     expect(await new CommandHook({ path: '/bin/busybox', args: ['echo', 'from', 'echo'] }, 'poststop', 0).run(state)).toBe('from echo');
   });
 
-  it('names the stage, index and path, and the hook\'s last stderr line, on failure', async () => {
+  it("names the stage, index and path, and the hook's last stderr line, on failure", async () => {
     const path = script('fails', 'echo progress; echo "first problem" >&2; echo "the real reason" >&2; exit 3');
     const hook = new CommandHook({ path, args: ['fails'] }, 'createRuntime', 2);
     await expect(hook.run(state)).rejects.toThrow(new HookError(`createRuntime hook #2 (${path}) exited with status 3: the real reason`, 'precondition'));
@@ -64,7 +64,9 @@ describe('CommandHook', () => {
   });
 
   it('reports a hook that cannot start, and refuses a relative path', async () => {
-    await expect(new CommandHook({ path: join(dir, 'missing') }, 'poststop', 1).run(state)).rejects.toThrow(/poststop hook #1 \(.*missing\) cannot start: spawn .* ENOENT/);
+    await expect(new CommandHook({ path: join(dir, 'missing') }, 'poststop', 1).run(state)).rejects.toThrow(
+      /poststop hook #1 \(.*missing\) cannot start: spawn .* ENOENT/,
+    );
     expect(() => new CommandHook({ path: 'relative/hook' }, 'poststop', 0)).toThrow('poststop hook #0: path "relative/hook" must be absolute');
   });
 });

@@ -3,7 +3,20 @@
 // table, the host's hostname and the files outside the root must be as they were. The same
 // suite shows that ordinary build work still works. Keep the list growing.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,9 +140,11 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
       expect(lines[2]).toBe('blocked: open_by_handle_at: EPERM');
     });
 
-    it('cannot make a node of the host\'s disk, nor mount anything', async () => {
+    it("cannot make a node of the host's disk, nor mount anything", async () => {
       const [major, minor] = rootDevice();
-      const { stdout } = await attack(`attacker mknod-mount ${major} ${minor} ${secret}; mount -t tmpfs evil /tmp 2>&1; echo "mount: $?"; attacker remount-sys`);
+      const { stdout } = await attack(
+        `attacker mknod-mount ${major} ${minor} ${secret}; mount -t tmpfs evil /tmp 2>&1; echo "mount: $?"; attacker remount-sys`,
+      );
       expect(stdout).toBe('blocked: mknod: EPERM\nmount: permission denied (are you root?)\nmount: 1\nblocked: remount /sys: EPERM\n');
     });
 
@@ -146,7 +161,7 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
       expect(stdout).toBe('drop_caches: 1\ncore_pattern: 1\nro\nkcore: 0\nkeys: 0\ntimer_list: 0\nLinux\n');
     });
 
-    it('mounts and unmounts nothing of the runner\'s: `umount -l /proc` is refused and the runner\'s proc stays', async () => {
+    it("mounts and unmounts nothing of the runner's: `umount -l /proc` is refused and the runner's proc stays", async () => {
       const id = attackAction(runner, as);
       const script = 'umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; sleep 1';
       const done = run(runner.client, requestFor(id, script));
@@ -179,7 +194,7 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
 
     it('cannot forge its end: the runner answers the exit status the kernel gave', async () => {
       const { exitCode, stdout } = await attack('attacker forge; echo "X 0 0 0 0 0 0 0 0 0 0 0 0 0 0" 2>/tmp/err > /proc/1/fd/5; echo "shell: $?"; exit 3');
-      expect(stdout).toBe('blocked: open /proc/1/fd/5: EACCES\nblocked: pidfd_getfd of pid 1\'s fd 5: EPERM\nblocked: ptrace pid 1: EPERM\nshell: 1\n');
+      expect(stdout).toBe("blocked: open /proc/1/fd/5: EACCES\nblocked: pidfd_getfd of pid 1's fd 5: EPERM\nblocked: ptrace pid 1: EPERM\nshell: 1\n");
       expect(exitCode).toBe('3');
     });
 
@@ -214,8 +229,13 @@ describeAttacks('an action with runCommandsAs (uid and gid 4242), through the ru
     chownSync(suid, 0, 0);
     chmodSync(suid, 0o4755);
     expect(statSync(suid).mode & 0o4000).toBe(0o4000);
-    await run(runner().client, requestFor(id, `suid-attacker euid; suid-attacker chroot-escape ${secret}; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status`));
-    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe(`blocked: effective uid 4242\nblocked: chroot: EPERM\nCapEff:\t${NO_CAPS}\nCapBnd:\t${NO_CAPS}\nNoNewPrivs:\t1\n`);
+    await run(
+      runner().client,
+      requestFor(id, `suid-attacker euid; suid-attacker chroot-escape ${secret}; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status`),
+    );
+    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe(
+      `blocked: effective uid 4242\nblocked: chroot: EPERM\nCapEff:\t${NO_CAPS}\nCapBnd:\t${NO_CAPS}\nNoNewPrivs:\t1\n`,
+    );
   });
 
   it('still does ordinary build work: /tmp, /proc/self/exe, writing and chmod in its working directory', async () => {
@@ -235,7 +255,9 @@ describeAttacks('an action with runCommandsAs (uid and gid 4242), through the ru
     ].join(' && ');
     const response = await run(runner().client, requestFor(id, script, { workingDirectory: 'work' }));
     expect(readFileSync(join(runner().build, id, 'stderr'), 'utf8')).toBe('');
-    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe('4242\n4242\n/bin/busybox\ndata\n4242 4242 640\n4242 4242 640\nremoved\nchown: out: Operation not permitted\nchown: 1\n');
+    expect(readFileSync(join(runner().build, id, 'stdout'), 'utf8')).toBe(
+      '4242\n4242\n/bin/busybox\ndata\n4242 4242 640\n4242 4242 640\nremoved\nchown: out: Operation not permitted\nchown: 1\n',
+    );
     expect(response.exitCode).toBe('0');
     expect(statSync(join(work, 'out')).uid).toBe(4242);
   });
@@ -252,11 +274,13 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
   });
 
   it('warns at start-up about each capability that acts outside the namespaces', () => {
-    expect(runner.output()).toMatch(/"capability":"CAP_SYS_ADMIN","lets":"mount, unmount, namespaces, and much of the kernel","msg":"actions are granted a capability that acts outside their namespaces"/);
+    expect(runner.output()).toMatch(
+      /"capability":"CAP_SYS_ADMIN","lets":"mount, unmount, namespaces, and much of the kernel","msg":"actions are granted a capability that acts outside their namespaces"/,
+    );
     expect(runner.output()).toMatch(/"capability":"CAP_SYS_CHROOT"/);
   });
 
-  it('keeps the action\'s mounts, unmounts and hostname in its own namespaces, and chroot still finds no way out', async () => {
+  it("keeps the action's mounts, unmounts and hostname in its own namespaces, and chroot still finds no way out", async () => {
     const id = attackAction(runner);
     const root = join(runner.build, id, 'root');
     const script = [
@@ -273,12 +297,14 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
     expect(mountsUnder(runner.build).filter((point) => point.endsWith('/inner'))).toEqual([]);
     expect(hostname()).toBe(hostnameBefore);
     expect((await done).exitCode).toBe('0');
-    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('blocked: the file outside is not reachable: ENOENT\nmounted\nunmounted-sys\nevil-inside\n');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(
+      'blocked: the file outside is not reachable: ENOENT\nmounted\nunmounted-sys\nevil-inside\n',
+    );
     expect(mountsUnder(runner.build)).toEqual([]);
   });
 });
 
-describe('where a seccomp profile refuses pivot_root, as Docker\'s default does', () => {
+describe("where a seccomp profile refuses pivot_root, as Docker's default does", () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
     runner = await startRunner({}, undefined, [fixtureBinary('seccomp-errno'), 'pivot_root', 'EPERM', '--'], [inheritedDir]);
@@ -295,7 +321,10 @@ describe('where a seccomp profile refuses pivot_root, as Docker\'s default does'
   });
 
   it('still keeps the action in: no chroot of its own, no user namespace (the kernel refuses one to a chrooted process), no handle, no fd', async () => {
-    const { stdout } = await runScript(runner, `attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle; attacker fds; cd /proc/1/root 2>&1; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; ls /`);
+    const { stdout } = await runScript(
+      runner,
+      `attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle; attacker fds; cd /proc/1/root 2>&1; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; ls /`,
+    );
     expect(stdout).toBe(
       [
         'blocked: chroot: EPERM',
@@ -305,7 +334,11 @@ describe('where a seccomp profile refuses pivot_root, as Docker\'s default does'
         "sh: cd: line 0: can't cd to /proc/1/root: Permission denied",
         `CapEff:\t${DEFAULT_CAPS}`,
         'NoNewPrivs:\t1',
-        'bin', 'proc', 'sys', 'tmp', 'usr',
+        'bin',
+        'proc',
+        'sys',
+        'tmp',
+        'usr',
       ].join('\n') + '\n',
     );
   });
@@ -315,9 +348,23 @@ describe('where a seccomp profile refuses pivot_root, as Docker\'s default does'
     try {
       const file = join(dir, 'config.json');
       mkdirSync(join(dir, 'build'));
-      writeFileSync(file, JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 's')] }], stateDirectory: join(dir, 'state'), capabilities: ['CAP_CHOWN', 'CAP_SYS_CHROOT'] }));
-      const result = spawnSync(fixtureBinary('seccomp-errno'), ['pivot_root', 'EPERM', '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], { encoding: 'utf8' });
-      expect(result.stderr).toBe('mountat: pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT: allow pivot_root, or do not grant it\n');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          buildDirectoryPath: join(dir, 'build'),
+          grpcServers: [{ listenPaths: [join(dir, 's')] }],
+          stateDirectory: join(dir, 'state'),
+          capabilities: ['CAP_CHOWN', 'CAP_SYS_CHROOT'],
+        }),
+      );
+      const result = spawnSync(
+        fixtureBinary('seccomp-errno'),
+        ['pivot_root', 'EPERM', '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file],
+        { encoding: 'utf8' },
+      );
+      expect(result.stderr).toBe(
+        'mountat: pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT: allow pivot_root, or do not grant it\n',
+      );
       expect(result.status).toBe(1);
     } finally {
       removeTree(dir);
@@ -326,10 +373,12 @@ describe('where a seccomp profile refuses pivot_root, as Docker\'s default does'
 });
 
 describe('capabilities the runner itself lacks', () => {
-  it('are not the action\'s either: a warning names them at start-up, and the action runs without them', async () => {
+  it("are not the action's either: a warning names them at start-up, and the action runs without them", async () => {
     const runner = await startRunner({}, undefined, ['setpriv', '--bounding-set=-chown', '--']);
     try {
-      expect(runner.output()).toMatch(/"capabilities":\["CAP_CHOWN"\],"msg":"capabilities configured for actions that the runner itself lacks: actions run without them"/);
+      expect(runner.output()).toMatch(
+        /"capabilities":\["CAP_CHOWN"\],"msg":"capabilities configured for actions that the runner itself lacks: actions run without them"/,
+      );
       const { stdout } = await runScript(runner, 'grep ^CapEff /proc/self/status; touch f; chown 1000 f 2>&1; echo "chown: $?"; chmod 600 f && echo chmod-ok');
       expect(stdout).toBe('CapEff:\t00000000000001fa\nchown: f: Operation not permitted\nchown: 1\nchmod-ok\n');
     } finally {
@@ -357,10 +406,14 @@ describe('mountat exec', () => {
       ].join('; ');
       // mountat exec inherits a directory fd outside (at fd 40, out of reach of Node's own close-on-exec
       // marking): the command must not.
-      const result = spawnSync(process.execPath, [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', script], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), inheritedDir],
-      });
+      const result = spawnSync(
+        process.execPath,
+        [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/sh', '-c', script],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), inheritedDir],
+        },
+      );
       expect(result.stderr).toBe('');
       const lines = result.stdout.trim().split('\n');
       expect(lines.slice(0, 9)).toEqual([
@@ -389,12 +442,28 @@ describe('mountat exec', () => {
     try {
       // /proc/net shows the reader's network namespace (sysfs would show the runner's, where it was made).
       const script = 'grep ^CapEff /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; ip -o link | cut -d" " -f2,3';
-      const result = mountat(['exec', '--root', root, '--state-dir', state, '--capabilities', 'chown,CAP_FOWNER', '--network', 'none', '--', '/bin/sh', '-c', script]);
+      const result = mountat([
+        'exec',
+        '--root',
+        root,
+        '--state-dir',
+        state,
+        '--capabilities',
+        'chown,CAP_FOWNER',
+        '--network',
+        'none',
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ]);
       expect(result.stderr).toBe('');
       // Only loopback in its network namespace, and up.
       expect(result.stdout).toBe('CapEff:\t0000000000000009\nlo\nlo: <LOOPBACK,UP,LOWER_UP>\n');
       expect(mountat(['exec', '--root', root, '--network', 'bogus', '--', '/bin/true']).stderr).toMatch(/^mountat: --network "bogus": one of host, none\n/);
-      expect(mountat(['exec', '--root', root, '--capabilities', 'CAP_FLY', '--', '/bin/true']).stderr).toMatch(/^mountat: --capabilities: unknown capability "CAP_FLY"\n/);
+      expect(mountat(['exec', '--root', root, '--capabilities', 'CAP_FLY', '--', '/bin/true']).stderr).toMatch(
+        /^mountat: --capabilities: unknown capability "CAP_FLY"\n/,
+      );
       expect(readdirSync(state)).toEqual([]);
     } finally {
       removeTree(root);
@@ -425,7 +494,10 @@ async function runInFullUserland(as: Identity, script: string): Promise<{ exitCo
     as.own(join(own.build, 'full', 'tmp'));
     for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
     writeFileSync(join(root, 'src', 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 0; }\n');
-    const response = await run(own.client, requestFor('full', '', { arguments: ['/bin/sh', '-c', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }));
+    const response = await run(
+      own.client,
+      requestFor('full', '', { arguments: ['/bin/sh', '-c', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }),
+    );
     expect(mountsUnder(own.build)).toEqual([]);
     return {
       exitCode: response.exitCode,
@@ -486,7 +558,11 @@ describe('ordinary build work still works', () => {
 
   it('32 actions at once, each in its own root and namespaces', async () => {
     const ids = Array.from({ length: 32 }, () => attackAction(runner));
-    const responses = await Promise.all(ids.map((id) => run(runner.client, requestFor(id, `echo ${id} > /tmp/mark; hostname; ls /proc | grep -c "^[0-9]"; cat /tmp/mark; readlink /proc/self/exe`))));
+    const responses = await Promise.all(
+      ids.map((id) =>
+        run(runner.client, requestFor(id, `echo ${id} > /tmp/mark; hostname; ls /proc | grep -c "^[0-9]"; cat /tmp/mark; readlink /proc/self/exe`)),
+      ),
+    );
     for (const [i, id] of ids.entries()) {
       expect(responses[i]!.exitCode).toBe('0');
       const out = readFileSync(join(runner.build, id, 'stdout'), 'utf8').split('\n');

@@ -11,7 +11,15 @@ type Pod = NonNullable<NonNullable<K8sObject['spec']>['template']>['spec'];
 type Container = Pod['containers'][number];
 
 /** Problems of a copy of the real files, changed by edit. */
-function problemsAfter(edit: (copy: { objects: K8sObject[]; worker: WorkerConfig; pod: Pod; container: (name: string) => Container; runnerJson: (change: (json: RunnerConfig) => void) => void }) => void): string[] {
+function problemsAfter(
+  edit: (copy: {
+    objects: K8sObject[];
+    worker: WorkerConfig;
+    pod: Pod;
+    container: (name: string) => Container;
+    runnerJson: (change: (json: RunnerConfig) => void) => void;
+  }) => void,
+): string[] {
   const { objects, worker } = structuredClone(original);
   const pod = objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec;
   const container = (name: string): Container => pod.containers.find((c) => c.name === name)!;
@@ -44,35 +52,143 @@ describe('deploy/kubernetes', () => {
   });
 
   const cases: Array<[string, Parameters<typeof problemsAfter>[0], string[]]> = [
-    ['a runner volumeMount renamed', ({ container }) => (mount(container('runner'), 'runner-state').name = 'state'), ['runner: volumeMount state names no volume of the pod']],
-    ['the stateDirectory mount removed', ({ container }) => (container('runner').volumeMounts = container('runner').volumeMounts!.filter((m) => m.name !== 'runner-state')), ['runner: stateDirectory /run/mountat/runner is on no volumeMount (records would not survive a container restart)']],
-    ['the socket moved within the shared volume', ({ runnerJson }) => runnerJson((json) => (json.grpcServers = [{ listenPaths: ['/worker/other.sock'] }])), ['bb_worker: no runner with endpoint unix:///worker/other.sock']],
+    [
+      'a runner volumeMount renamed',
+      ({ container }) => (mount(container('runner'), 'runner-state').name = 'state'),
+      ['runner: volumeMount state names no volume of the pod'],
+    ],
+    [
+      'the stateDirectory mount removed',
+      ({ container }) => (container('runner').volumeMounts = container('runner').volumeMounts!.filter((m) => m.name !== 'runner-state')),
+      ['runner: stateDirectory /run/mountat/runner is on no volumeMount (records would not survive a container restart)'],
+    ],
+    [
+      'the socket moved within the shared volume',
+      ({ runnerJson }) => runnerJson((json) => (json.grpcServers = [{ listenPaths: ['/worker/other.sock'] }])),
+      ['bb_worker: no runner with endpoint unix:///worker/other.sock'],
+    ],
     [
       'the socket moved off the shared volume',
       ({ runnerJson }) => runnerJson((json) => (json.grpcServers = [{ listenPaths: ['/tmp/runner'] }])),
       ['runner: socket /tmp/runner is on no volumeMount', 'bb_worker: no runner with endpoint unix:///tmp/runner'],
     ],
-    ['the worker mounting the shared volume elsewhere', ({ container }) => (mount(container('worker'), 'worker').mountPath = '/srv'), ['worker: does not mount volume worker at /worker, where the runner\'s socket /worker/runner is', 'worker: does not mount volume worker at /worker, where the runner\'s buildDirectoryPath /worker/build is']],
-    ['the readiness probe on another path', ({ container }) => (container('runner').readinessProbe!.httpGet!.path = '/-/healthy'), ['runner: readinessProbe is not httpGet /-/ready on port 9981']],
-    ['the readiness probe back to a process per probe', ({ container }) => (container('runner').readinessProbe = { exec: { command: ['mountat', 'probe', '--config', '/config/runner.json'] } }), ['runner: readinessProbe is not httpGet /-/ready on port 9981']],
-    ['the readiness check not naming the build directory', ({ runnerJson }) => runnerJson((json) => (json.readinessCheckingPathnames = [])), ['runner.json: readinessCheckingPathnames does not name buildDirectoryPath /worker/build (the readiness probe would pass while it is missing)']],
-    ['the config key renamed', ({ objects }) => (objects[0]!.data = { 'config.json': objects[0]!.data!['runner.json']! }), ['runner: ConfigMap mountat-runner (in this file) has no key runner.json']],
-    ['runner.json invalid', ({ runnerJson }) => runnerJson((json) => (json.buildDirectoryPath = 'worker/build')), ['runner.json: config.buildDirectoryPath must match ^/ (got "worker/build")']],
-    ['an extra capability', ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
-    ['SETPCAP missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'SETPCAP')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
-    ['the actions\' capabilities missing', ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT']), ['runner: capabilities.add is [SETPCAP, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
-    ['network none without NET_ADMIN', ({ runnerJson }) => runnerJson((json) => (json.network = 'none')), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
-    ['the seccomp profile left to the node', ({ container }) => delete container('runner').securityContext!.seccompProfile, ['runner: seccompProfile is unset, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)']],
-    ['Unconfined seccomp with SYS_CHROOT still added', ({ container }) => (container('runner').securityContext!.seccompProfile = { type: 'Unconfined' }), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]']],
-    ['drop not ALL', ({ container }) => (container('runner').securityContext!.capabilities!.drop = ['NET_RAW']), ['runner: capabilities.drop is [NET_RAW], not [ALL]']],
+    [
+      'the worker mounting the shared volume elsewhere',
+      ({ container }) => (mount(container('worker'), 'worker').mountPath = '/srv'),
+      [
+        "worker: does not mount volume worker at /worker, where the runner's socket /worker/runner is",
+        "worker: does not mount volume worker at /worker, where the runner's buildDirectoryPath /worker/build is",
+      ],
+    ],
+    [
+      'the readiness probe on another path',
+      ({ container }) => (container('runner').readinessProbe!.httpGet!.path = '/-/healthy'),
+      ['runner: readinessProbe is not httpGet /-/ready on port 9981'],
+    ],
+    [
+      'the readiness probe back to a process per probe',
+      ({ container }) => (container('runner').readinessProbe = { exec: { command: ['mountat', 'probe', '--config', '/config/runner.json'] } }),
+      ['runner: readinessProbe is not httpGet /-/ready on port 9981'],
+    ],
+    [
+      'the readiness check not naming the build directory',
+      ({ runnerJson }) => runnerJson((json) => (json.readinessCheckingPathnames = [])),
+      ['runner.json: readinessCheckingPathnames does not name buildDirectoryPath /worker/build (the readiness probe would pass while it is missing)'],
+    ],
+    [
+      'the config key renamed',
+      ({ objects }) => (objects[0]!.data = { 'config.json': objects[0]!.data!['runner.json']! }),
+      ['runner: ConfigMap mountat-runner (in this file) has no key runner.json'],
+    ],
+    [
+      'runner.json invalid',
+      ({ runnerJson }) => runnerJson((json) => (json.buildDirectoryPath = 'worker/build')),
+      ['runner.json: config.buildDirectoryPath must match ^/ (got "worker/build")'],
+    ],
+    [
+      'an extra capability',
+      ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'),
+      [
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
+    [
+      'SETPCAP missing',
+      ({ container }) =>
+        (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'SETPCAP')),
+      [
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
+    [
+      "the actions' capabilities missing",
+      ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT']),
+      [
+        'runner: capabilities.add is [SETPCAP, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
+    [
+      'network none without NET_ADMIN',
+      ({ runnerJson }) => runnerJson((json) => (json.network = 'none')),
+      [
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
+    [
+      'the seccomp profile left to the node',
+      ({ container }) => delete container('runner').securityContext!.seccompProfile,
+      ['runner: seccompProfile is unset, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)'],
+    ],
+    [
+      'Unconfined seccomp with SYS_CHROOT still added',
+      ({ container }) => (container('runner').securityContext!.seccompProfile = { type: 'Unconfined' }),
+      [
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]',
+      ],
+    ],
+    [
+      'drop not ALL',
+      ({ container }) => (container('runner').securityContext!.capabilities!.drop = ['NET_RAW']),
+      ['runner: capabilities.drop is [NET_RAW], not [ALL]'],
+    ],
     ['the runner privileged', ({ container }) => (container('runner').securityContext!.privileged = true), ['runner: privileged']],
-    ['the worker not privileged', ({ container }) => (container('worker').securityContext!.privileged = false), ['worker: not privileged (FUSE; and Kubernetes allows Bidirectional only there)']],
-    ['the worker propagation None', ({ container }) => (mount(container('worker'), 'worker').mountPropagation = 'None'), ['worker: mount of worker is not Bidirectional']],
-    ['the runner propagation None', ({ container }) => (mount(container('runner'), 'worker').mountPropagation = 'None'), ['runner: mount of worker is not HostToContainer']],
-    ['the jsonnet endpoint elsewhere', ({ worker }) => (worker.buildDirectories![0]!.runners![0]!.endpoint = { address: 'unix:///worker/bb_runner' }), ['bb_worker: no runner with endpoint unix:///worker/runner']],
-    ['the jsonnet build directory elsewhere', ({ worker }) => (worker.buildDirectories![0]!.virtual!.mount!.mountPath = '/worker/b'), ['bb_worker: build directory /worker/b is not the runner\'s /worker/build']],
-    ['no inputRootCharacterDeviceNodes', ({ worker }) => delete worker.buildDirectories![0]!.runners![0]!.inputRootCharacterDeviceNodes, ['bb_worker: no inputRootCharacterDeviceNodes (the runner does not mount /dev)']],
-    ['runCommandsAs with the root actions\' capabilities still added', ({ runnerJson }) => runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 })), ['runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]']],
+    [
+      'the worker not privileged',
+      ({ container }) => (container('worker').securityContext!.privileged = false),
+      ['worker: not privileged (FUSE; and Kubernetes allows Bidirectional only there)'],
+    ],
+    [
+      'the worker propagation None',
+      ({ container }) => (mount(container('worker'), 'worker').mountPropagation = 'None'),
+      ['worker: mount of worker is not Bidirectional'],
+    ],
+    [
+      'the runner propagation None',
+      ({ container }) => (mount(container('runner'), 'worker').mountPropagation = 'None'),
+      ['runner: mount of worker is not HostToContainer'],
+    ],
+    [
+      'the jsonnet endpoint elsewhere',
+      ({ worker }) => (worker.buildDirectories![0]!.runners![0]!.endpoint = { address: 'unix:///worker/bb_runner' }),
+      ['bb_worker: no runner with endpoint unix:///worker/runner'],
+    ],
+    [
+      'the jsonnet build directory elsewhere',
+      ({ worker }) => (worker.buildDirectories![0]!.virtual!.mount!.mountPath = '/worker/b'),
+      ["bb_worker: build directory /worker/b is not the runner's /worker/build"],
+    ],
+    [
+      'no inputRootCharacterDeviceNodes',
+      ({ worker }) => delete worker.buildDirectories![0]!.runners![0]!.inputRootCharacterDeviceNodes,
+      ['bb_worker: no inputRootCharacterDeviceNodes (the runner does not mount /dev)'],
+    ],
+    [
+      "runCommandsAs with the root actions' capabilities still added",
+      ({ runnerJson }) => runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 })),
+      [
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
     [
       'runCommandsAs without a PID namespace and without KILL',
       ({ container, runnerJson }) => {
@@ -82,9 +198,25 @@ describe('deploy/kubernetes', () => {
       ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]'],
     ],
     ['no cpu request on the worker', ({ container }) => delete container('worker').resources!.requests!.cpu, ['worker: no resources.requests.cpu']],
-    ['the diagnostics port changed in runner.json only', ({ runnerJson }) => runnerJson((json) => (json.global!.diagnosticsHttpServer!.httpServers![0]!.listenAddresses = [':9990'])), ['runner: no containerPort 9990 (diagnostics)', 'runner: livenessProbe is not httpGet /-/healthy on port 9990', 'runner: readinessProbe is not httpGet /-/ready on port 9990']],
-    ['the liveness probe on another port', ({ container }) => (container('runner').livenessProbe!.httpGet!.port = 8080), ['runner: livenessProbe is not httpGet /-/healthy on port 9981']],
-    ['the selector not matching the pod', ({ objects }) => (objects[1]!.spec!.selector!.matchLabels = { app: 'other' }), ['Deployment: selector app=other does not match the pod template\'s labels']],
+    [
+      'the diagnostics port changed in runner.json only',
+      ({ runnerJson }) => runnerJson((json) => (json.global!.diagnosticsHttpServer!.httpServers![0]!.listenAddresses = [':9990'])),
+      [
+        'runner: no containerPort 9990 (diagnostics)',
+        'runner: livenessProbe is not httpGet /-/healthy on port 9990',
+        'runner: readinessProbe is not httpGet /-/ready on port 9990',
+      ],
+    ],
+    [
+      'the liveness probe on another port',
+      ({ container }) => (container('runner').livenessProbe!.httpGet!.port = 8080),
+      ['runner: livenessProbe is not httpGet /-/healthy on port 9981'],
+    ],
+    [
+      'the selector not matching the pod',
+      ({ objects }) => (objects[1]!.spec!.selector!.matchLabels = { app: 'other' }),
+      ["Deployment: selector app=other does not match the pod template's labels"],
+    ],
   ];
   it.each(cases)('finds %s', (_name, edit, expected) => {
     expect(problemsAfter(edit)).toEqual(expected);

@@ -106,24 +106,40 @@ describe('the runner image', () => {
     expect(enough.output).toContain('ok   pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead');
     expect(enough.output).not.toMatch(/^(warn|fail) /m);
 
-    const noAdmin = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'), 'mountat', ['doctor']);
+    const noAdmin = await runOnce(
+      CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'),
+      'mountat',
+      ['doctor'],
+    );
     expect(noAdmin.status).toBe(1);
     expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
-    const noSetpcap = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SETPCAP'), 'mountat', ['doctor']);
+    const noSetpcap = await runOnce(
+      CAPABILITIES.filter((cap) => cap !== 'SETPCAP'),
+      'mountat',
+      ['doctor'],
+    );
     expect(noSetpcap.output).toContain('warn CAP_SETPCAP is not effective');
-    const noChroot = await runOnce(CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'), 'mountat', ['doctor']);
+    const noChroot = await runOnce(
+      CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'),
+      'mountat',
+      ['doctor'],
+    );
     expect(noChroot.output).toContain('warn pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective');
     const runnerOnly = await runOnce(['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT'], 'mountat', ['doctor']);
-    expect(runnerOnly.output).toContain('warn actions running as root will lack CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID');
+    expect(runnerOnly.output).toContain(
+      'warn actions running as root will lack CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID',
+    );
   });
 
   it('declares its entrypoint and a HEALTHCHECK through `mountat probe`', async () => {
-    const config = parseJson<{ Entrypoint: string[]; Healthcheck: { Test: string[] } }>(await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image]));
+    const config = parseJson<{ Entrypoint: string[]; Healthcheck: { Test: string[] } }>(
+      await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image]),
+    );
     expect(config.Entrypoint).toEqual(['tini', '--', 'mountat', 'runner', '--config', '/config/runner.json']);
     expect(config.Healthcheck.Test).toEqual(['CMD', 'mountat', 'probe', '--config', '/config/runner.json', '--timeout', '4']);
   });
 
-  it('serves Run from the host with only the documented capabilities: /proc and /sys work in the contained action, the worker\'s later mount reaches it, nothing stays mounted', async () => {
+  it("serves Run from the host with only the documented capabilities: /proc and /sys work in the contained action, the worker's later mount reaches it, nothing stays mounted", async () => {
     const { GenericContainer, Wait } = await import('testcontainers');
     const healthcheck = parseJson<['CMD', ...string[]]>(await engine.docker(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image]));
 
@@ -166,7 +182,11 @@ describe('the runner image', () => {
         // /tmp is the request's temporary directory bound in: of the file system it lives on.
         expect(mounts).toBe(`/proc proc,/sys sysfs,/tmp ${id === 'a1' ? buildFsType : 'tmpfs'},`);
         // The same kernel as this test's: the same names to cover.
-        expect(covers?.trim()).toBe(procCoversHere().map((name) => `/proc/${name}`).join(' '));
+        expect(covers?.trim()).toBe(
+          procCoversHere()
+            .map((name) => `/proc/${name}`)
+            .join(' '),
+        );
         expect(Number(classes)).toBeGreaterThan(5);
         // Its own PID namespace: the init (1) and the action (2), then the pipeline's processes.
         expect(pids).toMatch(/^pids: 1 2( \d+)* ?$/);
@@ -180,11 +200,16 @@ describe('the runner image', () => {
       makeAction(build, 'a3');
       installAttacker(join(build, 'a3', 'root'));
       await run(client, requestFor('a3', 'attacker chroot-escape /etc/hostname; attacker userns-escape /etc/hostname; attacker fds'));
-      expect(readFileSync(join(build, 'a3', 'stdout'), 'utf8')).toBe('blocked: chroot: EPERM\nblocked: unshare user+mount namespace: EPERM\nblocked: no fd but 0, 1, 2\n');
+      expect(readFileSync(join(build, 'a3', 'stdout'), 'utf8')).toBe(
+        'blocked: chroot: EPERM\nblocked: unshare user+mount namespace: EPERM\nblocked: no fd but 0, 1, 2\n',
+      );
 
       // Inside the container, after the actions: only the worker's own mount below /worker/build.
       const inside = await container.exec(['cat', '/proc/self/mountinfo']);
-      const below = inside.output.split('\n').map((line) => line.split(' ')[4]).filter((point) => point?.startsWith('/worker/build/'));
+      const below = inside.output
+        .split('\n')
+        .map((line) => line.split(' ')[4])
+        .filter((point) => point?.startsWith('/worker/build/'));
       expect(below).toEqual(['/worker/build/late']);
       const status = await container.exec(['grep', 'CapEff', '/proc/1/status']);
       expect(BigInt(`0x${status.output.split(/\s+/)[1]}`)).toBe(capabilityBits(CAPABILITIES));
@@ -221,7 +246,10 @@ describe('the runner image', () => {
       const late = mountLate(build, 'a3');
       client = clientFor(worker);
       // The runner sees the empty directory under the worker's mount, so the input root is missing.
-      await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('late/a3/root') as unknown });
+      await expect(run(client, requestFor('late/a3', 'true'))).rejects.toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringContaining('late/a3/root') as unknown,
+      });
       await container.stop({ timeout: 20_000 });
       execFileSync('umount', [late]);
     } finally {

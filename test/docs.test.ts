@@ -40,7 +40,10 @@ function verbsOf(usage: string): Map<string, string[]> {
 
 /** A man page's source as the words it shows: `\-` is a hyphen, font changes and `\&` are nothing. */
 function roffText(source: string): string {
-  return source.replace(/\\-/g, '-').replace(/\\f[BIRP]/g, '').replace(/\\&/g, '');
+  return source
+    .replace(/\\-/g, '-')
+    .replace(/\\f[BIRP]/g, '')
+    .replace(/\\&/g, '');
 }
 
 /** The text of one section (`.SH NAME`) or subsection (`.SS NAME`), up to the next heading of either. */
@@ -57,7 +60,7 @@ describe('man/mountat.1', () => {
   const page = roffText(read('man/mountat.1'));
   const verbs = verbsOf(usage);
 
-  it('has every verb of src/cli/main.ts\'s usage, in the synopsis and a section with each of its flags', () => {
+  it("has every verb of src/cli/main.ts's usage, in the synopsis and a section with each of its flags", () => {
     expect([...verbs.keys()]).toEqual(expect.arrayContaining(['doctor', 'mount', 'umount', 'exec', 'runner', 'probe']));
     const synopsis = sectionOf(page, 'SH', 'SYNOPSIS');
     for (const [verb, flags] of verbs) {
@@ -79,13 +82,13 @@ describe('man/mountat-hook.1', () => {
   const usage = usageIn('src/oci/hook-main.ts');
   const page = roffText(read('man/mountat-hook.1'));
 
-  it('describes every stage the hook knows, and podman\'s precreate', () => {
+  it("describes every stage the hook knows, and podman's precreate", () => {
     const stages = sectionOf(page, 'SH', 'STAGES');
     expect(stages).toBeDefined();
     for (const stage of [...STAGES, PRECREATE_STAGE]) expect(stages, stage).toMatch(new RegExp(`^\\.BR? (.*[ "])?${stage}([ ",]|$)`, 'm'));
   });
 
-  it('describes every flag of src/oci/hook-main.ts\'s usage', () => {
+  it("describes every flag of src/oci/hook-main.ts's usage", () => {
     const options = sectionOf(page, 'SH', 'OPTIONS');
     const flags = flagsIn(usage);
     expect(flags).toEqual(expect.arrayContaining(['--plan', '--state-dir', '--root-fd', '--proc-pidns']));
@@ -103,7 +106,15 @@ describe('man pages', () => {
 });
 
 // Links: what the pages say, without what code blocks and code spans show.
-const MARKDOWN = ['README.md', 'CONTRIBUTING.md', 'SECURITY.md', 'CHANGELOG.md', ...readdirSync(join(repo, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
+const MARKDOWN = [
+  'README.md',
+  'CONTRIBUTING.md',
+  'SECURITY.md',
+  'CHANGELOG.md',
+  ...readdirSync(join(repo, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
 
 function prose(markdown: string): string {
   return markdown.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '');

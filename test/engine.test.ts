@@ -83,7 +83,15 @@ describe('filesystem options reach the kernel', () => {
     mkdirSync(join(root, 'dev'));
     writeFileSync(join(root, 'dev', 'keep'), 'device nodes live here');
     using rootFd = openDir(root);
-    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'dev/shm', kind: 'tmpfs' }, { target: 'a/b/c', kind: 'tmpfs' }] }));
+    const attachment = attach(
+      rootFd,
+      parsePlan({
+        mounts: [
+          { target: 'dev/shm', kind: 'tmpfs' },
+          { target: 'a/b/c', kind: 'tmpfs' },
+        ],
+      }),
+    );
     expect(attachment.mounts.map((m) => m.createdDirs.map((d) => d.path))).toEqual([['dev/shm'], ['a', 'a/b', 'a/b/c']]);
     expect(mountsUnder(root)).toEqual([`${root}/dev/shm`, `${root}/a/b/c`]);
     const report = detach(rootFd, attachment);
@@ -125,7 +133,9 @@ describe('bind mounts', () => {
         writeFileSync(join(root, 'work', 'from-action'), 'written inside');
         expect(readFileSync(join(source, 'from-action'), 'utf8')).toBe('written inside');
         expect(() => writeFileSync(join(root, 'ro', 'nope'), 'x')).toThrow(/EROFS/);
-        const line = mountTable().split('\n').find((l) => l.includes(` ${root}/work `));
+        const line = mountTable()
+          .split('\n')
+          .find((l) => l.includes(` ${root}/work `));
         expect(line?.split(' - ')[0]).not.toMatch(/shared:|master:/);
       } finally {
         detach(rootFd, attachment);

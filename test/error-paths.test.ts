@@ -24,7 +24,11 @@ afterEach(() => {
 });
 
 function runWithStatxFailing(mask: number, which: string): { before: number; after: number; error?: string } {
-  const result = spawnSync(fixtureBinary('seccomp-errno'), ['statx', 'EIO', `0x${mask.toString(16)}`, '--', process.execPath, join(repo, 'test', 'fixtures', 'statx-error-paths.mjs'), which, root], { encoding: 'utf8' });
+  const result = spawnSync(
+    fixtureBinary('seccomp-errno'),
+    ['statx', 'EIO', `0x${mask.toString(16)}`, '--', process.execPath, join(repo, 'test', 'fixtures', 'statx-error-paths.mjs'), which, root],
+    { encoding: 'utf8' },
+  );
   if (result.status !== 0) throw new Error(`statx-error-paths ${which} exited ${result.status}: ${result.stderr}`);
   return parseJson(result.stdout);
 }

@@ -34,14 +34,16 @@ function hook(args: string[], input: unknown, env: NodeJS.ProcessEnv = {}) {
 const stateFor = (extra: object = {}) => ({ ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 1, bundle, ...extra });
 
 describe('createContainer then poststop', () => {
-  it('mounts into config.json\'s root.path and cleans up from the record', () => {
+  it("mounts into config.json's root.path and cleans up from the record", () => {
     const before = mountTable();
     const mounted = hook(['createContainer', '--state-dir', state], stateFor());
     expect(mounted.stderr).toBe('');
     // proc is hardened by default: the summary counts its covers, which are submounts of it.
     const readOnly = procCoversHere().filter((name) => PROC_COVERS.find((spec) => spec.name === name)?.how === 'readonly').length;
     const masked = procCoversHere().length - readOnly;
-    expect(mounted.stdout).toBe(`mounted proc on /proc (hardened: ${readOnly} read-only, ${masked} masked), sysfs on /sys, tmpfs on /tmp in ${bundle}/rootfs\n`);
+    expect(mounted.stdout).toBe(
+      `mounted proc on /proc (hardened: ${readOnly} read-only, ${masked} masked), sysfs on /sys, tmpfs on /tmp in ${bundle}/rootfs\n`,
+    );
     const rootfs = join(bundle, 'rootfs');
     expect(mountsUnder(rootfs)).toEqual([join(rootfs, 'proc'), ...procCoverPoints(join(rootfs, 'proc')), join(rootfs, 'sys'), join(rootfs, 'tmp')]);
     expect(readdirSync(state)).toEqual(['oci-c1.json']);
@@ -58,7 +60,7 @@ describe('createContainer then poststop', () => {
     expect(again.stdout).toBe('nothing recorded for container c1\n');
   });
 
-  it('uses crun\'s state.root (relative to the bundle) without reading config.json', () => {
+  it("uses crun's state.root (relative to the bundle) without reading config.json", () => {
     writeConfig('not json at all');
     const mounted = hook(['createContainer', '--state-dir', state], stateFor({ pid: 0, root: 'rootfs', annotations: { 'org.mountat.mounts': 'tmp' } }));
     expect(mounted.stderr).toBe('');
@@ -67,7 +69,7 @@ describe('createContainer then poststop', () => {
     expect(mountsUnder(join(bundle, 'rootfs'))).toEqual([]);
   });
 
-  it('takes the operator\'s plan file, binds included, and writes pino logs when asked', () => {
+  it("takes the operator's plan file, binds included, and writes pino logs when asked", () => {
     const source = scratchDir('mountat-hooksrc-');
     const plan = join(state, 'plan.json');
     const log = join(state, 'logs', 'hook.log');
@@ -77,7 +79,10 @@ describe('createContainer then poststop', () => {
       expect(hook(['createContainer', ...args], stateFor()).stderr).toBe('');
       expect(mountsUnder(join(bundle, 'rootfs'))).toEqual([join(bundle, 'rootfs', 'work')]);
       expect(hook(['poststop', ...args], stateFor()).stderr).toBe('');
-      const lines = readFileSync(log, 'utf8').trim().split('\n').map((line) => parseJson<{ stage: string; container: string; msg: string; mounts: unknown[] }>(line));
+      const lines = readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => parseJson<{ stage: string; container: string; msg: string; mounts: unknown[] }>(line));
       expect(lines.map((line) => [line.stage, line.container, line.msg])).toEqual([
         ['createContainer', 'c1', 'mounted'],
         ['poststop', 'c1', 'cleaned up'],
@@ -161,15 +166,55 @@ describe('poststop keeps the record unless the rootfs is really gone', () => {
 describe('bad input: one line on stderr, a non-zero exit, nothing mounted', () => {
   const cases: Array<[string, () => { args: string[]; input: unknown }, number, RegExp]> = [
     ['no stage', () => ({ args: [], input: stateFor() }), 2, /^mountat-hook: no stage given\nusage: mountat-hook STAGE/],
-    ['an unknown stage', () => ({ args: ['create'], input: stateFor() }), 2, /^mountat-hook: unknown stage "create" \(one of prestart, createRuntime, createContainer, startContainer, poststart, poststop\)\n$/],
+    [
+      'an unknown stage',
+      () => ({ args: ['create'], input: stateFor() }),
+      2,
+      /^mountat-hook: unknown stage "create" \(one of prestart, createRuntime, createContainer, startContainer, poststart, poststop\)\n$/,
+    ],
     ['an unknown flag', () => ({ args: ['createContainer', '--bogus'], input: stateFor() }), 2, /^mountat-hook: Unknown option '--bogus'/],
-    ['a stage with nothing to do', () => ({ args: ['poststart'], input: stateFor() }), 2, /^mountat-hook: stage poststart: mountat-hook mounts at createContainer .* it has nothing to do at poststart\n$/],
-    ['malformed JSON', () => ({ args: ['createContainer'], input: '{"ociVersion": "1.0.2", ' }), 1, /^mountat-hook: the container state on stdin is not JSON: .*\n$/],
-    ['a missing field', () => ({ args: ['createContainer'], input: { ...stateFor(), id: undefined } }), 1, /^mountat-hook: state must have required property 'id'\n$/],
-    ['a missing bundle', () => ({ args: ['createContainer'], input: stateFor({ bundle: '/nonexistent/bundle' }) }), 1, /^mountat-hook: state\.bundle "\/nonexistent\/bundle": openat2 `\/nonexistent\/bundle`: ENOENT\n$/],
-    ['a bad annotation', () => ({ args: ['createContainer'], input: stateFor({ annotations: { 'org.mountat.mounts': 'proc,nfs' } }) }), 1, /^mountat-hook: annotation org\.mountat\.mounts="proc,nfs": unknown mount "nfs" \(known: proc, sys, tmp\)\n$/],
-    ['prestart without a pid', () => ({ args: ['prestart'], input: stateFor({ pid: 0 }) }), 1, /^mountat-hook: stage prestart: the state has no container pid \(got 0\), so its namespace cannot be entered; run the hook at createContainer\n$/],
-    ['a missing plan file', () => ({ args: ['createContainer', '--plan', '/nonexistent/plan.json'], input: stateFor() }), 1, /^mountat-hook: --plan \/nonexistent\/plan\.json: ENOENT\n$/],
+    [
+      'a stage with nothing to do',
+      () => ({ args: ['poststart'], input: stateFor() }),
+      2,
+      /^mountat-hook: stage poststart: mountat-hook mounts at createContainer .* it has nothing to do at poststart\n$/,
+    ],
+    [
+      'malformed JSON',
+      () => ({ args: ['createContainer'], input: '{"ociVersion": "1.0.2", ' }),
+      1,
+      /^mountat-hook: the container state on stdin is not JSON: .*\n$/,
+    ],
+    [
+      'a missing field',
+      () => ({ args: ['createContainer'], input: { ...stateFor(), id: undefined } }),
+      1,
+      /^mountat-hook: state must have required property 'id'\n$/,
+    ],
+    [
+      'a missing bundle',
+      () => ({ args: ['createContainer'], input: stateFor({ bundle: '/nonexistent/bundle' }) }),
+      1,
+      /^mountat-hook: state\.bundle "\/nonexistent\/bundle": openat2 `\/nonexistent\/bundle`: ENOENT\n$/,
+    ],
+    [
+      'a bad annotation',
+      () => ({ args: ['createContainer'], input: stateFor({ annotations: { 'org.mountat.mounts': 'proc,nfs' } }) }),
+      1,
+      /^mountat-hook: annotation org\.mountat\.mounts="proc,nfs": unknown mount "nfs" \(known: proc, sys, tmp\)\n$/,
+    ],
+    [
+      'prestart without a pid',
+      () => ({ args: ['prestart'], input: stateFor({ pid: 0 }) }),
+      1,
+      /^mountat-hook: stage prestart: the state has no container pid \(got 0\), so its namespace cannot be entered; run the hook at createContainer\n$/,
+    ],
+    [
+      'a missing plan file',
+      () => ({ args: ['createContainer', '--plan', '/nonexistent/plan.json'], input: stateFor() }),
+      1,
+      /^mountat-hook: --plan \/nonexistent\/plan\.json: ENOENT\n$/,
+    ],
   ];
   it.each(cases)('%s', (_name, make, code, message) => {
     const before = mountTable();
@@ -182,12 +227,35 @@ describe('bad input: one line on stderr, a non-zero exit, nothing mounted', () =
   });
 
   const configCases: Array<[string, () => void, RegExp]> = [
-    ['a missing config.json', () => spawnSync('rm', [join(bundle, 'config.json')]), /^mountat-hook: cannot read config\.json in bundle .*: openat2 `config\.json`: ENOENT\n$/],
-    ['config.json as a symlink out of the bundle', () => (spawnSync('rm', [join(bundle, 'config.json')]), symlinkSync('/etc/passwd', join(bundle, 'config.json'))), /^mountat-hook: cannot read config\.json in bundle .*: openat2 `config\.json`: EXDEV\n$/],
+    [
+      'a missing config.json',
+      () => spawnSync('rm', [join(bundle, 'config.json')]),
+      /^mountat-hook: cannot read config\.json in bundle .*: openat2 `config\.json`: ENOENT\n$/,
+    ],
+    [
+      'config.json as a symlink out of the bundle',
+      () => (spawnSync('rm', [join(bundle, 'config.json')]), symlinkSync('/etc/passwd', join(bundle, 'config.json'))),
+      /^mountat-hook: cannot read config\.json in bundle .*: openat2 `config\.json`: EXDEV\n$/,
+    ],
     ['malformed config.json', () => writeConfig('{"root": '), /^mountat-hook: config\.json in bundle .* is not JSON: /],
-    ['config.json without root', () => writeConfig({ ociVersion: '1.0.2' }), /^mountat-hook: config\.json in bundle .*: config must have required property 'root'\n$/],
-    ['a root.path that escapes', () => (mkdirSync(join(bundle, '..', `${bundle.split('/').pop()}-outside`)), writeConfig({ ociVersion: '1.0.2', root: { path: `../${bundle.split('/').pop()}-outside` } })), /^mountat-hook: config\.json root\.path "\.\.\/.*-outside" escapes the bundle .*\n$/],
-    ['a root.path that is a symlink out', () => (symlinkSync('/', join(bundle, 'evil-root')), writeConfig({ ociVersion: '1.0.2', root: { path: 'evil-root' } })), /^mountat-hook: config\.json root\.path "evil-root" escapes the bundle/],
+    [
+      'config.json without root',
+      () => writeConfig({ ociVersion: '1.0.2' }),
+      /^mountat-hook: config\.json in bundle .*: config must have required property 'root'\n$/,
+    ],
+    [
+      'a root.path that escapes',
+      () => (
+        mkdirSync(join(bundle, '..', `${bundle.split('/').pop()}-outside`)),
+        writeConfig({ ociVersion: '1.0.2', root: { path: `../${bundle.split('/').pop()}-outside` } })
+      ),
+      /^mountat-hook: config\.json root\.path "\.\.\/.*-outside" escapes the bundle .*\n$/,
+    ],
+    [
+      'a root.path that is a symlink out',
+      () => (symlinkSync('/', join(bundle, 'evil-root')), writeConfig({ ociVersion: '1.0.2', root: { path: 'evil-root' } })),
+      /^mountat-hook: config\.json root\.path "evil-root" escapes the bundle/,
+    ],
   ];
   it.each(configCases)('%s', (_name, arrange, message) => {
     arrange();
@@ -199,12 +267,21 @@ describe('bad input: one line on stderr, a non-zero exit, nothing mounted', () =
     spawnSync('rm', ['-rf', join(bundle, '..', `${bundle.split('/').pop()}-outside`)]);
   });
 
-  it('rolls back earlier mounts when a later one fails, with the kernel\'s reason', () => {
+  it("rolls back earlier mounts when a later one fails, with the kernel's reason", () => {
     const before = mountTable();
     // The operator's plan file: an annotation may not put a proc at p2 (it is refused before
     // anything is mounted, src/oci/annotations.test.ts); the kernel's refusal is what is tested.
     const plan = join(bundle, 'plan.json');
-    writeFileSync(plan, JSON.stringify({ mounts: [{ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }, { target: 'p2', kind: 'proc', options: { hidepid: 'bogus' } }] }));
+    writeFileSync(
+      plan,
+      JSON.stringify({
+        mounts: [
+          { target: 'proc', kind: 'proc' },
+          { target: 'tmp', kind: 'tmpfs' },
+          { target: 'p2', kind: 'proc', options: { hidepid: 'bogus' } },
+        ],
+      }),
+    );
     const result = hook(['createContainer', '--state-dir', state, '--plan', plan], stateFor());
     expect(result.stderr).toBe('mountat-hook: mount proc on `p2`: fsconfig: EINVAL (proc: unknown value of hidepid - bogus)\n');
     expect(result.status).toBe(1);

@@ -47,7 +47,7 @@ describe.each(files)('hooks.d/%s', (name) => {
   });
 });
 
-it('makes room for mountat in podman\'s spec, mounts at createContainer and cleans up at poststop', () => {
+it("makes room for mountat in podman's spec, mounts at createContainer and cleans up at poststop", () => {
   const stages = files.map((name) => read(name).stages[0]).sort();
   expect(stages).toEqual(['createContainer', 'poststop', 'precreate']);
 });

@@ -103,7 +103,9 @@ describe('odd names and shapes', () => {
   });
 
   it('refuses a path longer than PATH_MAX and a name longer than NAME_MAX before touching anything', () => {
-    expect(() => parsePlan({ mounts: [{ target: 'd/'.repeat(2100) + 'x', kind: 'tmpfs' }] })).toThrow(/plan.mounts\[0\].target must NOT have more than 4096 characters/);
+    expect(() => parsePlan({ mounts: [{ target: 'd/'.repeat(2100) + 'x', kind: 'tmpfs' }] })).toThrow(
+      /plan.mounts\[0\].target must NOT have more than 4096 characters/,
+    );
     expect(() => parsePlan({ mounts: [{ target: 'é'.repeat(128), kind: 'tmpfs' }] })).toThrow(/component longer than 255 bytes/);
   });
 

@@ -1,7 +1,18 @@
 // The syscall layer's own contract: fds with one owner, errors that name call, errno and path.
 import { describe, expect, it } from 'vitest';
 import { messageOf } from '../src/base/index.js';
-import { constants as C, Fd, openat2, probeSyscall, probeSyscalls, readFsContextLog, fsopen, fsconfigSetString, SyscallError, errnoName } from '../src/linux/index.js';
+import {
+  constants as C,
+  Fd,
+  openat2,
+  probeSyscall,
+  probeSyscalls,
+  readFsContextLog,
+  fsopen,
+  fsconfigSetString,
+  SyscallError,
+  errnoName,
+} from '../src/linux/index.js';
 
 describe('Fd', () => {
   it('closes once, and hands ownership on with release()', () => {
@@ -44,7 +55,7 @@ describe('SyscallError', () => {
     expect(messageOf(error)).toBe('openat2 `nonexistent-mountat`: ENOENT');
   });
 
-  it('carries the kernel\'s own words from the filesystem context', () => {
+  it("carries the kernel's own words from the filesystem context", () => {
     using fsfd = fsopen('tmpfs');
     expect(() => fsconfigSetString(fsfd, 'nonsense', 'x', 'tmp')).toThrow(/^fsconfig `tmp`: EINVAL \(tmpfs: Unknown parameter 'nonsense'\)$/);
     expect(readFsContextLog(fsfd)).toEqual([]);
@@ -68,15 +79,7 @@ describe('SyscallError', () => {
 describe('probes', () => {
   it('tells present syscalls from missing ones (this kernel has them all)', () => {
     const names = probeSyscalls().map((p) => `${p.name}:${p.present}`);
-    expect(names).toEqual([
-      'openat2:true',
-      'open_tree:true',
-      'move_mount:true',
-      'fsopen:true',
-      'fsconfig:true',
-      'fsmount:true',
-      'mount_setattr:true',
-    ]);
+    expect(names).toEqual(['openat2:true', 'open_tree:true', 'move_mount:true', 'fsopen:true', 'fsconfig:true', 'fsmount:true', 'mount_setattr:true']);
   });
 
   it('sees ENOSYS for a syscall number the kernel does not have', () => {

@@ -28,7 +28,10 @@ beforeAll(async () => {
     },
     dir,
   );
-  const ready = runner.output().split('\n').find((line) => line.includes('"runner ready"'))!;
+  const ready = runner
+    .output()
+    .split('\n')
+    .find((line) => line.includes('"runner ready"'))!;
   base = `http://${parseJson<{ diagnostics: string[] }>(ready).diagnostics[0]}`;
 });
 afterAll(async () => {

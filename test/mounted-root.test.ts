@@ -7,7 +7,17 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { messageOf } from '../src/base/index.js';
-import { AlreadyRecordedError, AttachError, DetachError, defaultPlan, mountRecorded, MountedRoot, RecordStore, type Attachment, type RecordKeeping } from '../src/mounts/index.js';
+import {
+  AlreadyRecordedError,
+  AttachError,
+  DetachError,
+  defaultPlan,
+  mountRecorded,
+  MountedRoot,
+  RecordStore,
+  type Attachment,
+  type RecordKeeping,
+} from '../src/mounts/index.js';
 import { instanceOf, overriding } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
@@ -61,7 +71,7 @@ describe('mountRecorded', () => {
     const attempt = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse', extra: { where: 'here' } });
     expect(attempt.error).toBeUndefined();
     const mounted = attempt.mounted!;
-    expect(store.load("k")?.mounts).toEqual(mounted.attachment.mounts);
+    expect(store.load('k')?.mounts).toEqual(mounted.attachment.mounts);
     expect(mounted.attachment.where).toBe('here');
     expect(mountTable()).not.toBe(table);
     mounted.tearDown();
@@ -79,7 +89,7 @@ describe('mountRecorded', () => {
     const table = mountTable();
     expect(() => mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' })).toThrow(AlreadyRecordedError);
     expect(mountTable()).toBe(table);
-    expect(store.load("k")?.mounts).toEqual(first.attachment.mounts);
+    expect(store.load('k')?.mounts).toEqual(first.attachment.mounts);
     first.tearDown();
   });
 
@@ -115,11 +125,17 @@ describe('mountRecorded', () => {
     const real = new RecordStore(stateDir);
     // The last write fails, and by then the root has become read-only: the rollback unmounts
     // everything but cannot remove the directories it created.
-    const store = failingStore(real, (snapshot) => snapshot.mounts.length === plan.mounts.length, () => readOnly(true));
+    const store = failingStore(
+      real,
+      (snapshot) => snapshot.mounts.length === plan.mounts.length,
+      () => readOnly(true),
+    );
     const { error, leftover } = mountRecorded(rootFd, plan, { records: store, key: 'k', existing: 'replace' });
     readOnly(false);
     expect(error).toBeInstanceOf(AttachError);
-    expect(error?.message).toMatch(/^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/);
+    expect(error?.message).toMatch(
+      /^cannot write the record .*k\.json: write: ENOSPC \(no space left on the state directory\); rollback also failed: remove `tmp`: unlinkat `tmp`: EROFS \(and 2 more\)$/,
+    );
     expect(mountTable()).toBe(table);
     expect(readdirSync(root).sort()).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr']);
     expect(leftover?.recordPath).toBe(join(stateDir, 'k.json'));
@@ -170,11 +186,10 @@ describe('mountRecorded', () => {
     expect(() => mounted.tearDown()).toThrow(DetachError);
     readOnly(false);
     expect(mountTable()).toBe(table);
-    expect(store.load("k")?.mounts).toEqual(mounted.attachment.mounts);
+    expect(store.load('k')?.mounts).toEqual(mounted.attachment.mounts);
     // Another process (`mountat umount`, a poststop) would start from the record.
     const again = MountedRoot.fromRecord(rootFd, store, 'k')!;
     expect(again.tearDown().removed.sort()).toEqual(['proc', 'sys', 'tmp']);
     expect(readdirSync(stateDir)).toEqual([]);
   });
 });
-

@@ -66,10 +66,13 @@ describe.each(RUNTIMES)('%s with mountat-hook at createContainer and poststop', 
     expect(listing(bundle.dir)).toEqual(before);
   });
 
-  it('mounts from prestart by entering the container\'s namespaces', () => {
+  it("mounts from prestart by entering the container's namespaces", () => {
     const bundle = bundleWith({ args: ['/bin/sh', '-c', PROBE] });
     const hooks = standardHooks(bundle)!;
-    setHooks(bundle, { prestart: [{ ...hooks.createContainer![0]!, args: ['mountat-hook', 'prestart', '--state-dir', bundle.stateDir] }], poststop: hooks.poststop });
+    setHooks(bundle, {
+      prestart: [{ ...hooks.createContainer![0]!, args: ['mountat-hook', 'prestart', '--state-dir', bundle.stateDir] }],
+      poststop: hooks.poststop,
+    });
     const before = listing(bundle.dir);
     const run = runContainer(runtime, bundle, `pre-${runtime}`);
     expect(run.stderr).toBe('');
@@ -88,11 +91,23 @@ describe.each(RUNTIMES)('%s: what a container may ask of the hook is bounded, an
   // bare proc, a writable sysfs or a tmpfs of a thousand times the RAM fails the container.
   const plan = (...mounts: object[]) => JSON.stringify({ mounts });
   const refused: Array<[string, string, string]> = [
-    ['a second proc at host-proc', plan({ target: 'proc', kind: 'proc' }, { target: 'host-proc', kind: 'proc', hardened: false }), 'plan.mounts[1] ("host-proc"): target: an untrusted plan may mount proc only at "proc"'],
-    ['a read-write sysfs', plan({ target: 'proc', kind: 'proc' }, { target: 'sys', kind: 'sysfs', attributes: { readOnly: false } }), 'plan.mounts[1] ("sys"): attributes.readOnly: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)'],
-    ['a tmpfs of size=100000%', plan({ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }), 'plan.mounts[1] ("tmp"): options.size: "100000%" is over the limit for an untrusted plan (at most 50% or 16g)'],
+    [
+      'a second proc at host-proc',
+      plan({ target: 'proc', kind: 'proc' }, { target: 'host-proc', kind: 'proc', hardened: false }),
+      'plan.mounts[1] ("host-proc"): target: an untrusted plan may mount proc only at "proc"',
+    ],
+    [
+      'a read-write sysfs',
+      plan({ target: 'proc', kind: 'proc' }, { target: 'sys', kind: 'sysfs', attributes: { readOnly: false } }),
+      'plan.mounts[1] ("sys"): attributes.readOnly: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)',
+    ],
+    [
+      'a tmpfs of size=100000%',
+      plan({ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }),
+      'plan.mounts[1] ("tmp"): options.size: "100000%" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
   ];
-  it.each(refused)('refuses %s: the container fails with the hook\'s one line, nothing mounted, no record', (_name, annotationPlan, why) => {
+  it.each(refused)("refuses %s: the container fails with the hook's one line, nothing mounted, no record", (_name, annotationPlan, why) => {
     const testTable = mountTable();
     const bundle = bundleWith({ args: ['/bin/true'], annotations: { 'org.mountat.plan': annotationPlan } });
     const hookErr = join(bundle.dir, '..', `${bundle.dir.split('/').pop()}-hook.err`);
@@ -142,7 +157,7 @@ describe.each(RUNTIMES)('%s: what a container may ask of the hook is bounded, an
     expect(readdirSync(bundle.stateDir)).toEqual([]);
   });
 
-  it('leaves /proc bare only where the operator\'s plan says hardened: false (the control of the test above)', () => {
+  it("leaves /proc bare only where the operator's plan says hardened: false (the control of the test above)", () => {
     // drop_caches is not written here: it would work, and drop the host's page cache.
     const bundle = bundleWith({ args: ['/bin/sh', '-c', probeProc(false)], runtimeProcCovers: false });
     const planFile = join(bundle.dir, '..', `${bundle.dir.split('/').pop()}-plan.json`);
@@ -163,7 +178,7 @@ describe.each(RUNTIMES)('%s: what a container may ask of the hook is bounded, an
   });
 });
 
-describe('the hook cannot be steered by the container\'s environment', () => {
+describe("the hook cannot be steered by the container's environment", () => {
   it('ignores NODE_OPTIONS and LD_PRELOAD that runc hands a createContainer hook without env', () => {
     const evil = scratchDir('mountat-evil-');
     try {

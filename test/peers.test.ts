@@ -48,7 +48,10 @@ afterAll(() => {
 
 /** A command in UTS and mount namespaces of this test's own (so a hostname or a mount changes nothing of the host's), with fd 3 open. */
 function peer(command: string[]): string[] {
-  const result = spawnSync('unshare', ['--uts', '--mount', '--propagation', 'private', ...command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', fd] });
+  const result = spawnSync('unshare', ['--uts', '--mount', '--propagation', 'private', ...command], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe', fd],
+  });
   expect(result.stderr).toBe('');
   return result.stdout.trim().split('\n');
 }
@@ -59,7 +62,7 @@ function peer(command: string[]): string[] {
  */
 function leftOpenToRoot(): unknown[] {
   return [
-    'ESCAPED: opened the filesystem\'s root by handle',
+    "ESCAPED: opened the filesystem's root by handle",
     'ESCAPED:',
     'core_pattern writable',
     expect.stringMatching(/^keys: [1-9]/),
@@ -69,7 +72,7 @@ function leftOpenToRoot(): unknown[] {
 }
 
 describe('what the peers let an action do', () => {
-  it('a plain chroot as root (bb_runner): out by chroot, by handle and by the host\'s disk, fds and every capability kept', () => {
+  it("a plain chroot as root (bb_runner): out by chroot, by handle and by the host's disk, fds and every capability kept", () => {
     const lines = peer(['sh', '-c', `mount -t proc proc "$1/proc" && exec chroot "$1" /bin/sh -c '${SCRIPT(secret)}'`, 'peer', root]);
     expect(lines).toEqual([
       'ESCAPED: read peer-secret',
@@ -82,7 +85,23 @@ describe('what the peers let an action do', () => {
   });
 
   it('bubblewrap as root with --proc, --ro-bind /sys, --tmpfs /tmp, --unshare-pid: in its root, but by handle out, fds, writable sysctls, every capability', () => {
-    const lines = peer(['bwrap', '--bind', root, '/', '--proc', '/proc', '--ro-bind', '/sys', '/sys', '--tmpfs', '/tmp', '--unshare-pid', '/bin/sh', '-c', SCRIPT(secret)]);
+    const lines = peer([
+      'bwrap',
+      '--bind',
+      root,
+      '/',
+      '--proc',
+      '/proc',
+      '--ro-bind',
+      '/sys',
+      '/sys',
+      '--tmpfs',
+      '/tmp',
+      '--unshare-pid',
+      '/bin/sh',
+      '-c',
+      SCRIPT(secret),
+    ]);
     expect(lines).toEqual([
       'blocked: the file outside is not reachable: ENOENT',
       // The node is made, but the root is bound nodev.

@@ -13,11 +13,23 @@ import { DEPLOY_DIR, type K8sObject } from './helpers/deploy-manifest.js';
 import { buildPodImages, POD_IMAGES, startPodman, type Podman } from './helpers/podman.js';
 import { mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 
-interface Probe { httpGet?: { path?: string; port?: number | string } }
-interface Container { name: string; image: string; ports?: Array<{ name?: string; containerPort: number }>; readinessProbe?: Probe }
-interface Pod { initContainers: Container[]; containers: Container[]; volumes: Array<{ name: string; emptyDir?: object; hostPath?: object }> }
+interface Probe {
+  httpGet?: { path?: string; port?: number | string };
+}
+interface Container {
+  name: string;
+  image: string;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  readinessProbe?: Probe;
+}
+interface Pod {
+  initContainers: Container[];
+  containers: Container[];
+  volumes: Array<{ name: string; emptyDir?: object; hostPath?: object }>;
+}
 
-const manifest = (): K8sObject[] => parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8')).map((document) => asExpected<K8sObject>(document.toJS()));
+const manifest = (): K8sObject[] =>
+  parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8')).map((document) => asExpected<K8sObject>(document.toJS()));
 const podOf = (objects: K8sObject[]): Pod => asExpected<Pod>(objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec);
 const containerOf = (pod: Pod, name: string): Container => [...pod.initContainers, ...pod.containers].find((c) => c.name === name)!;
 
@@ -54,8 +66,15 @@ function workerConfigMap(): object {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bb-worker' }, data: { 'worker.jsonnet': fragment } };
 }
 
-interface Step { step: string; [field: string]: unknown }
-const steps = (log: string): Step[] => log.split('\n').filter((line) => line.startsWith('{')).map((line) => parseJson<Step>(line));
+interface Step {
+  step: string;
+  [field: string]: unknown;
+}
+const steps = (log: string): Step[] =>
+  log
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => parseJson<Step>(line));
 
 let podman: Podman | undefined;
 let setupError: unknown;
@@ -90,7 +109,7 @@ afterAll(async () => {
 });
 
 describe('the worker pod under podman kube play', () => {
-  it('runs: the runner becomes ready, the worker\'s late mount reaches it, the action sees its proc, sys and tmp; kube down leaves nothing', async () => {
+  it("runs: the runner becomes ready, the worker's late mount reaches it, the action sees its proc, sys and tmp; kube down leaves nothing", async () => {
     if (setupError !== undefined || !podman) throw setupError;
     const objects = manifest();
     const dir = scratchDir('mountat-pod-');
@@ -99,7 +118,12 @@ describe('the worker pod under podman kube play', () => {
     execFileSync('mount', ['--bind', volume, volume]);
     execFileSync('mount', ['--make-shared', volume]);
     const podYaml = join(dir, 'worker.yaml');
-    writeFileSync(podYaml, forPodman(objects, volume).map((o) => stringify(o)).join('---\n'));
+    writeFileSync(
+      podYaml,
+      forPodman(objects, volume)
+        .map((o) => stringify(o))
+        .join('---\n'),
+    );
     const configMap = join(dir, 'bb-worker.yaml');
     writeFileSync(configMap, stringify(workerConfigMap()));
 
@@ -126,7 +150,9 @@ describe('the worker pod under podman kube play', () => {
         const port = containerOf(podOf(objects), 'runner').ports!.find((p) => p.name === probe.port)!.containerPort;
         const infra = (await podman.podman(['pod', 'inspect', podName!, '--format', '{{.InfraContainerID}}'])).trim();
         const pid = (await podman.podman(['inspect', infra, '--format', '{{.State.Pid}}'])).trim();
-        const ready = execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, '/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}${probe.path}`], { encoding: 'utf8' });
+        const ready = execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, '/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}${probe.path}`], {
+          encoding: 'utf8',
+        });
         expect(ready).toBe('ready\n');
 
         // The action, through the pod's socket, on the worker's late mount.
@@ -141,14 +167,16 @@ describe('the worker pod under podman kube play', () => {
         expect(Number(classes)).toBeGreaterThan(5);
         expect(tmp).toBe('written');
         // A file the worker wrote on its mount, made after the runner started: it reached the runner's container.
-        expect(late).toBe('on the worker\'s mount');
+        expect(late).toBe("on the worker's mount");
 
         const runnerLog = await podman.podman(['logs', container('runner')]);
         expect(runnerLog).toContain('"msg":"runner ready"');
         expect(runnerLog).toMatch(/"action":\{"id":"a1","outcome":"exited".*"exitCode":0/);
         // In the runner's container: the worker's mount at the build directory, nothing of the runner's below it.
         const inside = (await podman.podman(['exec', container('runner'), 'cat', '/proc/1/mountinfo'])).split('\n').map((line) => line.split(' '));
-        expect(inside.filter((fields) => fields[4]?.startsWith('/worker/build')).map((fields) => [fields[4], fields.at(-3)])).toEqual([['/worker/build', 'tmpfs']]);
+        expect(inside.filter((fields) => fields[4]?.startsWith('/worker/build')).map((fields) => [fields[4], fields.at(-3)])).toEqual([
+          ['/worker/build', 'tmpfs'],
+        ]);
         // On the host, through the shared volume (Bidirectional): the worker's mount.
         expect(mountsUnder(volume)).toEqual([volume, join(volume, 'build')]);
 
@@ -156,7 +184,8 @@ describe('the worker pod under podman kube play', () => {
         // SIGKILL. Podman 4.3's kube down alone gives no grace (the stand-in's SIGTERM handler never ran under it).
         await podman.podman(['pod', 'stop', '--time', '30', podName!]);
         // The runner shut down (SIGTERM through tini) and the stand-in unmounted, each exiting 0.
-        for (const name of ['worker', 'runner']) expect(`${name}: ${(await podman.podman(['inspect', container(name), '--format', '{{.State.ExitCode}}'])).trim()}`).toBe(`${name}: 0`);
+        for (const name of ['worker', 'runner'])
+          expect(`${name}: ${(await podman.podman(['inspect', container(name), '--format', '{{.State.ExitCode}}'])).trim()}`).toBe(`${name}: 0`);
         expect(await podman.podman(['logs', container('runner')])).toContain('"msg":"runner stopped"');
       } finally {
         await podman.podman(['kube', 'down', podYaml]);

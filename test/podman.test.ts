@@ -55,7 +55,11 @@ function around(runtime: Runtime, inner: string, args: string[], env: NodeJS.Pro
     runtime === 'crun'
       ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `umount /sys/fs/cgroup/unified && ${snapshotAround}`, 'sh', ...args]
       : ['sh', '-c', snapshotAround, 'sh', ...args];
-  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...podman!.env(runtime), T: tables, ...env } });
+  const result = spawnSync(command[0]!, command.slice(1), {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...podman!.env(runtime), T: tables, ...env },
+  });
   const run = {
     status: result.status,
     stdout: result.stdout,
@@ -123,7 +127,10 @@ beforeAll(async () => {
     hook.hook.path = HOOK;
     const at = hook.hook.args.indexOf('--state-dir');
     if (at >= 0) hook.hook.args[at + 1] = stateDir;
-    expect(hook.hook.args.filter((arg) => arg.includes('/run/mountat')), name).toEqual([]);
+    expect(
+      hook.hook.args.filter((arg) => arg.includes('/run/mountat')),
+      name,
+    ).toEqual([]);
     writeFileSync(join(hooksDir, name), JSON.stringify(hook, null, 2));
   }
   const image = busyboxRoot();
@@ -153,7 +160,21 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     const root = busyboxRoot();
     const rootIno = Number(execFileSync('stat', ['-c', '%i', root], { encoding: 'utf8' }).trim());
     const cidfile = join(work, `cid-rootfs-${runtime}`);
-    const run = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--cidfile', cidfile, ...ANNOTATIONS, '--rootfs', root, '/bin/sh', '-c', PROBE]);
+    const run = podmanRun(runtime, [
+      'run',
+      '--rm',
+      ...podmanRunArgs(runtime),
+      '--hooks-dir',
+      hooksDir,
+      '--cidfile',
+      cidfile,
+      ...ANNOTATIONS,
+      '--rootfs',
+      root,
+      '/bin/sh',
+      '-c',
+      PROBE,
+    ]);
     expect(run.status, run.stderr).toBe(0);
     // The hooks wrote in the test's state directory (nothing but createContainer's record makes it: readdirSync
     // throws where it is missing), and poststop took the record away.
@@ -166,7 +187,7 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     removeTree(root);
   });
 
-  it('an imported image: the same mounts, and the container\'s rootfs holds nothing of mountat\'s afterwards', () => {
+  it("an imported image: the same mounts, and the container's rootfs holds nothing of mountat's afterwards", () => {
     const plainName = `mountat-test-hooks-plain-${runtime}`;
     const plain = podmanRun(runtime, ['run', '--name', plainName, ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, IMAGE, '/bin/true']);
     expect(plain.status, plain.stderr).toBe(0);
@@ -184,7 +205,7 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     expect(run.tableAfter).toBe(run.tableBefore);
   });
 
-  it('a bad annotation fails the container with mountat\'s one line, before anything is mounted', () => {
+  it("a bad annotation fails the container with mountat's one line, before anything is mounted", () => {
     const root = busyboxRoot();
     const rootIno = Number(execFileSync('stat', ['-c', '%i', root], { encoding: 'utf8' }).trim());
     const before = listing(root);
@@ -193,7 +214,19 @@ describe.each(RUNTIMES)('podman --runtime %s with the shipped hooks.d files', (r
     // run.oci.hooks.stderr names (docs/hooks.md, "Output").
     const hookStderr = join(work, `hook-stderr-${runtime}`);
     const crunStderr = runtime === 'crun' ? ['--annotation', `run.oci.hooks.stderr=${hookStderr}`] : [];
-    const run = podmanRun(runtime, ['run', '--rm', ...podmanRunArgs(runtime), '--hooks-dir', hooksDir, '--annotation', '"org.mountat.mounts=proc,bogus"', ...crunStderr, '--rootfs', root, '/bin/true']);
+    const run = podmanRun(runtime, [
+      'run',
+      '--rm',
+      ...podmanRunArgs(runtime),
+      '--hooks-dir',
+      hooksDir,
+      '--annotation',
+      '"org.mountat.mounts=proc,bogus"',
+      ...crunStderr,
+      '--rootfs',
+      root,
+      '/bin/true',
+    ]);
     expect(run.status).not.toBe(0);
     const line = 'mountat-hook: annotation org.mountat.mounts="proc,bogus": unknown mount "bogus" (known: proc, sys, tmp)';
     expect(runtime === 'crun' ? readFileSync(hookStderr, 'utf8') : run.stderr).toContain(line);

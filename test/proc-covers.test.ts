@@ -26,7 +26,7 @@ function mountsByPoint(): Map<string, { id: string; parent: string; options: str
 }
 
 describe('a hardened proc', () => {
-  it('covers what this kernel\'s proc has, each a read-only submount of the proc, recorded by id', () => {
+  it("covers what this kernel's proc has, each a read-only submount of the proc, recorded by id", () => {
     using rootFd = openDir(root);
     const attachment = attach(rootFd, defaultPlan());
     try {
@@ -62,7 +62,11 @@ describe('a hardened proc', () => {
       const write = runInRoot(root, ['/bin/sh', '-c', 'echo 1 > /proc/sys/vm/drop_caches']);
       expect(write.status).not.toBe(0);
       expect(write.stderr).toMatch(/Read-only file system/);
-      const read = runInRoot(root, ['/bin/sh', '-c', 'wc -c < /proc/timer_list; wc -c < /proc/keys; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe']);
+      const read = runInRoot(root, [
+        '/bin/sh',
+        '-c',
+        'wc -c < /proc/timer_list; wc -c < /proc/keys; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe',
+      ]);
       expect(read.stderr).toBe('');
       expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', 'Linux', '/bin/busybox', '']);
       expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe(''); // what the mask hides
@@ -100,7 +104,15 @@ describe('a hardened proc', () => {
   it('comes off with its covers in one lazy unmount, and the report lists them', () => {
     const before = mountTable();
     using rootFd = openDir(root);
-    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }] }));
+    const attachment = attach(
+      rootFd,
+      parsePlan({
+        mounts: [
+          { target: 'a/proc', kind: 'proc' },
+          { target: 'tmp', kind: 'tmpfs' },
+        ],
+      }),
+    );
     const report = detach(rootFd, attachment);
     expect(report.detached).toEqual(['tmp', 'a/proc']);
     expect(report.covers).toEqual(procCoversHere().map((name) => `a/proc/${name}`));
@@ -130,7 +142,9 @@ describe('a cover that cannot be made', () => {
     for (const dir of preexisting) mkdirSync(join(root, dir));
     const fixture = join(repo, 'test', 'fixtures', 'attach-without-dev-null.mjs');
     const args = [process.execPath, fixture, root, ...(unmountMethod ? [unmountMethod] : [])];
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', ...args], { encoding: 'utf8' });
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs no-dev /dev && exec "$0" "$@"', ...args], {
+      encoding: 'utf8',
+    });
     expect(result.stderr).toBe('');
     return parseJson<Seen>(result.stdout);
   }

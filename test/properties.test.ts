@@ -20,7 +20,26 @@ const seedSetting = process.env.MOUNTAT_PROPERTY_SEED ?? '20261127';
 if (seedSetting !== 'random') fc.configureGlobal({ seed: Number(seedSetting) });
 
 /** Path-like strings built from the pieces attacks are made of. */
-const pathPiece = fc.constantFrom('proc', 'sys', 'tmp', 'dev', 'shm', 'a', 'b', '..', '.', '', 'link', 'outside-link', 'file', '\n', 'é', '\uFFFD', '%2e%2e', ' ');
+const pathPiece = fc.constantFrom(
+  'proc',
+  'sys',
+  'tmp',
+  'dev',
+  'shm',
+  'a',
+  'b',
+  '..',
+  '.',
+  '',
+  'link',
+  'outside-link',
+  'file',
+  '\n',
+  'é',
+  '\uFFFD',
+  '%2e%2e',
+  ' ',
+);
 const pathLike = fc.oneof(
   fc.array(pathPiece, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('/')),
   fc.array(pathPiece, { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join('/')}`),
@@ -49,7 +68,10 @@ function expectTmpfsBounded(options: FsOption[]): void {
   const size = textOf(value('size'), 'a tmpfs without a size');
   const { n, percent } = number(size);
   expect(n > 0n && n <= (percent ? 50n : 16n << 30n), `size=${size}`).toBe(true);
-  for (const [key, max] of [['nr_blocks', 256n << 10n], ['nr_inodes', 1n << 20n]] as const) {
+  for (const [key, max] of [
+    ['nr_blocks', 256n << 10n],
+    ['nr_inodes', 1n << 20n],
+  ] as const) {
     const option = value(key);
     if (option === undefined) continue;
     const text = textOf(option, key);
@@ -69,7 +91,10 @@ describe('parsers refuse with their own error type, in one line, and never throw
       target: pathLike,
       kind: fc.constantFrom('proc', 'sysfs', 'tmpfs', 'bind', 'nfs', ''),
       source: fc.oneof(pathLike, fc.record({ fd: fc.integer({ min: -2, max: 100 }) })),
-      options: fc.dictionary(fc.constantFrom('size', 'mode', 'subset', 'hidepid', 'recursive', 'nr_inodes', 'bogus', 'inode64'), fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean())),
+      options: fc.dictionary(
+        fc.constantFrom('size', 'mode', 'subset', 'hidepid', 'recursive', 'nr_inodes', 'bogus', 'inode64'),
+        fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean()),
+      ),
       attributes: fc.dictionary(fc.constantFrom('readOnly', 'nosuid', 'atime', 'rdonly'), fc.oneof(fc.boolean(), fc.constantFrom('noatime', 'lazytime'))),
     },
     { requiredKeys: [] },
@@ -108,42 +133,79 @@ describe('parsers refuse with their own error type, in one line, and never throw
       { requiredKeys: [] },
     );
     fc.assert(
-      fc.property(fc.oneof(state.map((s) => JSON.stringify(s)), fc.string({ maxLength: 60 }), fc.anything().map((v) => JSON.stringify(v) ?? '')), (text) => {
-        try {
-          const parsed = parseState(text);
-          expect(parsed.id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
-          expect(parsed.bundle.startsWith('/')).toBe(true);
-        } catch (error) {
-          expect(error).toBeInstanceOf(HookError);
-          oneLine(error);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          state.map((s) => JSON.stringify(s)),
+          fc.string({ maxLength: 60 }),
+          fc.anything().map((v) => JSON.stringify(v) ?? ''),
+        ),
+        (text) => {
+          try {
+            const parsed = parseState(text);
+            expect(parsed.id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
+            expect(parsed.bundle.startsWith('/')).toBe(true);
+          } catch (error) {
+            expect(error).toBeInstanceOf(HookError);
+            oneLine(error);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   it(`containerPlan, ${RUNS} sets of annotations: never a bind, proc only at proc and hardened, sysfs only at sys and read-only, nosuid/nodev/noexec never weakened, tmpfs bounded`, () => {
-    const key = fc.oneof(fc.constantFrom('mounts', 'plan', 'tmp.size', 'tmp.mode', 'tmp.nr_inodes', 'proc.subset', 'proc.hidepid', 'tmp.sise', 'runner.x').map((k) => `org.mountat.${k}`), fc.string({ maxLength: 12 }));
+    const key = fc.oneof(
+      fc
+        .constantFrom('mounts', 'plan', 'tmp.size', 'tmp.mode', 'tmp.nr_inodes', 'proc.subset', 'proc.hidepid', 'tmp.sise', 'runner.x')
+        .map((k) => `org.mountat.${k}`),
+      fc.string({ maxLength: 12 }),
+    );
     // Limits around the bounds (50%, 16g, 256k blocks, 1m inodes), 0 (unlimited to tmpfs), and
     // spellings the kernel reads differently (hex, a 64-bit wrap).
-    const limit = fc.oneof(fc.constantFrom('0', '0%', '1', '50%', '51%', '100000%', '16g', '17g', '16e', '256k', '1m', '1048577', '2m', '0x10', '010', ''), fc.constantFrom(0, 1, 17179869184, 17179869185), fc.boolean());
+    const limit = fc.oneof(
+      fc.constantFrom('0', '0%', '1', '50%', '51%', '100000%', '16g', '17g', '16e', '256k', '1m', '1048577', '2m', '0x10', '010', ''),
+      fc.constantFrom(0, 1, 17179869184, 17179869185),
+      fc.boolean(),
+    );
     // Entries shaped per kind, so that many are valid and the bounds, not the schema, decide.
     const target = fc.oneof(fc.constantFrom('proc', 'sys', 'tmp', 'host-proc', 'a/b/sys', 'dev/shm'), pathLike);
     const attributes = fc.dictionary(fc.constantFrom('readOnly', 'nosuid', 'nodev', 'noexec', 'nosymfollow'), fc.boolean());
     const planEntry = fc.oneof(
-      fc.record({ target, kind: fc.constant('proc'), hardened: fc.boolean(), attributes, options: fc.dictionary(fc.constantFrom('subset', 'hidepid'), fc.constantFrom('pid', 'invisible')) }, { requiredKeys: ['target', 'kind'] }),
+      fc.record(
+        {
+          target,
+          kind: fc.constant('proc'),
+          hardened: fc.boolean(),
+          attributes,
+          options: fc.dictionary(fc.constantFrom('subset', 'hidepid'), fc.constantFrom('pid', 'invisible')),
+        },
+        { requiredKeys: ['target', 'kind'] },
+      ),
       fc.record({ target, kind: fc.constant('sysfs'), attributes }, { requiredKeys: ['target', 'kind'] }),
-      fc.record({ target, kind: fc.constant('tmpfs'), attributes, options: fc.dictionary(fc.constantFrom('size', 'nr_blocks', 'nr_inodes'), limit) }, { requiredKeys: ['target', 'kind'] }),
+      fc.record(
+        { target, kind: fc.constant('tmpfs'), attributes, options: fc.dictionary(fc.constantFrom('size', 'nr_blocks', 'nr_inodes'), limit) },
+        { requiredKeys: ['target', 'kind'] },
+      ),
       fc.record({ target, kind: fc.constant('bind'), source: pathLike, attributes }, { requiredKeys: ['target', 'kind'] }),
     );
     const planJson = fc.record({ mounts: fc.array(planEntry, { maxLength: 3 }) }).map((p) => JSON.stringify(p));
-    const value = fc.oneof(fc.constantFrom('proc,sys,tmp', 'tmp', '', 'proc,proc', '64m', '1777', 'pid', 'invisible', 'lots', '1m,exec', '0', '0%', '100000%', '2m', '50%'), planJson, fc.string({ maxLength: 20 }));
+    const value = fc.oneof(
+      fc.constantFrom('proc,sys,tmp', 'tmp', '', 'proc,proc', '64m', '1777', 'pid', 'invisible', 'lots', '1m,exec', '0', '0%', '100000%', '2m', '50%'),
+      planJson,
+      fc.string({ maxLength: 20 }),
+    );
     const annotationSets = fc.oneof(
       // A whole plan, alone (as it must be): the entries decide.
       fc.record({ 'org.mountat.plan': planJson }),
       // The standard mounts, tuned at and around the limits.
       fc.record(
-        { 'org.mountat.mounts': fc.constantFrom('proc,sys,tmp', 'tmp', 'sys,tmp,proc'), 'org.mountat.tmp.size': limit.map(String), 'org.mountat.tmp.nr_inodes': limit.map(String), 'org.mountat.tmp.mode': fc.constantFrom('1777', '0700') },
+        {
+          'org.mountat.mounts': fc.constantFrom('proc,sys,tmp', 'tmp', 'sys,tmp,proc'),
+          'org.mountat.tmp.size': limit.map(String),
+          'org.mountat.tmp.nr_inodes': limit.map(String),
+          'org.mountat.tmp.mode': fc.constantFrom('1777', '0700'),
+        },
         { requiredKeys: [] },
       ),
       // Anything at all.
@@ -175,13 +237,37 @@ describe('parsers refuse with their own error type, in one line, and never throw
     const config = fc.record(
       {
         buildDirectoryPath: pathLike,
-        grpcServers: fc.array(fc.record({ listenPaths: fc.array(pathLike, { maxLength: 2 }), listenAddresses: fc.array(fc.string({ maxLength: 12 }), { maxLength: 2 }) }, { requiredKeys: [] }), { maxLength: 2 }),
+        grpcServers: fc.array(
+          fc.record(
+            { listenPaths: fc.array(pathLike, { maxLength: 2 }), listenAddresses: fc.array(fc.string({ maxLength: 12 }), { maxLength: 2 }) },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 2 },
+        ),
         chrootIntoInputRoot: fc.oneof(fc.boolean(), fc.string()),
         runCommandsAs: fc.record({ userId: fc.integer({ min: -2, max: 70000 }), groupId: fc.integer({ min: -2, max: 70000 }) }, { requiredKeys: [] }),
         temporaryDirectoryMount: fc.oneof(pathLike, fc.constant(null)),
         mounts: fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('proc', 'sysfs', 'bind') }), { maxLength: 3 }),
-        hooks: fc.record({ prestart: fc.array(fc.oneof(fc.constant('mountat'), fc.record({ path: pathLike })), { maxLength: 2 }), poststop: fc.array(fc.constant('mountat'), { maxLength: 1 }) }, { requiredKeys: [] }),
-        global: fc.record({ diagnosticsHttpServer: fc.record({ httpServers: fc.array(fc.record({ listenAddresses: fc.array(fc.constantFrom(':9980', '127.0.0.1:99999', 'x', ':0'), { maxLength: 2 }) }), { maxLength: 1 }) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+        hooks: fc.record(
+          {
+            prestart: fc.array(fc.oneof(fc.constant('mountat'), fc.record({ path: pathLike })), { maxLength: 2 }),
+            poststop: fc.array(fc.constant('mountat'), { maxLength: 1 }),
+          },
+          { requiredKeys: [] },
+        ),
+        global: fc.record(
+          {
+            diagnosticsHttpServer: fc.record(
+              {
+                httpServers: fc.array(fc.record({ listenAddresses: fc.array(fc.constantFrom(':9980', '127.0.0.1:99999', 'x', ':0'), { maxLength: 2 }) }), {
+                  maxLength: 1,
+                }),
+              },
+              { requiredKeys: [] },
+            ),
+          },
+          { requiredKeys: [] },
+        ),
       },
       { requiredKeys: [] },
     );

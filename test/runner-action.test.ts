@@ -75,10 +75,23 @@ it('a failed setup whose undo was incomplete is retried at poststop: no record, 
   // The starter as built (dist/), which src/ does not hold.
   const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
   try {
-    const settings = { build, starterServer, setTmpdir: true, temporaryDirectoryMount: 'tmp', isolation, prestart: prestartHooks(['mountat'], mounts), poststop: poststopSteps(['mountat']) };
-    const error = await runAction(requestFor('a', 'true'), settings, new AbortController().signal, () => {}).then(() => undefined, (caught: unknown) => caught);
+    const settings = {
+      build,
+      starterServer,
+      setTmpdir: true,
+      temporaryDirectoryMount: 'tmp',
+      isolation,
+      prestart: prestartHooks(['mountat'], mounts),
+      poststop: poststopSteps(['mountat']),
+    };
+    const error = await runAction(requestFor('a', 'true'), settings, new AbortController().signal, () => {}).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
     expect(kindOf(error)).toBe('precondition');
-    expect(describeError(error)).toMatch(/^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/);
+    expect(describeError(error)).toMatch(
+      /^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/,
+    );
   } finally {
     build.fd.close();
     starterServer.close();

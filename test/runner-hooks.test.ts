@@ -32,13 +32,16 @@ describe('hooks around each action', () => {
     }
   });
 
-  it('keeps the setup failure\'s reason in the status when the teardown fails too, and adds the teardown\'s', async () => {
+  it("keeps the setup failure's reason in the status when the teardown fails too, and adds the teardown's", async () => {
     const dir = scratchDir('mountat-runner-');
     const failing = join(dir, 'failing-setup');
     writeFileSync(failing, '#!/bin/sh\ncat > /dev/null\necho "quota service unreachable" >&2\nexit 4\n', { mode: 0o755 });
     const failingTeardown = join(dir, 'failing-teardown');
     writeFileSync(failingTeardown, '#!/bin/sh\ncat > /dev/null\necho "cache flush failed" >&2\nexit 5\n', { mode: 0o755 });
-    const runner = await startRunner({ hooks: { prestart: [{ path: failing, args: ['failing-setup'] }], poststop: [{ path: failingTeardown, args: ['failing-teardown'] }] } }, dir);
+    const runner = await startRunner(
+      { hooks: { prestart: [{ path: failing, args: ['failing-setup'] }], poststop: [{ path: failingTeardown, args: ['failing-teardown'] }] } },
+      dir,
+    );
     try {
       makeAction(runner.build, 'st');
       await expect(run(runner.client, requestFor('st', 'true'))).rejects.toMatchObject({
@@ -56,7 +59,11 @@ describe('hooks around each action', () => {
     // The poststop hook sees the action's proc still mounted: the setup is undone after it.
     const seen = join(dir, 'seen');
     const poststop = join(dir, 'poststop-hook');
-    writeFileSync(poststop, `#!/bin/sh\ncat > /dev/null\nroot=$(readlink /proc/self/fd/3)\ngrep -q " $root/proc " /proc/self/mountinfo && echo mounted > ${seen} || echo gone > ${seen}\n`, { mode: 0o755 });
+    writeFileSync(
+      poststop,
+      `#!/bin/sh\ncat > /dev/null\nroot=$(readlink /proc/self/fd/3)\ngrep -q " $root/proc " /proc/self/mountinfo && echo mounted > ${seen} || echo gone > ${seen}\n`,
+      { mode: 0o755 },
+    );
     const table = mountTable();
     const runner = await startRunner({ hooks: { prestart: ['mountat'], poststop: [{ path: poststop, args: ['poststop-hook'] }] } }, dir);
     try {
@@ -79,7 +86,10 @@ describe('hooks around each action', () => {
       makeAction(runner.build, 'bad');
       // proc and sys are made, then tmp is refused (a symlink where it should mount): all undone.
       symlinkSync('/etc', join(runner.build, 'bad', 'root', 'tmp'));
-      await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) as unknown });
+      await expect(run(runner.client, requestFor('bad', 'true'))).rejects.toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        details: expect.stringMatching(/^setting up the action failed: built-in mountat prestart hook: resolve `tmp`: openat2: ELOOP/) as unknown,
+      });
       expect(mountsUnder(runner.build)).toEqual([]);
       expect(readdirSync(join(runner.build, 'bad', 'root')).sort()).toEqual(['bin', 'tmp', 'usr']);
       expect(readdirSync(join(runner.dir, 'state'))).toEqual(['runner.lock']);
@@ -94,12 +104,17 @@ describe('hooks around each action', () => {
     const records = join(dir, 'hook-records');
     const seen = join(dir, 'seen-state');
     const spy = join(dir, 'spy-hook');
-    writeFileSync(spy, `#!/bin/sh\ncat > ${seen}\necho >> ${seen}\necho "fd=$MOUNTAT_FD_ROOT $(ls /proc/self/fd/3/bin | grep -c busybox)" >> ${seen}\n`, { mode: 0o755 });
+    writeFileSync(spy, `#!/bin/sh\ncat > ${seen}\necho >> ${seen}\necho "fd=$MOUNTAT_FD_ROOT $(ls /proc/self/fd/3/bin | grep -c busybox)" >> ${seen}\n`, {
+      mode: 0o755,
+    });
     const table = mountTable();
     const runner = await startRunner(
       {
         hooks: {
-          prestart: [{ path: spy, args: ['spy'] }, { path: HOOK, args: ['mountat-hook', 'createContainer', '--root-fd', '3', '--proc-pidns', '--state-dir', records], env: ['PATH=/usr/bin:/bin'] }],
+          prestart: [
+            { path: spy, args: ['spy'] },
+            { path: HOOK, args: ['mountat-hook', 'createContainer', '--root-fd', '3', '--proc-pidns', '--state-dir', records], env: ['PATH=/usr/bin:/bin'] },
+          ],
           poststop: [{ path: HOOK, args: ['mountat-hook', 'poststop', '--root-fd', '3', '--state-dir', records], env: ['PATH=/usr/bin:/bin'] }],
         },
         temporaryDirectoryMount: null,
@@ -108,7 +123,10 @@ describe('hooks around each action', () => {
     );
     try {
       makeAction(runner.build, 'h');
-      const response = await run(runner.client, requestFor('h', 'readlink /proc/self/exe; echo "pids: $(ls /proc | grep -c "^[0-9]")"; echo x > /tmp/y && echo tmp-ok'));
+      const response = await run(
+        runner.client,
+        requestFor('h', 'readlink /proc/self/exe; echo "pids: $(ls /proc | grep -c "^[0-9]")"; echo x > /tmp/y && echo tmp-ok'),
+      );
       expect(response.exitCode).toBe('0');
       const out = readFileSync(join(runner.build, 'h', 'stdout'), 'utf8').split('\n');
       expect(out[0]).toBe('/bin/busybox');
@@ -116,7 +134,12 @@ describe('hooks around each action', () => {
       expect(out[2]).toBe('tmp-ok');
       const [stateLine, fdLine] = readFileSync(seen, 'utf8').split('\n');
       const state = parseJson<{ pid: number }>(stateLine!);
-      expect(state).toMatchObject({ id: 'h', status: 'creating', bundle: runner.build, annotations: { 'mountat.runner.input_root_directory': 'h/root', 'mountat.runner.stdout_path': 'h/stdout' } });
+      expect(state).toMatchObject({
+        id: 'h',
+        status: 'creating',
+        bundle: runner.build,
+        annotations: { 'mountat.runner.input_root_directory': 'h/root', 'mountat.runner.stdout_path': 'h/stdout' },
+      });
       expect(state.pid).toBeGreaterThan(1);
       expect(fdLine).toBe('fd=3 1');
       expect(mountTable()).toBe(table);
@@ -210,7 +233,10 @@ describe('bb_runner options', () => {
     const runner = await startRunner({ chrootIntoInputRoot: false, setTmpdirEnvironmentVariable: false });
     try {
       makeAction(runner.build, 'n');
-      const response = await run(runner.client, requestFor('n', 'pwd; echo "TMPDIR=${TMPDIR-unset}"', { arguments: ['/bin/sh', '-c', 'pwd; echo "TMPDIR=${TMPDIR-unset}"'], workingDirectory: 'usr' }));
+      const response = await run(
+        runner.client,
+        requestFor('n', 'pwd; echo "TMPDIR=${TMPDIR-unset}"', { arguments: ['/bin/sh', '-c', 'pwd; echo "TMPDIR=${TMPDIR-unset}"'], workingDirectory: 'usr' }),
+      );
       expect(response.exitCode).toBe('0');
       // Not chrooted: the host's /bin/sh ran, in the input root's usr directory.
       expect(readFileSync(join(runner.build, 'n', 'stdout'), 'utf8')).toBe(`${join(runner.build, 'n', 'root', 'usr')}\nTMPDIR=unset\n`);

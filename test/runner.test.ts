@@ -75,18 +75,24 @@ describe('Run', () => {
     expect(readdirSync(join(runner.build, id, 'root')).sort()).toEqual(['bin', 'usr']);
   });
 
-  it('finds arguments[0] through the action\'s PATH inside the root, without /usr/bin/env', async () => {
+  it("finds arguments[0] through the action's PATH inside the root, without /usr/bin/env", async () => {
     const id = newAction();
     execFileSync('rm', ['-rf', join(runner.build, id, 'root', 'usr')]);
-    const response = await run(runner.client, requestFor(id, '', { arguments: ['echo', 'found', 'in', 'PATH'], environmentVariables: { PATH: '/nowhere:/bin' } }));
+    const response = await run(
+      runner.client,
+      requestFor(id, '', { arguments: ['echo', 'found', 'in', 'PATH'], environmentVariables: { PATH: '/nowhere:/bin' } }),
+    );
     expect(response.exitCode).toBe('0');
     expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('found in PATH\n');
   });
 
-  it('starts in the working directory and passes exactly the request\'s environment', async () => {
+  it("starts in the working directory and passes exactly the request's environment", async () => {
     const id = newAction();
     mkdirSync(join(runner.build, id, 'root', 'work', 'dir'), { recursive: true });
-    const response = await run(runner.client, requestFor(id, 'pwd; env | grep -v ^SHLVL= | sort', { workingDirectory: 'work/dir', environmentVariables: { PATH: '/bin', ONLY: 'this' } }));
+    const response = await run(
+      runner.client,
+      requestFor(id, 'pwd; env | grep -v ^SHLVL= | sort', { workingDirectory: 'work/dir', environmentVariables: { PATH: '/bin', ONLY: 'this' } }),
+    );
     expect(response.exitCode).toBe('0');
     expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('/work/dir\nONLY=this\nPATH=/bin\nPWD=/work/dir\nTMPDIR=/tmp\n');
   });
@@ -115,12 +121,24 @@ describe('hostile requests: the documented status, nothing mounted, nothing crea
     ['an input root with ..', (id) => ({ inputRootDirectory: `${id}/../${id}/root` }), 'input_root_directory "ID/../ID/root" contains ".."'],
     ['an absolute input root', () => ({ inputRootDirectory: '/etc' }), 'input_root_directory "/etc" is absolute; it must be relative'],
     ['a missing input root', (id) => ({ inputRootDirectory: `${id}/nope` }), 'input_root_directory "ID/nope" does not exist (ENOENT)'],
-    ['a symlinked input root', (id) => (symlinkSync('/', join(runner.build, id, 'evil')), { inputRootDirectory: `${id}/evil` }), 'input_root_directory "ID/evil" is or passes through a symlink (ELOOP)'],
-    ['a symlinked working directory', (id) => (symlinkSync('/etc', join(runner.build, id, 'root', 'wd')), { workingDirectory: 'wd' }), 'working_directory "wd" is or passes through a symlink (ELOOP)'],
+    [
+      'a symlinked input root',
+      (id) => (symlinkSync('/', join(runner.build, id, 'evil')), { inputRootDirectory: `${id}/evil` }),
+      'input_root_directory "ID/evil" is or passes through a symlink (ELOOP)',
+    ],
+    [
+      'a symlinked working directory',
+      (id) => (symlinkSync('/etc', join(runner.build, id, 'root', 'wd')), { workingDirectory: 'wd' }),
+      'working_directory "wd" is or passes through a symlink (ELOOP)',
+    ],
     ['a working directory with ..', () => ({ workingDirectory: '../..' }), 'working_directory "../.." contains ".."'],
     ['a missing working directory', () => ({ workingDirectory: 'no/such' }), 'working_directory "no/such" does not exist (ENOENT)'],
     ['an existing stdout file', (id) => (writeFileSync(join(runner.build, id, 'stdout'), 'old'), {}), 'stdout_path "ID/stdout" already exists (EEXIST)'],
-    ['a stdout path through a symlink', (id) => (symlinkSync('/tmp', join(runner.build, id, 'out')), { stdoutPath: `${id}/out/stdout` }), 'stdout_path\'s directory "ID/out" is or passes through a symlink (ELOOP)'],
+    [
+      'a stdout path through a symlink',
+      (id) => (symlinkSync('/tmp', join(runner.build, id, 'out')), { stdoutPath: `${id}/out/stdout` }),
+      'stdout_path\'s directory "ID/out" is or passes through a symlink (ELOOP)',
+    ],
     ['an empty argument list', () => ({ arguments: [] }), 'arguments is empty: there is no command to run'],
     ['a temporary directory outside', () => ({ temporaryDirectory: '../../tmp' }), 'temporary_directory "../../tmp" contains ".."'],
   ];
@@ -129,7 +147,10 @@ describe('hostile requests: the documented status, nothing mounted, nothing crea
     const extra = arrange(id);
     const before = listing(runner.build);
     const table = mountTable();
-    await expect(run(runner.client, requestFor(id, 'echo should not run', extra))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: message.replaceAll('ID', id) });
+    await expect(run(runner.client, requestFor(id, 'echo should not run', extra))).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: message.replaceAll('ID', id),
+    });
     expect(mountTable()).toBe(table);
     expect(listing(runner.build)).toEqual(before);
   });
@@ -165,7 +186,7 @@ const commandLineIfAlive = (pid: number) => {
 };
 
 describe('the starter server', () => {
-  it('forks each action\'s init from one process of the runner\'s (nothing executed per action), and starts a new one when it is gone', async () => {
+  it("forks each action's init from one process of the runner's (nothing executed per action), and starts a new one when it is gone", async () => {
     const servers: number[] = [];
     for (const round of [1, 2]) {
       const id = newAction();
@@ -185,7 +206,10 @@ describe('the starter server', () => {
       expect(/^NSpid:\s*\d+\s+(\d+)$/m.exec(readFileSync(`/proc/${init}/status`, 'utf8'))?.[1]).toBe('1');
       // Killed under it, the server takes this action's init with it, and a new one serves the next.
       process.kill(round === 1 ? server : init!, 'SIGKILL');
-      await expect(done).rejects.toMatchObject({ code: status.INTERNAL, details: "the action's starter failed: the starter ended without saying how the action ended" });
+      await expect(done).rejects.toMatchObject({
+        code: status.INTERNAL,
+        details: "the action's starter failed: the starter ended without saying how the action ended",
+      });
       expect(mountsUnder(runner.build)).toEqual([]);
     }
     expect(servers[1]).not.toBe(servers[0]);
@@ -210,7 +234,6 @@ describe('the starter server', () => {
     expect((await running).exitCode).toBe('0');
     expect(readFileSync(join(runner.build, other, 'stdout'), 'utf8')).toBe('still here\n');
   });
-
 });
 
 describe('cancellation and concurrency', () => {
@@ -235,7 +258,9 @@ describe('cancellation and concurrency', () => {
     const responses = await Promise.all(ids.map((id) => run(runner.client, requestFor(id, script))));
     expect(responses.map((r) => r.exitCode)).toEqual(ids.map(() => '0'));
     for (const id of ids) {
-      const lines = readFileSync(join(runner.build, id, 'stdout'), 'utf8').trim().split('\n');
+      const lines = readFileSync(join(runner.build, id, 'stdout'), 'utf8')
+        .trim()
+        .split('\n');
       expect(lines[0]).toBe(id);
       expect(lines[1]?.trim()).toBe('0');
       expect(lines[2]).toBe(id);
@@ -364,9 +389,13 @@ describe('a runner of its own', () => {
 
   it('refuses to start, in one line naming what it lacks, without the capabilities containment needs', () => {
     const cases = [
-      { drop: 'setpcap', config: {}, line: 'CAP_SETPCAP (to reduce each action\'s capabilities)' },
+      { drop: 'setpcap', config: {}, line: "CAP_SETPCAP (to reduce each action's capabilities)" },
       { drop: 'sys_admin', config: {}, line: 'CAP_SYS_ADMIN (for the mounts, namespaces and pivot_root of every action)' },
-      { drop: 'setuid,-setgid', config: { runCommandsAs: { userId: 1000, groupId: 1000 } }, line: 'CAP_SETUID (for runCommandsAs), CAP_SETGID (for runCommandsAs)' },
+      {
+        drop: 'setuid,-setgid',
+        config: { runCommandsAs: { userId: 1000, groupId: 1000 } },
+        line: 'CAP_SETUID (for runCommandsAs), CAP_SETGID (for runCommandsAs)',
+      },
       { drop: 'net_admin', config: { network: 'none' }, line: 'CAP_NET_ADMIN (to bring up loopback in each action\'s network namespace (network "none"))' },
     ];
     for (const { drop, config, line } of cases) {
@@ -375,9 +404,14 @@ describe('a runner of its own', () => {
         const socket = join(dir, 'runner.sock');
         const file = join(dir, 'config.json');
         mkdirSync(join(dir, 'build'));
-        writeFileSync(file, JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...config }));
+        writeFileSync(
+          file,
+          JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...config }),
+        );
         // Taken out of the bounding set, the capability is gone from the runner (root) after exec.
-        const result = spawnSync('setpriv', [`--bounding-set=-${drop}`, '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], { encoding: 'utf8' });
+        const result = spawnSync('setpriv', [`--bounding-set=-${drop}`, '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], {
+          encoding: 'utf8',
+        });
         expect(result.stderr).toBe(`mountat: the runner lacks ${line}; run it as root, or add ${line.includes(', CAP_') ? 'them' : 'it'} to its container\n`);
         expect(result.status).toBe(1);
         expect(existsSync(socket)).toBe(false);
@@ -416,7 +450,7 @@ describe('a runner of its own', () => {
     }
   });
 
-  it('tears down at start-up what a SIGKILLed runner left, from its record, and leaves others\' mounts alone', async () => {
+  it("tears down at start-up what a SIGKILLed runner left, from its record, and leaves others' mounts alone", async () => {
     const table = mountTable();
     const own = await startRunner();
     makeAction(own.build, 'k');
@@ -442,7 +476,9 @@ describe('a runner of its own', () => {
       expect(readdirSync(join(own.dir, 'state'))).toEqual(['runner.lock']);
       expect(again.output()).toMatch(/tore down what an earlier runner left, from its record/);
       expect(again.output()).not.toMatch(/start-up sweep removed a mount/);
-      expect(again.output()).toMatch(/"source":"left-by-someone"\}\],"msg":"start-up sweep left alone mounts below the build directory that this runner does not make"/);
+      expect(again.output()).toMatch(
+        /"source":"left-by-someone"\}\],"msg":"start-up sweep left alone mounts below the build directory that this runner does not make"/,
+      );
     } finally {
       await again.stop();
       removeTree(own.dir);

@@ -16,7 +16,13 @@ import { asExpected } from './helpers/checked.js';
 import { busyboxRoot, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 // The built sandbox: its STARTER_PATH is the built starter beside it (dist/mountat-action).
-const { prepareIsolation, SANDBOX_DEFAULTS, StartedAction: Started, STARTER_PATH, StarterServer: Server } = asExpected<typeof import('../src/sandbox/index.js')>(await import(join(repo, 'dist', 'sandbox', 'index.js')));
+const {
+  prepareIsolation,
+  SANDBOX_DEFAULTS,
+  StartedAction: Started,
+  STARTER_PATH,
+  StarterServer: Server,
+} = asExpected<typeof import('../src/sandbox/index.js')>(await import(join(repo, 'dist', 'sandbox', 'index.js')));
 
 let root: string;
 let out: string;
@@ -46,7 +52,16 @@ function start(script: string, served: boolean, name: string): StartedAction {
   const stdout = openSync(join(out, `${name}.out`), 'w');
   try {
     using rootFd = openDir(root);
-    const started = new Started({ argv: ['/bin/sh', '-c', script], env: { PATH: '/bin' }, root: rootFd, workingDirectory: '.', stdout, stderr: stdout, isolation, server: served ? server : undefined });
+    const started = new Started({
+      argv: ['/bin/sh', '-c', script],
+      env: { PATH: '/bin' },
+      root: rootFd,
+      workingDirectory: '.',
+      stdout,
+      stderr: stdout,
+      isolation,
+      server: served ? server : undefined,
+    });
     started.open();
     return started;
   } finally {

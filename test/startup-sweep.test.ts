@@ -54,13 +54,23 @@ describe('the start-up sweep', () => {
     const again = await startRunner({}, first.dir);
     try {
       expect(mountsUnder(build).sort()).toEqual(theirs);
-      const removed = again.output().split('\n').filter((line) => line.includes('start-up sweep removed a mount'));
+      const removed = again
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('start-up sweep removed a mount'));
       // proc (with its covers), sys and the tmp bind of action k, nothing else.
       expect(removed).toHaveLength(defaultPlanMountCount());
       expect(removed.some((line) => line.includes(`"mountPoint":"${join(build, 'k', 'root', 'proc')}","fsType":"proc"`))).toBe(true);
-      const leftAlone = again.output().split('\n').filter((line) => line.includes('start-up sweep left alone'));
+      const leftAlone = again
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('start-up sweep left alone'));
       expect(leftAlone).toHaveLength(1);
-      expect(parseJson<{ mounts: Array<{ mountPoint: string }> }>(leftAlone[0]!).mounts.map((m) => m.mountPoint).sort()).toEqual(theirs);
+      expect(
+        parseJson<{ mounts: Array<{ mountPoint: string }> }>(leftAlone[0]!)
+          .mounts.map((m) => m.mountPoint)
+          .sort(),
+      ).toEqual(theirs);
       expect(readdirSync(join(cache))).toEqual([]);
     } finally {
       await again.stop();
@@ -84,7 +94,9 @@ describe('the start-up sweep', () => {
       const again = await startRunner({}, dir);
       try {
         expect(mountsUnder(realpathSync(real))).toEqual([]);
-        expect(again.output()).toMatch(new RegExp(`"mountPoint":"${join(realpathSync(real), 's', 'root', 'proc')}","fsType":"proc".*start-up sweep removed a mount`));
+        expect(again.output()).toMatch(
+          new RegExp(`"mountPoint":"${join(realpathSync(real), 's', 'root', 'proc')}","fsType":"proc".*start-up sweep removed a mount`),
+        );
       } finally {
         await again.stop();
       }
@@ -107,8 +119,13 @@ describe('one runner per state directory', () => {
         (error: unknown) => messageOf(error),
       );
       // The helper's "runner exited: " and then the runner's output: one line of error.
-      const lines = refused.replace(/^runner exited: /, '').split('\n').filter((line) => line.startsWith('mountat:'));
-      expect(lines).toEqual([`mountat: state directory ${state} is in use by another runner (pid ${first.process.pid} on ${hostname()}, holding ${state}/runner.lock): give each runner its own stateDirectory`]);
+      const lines = refused
+        .replace(/^runner exited: /, '')
+        .split('\n')
+        .filter((line) => line.startsWith('mountat:'));
+      expect(lines).toEqual([
+        `mountat: state directory ${state} is in use by another runner (pid ${first.process.pid} on ${hostname()}, holding ${state}/runner.lock): give each runner its own stateDirectory`,
+      ]);
       // The first still serves, its records untouched.
       expect(first.process.exitCode).toBe(null);
       expect(await first.stop('SIGKILL')).toBe(null);

@@ -126,7 +126,16 @@ describe('a record written while attach runs', () => {
     const before = mountTable();
     using rootFd = openDir(root);
     const snapshots: Array<ReturnType<typeof structuredClone<import('../src/mounts/index.js').Attachment>>> = [];
-    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs' }] }), { onProgress: (s) => snapshots.push(s) });
+    const attachment = attach(
+      rootFd,
+      parsePlan({
+        mounts: [
+          { target: 'a/proc', kind: 'proc' },
+          { target: 'tmp', kind: 'tmpfs' },
+        ],
+      }),
+      { onProgress: (s) => snapshots.push(s) },
+    );
     // "?" marks a directory announced before mkdirat, its inode not known yet.
     expect(snapshots.map((s) => [s.mounts.map((m) => m.target), (s.pending ?? []).map((d) => d.path + (d.ino ? '' : '?'))])).toEqual([
       [[], ['a?']],
@@ -151,7 +160,15 @@ describe('a record written while attach runs', () => {
 
   it('removes a directory announced but not yet known by inode only while it is empty', () => {
     using rootFd = openDir(root);
-    const record = { version: 1 as const, root: rootIdentityOf(rootFd), mounts: [], pending: [{ path: 'proc', ino: '' }, { path: 'tmp', ino: '' }] };
+    const record = {
+      version: 1 as const,
+      root: rootIdentityOf(rootFd),
+      mounts: [],
+      pending: [
+        { path: 'proc', ino: '' },
+        { path: 'tmp', ino: '' },
+      ],
+    };
     mkdirSync(join(root, 'proc'));
     mkdirSync(join(root, 'tmp'));
     writeFileSync(join(root, 'tmp', 'not-ours'), 'x');
@@ -226,9 +243,13 @@ describe('unmounting without /proc', () => {
 
   it('finds the fallback by itself in a namespace with no /proc mounted', () => {
     const fixture = join(repo, 'test', 'fixtures', 'attach-detach-without-proc.mjs');
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$0" "$@"', process.execPath, fixture, root], {
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$0" "$@"', process.execPath, fixture, root],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(result.stderr).toBe('');
     const seen = parseJson<unknown>(result.stdout);
     expect(seen).toMatchObject({

@@ -94,7 +94,8 @@ static int bring_up_loopback(void) {
 /* The working directory, beneath the root as the action now sees it (after a pivot "/" is the
  * root; without one the caller's root fd is). No symlink followed, `..` cannot leave. */
 static int enter_working_directory(const struct options *o) {
-  struct open_how_ how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_};
+  struct open_how_ how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                          .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_};
   cleanup_close int new_root = -1;
   int base = ROOT_FD;
   if (o->root != ROOT_NONE && (base = new_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -1;

@@ -13,7 +13,10 @@ describe('AsyncDisposableStack on Node 20', () => {
       done.push(`${name} made`);
       throw new Error(name);
     });
-    const error = await stack.disposeAsync().then(() => undefined, (e: unknown) => e);
+    const error = await stack.disposeAsync().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(done).toEqual(['third made', 'first made']);
     expect(disposalErrors(error).map((e) => (e as Error).message)).toEqual(['third', 'second']);
     expect(stack.disposed).toBe(true);

@@ -17,9 +17,21 @@ describe('the error model', () => {
 
   it.each([
     ['a plain message', new Error('boom'), 'boom'],
-    ['a wrapped cause', MountatError.wrap('precondition', 'setting up the action failed', new Error('fsopen: EPERM')), 'setting up the action failed: fsopen: EPERM'],
-    ['a cause the message already says', new MountatError('kernel', 'mount `proc`: fsopen: EPERM', { cause: new Error('fsopen `proc`: EPERM') }), 'mount `proc`: fsopen: EPERM'],
-    ['an aggregate', MountatError.wrap('internal', 'tearing down the action failed', new AggregateError([new Error('a'), new Error('b')], '')), 'tearing down the action failed: a; b'],
+    [
+      'a wrapped cause',
+      MountatError.wrap('precondition', 'setting up the action failed', new Error('fsopen: EPERM')),
+      'setting up the action failed: fsopen: EPERM',
+    ],
+    [
+      'a cause the message already says',
+      new MountatError('kernel', 'mount `proc`: fsopen: EPERM', { cause: new Error('fsopen `proc`: EPERM') }),
+      'mount `proc`: fsopen: EPERM',
+    ],
+    [
+      'an aggregate',
+      MountatError.wrap('internal', 'tearing down the action failed', new AggregateError([new Error('a'), new Error('b')], '')),
+      'tearing down the action failed: a; b',
+    ],
     ['wraps of wraps', MountatError.wrap('internal', 'a', MountatError.wrap('internal', 'b', new Error('c'))), 'a: b: c'],
     ['a thrown string', 'plain', 'plain'],
   ])('formats %s in one line', (_name, error, line) => {

@@ -14,7 +14,7 @@ describe('inSession', () => {
     expect(done).toEqual(['second', 'first']);
   });
 
-  it('keeps the body\'s error and every failed undo apart, in the order the undos ran', async () => {
+  it("keeps the body's error and every failed undo apart, in the order the undos ran", async () => {
     const failure = new Error('body');
     const settled = await inSession(async (session) => {
       session.defer(() => {

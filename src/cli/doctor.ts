@@ -75,29 +75,54 @@ function propagationOf(dir: string): Check {
 export function runChecks(dir?: string): Check[] {
   const checks: Check[] = [{ level: 'ok', what: `kernel ${release()}, ${process.arch}, node ${process.version}` }];
   for (const { name, present } of probeSyscalls()) {
-    checks.push(present ? { level: 'ok', what: `syscall ${name}` } : { level: 'fail', what: `syscall ${name} is missing`, advice: 'mountat needs Linux 5.12 or newer (openat2 5.6, the mount API 5.2, mount_setattr 5.12)' });
+    checks.push(
+      present
+        ? { level: 'ok', what: `syscall ${name}` }
+        : {
+            level: 'fail',
+            what: `syscall ${name} is missing`,
+            advice: 'mountat needs Linux 5.12 or newer (openat2 5.6, the mount API 5.2, mount_setattr 5.12)',
+          },
+    );
   }
   checks.push(
     probeUniqueMountId()
       ? { level: 'ok', what: 'statx gives unique mount ids (STATX_MNT_ID_UNIQUE)' }
-      : { level: 'warn', what: 'statx has no unique mount ids; reusable ids are compared instead', advice: 'Linux 6.8+ makes teardown\'s ownership check exact' },
+      : {
+          level: 'warn',
+          what: 'statx has no unique mount ids; reusable ids are compared instead',
+          advice: "Linux 6.8+ makes teardown's ownership check exact",
+        },
   );
   const cap = hasCapability(CAPABILITIES.CAP_SYS_ADMIN);
   checks.push(
     cap === true
       ? { level: 'ok', what: 'CAP_SYS_ADMIN is effective' }
       : cap === false
-        ? { level: 'fail', what: 'CAP_SYS_ADMIN is not effective', advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)', see: `${TROUBLESHOOTING}eperm` }
+        ? {
+            level: 'fail',
+            what: 'CAP_SYS_ADMIN is not effective',
+            advice: 'run as root or add CAP_SYS_ADMIN (there is no narrower capability for mounting)',
+            see: `${TROUBLESHOOTING}eperm`,
+          }
         : { level: 'warn', what: 'capabilities unknown (no /proc/self/status)' },
   );
   // Only `exec` and the runner start actions; the OCI hooks and `mount` do not, so warnings.
   const own = ownCapabilities();
   if (own && (own.effective & capabilityMask(['CAP_SETPCAP'])) === 0n) {
-    checks.push({ level: 'warn', what: 'CAP_SETPCAP is not effective: `mountat exec` and the runner cannot reduce an action\'s capabilities, and refuse to start', advice: 'add CAP_SETPCAP where actions are run (a container that drops ALL must add it back)' });
+    checks.push({
+      level: 'warn',
+      what: "CAP_SETPCAP is not effective: `mountat exec` and the runner cannot reduce an action's capabilities, and refuse to start",
+      advice: 'add CAP_SETPCAP where actions are run (a container that drops ALL must add it back)',
+    });
   }
   const lacking = actionCapabilities(SANDBOX_DEFAULTS.capabilities, own).lacking;
   if (lacking.length > 0) {
-    checks.push({ level: 'warn', what: `actions running as root will lack ${lacking.join(', ')} (not in this process's bounding set)`, advice: 'add them where actions are run if builds need them (chown, writing read-only files)' });
+    checks.push({
+      level: 'warn',
+      what: `actions running as root will lack ${lacking.join(', ')} (not in this process's bounding set)`,
+      advice: 'add them where actions are run if builds need them (chown, writing read-only files)',
+    });
   }
   checks.push(
     existsSync(STARTER_PATH)
@@ -113,15 +138,28 @@ export function runChecks(dir?: string): Check[] {
   if (probePivotRoot() === 'allowed') {
     checks.push({ level: 'ok', what: 'pivot_root is allowed: actions are rooted with nothing of this filesystem left beneath them' });
   } else if (hasCapability(CAPABILITIES.CAP_SYS_CHROOT) !== false) {
-    checks.push({ level: 'ok', what: 'pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead, out of reach beneath it', see: `${TROUBLESHOOTING}pivot-root` });
+    checks.push({
+      level: 'ok',
+      what: 'pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead, out of reach beneath it',
+      see: `${TROUBLESHOOTING}pivot-root`,
+    });
   } else {
-    checks.push({ level: 'warn', what: 'pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective: `mountat exec` and the runner cannot root actions, and refuse to start', advice: 'add CAP_SYS_CHROOT, or allow pivot_root in the seccomp profile', see: `${TROUBLESHOOTING}pivot-root` });
+    checks.push({
+      level: 'warn',
+      what: 'pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective: `mountat exec` and the runner cannot root actions, and refuse to start',
+      advice: 'add CAP_SYS_CHROOT, or allow pivot_root in the seccomp profile',
+      see: `${TROUBLESHOOTING}pivot-root`,
+    });
   }
   const pidns = probeProcPidns();
   checks.push(
     pidns === true
       ? { level: 'ok', what: 'proc accepts a pidns fd (a proc for another PID namespace)' }
-      : { level: 'warn', what: pidns === false ? 'proc does not accept a pidns fd on this kernel' : 'proc pidns support unknown', advice: 'a proc mounted from outside a PID namespace then shows the host\'s processes' },
+      : {
+          level: 'warn',
+          what: pidns === false ? 'proc does not accept a pidns fd on this kernel' : 'proc pidns support unknown',
+          advice: "a proc mounted from outside a PID namespace then shows the host's processes",
+        },
   );
   if (dir !== undefined) checks.push(propagationOf(dir));
   return checks;
@@ -134,7 +172,12 @@ function checkDirArgument(dir: string): void {
     isDirectory = statSync(dir).isDirectory();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    const why: Record<string, string> = { ENOENT: 'does not exist', ENOTDIR: 'passes through something that is not a directory', EACCES: 'permission denied', ELOOP: 'has too many symlinks' };
+    const why: Record<string, string> = {
+      ENOENT: 'does not exist',
+      ENOTDIR: 'passes through something that is not a directory',
+      EACCES: 'permission denied',
+      ELOOP: 'has too many symlinks',
+    };
     throw new UsageError(`--dir ${JSON.stringify(dir)}: ${why[code] ?? 'cannot be looked up'} (${code})`);
   }
   if (!isDirectory) throw new UsageError(`--dir ${JSON.stringify(dir)}: is not a directory`);

@@ -50,7 +50,11 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   if (args.command.length === 0) throw new UsageError('exec needs a command after --');
   const cwd = args.cwd ?? '/';
   if (!cwd.startsWith('/')) throw new UsageError(`--cwd ${cwd}: give it as an absolute path inside the root`);
-  const workingDirectory = cwd.split('/').filter((part) => part !== '' && part !== '.').join('/') || '.';
+  const workingDirectory =
+    cwd
+      .split('/')
+      .filter((part) => part !== '' && part !== '.')
+      .join('/') || '.';
   const network = networkFrom(args.network);
   const asked = capabilitiesFrom(args.capabilities);
   const plan = loadPlan(args.plan);

@@ -53,17 +53,17 @@ export async function main(argv: string[]): Promise<number> {
     switch (verb) {
       case 'doctor': {
         const { values, text } = parse(rest, ['dir']);
-        if (values.help) return print(USAGE), 0;
+        if (values.help) return (print(USAGE), 0);
         return doctorCommand({ dir: text('dir') }, print);
       }
       case 'mount': {
         const { values, text } = parse(rest, ['root', 'plan', 'state-dir']);
-        if (values.help) return print(USAGE), 0;
+        if (values.help) return (print(USAGE), 0);
         return mountCommand({ root: text('root'), plan: text('plan'), stateDir: stateDirectory(text('state-dir')) }, print);
       }
       case 'umount': {
         const { values, text } = parse(rest, ['root', 'state-dir']);
-        if (values.help) return print(USAGE), 0;
+        if (values.help) return (print(USAGE), 0);
         return umountCommand({ root: text('root'), stateDir: stateDirectory(text('state-dir')) }, print);
       }
       case 'exec': {
@@ -71,20 +71,28 @@ export async function main(argv: string[]): Promise<number> {
         const flags = dash === -1 ? rest : rest.slice(0, dash);
         const command = dash === -1 ? [] : rest.slice(dash + 1);
         const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities']);
-        if (values.help) return print(USAGE), 0;
-        const args = { root: text('root'), plan: text('plan'), cwd: text('cwd'), stateDir: stateDirectory(text('state-dir')), network: text('network'), capabilities: text('capabilities'), command };
+        if (values.help) return (print(USAGE), 0);
+        const args = {
+          root: text('root'),
+          plan: text('plan'),
+          cwd: text('cwd'),
+          stateDir: stateDirectory(text('state-dir')),
+          network: text('network'),
+          capabilities: text('capabilities'),
+          command,
+        };
         return await execCommand(args, print, printErr);
       }
       case 'runner': {
         const { values, text } = parse(rest, ['config']);
-        if (values.help) return print(USAGE), 0;
+        if (values.help) return (print(USAGE), 0);
         // Loaded only for this verb: gRPC and pino would slow every other one's start.
         const { runnerCommand } = await import('./runner.js');
         return await runnerCommand({ config: text('config') });
       }
       case 'probe': {
         const { values, text } = parse(rest, ['socket', 'config', 'path', 'timeout']);
-        if (values.help) return print(USAGE), 0;
+        if (values.help) return (print(USAGE), 0);
         const { probeCommand } = await import('./probe.js');
         return await probeCommand({ socket: text('socket'), config: text('config'), path: text('path'), timeout: text('timeout') }, print);
       }

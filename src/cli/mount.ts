@@ -20,7 +20,11 @@ export function mountRoot(root: Fd, rootArg: string | undefined, plan: Plan, sto
     return mountRecorded(root, plan, { records: store, key: rootKey(rootIdentityOf(root)), existing: 'refuse', procPidns });
   } catch (error) {
     if (!(error instanceof AlreadyRecordedError)) throw error;
-    throw new MountatError('precondition', `root ${rootArg} already has mounts recorded in ${error.recordPath}; run \`mountat umount --root ${rootArg}\` first`, { cause: error });
+    throw new MountatError(
+      'precondition',
+      `root ${rootArg} already has mounts recorded in ${error.recordPath}; run \`mountat umount --root ${rootArg}\` first`,
+      { cause: error },
+    );
   }
 }
 

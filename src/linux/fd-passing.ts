@@ -27,7 +27,12 @@ function declare() {
     flags: 'int',
   });
   return {
-    socketpair: lib().func('int socketpair(int domain, int type, int protocol, _Out_ int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number,
+    socketpair: lib().func('int socketpair(int domain, int type, int protocol, _Out_ int *fds)') as (
+      domain: number,
+      type: number,
+      protocol: number,
+      fds: Int32Array,
+    ) => number,
     sendmsg: lib().func('sendmsg', 'long', ['int', k.pointer(msghdr), 'int']) as (fd: number, msg: Record<string, unknown>, flags: number) => number,
   };
 }
@@ -50,7 +55,15 @@ export function sendWithFds(socket: number, payload: Buffer, fds: readonly numbe
   control.writeInt32LE(SOL_SOCKET, 8);
   control.writeInt32LE(SCM_RIGHTS, 12);
   fds.forEach((fd, i) => control.writeInt32LE(fd, 16 + 4 * i));
-  const message = { name: null, nameLength: 0, iov: [{ base: payload, length: payload.length }], iovLength: 1, control, controlLength: control.length, flags: 0 };
+  const message = {
+    name: null,
+    nameLength: 0,
+    iov: [{ base: payload, length: payload.length }],
+    iovLength: 1,
+    control,
+    controlLength: control.length,
+    flags: 0,
+  };
   const sent = fns().sendmsg(socket, message, MSG_NOSIGNAL);
   if (sent < 0) throw new SyscallError('sendmsg', koffi().errno());
   if (sent !== payload.length) throw new SyscallError('sendmsg', 0, { detail: `sent ${sent} of ${payload.length} bytes` });

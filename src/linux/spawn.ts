@@ -10,7 +10,11 @@ import { SyscallError } from './syscall-error.js';
 function declare() {
   return {
     fileActionsInit: lib().func('int posix_spawn_file_actions_init(void *actions)') as (actions: Buffer) => number,
-    fileActionsDup2: lib().func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)') as (actions: Buffer, fd: number, newfd: number) => number,
+    fileActionsDup2: lib().func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)') as (
+      actions: Buffer,
+      fd: number,
+      newfd: number,
+    ) => number,
     fileActionsDestroy: lib().func('int posix_spawn_file_actions_destroy(void *actions)') as (actions: Buffer) => number,
     posixSpawnRaw: lib().func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)') as (
       pid: number[],

@@ -3,7 +3,21 @@
 // root, make a detached mount, move it onto the resolved fd, and read back its identity from
 // the mount's own fd. On any failure everything done so far is undone in reverse.
 import { messageOf, MountatError } from '../base/index.js';
-import { constants as C, Fd, type FdRef, fsconfigCreate, fsconfigSetFd, fsconfigSetFlag, fsconfigSetString, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, statx } from '../linux/index.js';
+import {
+  constants as C,
+  Fd,
+  type FdRef,
+  fsconfigCreate,
+  fsconfigSetFd,
+  fsconfigSetFlag,
+  fsconfigSetString,
+  fsmount,
+  fsopen,
+  mountSetattr,
+  moveMountOntoFd,
+  openTree,
+  statx,
+} from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { coverProc, type ProcCover } from './cover-proc.js';
 import type { AttachedMount, MountRecord } from './generated/mount-record.js';
@@ -84,11 +98,17 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
     if ((st.mode & C.S_IFMT) !== C.S_IFDIR) throw new MountatError('invalid-input', 'bind source is not a directory');
     // MS_PRIVATE: mounts the action makes inside the bind must not propagate back to the host
     // source. attr_clr carries the atime mask because atime is a mode, not a flag.
-    mountSetattr(tree, '', C.AT_EMPTY_PATH | recursive, {
-      attrSet: attributeFlags(entry.attributes),
-      attrClr: C.MOUNT_ATTR__ATIME,
-      propagation: C.MS_PRIVATE,
-    }, where);
+    mountSetattr(
+      tree,
+      '',
+      C.AT_EMPTY_PATH | recursive,
+      {
+        attrSet: attributeFlags(entry.attributes),
+        attrClr: C.MOUNT_ATTR__ATIME,
+        propagation: C.MS_PRIVATE,
+      },
+      where,
+    );
     return tree;
   } catch (error) {
     tree.close();
@@ -147,10 +167,21 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
   if (!mountIsAtTarget(rootFd, entry.target, identity)) {
     // Only by fd: the fallback unmounts by name, and the name is exactly what can no longer be trusted.
     if (unmountMethod() !== 'proc-fd') {
-      throw new MountError(entry.target, `attach ${entry.kind} to`, new MountatError('precondition', 'the target directory was moved while it was being mounted, and without /proc the mount cannot be undone by fd; it stays on the moved directory inside the root'));
+      throw new MountError(
+        entry.target,
+        `attach ${entry.kind} to`,
+        new MountatError(
+          'precondition',
+          'the target directory was moved while it was being mounted, and without /proc the mount cannot be undone by fd; it stays on the moved directory inside the root',
+        ),
+      );
     }
     unmountByFd(mount, rootFd, entry.target);
-    throw new MountError(entry.target, `attach ${entry.kind} to`, new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'));
+    throw new MountError(
+      entry.target,
+      `attach ${entry.kind} to`,
+      new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'),
+    );
   }
   if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
 }
@@ -167,7 +198,8 @@ function coverOrUndo(rootFd: FdRef, proc: Fd, target: string, identity: MountIde
     let undoFailure: unknown;
     try {
       // The fallback unmounts by name, looked up afresh: only once our proc is seen there again.
-      if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity)) undoFailure = new MountatError('precondition', 'it is no longer at its target, and without /proc it cannot be taken off by fd');
+      if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity))
+        undoFailure = new MountatError('precondition', 'it is no longer at its target, and without /proc it cannot be taken off by fd');
       else unmountByFd(proc, rootFd, target);
     } catch (undoError) {
       undoFailure = undoError;

@@ -12,7 +12,10 @@ describe('a detach report in words', () => {
     notMounted: ['sys'],
     stacked: ['tmp/x: tmpfs none'],
     removed: ['tmp'],
-    kept: [{ path: 'proc', reason: 'not empty' }, { path: 'sys', reason: 'already gone' }],
+    kept: [
+      { path: 'proc', reason: 'not empty' },
+      { path: 'sys', reason: 'already gone' },
+    ],
   };
 
   it('as lines, one thing done a line', () => {

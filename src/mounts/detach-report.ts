@@ -14,11 +14,19 @@ function happened(report: DetachReport, goneWith: string): Happened[] {
   const all: Happened[] = [
     { items: report.detached, line: (t) => `unmounted ${t}`, summary: (all) => `unmounted ${all.join(', ')}${covers}` },
     { items: report.notMounted, line: (t) => `not mounted any more: ${t}`, summary: (all) => `already gone ${goneWith}: ${all.join(', ')}` },
-    { items: report.stacked, line: (s) => `also removed a mount stacked on ours: ${s}`, summary: (all) => `also removed mounts stacked on ours: ${all.join(', ')}` },
+    {
+      items: report.stacked,
+      line: (s) => `also removed a mount stacked on ours: ${s}`,
+      summary: (all) => `also removed mounts stacked on ours: ${all.join(', ')}`,
+    },
     { items: report.removed, line: (p) => `removed directory ${p}`, summary: (all) => `removed directories ${all.join(', ')}` },
     ...report.kept
       .filter((kept) => kept.reason !== 'already gone')
-      .map((kept) => ({ items: [kept.path], line: (p: string) => `kept directory ${p}: ${kept.reason}`, summary: ([p]: string[]) => `kept ${p} (${kept.reason})` })),
+      .map((kept) => ({
+        items: [kept.path],
+        line: (p: string) => `kept directory ${p}: ${kept.reason}`,
+        summary: ([p]: string[]) => `kept ${p} (${kept.reason})`,
+      })),
   ];
   return all.filter((entry) => entry.items.length > 0);
 }
@@ -30,5 +38,9 @@ export function detachLines(report: DetachReport): string[] {
 
 /** One line of all of it; `goneWith` says with what the already-unmounted went ("with the container"). */
 export function detachSummary(report: DetachReport, goneWith: string): string {
-  return happened(report, goneWith).map((entry) => entry.summary(entry.items)).join('; ') || 'nothing left to remove';
+  return (
+    happened(report, goneWith)
+      .map((entry) => entry.summary(entry.items))
+      .join('; ') || 'nothing left to remove'
+  );
 }

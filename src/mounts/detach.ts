@@ -119,7 +119,10 @@ export function detach(rootFd: FdRef, attachment: Attachment): DetachReport {
   const failures: unknown[] = [];
   const root = rootIdentityOf(rootFd);
   if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {
-    throw new MountatError('invalid-input', `the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`);
+    throw new MountatError(
+      'invalid-input',
+      `the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`,
+    );
   }
   for (const mount of [...attachment.mounts].reverse()) {
     let outcome: Outcome;

@@ -17,7 +17,7 @@ const HINTS: Record<string, Record<string, string>> = {
   fsopen: { EPERM: 'mounting needs CAP_SYS_ADMIN (run as root or grant the capability)' },
   open_tree: { EPERM: 'mounting needs CAP_SYS_ADMIN', ENOENT: 'bind source does not exist' },
   move_mount: {
-    EINVAL: 'the target is not in this process\'s mount namespace, or its mount cannot take submounts',
+    EINVAL: "the target is not in this process's mount namespace, or its mount cannot take submounts",
     EPERM: 'mounting needs CAP_SYS_ADMIN',
   },
   umount2: { EINVAL: 'not a mount point', EPERM: 'unmounting needs CAP_SYS_ADMIN' },

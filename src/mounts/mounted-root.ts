@@ -62,8 +62,7 @@ export class AlreadyRecordedError extends MountatError {
  * and, if the rollback failed too, the owner of what is left (its record kept).
  */
 export type MountAttempt<Extra extends object = object> =
-  | { mounted: MountedRoot<Extra>; error?: undefined; leftover?: undefined }
-  | { mounted?: undefined; error: Error; leftover: MountedRoot<Extra> | undefined };
+  { mounted: MountedRoot<Extra>; error?: undefined; leftover?: undefined } | { mounted?: undefined; error: Error; leftover: MountedRoot<Extra> | undefined };
 
 export class MountedRoot<Extra extends object = object> implements Disposable {
   readonly attachment: RecordOf<Extra>;
@@ -190,7 +189,9 @@ function undone<Extra extends object>(error: unknown, root: FdRef, records: Reco
   try {
     records.remove(key);
   } catch (removeError) {
-    const removal = new MountatError(kindOf(removeError), `its record ${records.pathFor(key)} could not be removed: ${messageOf(removeError)}`, { cause: removeError });
+    const removal = new MountatError(kindOf(removeError), `its record ${records.pathFor(key)} could not be removed: ${messageOf(removeError)}`, {
+      cause: removeError,
+    });
     if (error instanceof AttachError) return { error: new AttachError(error.cause, [...error.rollbackErrors, removal]), leftover: undefined };
     return { error: new AttachError(failure, [removal]), leftover: undefined };
   }

@@ -23,18 +23,66 @@ describe('parsePlan refuses bad plans before anything is mounted', () => {
     ['mode as a number', { mounts: [{ target: 'tmp', kind: 'tmpfs', options: { mode: 1777 } }] }, /mode must be an octal string such as "1777"/],
     ['comma in a value', { mounts: [{ target: 'tmp', kind: 'tmpfs', options: { size: '1m,exec' } }] }, /comma or NUL/],
     ['unknown attribute', { mounts: [{ target: 'proc', kind: 'proc', attributes: { rdonly: true } }] }, /attributes has an unknown field "rdonly"/],
-    ['bad atime', { mounts: [{ target: 'proc', kind: 'proc', attributes: { atime: 'lazytime' } }] }, /atime must be one of "relatime", "noatime", "strictatime"/],
+    [
+      'bad atime',
+      { mounts: [{ target: 'proc', kind: 'proc', attributes: { atime: 'lazytime' } }] },
+      /atime must be one of "relatime", "noatime", "strictatime"/,
+    ],
     ['bind without source', { mounts: [{ target: 'src', kind: 'bind' }] }, /a bind needs a source/],
     ['bind with relative source', { mounts: [{ target: 'src', kind: 'bind', source: 'home' }] }, /bind source must be an absolute host path/],
     ['source on a non-bind', { mounts: [{ target: 'proc', kind: 'proc', source: '/proc' }] }, /source is only for kind bind/],
     ['unknown bind option', { mounts: [{ target: 'src', kind: 'bind', source: '/srv', options: { size: '1m' } }] }, /unknown bind option "size"/],
-    ['duplicate target', { mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'tmp/', kind: 'tmpfs' }] }, /empty component/],
-    ['same target twice', { mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'tmp', kind: 'tmpfs' }] }, /repeats the earlier target "tmp"/],
-    ['nested under an earlier target', { mounts: [{ target: 'dev', kind: 'tmpfs' }, { target: 'dev/shm', kind: 'tmpfs' }] }, /is nested with the earlier target "dev"/],
-    ['covering an earlier target', { mounts: [{ target: 'dev/shm', kind: 'tmpfs' }, { target: 'dev', kind: 'tmpfs' }] }, /is nested with the earlier target "dev\/shm"/],
+    [
+      'duplicate target',
+      {
+        mounts: [
+          { target: 'tmp', kind: 'tmpfs' },
+          { target: 'tmp/', kind: 'tmpfs' },
+        ],
+      },
+      /empty component/,
+    ],
+    [
+      'same target twice',
+      {
+        mounts: [
+          { target: 'tmp', kind: 'tmpfs' },
+          { target: 'tmp', kind: 'tmpfs' },
+        ],
+      },
+      /repeats the earlier target "tmp"/,
+    ],
+    [
+      'nested under an earlier target',
+      {
+        mounts: [
+          { target: 'dev', kind: 'tmpfs' },
+          { target: 'dev/shm', kind: 'tmpfs' },
+        ],
+      },
+      /is nested with the earlier target "dev"/,
+    ],
+    [
+      'covering an earlier target',
+      {
+        mounts: [
+          { target: 'dev/shm', kind: 'tmpfs' },
+          { target: 'dev', kind: 'tmpfs' },
+        ],
+      },
+      /is nested with the earlier target "dev\/shm"/,
+    ],
     ['hardened on a tmpfs', { mounts: [{ target: 'tmp', kind: 'tmpfs', hardened: true }] }, /^plan\.mounts\[0\] \("tmp"\): hardened is only for kind proc$/],
-    ['hardened on a sysfs, even false', { mounts: [{ target: 'sys', kind: 'sysfs', hardened: false }] }, /^plan\.mounts\[0\] \("sys"\): hardened is only for kind proc$/],
-    ['hardened on a bind', { mounts: [{ target: 'src', kind: 'bind', source: '/srv', hardened: true }] }, /^plan\.mounts\[0\] \("src"\): hardened is only for kind proc$/],
+    [
+      'hardened on a sysfs, even false',
+      { mounts: [{ target: 'sys', kind: 'sysfs', hardened: false }] },
+      /^plan\.mounts\[0\] \("sys"\): hardened is only for kind proc$/,
+    ],
+    [
+      'hardened on a bind',
+      { mounts: [{ target: 'src', kind: 'bind', source: '/srv', hardened: true }] },
+      /^plan\.mounts\[0\] \("src"\): hardened is only for kind proc$/,
+    ],
     ['hardened not a boolean', { mounts: [{ target: 'proc', kind: 'proc', hardened: 'yes' }] }, /^plan\.mounts\[0\]\.hardened must be boolean/],
     ['too many mounts', { mounts: Array.from({ length: 65 }, (_, i) => ({ target: `t${i}`, kind: 'tmpfs' })) }, /must NOT have more than 64 items/],
   ];
@@ -44,7 +92,7 @@ describe('parsePlan refuses bad plans before anything is mounted', () => {
   });
 });
 
-describe('parsePlan fills in the runtimes\' defaults', () => {
+describe("parsePlan fills in the runtimes' defaults", () => {
   it('gives the default plan proc, read-only sysfs and a capped tmpfs', () => {
     const plan = defaultPlan();
     expect(plan.mounts.map((m) => [m.kind, m.target])).toEqual([
@@ -108,7 +156,9 @@ describe('parsePlan fills in the runtimes\' defaults', () => {
       { kind: 'bind', source: { path: '/srv/src' }, recursive: true },
       { kind: 'bind', source: { fd: borrowed }, recursive: false },
     ]);
-    expect(() => parsePlan({ mounts: [{ target: 'tmp', kind: 'bind', source: { fd: 7 } }] })).toThrow(/source fd must be an Fd or a BorrowedFd, not a bare number/);
+    expect(() => parsePlan({ mounts: [{ target: 'tmp', kind: 'bind', source: { fd: 7 } }] })).toThrow(
+      /source fd must be an Fd or a BorrowedFd, not a bare number/,
+    );
     expect(() => new BorrowedFd(-1)).toThrow(/not a file descriptor: -1/);
   });
 });
@@ -116,32 +166,128 @@ describe('parsePlan fills in the runtimes\' defaults', () => {
 describe('parsePlan bounds an untrusted plan, one line per refusal naming entry, field and limit', () => {
   const entry = (e: object) => ({ mounts: [e] });
   const refused: Array<[string, unknown, string]> = [
-    ['a bind', entry({ target: 'etc', kind: 'bind', source: '/etc' }), 'plan.mounts[0] ("etc"): kind: an untrusted plan may not bind host paths (binds come only from the operator\'s plan file)'],
-    ['proc elsewhere than proc', entry({ target: 'host-proc', kind: 'proc' }), 'plan.mounts[0] ("host-proc"): target: an untrusted plan may mount proc only at "proc"'],
+    [
+      'a bind',
+      entry({ target: 'etc', kind: 'bind', source: '/etc' }),
+      'plan.mounts[0] ("etc"): kind: an untrusted plan may not bind host paths (binds come only from the operator\'s plan file)',
+    ],
+    [
+      'proc elsewhere than proc',
+      entry({ target: 'host-proc', kind: 'proc' }),
+      'plan.mounts[0] ("host-proc"): target: an untrusted plan may mount proc only at "proc"',
+    ],
     ['proc nested', entry({ target: 'a/proc', kind: 'proc' }), 'plan.mounts[0] ("a/proc"): target: an untrusted plan may mount proc only at "proc"'],
-    ['sysfs elsewhere than sys', entry({ target: 'a/b/sys', kind: 'sysfs' }), 'plan.mounts[0] ("a/b/sys"): target: an untrusted plan may mount sysfs only at "sys"'],
-    ['sysfs read-write', entry({ target: 'sys', kind: 'sysfs', attributes: { readOnly: false } }), 'plan.mounts[0] ("sys"): attributes.readOnly: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)'],
-    ['sysfs with suid', entry({ target: 'sys', kind: 'sysfs', attributes: { nosuid: false } }), 'plan.mounts[0] ("sys"): attributes.nosuid: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)'],
-    ['proc with devices', entry({ target: 'proc', kind: 'proc', attributes: { nodev: false } }), 'plan.mounts[0] ("proc"): attributes.nodev: an untrusted plan may not turn off what proc has on by default (nosuid, nodev, noexec)'],
-    ['proc executable', entry({ target: 'proc', kind: 'proc', attributes: { noexec: false } }), 'plan.mounts[0] ("proc"): attributes.noexec: an untrusted plan may not turn off what proc has on by default (nosuid, nodev, noexec)'],
-    ['tmpfs with suid', entry({ target: 'tmp', kind: 'tmpfs', attributes: { nosuid: false } }), 'plan.mounts[0] ("tmp"): attributes.nosuid: an untrusted plan may not turn off what tmpfs has on by default (nosuid, nodev)'],
+    [
+      'sysfs elsewhere than sys',
+      entry({ target: 'a/b/sys', kind: 'sysfs' }),
+      'plan.mounts[0] ("a/b/sys"): target: an untrusted plan may mount sysfs only at "sys"',
+    ],
+    [
+      'sysfs read-write',
+      entry({ target: 'sys', kind: 'sysfs', attributes: { readOnly: false } }),
+      'plan.mounts[0] ("sys"): attributes.readOnly: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)',
+    ],
+    [
+      'sysfs with suid',
+      entry({ target: 'sys', kind: 'sysfs', attributes: { nosuid: false } }),
+      'plan.mounts[0] ("sys"): attributes.nosuid: an untrusted plan may not turn off what sysfs has on by default (readOnly, nosuid, nodev, noexec)',
+    ],
+    [
+      'proc with devices',
+      entry({ target: 'proc', kind: 'proc', attributes: { nodev: false } }),
+      'plan.mounts[0] ("proc"): attributes.nodev: an untrusted plan may not turn off what proc has on by default (nosuid, nodev, noexec)',
+    ],
+    [
+      'proc executable',
+      entry({ target: 'proc', kind: 'proc', attributes: { noexec: false } }),
+      'plan.mounts[0] ("proc"): attributes.noexec: an untrusted plan may not turn off what proc has on by default (nosuid, nodev, noexec)',
+    ],
+    [
+      'tmpfs with suid',
+      entry({ target: 'tmp', kind: 'tmpfs', attributes: { nosuid: false } }),
+      'plan.mounts[0] ("tmp"): attributes.nosuid: an untrusted plan may not turn off what tmpfs has on by default (nosuid, nodev)',
+    ],
     ['proc not hardened', entry({ target: 'proc', kind: 'proc', hardened: false }), 'plan.mounts[0] ("proc"): hardened: an untrusted plan may not turn it off'],
-    ['a tmpfs of 100000%', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }), 'plan.mounts[0] ("tmp"): options.size: "100000%" is over the limit for an untrusted plan (at most 50% or 16g)'],
-    ['a tmpfs of 51%', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '51%' } }), 'plan.mounts[0] ("tmp"): options.size: "51%" is over the limit for an untrusted plan (at most 50% or 16g)'],
-    ['a tmpfs of 17g', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '17g' } }), 'plan.mounts[0] ("tmp"): options.size: "17g" is over the limit for an untrusted plan (at most 50% or 16g)'],
-    ['a tmpfs one byte over', entry({ target: 'tmp', kind: 'tmpfs', options: { size: 16 * 2 ** 30 + 1 } }), 'plan.mounts[0] ("tmp"): options.size: "17179869185" is over the limit for an untrusted plan (at most 50% or 16g)'],
-    ['a size that wraps to 0 in the kernel', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '16e' } }), 'plan.mounts[0] ("tmp"): options.size: "16e" is over the limit for an untrusted plan (at most 50% or 16g)'],
-    ['a size of 0 (unlimited)', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0' } }), 'plan.mounts[0] ("tmp"): options.size: "0" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g'],
-    ['a size of 0%', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0%' } }), 'plan.mounts[0] ("tmp"): options.size: "0%" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g'],
-    ['a size of the number 0', entry({ target: 'tmp', kind: 'tmpfs', options: { size: 0 } }), 'plan.mounts[0] ("tmp"): options.size: "0" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g'],
-    ['the default size lifted', entry({ target: 'tmp', kind: 'tmpfs', options: { size: false } }), 'plan.mounts[0] ("tmp"): options.size: an untrusted plan must give a limit (at most 50% or 16g), not false'],
-    ['a hex size', entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0x400000000' } }), 'plan.mounts[0] ("tmp"): options.size: "0x400000000" is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e, or %)'],
-    ['nr_blocks of 0', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '0' } }), 'plan.mounts[0] ("tmp"): options.nr_blocks: "0" means unlimited to tmpfs; an untrusted plan must stay within 256k'],
-    ['nr_blocks over', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '1m' } }), 'plan.mounts[0] ("tmp"): options.nr_blocks: "1m" is over the limit for an untrusted plan (at most 256k)'],
-    ['nr_blocks in %', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '10%' } }), 'plan.mounts[0] ("tmp"): options.nr_blocks: "10%" is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e)'],
-    ['nr_inodes of 0', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: 0 } }), 'plan.mounts[0] ("tmp"): options.nr_inodes: "0" means unlimited to tmpfs; an untrusted plan must stay within 1m'],
-    ['nr_inodes over', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: '1048577' } }), 'plan.mounts[0] ("tmp"): options.nr_inodes: "1048577" is over the limit for an untrusted plan (at most 1m)'],
-    ['nr_inodes as a flag', entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: true } }), 'plan.mounts[0] ("tmp"): options.nr_inodes: an untrusted plan must give a limit (at most 1m), not true'],
+    [
+      'a tmpfs of 100000%',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }),
+      'plan.mounts[0] ("tmp"): options.size: "100000%" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
+    [
+      'a tmpfs of 51%',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '51%' } }),
+      'plan.mounts[0] ("tmp"): options.size: "51%" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
+    [
+      'a tmpfs of 17g',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '17g' } }),
+      'plan.mounts[0] ("tmp"): options.size: "17g" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
+    [
+      'a tmpfs one byte over',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: 16 * 2 ** 30 + 1 } }),
+      'plan.mounts[0] ("tmp"): options.size: "17179869185" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
+    [
+      'a size that wraps to 0 in the kernel',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '16e' } }),
+      'plan.mounts[0] ("tmp"): options.size: "16e" is over the limit for an untrusted plan (at most 50% or 16g)',
+    ],
+    [
+      'a size of 0 (unlimited)',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0' } }),
+      'plan.mounts[0] ("tmp"): options.size: "0" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g',
+    ],
+    [
+      'a size of 0%',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0%' } }),
+      'plan.mounts[0] ("tmp"): options.size: "0%" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g',
+    ],
+    [
+      'a size of the number 0',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: 0 } }),
+      'plan.mounts[0] ("tmp"): options.size: "0" means unlimited to tmpfs; an untrusted plan must stay within 50% or 16g',
+    ],
+    [
+      'the default size lifted',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: false } }),
+      'plan.mounts[0] ("tmp"): options.size: an untrusted plan must give a limit (at most 50% or 16g), not false',
+    ],
+    [
+      'a hex size',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { size: '0x400000000' } }),
+      'plan.mounts[0] ("tmp"): options.size: "0x400000000" is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e, or %)',
+    ],
+    [
+      'nr_blocks of 0',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '0' } }),
+      'plan.mounts[0] ("tmp"): options.nr_blocks: "0" means unlimited to tmpfs; an untrusted plan must stay within 256k',
+    ],
+    [
+      'nr_blocks over',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '1m' } }),
+      'plan.mounts[0] ("tmp"): options.nr_blocks: "1m" is over the limit for an untrusted plan (at most 256k)',
+    ],
+    [
+      'nr_blocks in %',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_blocks: '10%' } }),
+      'plan.mounts[0] ("tmp"): options.nr_blocks: "10%" is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e)',
+    ],
+    [
+      'nr_inodes of 0',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: 0 } }),
+      'plan.mounts[0] ("tmp"): options.nr_inodes: "0" means unlimited to tmpfs; an untrusted plan must stay within 1m',
+    ],
+    [
+      'nr_inodes over',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: '1048577' } }),
+      'plan.mounts[0] ("tmp"): options.nr_inodes: "1048577" is over the limit for an untrusted plan (at most 1m)',
+    ],
+    [
+      'nr_inodes as a flag',
+      entry({ target: 'tmp', kind: 'tmpfs', options: { nr_inodes: true } }),
+      'plan.mounts[0] ("tmp"): options.nr_inodes: an untrusted plan must give a limit (at most 1m), not true',
+    ],
   ];
   it.each(refused)('refuses %s', (_name, input, message) => {
     let error: unknown;
@@ -159,26 +305,76 @@ describe('parsePlan bounds an untrusted plan, one line per refusal naming entry,
 
   const allowed: Array<[string, object]> = [
     ['the default plan', DEFAULTS.plan],
-    ['proc, sys, tmp tuned', { mounts: [{ target: 'proc', kind: 'proc', options: { subset: 'pid', hidepid: 'invisible' } }, { target: 'sys', kind: 'sysfs' }, { target: 'tmp', kind: 'tmpfs', options: { size: '64m', nr_inodes: '16k', mode: '0700' } }] }],
-    ['attributes set on, or left to the default', { mounts: [{ target: 'proc', kind: 'proc', hardened: true, attributes: { nosuid: true, atime: 'noatime' } }, { target: 'sys', kind: 'sysfs', attributes: { readOnly: true } }, { target: 'dev/shm', kind: 'tmpfs', attributes: { noexec: true, nosymfollow: true } }] }],
-    ['tmpfs at the limits', { mounts: [{ target: 'a', kind: 'tmpfs', options: { size: '50%' } }, { target: 'b', kind: 'tmpfs', options: { size: '16g', nr_blocks: '256k', nr_inodes: '1m' } }, { target: 'c', kind: 'tmpfs', options: { size: 17179869184, nr_inodes: 1 } }] }],
+    [
+      'proc, sys, tmp tuned',
+      {
+        mounts: [
+          { target: 'proc', kind: 'proc', options: { subset: 'pid', hidepid: 'invisible' } },
+          { target: 'sys', kind: 'sysfs' },
+          { target: 'tmp', kind: 'tmpfs', options: { size: '64m', nr_inodes: '16k', mode: '0700' } },
+        ],
+      },
+    ],
+    [
+      'attributes set on, or left to the default',
+      {
+        mounts: [
+          { target: 'proc', kind: 'proc', hardened: true, attributes: { nosuid: true, atime: 'noatime' } },
+          { target: 'sys', kind: 'sysfs', attributes: { readOnly: true } },
+          { target: 'dev/shm', kind: 'tmpfs', attributes: { noexec: true, nosymfollow: true } },
+        ],
+      },
+    ],
+    [
+      'tmpfs at the limits',
+      {
+        mounts: [
+          { target: 'a', kind: 'tmpfs', options: { size: '50%' } },
+          { target: 'b', kind: 'tmpfs', options: { size: '16g', nr_blocks: '256k', nr_inodes: '1m' } },
+          { target: 'c', kind: 'tmpfs', options: { size: 17179869184, nr_inodes: 1 } },
+        ],
+      },
+    ],
     ['nothing at all', { mounts: [] }],
   ];
   it.each(allowed)('allows %s', (_name, input) => {
     expect(parsePlan(structuredClone(input), 'untrusted')).toEqual(parsePlan(structuredClone(input)));
   });
 
-  it('trusts per entry: an operator\'s bind next to an untrusted tmpfs; an entry without a trust is untrusted', () => {
-    const input = { mounts: [{ target: 'work', kind: 'bind', source: '/srv' }, { target: 'tmp', kind: 'tmpfs', options: { size: '64m' } }] };
+  it("trusts per entry: an operator's bind next to an untrusted tmpfs; an entry without a trust is untrusted", () => {
+    const input = {
+      mounts: [
+        { target: 'work', kind: 'bind', source: '/srv' },
+        { target: 'tmp', kind: 'tmpfs', options: { size: '64m' } },
+      ],
+    };
     expect(parsePlan(input, ['operator', 'untrusted']).mounts.map((m) => m.kind)).toEqual(['bind', 'tmpfs']);
     expect(() => parsePlan(input, ['untrusted', 'operator'])).toThrow(/^plan\.mounts\[0\] \("work"\): kind: an untrusted plan may not bind/);
-    expect(() => parsePlan({ mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'etc', kind: 'bind', source: '/etc' }] }, ['operator'])).toThrow(/^plan\.mounts\[1\] \("etc"\): kind: an untrusted plan may not bind/);
+    expect(() =>
+      parsePlan(
+        {
+          mounts: [
+            { target: 'tmp', kind: 'tmpfs' },
+            { target: 'etc', kind: 'bind', source: '/etc' },
+          ],
+        },
+        ['operator'],
+      ),
+    ).toThrow(/^plan\.mounts\[1\] \("etc"\): kind: an untrusted plan may not bind/);
   });
 
   it('names the entry of a schema error too', () => {
     let error: unknown;
     try {
-      parsePlan({ mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'x', kind: 'nfs' }] }, 'untrusted');
+      parsePlan(
+        {
+          mounts: [
+            { target: 'tmp', kind: 'tmpfs' },
+            { target: 'x', kind: 'nfs' },
+          ],
+        },
+        'untrusted',
+      );
     } catch (caught) {
       error = caught;
     }

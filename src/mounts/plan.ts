@@ -79,13 +79,18 @@ export function targetComponents(target: string): string[] {
   if (target.length === 0) throw new PlanError('target is empty');
   if (target.includes('\0')) throw new PlanError(`target ${JSON.stringify(target)} contains a NUL byte`);
   // A lone surrogate would reach the kernel as U+FFFD: the directory made would not be the one named.
-  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(target)) throw new PlanError(`target ${JSON.stringify(target)} is not valid Unicode`);
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(target))
+    throw new PlanError(`target ${JSON.stringify(target)} is not valid Unicode`);
   if (Buffer.byteLength(target) > MAX_PATH) throw new PlanError(`target is longer than ${MAX_PATH} bytes`);
-  if (target.startsWith('/')) throw new PlanError(`target ${JSON.stringify(target)} is absolute; give it relative to the root, e.g. ${JSON.stringify(target.replace(/^\/+/, '') || 'proc')}`);
+  if (target.startsWith('/'))
+    throw new PlanError(
+      `target ${JSON.stringify(target)} is absolute; give it relative to the root, e.g. ${JSON.stringify(target.replace(/^\/+/, '') || 'proc')}`,
+    );
   const parts = target.split('/');
   for (const part of parts) {
     if (part === '') throw new PlanError(`target ${JSON.stringify(target)} has an empty component`);
-    if (part === '.' || part === '..') throw new PlanError(`target ${JSON.stringify(target)} contains ${JSON.stringify(part)}; targets must stay beneath the root`);
+    if (part === '.' || part === '..')
+      throw new PlanError(`target ${JSON.stringify(target)} contains ${JSON.stringify(part)}; targets must stay beneath the root`);
     if (Buffer.byteLength(part) > MAX_NAME) throw new PlanError(`target ${JSON.stringify(target)} has a component longer than ${MAX_NAME} bytes`);
   }
   return parts;
@@ -121,7 +126,8 @@ function bindSource(source: unknown, where: string): BindSource {
   if (typeof source === 'object' && source !== null && 'fd' in source) {
     const fd = (source as { fd: unknown }).fd;
     // An fd the caller keeps open: an owned Fd it lends, or one it borrowed; never a bare number.
-    if (!(fd instanceof Fd) && !(fd instanceof BorrowedFd)) throw refuse(where, `source fd must be an Fd or a BorrowedFd, not ${typeof fd === 'number' ? 'a bare number' : JSON.stringify(fd)}`);
+    if (!(fd instanceof Fd) && !(fd instanceof BorrowedFd))
+      throw refuse(where, `source fd must be an Fd or a BorrowedFd, not ${typeof fd === 'number' ? 'a bare number' : JSON.stringify(fd)}`);
     return { fd };
   }
   if (typeof source !== 'string' || !source.startsWith('/')) throw refuse(where, `bind source must be an absolute host path`);

@@ -73,7 +73,8 @@ export function sweepBelow(dir: Fd, owns: SweepRule): SweepResult {
   const owned = new Set<string>();
   for (const entry of [...below].reverse()) {
     const relative = entry.mountPoint.slice(prefix.length);
-    if (owned.has(entry.parentId) || owns({ relative, fsType: entry.fsType, source: entry.source, root: () => rootOf(dir, relative, entry.id) })) owned.add(entry.id);
+    if (owned.has(entry.parentId) || owns({ relative, fsType: entry.fsType, source: entry.source, root: () => rootOf(dir, relative, entry.id) }))
+      owned.add(entry.id);
   }
   for (const entry of below) {
     const mount = { mountPoint: entry.mountPoint, fsType: entry.fsType, source: entry.source };

@@ -30,7 +30,12 @@ function limitOf(text: string): bigint {
 }
 
 const LIMITS = DEFAULTS.untrusted.tmpfs;
-const MAX = { sizePercent: limitOf(LIMITS.sizePercent), size: limitOf(LIMITS.size), nr_blocks: limitOf(LIMITS.nr_blocks), nr_inodes: limitOf(LIMITS.nr_inodes) };
+const MAX = {
+  sizePercent: limitOf(LIMITS.sizePercent),
+  size: limitOf(LIMITS.size),
+  nr_blocks: limitOf(LIMITS.nr_blocks),
+  nr_inodes: limitOf(LIMITS.nr_inodes),
+};
 
 /** The limit of `key`, as a refusal states it. */
 function limitText(key: Limited): string {
@@ -40,10 +45,15 @@ function limitText(key: Limited): string {
 function checkTmpfsLimit(key: Limited, value: unknown, refuse: Refuse): void {
   const field = `options.${key}`;
   const limit = limitText(key);
-  if (typeof value !== 'string' && typeof value !== 'number') refuse(field, `an untrusted plan must give a limit (at most ${limit}), not ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' && typeof value !== 'number')
+    refuse(field, `an untrusted plan must give a limit (at most ${limit}), not ${JSON.stringify(value)}`);
   const text = String(value);
   const size = parseKernelSize(text, key === 'size');
-  if (!size) refuse(field, `${JSON.stringify(text)} is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e${key === 'size' ? ', or %' : ''})`);
+  if (!size)
+    refuse(
+      field,
+      `${JSON.stringify(text)} is not a limit an untrusted plan may give (decimal digits, then k, m, g, t, p or e${key === 'size' ? ', or %' : ''})`,
+    );
   const [number, max] = 'percent' in size ? [size.percent, MAX.sizePercent] : [size.count, MAX[key]];
   if (number === 0n) refuse(field, `${JSON.stringify(text)} means unlimited to tmpfs; an untrusted plan must stay within ${limit}`);
   if (number > max) refuse(field, `${JSON.stringify(text)} is over the limit for an untrusted plan (at most ${limit})`);
@@ -54,7 +64,7 @@ function checkTmpfsLimit(key: Limited, value: unknown, refuse: Refuse): void {
  * the entry's normalised target.
  */
 export function checkUntrustedEntry(entry: MountEntry, target: string, refuse: Refuse): void {
-  if (entry.kind === 'bind') refuse('kind', 'an untrusted plan may not bind host paths (binds come only from the operator\'s plan file)');
+  if (entry.kind === 'bind') refuse('kind', "an untrusted plan may not bind host paths (binds come only from the operator's plan file)");
   if (entry.kind === 'proc' || entry.kind === 'sysfs') {
     const allowed = DEFAULTS.untrusted.targets[entry.kind];
     if (target !== allowed) refuse('target', `an untrusted plan may mount ${entry.kind} only at ${JSON.stringify(allowed)}`);
@@ -62,7 +72,9 @@ export function checkUntrustedEntry(entry: MountEntry, target: string, refuse: R
   const defaults = DEFAULTS.attributes[entry.kind];
   for (const [key, value] of Object.entries(entry.attributes ?? {})) {
     if (value === false && defaults[key as keyof Attributes] === true) {
-      const on = Object.entries(defaults).filter(([, v]) => v === true).map(([k]) => k);
+      const on = Object.entries(defaults)
+        .filter(([, v]) => v === true)
+        .map(([k]) => k);
       refuse(`attributes.${key}`, `an untrusted plan may not turn off what ${entry.kind} has on by default (${on.join(', ')})`);
     }
   }

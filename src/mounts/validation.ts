@@ -11,7 +11,14 @@ export type Validator = ((data: unknown) => boolean) & { errors?: ValidatorError
 
 /** "/mounts/0/kind" → "plan.mounts[0].kind" */
 export function fieldName(rootName: string, instancePath: string): string {
-  return rootName + instancePath.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\/([^/[]+)/g, (_, key: string) => (/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.replace(/~1/g, '/').replace(/~0/g, '~'))}]`));
+  return (
+    rootName +
+    instancePath
+      .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+      .replace(/\/([^/[]+)/g, (_, key: string) =>
+        /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.replace(/~1/g, '/').replace(/~0/g, '~'))}]`,
+      )
+  );
 }
 
 export function describeSchemaError(rootName: string, error: ValidatorError, data?: unknown): string {

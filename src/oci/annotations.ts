@@ -52,7 +52,10 @@ function planFromJson(key: string, value: string): PlanInput {
 }
 
 function planFromList(key: string, value: string): PlanInput {
-  const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
   const mounts = names.map((name) => {
     // Own keys only: "toString" must not find Object.prototype's (found by the property tests).
     const entry = Object.hasOwn(STANDARD_MOUNTS, name) ? STANDARD_MOUNTS[name] : undefined;

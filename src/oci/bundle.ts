@@ -80,7 +80,10 @@ export function openRootfs(state: OciState): Rootfs {
   }
   using bundle = openBundle(state);
   try {
-    return { fd: openat2(bundle, rootPath, { flags: DIR, resolve: C.RESOLVE_BENEATH | C.RESOLVE_NO_MAGICLINKS }, rootPath), path: `${state.bundle}/${rootPath}` };
+    return {
+      fd: openat2(bundle, rootPath, { flags: DIR, resolve: C.RESOLVE_BENEATH | C.RESOLVE_NO_MAGICLINKS }, rootPath),
+      path: `${state.bundle}/${rootPath}`,
+    };
   } catch (error) {
     if (isErrno(error, 'EXDEV')) throw new HookError(`${field} ${JSON.stringify(rootPath)} escapes the bundle ${state.bundle}`);
     throw openFailure(`${field} ${JSON.stringify(rootPath)}: ${messageOf(error)}`, error);

@@ -104,8 +104,15 @@ export class CommandHook implements Hook {
         child.stderr.destroy();
         const output = lastLine(stderr) || lastLine(stdout);
         // A hook that fails is a setup that failed (precondition); its own reason is only its last line.
-        if (timedOut) reject(new HookError(`${this.description} timed out after ${entry.timeout}s and was killed${output ? `: ${output}` : ''}`, 'precondition'));
-        else if (code !== 0) reject(new HookError(`${this.description} ${code === null ? `was killed by ${signal}` : `exited with status ${code}`}${output ? `: ${output}` : ''}`, 'precondition'));
+        if (timedOut)
+          reject(new HookError(`${this.description} timed out after ${entry.timeout}s and was killed${output ? `: ${output}` : ''}`, 'precondition'));
+        else if (code !== 0)
+          reject(
+            new HookError(
+              `${this.description} ${code === null ? `was killed by ${signal}` : `exited with status ${code}`}${output ? `: ${output}` : ''}`,
+              'precondition',
+            ),
+          );
         else resolve(stdout.trim());
       };
       child.once('error', (error) => {

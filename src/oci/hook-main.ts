@@ -56,7 +56,8 @@ function parse(argv: string[]): Args {
   if (!(STAGES as readonly string[]).includes(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 'usage');
   if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 'usage');
   const logLevel = parsed.values['log-level'] ?? 'info';
-  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 'usage');
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
+    throw new HookError(`--log-level ${JSON.stringify(logLevel)}: one of debug, info, warn, error`, 'usage');
   const rootFdText = parsed.values['root-fd'];
   if (rootFdText !== undefined && !/^\d{1,4}$/.test(rootFdText)) throw new HookError(`--root-fd ${JSON.stringify(rootFdText)}: give an fd number`, 'usage');
   const procPidns = parsed.values['proc-pidns'] ?? false;

@@ -29,7 +29,7 @@ function basePlan(argv: string[]): BasePlan | undefined {
 /** Writes all of `text` to fd 1: a spec is larger than one pipe write may take. */
 function writeAll(text: string): void {
   const bytes = Buffer.from(text);
-  for (let done = 0; done < bytes.length; ) done += writeSync(1, bytes, done);
+  for (let done = 0; done < bytes.length;) done += writeSync(1, bytes, done);
 }
 
 export function precreateMain(argv: string[], stdin: () => string): number {

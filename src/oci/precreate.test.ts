@@ -32,11 +32,19 @@ const others = ['/dev', '/dev/pts', '/dev/mqueue', '/etc/hosts'];
 
 describe('specForMountat', () => {
   const removals: Array<[string, Record<string, string>, string[]]> = [
-    ['proc, sys and tmp asked for: podman\'s proc, sysfs and cgroup go', { 'org.mountat.mounts': 'proc,sys,tmp' }, others],
-    ['proc only: podman\'s sysfs and cgroup stay', { 'org.mountat.mounts': 'proc' }, ['/dev', '/sys', '/dev/pts', '/dev/mqueue', '/etc/hosts', '/sys/fs/cgroup']],
-    ['sys only: podman\'s proc stays', { 'org.mountat.mounts': 'sys, tmp' }, ['/proc', ...others]],
+    ["proc, sys and tmp asked for: podman's proc, sysfs and cgroup go", { 'org.mountat.mounts': 'proc,sys,tmp' }, others],
+    [
+      "proc only: podman's sysfs and cgroup stay",
+      { 'org.mountat.mounts': 'proc' },
+      ['/dev', '/sys', '/dev/pts', '/dev/mqueue', '/etc/hosts', '/sys/fs/cgroup'],
+    ],
+    ["sys only: podman's proc stays", { 'org.mountat.mounts': 'sys, tmp' }, ['/proc', ...others]],
     ['no mounts annotation: the default plan, which has proc and sys', { 'org.mountat.tmp.size': '64m' }, others],
-    ['a whole plan with proc', { 'org.mountat.plan': JSON.stringify({ mounts: [{ target: 'proc', kind: 'proc' }] }) }, ['/dev', '/sys', '/dev/pts', '/dev/mqueue', '/etc/hosts', '/sys/fs/cgroup']],
+    [
+      'a whole plan with proc',
+      { 'org.mountat.plan': JSON.stringify({ mounts: [{ target: 'proc', kind: 'proc' }] }) },
+      ['/dev', '/sys', '/dev/pts', '/dev/mqueue', '/etc/hosts', '/sys/fs/cgroup'],
+    ],
   ];
   it.each(removals)('%s', (_, annotations, kept) => {
     expect(destinations(specForMountat(podmanSpec(annotations)))).toEqual(kept);
@@ -50,7 +58,7 @@ describe('specForMountat', () => {
     expect(out.mounts[0]).toEqual(PODMAN_MOUNTS[1]);
   });
 
-  it('drops podman\'s default sysctl only when mountat makes proc', () => {
+  it("drops podman's default sysctl only when mountat makes proc", () => {
     expect(JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'proc' }))).linux.sysctl).toBeUndefined();
     expect(JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'sys' }))).linux.sysctl).toEqual({ 'net.ipv4.ping_group_range': '0 0' });
   });

@@ -103,7 +103,9 @@ function withoutTakenMounts(mounts: SpecMount[], places: string[]): SpecMount[] 
     if (place === undefined) return true;
     const replaceable = REPLACEABLE[place]!;
     if (path === place ? mount.type === replaceable.at : replaceable.beneath.includes(mount.type ?? '')) return false;
-    fail(`mount ${describeMount(mount)} lies at or beneath /${place}, where mountat mounts after the runtime and would hide it; remove it or leave ${place} out of the ${ANNOTATION_PREFIX}* annotations`);
+    fail(
+      `mount ${describeMount(mount)} lies at or beneath /${place}, where mountat mounts after the runtime and would hide it; remove it or leave ${place} out of the ${ANNOTATION_PREFIX}* annotations`,
+    );
   });
 }
 

@@ -6,7 +6,19 @@
 // says is left.
 import { kindOf, messageOf, type ErrorKind } from '../base/index.js';
 import { BorrowedFd, openPidNamespace, type Fd, type FdRef } from '../linux/index.js';
-import { AttachError, DetachError, detachSummary, MountedRoot, mountRecorded, RecordStore, rootIdentityOf, type DetachReport, type Plan, type ProcCover, type RecordKeeping } from '../mounts/index.js';
+import {
+  AttachError,
+  DetachError,
+  detachSummary,
+  MountedRoot,
+  mountRecorded,
+  RecordStore,
+  rootIdentityOf,
+  type DetachReport,
+  type Plan,
+  type ProcCover,
+  type RecordKeeping,
+} from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
 import { openRootfs, RootfsGoneError } from './bundle.js';
 import { HookError } from './errors.js';
@@ -110,7 +122,9 @@ function coverCounts(covers: ProcCover[]): string {
 /** prestart/createRuntime: run createContainer's work inside the container's mount and PID namespaces. */
 async function mountThroughNsenter(stage: Stage, state: OciState, options: StageOptions): Promise<StageResult> {
   if (!state.pid) {
-    throw new HookError(`stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`);
+    throw new HookError(
+      `stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`,
+    );
   }
   if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`, 'internal');
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
@@ -152,7 +166,8 @@ function cleanUp(state: OciState, options: StageOptions): StageResult {
   } catch (error) {
     // Only a rootfs (or bundle) that is not there any more proves nothing of ours is left in it;
     // any other failure (EACCES, a config.json that cannot be read) keeps the record for a retry.
-    if (!(error instanceof RootfsGoneError)) throw new HookError(`poststop: ${messageOf(error)} (record kept in ${records.pathFor(key)})`, cleanUpKind(error), { cause: error });
+    if (!(error instanceof RootfsGoneError))
+      throw new HookError(`poststop: ${messageOf(error)} (record kept in ${records.pathFor(key)})`, cleanUpKind(error), { cause: error });
     records.remove(key);
     options.log.warn({ error: error.message }, 'rootfs not found at poststop; record dropped');
     return { summary: `rootfs gone, dropped the record (${error.message})` };
@@ -182,7 +197,10 @@ export async function runStage(stage: Stage, state: OciState, options: StageOpti
       return cleanUp(state, options);
     case 'startContainer':
     case 'poststart':
-      throw new HookError(`stage ${stage}: mountat-hook mounts at createContainer (or prestart/createRuntime) and cleans up at poststop; it has nothing to do at ${stage}`, 'usage');
+      throw new HookError(
+        `stage ${stage}: mountat-hook mounts at createContainer (or prestart/createRuntime) and cleans up at poststop; it has nothing to do at ${stage}`,
+        'usage',
+      );
     default: {
       const never: never = stage;
       throw new HookError(`unknown stage ${JSON.stringify(never)}`, 'usage');

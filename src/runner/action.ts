@@ -41,7 +41,10 @@ export interface ActionReport {
 function actionId(inputRoot: string): string {
   const parts = inputRoot.split('/').filter((part) => part !== '' && part !== '.');
   const id = (parts.length > 1 ? parts.slice(0, -1).join('_') : parts.join('_')) || 'root';
-  return id.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]/, 'a').slice(0, 180);
+  return id
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .replace(/^[^A-Za-z0-9]/, 'a')
+    .slice(0, 180);
 }
 
 function environment(request: RunRequest__Output, settings: ActionSettings): Record<string, string> {
@@ -60,7 +63,8 @@ function openRequest(request: RunRequest__Output, settings: ActionSettings, sess
   if (request.arguments[0] === '') throw invalidArgument('arguments[0] is empty');
   using build = settings.build.current();
   const root = session.use(build.openDirectory('input_root_directory', request.inputRootDirectory));
-  const temporaryDirectory = request.temporaryDirectory === '' ? undefined : session.use(build.openDirectory('temporary_directory', request.temporaryDirectory));
+  const temporaryDirectory =
+    request.temporaryDirectory === '' ? undefined : session.use(build.openDirectory('temporary_directory', request.temporaryDirectory));
   // Checked here so that a bad working directory is the request's fault before anything starts;
   // the starter looks the same relative path up again beneath the root the action sees.
   const workingDirectory = checkRelative('working_directory', request.workingDirectory, { allowEmpty: true });
@@ -89,7 +93,12 @@ function responseOf(outcome: ActionOutcome): RunResponse {
 }
 
 /** Run one action; resolves with its RunResponse or rejects with a MountatError whose kind gives the status. */
-export async function runAction(request: RunRequest__Output, settings: ActionSettings, signal: AbortSignal, report: (r: ActionReport) => void): Promise<RunResponse> {
+export async function runAction(
+  request: RunRequest__Output,
+  settings: ActionSettings,
+  signal: AbortSignal,
+  report: (r: ActionReport) => void,
+): Promise<RunResponse> {
   const id = actionId(request.inputRootDirectory);
   let opened: ReturnType<typeof openRequest> | undefined;
   const result = await runContained({

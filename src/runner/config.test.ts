@@ -4,7 +4,7 @@ import { ConfigError, settingsFrom } from './config.js';
 const minimal = { buildDirectoryPath: '/worker/build', grpcServers: [{ listenPaths: ['/worker/runner'] }] };
 
 describe('settingsFrom', () => {
-  it('gives a minimal bb_runner config mountat\'s defaults', () => {
+  it("gives a minimal bb_runner config mountat's defaults", () => {
     const settings = settingsFrom(minimal);
     expect(settings).toMatchObject({
       buildDirectoryPath: '/worker/build',
@@ -25,7 +25,7 @@ describe('settingsFrom', () => {
     expect(settings.plan.mounts.map((m) => `${m.kind}:${m.target}:${m.attributes.readOnly}`)).toEqual(['proc:proc:false', 'sysfs:sys:true']);
   });
 
-  it('carries an operator\'s bb_runner options over, noting the ones it does not use', () => {
+  it("carries an operator's bb_runner options over, noting the ones it does not use", () => {
     const settings = settingsFrom({
       ...minimal,
       grpcServers: [{ listenPaths: ['/worker/runner'], authenticationPolicy: { allow: {} } }],
@@ -46,7 +46,11 @@ describe('settingsFrom', () => {
     ['no listener', { ...minimal, grpcServers: [{}] }, 'config.grpcServers: give at least one listenPaths or listenAddresses entry'],
     ['a misspelt option', { ...minimal, chrootIntoInputroot: true }, 'config has an unknown field "chrootIntoInputroot"'],
     ['a bad mount', { ...minimal, mounts: [{ target: '/proc', kind: 'proc' }] }, 'config.mounts[0]: target "/proc" is absolute'],
-    ['a temporary directory mount on a mount', { ...minimal, temporaryDirectoryMount: 'proc' }, 'config.temporaryDirectoryMount: target repeats the earlier target "proc"'],
+    [
+      'a temporary directory mount on a mount',
+      { ...minimal, temporaryDirectoryMount: 'proc' },
+      'config.temporaryDirectoryMount: target repeats the earlier target "proc"',
+    ],
     ['a bad hook', { ...minimal, hooks: { prestart: ['bubblewrap'] } }, 'config.hooks.prestart[0]'],
     ['a negative uid', { ...minimal, runCommandsAs: { userId: -1, groupId: 0 } }, 'config.runCommandsAs.userId must be >= 0 (got -1)'],
     ['an unknown capability', { ...minimal, capabilities: ['CAP_CHOWN', 'CHOWN'] }, 'config.capabilities[1] must be one of "CAP_CHOWN", "CAP_DAC_OVERRIDE"'],

@@ -88,7 +88,11 @@ export function settingsFrom(json: unknown): Settings {
     listenAddresses,
     setTmpdir: config.setTmpdirEnvironmentVariable ?? RUNNER_DEFAULTS.setTmpdirEnvironmentVariable,
     chroot: config.chrootIntoInputRoot ?? RUNNER_DEFAULTS.chrootIntoInputRoot,
-    runAs: config.runCommandsAs && { uid: config.runCommandsAs.userId, gid: config.runCommandsAs.groupId, groups: config.runCommandsAs.additionalGroupIds ?? [] },
+    runAs: config.runCommandsAs && {
+      uid: config.runCommandsAs.userId,
+      gid: config.runCommandsAs.groupId,
+      groups: config.runCommandsAs.additionalGroupIds ?? [],
+    },
     readinessPaths: config.readinessCheckingPathnames ?? [],
     plan,
     temporaryDirectoryMount,

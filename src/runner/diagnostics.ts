@@ -37,7 +37,9 @@ export async function startDiagnostics(options: DiagnosticsOptions): Promise<{ a
   for (const { host, port } of options.listen) {
     const server = createServer(handler);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => reject(new MountatError('precondition', `diagnostics server cannot listen on ${host}:${port}: ${error.message}`, { cause: error })));
+      server.once('error', (error) =>
+        reject(new MountatError('precondition', `diagnostics server cannot listen on ${host}:${port}: ${error.message}`, { cause: error })),
+      );
       server.listen(port, host === '' ? undefined : host, () => resolve());
     });
     const address = server.address();

@@ -184,4 +184,3 @@ export async function tearDownAction(steps: readonly PoststopStep[], action: Act
   if (!setup.disposed) await undoSetup();
   if (failures.length > 0) throw new AggregateError(failures, '');
 }
-

@@ -5,7 +5,17 @@ import type { ActionReport } from './action.js';
 import type { RunnerObserver } from './observer.js';
 
 /** Action outcome label values; every one is exported at 0 from the start, so rates work. */
-export const OUTCOMES = ['exit_zero', 'exit_nonzero', 'signal', 'start_failure', 'cancelled', 'setup_failure', 'teardown_failure', 'invalid_request', 'internal_error'] as const;
+export const OUTCOMES = [
+  'exit_zero',
+  'exit_nonzero',
+  'signal',
+  'start_failure',
+  'cancelled',
+  'setup_failure',
+  'teardown_failure',
+  'invalid_request',
+  'internal_error',
+] as const;
 type Outcome = (typeof OUTCOMES)[number];
 
 export function outcomeOf(report: ActionReport): Outcome {
@@ -34,13 +44,46 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 export class RunnerMetrics implements RunnerObserver {
   readonly registry = new Registry();
-  private readonly duration = new Histogram({ name: 'mountat_runner_action_duration_seconds', help: 'Wall time of an action, from the Run request to the answer, teardown included.', buckets: SECONDS, registers: [this.registry] });
-  private readonly setup = new Histogram({ name: 'mountat_runner_action_setup_duration_seconds', help: 'Time to start the action\'s process and run its prestart hooks (the mounts).', buckets: SECONDS, registers: [this.registry] });
-  private readonly teardown = new Histogram({ name: 'mountat_runner_action_teardown_duration_seconds', help: 'Time to end the action\'s processes and run its poststop hooks (the unmounts).', buckets: SECONDS, registers: [this.registry] });
-  private readonly actions = new Counter({ name: 'mountat_runner_actions_total', help: 'Actions answered, by outcome.', labelNames: ['outcome'], registers: [this.registry] });
-  private readonly swept = new Counter({ name: 'mountat_runner_startup_swept_mounts_total', help: 'Mounts an earlier runner left that this one removed at start-up, by how they were found.', labelNames: ['source'], registers: [this.registry] });
-  private readonly inFlight = new Gauge({ name: 'mountat_runner_actions_in_flight', help: 'Actions being set up, run or torn down.', registers: [this.registry] });
-  private readonly held = new Gauge({ name: 'mountat_runner_mounts_held', help: 'Mounts the built-in hook has made and not yet removed.', registers: [this.registry] });
+  private readonly duration = new Histogram({
+    name: 'mountat_runner_action_duration_seconds',
+    help: 'Wall time of an action, from the Run request to the answer, teardown included.',
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  private readonly setup = new Histogram({
+    name: 'mountat_runner_action_setup_duration_seconds',
+    help: "Time to start the action's process and run its prestart hooks (the mounts).",
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  private readonly teardown = new Histogram({
+    name: 'mountat_runner_action_teardown_duration_seconds',
+    help: "Time to end the action's processes and run its poststop hooks (the unmounts).",
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  private readonly actions = new Counter({
+    name: 'mountat_runner_actions_total',
+    help: 'Actions answered, by outcome.',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly swept = new Counter({
+    name: 'mountat_runner_startup_swept_mounts_total',
+    help: 'Mounts an earlier runner left that this one removed at start-up, by how they were found.',
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
+  private readonly inFlight = new Gauge({
+    name: 'mountat_runner_actions_in_flight',
+    help: 'Actions being set up, run or torn down.',
+    registers: [this.registry],
+  });
+  private readonly held = new Gauge({
+    name: 'mountat_runner_mounts_held',
+    help: 'Mounts the built-in hook has made and not yet removed.',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -25,7 +25,8 @@ export function recover(build: BuildDirectory, records: RecordStore, log: Logger
   //    mounts (startup-sweep.ts); anything else is someone else's, left alone and named once.
   const sweep = sweepBelow(build.fd, owns);
   for (const mount of sweep.swept) log.warn({ mount }, 'start-up sweep removed a mount left below the build directory');
-  if (sweep.leftAlone.length > 0) log.info({ mounts: sweep.leftAlone }, 'start-up sweep left alone mounts below the build directory that this runner does not make');
+  if (sweep.leftAlone.length > 0)
+    log.info({ mounts: sweep.leftAlone }, 'start-up sweep left alone mounts below the build directory that this runner does not make');
   for (const problem of sweep.problems) log.error({ problem: problem.message }, 'start-up sweep could not remove a mount');
   // 3. The records again, now that nothing covers their directories; then they go.
   for (const key of keys) {

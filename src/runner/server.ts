@@ -29,7 +29,9 @@ const CONNECTION_GRACE_MS = 2000;
 
 function bind(server: Server, address: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error ? reject(new MountatError('precondition', `cannot listen on ${address}: ${error.message}`, { cause: error })) : resolve()));
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error) =>
+      error ? reject(new MountatError('precondition', `cannot listen on ${address}: ${error.message}`, { cause: error })) : resolve(),
+    );
   });
 }
 
@@ -56,7 +58,10 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
   const observer = metrics ?? silentObserver;
   const records = new RecordStore(settings.stateDirectory);
-  const owns = startupSweepRule({ plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, builtinHook: settings.hooks.prestart.includes('mountat') }, build);
+  const owns = startupSweepRule(
+    { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, builtinHook: settings.hooks.prestart.includes('mountat') },
+    build,
+  );
   const recovered = recover(build, records, log, owns);
   observer.startupRecovered(recovered.fromRecords, recovered.swept);
 
@@ -86,7 +91,15 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
     ? await startDiagnostics({ listen: settings.diagnostics.listen, registry: metrics?.registry, notReady: () => service.notReady() })
     : undefined;
   log.info(
-    { listenPaths: settings.listenPaths, listenAddresses: settings.listenAddresses, diagnostics: diagnostics?.addresses, buildDirectory: build.path, pidNamespace: isolation.pidNamespace, root: isolation.root, recovered },
+    {
+      listenPaths: settings.listenPaths,
+      listenAddresses: settings.listenAddresses,
+      diagnostics: diagnostics?.addresses,
+      buildDirectory: build.path,
+      pidNamespace: isolation.pidNamespace,
+      root: isolation.root,
+      recovered,
+    },
     'runner ready',
   );
 

@@ -44,7 +44,8 @@ export class RunnerService {
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
       // An empty path is the build directory itself (what `mountat probe` sends): bb_worker always names a directory.
       using build = this.settings.build.current();
-      if (!build.exists('path', path, { allowEmpty: true })) throw new MountatError('not-found', `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
+      if (!build.exists('path', path, { allowEmpty: true }))
+        throw new MountatError('not-found', `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
       callback(null, {});
     } catch (error) {
       callback(toServiceError(error));

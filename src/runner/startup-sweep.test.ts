@@ -20,8 +20,20 @@ const identity = (path: string) => {
   const stat = statSync(path, { bigint: true });
   return { dev: `${Number(stat.dev >> 8n) & 0xfff}:${Number((stat.dev & 0xffn) | ((stat.dev >> 12n) & 0xfff00n))}`, ino: stat.ino };
 };
-const candidate = (relative: string, fsType: string, root?: string): SweepCandidate => ({ relative, fsType, source: 'x', root: () => (root ? identity(root) : undefined) });
-const plan = parsePlan({ mounts: [{ target: 'proc', kind: 'proc' }, { target: 'sys', kind: 'sysfs' }, { target: 'usr/lib', kind: 'bind', source: '/usr/lib' }, { target: 'run', kind: 'tmpfs' }] });
+const candidate = (relative: string, fsType: string, root?: string): SweepCandidate => ({
+  relative,
+  fsType,
+  source: 'x',
+  root: () => (root ? identity(root) : undefined),
+});
+const plan = parsePlan({
+  mounts: [
+    { target: 'proc', kind: 'proc' },
+    { target: 'sys', kind: 'sysfs' },
+    { target: 'usr/lib', kind: 'bind', source: '/usr/lib' },
+    { target: 'run', kind: 'tmpfs' },
+  ],
+});
 const owns = startupSweepRule({ plan, temporaryDirectoryMount: 'tmp', builtinHook: true }, build);
 
 describe('the start-up sweep rule', () => {
@@ -35,17 +47,17 @@ describe('the start-up sweep rule', () => {
     ['a proc deeper than an input root', candidate('a1/x/root/proc', 'proc'), false],
     ['a bind at <build>/cache', candidate('cache', 'ext4', '/usr'), false],
     ['a proc at a target the plan does not name', candidate('a1/root/other', 'proc'), false],
-    ['the plan\'s bind, of its source', candidate('a1/root/usr/lib', 'ext4', '/usr/lib'), true],
-    ['a bind at the plan\'s bind target, of another source', candidate('a1/root/usr/lib', 'ext4', '/usr'), false],
+    ["the plan's bind, of its source", candidate('a1/root/usr/lib', 'ext4', '/usr/lib'), true],
+    ["a bind at the plan's bind target, of another source", candidate('a1/root/usr/lib', 'ext4', '/usr'), false],
     ['a bind of /usr where the plan binds nothing', candidate('a1/root/usr', 'ext4', '/usr'), false],
-    ['the temporary directory\'s bind, of the action\'s own directory', candidate('a1/root/tmp', 'ext4', join(dir, 'a1', 'tmp')), true],
+    ["the temporary directory's bind, of the action's own directory", candidate('a1/root/tmp', 'ext4', join(dir, 'a1', 'tmp')), true],
     ['a bind at tmp of something else', candidate('a1/root/tmp', 'ext4', '/usr'), false],
     ['a mount at tmp that cannot be reached as itself', candidate('a1/root/tmp', 'tmpfs'), false],
   ])('%s: %s', (_name, mount, expected) => {
     expect(owns(mount)).toBe(expected);
   });
 
-  it('takes nothing without the built-in hook (external hooks\' mounts are theirs)', () => {
+  it("takes nothing without the built-in hook (external hooks' mounts are theirs)", () => {
     const none = startupSweepRule({ plan, temporaryDirectoryMount: 'tmp', builtinHook: false }, build);
     expect(none(candidate('a1/root/proc', 'proc'))).toBe(false);
   });

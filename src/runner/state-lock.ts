@@ -35,7 +35,10 @@ export function lockStateDirectory(directory: string): StateLock {
     fd.close();
     if (!isErrno(error, 'EAGAIN', 'EWOULDBLOCK')) throw error;
     // A precondition: the config is fine, but another runner holds the directory.
-    throw new MountatError('precondition', `state directory ${directory} is in use by another runner (${holderOf(path)}, holding ${path}): give each runner its own stateDirectory`);
+    throw new MountatError(
+      'precondition',
+      `state directory ${directory} is in use by another runner (${holderOf(path)}, holding ${path}): give each runner its own stateDirectory`,
+    );
   }
   ftruncateSync(fd.fd, 0);
   writeSync(fd.fd, `pid ${process.pid} on ${hostname()}\n`);

@@ -9,11 +9,21 @@ import { starterArguments } from './starter.js';
 const ALL = (1n << 41n) - 1n;
 const sets = (bounding: bigint, effective = bounding) => ({ effective, permitted: effective, bounding });
 
-describe('an action\'s capabilities', () => {
+describe("an action's capabilities", () => {
   it('by default: what builds do as root, none that acts outside its namespaces', () => {
     expect(capabilityMask(DEFAULT_ACTION_CAPABILITIES)).toBe(0x1fbn);
     for (const name of DEFAULT_ACTION_CAPABILITIES) expect(REACHES_OUTSIDE[name], name).toBeUndefined();
-    for (const name of ['CAP_SYS_ADMIN', 'CAP_MKNOD', 'CAP_SYS_PTRACE', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_NET_ADMIN', 'CAP_SYS_TIME', 'CAP_SYS_CHROOT', 'CAP_DAC_READ_SEARCH'] as const) {
+    for (const name of [
+      'CAP_SYS_ADMIN',
+      'CAP_MKNOD',
+      'CAP_SYS_PTRACE',
+      'CAP_SYS_MODULE',
+      'CAP_SYS_RAWIO',
+      'CAP_NET_ADMIN',
+      'CAP_SYS_TIME',
+      'CAP_SYS_CHROOT',
+      'CAP_DAC_READ_SEARCH',
+    ] as const) {
       expect(REACHES_OUTSIDE[name], name).toBeDefined();
     }
     expect(actionCapabilities(DEFAULT_ACTION_CAPABILITIES, sets(ALL))).toEqual({ mask: 0x1fbn, lacking: [], reachingOutside: [] });
@@ -36,7 +46,11 @@ describe('an action\'s capabilities', () => {
 describe('what the caller needs', () => {
   it('names every missing capability with why, in one line', () => {
     expect(requiredCapabilities({ runAs: undefined, network: 'host', root: 'pivot' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP']);
-    expect(requiredCapabilities({ runAs: undefined, network: 'host', root: 'chroot' }).map(([name]) => name)).toEqual(['CAP_SYS_ADMIN', 'CAP_SETPCAP', 'CAP_SYS_CHROOT']);
+    expect(requiredCapabilities({ runAs: undefined, network: 'host', root: 'chroot' }).map(([name]) => name)).toEqual([
+      'CAP_SYS_ADMIN',
+      'CAP_SETPCAP',
+      'CAP_SYS_CHROOT',
+    ]);
     expect(() => checkPrivileges({ runAs: { uid: 1, gid: 1, groups: [] }, network: 'none', root: 'pivot' }, sets(capabilityMask(['CAP_SYS_ADMIN'])))).toThrow(
       'the runner lacks CAP_SETPCAP (to reduce each action\'s capabilities), CAP_SETUID (for runCommandsAs), CAP_SETGID (for runCommandsAs), CAP_NET_ADMIN (to bring up loopback in each action\'s network namespace (network "none")); run it as root, or add them to its container',
     );
@@ -44,12 +58,12 @@ describe('what the caller needs', () => {
   });
 });
 
-describe('the starter\'s command line', () => {
+describe("the starter's command line", () => {
   it('carries every isolation setting', () => {
     const base = { argv: ['sh', '-c', 'true'], env: {}, root: undefined as never, stdout: 1, stderr: 2 };
-    expect(starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn } })).toEqual([
-      'mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true',
-    ]);
+    expect(
+      starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn } }),
+    ).toEqual(['mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true']);
     expect(
       starterArguments({
         ...base,
@@ -57,7 +71,28 @@ describe('the starter\'s command line', () => {
         forwardSignals: true,
         isolation: { pidNamespace: false, root: 'none', network: 'none', capabilities: 0n, runAs: { uid: 7, gid: 8, groups: [9, 10] } },
       }),
-    ).toEqual(['mountat-action', '--root', 'none', '--cwd', 'a/b', '--network', 'none', '--caps', '0', '--uid', '7', '--gid', '8', '--groups', '9,10', '--forward-signals', '--', 'sh', '-c', 'true']);
+    ).toEqual([
+      'mountat-action',
+      '--root',
+      'none',
+      '--cwd',
+      'a/b',
+      '--network',
+      'none',
+      '--caps',
+      '0',
+      '--uid',
+      '7',
+      '--gid',
+      '8',
+      '--groups',
+      '9,10',
+      '--forward-signals',
+      '--',
+      'sh',
+      '-c',
+      'true',
+    ]);
   });
 });
 
@@ -66,7 +101,10 @@ describe('how an action is rooted', () => {
   const request = { rooted: true, pidNamespace: true, network: 'host' as const, capabilities: DEFAULT_ACTION_CAPABILITIES, runAs: undefined };
 
   it('by pivot_root where it is allowed, by chroot over the old root where it is refused, with a warning', () => {
-    expect(prepareIsolation(request, probed('allowed'))).toEqual({ isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn, runAs: undefined }, warnings: [] });
+    expect(prepareIsolation(request, probed('allowed'))).toEqual({
+      isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn, runAs: undefined },
+      warnings: [],
+    });
     const refused = prepareIsolation(request, probed('refused'));
     expect(refused.isolation.root).toBe('chroot');
     expect(refused.warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^pivot_root is refused here/)]);
@@ -81,7 +119,9 @@ describe('how an action is rooted', () => {
       'pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT and CAP_SYS_ADMIN: allow pivot_root, or do not grant them',
     );
     // runCommandsAs keeps nothing, whatever the list says.
-    expect(prepareIsolation({ ...request, capabilities: ['CAP_SYS_ADMIN'], runAs: { uid: 1, gid: 1, groups: [] } }, probed('refused')).isolation).toMatchObject({ root: 'chroot', capabilities: 0n });
+    expect(prepareIsolation({ ...request, capabilities: ['CAP_SYS_ADMIN'], runAs: { uid: 1, gid: 1, groups: [] } }, probed('refused')).isolation).toMatchObject(
+      { root: 'chroot', capabilities: 0n },
+    );
   });
 
   it('goes without a PID namespace, saying so, where proc cannot be made for one', () => {

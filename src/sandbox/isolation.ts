@@ -38,17 +38,30 @@ export function prepareIsolation(request: IsolationRequest, probed: Probed, who 
   const root = chooseRootChange(request.rooted, probed.pivotRoot, capabilities.mask);
   checkPrivileges({ runAs: request.runAs, network: request.network, root }, probed.own, who);
   if (capabilities.lacking.length > 0) {
-    warnings.push({ message: `capabilities configured for actions that ${who} itself lacks: actions run without them`, detail: { capabilities: capabilities.lacking } });
+    warnings.push({
+      message: `capabilities configured for actions that ${who} itself lacks: actions run without them`,
+      detail: { capabilities: capabilities.lacking },
+    });
   }
   for (const name of capabilities.reachingOutside) {
-    warnings.push({ message: 'actions are granted a capability that acts outside their namespaces', detail: { capability: name, lets: REACHES_OUTSIDE[name] } });
+    warnings.push({
+      message: 'actions are granted a capability that acts outside their namespaces',
+      detail: { capability: name, lets: REACHES_OUTSIDE[name] },
+    });
   }
   if (root === 'chroot') {
-    warnings.push({ message: 'pivot_root is refused here (a seccomp profile?): each action is chrooted into its root mounted over the old one, which stays beneath it out of the action\'s reach', detail: { root } });
+    warnings.push({
+      message:
+        "pivot_root is refused here (a seccomp profile?): each action is chrooted into its root mounted over the old one, which stays beneath it out of the action's reach",
+      detail: { root },
+    });
   }
   const pidNamespace = request.pidNamespace && probed.procPidns;
   if (request.pidNamespace && !pidNamespace) {
-    warnings.push({ message: 'this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own', detail: {} });
+    warnings.push({
+      message: 'this kernel cannot mount a proc for another PID namespace (proc pidns option): actions run without a PID namespace of their own',
+      detail: {},
+    });
   }
   return { isolation: { pidNamespace, root, network: request.network, capabilities: capabilities.mask, runAs: request.runAs }, warnings };
 }

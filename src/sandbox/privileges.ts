@@ -17,7 +17,7 @@ export interface PrivilegeNeeds {
 export function requiredCapabilities(settings: PrivilegeNeeds): Array<[CapabilityName, string]> {
   const needed: Array<[CapabilityName, string]> = [
     ['CAP_SYS_ADMIN', 'for the mounts, namespaces and pivot_root of every action'],
-    ['CAP_SETPCAP', 'to reduce each action\'s capabilities'],
+    ['CAP_SETPCAP', "to reduce each action's capabilities"],
   ];
   if (settings.runAs) needed.push(['CAP_SETUID', 'for runCommandsAs'], ['CAP_SETGID', 'for runCommandsAs']);
   if (settings.root === 'chroot') needed.push(['CAP_SYS_CHROOT', 'to root each action where pivot_root is refused']);
@@ -30,5 +30,8 @@ export function checkPrivileges(settings: PrivilegeNeeds, own: CapabilitySets | 
   if (!own) return; // /proc/self/status unreadable: the starter's own errors will name the step
   const missing = requiredCapabilities(settings).filter(([name]) => (own.effective & capabilityMask([name])) === 0n);
   if (missing.length === 0) return;
-  throw new MountatError('not-permitted', `${who} lacks ${missing.map(([name, why]) => `${name} (${why})`).join(', ')}; run it as root, or add ${missing.length > 1 ? 'them' : 'it'} to its container`);
+  throw new MountatError(
+    'not-permitted',
+    `${who} lacks ${missing.map(([name, why]) => `${name} (${why})`).join(', ')}; run it as root, or add ${missing.length > 1 ? 'them' : 'it'} to its container`,
+  );
 }

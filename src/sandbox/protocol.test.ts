@@ -10,7 +10,7 @@ function channel(...chunks: string[]): StatusChannel {
   return c;
 }
 
-describe('the starter\'s status channel', () => {
+describe("the starter's status channel", () => {
   it('reads a pid, then an exit, across chunk boundaries', () => {
     const c = new StatusChannel();
     expect(c.feed('P 12')).toBeUndefined();
@@ -20,7 +20,21 @@ describe('the starter\'s status channel', () => {
     expect(c.end(0)).toEqual({
       kind: 'exited',
       code: 3,
-      rusage: { userMicros: 10, systemMicros: 20, maxRssKiB: 1500, minflt: 1, majflt: 2, nswap: 3, inblock: 4, oublock: 5, msgsnd: 6, msgrcv: 7, nsignals: 8, nvcsw: 9, nivcsw: 10 },
+      rusage: {
+        userMicros: 10,
+        systemMicros: 20,
+        maxRssKiB: 1500,
+        minflt: 1,
+        majflt: 2,
+        nswap: 3,
+        inblock: 4,
+        oublock: 5,
+        msgsnd: 6,
+        msgrcv: 7,
+        nsignals: 8,
+        nvcsw: 9,
+        nivcsw: 10,
+      },
     });
   });
 
@@ -36,7 +50,7 @@ describe('the starter\'s status channel', () => {
   // Only the starter and the PID namespace's init hold the pipe: anything else that appears on it
   // means the channel cannot be trusted, and no exit status from it is believed.
   const broken: Array<[string, string[], string]> = [
-    ['a second end (a forged one before the real one)', ['P 5\n', X(0), X(3 << 8)], 'a line after the action\'s end'],
+    ['a second end (a forged one before the real one)', ['P 5\n', X(0), X(3 << 8)], "a line after the action's end"],
     ['an end before the pid', [X(0)], 'an end before the pid'],
     ['a second pid', ['P 5\nP 6\n'], 'a second pid line'],
     ['an unknown line', ['P 5\nhello\n'], 'an unknown line'],

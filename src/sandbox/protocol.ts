@@ -29,7 +29,6 @@ export type ActionEnd =
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
   | { kind: 'lost'; detail: string };
 
-
 const MAX_LINE = 512;
 const INTEGER = /^-?\d{1,20}$/;
 
@@ -70,7 +69,7 @@ export class StatusChannel {
 
   #line(line: string): string | undefined {
     const [tag, ...fields] = line.split(' ');
-    if (this.exit !== undefined) return 'a line after the action\'s end';
+    if (this.exit !== undefined) return "a line after the action's end";
     switch (tag) {
       case 'S':
         if (this.starterPid !== undefined || this.pid !== undefined || this.startError !== undefined) return 'a starter line out of place';
@@ -108,15 +107,27 @@ export class StatusChannel {
       // Exit status 127 after an "E" line is the starter's own report of a failed step.
       if (start && (wait & 0x7f) === 0 && ((wait >> 8) & 0xff) === 127) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
       const rusage: Rusage = {
-        userMicros: n[1]!, systemMicros: n[2]!, maxRssKiB: n[3]!, minflt: n[4]!, majflt: n[5]!, nswap: n[6]!,
-        inblock: n[7]!, oublock: n[8]!, msgsnd: n[9]!, msgrcv: n[10]!, nsignals: n[11]!, nvcsw: n[12]!, nivcsw: n[13]!,
+        userMicros: n[1]!,
+        systemMicros: n[2]!,
+        maxRssKiB: n[3]!,
+        minflt: n[4]!,
+        majflt: n[5]!,
+        nswap: n[6]!,
+        inblock: n[7]!,
+        oublock: n[8]!,
+        msgsnd: n[9]!,
+        msgrcv: n[10]!,
+        nsignals: n[11]!,
+        nvcsw: n[12]!,
+        nivcsw: n[13]!,
       };
       if ((wait & 0x7f) === 0) return { kind: 'exited', code: (wait >> 8) & 0xff, rusage };
       return { kind: 'signalled', signal: wait & 0x7f, rusage };
     }
     if (start) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
     if (starterWait === undefined) return { kind: 'lost', detail: 'the starter ended without saying how the action ended' };
-    const detail = (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;
+    const detail =
+      (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;
     return { kind: 'lost', detail };
   }
 }

@@ -29,7 +29,9 @@ export function chooseRootChange(rooted: boolean, pivotRoot: 'allowed' | 'refuse
   if (pivotRoot === 'allowed') return 'pivot';
   const opening = capabilityNames(capabilities & OPENS_A_CHROOT);
   if (opening.length > 0) {
-    throw new RootChangeError(`pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding ${opening.join(' and ')}: allow pivot_root, or do not grant ${opening.length > 1 ? 'them' : 'it'}`);
+    throw new RootChangeError(
+      `pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding ${opening.join(' and ')}: allow pivot_root, or do not grant ${opening.length > 1 ? 'them' : 'it'}`,
+    );
   }
   return 'chroot';
 }

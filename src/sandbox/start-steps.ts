@@ -4,7 +4,22 @@
 // native/starter/step-names.h, and `--check` (run by scripts/test.sh) fails when that is stale.
 
 /** The steps, in the order the starter takes them. */
-export const START_STEPS = ['pidns', 'fork', 'mount', 'namespaces', 'pivot_root', 'chroot', 'network', 'chdir', 'capabilities', 'credentials', 'no_new_privs', 'fds', 'exec', 'wait'] as const;
+export const START_STEPS = [
+  'pidns',
+  'fork',
+  'mount',
+  'namespaces',
+  'pivot_root',
+  'chroot',
+  'network',
+  'chdir',
+  'capabilities',
+  'credentials',
+  'no_new_privs',
+  'fds',
+  'exec',
+  'wait',
+] as const;
 export type StartStep = (typeof START_STEPS)[number];
 
 export interface StepMeaning {

@@ -21,7 +21,9 @@ export class StarterServer {
 
   /** Start the starter `argv` (argv[0] first) with `env` and fds 0 to 5 as given; false if it cannot be served. */
   start(argv: string[], env: Record<string, string>, fds: readonly number[]): boolean {
-    const payload = Buffer.from([String(argv.length), ...argv, ...Object.entries(env).map(([key, value]) => `${key}=${value}`)].map((text) => `${text}\0`).join(''));
+    const payload = Buffer.from(
+      [String(argv.length), ...argv, ...Object.entries(env).map(([key, value]) => `${key}=${value}`)].map((text) => `${text}\0`).join(''),
+    );
     if (payload.length > MAX_SERVED_REQUEST) return false;
     try {
       sendWithFds(this.#connect(), payload, fds);

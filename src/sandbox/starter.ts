@@ -178,7 +178,9 @@ export class StartedAction implements AsyncDisposable {
 
   /** The action's pid once it exists; rejects if the starter ends first. */
   untilPid(): Promise<number> {
-    const early = this.ended.then((end) => Promise.reject(new MountatError('internal', `the action's starter ended early: ${end.kind === 'lost' ? end.detail : end.kind}`)));
+    const early = this.ended.then((end) =>
+      Promise.reject(new MountatError('internal', `the action's starter ended early: ${end.kind === 'lost' ? end.detail : end.kind}`)),
+    );
     return Promise.race([this.pid, early]);
   }
 

@@ -39,7 +39,9 @@ export function installAttacker(root: string, name = 'attacker', mode = 0o755): 
 
 /** "major:minor" of the device the host's / is on, from this namespace's mountinfo. */
 export function rootDevice(): [number, number] {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((entry) => entry.split(' ')[4] === '/');
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((entry) => entry.split(' ')[4] === '/');
   const [major, minor] = (line?.split(' ')[2] ?? '0:0').split(':').map(Number);
   return [major!, minor!];
 }

@@ -16,7 +16,11 @@ export const IMAGE_ENTRYPOINT = parseJson<string[]>(
   /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))![1]!,
 );
 
-interface VolumeMount { name: string; mountPath: string; mountPropagation?: string }
+interface VolumeMount {
+  name: string;
+  mountPath: string;
+  mountPropagation?: string;
+}
 interface Container {
   name: string;
   command?: string[];
@@ -28,8 +32,15 @@ interface Container {
   securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] }; seccompProfile?: { type?: string } };
   resources?: { requests?: Record<string, string | number> };
 }
-interface Volume { name: string; configMap?: { name: string; items?: Array<{ key: string; path: string }> } }
-interface PodSpec { containers: Container[]; initContainers?: Container[]; volumes?: Volume[] }
+interface Volume {
+  name: string;
+  configMap?: { name: string; items?: Array<{ key: string; path: string }> };
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+}
 export interface K8sObject {
   apiVersion: string;
   kind: string;
@@ -37,9 +48,18 @@ export interface K8sObject {
   data?: Record<string, string>;
   spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> }; spec: PodSpec } };
 }
-interface WorkerRunner { endpoint?: { address?: string }; inputRootCharacterDeviceNodes?: string[] }
-interface BuildDirectory { native?: { buildDirectoryPath?: string }; virtual?: { mount?: { mountPath?: string } }; runners?: WorkerRunner[] }
-export interface WorkerConfig { buildDirectories?: BuildDirectory[] }
+interface WorkerRunner {
+  endpoint?: { address?: string };
+  inputRootCharacterDeviceNodes?: string[];
+}
+interface BuildDirectory {
+  native?: { buildDirectoryPath?: string };
+  virtual?: { mount?: { mountPath?: string } };
+  runners?: WorkerRunner[];
+}
+export interface WorkerConfig {
+  buildDirectories?: BuildDirectory[];
+}
 
 export function loadDeploy(): { objects: K8sObject[]; worker: WorkerConfig } {
   const documents = parseAllDocuments(readFileSync(join(DEPLOY_DIR, 'worker.yaml'), 'utf8'));
@@ -71,13 +91,15 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   }
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
   for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
-    for (const m of container.volumeMounts ?? []) if (!volumes.has(m.name)) problems.push(`${container.name}: volumeMount ${m.name} names no volume of the pod`);
+    for (const m of container.volumeMounts ?? [])
+      if (!volumes.has(m.name)) problems.push(`${container.name}: volumeMount ${m.name} names no volume of the pod`);
   }
   const runner = pod.containers.find((c) => c.name === 'runner');
   const workerContainer = pod.containers.find((c) => c.name === 'worker');
   if (!runner || !workerContainer) return [...problems, 'the pod needs containers named worker and runner'];
   for (const c of [workerContainer, runner]) {
-    for (const resource of ['cpu', 'memory']) if (c.resources?.requests?.[resource] === undefined) problems.push(`${c.name}: no resources.requests.${resource}`);
+    for (const resource of ['cpu', 'memory'])
+      if (c.resources?.requests?.[resource] === undefined) problems.push(`${c.name}: no resources.requests.${resource}`);
   }
 
   // The runner's config: the file its command names, from a ConfigMap of this manifest.
@@ -102,7 +124,10 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   // Socket and build directory: on a volume both containers mount at the same place.
   const socket = settings.listenPaths[0];
   if (!socket) return [...problems, 'runner.json: no listenPaths (bb_worker dials a UNIX socket)'];
-  for (const [what, path] of [['socket', socket], ['buildDirectoryPath', settings.buildDirectoryPath]] as const) {
+  for (const [what, path] of [
+    ['socket', socket],
+    ['buildDirectoryPath', settings.buildDirectoryPath],
+  ] as const) {
     const m = mountOf(runner, path);
     if (!m) problems.push(`runner: ${what} ${path} is on no volumeMount`);
     else if (!workerContainer.volumeMounts?.some((w) => w.name === m.name && w.mountPath === m.mountPath)) {
@@ -113,9 +138,11 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const buildMount = mountOf(runner, settings.buildDirectoryPath);
   const workerBuildMount = buildMount && workerContainer.volumeMounts?.find((w) => w.name === buildMount.name);
   if (buildMount && buildMount.mountPropagation !== 'HostToContainer') problems.push(`runner: mount of ${buildMount.name} is not HostToContainer`);
-  if (workerBuildMount && workerBuildMount.mountPropagation !== 'Bidirectional') problems.push(`worker: mount of ${workerBuildMount.name} is not Bidirectional`);
+  if (workerBuildMount && workerBuildMount.mountPropagation !== 'Bidirectional')
+    problems.push(`worker: mount of ${workerBuildMount.name} is not Bidirectional`);
   if (workerContainer.securityContext?.privileged !== true) problems.push('worker: not privileged (FUSE; and Kubernetes allows Bidirectional only there)');
-  if (!mountOf(runner, settings.stateDirectory)) problems.push(`runner: stateDirectory ${settings.stateDirectory} is on no volumeMount (records would not survive a container restart)`);
+  if (!mountOf(runner, settings.stateDirectory))
+    problems.push(`runner: stateDirectory ${settings.stateDirectory} is on no volumeMount (records would not survive a container restart)`);
 
   // Privileges: exactly what the runner uses.
   const security = runner.securityContext;
@@ -125,7 +152,8 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   // The runner's own (src/sandbox/privileges.ts), then what its root actions keep.
   // The runtime's default seccomp profile refuses pivot_root: the actions are then chrooted (src/sandbox/root-change.ts).
   const seccomp = security?.seccompProfile?.type;
-  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Unconfined') problems.push(`runner: seccompProfile is ${seccomp ?? 'unset'}, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)`);
+  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Unconfined')
+    problems.push(`runner: seccompProfile is ${seccomp ?? 'unset'}, not RuntimeDefault or Unconfined (how actions are rooted would depend on the node)`);
   const root = !settings.chroot ? 'none' : seccomp === 'Unconfined' ? 'pivot' : 'chroot';
   const needed = [...requiredCapabilities({ ...settings, root }).map(([name]) => name), ...(settings.runAs ? [] : settings.capabilities)];
   if (settings.runAs && !settings.pidNamespace) needed.push('CAP_KILL');
@@ -135,7 +163,10 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
 
   // The readiness probe (/-/ready) answers what readinessCheckingPathnames says: without the build directory there,
   // the runner would be ready while the build directory is missing.
-  if (!settings.readinessPaths.includes(settings.buildDirectoryPath)) problems.push(`runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass while it is missing)`);
+  if (!settings.readinessPaths.includes(settings.buildDirectoryPath))
+    problems.push(
+      `runner.json: readinessCheckingPathnames does not name buildDirectoryPath ${settings.buildDirectoryPath} (the readiness probe would pass while it is missing)`,
+    );
 
   // Diagnostics: the port the runner listens on is the one declared and probed.
   const port = settings.diagnostics?.listen[0]?.port;
@@ -143,7 +174,10 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   else {
     if (!runner.ports?.some((p) => p.containerPort === port)) problems.push(`runner: no containerPort ${port} (diagnostics)`);
     // Both probes are HTTP GETs on that server: no process started in the container per probe.
-    for (const [probe, path] of [['livenessProbe', '/-/healthy'], ['readinessProbe', '/-/ready']] as const) {
+    for (const [probe, path] of [
+      ['livenessProbe', '/-/healthy'],
+      ['readinessProbe', '/-/ready'],
+    ] as const) {
       const get = runner[probe]?.httpGet;
       const probed = typeof get?.port === 'string' ? runner.ports?.find((p) => p.name === get.port)?.containerPort : get?.port;
       if (get?.path !== path || probed !== port) problems.push(`runner: ${probe} is not httpGet ${path} on port ${port}`);

@@ -69,6 +69,17 @@ export async function buildRunnerImage(
   await cli(['import', join(bases, 'build.tar'), names.buildBase]);
   // --network host: npm ci in the build stage needs the registry, and nothing changes on the host's network (the
   // test's dockerd has no bridge; podman's default network, netavark, would add iptables rules on the host).
-  await cli(['build', '--network', 'host', '--build-arg', `BUILD_BASE=${names.buildBase}`, '--build-arg', `RUNTIME_BASE=${names.runtimeBase}`, '-t', names.image, repo]);
+  await cli([
+    'build',
+    '--network',
+    'host',
+    '--build-arg',
+    `BUILD_BASE=${names.buildBase}`,
+    '--build-arg',
+    `RUNTIME_BASE=${names.runtimeBase}`,
+    '-t',
+    names.image,
+    repo,
+  ]);
   return names.image;
 }

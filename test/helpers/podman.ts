@@ -46,7 +46,12 @@ function libpodCgroups(): string[] {
     }
     for (const entry of entries) if (entry.isDirectory()) walk(join(dir, entry.name));
   };
-  const hierarchies = [CGROUPS, ...readdirSync(CGROUPS, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => join(CGROUPS, entry.name))];
+  const hierarchies = [
+    CGROUPS,
+    ...readdirSync(CGROUPS, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => join(CGROUPS, entry.name)),
+  ];
   for (const dir of hierarchies.map((hierarchy) => join(hierarchy, 'libpod_parent')).filter((dir) => existsSync(dir))) walk(dir);
   return found;
 }
@@ -116,9 +121,18 @@ export async function startPodman(options: PodmanOptions = {}): Promise<Podman> 
   for (const runtime of ['runc', 'crun'] as const) writeFileSync(join(dir, `containers-${runtime}.conf`), containersConf(runtime));
   writeFileSync(
     join(dir, 'storage.conf'),
-    ['[storage]', `driver = "${options.driver ?? 'overlay'}"`, `graphroot = ${JSON.stringify(join(dir, 'storage'))}`, `runroot = ${JSON.stringify(join(dir, 'run'))}`, ''].join('\n'),
+    [
+      '[storage]',
+      `driver = "${options.driver ?? 'overlay'}"`,
+      `graphroot = ${JSON.stringify(join(dir, 'storage'))}`,
+      `runroot = ${JSON.stringify(join(dir, 'run'))}`,
+      '',
+    ].join('\n'),
   );
-  const envOf = (runtime: Runtime = 'runc') => ({ CONTAINERS_CONF: join(dir, `containers-${runtime}.conf`), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') });
+  const envOf = (runtime: Runtime = 'runc') => ({
+    CONTAINERS_CONF: join(dir, `containers-${runtime}.conf`),
+    CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'),
+  });
   const env = { ...process.env, ...envOf() };
   return {
     dir,
@@ -160,7 +174,19 @@ export async function buildPodImages(podman: Podman): Promise<void> {
   for (const file of ['test/fixtures/pod/Containerfile', 'test/fixtures/pod/worker-stand-in.mjs', 'scripts/make-busybox-root.sh']) {
     copyFileSync(join(repo, file), join(context, file.split('/').pop()!));
   }
-  await podman.podman(['build', '--quiet', '--network', 'none', '--build-arg', `RUNNER_IMAGE=${POD_IMAGES.runner}`, '-t', POD_IMAGES.worker, '-f', join(context, 'Containerfile'), context]);
+  await podman.podman([
+    'build',
+    '--quiet',
+    '--network',
+    'none',
+    '--build-arg',
+    `RUNNER_IMAGE=${POD_IMAGES.runner}`,
+    '-t',
+    POD_IMAGES.worker,
+    '-f',
+    join(context, 'Containerfile'),
+    context,
+  ]);
 
   const busybox = busyboxRoot();
   const tarball = join(podman.dir, 'busybox.tar');

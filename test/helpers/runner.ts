@@ -45,9 +45,14 @@ export function spawnRunner(extraConfig: object = {}, dir = scratchDir('mountat-
   mkdirSync(build, { recursive: true });
   const socket = join(dir, 'runner.sock');
   const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }));
+  writeFileSync(
+    config,
+    JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }),
+  );
   const command = [...wrapper, join(repo, 'bin', 'mountat.js'), 'runner', '--config', config];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...(inherit.length > 0 ? [...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), ...inherit] : [])] });
+  const child = spawn(command[0]!, command.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe', ...(inherit.length > 0 ? [...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), ...inherit] : [])],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -55,7 +60,12 @@ export function spawnRunner(extraConfig: object = {}, dir = scratchDir('mountat-
   return { build, socket, process: child, output: () => output, exited };
 }
 
-export async function startRunner(extraConfig: object = {}, dir = scratchDir('mountat-runner-'), wrapper: string[] = [], inherit: number[] = []): Promise<RunnerProcess> {
+export async function startRunner(
+  extraConfig: object = {},
+  dir = scratchDir('mountat-runner-'),
+  wrapper: string[] = [],
+  inherit: number[] = [],
+): Promise<RunnerProcess> {
   const { build, socket, process: child, output, exited: ended } = spawnRunner(extraConfig, dir, wrapper, inherit);
   const exited = ended.then(([code]) => code);
   for (let i = 0; i < 200 && !output().includes('"runner ready"'); i++) {
@@ -102,7 +112,9 @@ export function requestFor(id: string, script: string, extra: Partial<RunRequest
 }
 
 export function run(client: RunnerClient, request: RunRequest): Promise<RunResponse__Output> {
-  return new Promise((resolve, reject) => client.Run(request, (error: ServiceError | null, response?: RunResponse__Output) => (error ? reject(error) : resolve(response!))));
+  return new Promise((resolve, reject) =>
+    client.Run(request, (error: ServiceError | null, response?: RunResponse__Output) => (error ? reject(error) : resolve(response!))),
+  );
 }
 
 export function checkReadiness(client: RunnerClient, path: string): Promise<void> {

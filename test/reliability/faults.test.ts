@@ -32,7 +32,7 @@ const AT: Record<Point, { mounted: boolean; record: boolean; actionEnded: boolea
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('faults', () => {
-  it('survives 20 SIGKILLs of the runner, each at a planned point of an action\'s life it was seen to reach', { timeout: 300_000 }, async () => {
+  it("survives 20 SIGKILLs of the runner, each at a planned point of an action's life it was seen to reach", { timeout: 300_000 }, async () => {
     const table = mountTable();
     const dir = scratchDir('mountat-runner-');
     const progress = join(dir, 'progress');
@@ -69,7 +69,10 @@ describe('faults', () => {
         const mountsAtKill = mountsUnder(join(runner.build, id)).length;
         const record = existsSync(join(dir, 'state', `action-${id}.json`));
         await runner.stop('SIGKILL');
-        const lines = readFileSync(progress, 'utf8').trim().split('\n').filter((line) => line !== '');
+        const lines = readFileSync(progress, 'utf8')
+          .trim()
+          .split('\n')
+          .filter((line) => line !== '');
         for (const line of lines) {
           try {
             process.kill(Number(line.split(' ')[1]), 'SIGKILL'); // the holding hook, orphaned by the kill
@@ -88,19 +91,33 @@ describe('faults', () => {
         writeFileSync(hold, '');
         runner = await startRunner(config, dir);
         expect(mountsUnder(runner.build), `after kill ${i}`).toEqual([]);
-        expect(treeHash(join(runner.build, id, 'root')), `root of ${id}: ${readdirSync(join(runner.build, id, 'root')).join(' ')} ${runner.output().split('\n').filter((l) => l.includes('start-up')).join('\n')}`).toBe(template);
+        expect(
+          treeHash(join(runner.build, id, 'root')),
+          `root of ${id}: ${readdirSync(join(runner.build, id, 'root')).join(' ')} ${runner
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('start-up'))
+            .join('\n')}`,
+        ).toBe(template);
         expect(readdirSync(join(dir, 'state')), `records after kill ${i}`).toEqual(['runner.lock']);
         const recovered = /"recovered":(\{[^}]*\})/.exec(runner.output())?.[1] ?? '?';
         hits.push({ planned, reached, mountsAtKill, record, recovered });
       }
       console.log(`faults: ${JSON.stringify(hits)}`);
       // Every planned point was hit, each four times.
-      for (const name of POINTS) expect(hits.filter((hit) => hit.planned === name), name).toHaveLength(4);
+      for (const name of POINTS)
+        expect(
+          hits.filter((hit) => hit.planned === name),
+          name,
+        ).toHaveLength(4);
     } finally {
       await runner.stop();
       removeTree(dir);
     }
     const now = mountTable();
-    expect({ added: now.split('\n').filter((line) => !table.includes(line)), gone: table.split('\n').filter((line) => !now.includes(line)) }).toEqual({ added: [], gone: [] });
+    expect({ added: now.split('\n').filter((line) => !table.includes(line)), gone: table.split('\n').filter((line) => !now.includes(line)) }).toEqual({
+      added: [],
+      gone: [],
+    });
   });
 });

@@ -33,13 +33,23 @@ describe('load', () => {
       // counted from the schedule alone.
       const answers: Record<string, number> = {};
       const answered = (what: string) => (answers[what] = (answers[what] ?? 0) + 1);
-      const expectedAnswer: Record<Kind, string> = { success: 'exit 0, stdout right', exit: 'exit 7', signal: 'exit -1, signal KILL', 'start-failure': 'status INVALID_ARGUMENT', cancel: 'status CANCELLED' };
+      const expectedAnswer: Record<Kind, string> = {
+        success: 'exit 0, stdout right',
+        exit: 'exit 7',
+        signal: 'exit -1, signal KILL',
+        'start-failure': 'status INVALID_ARGUMENT',
+        cancel: 'status CANCELLED',
+      };
       const expected: Record<string, number> = {};
       for (let k = 0; k < 2000; k++) {
         const answer = expectedAnswer[MIX[(k * 7) % MIX.length]!];
         expected[answer] = (expected[answer] ?? 0) + 1;
       }
-      const statusOf = (promise: Promise<unknown>) => promise.then(() => 'status OK', (error: unknown) => statusName(asExpected<{ code?: number }>(error).code));
+      const statusOf = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 'status OK',
+          (error: unknown) => statusName(asExpected<{ code?: number }>(error).code),
+        );
       const cancelledRoots: string[] = [];
       let n = 0;
       await Promise.all(
@@ -63,7 +73,9 @@ describe('load', () => {
               execFileSync('cp', ['-al', join(runner.build, id), join(runner.build, own)]);
               cancelledRoots.push(own);
               const answer = await new Promise<string>((resolve) => {
-                const call = runner.client.Run(requestFor(own, 'sleep 30 & exec sleep 31', { stdoutPath: `${own}/out`, stderrPath: `${own}/err` }), (error) => resolve(error ? `status ${status[error.code]}` : 'status OK'));
+                const call = runner.client.Run(requestFor(own, 'sleep 30 & exec sleep 31', { stdoutPath: `${own}/out`, stderrPath: `${own}/err` }), (error) =>
+                  resolve(error ? `status ${status[error.code]}` : 'status OK'),
+                );
                 setTimeout(() => call.cancel(), 30 + (i % 5) * 10);
               });
               answered(answer);
@@ -72,7 +84,8 @@ describe('load', () => {
         }),
       );
       // Cancelled actions are torn down after the client hears CANCELLED: wait for the runner to finish.
-      for (let i = 0; i < 250 && (mountsUnder(runner.build).length > 0 || processState(pid).children > before.children); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 250 && (mountsUnder(runner.build).length > 0 || processState(pid).children > before.children); i++)
+        await new Promise((r) => setTimeout(r, 20));
       const after = processState(pid);
       const summary = { actions: Object.values(answers).reduce((a, b) => a + b, 0), answers, before, after };
       writeFileSync(join(runner.dir, 'soak.json'), JSON.stringify(summary));
@@ -99,7 +112,7 @@ describe('load', () => {
     expect(mountTable()).toBe(table);
   });
 
-  it('burst: 64 actions at once, all answered, none sees another\'s /tmp', { timeout: 300_000 }, async () => {
+  it("burst: 64 actions at once, all answered, none sees another's /tmp", { timeout: 300_000 }, async () => {
     const runner = await startRunner({ logLevel: 'warn' });
     try {
       const ids = Array.from({ length: 64 }, (_, i) => `b${i}`);

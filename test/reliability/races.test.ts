@@ -17,9 +17,24 @@ describe('races', () => {
     const outside = scratchDir('mountat-race-outside-');
     writeFileSync(join(outside, 'precious'), 'x');
     const before = mountTable();
-    const plan = parsePlan({ mounts: [{ target: 'tmp', kind: 'tmpfs' }, { target: 'a/b', kind: 'tmpfs' }] });
+    const plan = parsePlan({
+      mounts: [
+        { target: 'tmp', kind: 'tmpfs' },
+        { target: 'a/b', kind: 'tmpfs' },
+      ],
+    });
     // The racer: a shell loop swapping tmp and a (the parent of a/b) for symlinks to the outside.
-    const racer = spawn('sh', ['-c', `cd "$1"; mkdir -p tmp a/b; while :; do mv tmp tmp.away && ln -s "$2" tmp && rm tmp && mv tmp.away tmp; mv a a.away && ln -s "$2" a && rm a && mv a.away a; done`, 'racer', root, outside], { stdio: 'ignore', detached: true });
+    const racer = spawn(
+      'sh',
+      [
+        '-c',
+        `cd "$1"; mkdir -p tmp a/b; while :; do mv tmp tmp.away && ln -s "$2" tmp && rm tmp && mv tmp.away tmp; mv a a.away && ln -s "$2" a && rm a && mv a.away a; done`,
+        'racer',
+        root,
+        outside,
+      ],
+      { stdio: 'ignore', detached: true },
+    );
     // Why each attach was refused (the errno of the lookup the swap broke), and what detach met.
     const results = { attached: 0, refused: 0, refusedBy: {} as Record<string, number>, foundMoved: 0, dirsRefused: 0 };
     try {
@@ -35,7 +50,9 @@ describe('races', () => {
           // the swap won before the attach reached it) or the name gone mid-swap, or the mount
           // made onto a directory the swap moved away meanwhile (found and undone: "moved").
           const message = messageOf(error);
-          const code = /the target directory was moved while it was being mounted; mount undone$/.test(message) ? 'moved' : /: (ELOOP|ENOENT|ENOTDIR)\b/.exec(message)?.[1];
+          const code = /the target directory was moved while it was being mounted; mount undone$/.test(message)
+            ? 'moved'
+            : /: (ELOOP|ENOENT|ENOTDIR)\b/.exec(message)?.[1];
           expect(code, message).toBeDefined();
           results.refusedBy[code!] = (results.refusedBy[code!] ?? 0) + 1;
           results.refused++;

@@ -9,7 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { mountTable, mountsUnder, removeTree, scratchDir } from '../helpers/roots.js';
 import { makeAction, requestFor, run, startRunner } from '../helpers/runner.js';
 
-async function withRunner(config: object, body: (runner: Awaited<ReturnType<typeof startRunner>>) => Promise<void>, dir = scratchDir('mountat-runner-')): Promise<void> {
+async function withRunner(
+  config: object,
+  body: (runner: Awaited<ReturnType<typeof startRunner>>) => Promise<void>,
+  dir = scratchDir('mountat-runner-'),
+): Promise<void> {
   const table = mountTable();
   const runner = await startRunner(config, dir);
   try {
@@ -27,28 +31,36 @@ describe('hooks that misbehave', () => {
     const dir = scratchDir('mountat-runner-');
     const hook = join(dir, 'hangs');
     writeFileSync(hook, '#!/bin/sh\nsleep 66.1 &\nexec sleep 66.2\n', { mode: 0o755 });
-    await withRunner({ hooks: { prestart: ['mountat', { path: hook, args: ['hangs'], timeout: 1 }], poststop: ['mountat'] } }, async (runner) => {
-      makeAction(runner.build, 'h');
-      await expect(run(runner.client, requestFor('h', 'echo ran'))).rejects.toMatchObject({
-        code: status.FAILED_PRECONDITION,
-        details: `setting up the action failed: prestart hook #1 (${hook}) timed out after 1s and was killed`,
-      });
-      expect(readFileSync(join(runner.build, 'h', 'stdout'), 'utf8')).toBe('');
-      expect(spawnSync('pgrep', ['-f', 'sleep 66.[12]']).status).toBe(1);
-    }, dir);
+    await withRunner(
+      { hooks: { prestart: ['mountat', { path: hook, args: ['hangs'], timeout: 1 }], poststop: ['mountat'] } },
+      async (runner) => {
+        makeAction(runner.build, 'h');
+        await expect(run(runner.client, requestFor('h', 'echo ran'))).rejects.toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          details: `setting up the action failed: prestart hook #1 (${hook}) timed out after 1s and was killed`,
+        });
+        expect(readFileSync(join(runner.build, 'h', 'stdout'), 'utf8')).toBe('');
+        expect(spawnSync('pgrep', ['-f', 'sleep 66.[12]']).status).toBe(1);
+      },
+      dir,
+    );
   });
 
   it('a prestart hook that dies mid-way fails the action with the signal named', async () => {
     const dir = scratchDir('mountat-runner-');
     const hook = join(dir, 'dies');
     writeFileSync(hook, '#!/bin/sh\necho "half done" >&2\nkill -9 $$\n', { mode: 0o755 });
-    await withRunner({ hooks: { prestart: ['mountat', { path: hook, args: ['dies'] }], poststop: ['mountat'] } }, async (runner) => {
-      makeAction(runner.build, 'd');
-      await expect(run(runner.client, requestFor('d', 'echo ran'))).rejects.toMatchObject({
-        code: status.FAILED_PRECONDITION,
-        details: `setting up the action failed: prestart hook #1 (${hook}) was killed by SIGKILL: half done`,
-      });
-    }, dir);
+    await withRunner(
+      { hooks: { prestart: ['mountat', { path: hook, args: ['dies'] }], poststop: ['mountat'] } },
+      async (runner) => {
+        makeAction(runner.build, 'd');
+        await expect(run(runner.client, requestFor('d', 'echo ran'))).rejects.toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          details: `setting up the action failed: prestart hook #1 (${hook}) was killed by SIGKILL: half done`,
+        });
+      },
+      dir,
+    );
   });
 });
 
@@ -63,14 +75,25 @@ describe('actions that misbehave', () => {
   });
 
   it('fills a capped tmpfs: ENOSPC for the action, a normal teardown', async () => {
-    await withRunner({ temporaryDirectoryMount: null, mounts: [{ target: 'proc', kind: 'proc' }, { target: 'tmp', kind: 'tmpfs', options: { size: '1m' } }] }, async (runner) => {
-      makeAction(runner.build, 'full');
-      const response = await run(runner.client, requestFor('full', 'yes | head -c 4194304 > /tmp/big; echo "rc=$?"; wc -c < /tmp/big'));
-      expect(response.exitCode).toBe('0');
-      const [rc, size] = readFileSync(join(runner.build, 'full', 'stdout'), 'utf8').trim().split('\n');
-      expect(rc).not.toBe('rc=0');
-      expect(Number(size)).toBeLessThanOrEqual(1024 * 1024);
-    });
+    await withRunner(
+      {
+        temporaryDirectoryMount: null,
+        mounts: [
+          { target: 'proc', kind: 'proc' },
+          { target: 'tmp', kind: 'tmpfs', options: { size: '1m' } },
+        ],
+      },
+      async (runner) => {
+        makeAction(runner.build, 'full');
+        const response = await run(runner.client, requestFor('full', 'yes | head -c 4194304 > /tmp/big; echo "rc=$?"; wc -c < /tmp/big'));
+        expect(response.exitCode).toBe('0');
+        const [rc, size] = readFileSync(join(runner.build, 'full', 'stdout'), 'utf8')
+          .trim()
+          .split('\n');
+        expect(rc).not.toBe('rc=0');
+        expect(Number(size)).toBeLessThanOrEqual(1024 * 1024);
+      },
+    );
   });
 
   it('unmounts our /sys and stacks its own mounts on /proc and /tmp: refused; and where an operator grants CAP_SYS_ADMIN, all in its own namespace, ours come off as made', async () => {
@@ -114,7 +137,10 @@ describe('a read-only build directory', () => {
     execFileSync('mount', ['--bind', '-o', 'ro', build, build]);
     const runner = await startRunner({}, dir);
     try {
-      await expect(run(runner.client, requestFor('ro', 'echo ran'))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: 'stdout_path "ro/stdout" is on a read-only filesystem (EROFS)' });
+      await expect(run(runner.client, requestFor('ro', 'echo ran'))).rejects.toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'stdout_path "ro/stdout" is on a read-only filesystem (EROFS)',
+      });
       expect(mountsUnder(build)).toEqual([build]);
     } finally {
       await runner.stop();
