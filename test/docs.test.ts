@@ -141,7 +141,7 @@ describe('relative links', () => {
     const broken: string[] = [];
     for (const [, target] of prose(read(path)).matchAll(/\]\(([^)\s]+)\)/g)) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target!)) continue; // https:, mailto:
-      const [file, anchor] = target!.split('#') as [string, string | undefined];
+      const [file = '', anchor] = target!.split('#');
       const absolute = file === '' ? join(repo, path) : resolve(dirname(join(repo, path)), file);
       if (!existsSync(absolute)) {
         broken.push(`${target}: no ${relative(repo, absolute)}`);

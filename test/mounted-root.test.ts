@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { messageOf } from '../src/base/index.js';
 import {
   AlreadyRecordedError,
   AttachError,
@@ -18,7 +17,7 @@ import {
   type Attachment,
   type RecordKeeping,
 } from '../src/mounts/index.js';
-import { instanceOf, overriding } from './helpers/checked.js';
+import { overriding } from './helpers/checked.js';
 import { busyboxRoot, mountTable, openDir, removeTree, scratchDir } from './helpers/roots.js';
 
 let dir: string;

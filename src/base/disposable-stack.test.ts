@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { disposalErrors } from './disposable-stack.js';
+import { messageOf } from './errors.js';
 
 describe('AsyncDisposableStack on Node 20', () => {
   it('undoes in reverse and keeps every failure', async () => {
@@ -9,16 +10,16 @@ describe('AsyncDisposableStack on Node 20', () => {
     stack.defer(() => {
       throw new Error('second');
     });
-    stack.adopt('third', async (name) => {
+    stack.adopt('third', (name) => {
       done.push(`${name} made`);
-      throw new Error(name);
+      return Promise.reject(new Error(name));
     });
     const error = await stack.disposeAsync().then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(done).toEqual(['third made', 'first made']);
-    expect(disposalErrors(error).map((e) => (e as Error).message)).toEqual(['third', 'second']);
+    expect(disposalErrors(error).map(messageOf)).toEqual(['third', 'second']);
     expect(stack.disposed).toBe(true);
   });
 

@@ -89,6 +89,11 @@ export function kindOf(error: unknown): ErrorKind {
   return error instanceof MountatError ? error.kind : 'internal';
 }
 
+/** The errno name (`code`, e.g. ENOENT) of a failed Node fs or child_process call; undefined for anything else. */
+export function errnoCodeOf(error: unknown): string | undefined {
+  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
 /** The message of anything thrown, without the cast `(error as Error).message`. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

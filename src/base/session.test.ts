@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { messageOf } from './errors.js';
 import { inSession } from './session.js';
 
 describe('inSession', () => {
   it('undoes in reverse after success and keeps the value', async () => {
     const done: string[] = [];
-    const settled = await inSession(async (session) => {
+    const settled = await inSession((session) => {
       session.defer(() => void done.push('first'));
       session.defer(() => void done.push('second'));
-      return 42;
+      return Promise.resolve(42);
     });
     expect(settled).toMatchObject({ ok: true, value: 42, teardown: [] });
     expect(settled.teardownMs).toBeGreaterThanOrEqual(0);
@@ -16,17 +17,17 @@ describe('inSession', () => {
 
   it("keeps the body's error and every failed undo apart, in the order the undos ran", async () => {
     const failure = new Error('body');
-    const settled = await inSession(async (session) => {
+    const settled = await inSession((session) => {
       session.defer(() => {
         throw new Error('made first, undone last');
       });
       session.defer(() => {
         throw new AggregateError([new Error('a'), new Error('b')], '');
       });
-      throw failure;
+      return Promise.reject(failure);
     });
     expect(settled.ok).toBe(false);
     expect(!settled.ok && settled.error).toBe(failure);
-    expect(settled.teardown.map((e) => (e as Error).message)).toEqual(['a', 'b', 'made first, undone last']);
+    expect(settled.teardown.map(messageOf)).toEqual(['a', 'b', 'made first, undone last']);
   });
 });

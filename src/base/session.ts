@@ -26,7 +26,9 @@ export async function inSession<T>(body: (session: AsyncDisposableStack) => Prom
   try {
     await session.disposeAsync();
   } catch (error) {
-    teardown = disposalErrors(error).flatMap((failure) => (failure instanceof AggregateError && failure.message === '' ? failure.errors : [failure]));
+    teardown = disposalErrors(error).flatMap((failure): unknown[] =>
+      failure instanceof AggregateError && failure.message === '' ? [...(failure.errors as unknown[])] : [failure],
+    );
   }
   return { ...settled, teardown, teardownMs: performance.now() - undoing };
 }

@@ -2,7 +2,7 @@
 // says what to do. Nothing is mounted: the trial mount is made detached and dissolves on close.
 import { existsSync, statSync } from 'node:fs';
 import { release } from 'node:os';
-import { messageOf } from '../base/index.js';
+import { errnoCodeOf, messageOf } from '../base/index.js';
 import {
   constants as C,
   fsconfigCreate,
@@ -171,7 +171,7 @@ function checkDirArgument(dir: string): void {
   try {
     isDirectory = statSync(dir).isDirectory();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const code = errnoCodeOf(error) ?? 'error';
     const why: Record<string, string> = {
       ENOENT: 'does not exist',
       ENOTDIR: 'passes through something that is not a directory',

@@ -5,7 +5,7 @@
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
 // always unmounted: after it exits, fails to start, or we are signalled. The lifecycle is the
 // runner's (src/sandbox/contained.ts), with the mounts as its only setup.
-import { CAPABILITIES, openPidNamespace, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
+import { CAPABILITY_NAMES, openPidNamespace, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
 import { describeError, kindOf, MountatError } from '../base/index.js';
 import { DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
 import { NETWORK_MODES, prepareIsolation, runContained, SANDBOX_DEFAULTS, type NetworkMode, type StartedAction } from '../sandbox/index.js';
@@ -28,8 +28,9 @@ const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 function networkFrom(text: string | undefined): NetworkMode {
   if (text === undefined) return SANDBOX_DEFAULTS.network;
-  if (!(NETWORK_MODES as readonly string[]).includes(text)) throw new UsageError(`--network ${JSON.stringify(text)}: one of ${NETWORK_MODES.join(', ')}`);
-  return text as NetworkMode;
+  const mode = NETWORK_MODES.find((known) => known === text);
+  if (mode === undefined) throw new UsageError(`--network ${JSON.stringify(text)}: one of ${NETWORK_MODES.join(', ')}`);
+  return mode;
 }
 
 /** "CAP_CHOWN,fowner" → names; "" for none. */
@@ -40,8 +41,9 @@ function capabilitiesFrom(text: string | undefined): CapabilityName[] {
     .map((name) => name.trim())
     .filter((name) => name !== '')
     .map((name) => {
-      const full = (name.toUpperCase().startsWith('CAP_') ? name.toUpperCase() : `CAP_${name.toUpperCase()}`) as CapabilityName;
-      if (!Object.hasOwn(CAPABILITIES, full)) throw new UsageError(`--capabilities: unknown capability ${JSON.stringify(name)}`);
+      const upper = name.toUpperCase();
+      const full = CAPABILITY_NAMES.find((known) => known === (upper.startsWith('CAP_') ? upper : `CAP_${upper}`));
+      if (full === undefined) throw new UsageError(`--capabilities: unknown capability ${JSON.stringify(name)}`);
       return full;
     });
 }
@@ -90,7 +92,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
         isolation,
         forwardSignals: true,
       }),
-      setUp: async (pid, undos) => {
+      setUp: (pid, undos) => {
         // proc shows the command's PID namespace: made from outside it, through proc's pidns option.
         // The record (under the root's key, as `mountat mount`'s) lets `mountat umount` clean up
         // should this process be SIGKILLed.

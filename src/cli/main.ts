@@ -40,11 +40,12 @@ function parse(argv: string[], names: string[]): { values: Flags; text: (name: s
   const options = Object.fromEntries(names.map((name) => [name, { type: 'string' as const }]));
   let values: Flags;
   try {
-    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values as Flags;
+    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
   } catch (error) {
     throw new UsageError(messageOf(error));
   }
-  return { values, text: (name) => values[name] as string | undefined };
+  // Every option but --help is a string option: a value is a string or absent.
+  return { values, text: (name) => (typeof values[name] === 'string' ? values[name] : undefined) };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 // `mountat probe`: ask a running runner's CheckReadiness over its socket, for a container's
 // HEALTHCHECK or a Kubernetes readiness probe. Exit 0 when it answers OK, 1 with one line otherwise.
 import { credentials, Metadata, status } from '@grpc/grpc-js';
-import { MountatError } from '../base/index.js';
+import { messageOf, MountatError } from '../base/index.js';
 // config.js and protos.js only, not runner/index.js: a health check runs every few seconds and
 // needs neither the server nor the action machinery.
 import { loadSettings } from '../runner/config.js';
@@ -41,7 +41,7 @@ export async function probeCommand(args: ProbeArgs, print: (line: string) => voi
   const address = addressOf(args);
   const seconds = timeoutOf(args.timeout);
   const proto = loadRunnerProto();
-  const client = new proto.buildbarn.runner.Runner(address, credentials.createInsecure()) as unknown as RunnerClient;
+  const client: RunnerClient = new proto.buildbarn.runner.Runner(address, credentials.createInsecure());
   try {
     await new Promise<void>((resolve, reject) => {
       const deadline = new Date(Date.now() + seconds * 1000);
@@ -49,10 +49,12 @@ export async function probeCommand(args: ProbeArgs, print: (line: string) => voi
       client.CheckReadiness({ path: args.path ?? '' }, new Metadata(), { deadline }, (error) => (error ? reject(error) : resolve()));
     });
   } catch (error) {
-    const e = error as { code?: number; details?: string; message: string };
-    const name = e.code !== undefined ? (status[e.code] ?? String(e.code)) : 'ERROR';
+    // A grpc-js ServiceError: its status code and details, where it has them.
+    const code = error instanceof Error && 'code' in error && typeof error.code === 'number' ? error.code : undefined;
+    const details = error instanceof Error && 'details' in error && typeof error.details === 'string' ? error.details : messageOf(error);
+    const name = code !== undefined ? (status[code] ?? String(code)) : 'ERROR';
     // Not ready, or not there: a precondition of whatever waits on the probe.
-    throw new MountatError('precondition', `probe ${address}: ${name}: ${(e.details ?? e.message).replace(/\s+/g, ' ')}`, { cause: error });
+    throw new MountatError('precondition', `probe ${address}: ${name}: ${details.replace(/\s+/g, ' ')}`, { cause: error });
   } finally {
     client.close();
   }

@@ -67,7 +67,7 @@ export function settingsFrom(json: unknown): Settings {
   let plan: Plan;
   try {
     // Parsed under the config's own name: its messages read "config.mounts[0] …" as they are.
-    plan = parsePlan({ mounts: (config.mounts as PlanInput['mounts'] | undefined) ?? structuredClone(RUNNER_DEFAULTS.mounts) }, 'operator', 'config');
+    plan = parsePlan({ mounts: config.mounts ?? structuredClone(RUNNER_DEFAULTS.mounts) }, 'operator', 'config');
   } catch (error) {
     throw new ConfigError(messageOf(error), { cause: error });
   }

@@ -3,7 +3,7 @@
 // as CheckReadiness). Anything but GET or HEAD is refused with 405.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { MountatError } from '../base/index.js';
+import { messageOf, MountatError } from '../base/index.js';
 
 export interface DiagnosticsOptions {
   listen: Array<{ host: string; port: number }>;
@@ -29,7 +29,7 @@ export async function startDiagnostics(options: DiagnosticsOptions): Promise<{ a
     }
     void options.registry!.metrics().then(
       (text) => send(200, text, options.registry!.contentType),
-      (error: Error) => send(500, `${error.message}\n`),
+      (error: unknown) => send(500, `${messageOf(error)}\n`),
     );
   };
   const servers: Server[] = [];

@@ -30,7 +30,7 @@ export interface ActionContext {
 export interface PrestartHook {
   readonly description: string;
   /** Set up; push what undoes each thing made on `undos` as soon as it is made. */
-  setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void>;
+  setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void> | void;
 }
 
 export interface PoststopHook {
@@ -76,7 +76,7 @@ export class BuiltinMountHook implements PrestartHook {
   readonly description = 'built-in mountat prestart hook';
   constructor(private readonly settings: MountSettings) {}
 
-  async setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void> {
+  setUp(action: ActionContext, undos: AsyncDisposableStack): void {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openPidNamespace(action.pid) : undefined;
     // The record is kept current as attach goes (the input root's path riding along), so that a

@@ -16,6 +16,8 @@ export const LOADER_OPTIONS: protoLoader.Options = { includeDirs: [SCHEMAS], lon
 
 export function loadRunnerProto(): ProtoGrpcType {
   const definition = protoLoader.loadSync([RUNNER_PROTO], LOADER_OPTIONS);
+  // proto-loader's typings promise a GrpcObject only; the generated ProtoGrpcType is what it is for these options.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- proto-loader-gen-types' own contract
   return loadPackageDefinition(definition) as unknown as ProtoGrpcType & GrpcObject;
 }
 

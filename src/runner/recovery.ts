@@ -3,7 +3,7 @@
 // below the build directory where and as this runner mounts (a mount made after the last record
 // was written); other mounts there are someone else's (startup-sweep.ts).
 import type { Logger } from 'pino';
-import { messageOf } from '../base/index.js';
+import { messageOf, MountatError } from '../base/index.js';
 import { MountedRoot, RecordStore, sweepBelow, type SweepRule } from '../mounts/index.js';
 import type { BuildDirectory } from './build-directory.js';
 import { RECORD_PREFIX, type ActionRecord, type ActionRecordExtra } from './hooks.js';
@@ -38,9 +38,13 @@ export function recover(build: BuildDirectory, records: RecordStore, log: Logger
 
 function tearDownFromRecord(build: BuildDirectory, records: RecordStore, key: string, log: Logger, pass: 'first' | 'second'): number {
   try {
-    const record = records.load(key) as ActionRecord | undefined;
-    if (!record) return 0;
-    using root = build.openDirectory('input_root_directory', record.inputRoot);
+    const loaded = records.load(key);
+    if (!loaded) return 0;
+    const { inputRoot } = loaded;
+    // The built-in hook writes it with every line; a record without it is not one of ours to use.
+    if (inputRoot === undefined) throw new MountatError('invalid-input', `the record ${records.pathFor(key)} names no input root`);
+    const record: ActionRecord = { ...loaded, inputRoot };
+    using root = build.openDirectory('input_root_directory', inputRoot);
     const mounted = new MountedRoot<ActionRecordExtra>(root, record, records, key);
     // The first pass keeps the record: what covers its directories is only swept after it.
     const report = pass === 'first' ? mounted.detachKeepingRecord() : mounted.tearDown();

@@ -39,7 +39,9 @@ function bind(server: Server, address: string): Promise<void> {
 function removeStaleSocket(path: string): void {
   try {
     if (lstatSync(path).isSocket()) rmSync(path);
-  } catch {}
+  } catch {
+    // Nothing there (or not ours to remove): bind says so, if it matters.
+  }
 }
 
 export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {

@@ -63,7 +63,7 @@ export class RunnerService {
       this.observer.actionFinished(report);
     }).then(
       (response) => callback(null, response),
-      (error) => callback(toServiceError(error)),
+      (error: unknown) => callback(toServiceError(error)),
     );
     this.inFlight.set(controller, done);
     void done.finally(() => this.inFlight.delete(controller));

@@ -60,7 +60,7 @@ describe('what the caller needs', () => {
 
 describe("the starter's command line", () => {
   it('carries every isolation setting', () => {
-    const base = { argv: ['sh', '-c', 'true'], env: {}, root: undefined as never, stdout: 1, stderr: 2 };
+    const base = { argv: ['sh', '-c', 'true'] };
     expect(
       starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn } }),
     ).toEqual(['mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true']);

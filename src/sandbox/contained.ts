@@ -31,7 +31,7 @@ export interface ContainedRun {
    * pushing what undoes each step on `undos` as it goes (a step that fails half-way pushes what it
    * left too). `undos` runs after the action has stopped.
    */
-  setUp(pid: number, undos: AsyncDisposableStack): Promise<void>;
+  setUp(pid: number, undos: AsyncDisposableStack): Promise<void> | void;
   /** The caller gives up: a setup stops at the next phase; a running action is killed. */
   signal?: AbortSignal | undefined;
   /** When the gate has opened (`mountat exec` passes on the signals it receives from then on). */

@@ -82,8 +82,8 @@ export class StatusChannel {
         this.pid = Number(fields[0]);
         return undefined;
       case 'E': {
-        const step = fields[1] as StartStep;
-        if (fields.length !== 2 || !INTEGER.test(fields[0]!) || !START_STEPS.includes(step)) return 'a malformed start-error line';
+        const step = START_STEPS.find((known) => known === fields[1]);
+        if (fields.length !== 2 || !INTEGER.test(fields[0]!) || step === undefined) return 'a malformed start-error line';
         this.startError ??= { errno: Number(fields[0]), step };
         return undefined;
       }

@@ -54,7 +54,8 @@ export interface StartOptions {
   server?: StarterServer | undefined;
 }
 
-export function starterArguments(options: StartOptions): string[] {
+/** The starter's command line: what it needs to know of the options (the fds go separately). */
+export function starterArguments(options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals'>): string[] {
   const { isolation } = options;
   const args: string[] = [];
   if (isolation.pidNamespace) args.push('--pidns');

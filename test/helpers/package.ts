@@ -2,6 +2,7 @@
 // (its dependencies from the registry). Shared by the package and library tests.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { parseJson } from './checked.js';
 import { repo } from './roots.js';
 
 export interface Packed {
@@ -14,7 +15,7 @@ export interface Packed {
 export function packPackage(dir: string): Packed {
   // --ignore-scripts: dist/ is built already by the test command; prepack would build it again.
   const output = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: repo, encoding: 'utf8' });
-  const [packed] = JSON.parse(output) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const [packed] = parseJson<Array<{ filename: string; files: Array<{ path: string }> }>>(output);
   return { tarball: join(dir, packed!.filename), files: packed!.files.map((file) => file.path) };
 }
 
