@@ -49,7 +49,12 @@ export const CAPABILITIES = {
 
 export type CapabilityName = keyof typeof CAPABILITIES;
 
-export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
+/** Whether `name` is one of the table's (its own keys only: "toString" is not a capability). */
+export function isCapabilityName(name: string): name is CapabilityName {
+  return Object.hasOwn(CAPABILITIES, name);
+}
+
+export const CAPABILITY_NAMES = Object.keys(CAPABILITIES).filter(isCapabilityName);
 
 /** A set of capabilities as the kernel's bit mask. */
 export function capabilityMask(names: Iterable<CapabilityName>): bigint {

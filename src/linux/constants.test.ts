@@ -29,11 +29,14 @@ function headerDefines(text: string): Map<string, number> {
   return defines;
 }
 
+/** constants.ts by name, and its SYS table. */
+const TYPESCRIPT = new Map<string, unknown>(Object.entries(C));
+const TYPESCRIPT_SYS = new Map<string, unknown>(Object.entries(C.SYS));
+
 /** The TypeScript name of a C define: SYS_x is SYS.x; a trailing underscore (kept apart from libc's) goes. */
 function typescriptValue(name: string): number | undefined {
   const bare = name.replace(/_$/, '');
-  const table = C as unknown as Record<string, unknown>;
-  const value = bare.startsWith('SYS_') ? (C.SYS as Record<string, number>)[bare.slice(4)] : table[bare];
+  const value = bare.startsWith('SYS_') ? TYPESCRIPT_SYS.get(bare.slice(4)) : TYPESCRIPT.get(bare);
   return typeof value === 'number' ? value : undefined;
 }
 

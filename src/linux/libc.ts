@@ -9,6 +9,7 @@ type KoffiModule = typeof Koffi;
 let koffiModule: KoffiModule | undefined;
 /** koffi itself (for errno, addresses), loaded on first use. */
 export function koffi(): KoffiModule {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- require() returns any; what it loads is koffi, typed by the import above
   koffiModule ??= createRequire(import.meta.url)('koffi') as KoffiModule;
   return koffiModule;
 }

@@ -9,6 +9,7 @@ for (const [name, value] of Object.entries(osConstants.errno)) {
 
 /** A path for a one-line message: control characters (a newline in a name) shown escaped. */
 export function printable(path: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point: they are what gets escaped
   return path.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 

@@ -23,7 +23,7 @@ import { coverProc, type ProcCover } from './cover-proc.js';
 import type { AttachedMount, MountRecord } from './generated/mount-record.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
-import { removeCreatedDirs, type DirRemoval } from './dirs.js';
+import { removeCreatedDirs } from './dirs.js';
 import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity } from './identity.js';
 import type { FsOption, Plan, PlannedMount } from './plan.js';
 import { resolveMountpoint, type CreatedDir } from './resolve.js';

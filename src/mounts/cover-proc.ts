@@ -13,8 +13,8 @@ import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { MountError } from './errors.js';
 import type { ProcCover } from './generated/mount-record.js';
-import { mountIdentityOf, type MountIdentity } from './identity.js';
-import { COVER_ATTRIBUTES, NULL_DEVICE, PROC_COVERS, type CoverHow, type ProcCoverSpec } from './proc-covers.js';
+import { mountIdentityOf } from './identity.js';
+import { COVER_ATTRIBUTES, NULL_DEVICE, PROC_COVERS, type ProcCoverSpec } from './proc-covers.js';
 
 /** A cover over one of proc's entries, as recorded (schemas/mount-record.schema.json). */
 export type { ProcCover } from './generated/mount-record.js';

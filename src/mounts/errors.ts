@@ -40,7 +40,7 @@ export class MountError extends MountatError {
     const hint = hintFor(cause);
     // The target is already in this message; a SyscallError's own copy of it would repeat it.
     const because = cause instanceof SyscallError ? `${cause.syscall}: ${cause.code}${cause.detail ? ` (${cause.detail})` : ''}` : messageOf(cause);
-    const primary = cause instanceof AggregateError && cause.errors.length > 0 ? cause.errors[0] : cause;
+    const primary: unknown = cause instanceof AggregateError && cause.errors.length > 0 ? cause.errors[0] : cause;
     super(kindOf(primary), `${action} \`${printable(target)}\`${qualifier ? ` ${qualifier}` : ''}: ${because}${hint ? ` — ${hint}` : ''}`, { cause });
     this.name = 'MountError';
     this.target = target;

@@ -2,6 +2,7 @@
 // turns "missing" and "not JSON" into a line naming the file.
 import { readFileSync } from 'node:fs';
 import { messageOf, MountatError } from '../base/index.js';
+import { errnoCodeOf } from './errno-code.js';
 
 /**
  * The parsed content of `file`; errors (invalid input: the file named is the operator's to fix)
@@ -12,7 +13,7 @@ export function readJsonFile(file: string, label: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new MountatError('invalid-input', `${label} ${file}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, { cause: error });
+    throw new MountatError('invalid-input', `${label} ${file}: ${errnoCodeOf(error) ?? messageOf(error)}`, { cause: error });
   }
   try {
     return JSON.parse(text);

@@ -20,6 +20,7 @@ import { kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
 import { detach, type DetachReport } from './detach.js';
+import { errnoCodeOf } from './errno-code.js';
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';
@@ -83,6 +84,7 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
 
   /** The owner of what the record under `key` says is mounted beneath `root`; undefined if there is none. */
   static fromRecord<Extra extends object = object>(root: FdRef, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- the schema keeps a caller's own fields unchecked: Extra is the caller's word for what its mountRecorded wrote
     const record = records.load(key) as RecordOf<Extra> | undefined;
     return record && new MountedRoot<Extra>(root, record, records, key);
   }
@@ -136,6 +138,7 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
   } catch (error) {
     return { error: recordWriteError(records, key, error), leftover: undefined };
   }
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- a caller that adds nothing leaves Extra at its default, object, which {} is
   const extra = options.extra ?? ({} as Extra);
   const append = (snapshot: Attachment) => {
     try {
@@ -169,7 +172,7 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
 }
 
 function recordWriteError(records: RecordKeeping, key: string, error: unknown): MountatError {
-  const why = (error as NodeJS.ErrnoException).code ?? messageOf(error);
+  const why = errnoCodeOf(error) ?? messageOf(error);
   return new MountatError('kernel', `cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
 }
 

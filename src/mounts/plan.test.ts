@@ -297,8 +297,8 @@ describe('parsePlan bounds an untrusted plan, one line per refusal naming entry,
       error = caught;
     }
     expect(error).toBeInstanceOf(PlanError);
-    expect((error as PlanError).message).toBe(message);
-    expect((error as PlanError).entry).toBe(0);
+    expect(error).toHaveProperty('message', message);
+    expect(error).toHaveProperty('entry', 0);
     // The same entry from the operator is applied as written.
     expect(() => parsePlan(input)).not.toThrow();
   });
@@ -378,7 +378,8 @@ describe('parsePlan bounds an untrusted plan, one line per refusal naming entry,
     } catch (caught) {
       error = caught;
     }
-    expect((error as PlanError).entry).toBe(1);
+    expect(error).toBeInstanceOf(PlanError);
+    expect(error).toHaveProperty('entry', 1);
     expect(() => parsePlan({ mounts: 'none' })).toThrow(PlanError);
   });
 });

@@ -8,11 +8,11 @@ import { ALLOWED_OPTIONS, DEFAULTS, type Attributes } from './defaults.js';
 import type { MountEntry, MountPlan } from './generated/mount-plan.js';
 import { validateMountPlan as validateMountPlanUntyped } from './generated/validate-mount-plan.js';
 import { checkUntrustedEntry } from './untrusted.js';
-import { describeSchemaError, type Validator } from './validation.js';
+import { describeSchemaError, schemaValidator } from './validation.js';
 
 export type MountKind = MountEntry['kind'];
 
-const validateMountPlan = validateMountPlanUntyped as Validator;
+const validateMountPlan = schemaValidator<MountPlan>(validateMountPlanUntyped);
 
 /** A filesystem option as fsconfig takes it: a string value, or a flag. */
 export type FsOption = { key: string; value: string } | { key: string; flag: true };
@@ -124,7 +124,7 @@ function fsOptions(kind: 'proc' | 'sysfs' | 'tmpfs', given: Record<string, unkno
 function bindSource(source: unknown, where: string): BindSource {
   if (source === undefined) throw refuse(where, `a bind needs a source`);
   if (typeof source === 'object' && source !== null && 'fd' in source) {
-    const fd = (source as { fd: unknown }).fd;
+    const { fd } = source;
     // An fd the caller keeps open: an owned Fd it lends, or one it borrowed; never a bare number.
     if (!(fd instanceof Fd) && !(fd instanceof BorrowedFd))
       throw refuse(where, `source fd must be an Fd or a BorrowedFd, not ${typeof fd === 'number' ? 'a bare number' : JSON.stringify(fd)}`);
@@ -141,15 +141,16 @@ function bindSource(source: unknown, where: string): BindSource {
  */
 export function parsePlan(input: unknown, trust: PlanTrust = 'operator', label = 'plan'): Plan {
   // A bind source given as an fd is not JSON; check the schema on a copy without it.
-  const checked = structuredCloneWithoutFdSources(input);
+  const { checked, fdSources } = setFdSourcesAside(input);
   if (!validateMountPlan(checked)) {
     const first = validateMountPlan.errors?.[0];
     const entry = first ? /^\/mounts\/(\d+)(\/|$)/.exec(first.instancePath)?.[1] : undefined;
     throw new PlanError(first ? describeSchemaError(label, first, checked) : `${label} is invalid`, entry === undefined ? undefined : Number(entry));
   }
-  const plan = input as PlanInput;
   const seen: Array<{ parts: string[]; target: string }> = [];
-  const mounts = plan.mounts.map((entry, index): PlannedMount => {
+  const mounts = checked.mounts.map((checkedEntry, index): PlannedMount => {
+    // The fd source back in its place: bindSource() checks it is an Fd or a BorrowedFd.
+    const entry: Entry = fdSources.has(index) ? { ...checkedEntry, source: fdSources.get(index) } : checkedEntry;
     try {
       return parseEntry(entry, `${label}.mounts[${index}]`, seen, typeof trust === 'string' ? trust : (trust[index] ?? 'untrusted'));
     } catch (error) {
@@ -160,8 +161,11 @@ export function parsePlan(input: unknown, trust: PlanTrust = 'operator', label =
   return { mounts };
 }
 
+/** A plan entry whose schema is checked, its source aside: a host path, or what was given as an fd. */
+type Entry = Omit<MountEntry, 'source'> & { source?: unknown };
+
 /** `at`: the entry's place, "plan.mounts[2]". */
-function parseEntry(entry: PlanInput['mounts'][number], at: string, seen: Array<{ parts: string[]; target: string }>, trust: Trust): PlannedMount {
+function parseEntry(entry: Entry, at: string, seen: Array<{ parts: string[]; target: string }>, trust: Trust): PlannedMount {
   const where = `${at} (${JSON.stringify(entry.target)})`;
   let parts: string[];
   try {
@@ -181,7 +185,7 @@ function parseEntry(entry: PlanInput['mounts'][number], at: string, seen: Array<
   if (entry.kind !== 'bind' && entry.source !== undefined) throw refuse(where, `source is only for kind bind`);
   if (entry.kind !== 'proc' && entry.hardened !== undefined) throw refuse(where, `hardened is only for kind proc`);
   if (trust === 'untrusted') {
-    checkUntrustedEntry(entry as MountEntry, target, (field, why) => {
+    checkUntrustedEntry(entry, target, (field, why) => {
       throw refuse(where, `${field}: ${why}`);
     });
   }
@@ -205,18 +209,25 @@ function parseEntry(entry: PlanInput['mounts'][number], at: string, seen: Array<
   }
 }
 
-function structuredCloneWithoutFdSources(input: unknown): unknown {
-  if (typeof input !== 'object' || input === null || !Array.isArray((input as { mounts?: unknown }).mounts)) return input;
-  const plan = input as { mounts: unknown[] };
-  return {
-    ...plan,
-    mounts: plan.mounts.map((entry) => {
-      if (typeof entry !== 'object' || entry === null) return entry;
-      const source = (entry as { source?: unknown }).source;
-      if (typeof source === 'object' && source !== null) return { ...entry, source: '/' };
-      return entry;
+/**
+ * `input` for the schema: a copy in which each entry's source given as an object (an fd) is
+ * '/', and those sources by the entry's index.
+ */
+function setFdSourcesAside(input: unknown): { checked: unknown; fdSources: Map<number, object> } {
+  const fdSources = new Map<number, object>();
+  if (typeof input !== 'object' || input === null || !('mounts' in input) || !Array.isArray(input.mounts)) return { checked: input, fdSources };
+  const entries: unknown[] = input.mounts;
+  const checked = {
+    ...input,
+    mounts: entries.map((entry, index) => {
+      if (typeof entry !== 'object' || entry === null || !('source' in entry)) return entry;
+      const { source } = entry;
+      if (typeof source !== 'object' || source === null) return entry;
+      fdSources.set(index, source);
+      return { ...entry, source: '/' };
     }),
   };
+  return { checked, fdSources };
 }
 
 /** The built-in plan: proc, sysfs read-only, tmpfs on tmp. */

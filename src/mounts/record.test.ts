@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MountatError } from '../base/index.js';
-import { RecordStore, stateDirectoryFrom } from './record.js';
+import { messageOf, MountatError } from '../base/index.js';
+import type { AttachedMount, ProcCover } from './generated/mount-record.js';
+import { RecordStore, stateDirectoryFrom, type MountRecord } from './record.js';
 
 let dir: string;
 beforeEach(() => {
@@ -13,17 +14,20 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const proc = { target: 'proc', kind: 'proc', mountId: '65', uniqueMountId: '2147500000', createdDirs: [{ path: 'proc', ino: '12' }] };
+const proc = { target: 'proc', kind: 'proc', mountId: '65', uniqueMountId: '2147500000', createdDirs: [{ path: 'proc', ino: '12' }] } satisfies AttachedMount;
+/** A record line with these mounts, as written to a file: they may be anything. */
 const record = (mounts: unknown[]) => ({ version: 1, root: { dev: '0:40', ino: '2' }, mounts });
-const cover = { path: 'proc/sys', how: 'readonly', mountId: '66', uniqueMountId: '2147500001' };
+/** A record as the engine saves one. */
+const recordOf = (mounts: AttachedMount[]): MountRecord => ({ version: 1, root: { dev: '0:40', ino: '2' }, mounts });
+const cover = { path: 'proc/sys', how: 'readonly', mountId: '66', uniqueMountId: '2147500001' } satisfies ProcCover;
 
 describe('RecordStore and covers', () => {
   it('loads a record written before covers existed, and one with them', () => {
     const store = new RecordStore(dir);
     writeFileSync(store.pathFor('old'), JSON.stringify(record([proc])));
     expect(store.load('old')?.mounts[0]?.covers).toBeUndefined();
-    const covers = [cover, { ...cover, path: 'proc/keys', how: 'masked', uniqueMountId: null }];
-    store.save('new', record([{ ...proc, covers }]) as never);
+    const covers: ProcCover[] = [cover, { ...cover, path: 'proc/keys', how: 'masked', uniqueMountId: null }];
+    store.save('new', recordOf([{ ...proc, covers }]));
     expect(store.load('new')?.mounts[0]?.covers).toEqual(covers);
   });
 
@@ -93,7 +97,8 @@ describe('a record is checked against schemas/mount-record.schema.json', () => {
     writeFileSync(store.pathFor('runner'), `${JSON.stringify(pending)}\n`);
     expect(store.load('runner')).toEqual(pending);
     // A field a caller added to every line (mountRecorded's extra) is its own: kept, not refused.
-    store.save('extra', { ...record([proc]), where: 'here' } as never);
+    const withExtra = { ...recordOf([proc]), where: 'here' };
+    store.save('extra', withExtra);
     expect(store.load('extra')).toEqual({ ...record([proc]), where: 'here' });
   });
 
@@ -107,24 +112,24 @@ describe('a record is checked against schemas/mount-record.schema.json', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(MountatError);
-    expect((thrown as MountatError).kind).toBe('invalid-input');
-    expect((thrown as Error).message).not.toContain('\n');
+    expect(thrown).toHaveProperty('kind', 'invalid-input');
+    expect(messageOf(thrown)).not.toContain('\n');
   });
 });
 
 describe('a record kept as a journal', () => {
   it('is the last whole snapshot appended; one cut short is passed over; it replaces an older record of its key', () => {
     const store = new RecordStore(dir);
-    store.save('a', record([]) as never);
+    store.save('a', recordOf([]));
     const journal = store.journal('a');
     // The older record is gone as soon as the journal exists (it described another attachment);
     // a journal not yet written to records nothing.
     expect(store.load('a')).toBeUndefined();
-    journal.append(record([]) as never);
-    journal.append(record([proc]) as never);
+    journal.append(recordOf([]));
+    journal.append(recordOf([proc]));
     expect(store.load('a')?.mounts).toEqual([proc]);
     journal.close();
-    expect(() => journal.append(record([]) as never)).toThrow(/is closed$/);
+    expect(() => journal.append(recordOf([]))).toThrow(/is closed$/);
     // A writer killed mid-line (not a write(2) the kernel cut: a torn file, say from a full disk).
     writeFileSync(store.pathFor('a'), `${JSON.stringify(record([proc]))}\n{"version":1,"ro`);
     expect(store.load('a')?.mounts).toEqual([proc]);

@@ -15,12 +15,13 @@ import { DEFAULTS } from './defaults.js';
 import type { MountRecord } from './generated/mount-record.js';
 import { validateMountRecord } from './generated/validate-mount-record.js';
 import type { RootIdentity } from './identity.js';
-import { describeSchemaError, type Validator } from './validation.js';
+import { errnoCodeOf } from './errno-code.js';
+import { describeSchemaError, schemaValidator } from './validation.js';
 
 export type { MountRecord } from './generated/mount-record.js';
 
 /** The record's schema (schemas/mount-record.schema.json), compiled ahead by scripts/generate-types.mjs. */
-const validateRecord = validateMountRecord as Validator;
+const validateRecord = schemaValidator<MountRecord>(validateMountRecord);
 
 /**
  * A record kept current while something is being attached (the runner's, step by step): each
@@ -96,7 +97,7 @@ export class RecordStore {
     try {
       text = readFileSync(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (errnoCodeOf(error) === 'ENOENT') return undefined;
       throw new MountatError('kernel', `cannot read the record ${path}: ${messageOf(error)}`, { cause: error });
     }
     // One line, or a journal of whole lines: the last one that parses is the record.
@@ -117,7 +118,7 @@ export class RecordStore {
       const what = first ? `: ${describeSchemaError('record', first, parsed)}` : '';
       throw new MountatError('invalid-input', `the record ${path} is not a mountat record of version 1${what}`);
     }
-    return parsed as MountRecord;
+    return parsed;
   }
 
   remove(key: string): void {
@@ -151,7 +152,7 @@ export class RecordStore {
     try {
       names = readdirSync(this.directory);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if (errnoCodeOf(error) === 'ENOENT') return [];
       throw error;
     }
     return names.filter((name) => name.startsWith(prefix) && name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length));
@@ -177,6 +178,6 @@ function processExists(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCodeOf(error) === 'EPERM';
   }
 }

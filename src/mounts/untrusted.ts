@@ -14,7 +14,7 @@
 // Pure: no system calls, so every refusal is made before anything is touched.
 import { MountatError } from '../base/index.js';
 import type { MountEntry } from './generated/mount-plan.js';
-import { DEFAULTS, type Attributes } from './defaults.js';
+import { DEFAULTS } from './defaults.js';
 import { parseKernelSize } from './kernel-size.js';
 
 type Refuse = (field: string, why: string) => never;
@@ -61,20 +61,19 @@ function checkTmpfsLimit(key: Limited, value: unknown, refuse: Refuse): void {
 
 /**
  * Refuse what an untrusted entry may not ask for, through `refuse(field, why)`. `target` is
- * the entry's normalised target.
+ * the entry's normalised target. The source is not looked at: a bind is refused whatever it binds.
  */
-export function checkUntrustedEntry(entry: MountEntry, target: string, refuse: Refuse): void {
+export function checkUntrustedEntry(entry: Omit<MountEntry, 'source'>, target: string, refuse: Refuse): void {
   if (entry.kind === 'bind') refuse('kind', "an untrusted plan may not bind host paths (binds come only from the operator's plan file)");
   if (entry.kind === 'proc' || entry.kind === 'sysfs') {
     const allowed = DEFAULTS.untrusted.targets[entry.kind];
     if (target !== allowed) refuse('target', `an untrusted plan may mount ${entry.kind} only at ${JSON.stringify(allowed)}`);
   }
-  const defaults = DEFAULTS.attributes[entry.kind];
+  const on = Object.entries(DEFAULTS.attributes[entry.kind])
+    .filter(([, v]) => v === true)
+    .map(([k]) => k);
   for (const [key, value] of Object.entries(entry.attributes ?? {})) {
-    if (value === false && defaults[key as keyof Attributes] === true) {
-      const on = Object.entries(defaults)
-        .filter(([, v]) => v === true)
-        .map(([k]) => k);
+    if (value === false && on.includes(key)) {
       refuse(`attributes.${key}`, `an untrusted plan may not turn off what ${entry.kind} has on by default (${on.join(', ')})`);
     }
   }

@@ -9,6 +9,19 @@ export interface ValidatorError {
 
 export type Validator = ((data: unknown) => boolean) & { errors?: ValidatorError[] | null };
 
+/** A validator that is a type guard for `T`: the one compiled from the schema `T` was generated from. */
+export type SchemaValidator<T> = ((data: unknown) => data is T) & { errors?: ValidatorError[] | null };
+
+/**
+ * `validator` as the type guard it is for `T`. scripts/generate-types.mjs compiles each validator
+ * and generates each type from the same schema, but the validator is plain JavaScript (ajv's
+ * standalone code, under @ts-nocheck): this pairing is the one claim the compiler cannot check.
+ */
+export function schemaValidator<T>(validator: Validator): SchemaValidator<T> {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- ajv's generated code is untyped; it checks the schema T is generated from
+  return validator as SchemaValidator<T>;
+}
+
 /** "/mounts/0/kind" → "plan.mounts[0].kind" */
 export function fieldName(rootName: string, instancePath: string): string {
   return (
@@ -45,16 +58,17 @@ function valueAt(data: unknown, pointer: string): unknown {
   for (const raw of pointer.split('/').slice(1)) {
     const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
     if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[key];
+    current = Reflect.get(current, key);
   }
   return current;
 }
 
-/** Validate, or throw `makeError(line)` for the first problem. */
+/** Validate, or throw `makeError(line)` for the first problem. `T` is the type generated from `validator`'s schema. */
 export function validateOrThrow<T>(validator: Validator, data: unknown, rootName: string, makeError: (line: string) => Error): T {
-  if (!validator(data)) {
-    const first = validator.errors?.[0];
+  const isT = schemaValidator<T>(validator);
+  if (!isT(data)) {
+    const first = isT.errors?.[0];
     throw makeError(first ? describeSchemaError(rootName, first, data) : `${rootName} is invalid`);
   }
-  return data as T;
+  return data;
 }

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { messageOf } from '../base/index.js';
-import { containerPlan } from './annotations.js';
+import type { PlanInput } from '../mounts/plan.js';
+import { containerPlan, readBasePlan, type BasePlan } from './annotations.js';
 import { HookError } from './errors.js';
 
 const summary = (annotations?: Record<string, string>) =>
@@ -164,8 +168,8 @@ describe('containerPlan', () => {
     }
   });
 
-  const operator = (...mounts: object[]) => ({ input: { mounts }, source: 'plan file /etc/p.json' }) as never;
-  const allowed: Array<[string, Record<string, string>, ReturnType<typeof operator> | undefined, string[]]> = [
+  const operator = (...mounts: PlanInput['mounts']): BasePlan => ({ input: { mounts }, source: 'plan file /etc/p.json' });
+  const allowed: Array<[string, Record<string, string>, BasePlan | undefined, string[]]> = [
     [
       'the default plan tuned within bounds',
       { 'org.mountat.tmp.size': '50%', 'org.mountat.tmp.nr_inodes': '1m', 'org.mountat.proc.hidepid': 'invisible' },
@@ -217,8 +221,14 @@ describe('containerPlan', () => {
   });
 
   it("names the operator's plan file when it is the one at fault", () => {
-    expect(() => containerPlan({}, { input: { mounts: [{ target: 'x', kind: 'nfs' }] } as never, source: 'plan file /etc/p.json' })).toThrow(
-      /^plan file \/etc\/p\.json: plan\.mounts\[0\]\.kind must be one of/,
-    );
+    // A plan file the schema refuses, read as the hook reads --plan: it is checked once tuned.
+    const dir = mkdtempSync(join(tmpdir(), 'mountat-annotations-'));
+    try {
+      const file = join(dir, 'p.json');
+      writeFileSync(file, JSON.stringify({ mounts: [{ target: 'x', kind: 'nfs' }] }));
+      expect(() => containerPlan({}, readBasePlan(file))).toThrow(/^plan file \S+\/p\.json: plan\.mounts\[0\]\.kind must be one of/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

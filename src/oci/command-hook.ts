@@ -5,7 +5,8 @@
 // Two runtime behaviours avoided on purpose: runc waits for orphans that still hold the hook's
 // stdout after a timeout (we kill the hook's whole process group and stop waiting on pipes once
 // the hook itself has exited); crun hides hook output (we put the last stderr line in the error).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { HookError } from './errors.js';
 import type { OciState } from './state.js';
 import type { Stage } from './stages.js';
@@ -46,6 +47,13 @@ function lastLine(text: string): string {
   return text.trim().split('\n').pop()?.trim() ?? '';
 }
 
+/** The child's stdin, stdout and stderr, spawned as 'pipe' (node makes them even when the spawn itself fails). */
+function pipesOf(child: ChildProcess): { stdin: Writable; stdout: Readable; stderr: Readable } {
+  const { stdin, stdout, stderr } = child;
+  if (!stdin || !stdout || !stderr) throw new HookError('a hook was spawned without its stdin, stdout and stderr pipes', 'internal');
+  return { stdin, stdout, stderr };
+}
+
 export class CommandHook implements Hook {
   readonly description: string;
 
@@ -70,17 +78,18 @@ export class CommandHook implements Hook {
         env,
         stdio: ['pipe', 'pipe', 'pipe', ...fds.map(({ fd }) => fd)],
         detached: true, // its own process group, so a timeout kills whatever it started too
-      }) as ChildProcessWithoutNullStreams;
+      });
+      const pipes = pipesOf(child);
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => {
+      pipes.stdout.on('data', (chunk: Buffer) => {
         if (stdout.length < OUTPUT_LIMIT) stdout += chunk.toString('utf8');
       });
-      child.stderr.on('data', (chunk: Buffer) => {
+      pipes.stderr.on('data', (chunk: Buffer) => {
         if (stderr.length < OUTPUT_LIMIT) stderr += chunk.toString('utf8');
       });
-      child.stdin.on('error', () => {}); // a hook that does not read its stdin is not an error
-      child.stdin.end(JSON.stringify(state));
+      pipes.stdin.on('error', () => {}); // a hook that does not read its stdin is not an error
+      pipes.stdin.end(JSON.stringify(state));
 
       let timedOut = false;
       const timer =
@@ -100,8 +109,8 @@ export class CommandHook implements Hook {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
-        child.stdout.destroy();
-        child.stderr.destroy();
+        pipes.stdout.destroy();
+        pipes.stderr.destroy();
         const output = lastLine(stderr) || lastLine(stdout);
         // A hook that fails is a setup that failed (precondition); its own reason is only its last line.
         if (timedOut)

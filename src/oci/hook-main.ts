@@ -11,7 +11,7 @@ import { stateDirectoryFrom } from '../mounts/index.js';
 import { HookError } from './errors.js';
 import { openLog, type HookLog } from './log.js';
 import { parseState } from './state.js';
-import { runStage, STAGES, type Stage } from './stages.js';
+import { isStage, runStage, STAGES, type Stage } from './stages.js';
 import { readBasePlan } from './annotations.js';
 
 const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
@@ -53,7 +53,7 @@ function parse(argv: string[]): Args {
   }
   const [stage, ...extra] = parsed.positionals;
   if (stage === undefined) throw new HookError(`no stage given\n${USAGE}`, 'usage');
-  if (!(STAGES as readonly string[]).includes(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 'usage');
+  if (!isStage(stage)) throw new HookError(`unknown stage ${JSON.stringify(stage)} (one of ${STAGES.join(', ')})`, 'usage');
   if (extra.length > 0) throw new HookError(`unexpected argument ${JSON.stringify(extra[0])}`, 'usage');
   const logLevel = parsed.values['log-level'] ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
@@ -64,7 +64,7 @@ function parse(argv: string[]): Args {
   if (procPidns && rootFdText === undefined) throw new HookError('--proc-pidns goes with --root-fd', 'usage');
   const forward = argv.filter((arg) => arg !== stage);
   return {
-    stage: stage as Stage,
+    stage,
     plan: parsed.values.plan,
     stateDir: parsed.values['state-dir'],
     logFile: parsed.values['log-file'],

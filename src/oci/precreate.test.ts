@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { messageOf } from '../base/index.js';
 import { containerPlan } from './annotations.js';
 import { HookError } from './errors.js';
 import { specForMountat } from './precreate.js';
@@ -27,7 +28,14 @@ function podmanSpec(annotations: Record<string, string>, extra: { mounts?: objec
   });
 }
 
-const destinations = (text: string) => (JSON.parse(text) as { mounts: { destination: string }[] }).mounts.map((mount) => mount.destination);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+/** The spec's mounts' destinations, in order. */
+function destinations(text: string): unknown[] {
+  const spec: unknown = JSON.parse(text);
+  if (!isObject(spec) || !Array.isArray(spec.mounts)) throw new Error(`not a spec with mounts: ${text}`);
+  return spec.mounts.map((mount: unknown) => (isObject(mount) ? mount.destination : undefined));
+}
 const others = ['/dev', '/dev/pts', '/dev/mqueue', '/etc/hosts'];
 
 describe('specForMountat', () => {
@@ -51,16 +59,19 @@ describe('specForMountat', () => {
   });
 
   it('keeps everything else of the spec, masked and read-only paths included', () => {
-    const out = JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'proc,sys' })));
-    expect(out.linux.maskedPaths).toEqual(['/proc/kcore', '/sys/firmware']);
-    expect(out.linux.readonlyPaths).toEqual(['/proc/sys']);
-    expect(out.annotations).toEqual({ 'io.container.manager': 'libpod', 'org.mountat.mounts': 'proc,sys' });
-    expect(out.mounts[0]).toEqual(PODMAN_MOUNTS[1]);
+    const out: unknown = JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'proc,sys' })));
+    expect(out).toHaveProperty('linux.maskedPaths', ['/proc/kcore', '/sys/firmware']);
+    expect(out).toHaveProperty('linux.readonlyPaths', ['/proc/sys']);
+    expect(out).toHaveProperty('annotations', { 'io.container.manager': 'libpod', 'org.mountat.mounts': 'proc,sys' });
+    expect(out).toHaveProperty(['mounts', 0], PODMAN_MOUNTS[1]);
   });
 
   it("drops podman's default sysctl only when mountat makes proc", () => {
-    expect(JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'proc' }))).linux.sysctl).toBeUndefined();
-    expect(JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'sys' }))).linux.sysctl).toEqual({ 'net.ipv4.ping_group_range': '0 0' });
+    const withProc: unknown = JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'proc' })));
+    expect(withProc).toHaveProperty('linux');
+    expect(withProc).not.toHaveProperty('linux.sysctl');
+    const withoutProc: unknown = JSON.parse(specForMountat(podmanSpec({ 'org.mountat.mounts': 'sys' })));
+    expect(withoutProc).toHaveProperty('linux.sysctl', { 'net.ipv4.ping_group_range': '0 0' });
   });
 
   const unchanged: Array<[string, string]> = [
@@ -109,9 +120,9 @@ describe('specForMountat', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(HookError);
-    expect((thrown as HookError).message.startsWith(message)).toBe(true);
-    expect((thrown as HookError).message).not.toContain('\n');
-    expect((thrown as HookError).exitCode).toBe(1);
+    expect(messageOf(thrown).startsWith(message)).toBe(true);
+    expect(messageOf(thrown)).not.toContain('\n');
+    expect(thrown).toHaveProperty('exitCode', 1);
   });
 
   it('refuses what the createContainer hook would: the same annotations are bad for both', () => {

@@ -50,11 +50,11 @@ const REPLACEABLE: Record<string, { at: string; beneath: readonly string[] }> = 
 /** podman's default sysctl (containers.conf default_sysctls), dropped when mountat makes proc. */
 const PODMAN_DEFAULT_SYSCTLS: Record<string, string> = { 'net.ipv4.ping_group_range': '0 0' };
 
-interface SpecMount {
-  destination: string;
-  type?: string;
-  source?: string;
-}
+/** A mount of the spec: its destination checked, the rest as it came. */
+type SpecMount = Record<string, unknown> & { destination: string };
+
+/** The spec: an object whose mounts each have a destination. */
+type Spec = Record<string, unknown> & { mounts: SpecMount[] };
 
 function fail(why: string): never {
   throw new HookError(`precreate: ${why}`);
@@ -64,7 +64,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseSpec(text: string): Record<string, unknown> & { mounts: SpecMount[] } {
+function isSpecMount(value: unknown): value is SpecMount {
+  return isObject(value) && typeof value.destination === 'string';
+}
+
+function parseSpec(text: string): Spec {
   if (text.trim() === '') fail('no config.json on stdin (podman writes the candidate spec there)');
   let spec: unknown;
   try {
@@ -74,11 +78,13 @@ function parseSpec(text: string): Record<string, unknown> & { mounts: SpecMount[
   }
   if (!isObject(spec)) fail('the config.json on stdin is not a JSON object');
   if (!Array.isArray(spec.mounts)) fail(`config.json has no mounts array (mounts: ${JSON.stringify(spec.mounts) ?? 'missing'})`);
-  spec.mounts.forEach((mount: unknown, index) => {
-    if (!isObject(mount) || typeof mount.destination !== 'string') fail(`config.json mounts[${index}] has no destination string`);
+  const mounts = spec.mounts.map((mount: unknown, index): SpecMount => {
+    if (!isSpecMount(mount)) fail(`config.json mounts[${index}] has no destination string`);
+    return mount;
   });
   if (spec.annotations !== undefined && !isObject(spec.annotations)) fail('config.json annotations is not an object');
-  return spec as Record<string, unknown> & { mounts: SpecMount[] };
+  // The same keys in the same order: the mounts array replaced by its checked copy.
+  return { ...spec, mounts };
 }
 
 /** "/sys/fs/cgroup/" → "sys/fs/cgroup"; relative to the root, as plan targets are. */
@@ -87,7 +93,8 @@ function relative(destination: string): string {
 }
 
 function describeMount(mount: SpecMount): string {
-  return `${mount.destination} (${mount.type ?? 'no type'}${mount.source ? ` from ${mount.source}` : ''})`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- type and source are strings in any spec podman writes; unchecked, they are shown as they always were
+  return `${mount.destination} (${String(mount.type ?? 'no type')}${mount.source ? ` from ${String(mount.source)}` : ''})`;
 }
 
 /** Which of proc and sys mountat's plan for these annotations takes: validated as the createContainer hook will. */
@@ -102,7 +109,7 @@ function withoutTakenMounts(mounts: SpecMount[], places: string[]): SpecMount[] 
     const place = places.find((candidate) => path === candidate || path.startsWith(`${candidate}/`));
     if (place === undefined) return true;
     const replaceable = REPLACEABLE[place]!;
-    if (path === place ? mount.type === replaceable.at : replaceable.beneath.includes(mount.type ?? '')) return false;
+    if (path === place ? mount.type === replaceable.at : replaceable.beneath.some((type) => type === mount.type)) return false;
     fail(
       `mount ${describeMount(mount)} lies at or beneath /${place}, where mountat mounts after the runtime and would hide it; remove it or leave ${place} out of the ${ANNOTATION_PREFIX}* annotations`,
     );
@@ -131,6 +138,7 @@ function withoutDefaultSysctls(linux: unknown): unknown {
  */
 export function specForMountat(text: string, base?: BasePlan): string {
   const spec = parseSpec(text);
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- checked to be an object only: its values are strings in any spec podman writes (the OCI spec's map[string]string)
   const annotations = (spec.annotations ?? {}) as Record<string, string | undefined>;
   if (!Object.keys(annotations).some((key) => key.startsWith(ANNOTATION_PREFIX))) return text;
   let places: string[];

@@ -7,14 +7,12 @@
 import { kindOf, messageOf, type ErrorKind } from '../base/index.js';
 import { BorrowedFd, openPidNamespace, type Fd, type FdRef } from '../linux/index.js';
 import {
-  AttachError,
   DetachError,
   detachSummary,
   MountedRoot,
   mountRecorded,
   RecordStore,
   rootIdentityOf,
-  type DetachReport,
   type Plan,
   type ProcCover,
   type RecordKeeping,
@@ -27,6 +25,11 @@ import type { OciState } from './state.js';
 
 export const STAGES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 export type Stage = (typeof STAGES)[number];
+
+/** Whether `name` is a stage's (the hook's first argument). */
+export function isStage(name: string): name is Stage {
+  return (STAGES as readonly string[]).includes(name);
+}
 
 /**
  * Where the stage keeps its records: the state directory the entry point decided (the hook's
@@ -192,7 +195,7 @@ export async function runStage(stage: Stage, state: OciState, options: StageOpti
     case 'createRuntime':
       // Validate here too, so a bad annotation is reported before entering anything.
       containerPlan(state.annotations, options.base);
-      return await mountThroughNsenter(stage, state, options);
+      return mountThroughNsenter(stage, state, options);
     case 'poststop':
       return cleanUp(state, options);
     case 'startContainer':
