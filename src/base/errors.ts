@@ -89,9 +89,13 @@ export function kindOf(error: unknown): ErrorKind {
   return error instanceof MountatError ? error.kind : 'internal';
 }
 
-/** The errno name (`code`, e.g. ENOENT) of a failed Node fs or child_process call; undefined for anything else. */
+/**
+ * The errno name Node puts on the errors of its own calls (fs, child_process, process.kill), such
+ * as "ENOENT", read through a guard rather than `(error as NodeJS.ErrnoException).code`; undefined
+ * for anything else.
+ */
 export function errnoCodeOf(error: unknown): string | undefined {
-  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
 }
 
 /** The message of anything thrown, without the cast `(error as Error).message`. */

@@ -1,8 +1,7 @@
 // Reading the JSON files an operator names (plan files, the runner's config): one place that
 // turns "missing" and "not JSON" into a line naming the file.
 import { readFileSync } from 'node:fs';
-import { messageOf, MountatError } from '../base/index.js';
-import { errnoCodeOf } from './errno-code.js';
+import { errnoCodeOf, messageOf, MountatError } from '../base/index.js';
 
 /**
  * The parsed content of `file`; errors (invalid input: the file named is the operator's to fix)

@@ -16,11 +16,10 @@
 //   and is a no-op once it has succeeded.
 //
 // The root fd is borrowed, never closed here: the caller keeps it open until tearDown() is done.
-import { kindOf, messageOf, MountatError } from '../base/index.js';
+import { errnoCodeOf, kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
 import { detach, type DetachReport } from './detach.js';
-import { errnoCodeOf } from './errno-code.js';
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';

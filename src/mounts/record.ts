@@ -10,12 +10,11 @@
 // the container id for OCI hooks (two containers may share one rootfs).
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { messageOf, MountatError } from '../base/index.js';
+import { errnoCodeOf, messageOf, MountatError } from '../base/index.js';
 import { DEFAULTS } from './defaults.js';
 import type { MountRecord } from './generated/mount-record.js';
 import { validateMountRecord } from './generated/validate-mount-record.js';
 import type { RootIdentity } from './identity.js';
-import { errnoCodeOf } from './errno-code.js';
 import { describeSchemaError, schemaValidator } from './validation.js';
 
 export type { MountRecord } from './generated/mount-record.js';
