@@ -55,6 +55,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
   const timer = new PhaseTimer();
   let phase: SessionPhase = 'request';
   let startedAt: number | undefined;
+  let started = false;
   let setupMs: number | undefined;
   let end: ActionEnd | undefined;
   const cancelled = (what: string) => new MountatError('cancelled', what);
@@ -68,6 +69,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     // Pushed before the action starts, so undone after it has stopped.
     const undos = session.use(new AsyncDisposableStack());
     const action = session.use(new StartedAction(options));
+    started = true;
     run.started?.();
     timer.mark('spawnMs');
     const pid = await action.untilPid();
@@ -93,7 +95,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
   });
 
   // Only a session that started the action reports its teardown (stopping it, the setup's undos).
-  const teardownMs = startedAt === undefined ? undefined : (timer.ms.poststopMs = settled.teardownMs);
+  const teardownMs = started ? (timer.ms.poststopMs = settled.teardownMs) : undefined;
   const outcome = outcomeOf({
     end,
     error: settled.ok ? undefined : settled.error,
