@@ -1,5 +1,6 @@
 // Races on the input root while the engine resolves and mounts: a concurrent process swaps the
-// target directory for a symlink out of the root and back, as fast as it can. The engine
+// target directory for a symlink out of the root and back, as fast as it can (no process started
+// per swap, so the race happens on a quiet machine as on a loaded one). The engine
 // resolves with RESOLVE_NO_SYMLINKS and mounts onto the fd it resolved, so a swap can only make
 // it refuse (ELOOP/ENOENT) or mount on the very directory it resolved, wherever that now is
 // inside the root; never outside.
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { messageOf } from '../../src/base/index.js';
 import { attach, detach, DetachError, parsePlan } from '../../src/mounts/index.js';
-import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, scratchDir } from '../helpers/roots.js';
+import { busyboxRoot, mountTable, mountsUnder, openDir, removeTree, repo, scratchDir } from '../helpers/roots.js';
 
 describe('races', () => {
   it('a directory swapped for a symlink out of the root during 500+ attaches never sends a mount outside', { timeout: 120_000 }, async () => {
@@ -23,24 +24,25 @@ describe('races', () => {
         { target: 'a/b', kind: 'tmpfs' },
       ],
     });
-    // The racer: a shell loop swapping tmp and a (the parent of a/b) for symlinks to the outside.
-    const racer = spawn(
-      'sh',
-      [
-        '-c',
-        `cd "$1"; mkdir -p tmp a/b; while :; do mv tmp tmp.away && ln -s "$2" tmp && rm tmp && mv tmp.away tmp; mv a a.away && ln -s "$2" a && rm a && mv a.away a; done`,
-        'racer',
-        root,
-        outside,
-      ],
-      { stdio: 'ignore', detached: true },
-    );
+    // The racer: a process swapping tmp and a (the parent of a/b) for symlinks to the outside, in
+    // a tight loop of system calls (test/fixtures/swap-racer.mjs).
+    const racer = spawn(process.execPath, [join(repo, 'test/fixtures/swap-racer.mjs'), root, outside], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    // Attach only once it races: a racer still starting (or failed to) would make every attach win.
+    await new Promise<void>((resolve, reject) => {
+      racer.stdout.once('data', () => resolve());
+      racer.once('exit', (code) => reject(new Error(`the racer exited with ${code} before racing`)));
+    });
     // Why each attach was refused (the errno of the lookup the swap broke), and what detach met.
     const results = { attached: 0, refused: 0, refusedBy: {} as Record<string, number>, foundMoved: 0, dirsRefused: 0 };
     try {
       using rootFd = openDir(root);
-      // At least 500 attempts, and on until both kinds of race were seen (a cap, not a timing).
-      const raced = () => (results.refusedBy.ELOOP ?? 0) > 0 && (results.refusedBy.moved ?? 0) + results.foundMoved + results.dirsRefused > 0;
+      // At least 500 attempts, and on until both kinds of race were seen and an attach got through
+      // (a cap, not a timing).
+      const raced = () =>
+        (results.refusedBy.ELOOP ?? 0) > 0 && (results.refusedBy.moved ?? 0) + results.foundMoved + results.dirsRefused > 0 && results.attached > 0;
       for (let i = 0; i < 500 || (!raced() && i < 5000); i++) {
         let attachment;
         try {
