@@ -6,6 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import { disposalErrors } from './disposable-stack.js';
 
+export { disposalErrors };
+
 export type Settled<T> = ({ ok: true; value: T } | { ok: false; error: unknown }) & {
   /** Every undo that failed, in the order they ran. */
   teardown: unknown[];

@@ -7,7 +7,8 @@
 // is owned even when it fails half-way (a rollback that failed leaves its record's owner there).
 // Those undos run after the action has stopped: where "mountat" stands in the poststop list, or
 // after the last poststop hook when it is not there.
-import { disposalErrors, kindOf, messageOf, MountatError } from '../base/index.js';
+import { kindOf, messageOf, MountatError } from '../base/index.js';
+import { disposalErrors } from '../base/session.js';
 import { openPidNamespace, type Fd } from '../linux/index.js';
 import { mountRecorded, parsePlan, type Attachment, type MountedRoot, type Plan, type RecordKeeping } from '../mounts/index.js';
 import { CommandHook, type OciState } from '../oci/index.js';

@@ -11,7 +11,8 @@
 // Then the session is undone: the action is stopped (if it still runs), the setup's undos run,
 // the session's fds close. outcomeOf() turns the action's end or the error, and every undo that
 // failed, into the outcome.
-import { inSession, MountatError } from '../base/index.js';
+import { MountatError } from '../base/index.js';
+import { inSession } from '../base/session.js';
 import { outcomeOf, type ActionOutcome, type SessionPhase } from './outcome.js';
 import { PhaseTimer } from './phases.js';
 import type { ActionEnd } from './protocol.js';
