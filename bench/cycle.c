@@ -9,7 +9,7 @@
  * hardened: false on proc for what its covers cost). 73 calls per cycle without covers (this
  * comment said 64 before the at-target check of each entry added 3); with them, 8 more per
  * read-only cover or masked file present, 10 per masked directory present, 1 per name absent:
- * 149 on a kernel whose proc has 4 + 2 + 1 of them and lacks the other 7, and whose sysfs has
+ * 165 on a kernel whose proc has 4 + 4 + 1 of them and lacks the other 7, and whose sysfs has
  * firmware but no powercap, as the test machine's (6.18):
  *
  *   attach: statx(root, "", EMPTY_PATH, INO|TYPE); per entry (proc, sys, tmp):
@@ -90,6 +90,7 @@ struct cover {
 static const struct cover proc_covers[] = {
   { "sys", 1, 1 }, { "sysrq-trigger", 1, 0 }, { "irq", 1, 1 }, { "bus", 1, 1 }, { "fs", 1, 1 },
   { "kcore", 0, 0 }, { "keys", 0, 0 }, { "timer_list", 0, 0 }, { "sched_debug", 0, 0 }, { "latency_stats", 0, 0 }, { "timer_stats", 0, 0 },
+  { "key-users", 0, 0 }, { "interrupts", 0, 0 },
   { "acpi", 0, 1 }, { "asound", 0, 1 }, { "scsi", 0, 1 },
 };
 static const struct cover sysfs_covers[] = {

@@ -32,17 +32,18 @@ describe('mountat exec', () => {
     expect(readdirSync(state)).toEqual([]);
   });
 
-  it("hides the host's firmware tables from a root command, through the starter", () => {
-    // What the cover hides, readable on the host as root: ACPI's DSDT (or what this machine's firmware has).
+  it("hides the host's firmware tables and every user's key quota from a root command, through the starter", () => {
+    // What the covers hide, readable on the host as root: ACPI's DSDT (or what this machine's firmware has), uid 0's key count.
     const table = firmwareTableHere()!;
     expect(readFileSync(`/sys/firmware/${table}`).length).toBeGreaterThan(0);
+    expect(readFileSync('/proc/key-users', 'utf8')).toMatch(/^\s*0:/m);
     const before = mountTable();
     const result = execInRoot(
       '/bin/sh',
       '-c',
-      `id -u; ls -A /sys/firmware | wc -l; cat /sys/firmware/${table}; mkdir /sys/firmware/x; cat /sys/devices/system/cpu/online`,
+      `id -u; ls -A /sys/firmware | wc -l; cat /sys/firmware/${table}; wc -c < /proc/key-users; mkdir /sys/firmware/x; cat /sys/devices/system/cpu/online`,
     );
-    expect(result.stdout.split('\n').map((line) => line.trim())).toEqual(['0', '0', readFileSync('/sys/devices/system/cpu/online', 'utf8').trim(), '']);
+    expect(result.stdout.split('\n').map((line) => line.trim())).toEqual(['0', '0', '0', readFileSync('/sys/devices/system/cpu/online', 'utf8').trim(), '']);
     expect(result.stderr).toBe(
       `cat: can't open '/sys/firmware/${table}': No such file or directory\nmkdir: can't create directory '/sys/firmware/x': Read-only file system\n`,
     );

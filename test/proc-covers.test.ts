@@ -92,11 +92,14 @@ describe('a hardened proc', () => {
       const read = runInRoot(root, [
         '/bin/sh',
         '-c',
-        'wc -c < /proc/timer_list; wc -c < /proc/keys; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe',
+        'wc -c < /proc/timer_list; wc -c < /proc/keys; wc -c < /proc/key-users; wc -c < /proc/interrupts; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe',
       ]);
       expect(read.stderr).toBe('');
-      expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', 'Linux', '/bin/busybox', '']);
-      expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe(''); // what the mask hides
+      expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', '0', '0', 'Linux', '/bin/busybox', '']);
+      // What the masks hide: uid 0's key count and quota ("0: 9 8/8 3/1000000 40/25000000"), the thermal events.
+      expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe('');
+      expect(readFileSync('/proc/key-users', 'utf8')).toMatch(/^\s*0:/m);
+      expect(readFileSync('/proc/interrupts', 'utf8')).toMatch(/CPU0/);
       expect(statSync(join(root, 'proc', 'timer_list')).rdev).toBe(statSync('/dev/null').rdev);
       // Absent from this kernel, hence not covered: nothing to read either way.
       expect(existsSync(join(root, 'proc', 'kcore'))).toBe(existsSync('/proc/kcore'));

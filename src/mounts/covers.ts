@@ -16,6 +16,12 @@
 // Left out on purpose, of those lists:
 // - containers/common's /sys/fs/selinux: a fresh sysfs has only an empty mount point there (the
 //   host's selinuxfs is a mount of its own, which a new sysfs does not carry): nothing to hide.
+// - Docker's and containers/common's /sys/devices/system/cpu/cpu*/thermal_throttle (the thermal
+//   side channel, GHSA-6fw5-f8r9-fgfm): one cover per CPU, on the hosts that have it (Intel,
+//   bare metal). At about 30 µs a cover (bench/RESULTS.md: 210 µs for the seven here), a host
+//   of 192 CPUs would pay some 6 ms an action, ten times what a whole attach and detach of the
+//   default plan costs. The same advisory's /proc/interrupts, whose "TRM" line counts the same
+//   thermal events, is masked below, at the cost of one cover.
 import { constants as C } from '../linux/index.js';
 
 export type CoverHow = 'readonly' | 'masked';
@@ -54,6 +60,12 @@ export const PROC_COVERS: readonly CoverSpec[] = [
   { name: 'sched_debug', how: 'masked', directory: false },
   { name: 'latency_stats', how: 'masked', directory: false },
   { name: 'timer_stats', how: 'masked', directory: false },
+  // Every user's key count and key quota used, host-wide, by uid (in no runtime's list): what
+  // uid 0 of the host or another user holds in its keyrings, and how near its quota it is.
+  { name: 'key-users', how: 'masked', directory: false },
+  // Docker's and containers/common's since 2025 (GHSA-6fw5-f8r9-fgfm): per-CPU interrupt
+  // counts, whose thermal event line ("TRM") is a side channel on what the host runs.
+  { name: 'interrupts', how: 'masked', directory: false },
   // runc's maskedPaths that are directories: firmware and driver interfaces, some writable.
   { name: 'acpi', how: 'masked', directory: true },
   { name: 'asound', how: 'masked', directory: true },
