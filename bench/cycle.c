@@ -3,13 +3,14 @@
  * system calls, in the same order, as the engine does (bench/check-syscalls.sh diffs
  * `strace -f` of both, and of bench/raw-koffi.mjs, on every benchmark run), so that the
  * difference between the two is the cost of the engine's
- * JavaScript and koffi, not of different kernel work. The default plan's proc is hardened, so
- * the covers are mirrored here too (the choice made for the benchmark: the figures are those of
- * the plan every action gets; bench/engine.mjs adds one engine-only figure with hardened: false
- * for what the covers cost). 73 calls per cycle without covers (this comment said 64 before the
- * at-target check of each entry added 3); with them, 8 more per read-only cover or masked file
- * present, 10 per masked directory present, 1 per name absent: 138 on a kernel whose proc has
- * 4 + 2 + 1 of them and lacks the other 7, as the test machine's (6.18):
+ * JavaScript and koffi, not of different kernel work. The default plan's proc and sysfs are
+ * hardened, so the covers are mirrored here too (the choice made for the benchmark: the figures
+ * are those of the plan every action gets; bench/engine.mjs adds one engine-only figure with
+ * hardened: false on proc for what its covers cost). 73 calls per cycle without covers (this
+ * comment said 64 before the at-target check of each entry added 3); with them, 8 more per
+ * read-only cover or masked file present, 10 per masked directory present, 1 per name absent:
+ * 165 on a kernel whose proc has 4 + 4 + 1 of them and lacks the other 7, and whose sysfs has
+ * firmware but no powercap, as the test machine's (6.18):
  *
  *   attach: statx(root, "", EMPTY_PATH, INO|TYPE); per entry (proc, sys, tmp):
  *     openat2(root, target, O_PATH|O_DIRECTORY|O_CLOEXEC, IN_ROOT|NO_SYMLINKS|NO_MAGICLINKS|
@@ -17,7 +18,7 @@
  *     fsconfig source=<type>; fsconfig each option; FSCONFIG_CMD_CREATE; fsmount; close(fsfd);
  *     statx MNT_ID; statx MNT_ID_UNIQUE; move_mount(mfd -> target fd); openat2(root, target) of the
  *     topmost mount and statx MNT_ID_UNIQUE on it (the mount is at its target); close of that fd;
- *     for proc, the covers (src/mounts/cover-proc.ts): per name, openat2(mfd, name, O_PATH[
+ *     for proc and sys, the covers (src/mounts/cover.ts): per name, openat2(mfd, name, O_PATH[
  *     |O_DIRECTORY], BENEATH|NO_SYMLINKS|NO_MAGICLINKS|NO_XDEV), ENOENT skips it; a read-only
  *     cover is open_tree(that fd, "", CLONE|AT_EMPTY_PATH) + mount_setattr, a masked file
  *     open_tree("/dev/null") + mount_setattr, a masked directory fsopen tmpfs, CMD_CREATE,
@@ -74,17 +75,11 @@ struct entry {
   const char *type;
   const char *options[2][2]; /* key, value; unused slots are NULL */
   unsigned int attrs;
-  int hardened; /* proc only: cover it as src/mounts/cover-proc.ts does */
+  const struct cover *covers; /* proc and sys: cover it as src/mounts/cover.ts does */
+  size_t ncovers;
 };
 
-/* defaultPlan(): the kinds, options and attributes of src/mounts/defaults.ts. */
-static const struct entry plan[] = {
-    {"proc", "proc", {{NULL, NULL}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1},
-    {"sys", "sysfs", {{NULL, NULL}}, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0},
-    {"tmp", "tmpfs", {{"mode", "1777"}, {"size", "512m"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0},
-};
-
-/* PROC_COVERS of src/mounts/proc-covers.ts, in its order, and COVER_ATTRIBUTES. */
+/* PROC_COVERS and SYSFS_COVERS of src/mounts/covers.ts, in their order, and COVER_ATTRIBUTES. */
 struct cover {
   const char *name;
   int readonly; /* else masked */
@@ -92,17 +87,28 @@ struct cover {
 };
 /* One line per kind (read-only, masked files, masked directories): kept as written. */
 /* clang-format off */
-static const struct cover covers[] = {
+static const struct cover proc_covers[] = {
   { "sys", 1, 1 }, { "sysrq-trigger", 1, 0 }, { "irq", 1, 1 }, { "bus", 1, 1 }, { "fs", 1, 1 },
   { "kcore", 0, 0 }, { "keys", 0, 0 }, { "timer_list", 0, 0 }, { "sched_debug", 0, 0 }, { "latency_stats", 0, 0 }, { "timer_stats", 0, 0 },
+  { "key-users", 0, 0 }, { "interrupts", 0, 0 },
   { "acpi", 0, 1 }, { "asound", 0, 1 }, { "scsi", 0, 1 },
 };
+static const struct cover sysfs_covers[] = {
+  { "firmware", 0, 1 }, { "devices/virtual/powercap", 0, 1 },
+};
 /* clang-format on */
-#define NCOVERS (sizeof covers / sizeof covers[0])
+#define COVERS(list) list, sizeof list / sizeof list[0]
+
+/* defaultPlan(): the kinds, options and attributes of src/mounts/defaults.ts. */
+static const struct entry plan[] = {
+    {"proc", "proc", {{NULL, NULL}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, COVERS(proc_covers)},
+    {"sys", "sysfs", {{NULL, NULL}}, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, COVERS(sysfs_covers)},
+    {"tmp", "tmpfs", {{"mode", "1777"}, {"size", "512m"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, NULL, 0},
+};
 #define COVER_READONLY (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
 #define COVER_MASKED_FILE (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
 #define COVER_MASKED_DIR (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
-#define BENEATH_PROC (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+#define BENEATH_MOUNT (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 #define NENTRIES (sizeof plan / sizeof plan[0])
 
 /* What attach records per entry, for detach to check it unmounts only what it made. */
@@ -178,11 +184,11 @@ static void set_attrs(int tree, unsigned int attrs, const char *what) {
   if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) die("mount_setattr", what);
 }
 
-/* coverProc(): each name resolved beneath the proc mount fd, skipped when absent, covered. */
-static void cover_proc(int mfd) {
-  for (size_t i = 0; i < NCOVERS; i++) {
+/* coverMount(): each name resolved beneath the proc or sysfs mount fd, skipped when absent, covered. */
+static void cover_mount(int mfd, const struct cover *covers, size_t ncovers) {
+  for (size_t i = 0; i < ncovers; i++) {
     const struct cover *c = &covers[i];
-    int at = openat2_(mfd, c->name, O_PATH | O_CLOEXEC | (c->directory ? O_DIRECTORY : 0), BENEATH_PROC);
+    int at = openat2_(mfd, c->name, O_PATH | O_CLOEXEC | (c->directory ? O_DIRECTORY : 0), BENEATH_MOUNT);
     if (at < 0) {
       if (errno == ENOENT) continue;
       die("openat2", c->name);
@@ -232,7 +238,7 @@ static void attach_one(int root, const struct entry *e, struct attached *a) {
   if (now < 0) die("openat2", e->target);
   if (!is_our_mount(now, a, e->target)) fail("not at its target after move_mount", e->target);
   if (close(now) < 0) die("close", "check fd");
-  if (e->hardened) cover_proc(mfd);
+  if (e->covers) cover_mount(mfd, e->covers, e->ncovers);
   if (close(mfd) < 0) die("close", "mount fd");
   if (close(target) < 0) die("close", "target fd");
 }

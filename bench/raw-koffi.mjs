@@ -1,6 +1,6 @@
 // The "raw koffi" floor of the benchmark: the very system calls of one attach+detach cycle of
-// the default plan, its hardened proc's covers included (the same calls, in the same order, as
-// the engine and bench/cycle.c; 138 on the test machine's kernel),
+// the default plan, its hardened proc's and sysfs's covers included (the same calls, in the same
+// order, as the engine and bench/cycle.c; 165 on the test machine's kernel),
 // made straight through koffi with no engine code: fixed prototypes, buffers allocated once,
 // plain numbers for fds. What this costs above C is what any Node code pays for these calls;
 // what the engine costs above this is the engine's own overhead.
@@ -61,10 +61,10 @@ const { ENOENT, EEXIST } = osConstants.errno;
 const BENEATH = RESOLVE.IN_ROOT | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS;
 const DIR_PATH = O_PATH | O_DIRECTORY | O_CLOEXEC;
 
-/** defaultPlan(): proc (hardened), sysfs, tmpfs, with src/mounts/defaults.ts's options and attributes. */
+/** defaultPlan(): proc and sysfs (hardened), tmpfs, with src/mounts/defaults.ts's options and attributes. */
 const PLAN = [
-  { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, hardened: true },
-  { target: 'sys', type: 'sysfs', options: [], attrs: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC },
+  { target: 'proc', type: 'proc', options: [], attrs: ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, covers: 'proc' },
+  { target: 'sys', type: 'sysfs', options: [], attrs: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC, covers: 'sysfs' },
   {
     target: 'tmp',
     type: 'tmpfs',
@@ -88,15 +88,22 @@ const HOW_TOP = openHow(O_PATH | O_NOFOLLOW | O_CLOEXEC, BENEATH);
 const HOW_ROOT = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 const st = Buffer.alloc(256);
 
-/** PROC_COVERS and COVER_ATTRIBUTES of src/mounts/proc-covers.ts, in its order. */
-const BENEATH_PROC = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
-const HOW_COVER_FILE = openHow(O_PATH | O_CLOEXEC, BENEATH_PROC);
-const HOW_COVER_DIR = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH_PROC);
-const COVERS = [
-  ...['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'].map((name) => ({ name, how: 'readonly', directory: name !== 'sysrq-trigger' })),
-  ...['kcore', 'keys', 'timer_list', 'sched_debug', 'latency_stats', 'timer_stats'].map((name) => ({ name, how: 'masked', directory: false })),
-  ...['acpi', 'asound', 'scsi'].map((name) => ({ name, how: 'masked', directory: true })),
-];
+/** PROC_COVERS, SYSFS_COVERS and COVER_ATTRIBUTES of src/mounts/covers.ts, in their order. */
+const BENEATH_MOUNT = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
+const HOW_COVER_FILE = openHow(O_PATH | O_CLOEXEC, BENEATH_MOUNT);
+const HOW_COVER_DIR = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH_MOUNT);
+const COVERS = {
+  proc: [
+    ...['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'].map((name) => ({ name, how: 'readonly', directory: name !== 'sysrq-trigger' })),
+    ...['kcore', 'keys', 'timer_list', 'sched_debug', 'latency_stats', 'timer_stats', 'key-users', 'interrupts'].map((name) => ({
+      name,
+      how: 'masked',
+      directory: false,
+    })),
+    ...['acpi', 'asound', 'scsi'].map((name) => ({ name, how: 'masked', directory: true })),
+  ],
+  sysfs: ['firmware', 'devices/virtual/powercap'].map((name) => ({ name, how: 'masked', directory: true })),
+};
 const COVER_ATTRS = {
   readonly: ATTR.RDONLY | ATTR.NOSUID | ATTR.NODEV | ATTR.NOEXEC,
   maskedFile: ATTR.RDONLY | ATTR.NOSUID | ATTR.NOEXEC,
@@ -177,15 +184,15 @@ function attachOne(root, entry) {
   if (now < 0) fail('openat2', entry.target);
   if (!isOurMount(now, record, entry.target)) throw new Error(`raw-koffi: ${entry.target}: not at its target after move_mount`);
   close(now);
-  if (entry.hardened) coverProc(mfd);
+  if (entry.covers) coverMount(mfd, COVERS[entry.covers]);
   close(mfd);
   close(target);
   return record;
 }
 
-/** coverProc(): each name beneath the proc mount fd, skipped when absent, covered, ids read back. */
-function coverProc(mfd) {
-  for (const cover of COVERS) {
+/** coverMount(): each name beneath the proc or sysfs mount fd, skipped when absent, covered, ids read back. */
+function coverMount(mfd, covers) {
+  for (const cover of covers) {
     const at = sysOpenat2(NR.openat2, mfd, cover.name, cover.directory ? HOW_COVER_DIR : HOW_COVER_FILE, 24);
     if (at < 0) {
       if (koffi.errno() === ENOENT) continue;

@@ -20,7 +20,7 @@ function mountListTearDown(rootPath: string, records: RecordStore): void {
   }
   try {
     for (const mount of mounted.attachment.mounts) {
-      const covers = mount.covers ? ` (${mount.covers.length} entries covered)` : '';
+      const covers = mount.covers ? ` (${mount.covers.length} covered)` : '';
       console.log(`mounted ${mount.kind} on /${mount.target}${covers}`);
     }
   } finally {

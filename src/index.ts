@@ -14,7 +14,7 @@ export type { Attributes, BindSource, FsOption, MountEntry, MountKind, MountPlan
 
 // Attach and detach: all or nothing, and only what the engine made.
 export { AttachError, attach, detach, DetachError, MountError } from './mounts/index.js';
-export type { AttachedMount, Attachment, AttachOptions, CreatedDir, DetachReport, ProcCover } from './mounts/index.js';
+export type { AttachedMount, Attachment, AttachOptions, Cover, CreatedDir, DetachReport, ProcCover } from './mounts/index.js';
 
 // Mounted and recorded: one owner whose tearDown() is the only way back, and the record on disk
 // (schemas/mount-record.schema.json) that lets another process tear down instead.

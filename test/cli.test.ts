@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
-import { busyboxRoot, defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, defaultPlanMountCount, firmwareTableHere, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let root: string;
 let state: string;
@@ -17,26 +17,39 @@ afterEach(() => {
   removeTree(state);
 });
 
+/** `mountat exec` of `command` in the root, recorded in the test's state directory. */
+const execInRoot = (...command: string[]) => mountat(['exec', '--root', root, '--state-dir', state, '--', ...command]);
+
 describe('mountat exec', () => {
   it('runs the command chrooted with proc, sys and tmp, and exits with its status', () => {
     const before = mountTable();
-    const result = mountat([
-      'exec',
-      '--root',
-      root,
-      '--state-dir',
-      state,
-      '--',
-      '/bin/sh',
-      '-c',
-      'readlink /proc/self/exe; ls /sys/kernel >/tmp/k && test -s /tmp/k && echo sys-ok; pwd; exit 7',
-    ]);
+    const result = execInRoot('/bin/sh', '-c', 'readlink /proc/self/exe; ls /sys/kernel >/tmp/k && test -s /tmp/k && echo sys-ok; pwd; exit 7');
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('/bin/busybox\nsys-ok\n/\n');
     expect(result.status).toBe(7);
     expect(mountTable()).toBe(before);
     expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
     expect(readdirSync(state)).toEqual([]);
+  });
+
+  it("hides the host's firmware tables and every user's key quota from a root command, through the starter", () => {
+    // What the covers hide, readable on the host as root: ACPI's DSDT (or what this machine's firmware has), uid 0's key count.
+    const table = firmwareTableHere()!;
+    expect(readFileSync(`/sys/firmware/${table}`).length).toBeGreaterThan(0);
+    expect(readFileSync('/proc/key-users', 'utf8')).toMatch(/^\s*0:/m);
+    const before = mountTable();
+    const result = execInRoot(
+      '/bin/sh',
+      '-c',
+      `id -u; ls -A /sys/firmware | wc -l; cat /sys/firmware/${table}; wc -c < /proc/key-users; mkdir /sys/firmware/x; cat /sys/devices/system/cpu/online`,
+    );
+    expect(result.stdout.split('\n').map((line) => line.trim())).toEqual(['0', '0', '0', readFileSync('/sys/devices/system/cpu/online', 'utf8').trim(), '']);
+    expect(result.stderr).toBe(
+      `cat: can't open '/sys/firmware/${table}': No such file or directory\nmkdir: can't create directory '/sys/firmware/x': Read-only file system\n`,
+    );
+    expect(result.status).toBe(0);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
   });
 
   it('starts in --cwd inside the root', () => {

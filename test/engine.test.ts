@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attach, defaultPlan, detach, parsePlan } from '../src/mounts/index.js';
-import { busyboxRoot, mountTable, mountsUnder, openDir, procCoverPoints, removeTree, runInRoot, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, coverPoints, mountTable, mountsUnder, openDir, removeTree, runInRoot, scratchDir } from './helpers/roots.js';
 
 let root: string;
 beforeEach(() => {
@@ -18,8 +18,14 @@ describe('attach and detach the default plan', () => {
     using rootFd = openDir(root);
     const attachment = attach(rootFd, defaultPlan());
     try {
-      // proc is hardened by default: its covers are submounts of it (test/proc-covers.test.ts).
-      expect(mountsUnder(root)).toEqual([`${root}/proc`, ...procCoverPoints(`${root}/proc`), `${root}/sys`, `${root}/tmp`]);
+      // proc and sysfs are hardened by default: their covers are submounts of them (test/proc-covers.test.ts).
+      expect(mountsUnder(root)).toEqual([
+        `${root}/proc`,
+        ...coverPoints('proc', `${root}/proc`),
+        `${root}/sys`,
+        ...coverPoints('sysfs', `${root}/sys`),
+        `${root}/tmp`,
+      ]);
       const inside = runInRoot(root, ['/bin/sh', '-c', 'readlink /proc/self/exe; cat /sys/devices/system/cpu/online; echo hi > /tmp/x && cat /tmp/x']);
       expect(inside.stderr).toBe('');
       expect(inside.stdout.split('\n')).toEqual(['/bin/busybox', expect.stringMatching(/^\d/), 'hi', '']);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseJson } from './helpers/checked.js';
 import { HOOK } from './helpers/oci.js';
-import { busyboxRoot, mountTable, mountsUnder, procCoverPoints, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
+import { busyboxRoot, coverPoints, coversHere, mountTable, mountsUnder, procCoversHere, removeTree, scratchDir } from './helpers/roots.js';
 import { PROC_COVERS } from '../src/mounts/index.js';
 
 let bundle: string;
@@ -38,19 +38,26 @@ describe('createContainer then poststop', () => {
     const before = mountTable();
     const mounted = hook(['createContainer', '--state-dir', state], stateFor());
     expect(mounted.stderr).toBe('');
-    // proc is hardened by default: the summary counts its covers, which are submounts of it.
+    // proc and sysfs are hardened by default: the summary counts their covers, which are submounts of them.
     const readOnly = procCoversHere().filter((name) => PROC_COVERS.find((spec) => spec.name === name)?.how === 'readonly').length;
     const masked = procCoversHere().length - readOnly;
+    const sysfsCovers = coversHere('sysfs').length;
     expect(mounted.stdout).toBe(
-      `mounted proc on /proc (hardened: ${readOnly} read-only, ${masked} masked), sysfs on /sys, tmpfs on /tmp in ${bundle}/rootfs\n`,
+      `mounted proc on /proc (hardened: ${readOnly} read-only, ${masked} masked), sysfs on /sys (hardened: 0 read-only, ${sysfsCovers} masked), tmpfs on /tmp in ${bundle}/rootfs\n`,
     );
     const rootfs = join(bundle, 'rootfs');
-    expect(mountsUnder(rootfs)).toEqual([join(rootfs, 'proc'), ...procCoverPoints(join(rootfs, 'proc')), join(rootfs, 'sys'), join(rootfs, 'tmp')]);
+    expect(mountsUnder(rootfs)).toEqual([
+      join(rootfs, 'proc'),
+      ...coverPoints('proc', join(rootfs, 'proc')),
+      join(rootfs, 'sys'),
+      ...coverPoints('sysfs', join(rootfs, 'sys')),
+      join(rootfs, 'tmp'),
+    ]);
     expect(readdirSync(state)).toEqual(['oci-c1.json']);
 
     const cleaned = hook(['poststop', '--state-dir', state], stateFor({ status: 'stopped' }));
     expect(cleaned.stderr).toBe('');
-    expect(cleaned.stdout).toBe(`unmounted tmp, sys, proc (with ${procCoversHere().length} proc covers); removed directories tmp, sys, proc\n`);
+    expect(cleaned.stdout).toBe(`unmounted tmp, sys, proc (with ${procCoversHere().length + sysfsCovers} covers); removed directories tmp, sys, proc\n`);
     expect(mountTable()).toBe(before);
     expect(readdirSync(state)).toEqual([]);
     expect(readdirSync(join(bundle, 'rootfs')).sort()).toEqual(['bin', 'usr']);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installInto, packPackage } from './helpers/package.js';
-import { mountsUnder, mountTable, procCoversHere, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { coversHere, mountsUnder, mountTable, procCoversHere, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let dir: string;
 let app: string;
@@ -74,8 +74,8 @@ describe('the library, installed from the package', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe(
       [
-        `mounted proc on /proc (${procCoversHere().length} entries covered)`,
-        'mounted sysfs on /sys',
+        `mounted proc on /proc (${procCoversHere().length} covered)`,
+        `mounted sysfs on /sys (${coversHere('sysfs').length} covered)`,
         'mounted tmpfs on /tmp',
         'unmounted /tmp, /sys, /proc',
         'removed /tmp, /sys, /proc',

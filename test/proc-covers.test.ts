@@ -1,12 +1,26 @@
-// A hardened proc (the default): its kernel-wide entries covered read-only or masked beneath the
-// proc mount itself, recorded, taken off with it, and all rolled back when a cover fails.
+// A hardened proc and a hardened sysfs (the default): their entries that reach the whole host
+// covered read-only or masked beneath the proc or sysfs mount itself, recorded, taken off with
+// it, and all rolled back when a cover fails.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attach, defaultPlan, detach, parsePlan, PROC_COVERS } from '../src/mounts/index.js';
+import { attach, defaultPlan, detach, parsePlan, PROC_COVERS, SYSFS_COVERS, type AttachedMount, type Cover } from '../src/mounts/index.js';
 import { parseJson } from './helpers/checked.js';
-import { busyboxRoot, mountTable, mountsUnder, openDir, procCoverPoints, procCoversHere, removeTree, repo, runInRoot } from './helpers/roots.js';
+import {
+  busyboxRoot,
+  coverPoints,
+  coversHere,
+  firmwareTableHere,
+  mountTable,
+  mountsUnder,
+  openDir,
+  procCoverPoints,
+  procCoversHere,
+  removeTree,
+  repo,
+  runInRoot,
+} from './helpers/roots.js';
 
 let root: string;
 beforeEach(() => {
@@ -25,6 +39,18 @@ function mountsByPoint(): Map<string, { id: string; parent: string; options: str
   return byPoint;
 }
 
+/** Each recorded cover of `mount` with its mountinfo line, checked to be a submount of it with the ids recorded. */
+function coverLines(mount: AttachedMount): Array<{ cover: Cover; line: { options: string; fsType: string } }> {
+  const table = mountsByPoint();
+  return (mount.covers ?? []).map((cover) => {
+    const line = table.get(`${root}/${cover.path}`)!;
+    expect(line.id).toBe(cover.mountId);
+    expect(line.parent).toBe(mount.mountId);
+    expect(cover.uniqueMountId).toMatch(/^\d+$/);
+    return { cover, line };
+  });
+}
+
 describe('a hardened proc', () => {
   it("covers what this kernel's proc has, each a read-only submount of the proc, recorded by id", () => {
     using rootFd = openDir(root);
@@ -35,13 +61,14 @@ describe('a hardened proc', () => {
       // This kernel lacks some (sysrq-trigger, kcore here): they are skipped, not an error.
       expect(here.length).toBeLessThan(PROC_COVERS.length);
       expect(proc.covers?.map((cover) => cover.path)).toEqual(here.map((name) => `proc/${name}`));
-      expect(mountsUnder(root)).toEqual([`${root}/proc`, ...procCoverPoints(`${root}/proc`), `${root}/sys`, `${root}/tmp`]);
-      const table = mountsByPoint();
-      for (const cover of proc.covers!) {
-        const line = table.get(`${root}/${cover.path}`)!;
-        expect(line.id).toBe(cover.mountId);
-        expect(line.parent).toBe(proc.mountId);
-        expect(cover.uniqueMountId).toMatch(/^\d+$/);
+      expect(mountsUnder(root)).toEqual([
+        `${root}/proc`,
+        ...procCoverPoints(`${root}/proc`),
+        `${root}/sys`,
+        ...coverPoints('sysfs', `${root}/sys`),
+        `${root}/tmp`,
+      ]);
+      for (const { cover, line } of coverLines(proc)) {
         const spec = PROC_COVERS.find((s) => `proc/${s.name}` === cover.path)!;
         expect(cover.how).toBe(spec.how);
         expect(line.options.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'noexec']));
@@ -65,26 +92,17 @@ describe('a hardened proc', () => {
       const read = runInRoot(root, [
         '/bin/sh',
         '-c',
-        'wc -c < /proc/timer_list; wc -c < /proc/keys; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe',
+        'wc -c < /proc/timer_list; wc -c < /proc/keys; wc -c < /proc/key-users; wc -c < /proc/interrupts; ls -A /proc/acpi | wc -l; cat /proc/sys/kernel/ostype; readlink /proc/self/exe',
       ]);
       expect(read.stderr).toBe('');
-      expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', 'Linux', '/bin/busybox', '']);
-      expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe(''); // what the mask hides
+      expect(read.stdout.split('\n').map((l) => l.trim())).toEqual(['0', '0', '0', '0', '0', 'Linux', '/bin/busybox', '']);
+      // What the masks hide: uid 0's key count and quota ("0: 9 8/8 3/1000000 40/25000000"), the thermal events.
+      expect(readFileSync('/proc/timer_list', 'utf8')).not.toBe('');
+      expect(readFileSync('/proc/key-users', 'utf8')).toMatch(/^\s*0:/m);
+      expect(readFileSync('/proc/interrupts', 'utf8')).toMatch(/CPU0/);
       expect(statSync(join(root, 'proc', 'timer_list')).rdev).toBe(statSync('/dev/null').rdev);
       // Absent from this kernel, hence not covered: nothing to read either way.
       expect(existsSync(join(root, 'proc', 'kcore'))).toBe(existsSync('/proc/kcore'));
-    } finally {
-      detach(rootFd, attachment);
-    }
-  });
-
-  it('is off with hardened: false, and then proc is bare', () => {
-    using rootFd = openDir(root);
-    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'proc', kind: 'proc', hardened: false }] }));
-    try {
-      expect(attachment.mounts[0]?.covers).toBeUndefined();
-      expect(mountsUnder(root)).toEqual([`${root}/proc`]);
-      expect(readFileSync(join(root, 'proc', 'timer_list'), 'utf8')).not.toBe('');
     } finally {
       detach(rootFd, attachment);
     }
@@ -123,6 +141,114 @@ describe('a hardened proc', () => {
     const again = detach(rootFd, attachment);
     expect(again.notMounted).toEqual(['tmp', 'a/proc']);
     expect(again.covers).toBeUndefined();
+  });
+});
+
+describe('a hardened sysfs', () => {
+  const firmwareTable = firmwareTableHere()!;
+
+  it("masks what this kernel's sysfs has of its list, each an empty read-only tmpfs submount of the sysfs, recorded by id", () => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, defaultPlan());
+    try {
+      const sys = attachment.mounts[1]!;
+      expect(sys.kind).toBe('sysfs');
+      // firmware here; powercap only with a RAPL driver (absent from this VM: skipped, not an error).
+      const here = coversHere('sysfs');
+      expect(here).toContain('firmware');
+      expect(sys.covers?.map((cover) => cover.path)).toEqual(here.map((name) => `sys/${name}`));
+      for (const { cover, line } of coverLines(sys)) {
+        expect(cover.how).toBe(SYSFS_COVERS.find((s) => `sys/${s.name}` === cover.path)!.how);
+        expect(line.options.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+        expect(line.fsType).toBe('tmpfs');
+        expect(readdirSync(join(root, cover.path))).toEqual([]);
+      }
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('keeps a root action from reading the firmware tables, or writing there, and leaves the rest of sysfs alone', () => {
+    // What the mask hides: readable through the host's sysfs, as root.
+    expect(firmwareTable).toBeDefined();
+    expect(readFileSync(`/sys/firmware/${firmwareTable}`).length).toBeGreaterThan(0);
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, defaultPlan());
+    try {
+      const firmware = runInRoot(root, ['/bin/sh', '-c', `ls -A /sys/firmware | wc -l; cat /sys/firmware/${firmwareTable}`]);
+      expect(firmware.stdout.trim()).toBe('0');
+      expect(firmware.stderr).toMatch(/No such file or directory/);
+      expect(firmware.status).not.toBe(0);
+      // The cover itself is read-only (not only the sysfs under it): root cannot fill it either.
+      const write = runInRoot(root, ['/bin/sh', '-c', 'mkdir /sys/firmware/acpi']);
+      expect(write.stderr).toMatch(/Read-only file system/);
+      expect(() => mkdirSync(join(root, 'sys', 'firmware', 'x'))).toThrow(/EROFS/);
+      const rest = runInRoot(root, ['/bin/sh', '-c', 'cat /sys/devices/system/cpu/online; ls /sys/kernel/mm | grep -c .']);
+      expect(rest.stderr).toBe('');
+      expect(rest.stdout.split('\n')[0]).toBe(readFileSync('/sys/devices/system/cpu/online', 'utf8').trim());
+      expect(Number(rest.stdout.split('\n')[1])).toBe(readdirSync('/sys/kernel/mm').length);
+    } finally {
+      detach(rootFd, attachment);
+    }
+  });
+
+  it('comes off with its covers in one lazy unmount, and the report lists them', () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target: 'a/sys', kind: 'sysfs' }] }));
+    expect(mountsUnder(root)).toEqual([`${root}/a/sys`, ...coverPoints('sysfs', `${root}/a/sys`)]);
+    const report = detach(rootFd, attachment);
+    expect(report.detached).toEqual(['a/sys']);
+    expect(report.covers).toEqual(coversHere('sysfs').map((name) => `a/sys/${name}`));
+    expect(report.problems).toEqual([]);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+  });
+
+  it('fails whole wherever it runs out of fds, a cover included, and leaves no mount and no directory', () => {
+    // EMFILE from the kernel at each step in turn: all but 0, 1, 2, … fds in use until it succeeds.
+    const fixture = join(repo, 'test', 'fixtures', 'attach-out-of-fds.mjs');
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'prlimit', '--nofile=256:256', process.execPath, fixture, root], {
+      encoding: 'utf8',
+    });
+    expect(result.stderr).toBe('');
+    const attempts = parseJson<
+      Array<{
+        error?: string;
+        rollbackProblems?: string[];
+        tableSame?: boolean;
+        entries?: string[];
+        covers?: string[];
+        covered?: string[];
+        tableAfterDetach?: boolean;
+      }>
+    >(result.stdout);
+    const failed = attempts.slice(0, -1);
+    expect(failed.map((attempt) => attempt.error)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^mount sysfs on `sys`: \w+: EMFILE/),
+        expect.stringMatching(/^cover `sys\/firmware` masked: \w+: EMFILE/),
+      ]),
+    );
+    for (const attempt of failed) expect(attempt).toMatchObject({ rollbackProblems: [], tableSame: true, entries: ['bin', 'usr'] });
+    expect(attempts.at(-1)).toMatchObject({ covers: coversHere('sysfs').map((name) => `sys/${name}`), covered: [], tableAfterDetach: true });
+  });
+});
+
+describe('hardened: false', () => {
+  it.each([
+    ['proc', 'proc', 'timer_list'],
+    ['sysfs', 'sys', `firmware/${firmwareTableHere()}`],
+  ] as const)('leaves %s bare: nothing covered, %s/%s readable', (kind, target, entry) => {
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, parsePlan({ mounts: [{ target, kind, hardened: false }] }));
+    try {
+      expect(attachment.mounts[0]?.covers).toBeUndefined();
+      expect(mountsUnder(root)).toEqual([`${root}/${target}`]);
+      expect(readFileSync(join(root, target, entry)).length).toBeGreaterThan(0);
+    } finally {
+      detach(rootFd, attachment);
+    }
   });
 });
 

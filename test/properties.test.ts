@@ -154,7 +154,7 @@ describe('parsers refuse with their own error type, in one line, and never throw
     );
   });
 
-  it(`containerPlan, ${RUNS} sets of annotations: never a bind, proc only at proc and hardened, sysfs only at sys and read-only, nosuid/nodev/noexec never weakened, tmpfs bounded`, () => {
+  it(`containerPlan, ${RUNS} sets of annotations: never a bind, proc only at proc and hardened, sysfs only at sys, read-only and hardened, nosuid/nodev/noexec never weakened, tmpfs bounded`, () => {
     const key = fc.oneof(
       fc
         .constantFrom('mounts', 'plan', 'tmp.size', 'tmp.mode', 'tmp.nr_inodes', 'proc.subset', 'proc.hidepid', 'tmp.sise', 'runner.x')
@@ -182,7 +182,7 @@ describe('parsers refuse with their own error type, in one line, and never throw
         },
         { requiredKeys: ['target', 'kind'] },
       ),
-      fc.record({ target, kind: fc.constant('sysfs'), attributes }, { requiredKeys: ['target', 'kind'] }),
+      fc.record({ target, kind: fc.constant('sysfs'), hardened: fc.boolean(), attributes }, { requiredKeys: ['target', 'kind'] }),
       fc.record(
         { target, kind: fc.constant('tmpfs'), attributes, options: fc.dictionary(fc.constantFrom('size', 'nr_blocks', 'nr_inodes'), limit) },
         { requiredKeys: ['target', 'kind'] },
@@ -218,7 +218,7 @@ describe('parsers refuse with their own error type, in one line, and never throw
           for (const mount of plan.mounts) {
             expect(mount.kind).not.toBe('bind');
             if (mount.kind === 'proc') expect([mount.target, mount.hardened]).toEqual(['proc', true]);
-            if (mount.kind === 'sysfs') expect([mount.target, mount.attributes.readOnly]).toEqual(['sys', true]);
+            if (mount.kind === 'sysfs') expect([mount.target, mount.attributes.readOnly, mount.hardened]).toEqual(['sys', true, true]);
             for (const attribute of ['nosuid', 'nodev', 'noexec'] as const) {
               if (DEFAULTS.attributes[mount.kind][attribute]) expect(mount.attributes[attribute], `${mount.target} ${attribute}`).toBe(true);
             }

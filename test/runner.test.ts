@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
-import { defaultPlanMountCount, mountTable, mountsUnder, procCoversHere, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { coverPoints, defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { checkReadiness, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
@@ -59,8 +59,8 @@ describe('Run', () => {
     expect(response.exitCode).toBe('3');
     const out = readFileSync(join(runner.build, id, 'stdout'), 'utf8').split('\n');
     expect(out[0]).toBe('/bin/busybox');
-    // proc hardened (the default): its covers are mounted on it.
-    expect(out[1]).toBe(['/proc', ...procCoversHere().map((name) => `/proc/${name}`), '/sys', '/tmp', ''].join(' '));
+    // proc and sysfs hardened (the default): their covers are mounted on them.
+    expect(out[1]).toBe(['/proc', ...coverPoints('proc', '/proc'), '/sys', ...coverPoints('sysfs', '/sys'), '/tmp', ''].join(' '));
     expect(Number(out[2])).toBeGreaterThan(0);
     expect(out.slice(3, 5)).toEqual(['in tmp', 'TMPDIR=/tmp']);
     // Its own PID namespace: the init, sh, the $(…) subshell, ls and grep; the runner's would show dozens.

@@ -19,7 +19,8 @@ import {
   statx,
 } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
-import { coverProc, type ProcCover } from './cover-proc.js';
+import { coverMount, type Cover } from './cover.js';
+import type { CoveredKind } from './covers.js';
 import type { AttachedMount, MountRecord } from './generated/mount-record.js';
 import { AttachError, MountError } from './errors.js';
 import { detach } from './detach.js';
@@ -183,30 +184,30 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
       new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'),
     );
   }
-  if (entry.kind === 'proc' && entry.hardened) attached.covers = coverOrUndo(rootFd, mount, entry.target, identity);
+  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, mount, entry.target, identity);
 }
 
 /**
- * Cover a proc just proven to be at its target. If a cover fails, the proc comes off again with
- * whatever covers were made (they are its submounts: one lazy unmount takes them all), through
- * its own fd; the caller then removes the directories created for it.
+ * Cover a proc or sysfs just proven to be at its target. If a cover fails, the mount comes off
+ * again with whatever covers were made (they are its submounts: one lazy unmount takes them all),
+ * through its own fd; the caller then removes the directories created for it.
  */
-function coverOrUndo(rootFd: FdRef, proc: Fd, target: string, identity: MountIdentity): ProcCover[] {
+function coverOrUndo(rootFd: FdRef, kind: CoveredKind, mount: Fd, target: string, identity: MountIdentity): Cover[] {
   try {
-    return coverProc(proc, target);
+    return coverMount(kind, mount, target);
   } catch (error) {
     let undoFailure: unknown;
     try {
-      // The fallback unmounts by name, looked up afresh: only once our proc is seen there again.
+      // The fallback unmounts by name, looked up afresh: only once our mount is seen there again.
       if (unmountMethod() !== 'proc-fd' && !mountIsAtTarget(rootFd, target, identity))
         undoFailure = new MountatError('precondition', 'it is no longer at its target, and without /proc it cannot be taken off by fd');
-      else unmountByFd(proc, rootFd, target);
+      else unmountByFd(mount, rootFd, target);
     } catch (undoError) {
       undoFailure = undoError;
     }
     if (undoFailure !== undefined) {
-      const both = new AggregateError([error, undoFailure], `${messageOf(error)}; taking the proc off again failed too: ${messageOf(undoFailure)}`);
-      throw new MountError(target, 'cover proc on', both);
+      const both = new AggregateError([error, undoFailure], `${messageOf(error)}; taking the ${kind} off again failed too: ${messageOf(undoFailure)}`);
+      throw new MountError(target, `cover ${kind} on`, both);
     }
     throw error;
   }

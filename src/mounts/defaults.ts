@@ -40,10 +40,15 @@ export const DEFAULTS = {
   } satisfies Record<MountKind, Record<string, string>>,
   /**
    * A proc entry is hardened unless its plan says otherwise: its kernel-wide files are covered
-   * read-only or masked as it is attached (the list and why: proc-covers.ts). A proc without
+   * read-only or masked as it is attached (the list and why: covers.ts). A proc without
    * them lets a uid-0 action write sysctls such as vm.drop_caches whatever its capabilities.
    */
   procHardened: true,
+  /**
+   * A sysfs entry too: the host's firmware tables and the RAPL energy counters are masked as it
+   * is attached (covers.ts). Without that a root action reads the ACPI tables of the host.
+   */
+  sysfsHardened: true,
   /**
    * The bounds of an untrusted plan (one from container annotations): see untrusted.ts. Where
    * proc and sysfs may go (the container's own /proc and /sys, nowhere it could hide them), and

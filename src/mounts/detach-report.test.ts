@@ -31,7 +31,7 @@ describe('a detach report in words', () => {
 
   it('as one summary line', () => {
     expect(detachSummary(report, 'with the container')).toBe(
-      'unmounted tmp, proc (with 2 proc covers); already gone with the container: sys; also removed mounts stacked on ours: tmp/x: tmpfs none; removed directories tmp; kept proc (not empty)',
+      'unmounted tmp, proc (with 2 covers); already gone with the container: sys; also removed mounts stacked on ours: tmp/x: tmpfs none; removed directories tmp; kept proc (not empty)',
     );
   });
 

@@ -10,7 +10,7 @@ interface Happened {
 }
 
 function happened(report: DetachReport, goneWith: string): Happened[] {
-  const covers = report.covers ? ` (with ${report.covers.length} proc covers)` : '';
+  const covers = report.covers ? ` (with ${report.covers.length} covers)` : '';
   const all: Happened[] = [
     { items: report.detached, line: (t) => `unmounted ${t}`, summary: (all) => `unmounted ${all.join(', ')}${covers}` },
     { items: report.notMounted, line: (t) => `not mounted any more: ${t}`, summary: (all) => `already gone ${goneWith}: ${all.join(', ')}` },

@@ -23,9 +23,10 @@ export interface DetachReport extends DirRemoval {
   /** Mounts someone else stacked on ours, which went with it: "target: fstype source". */
   stacked: string[];
   /**
-   * The recorded covers of each hardened proc unmounted ("proc/sys", …). They are submounts of a
-   * mount proven ours, so its one lazy umount2 took them along (those the action had not removed
-   * itself): no lookup or unmount of their own. Absent when no proc with covers was unmounted.
+   * The recorded covers of each hardened proc or sysfs unmounted ("proc/sys", "sys/firmware", …).
+   * They are submounts of a mount proven ours, so its one lazy umount2 took them along (those the
+   * action had not removed itself): no lookup or unmount of their own. Absent when no mount with
+   * covers was unmounted.
    */
   covers?: string[];
   /** What could not be undone, one line each (the DetachError keeps them as errors). */

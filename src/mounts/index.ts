@@ -1,8 +1,10 @@
 export { attach } from './attach.js';
 export type { Attachment, AttachedMount, AttachOptions } from './attach.js';
-export type { ProcCover } from './cover-proc.js';
-export { PROC_COVERS, COVER_ATTRIBUTES } from './proc-covers.js';
-export type { ProcCoverSpec, CoverHow } from './proc-covers.js';
+export type { Cover } from './cover.js';
+/** A cover, by the name it had when proc was the only filesystem covered. */
+export type { Cover as ProcCover } from './cover.js';
+export { COVERS, PROC_COVERS, SYSFS_COVERS, COVER_ATTRIBUTES } from './covers.js';
+export type { CoveredKind, CoverSpec, ProcCoverSpec, CoverHow } from './covers.js';
 export { detach, DetachError } from './detach.js';
 export type { DetachReport } from './detach.js';
 export { parsePlan, defaultPlan, targetComponents, PlanError } from './plan.js';

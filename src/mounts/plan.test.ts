@@ -72,16 +72,15 @@ describe('parsePlan refuses bad plans before anything is mounted', () => {
       },
       /is nested with the earlier target "dev\/shm"/,
     ],
-    ['hardened on a tmpfs', { mounts: [{ target: 'tmp', kind: 'tmpfs', hardened: true }] }, /^plan\.mounts\[0\] \("tmp"\): hardened is only for kind proc$/],
     [
-      'hardened on a sysfs, even false',
-      { mounts: [{ target: 'sys', kind: 'sysfs', hardened: false }] },
-      /^plan\.mounts\[0\] \("sys"\): hardened is only for kind proc$/,
+      'hardened on a tmpfs',
+      { mounts: [{ target: 'tmp', kind: 'tmpfs', hardened: true }] },
+      /^plan\.mounts\[0\] \("tmp"\): hardened is only for kinds proc and sysfs$/,
     ],
     [
-      'hardened on a bind',
-      { mounts: [{ target: 'src', kind: 'bind', source: '/srv', hardened: true }] },
-      /^plan\.mounts\[0\] \("src"\): hardened is only for kind proc$/,
+      'hardened on a bind, even false',
+      { mounts: [{ target: 'src', kind: 'bind', source: '/srv', hardened: false }] },
+      /^plan\.mounts\[0\] \("src"\): hardened is only for kinds proc and sysfs$/,
     ],
     ['hardened not a boolean', { mounts: [{ target: 'proc', kind: 'proc', hardened: 'yes' }] }, /^plan\.mounts\[0\]\.hardened must be boolean/],
     ['too many mounts', { mounts: Array.from({ length: 65 }, (_, i) => ({ target: `t${i}`, kind: 'tmpfs' })) }, /must NOT have more than 64 items/],
@@ -110,16 +109,16 @@ describe("parsePlan fills in the runtimes' defaults", () => {
     ]);
   });
 
-  it('hardens proc unless the entry says hardened: false', () => {
-    expect(DEFAULTS.procHardened).toBe(true);
+  it.each(['proc', 'sysfs'] as const)('hardens %s unless the entry says hardened: false', (kind) => {
+    expect(kind === 'proc' ? DEFAULTS.procHardened : DEFAULTS.sysfsHardened).toBe(true);
     const [byDefault, off, on] = parsePlan({
       mounts: [
-        { target: 'proc', kind: 'proc' },
-        { target: 'a/proc', kind: 'proc', hardened: false },
-        { target: 'b/proc', kind: 'proc', hardened: true },
+        { target: 'x', kind },
+        { target: 'a/x', kind, hardened: false },
+        { target: 'b/x', kind, hardened: true },
       ],
     }).mounts;
-    expect([byDefault, off, on].map((m) => m?.kind === 'proc' && m.hardened)).toEqual([true, false, true]);
+    expect([byDefault, off, on].map((m) => m?.kind === kind && m.hardened)).toEqual([true, false, true]);
   });
 
   it('lets an entry override single attributes and options, keeping the rest', () => {
@@ -208,6 +207,7 @@ describe('parsePlan bounds an untrusted plan, one line per refusal naming entry,
       'plan.mounts[0] ("tmp"): attributes.nosuid: an untrusted plan may not turn off what tmpfs has on by default (nosuid, nodev)',
     ],
     ['proc not hardened', entry({ target: 'proc', kind: 'proc', hardened: false }), 'plan.mounts[0] ("proc"): hardened: an untrusted plan may not turn it off'],
+    ['sysfs not hardened', entry({ target: 'sys', kind: 'sysfs', hardened: false }), 'plan.mounts[0] ("sys"): hardened: an untrusted plan may not turn it off'],
     [
       'a tmpfs of 100000%',
       entry({ target: 'tmp', kind: 'tmpfs', options: { size: '100000%' } }),
@@ -320,7 +320,7 @@ describe('parsePlan bounds an untrusted plan, one line per refusal naming entry,
       {
         mounts: [
           { target: 'proc', kind: 'proc', hardened: true, attributes: { nosuid: true, atime: 'noatime' } },
-          { target: 'sys', kind: 'sysfs', attributes: { readOnly: true } },
+          { target: 'sys', kind: 'sysfs', hardened: true, attributes: { readOnly: true } },
           { target: 'dev/shm', kind: 'tmpfs', attributes: { noexec: true, nosymfollow: true } },
         ],
       },

@@ -28,7 +28,7 @@ interface PlannedBase {
 
 export type PlannedMount =
   | (PlannedBase & { kind: 'proc'; options: FsOption[]; hardened: boolean })
-  | (PlannedBase & { kind: 'sysfs'; options: FsOption[] })
+  | (PlannedBase & { kind: 'sysfs'; options: FsOption[]; hardened: boolean })
   | (PlannedBase & { kind: 'tmpfs'; options: FsOption[] })
   | (PlannedBase & { kind: 'bind'; source: BindSource; recursive: boolean });
 
@@ -183,7 +183,7 @@ function parseEntry(entry: Entry, at: string, seen: Array<{ parts: string[]; tar
   seen.push({ parts, target });
   const attributes = { ...DEFAULTS.attributes[entry.kind], ...entry.attributes };
   if (entry.kind !== 'bind' && entry.source !== undefined) throw refuse(where, `source is only for kind bind`);
-  if (entry.kind !== 'proc' && entry.hardened !== undefined) throw refuse(where, `hardened is only for kind proc`);
+  if (entry.kind !== 'proc' && entry.kind !== 'sysfs' && entry.hardened !== undefined) throw refuse(where, `hardened is only for kinds proc and sysfs`);
   if (trust === 'untrusted') {
     checkUntrustedEntry(entry, target, (field, why) => {
       throw refuse(where, `${field}: ${why}`);
@@ -193,8 +193,9 @@ function parseEntry(entry: Entry, at: string, seen: Array<{ parts: string[]; tar
     case 'proc':
       return { kind: 'proc', target, attributes, options: fsOptions('proc', entry.options ?? {}, where), hardened: entry.hardened ?? DEFAULTS.procHardened };
     case 'sysfs':
+      return { kind: 'sysfs', target, attributes, options: fsOptions('sysfs', entry.options ?? {}, where), hardened: entry.hardened ?? DEFAULTS.sysfsHardened };
     case 'tmpfs':
-      return { kind: entry.kind, target, attributes, options: fsOptions(entry.kind, entry.options ?? {}, where) };
+      return { kind: 'tmpfs', target, attributes, options: fsOptions('tmpfs', entry.options ?? {}, where) };
     case 'bind': {
       const { recursive, ...rest } = entry.options ?? {};
       const unknown = Object.keys(rest);
@@ -230,7 +231,7 @@ function setFdSourcesAside(input: unknown): { checked: unknown; fdSources: Map<n
   return { checked, fdSources };
 }
 
-/** The built-in plan: proc, sysfs read-only, tmpfs on tmp. */
+/** The built-in plan: proc, sysfs read-only (both hardened), tmpfs on tmp. */
 export function defaultPlan(): Plan {
   return parsePlan(structuredClone(DEFAULTS.plan));
 }

@@ -1,11 +1,11 @@
-// Records with and without a hardened proc's covers, and records that do not match their schema:
+// Records with and without the covers of a hardened proc or sysfs, and records that do not match their schema:
 // what loads, and what is refused as corrupt (with the file and the field named).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { messageOf, MountatError } from '../base/index.js';
-import type { AttachedMount, ProcCover } from './generated/mount-record.js';
+import type { AttachedMount, Cover } from './generated/mount-record.js';
 import { RecordStore, stateDirectoryFrom, type MountRecord } from './record.js';
 
 let dir: string;
@@ -19,14 +19,14 @@ const proc = { target: 'proc', kind: 'proc', mountId: '65', uniqueMountId: '2147
 const record = (mounts: unknown[]) => ({ version: 1, root: { dev: '0:40', ino: '2' }, mounts });
 /** A record as the engine saves one. */
 const recordOf = (mounts: AttachedMount[]): MountRecord => ({ version: 1, root: { dev: '0:40', ino: '2' }, mounts });
-const cover = { path: 'proc/sys', how: 'readonly', mountId: '66', uniqueMountId: '2147500001' } satisfies ProcCover;
+const cover = { path: 'proc/sys', how: 'readonly', mountId: '66', uniqueMountId: '2147500001' } satisfies Cover;
 
 describe('RecordStore and covers', () => {
   it('loads a record written before covers existed, and one with them', () => {
     const store = new RecordStore(dir);
     writeFileSync(store.pathFor('old'), JSON.stringify(record([proc])));
     expect(store.load('old')?.mounts[0]?.covers).toBeUndefined();
-    const covers: ProcCover[] = [cover, { ...cover, path: 'proc/keys', how: 'masked', uniqueMountId: null }];
+    const covers: Cover[] = [cover, { ...cover, path: 'proc/keys', how: 'masked', uniqueMountId: null }];
     store.save('new', recordOf([{ ...proc, covers }]));
     expect(store.load('new')?.mounts[0]?.covers).toEqual(covers);
   });

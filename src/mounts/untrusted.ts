@@ -7,7 +7,7 @@
 // - proc only at `proc`, sysfs only at `sys`: runc masks and write-protects only /proc and
 //   /sys, so a proc at `host-proc` would be a second, bare one;
 // - no attribute the kind has on by default turned off (nosuid, nodev, noexec; sysfs read-only);
-// - no proc with hardened: false;
+// - no proc or sysfs with hardened: false;
 // - tmpfs size, nr_blocks and nr_inodes within the limits of DEFAULTS.untrusted, and never 0,
 //   which tmpfs reads as unlimited.
 //
@@ -77,7 +77,7 @@ export function checkUntrustedEntry(entry: Omit<MountEntry, 'source'>, target: s
       refuse(`attributes.${key}`, `an untrusted plan may not turn off what ${entry.kind} has on by default (${on.join(', ')})`);
     }
   }
-  if (entry.kind === 'proc' && entry.hardened === false) refuse('hardened', 'an untrusted plan may not turn it off');
+  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened === false) refuse('hardened', 'an untrusted plan may not turn it off');
   if (entry.kind === 'tmpfs') {
     for (const key of LIMITED) {
       // Unset (or undefined, from code) keeps the default: DEFAULTS.options.tmpfs, within bounds.

@@ -19,8 +19,8 @@
 // - linux.maskedPaths and linux.readonlyPaths stay as they are. runc applies them after the
 //   createContainer hooks, on top of mountat's proc and sysfs (as on its own): they only add to
 //   mountat's hardened proc. crun applies them before the hooks, where the rootfs has no /proc
-//   or /sys any more, so they find nothing; mountat's hardened proc covers /proc itself, and
-//   sysfs is read-only (but /sys/firmware and /sys/dev/block are then not masked).
+//   or /sys any more, so they find nothing; mountat's hardened proc and sysfs cover /proc and
+//   /sys/firmware themselves, and sysfs is read-only (but /sys/dev/block is then not masked).
 // - runc needs a proc at createContainer (it opens /proc/self/fd); mountat's createContainer
 //   hook mounts one before runc needs it, so removing podman's /proc is safe there.
 // - runc writes linux.sysctl into /proc/sys after the createContainer hooks, before its

@@ -13,8 +13,8 @@ import {
   mountRecorded,
   RecordStore,
   rootIdentityOf,
+  type Cover,
   type Plan,
-  type ProcCover,
   type RecordKeeping,
 } from '../mounts/index.js';
 import { containerPlan, type BasePlan } from './annotations.js';
@@ -116,8 +116,8 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
   return { summary: `mounted ${targets.join(', ') || 'nothing'} in ${rootfs.path}` };
 }
 
-/** "hardened: 4 read-only, 3 masked": what a proc's covers did, in a few words for the summary line. */
-function coverCounts(covers: ProcCover[]): string {
+/** "hardened: 4 read-only, 3 masked": what the covers of a proc or sysfs did, in a few words for the summary line. */
+function coverCounts(covers: Cover[]): string {
   const readOnly = covers.filter((cover) => cover.how === 'readonly').length;
   return `hardened: ${readOnly} read-only, ${covers.length - readOnly} masked`;
 }

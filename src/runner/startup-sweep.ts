@@ -8,7 +8,7 @@
 //   - of the kind the plan makes there: proc, sysfs, tmpfs by filesystem type; a bind by the
 //     identity of its root, which must be the configured source's (or, for the temporary
 //     directory, a directory of the action's own directory, where bb_worker puts it).
-// Mounts inside one of these (the hardened proc's covers) go with it (sweep.ts).
+// Mounts inside one of these (the covers of a hardened proc or sysfs) go with it (sweep.ts).
 //
 // External hooks' mounts are not taken: a hook is a command, and what it mounts is its own
 // business (its poststop undoes it; `mountat-hook` keeps its own records). The runner cannot

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as C, openat2, type Fd } from '../../src/linux/index.js';
-import { PROC_COVERS } from '../../src/mounts/index.js';
+import { COVERS, type CoveredKind } from '../../src/mounts/index.js';
 
 export const repo = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
@@ -48,22 +48,41 @@ export function removeTree(dir: string): void {
 }
 
 /**
- * The names a hardened proc covers on this kernel: those of PROC_COVERS its proc has (this
- * test's /proc is a proc of the same kernel). Kernels differ: this one has no sysrq-trigger.
+ * The names a hardened proc or sysfs covers on this kernel: those of its list it has (this
+ * test's /proc and /sys are a proc and a sysfs of the same kernel). Kernels differ: this one has
+ * no sysrq-trigger, no powercap.
  */
+export function coversHere(kind: CoveredKind): string[] {
+  return COVERS[kind].filter((spec) => existsSync(`/${kind === 'proc' ? 'proc' : 'sys'}/${spec.name}`)).map((spec) => spec.name);
+}
+
+/**
+ * A firmware table this machine's sysfs shows, beneath /sys/firmware: what a hardened sysfs hides
+ * (ACPI's DSDT where the firmware is ACPI's, as a root action read it through a bare sysfs).
+ */
+export function firmwareTableHere(): string | undefined {
+  return ['acpi/tables/DSDT', 'dmi/tables/DMI', 'memmap/0/type'].find((path) => existsSync(`/sys/firmware/${path}`));
+}
+
+/** The names a hardened proc covers on this kernel. */
 export function procCoversHere(): string[] {
-  return PROC_COVERS.filter((spec) => existsSync(`/proc/${spec.name}`)).map((spec) => spec.name);
+  return coversHere('proc');
 }
 
 /**
  * How many mounts the default plan (and the runner's default: proc, sysfs, the tmp bind) holds
- * while attached: its three, and the covers of its hardened proc.
+ * while attached: its three, and the covers of its hardened proc and sysfs.
  */
 export function defaultPlanMountCount(): number {
-  return 3 + procCoversHere().length;
+  return 3 + coversHere('proc').length + coversHere('sysfs').length;
+}
+
+/** Mount points a hardened proc or sysfs at `path` adds besides itself, in the order they are made. */
+export function coverPoints(kind: CoveredKind, path: string): string[] {
+  return coversHere(kind).map((name) => `${path}/${name}`);
 }
 
 /** Mount points a hardened proc at `procPath` adds besides itself, in the order they are made. */
 export function procCoverPoints(procPath: string): string[] {
-  return procCoversHere().map((name) => `${procPath}/${name}`);
+  return coverPoints('proc', procPath);
 }

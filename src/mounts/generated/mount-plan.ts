@@ -24,7 +24,7 @@ export interface MountEntry {
   options?: MountOptions;
   attributes?: MountAttributes;
   /**
-   * For kind proc only: cover proc's kernel-wide entries as it is attached (sys, sysrq-trigger, irq, bus, fs read-only; kcore, keys, timer_list, sched_debug, latency_stats, timer_stats, acpi, asound, scsi masked), as bubblewrap and runc do. Default true.
+   * For kinds proc and sysfs only: cover their entries that reach the whole host as they are attached, as bubblewrap, runc, Docker and Podman do. proc: sys, sysrq-trigger, irq, bus, fs read-only; kcore, keys, timer_list, sched_debug, latency_stats, timer_stats, key-users, interrupts, acpi, asound, scsi masked. sysfs: firmware, devices/virtual/powercap masked. Default true.
    */
   hardened?: boolean;
 }

@@ -53,9 +53,9 @@ export interface AttachedMount {
    */
   createdDirs: CreatedDir[];
   /**
-   * A hardened proc's covers, submounts of it (proc/sys read-only, proc/kcore masked, …): they come off with it. Absent for any other mount, and in records written before covers existed.
+   * A hardened proc's or sysfs's covers, submounts of it (proc/sys read-only, proc/kcore masked, sys/firmware masked, …): they come off with it. Absent for any other mount, and in records written before covers existed.
    */
-  covers?: ProcCover[];
+  covers?: Cover[];
 }
 /**
  * A directory attach created, to be removed again only if it is still that very directory.
@@ -71,11 +71,11 @@ export interface CreatedDir {
   ino: string;
 }
 /**
- * A cover attach put over one of a hardened proc's entries.
+ * A cover attach put over one of the entries of a hardened proc or sysfs.
  */
-export interface ProcCover {
+export interface Cover {
   /**
-   * Relative to the root, e.g. "proc/sys".
+   * Relative to the root, e.g. "proc/sys" or "sys/firmware".
    */
   path: string;
   /**

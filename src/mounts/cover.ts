@@ -1,37 +1,40 @@
-// Covering a proc just attached: each name of PROC_COVERS is resolved beneath the proc mount's
-// own fd (never through the root, whose content is the action's), and a cover is moved onto
-// the O_PATH fd found, so nothing is looked up twice. The covers are submounts of the proc:
-// detaching the proc (MNT_DETACH) takes them with it, and where this namespace is copied into a
-// less privileged user namespace the kernel locks them to it (they cannot be peeled off there).
+// Covering a proc or sysfs just attached: each name of its list (covers.ts) is resolved beneath
+// the mount's own fd (never through the root, whose content is the action's), and a cover is
+// moved onto the O_PATH fd found, so nothing is looked up twice. The covers are submounts of the
+// proc or sysfs: detaching it (MNT_DETACH) takes them with it, and where this namespace is copied
+// into a less privileged user namespace the kernel locks them to it (they cannot be peeled off
+// there).
 //
 // Cost matters (every action of a runner pays it): per cover present, one openat2, the cover's
 // two or three calls, one move_mount, the two statx of mountIdentityOf, two close; a name
-// absent here costs its one failed openat2. No at-target check as for the proc itself: proc's
-// own entries cannot be renamed or replaced, so what was resolved is where the cover lands.
+// absent here costs its one failed openat2. No at-target check as for the mount itself: the
+// entries of proc and sysfs are the kernel's and cannot be renamed or replaced, so what was
+// resolved is where the cover lands.
 import { constants as osConstants } from 'node:os';
 import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { MountError } from './errors.js';
-import type { ProcCover } from './generated/mount-record.js';
+import type { Cover } from './generated/mount-record.js';
 import { mountIdentityOf } from './identity.js';
-import { COVER_ATTRIBUTES, NULL_DEVICE, PROC_COVERS, type ProcCoverSpec } from './proc-covers.js';
+import { COVER_ATTRIBUTES, COVERS, NULL_DEVICE, type CoveredKind, type CoverSpec } from './covers.js';
 
-/** A cover over one of proc's entries, as recorded (schemas/mount-record.schema.json). */
-export type { ProcCover } from './generated/mount-record.js';
+/** A cover over one of the entries of a proc or sysfs, as recorded (schemas/mount-record.schema.json). */
+export type { Cover } from './generated/mount-record.js';
 
 const ENOENT = osConstants.errno.ENOENT;
-// Beneath proc's root, nothing followed, nothing crossed: proc has symlinks (self, mounts) and
-// none of the covered names is one; a name that became a symlink or a mount is refused.
-const BENEATH_PROC = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS | C.RESOLVE_NO_XDEV;
-const FILE_HOW = { flags: C.O_PATH | C.O_CLOEXEC, resolve: BENEATH_PROC };
-const DIRECTORY_HOW = { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: BENEATH_PROC };
+// Beneath the mount's root, nothing followed, nothing crossed: proc and sysfs have symlinks
+// (proc's self and mounts, sysfs's class/*/* and bus/*/devices/*), and no component of a covered
+// name is one; a name that became a symlink or a mount is refused.
+const BENEATH = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS | C.RESOLVE_NO_XDEV;
+const FILE_HOW = { flags: C.O_PATH | C.O_CLOEXEC, resolve: BENEATH };
+const DIRECTORY_HOW = { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: BENEATH };
 
 /**
  * The detached cover for `spec`, to go onto `at` (the entry itself). MS_PRIVATE on the binds:
  * a clone of /dev/null is a peer of the host's /dev if that is shared, and a mount the action
  * made on the cover would then appear on the host's /dev/null.
  */
-function makeCover(spec: ProcCoverSpec, at: Fd, path: string): Fd {
+function makeCover(spec: CoverSpec, at: Fd, path: string): Fd {
   if (spec.how === 'readonly') {
     // A bind of the very entry resolved: no second lookup by name.
     const tree = openTree(at, '', C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH, path);
@@ -67,16 +70,16 @@ function withAttributes(tree: Fd, attributes: number, path: string): Fd {
 }
 
 /**
- * Cover the proc mounted at `target` (relative to the root) whose mount fd is `procMount`.
- * Throws a MountError naming the cover; covers made before it stay on the proc, for the caller
- * to take off with it.
+ * Cover the `kind` mounted at `target` (relative to the root) whose mount fd is `mount`, with
+ * that kind's list. Throws a MountError naming the cover; covers made before it stay on the
+ * mount, for the caller to take off with it.
  */
-export function coverProc(procMount: Fd, target: string): ProcCover[] {
-  const covers: ProcCover[] = [];
-  for (const spec of PROC_COVERS) {
+export function coverMount(kind: CoveredKind, mount: Fd, target: string): Cover[] {
+  const covers: Cover[] = [];
+  for (const spec of COVERS[kind]) {
     const path = `${target}/${spec.name}`;
     const qualifier = spec.how === 'readonly' ? 'read-only' : 'masked';
-    const found = tryOpenat2(procMount, spec.name, spec.directory ? DIRECTORY_HOW : FILE_HOW);
+    const found = tryOpenat2(mount, spec.name, spec.directory ? DIRECTORY_HOW : FILE_HOW);
     if (!found.ok) {
       if (found.errno === ENOENT) continue;
       throw new MountError(path, 'cover', new SyscallError('openat2', found.errno, { path }), qualifier);
