@@ -1,8 +1,9 @@
 // Attacks, run as the action, through a real runner over its socket (as root, and as
 // runCommandsAs) and through `mountat exec`: each must be blocked, and the runner's mount
-// table, the host's hostname and the files outside the root must be as they were. The same
-// suite shows that ordinary build work still works. Keep the list growing.
-import { spawnSync } from 'node:child_process';
+// table, the host's hostname and the files outside the root must be as they were, and so must
+// host root's keys and key quota, the runner's session keyring and the host's inotify
+// instances. The same suite shows that ordinary build work still works. Keep the list growing.
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -20,7 +21,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attackerBinary, fixtureBinary, installAttacker, rootDevice } from './helpers/attacker.js';
+import { attackerBinary, fixtureBinary, hostInotifyInstances, hostKey, installAttacker, rootDevice } from './helpers/attacker.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { INHERITED_FD, makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
@@ -36,6 +37,8 @@ let tableBefore: string;
 let hostnameBefore: string;
 let inheritedDir: number;
 let corePattern: string;
+// A key in host root's user keyring (@u), put there before any attack: no action may read or remove it.
+const rootKey = { description: `mountat-host-root-${process.pid}`, data: `root-secret-${process.pid}-${Date.now()}` };
 
 beforeAll(() => {
   attackerBinary();
@@ -48,13 +51,50 @@ beforeAll(() => {
   writeFileSync(secret, `${secretText}\n`, { mode: 0o600 });
   // A directory fd without CLOEXEC, as a careless parent of the runner might leave open.
   inheritedDir = openSync(outside, 'r');
+  hostKey.add(rootKey.description, rootKey.data);
 });
 
 afterAll(() => {
   closeSync(inheritedDir);
-  expectHostUnchanged();
-  removeTree(outside);
+  try {
+    expectHostUnchanged();
+    removeTree(outside);
+  } finally {
+    hostKey.remove(rootKey.description);
+  }
 });
+
+/**
+ * The keys of `uid` and its key quota as the host's /proc/key-users counts them ("keys/instantiated
+ * quota-keys/max quota-bytes/max"), once it is `expected` or has stopped changing (the kernel frees
+ * an unlinked key a moment later), within 5 s.
+ */
+async function keyUsage(uid: number, expected?: string): Promise<string> {
+  const read = () =>
+    readFileSync('/proc/key-users', 'utf8')
+      .split('\n')
+      .find((entry) => entry.trim().startsWith(`${uid}:`))
+      ?.trim()
+      .split(/\s+/)
+      .slice(2)
+      .join(' ') ?? 'none';
+  let last = read();
+  for (let i = 0; i < 50 && last !== expected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = read();
+    if (expected === undefined && now === last) break;
+    last = now;
+  }
+  return last;
+}
+
+/** The runner's session keyring and its key, as the host's /proc/keys shows them: "<keys in the keyring> <payload length>". */
+function sessionKeyState(description: string): string {
+  const keys = readFileSync('/proc/keys', 'utf8');
+  const ring = new RegExp(`keyring\\s+${description}-session: (\\S+)$`, 'm').exec(keys)?.[1];
+  const key = new RegExp(`user\\s+${description}: (\\d+)$`, 'm').exec(keys)?.[1];
+  return `${ring ?? 'no keyring'} ${key ?? 'no key'}`;
+}
 
 let counter = 0;
 /** An action directory with busybox and the attacker in its input root; its tmp the action's own, as the worker leaves it. */
@@ -91,13 +131,87 @@ async function untilReady(runner: RunnerProcess, id: string): Promise<void> {
   for (let i = 0; i < 250 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-/** What the attacks must not have changed: the mount table, the hostname, core_pattern, the file outside. */
+/** What the attacks must not have changed: the mount table, the hostname, core_pattern, the file outside, host root's key. */
 function expectHostUnchanged(): void {
   expect(mountTable()).toBe(tableBefore);
   expect(hostname()).toBe(hostnameBefore);
   expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(corePattern);
   expect(readFileSync(secret, 'utf8')).toBe(`${secretText}\n`);
+  expect(hostKey.read(rootKey.description)).toBe(rootKey.data);
 }
+
+/** The calls builds never need, each probed with arguments that harm nothing should it get through; and the action's seccomp mode. */
+const SECCOMP_SCRIPT = [
+  'grep ^Seccomp: /proc/self/status',
+  ...['io-uring', 'personality', 'bpf', 'perf', 'userfaultfd', 'kexec', 'modules', 'acct', 'swap', 'reboot', 'name-handle', 'i386', 'x32'].map(
+    (mode) => `attacker ${mode}`,
+  ),
+].join('; ');
+
+/** SECCOMP_SCRIPT's output where mountat's filter refuses each call: EPERM, and ENOSYS for a foreign ABI. */
+function expectSeccompRefusals(stdout: string): void {
+  const lines = stdout.trim().split('\n');
+  const x64 = process.arch === 'x64';
+  expect(lines.slice(0, 16)).toEqual([
+    // 2: a filter
+    'Seccomp:\t2',
+    'blocked: io_uring_setup: EPERM',
+    'blocked: personality(READ_IMPLIES_EXEC): EPERM',
+    'blocked: bpf(BPF_MAP_CREATE): EPERM',
+    'blocked: bpf(BPF_PROG_LOAD): EPERM',
+    'blocked: perf_event_open: EPERM',
+    'blocked: userfaultfd: EPERM',
+    'blocked: kexec_load: EPERM',
+    'blocked: kexec_file_load: EPERM',
+    'blocked: init_module: EPERM',
+    'blocked: finit_module: EPERM',
+    'blocked: delete_module: EPERM',
+    'blocked: acct: EPERM',
+    'blocked: swapon: EPERM',
+    'blocked: swapoff: EPERM',
+    'blocked: reboot: EPERM',
+  ]);
+  expect(lines[16]).toBe('blocked: name_to_handle_at: EPERM');
+  // A kernel without the i386 entry (as on the VMs this was written on) faults before any filter sees the call.
+  expect(lines[17]).toMatch(
+    x64 ? /^blocked: getpid through int \$0x80 \(i386\): (ENOSYS|no i386 entry in this kernel \(SIGSEGV\))$/ : /^blocked: no i386 ABI on this architecture$/,
+  );
+  expect(lines[18]).toBe(x64 ? 'blocked: getpid through the x32 ABI: ENOSYS' : 'blocked: no x32 ABI on this architecture');
+  expect(lines).toHaveLength(19);
+}
+
+/** What `attacker buildwork` prints where all of it works. */
+function expectBuildWork(stdout: string): void {
+  const lines = stdout.trim().split('\n');
+  expect(lines.slice(0, 4)).toEqual(['ok: pthread_create and pthread_join', 'ok: fork', 'ok: vfork and exec', 'ok: posix_spawn']);
+  // Under mountat's filter clone3 is ENOSYS, and glibc (and any runtime that calls it) falls back to clone.
+  expect(lines[4]).toMatch(/^ok: a child by (clone3|clone, clone3 being ENOSYS)$/);
+  expect(lines.slice(5)).toEqual([
+    'ok: epoll saw a pipe become readable',
+    'ok: eventfd',
+    'ok: memfd_create and mmap',
+    'ok: inotify saw a write to a file in /tmp',
+    'ok: personality(PER_LINUX32) and back',
+  ]);
+}
+
+/** The attacks on keyrings, and their refusals: keyctl and add_key are refused to every action. */
+const KEYRING_SCRIPT = `attacker keyring-read ${rootKey.description}; attacker keyring-add; attacker keyring-quota; attacker session-keyring`;
+const KEYRINGS_REFUSED = [
+  'blocked: join a session keyring of its own: EPERM',
+  'blocked: add a key to @u: EPERM',
+  'blocked: add_key: EPERM',
+  'blocked: read the session keyring it inherited: EPERM',
+].join('\n');
+
+const USERNS_REFUSED = ['blocked: unshare(CLONE_NEWUSER): EPERM', 'blocked: clone(CLONE_NEWUSER): EPERM', 'blocked: clone3(CLONE_NEWUSER): ENOSYS'].join('\n');
+
+/** What an action learns of the host: no cgroup path, no firmware, no key user. */
+const HOST_VIEW_HIDDEN = [
+  'blocked: /proc/self/cgroup shows only /',
+  'blocked: nothing readable below /sys/firmware (0 entries)',
+  'blocked: /proc/key-users lists no uid',
+].join('\n');
 
 /** Whom the runner runs actions as: its config for that, and what the action must be left with. */
 interface Identity {
@@ -119,9 +233,12 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
   describe(title, () => {
     let runner: RunnerProcess;
     const attack = (script: string) => runScript(runner, script, as);
+    // The runner's own session keyring, with a key in it: no action may read or clear it.
+    const runnerKey = { description: `mountat-runner-${as.uid}-${process.pid}`, data: `runner-secret-${as.uid}-${Date.now()}` };
     beforeAll(async () => {
       // fd 40 of the runner: the directory holding the secret, inherited without CLOEXEC.
-      runner = await startRunner(as.config, undefined, [], [inheritedDir]);
+      runner = await startRunner(as.config, undefined, [attackerBinary(), 'with-session-key', runnerKey.description, runnerKey.data, '--'], [inheritedDir]);
+      expect(sessionKeyState(runnerKey.description)).toBe(`1 ${runnerKey.data.length}`);
     });
     afterAll(async () => {
       expect(await runner.stop()).toBe(0);
@@ -134,10 +251,60 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
       const { stdout } = await attack(`attacker chroot-escape ${secret}; attacker userns-escape ${secret}; attacker handle`);
       const lines = stdout.trim().split('\n');
       expect(lines[0]).toBe('blocked: chroot: EPERM');
-      // In a user namespace it has every capability, chroot included; but after pivot_root there is
-      // nothing above its root to climb to (a chroot would have left the host's root beneath it).
-      expect(lines[1]).toBe('blocked: the file outside is not reachable: ENOENT');
+      // It gets no user namespace (one would hold every capability, chroot included; and even then,
+      // after pivot_root there is nothing above its root to climb to).
+      expect(lines[1]).toBe('blocked: unshare user+mount namespace: EPERM');
       expect(lines[2]).toBe('blocked: open_by_handle_at: EPERM');
+    });
+
+    it("reaches no key of host root's or the runner's, and uses up no key quota: keyctl and add_key are refused", async () => {
+      const keysBefore = await keyUsage(as.uid);
+      const { stdout } = await attack(KEYRING_SCRIPT);
+      expect.soft(stdout).toBe(`${KEYRINGS_REFUSED}\n`);
+      // Host root's key is still in its @u, the runner's session keyring still holds its key, and
+      // the action's uid holds the keys and quota it held.
+      expect.soft(hostKey.read(rootKey.description)).toBe(rootKey.data);
+      expect.soft(sessionKeyState(runnerKey.description)).toBe(`1 ${runnerKey.data.length}`);
+      expect(await keyUsage(as.uid, keysBefore)).toBe(keysBefore);
+    });
+
+    it('makes no user namespace: not by unshare, nor clone, nor clone3', async () => {
+      const { stdout } = await attack('attacker userns');
+      expect(stdout).toBe(`${USERNS_REFUSED}\n`);
+    });
+
+    it("runs under mountat's seccomp filter: what builds never need is refused, foreign ABIs too", async () => {
+      const { stdout, exitCode } = await attack(SECCOMP_SCRIPT);
+      expectSeccompRefusals(stdout);
+      expect(exitCode).toBe('0');
+    });
+
+    it("cannot use up the host's inotify instances: the host's user of its uid still makes 16 while the action holds all it can", async () => {
+      const id = attackAction(runner, as);
+      const done = run(runner.client, requestFor(id, 'attacker inotify-hold /tmp/ready /tmp/release'));
+      await untilReady(runner, id);
+      let host: number;
+      try {
+        host = hostInotifyInstances(as.uid, 16);
+      } finally {
+        writeFileSync(join(runner.build, id, 'tmp', 'release'), '');
+      }
+      expect((await done).exitCode).toBe('0');
+      const held = /^holding (\d+) inotify instances, then E[A-Z]+\n$/.exec(readFileSync(join(runner.build, id, 'stdout'), 'utf8'));
+      expect(Number(held?.[1])).toBeGreaterThan(0);
+      expect(host).toBe(16);
+    });
+
+    it('learns less about the host: no cgroup path in /proc/self/cgroup, no /sys/firmware, no /proc/key-users', async () => {
+      const { stdout } = await attack('attacker cgroup; attacker firmware; attacker key-users');
+      expect(stdout).toBe(`${HOST_VIEW_HIDDEN}\n`);
+    });
+
+    it('still does ordinary build work under the filter: threads, fork, vfork, posix_spawn, clone3, epoll, eventfd, memfd, inotify', async () => {
+      const { stdout, stderr, exitCode } = await attack('attacker buildwork');
+      expect(stderr).toBe('');
+      expectBuildWork(stdout);
+      expect(exitCode).toBe('0');
     });
 
     it("cannot make a node of the host's disk, nor mount anything", async () => {
@@ -304,6 +471,49 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
   });
 });
 
+describe('an operator who grants the capabilities those calls check: the filter refuses them still', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    // Without the filter, each of these calls would get past its permission check (and fail only on
+    // the attacker's harmless arguments), or succeed: open_by_handle_at would open the host's filesystem.
+    runner = await startRunner({
+      capabilities: ['CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_MODULE', 'CAP_SYS_PACCT', 'CAP_BPF', 'CAP_PERFMON', 'CAP_DAC_READ_SEARCH'],
+    });
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    expect(mountsUnder(runner.build)).toEqual([]);
+    removeTree(runner.dir);
+  });
+
+  it('refuses open_by_handle_at, user namespaces, bpf, perf, kexec, modules, acct, swap and reboot', async () => {
+    const { stdout } = await runScript(
+      runner,
+      'grep ^CapEff /proc/self/status; attacker handle; attacker userns; attacker bpf; attacker perf; attacker kexec; attacker modules; attacker acct; attacker swap; attacker reboot',
+    );
+    expect(stdout).toBe(
+      [
+        // CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_PACCT, CAP_SYS_ADMIN, CAP_SYS_BOOT, CAP_PERFMON, CAP_BPF
+        'CapEff:\t000000c000710004',
+        'blocked: open_by_handle_at: EPERM',
+        USERNS_REFUSED,
+        'blocked: bpf(BPF_MAP_CREATE): EPERM',
+        'blocked: bpf(BPF_PROG_LOAD): EPERM',
+        'blocked: perf_event_open: EPERM',
+        'blocked: kexec_load: EPERM',
+        'blocked: kexec_file_load: EPERM',
+        'blocked: init_module: EPERM',
+        'blocked: finit_module: EPERM',
+        'blocked: delete_module: EPERM',
+        'blocked: acct: EPERM',
+        'blocked: swapon: EPERM',
+        'blocked: swapoff: EPERM',
+        'blocked: reboot: EPERM',
+      ].join('\n') + '\n',
+    );
+  });
+});
+
 describe("where a seccomp profile refuses pivot_root, as Docker's default does", () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
@@ -418,7 +628,7 @@ describe('mountat exec', () => {
       const lines = result.stdout.trim().split('\n');
       expect(lines.slice(0, 9)).toEqual([
         'blocked: chroot: EPERM',
-        'blocked: the file outside is not reachable: ENOENT',
+        'blocked: unshare user+mount namespace: EPERM',
         'blocked: no fd but 0, 1, 2',
         'hostname: 1',
         'mount: 1',
@@ -429,6 +639,98 @@ describe('mountat exec', () => {
       ]);
       expect(Number(lines[9])).toBeLessThanOrEqual(4);
       expect(result.status).toBe(0);
+      expect(mountsUnder(root)).toEqual([]);
+    } finally {
+      removeTree(root);
+      removeTree(state);
+    }
+  });
+
+  it("keeps the caller's keyrings, user namespaces and the filtered calls from the command, as the runner does", async () => {
+    const root = busyboxRoot();
+    const state = scratchDir('mountat-state-');
+    const callerKey = { description: `mountat-exec-caller-${process.pid}`, data: `exec-caller-secret-${Date.now()}` };
+    try {
+      installAttacker(root);
+      const keysBefore = await keyUsage(0);
+      const script = [KEYRING_SCRIPT, 'attacker userns', SECCOMP_SCRIPT, 'attacker cgroup; attacker firmware; attacker key-users'].join('; ');
+      // Started under a session keyring of the caller's own, holding a key: the command must not read it.
+      const result = spawnSync(
+        attackerBinary(),
+        [
+          'with-session-key',
+          callerKey.description,
+          callerKey.data,
+          '--',
+          process.execPath,
+          join(repo, 'bin', 'mountat.js'),
+          'exec',
+          '--root',
+          root,
+          '--state-dir',
+          state,
+          '--',
+          '/bin/sh',
+          '-c',
+          script,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(result.stderr).toBe('');
+      const lines = result.stdout.split('\n');
+      expect.soft(lines.slice(0, 4).join('\n')).toBe(KEYRINGS_REFUSED);
+      expect.soft(hostKey.read(rootKey.description)).toBe(rootKey.data);
+      expect.soft(await keyUsage(0, keysBefore)).toBe(keysBefore);
+      expect(lines.slice(4, 7).join('\n')).toBe(USERNS_REFUSED);
+      expectSeccompRefusals(lines.slice(7, 26).join('\n'));
+      expect(lines.slice(26).join('\n')).toBe(`${HOST_VIEW_HIDDEN}\n`);
+      expect(result.status).toBe(0);
+      expect(mountsUnder(root)).toEqual([]);
+    } finally {
+      removeTree(root);
+      removeTree(state);
+    }
+  });
+
+  it('still does ordinary build work under the filter', () => {
+    const root = busyboxRoot();
+    const state = scratchDir('mountat-state-');
+    try {
+      installAttacker(root);
+      const result = mountat(['exec', '--root', root, '--state-dir', state, '--', '/bin/attacker', 'buildwork']);
+      expect(result.stderr).toBe('');
+      expectBuildWork(result.stdout);
+      expect(result.status).toBe(0);
+    } finally {
+      removeTree(root);
+      removeTree(state);
+    }
+  });
+
+  it("cannot use up host root's inotify instances: host root still makes 16 while the command holds all it can", async () => {
+    const root = busyboxRoot();
+    const state = scratchDir('mountat-state-');
+    try {
+      installAttacker(root);
+      const child = spawn(
+        process.execPath,
+        [join(repo, 'bin', 'mountat.js'), 'exec', '--root', root, '--state-dir', state, '--', '/bin/attacker', 'inotify-hold', '/ready', '/release'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      for (let i = 0; i < 250 && spawnSync('test', ['-e', join(root, 'ready')]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      let host: number;
+      try {
+        host = hostInotifyInstances(0, 16);
+      } finally {
+        writeFileSync(join(root, 'release'), '');
+      }
+      expect(await exited).toBe(0);
+      const held = /^holding (\d+) inotify instances, then E[A-Z]+\n$/.exec(stdout);
+      expect(Number(held?.[1])).toBeGreaterThan(0);
+      expect(host).toBe(16);
       expect(mountsUnder(root)).toEqual([]);
     } finally {
       removeTree(root);

@@ -1,6 +1,7 @@
 // The static test programs of test/fixtures/: the attacker, copied into the action roots that use
-// it, and a seccomp wrapper; each built once per test file.
-import { execFileSync } from 'node:child_process';
+// it (and run on the host for the host's side of a check), and a seccomp wrapper; each built once
+// per test file.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -20,6 +21,8 @@ export function fixtureBinary(name: string): string {
   if (known) return known;
   const dir = scratchDir(`mountat-${name}-`);
   dirs.push(dir);
+  // Runnable by any user: the host's side of a check may run it as an action's uid.
+  chmodSync(dir, 0o755);
   const out = join(dir, name);
   execFileSync('cc', ['-static', '-O2', '-Wall', '-Werror', '-o', out, join(repo, 'test', 'fixtures', `${name}.c`)]);
   built.set(name, out);
@@ -44,4 +47,29 @@ export function rootDevice(): [number, number] {
     .find((entry) => entry.split(' ')[4] === '/');
   const [major, minor] = (line?.split(' ')[2] ?? '0:0').split(':').map(Number);
   return [major!, minor!];
+}
+
+/** The user key `description` in the user keyring (@u) of the caller's uid, as the attacker's helper adds, reads and removes it. */
+export const hostKey = {
+  add(description: string, data: string): void {
+    execFileSync(attackerBinary(), ['host-key', 'add', description, data]);
+  },
+  /** Its payload, or "none: ENOKEY" where it is gone. */
+  read(description: string): string {
+    return spawnSync(attackerBinary(), ['host-key', 'read', description], { encoding: 'utf8' }).stdout.trim();
+  },
+  remove(description: string): void {
+    spawnSync(attackerBinary(), ['host-key', 'remove', description]);
+  },
+};
+
+/** How many of `wanted` inotify instances a host process of `uid` can create now (outside any sandbox). */
+export function hostInotifyInstances(uid: number, wanted: number): number {
+  const command = [attackerBinary(), 'inotify-count', String(wanted)];
+  const result =
+    uid === 0
+      ? spawnSync(command[0]!, command.slice(1), { encoding: 'utf8' })
+      : spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', ...command], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`inotify-count as ${uid}: ${result.stderr}`);
+  return Number(result.stdout.trim());
 }
