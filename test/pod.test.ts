@@ -174,7 +174,7 @@ describe('the worker pod under podman kube play', () => {
         expect(late).toBe("on the worker's mount");
         // The port the GET above reached from the pod's network namespace, tried by the action: not in its own
         // (runner.json's network "none"; with the pod's, the runner refuses to listen there).
-        expect(diagnostics).toBe('diagnostics unreachable');
+        expect(diagnostics).toBe("wget: can't connect to remote host (127.0.0.1): Connection refused");
 
         const runnerLog = await podman.podman(['logs', container('runner')]);
         expect(runnerLog).toContain('"msg":"runner ready"');
