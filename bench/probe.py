@@ -2,7 +2,7 @@
 """What one readiness probe of the runner costs, by the way it is made.
 
 Starts a `mountat runner` of its own (a scratch build directory and socket, its diagnostics server
-on 127.0.0.1), then times, interleaved round by round, one probe of each kind:
+on 127.0.0.1, with network "none": the runner refuses a TCP listener its actions could reach), then times, interleaved round by round, one probe of each kind:
 
   http-get       GET /-/ready on a new TCP connection from this process, as the kubelet makes an httpGet
                  probe (deploy/kubernetes/worker.yaml): no process started
@@ -66,6 +66,8 @@ def start_runner(scratch, port):
             "grpcServers": [{"listenPaths": [os.path.join(scratch, "runner.sock")]}],
             "readinessCheckingPathnames": [build],
             "stateDirectory": os.path.join(scratch, "state"),
+            # A TCP listener only where actions have networks of their own (docs/runner.md, "The runner's listeners").
+            "network": "none",
             "global": {"diagnosticsHttpServer": {"httpServers": [{"listenAddresses": [f"127.0.0.1:{port}"], "authenticationPolicy": {"allow": {}}}]}},
         }, f)
     log = os.open(os.path.join(scratch, "runner.log"), os.O_WRONLY | os.O_CREAT, 0o644)

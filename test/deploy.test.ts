@@ -46,7 +46,7 @@ describe('deploy/kubernetes', () => {
     expect(
       problemsAfter(({ container, runnerJson }) => {
         runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 }));
-        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'SETUID', 'SETGID'];
+        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'NET_ADMIN', 'SETUID', 'SETGID'];
       }),
     ).toEqual([]);
   });
@@ -107,9 +107,9 @@ describe('deploy/kubernetes', () => {
     ],
     [
       'an extra capability',
-      ({ container }) => container('runner').securityContext!.capabilities!.add!.push('NET_ADMIN'),
+      ({ container }) => container('runner').securityContext!.capabilities!.add!.push('SYS_PTRACE'),
       [
-        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT, SYS_PTRACE], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
       ],
     ],
     [
@@ -117,21 +117,29 @@ describe('deploy/kubernetes', () => {
       ({ container }) =>
         (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'SETPCAP')),
       [
-        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
       ],
     ],
     [
       "the actions' capabilities missing",
-      ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT']),
+      ({ container }) => (container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'NET_ADMIN']),
       [
-        'runner: capabilities.add is [SETPCAP, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+        'runner: capabilities.add is [NET_ADMIN, SETPCAP, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
       ],
     ],
     [
-      'network none without NET_ADMIN',
-      ({ runnerJson }) => runnerJson((json) => (json.network = 'none')),
+      'NET_ADMIN missing (network "none")',
+      ({ container }) =>
+        (container('runner').securityContext!.capabilities!.add = container('runner').securityContext!.capabilities!.add!.filter((cap) => cap !== 'NET_ADMIN')),
       [
         'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
+    ],
+    [
+      "the actions on the pod's network, with the diagnostics port there",
+      ({ runnerJson }) => runnerJson((json) => delete json.network),
+      [
+        'runner.json: config.global.diagnosticsHttpServer.httpServers[0].listenAddresses[0] ":9981": every action can connect to it, on the runner\'s network (network "host"); give actions a network of their own (network "none"), or remove global.diagnosticsHttpServer (`mountat probe` asks the socket)',
       ],
     ],
     [
@@ -143,7 +151,7 @@ describe('deploy/kubernetes', () => {
       'Unconfined seccomp with SYS_CHROOT still added',
       ({ container }) => (container('runner').securityContext!.seccompProfile = { type: 'Unconfined' }),
       [
-        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN]',
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN]',
       ],
     ],
     [
@@ -186,16 +194,18 @@ describe('deploy/kubernetes', () => {
       "runCommandsAs with the root actions' capabilities still added",
       ({ runnerJson }) => runnerJson((json) => (json.runCommandsAs = { userId: 65534, groupId: 65534 })),
       [
-        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+        'runner: capabilities.add is [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
       ],
     ],
     [
       'runCommandsAs without a PID namespace and without KILL',
       ({ container, runnerJson }) => {
         runnerJson((json) => Object.assign(json, { runCommandsAs: { userId: 65534, groupId: 65534 }, pidNamespace: false }));
-        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'SETUID', 'SETGID'];
+        container('runner').securityContext!.capabilities!.add = ['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT', 'NET_ADMIN', 'SETUID', 'SETGID'];
       },
-      ['runner: capabilities.add is [SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]'],
+      [
+        'runner: capabilities.add is [NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT], expected [KILL, NET_ADMIN, SETGID, SETPCAP, SETUID, SYS_ADMIN, SYS_CHROOT]',
+      ],
     ],
     ['no cpu request on the worker', ({ container }) => delete container('worker').resources!.requests!.cpu, ['worker: no resources.requests.cpu']],
     [

@@ -24,6 +24,8 @@ beforeAll(async () => {
   runner = await startRunner(
     {
       readinessCheckingPathnames: [flag],
+      // A TCP listener: actions get networks of their own, else they could reach it (test/listeners.test.ts).
+      network: 'none',
       global: { diagnosticsHttpServer: { httpServers: [{ listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } }], enablePrometheus: true } },
     },
     dir,

@@ -21,6 +21,7 @@ interface Container {
   image: string;
   ports?: Array<{ name?: string; containerPort: number }>;
   readinessProbe?: Probe;
+  env?: Array<{ name: string; value?: string }>;
 }
 interface Pod {
   initContainers: Container[];
@@ -41,6 +42,9 @@ function forPodman(objects: K8sObject[], workerVolume: string): K8sObject[] {
   containerOf(pod, 'volume-init').image = POD_IMAGES.busybox;
   containerOf(pod, 'worker').image = POD_IMAGES.worker;
   containerOf(pod, 'runner').image = POD_IMAGES.runner;
+  // The test's own check, not the manifest's: the stand-in's action tries the runner's diagnostics port.
+  const diagnostics = containerOf(pod, 'runner').ports!.find((p) => p.name === 'diagnostics')!.containerPort;
+  containerOf(pod, 'worker').env!.push({ name: 'MOUNTAT_TEST_DIAGNOSTICS_PORT', value: String(diagnostics) });
   // `ports`: podman publishes each containerPort on the host, which --network none refuses (and a network would
   // make netavark add iptables rules on the host). The port is still served in the pod's network namespace.
   delete containerOf(pod, 'runner').ports;
@@ -158,7 +162,7 @@ describe('the worker pod under podman kube play', () => {
         // The action, through the pod's socket, on the worker's late mount.
         const run = log[3]!;
         expect({ exitCode: run.exitCode, stderr: run.stderr }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, pids, classes, tmp, late] = String(run.stdout).trim().split('\n');
+        const [exe, mounts, pids, classes, tmp, late, diagnostics] = String(run.stdout).trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: on the worker's tmpfs.
         expect(mounts).toBe('/proc proc,/sys sysfs,/tmp tmpfs,');
@@ -168,6 +172,9 @@ describe('the worker pod under podman kube play', () => {
         expect(tmp).toBe('written');
         // A file the worker wrote on its mount, made after the runner started: it reached the runner's container.
         expect(late).toBe("on the worker's mount");
+        // The port the GET above reached from the pod's network namespace, tried by the action: not in its own
+        // (runner.json's network "none"; with the pod's, the runner refuses to listen there).
+        expect(diagnostics).toBe("wget: can't connect to remote host (127.0.0.1): Connection refused");
 
         const runnerLog = await podman.podman(['logs', container('runner')]);
         expect(runnerLog).toContain('"msg":"runner ready"');

@@ -2,7 +2,7 @@
 // path resolution and mounting on real roots: no uncaught exception of an unexpected kind, every
 // rejection a one-line error, nothing resolved or mounted outside the root.
 import { mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageOf } from '../src/base/index.js';
@@ -245,6 +245,7 @@ describe('parsers refuse with their own error type, in one line, and never throw
           { maxLength: 2 },
         ),
         chrootIntoInputRoot: fc.oneof(fc.boolean(), fc.string()),
+        network: fc.constantFrom('host', 'none', 'bridge'),
         runCommandsAs: fc.record({ userId: fc.integer({ min: -2, max: 70000 }), groupId: fc.integer({ min: -2, max: 70000 }) }, { requiredKeys: [] }),
         temporaryDirectoryMount: fc.oneof(pathLike, fc.constant(null)),
         mounts: fc.array(fc.record({ target: pathLike, kind: fc.constantFrom('proc', 'sysfs', 'bind') }), { maxLength: 3 }),
@@ -276,6 +277,13 @@ describe('parsers refuse with their own error type, in one line, and never throw
         try {
           const settings = settingsFrom(input);
           expect(settings.buildDirectoryPath.startsWith('/')).toBe(true);
+          // No listener an action could reach (src/runner/listeners.ts): nothing of the network namespace when actions
+          // share the runner's, no socket path given as an address, no socket at all when they are not rooted.
+          expect(settings.listeners.filter((l) => l.kind === 'unix-address')).toEqual([]);
+          if (settings.network === 'host') expect(settings.listeners.filter((l) => l.kind === 'network')).toEqual([]);
+          if (!settings.chroot) expect(settings.listeners.filter((l) => l.kind === 'path')).toEqual([]);
+          const build = `${resolve(settings.buildDirectoryPath).replace(/\/$/, '')}/`;
+          for (const path of settings.listenPaths) expect(`${resolve(path)}/`.startsWith(build)).toBe(false);
         } catch (error) {
           expect(error).toBeInstanceOf(ConfigError);
           oneLine(error);

@@ -8,7 +8,7 @@ import { asExpected, parseJson } from './helpers/checked.js';
 import { mountat } from './helpers/cli.js';
 import { HOOK } from './helpers/oci.js';
 import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
-import { makeAction, requestFor, run, startRunner } from './helpers/runner.js';
+import { freePort, makeAction, requestFor, run, startRunner } from './helpers/runner.js';
 
 describe('hooks around each action', () => {
   it('fails the action with FAILED_PRECONDITION when a prestart hook fails, and still tears down', async () => {
@@ -230,7 +230,13 @@ describe('bb_runner options', () => {
   });
 
   it('runs without chroot and without TMPDIR when told to, in the working directory by its fd', async () => {
-    const runner = await startRunner({ chrootIntoInputRoot: false, setTmpdirEnvironmentVariable: false });
+    // Not rooted, an action would see a socket of the runner's: TCP, with networks of their own (test/listeners.test.ts).
+    const runner = await startRunner({
+      chrootIntoInputRoot: false,
+      setTmpdirEnvironmentVariable: false,
+      network: 'none',
+      grpcServers: [{ listenAddresses: [`127.0.0.1:${await freePort()}`] }],
+    });
     try {
       makeAction(runner.build, 'n');
       const response = await run(

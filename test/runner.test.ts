@@ -1,14 +1,13 @@
 // The runner over a real UNIX socket with a real gRPC client, running real actions.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
 import { coverPoints, defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
-import { checkReadiness, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
+import { checkReadiness, freePort, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
 let tableBefore: string;
@@ -21,19 +20,6 @@ afterAll(async () => {
   expect(mountTable()).toBe(tableBefore);
   removeTree(runner.dir);
 });
-
-/** A TCP port nothing listens on just now (the kernel's pick, released at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') return reject(new Error(`not a TCP address: ${address}`));
-      server.close(() => resolve(address.port));
-    });
-  });
-}
 
 let counter = 0;
 function newAction(): string {
@@ -369,14 +355,15 @@ describe('a runner of its own', () => {
     }
   });
 
-  it('listens on TCP (listenAddresses) too, and `mountat probe --config` finds it there', async () => {
+  it('listens on TCP (listenAddresses) too, with network "none", and `mountat probe --config` finds it there', async () => {
     const port = await freePort();
     const dir = scratchDir('mountat-runner-');
-    const own = await startRunner({ grpcServers: [{ listenPaths: [join(dir, 'runner.sock')], listenAddresses: [`127.0.0.1:${port}`] }] }, dir);
+    // TCP only where actions have networks of their own: on the host's, they could connect (test/listeners.test.ts).
+    const own = await startRunner({ network: 'none', grpcServers: [{ listenPaths: [join(dir, 'runner.sock')], listenAddresses: [`127.0.0.1:${port}`] }] }, dir);
     try {
       // A config naming only the address, ":port" as Buildbarn spells "every interface".
       const tcpOnly = join(dir, 'tcp-only.json');
-      writeFileSync(tcpOnly, JSON.stringify({ buildDirectoryPath: own.build, grpcServers: [{ listenAddresses: [`:${port}`] }] }));
+      writeFileSync(tcpOnly, JSON.stringify({ buildDirectoryPath: own.build, network: 'none', grpcServers: [{ listenAddresses: [`:${port}`] }] }));
       const probe = mountat(['probe', '--config', tcpOnly]);
       expect([probe.status, probe.stdout, probe.stderr]).toEqual([0, `ready: localhost:${port}\n`, '']);
     } finally {

@@ -17,7 +17,8 @@ const USAGE = `usage: mountat <verb> [options]
   exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD [ARGS...]
                                           mount, run CMD contained in DIR (its own namespaces, pivot_root, reduced
                                           capabilities, NO_NEW_PRIVS), always unmount; exits with CMD's status
-  runner --config FILE                    serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action
+  runner --config FILE [--check]          serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action;
+                                          --check: only check FILE as start-up would (its fields, where it listens), and exit
   probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
                                           ask a running runner's CheckReadiness (for HEALTHCHECK and readiness probes)
 
@@ -35,16 +36,18 @@ type Flags = Record<string, string | boolean | undefined>;
 /** Where records are kept, decided here once: the verbs below get it as an argument. */
 const stateDirectory = (flag: string | undefined) => stateDirectoryFrom(flag, process.env.MOUNTAT_STATE_DIR);
 
-/** Parse a verb's flags (each a string option, plus --help); any mistake is a UsageError. */
-function parse(argv: string[], names: string[]): { values: Flags; text: (name: string) => string | undefined } {
-  const options = Object.fromEntries(names.map((name) => [name, { type: 'string' as const }]));
+/** Parse a verb's flags (string options, the switches named, and --help); any mistake is a UsageError. */
+function parse(argv: string[], names: string[], switches: string[] = []): { values: Flags; text: (name: string) => string | undefined } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: false }> = {};
+  for (const name of names) options[name] = { type: 'string' };
+  for (const name of switches) options[name] = { type: 'boolean' };
   let values: Flags;
   try {
     values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
   } catch (error) {
     throw new UsageError(messageOf(error));
   }
-  // Every option but --help is a string option: a value is a string or absent.
+  // A string option's value is a string or absent; text() is only asked about those.
   return { values, text: (name) => (typeof values[name] === 'string' ? values[name] : undefined) };
 }
 
@@ -85,11 +88,11 @@ export async function main(argv: string[]): Promise<number> {
         return await execCommand(args, print, printErr);
       }
       case 'runner': {
-        const { values, text } = parse(rest, ['config']);
+        const { values, text } = parse(rest, ['config'], ['check']);
         if (values.help) return (print(USAGE), 0);
         // Loaded only for this verb: gRPC and pino would slow every other one's start.
         const { runnerCommand } = await import('./runner.js');
-        return await runnerCommand({ config: text('config') });
+        return await runnerCommand({ config: text('config'), check: values.check === true }, print);
       }
       case 'probe': {
         const { values, text } = parse(rest, ['socket', 'config', 'path', 'timeout']);

@@ -1,11 +1,17 @@
 // `mountat runner --config FILE`: serve Buildbarn's runner protocol until SIGTERM or SIGINT.
+// With --check, only what start-up checks of the config: its fields, and that no action could
+// reach where it listens (src/runner/listeners.ts).
 import { pino } from 'pino';
 import { loadSettings, startRunner } from '../runner/index.js';
 import { UsageError } from './usage-error.js';
 
-export async function runnerCommand(args: { config: string | undefined }): Promise<number> {
+export async function runnerCommand(args: { config: string | undefined; check: boolean }, print: (line: string) => void): Promise<number> {
   if (!args.config) throw new UsageError('--config FILE is required');
   const settings = loadSettings(args.config);
+  if (args.check) {
+    print(`config file ${args.config}: valid`);
+    return 0;
+  }
   const log = pino({ level: settings.logLevel, base: { component: 'mountat-runner', pid: process.pid } });
   // The handlers come before the runner starts: a SIGTERM sent as soon as it says it is ready
   // (or while it starts) must stop it cleanly, not kill it by the signal's default action.

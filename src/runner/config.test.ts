@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, settingsFrom } from './config.js';
+import { ConfigError, refuseReachableListeners, settingsFrom } from './config.js';
 
 const minimal = { buildDirectoryPath: '/worker/build', grpcServers: [{ listenPaths: ['/worker/runner'] }] };
 
@@ -28,7 +31,9 @@ describe('settingsFrom', () => {
   it("carries an operator's bb_runner options over, noting the ones it does not use", () => {
     const settings = settingsFrom({
       ...minimal,
-      grpcServers: [{ listenPaths: ['/worker/runner'], authenticationPolicy: { allow: {} } }],
+      // Not rooted, the actions would see a socket: TCP, with networks of their own (listeners.ts).
+      grpcServers: [{ listenAddresses: ['127.0.0.1:8980'], authenticationPolicy: { allow: {} } }],
+      network: 'none',
       global: { logPaths: ['/var/log/bb'] },
       chrootIntoInputRoot: false,
       setTmpdirEnvironmentVariable: false,
@@ -60,5 +65,102 @@ describe('settingsFrom', () => {
   it.each(bad)('refuses %s in one line', (_name, json, message) => {
     expect(() => settingsFrom(json)).toThrow(ConfigError);
     expect(() => settingsFrom(json)).toThrow(message);
+  });
+});
+
+describe('settingsFrom: no listener an action can reach (listeners.ts)', () => {
+  const tcp = (address: string) => ({ ...minimal, grpcServers: [{ listenPaths: ['/worker/runner'], listenAddresses: [address] }] });
+  const diagnostics = (address: string) => ({ ...minimal, global: { diagnosticsHttpServer: { httpServers: [{ listenAddresses: [address] }] } } });
+  const onHostNetwork = 'every action can connect to it, on the runner\'s network (network "host")';
+  const refused: Array<[string, unknown, string]> = [
+    [
+      'TCP on the host network',
+      tcp('127.0.0.1:8980'),
+      `config.grpcServers[0].listenAddresses[0] "127.0.0.1:8980": ${onHostNetwork}; listen on a UNIX socket (listenPaths), or give actions a network of their own (network "none")`,
+    ],
+    [
+      'TCP on every address, in a second server',
+      { ...minimal, grpcServers: [{ listenPaths: ['/w/r'] }, { listenAddresses: [':8980'] }] },
+      'config.grpcServers[1].listenAddresses[0] ":8980": ',
+    ],
+    [
+      'an abstract socket on the host network',
+      tcp('unix-abstract:runner'),
+      `config.grpcServers[0].listenAddresses[0] "unix-abstract:runner": ${onHostNetwork}`,
+    ],
+    [
+      'diagnostics on the host network',
+      diagnostics(':9981'),
+      `config.global.diagnosticsHttpServer.httpServers[0].listenAddresses[0] ":9981": ${onHostNetwork}; give actions a network of their own (network "none"), or remove global.diagnosticsHttpServer`,
+    ],
+    [
+      'a socket path given as an address',
+      { ...tcp('unix:///worker/runner2'), network: 'none' },
+      'config.grpcServers[0].listenAddresses[0] "unix:///worker/runner2": a UNIX socket goes in listenPaths',
+    ],
+    [
+      'a socket in the build directory',
+      { ...minimal, grpcServers: [{ listenPaths: ['/worker/build/runner'] }] },
+      'config.grpcServers[0].listenPaths[0] "/worker/build/runner": inside buildDirectoryPath "/worker/build", where a Run\'s input root or temporary directory can contain it; listen outside buildDirectoryPath',
+    ],
+    [
+      'a socket in the build directory, by ..',
+      { ...minimal, grpcServers: [{ listenPaths: ['/worker/x/../build/a/runner'] }] },
+      '(/worker/build/a/runner): inside buildDirectoryPath',
+    ],
+    [
+      'a socket beneath a bind source',
+      {
+        ...minimal,
+        mounts: [
+          { target: 'proc', kind: 'proc' },
+          { target: 'cache', kind: 'bind', source: '/worker' },
+        ],
+      },
+      'config.grpcServers[0].listenPaths[0] "/worker/runner": beneath config.mounts[1]\'s bind source "/worker", mounted into every action\'s root; listen outside it',
+    ],
+    [
+      'a socket with chrootIntoInputRoot false',
+      { ...minimal, chrootIntoInputRoot: false },
+      'config.grpcServers[0].listenPaths[0] "/worker/runner": with chrootIntoInputRoot false every action sees the runner\'s filesystem, this socket included; root actions in their input roots (chrootIntoInputRoot true), or listen on TCP (listenAddresses) with network "none"',
+    ],
+  ];
+  it.each(refused)('refuses %s in one line naming it and the fix', (_name, json, message) => {
+    expect(() => settingsFrom(json)).toThrow(ConfigError);
+    expect(() => settingsFrom(json)).toThrow(message);
+  });
+
+  const accepted: Array<[string, unknown]> = [
+    ['TCP and diagnostics with network "none"', { ...tcp('127.0.0.1:8980'), ...diagnostics(':9981'), network: 'none' }],
+    ['an abstract socket with network "none"', { ...tcp('unix-abstract:runner'), network: 'none' }],
+    ['a socket beside the build directory whose name starts the same', { ...minimal, grpcServers: [{ listenPaths: ['/worker/build2/runner'] }] }],
+    ['a bind source beside the socket', { ...minimal, mounts: [{ target: 'cache', kind: 'bind', source: '/worker/cache' }] }],
+    [
+      'chrootIntoInputRoot false with TCP only and network "none"',
+      { ...minimal, chrootIntoInputRoot: false, network: 'none', grpcServers: [{ listenAddresses: ['127.0.0.1:8980'] }] },
+    ],
+  ];
+  it.each(accepted)('accepts %s', (_name, json) => {
+    expect(settingsFrom(json).listeners.length).toBeGreaterThan(0);
+  });
+
+  it('refuses, with symlinks resolved, a socket whose directory leads into the build directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mountat-listeners-'));
+    try {
+      mkdirSync(join(dir, 'build', 'sockets'), { recursive: true });
+      symlinkSync(join(dir, 'build', 'sockets'), join(dir, 'link'));
+      const settings = settingsFrom({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 'link', 'runner.sock')] }] });
+      expect(() => refuseReachableListeners(settings)).toThrow(
+        `config.grpcServers[0].listenPaths[0] ${JSON.stringify(join(dir, 'link', 'runner.sock'))} (${join(dir, 'build', 'sockets', 'runner.sock')}): inside buildDirectoryPath`,
+      );
+      // The same through a build directory named by a symlink, and a socket whose directory does not exist yet.
+      symlinkSync(join(dir, 'build'), join(dir, 'build-link'));
+      const viaLink = settingsFrom({ buildDirectoryPath: join(dir, 'build-link'), grpcServers: [{ listenPaths: [join(dir, 'build', 'new', 'runner.sock')] }] });
+      expect(() => refuseReachableListeners(viaLink)).toThrow(`inside buildDirectoryPath ${JSON.stringify(join(dir, 'build'))}`);
+      const beside = settingsFrom({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [join(dir, 'runner.sock')] }] });
+      expect(() => refuseReachableListeners(beside)).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

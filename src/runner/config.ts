@@ -1,11 +1,13 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
+import { resolve } from 'node:path';
 import { messageOf, MountatError } from '../base/index.js';
 import type { CapabilityName } from '../linux/index.js';
 import { parsePlan, PlanError, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
 import { SANDBOX_DEFAULTS, type NetworkMode } from '../sandbox/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
+import { listenerKindOf, resolveExisting, unreachableProblem, type Listener } from './listeners.js';
 
 export type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 
@@ -15,6 +17,8 @@ export interface Settings {
   buildDirectoryPath: string;
   listenPaths: string[];
   listenAddresses: string[];
+  /** Every socket the runner listens on (gRPC and diagnostics), by its name in the config. */
+  listeners: Listener[];
   setTmpdir: boolean;
   chroot: boolean;
   runAs: { uid: number; gid: number; groups: number[] } | undefined;
@@ -82,10 +86,11 @@ export function settingsFrom(json: unknown): Settings {
   }
   const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
   const poststop = config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop];
-  return {
+  const settings: Settings = {
     buildDirectoryPath: config.buildDirectoryPath,
     listenPaths,
     listenAddresses,
+    listeners: listenersOf(config),
     setTmpdir: config.setTmpdirEnvironmentVariable ?? RUNNER_DEFAULTS.setTmpdirEnvironmentVariable,
     chroot: config.chrootIntoInputRoot ?? RUNNER_DEFAULTS.chrootIntoInputRoot,
     runAs: config.runCommandsAs && {
@@ -110,6 +115,51 @@ export function settingsFrom(json: unknown): Settings {
       ...(['temporaryDirectories', 'cleanTemporaryDirectories'] as const).filter((key) => config[key] !== undefined),
     ],
   };
+  // As written here; loadSettings and startRunner check again with symlinks resolved.
+  refuseReachableListeners(settings, (path) => resolve(path));
+  return settings;
+}
+
+function listenersOf(config: RunnerConfig): Listener[] {
+  const grpc = config.grpcServers.flatMap((server, i) => [
+    ...(server.listenPaths ?? []).map((address, j): Listener => ({
+      name: `config.grpcServers[${i}].listenPaths[${j}]`,
+      address,
+      kind: 'path',
+      diagnostics: false,
+    })),
+    ...(server.listenAddresses ?? []).map((address, j): Listener => ({
+      name: `config.grpcServers[${i}].listenAddresses[${j}]`,
+      address,
+      kind: listenerKindOf(address),
+      diagnostics: false,
+    })),
+  ]);
+  const http = (config.global?.diagnosticsHttpServer?.httpServers ?? []).flatMap((server, i) =>
+    server.listenAddresses.map((address, j): Listener => ({
+      name: `config.global.diagnosticsHttpServer.httpServers[${i}].listenAddresses[${j}]`,
+      address,
+      kind: 'network',
+      diagnostics: true,
+    })),
+  );
+  return [...grpc, ...http];
+}
+
+/**
+ * Refuse, in one line naming it and the fix, a listener an action could connect to
+ * (src/runner/listeners.ts). `resolvePath` defaults to resolving symlinks on this filesystem.
+ */
+export function refuseReachableListeners(settings: Settings, resolvePath: (path: string) => string = resolveExisting): void {
+  const bindSources = settings.plan.mounts.flatMap((mount, index) =>
+    mount.kind === 'bind' && 'path' in mount.source ? [{ name: `config.mounts[${index}]`, path: mount.source.path }] : [],
+  );
+  const problem = unreachableProblem(
+    settings.listeners,
+    { network: settings.network, chroot: settings.chroot, buildDirectoryPath: settings.buildDirectoryPath, bindSources },
+    resolvePath,
+  );
+  if (problem !== undefined) throw new ConfigError(problem);
 }
 
 /** Buildbarn spells listen addresses "host:port", ":port" meaning every address. */
@@ -136,7 +186,9 @@ export function loadSettings(file: string): Settings {
     throw new ConfigError(messageOf(error), { cause: error });
   }
   try {
-    return settingsFrom(json);
+    const settings = settingsFrom(json);
+    refuseReachableListeners(settings);
+    return settings;
   } catch (error) {
     throw new ConfigError(`config file ${file}: ${messageOf(error)}`, { cause: error });
   }

@@ -9,7 +9,7 @@ import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.
 import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
-import type { Settings } from './config.js';
+import { refuseReachableListeners, type Settings } from './config.js';
 import { poststopSteps, prestartHooks } from './hooks.js';
 import { recover } from './recovery.js';
 import { lockStateDirectory } from './state-lock.js';
@@ -45,6 +45,8 @@ function removeStaleSocket(path: string): void {
 }
 
 export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {
+  // Before anything listens or is touched: no listener an action could connect to (listeners.ts).
+  refuseReachableListeners(settings);
   for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
   const { isolation, warnings } = prepareIsolation(
     { rooted: settings.chroot, pidNamespace: settings.pidNamespace, network: settings.network, capabilities: settings.capabilities, runAs: settings.runAs },

@@ -1,7 +1,8 @@
-// A real `mountat runner` process on a UNIX socket, a build directory with busybox input roots,
+// A real `mountat runner` process on a UNIX socket (or TCP, where the config says), a build directory with busybox input roots,
 // and a real gRPC client built from schemas/.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
@@ -33,6 +34,8 @@ export const INHERITED_FD = 40;
 export interface SpawnedRunner {
   build: string;
   socket: string;
+  /** Where a client reaches it: the socket, unless the config's grpcServers leave it out (then its first address). */
+  address: string;
   process: ChildProcess;
   output: () => string;
   /** Resolves to the exit code and the signal that ended it. */
@@ -49,6 +52,9 @@ export function spawnRunner(extraConfig: object = {}, dir = scratchDir('mountat-
     config,
     JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...extraConfig }),
   );
+  const servers = (extraConfig as { grpcServers?: Array<{ listenPaths?: string[]; listenAddresses?: string[] }> }).grpcServers;
+  const first = servers?.flatMap((server) => server.listenAddresses ?? [])[0];
+  const address = !servers || servers.some((server) => server.listenPaths?.includes(socket)) || !first ? `unix://${socket}` : first.replace(/^:/, 'localhost:');
   const command = [...wrapper, join(repo, 'bin', 'mountat.js'), 'runner', '--config', config];
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe', ...(inherit.length > 0 ? [...Array<'ignore'>(INHERITED_FD - 3).fill('ignore'), ...inherit] : [])],
@@ -57,7 +63,7 @@ export function spawnRunner(extraConfig: object = {}, dir = scratchDir('mountat-
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
-  return { build, socket, process: child, output: () => output, exited };
+  return { build, socket, address, process: child, output: () => output, exited };
 }
 
 export async function startRunner(
@@ -66,15 +72,15 @@ export async function startRunner(
   wrapper: string[] = [],
   inherit: number[] = [],
 ): Promise<RunnerProcess> {
-  const { build, socket, process: child, output, exited: ended } = spawnRunner(extraConfig, dir, wrapper, inherit);
+  const { build, socket, address, process: child, output, exited: ended } = spawnRunner(extraConfig, dir, wrapper, inherit);
   const exited = ended.then(([code]) => code);
   for (let i = 0; i < 200 && !output().includes('"runner ready"'); i++) {
     if (child.exitCode !== null) throw new Error(`runner exited: ${output()}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  if (!existsSync(socket)) throw new Error(`runner did not start: ${output()}`);
+  if (address.startsWith('unix://') && !existsSync(socket)) throw new Error(`runner did not start: ${output()}`);
   const proto = loadRunnerProto();
-  const client = new proto.buildbarn.runner.Runner(`unix://${socket}`, credentials.createInsecure());
+  const client = new proto.buildbarn.runner.Runner(address, credentials.createInsecure());
   return {
     dir,
     build,
@@ -126,4 +132,17 @@ export function resourceUsage(response: RunResponse__Output): Record<string, unk
   if (!any) throw new Error('no resource usage');
   if (any.type_url !== 'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage') throw new Error(`unexpected type ${any.type_url}`);
   return posixResourceUsageType().decode(any.value).toJSON();
+}
+
+/** A TCP port nothing listens on just now (the kernel's pick, released at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') return reject(new Error(`not a TCP address: ${String(address)}`));
+      server.close(() => resolve(address.port));
+    });
+  });
 }

@@ -10,7 +10,7 @@ export interface RunnerConfig {
    */
   buildDirectoryPath: string;
   /**
-   * Where to listen (bb_runner's option): UNIX socket paths and/or TCP host:port addresses.
+   * Where to listen (bb_runner's option): UNIX socket paths and/or TCP host:port addresses. A listener an action could connect to is refused at start-up: TCP with network "host", a socket inside buildDirectoryPath or beneath a bind source, a socket with chrootIntoInputRoot false.
    *
    * @minItems 1
    */
