@@ -2,9 +2,10 @@
 // (user namespace, effective uid): without the starter's broker (native/starter/broker.c) an action
 // as root used up the host's root's 128 instances, and actions of one runCommandsAs uid each
 // other's. Each test holds an action at its limit and checks, while it holds, that the host's root
-// (this process) and a second action still have theirs: without the broker each would fail. Run
-// through a real runner over its socket (as root and as runCommandsAs) and through `mountat exec`.
-// The probe is test/fixtures/user-limits-probe.c, at /bin/probe in the actions' roots.
+// (this process) and a second action still have theirs: without the broker each would fail. POSIX
+// message queues are bounded instead (native/starter/user-limits.c). Run through a real runner over
+// its socket (as root and as runCommandsAs) and through `mountat exec`. The probe is
+// test/fixtures/user-limits-probe.c, at /bin/probe in the actions' roots.
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -213,6 +214,26 @@ for (const as of [asRoot, asUser]) {
       }
       expect(code).toBe('0');
       await untilNoBroker();
+    });
+
+    it("bounds its POSIX message queues: holding all it may make, the host's user of its uid can still make one", async () => {
+      const held = probeAction(runner, as);
+      const holding = hold(runner, held, 'grep "^Max msgqueue size" /proc/self/limits && probe queues /tmp/ready /tmp/release');
+      let code: string | undefined;
+      try {
+        await until(join(runner.build, held, 'tmp', 'ready'));
+        const [limit, queues] = output(runner, held).trim().split('\n');
+        expect(limit).toMatch(/^Max msgqueue size\s+409600\s+409600\s+bytes\s*$/);
+        // 4 of the default size (10 x 8 KiB and the kernel's bookkeeping, 82400 bytes here) fit;
+        // fewer if the host's root holds queues of its own.
+        if (as.uid === 0) expect(queues).toMatch(/^queues [0-4] EMFILE$/);
+        else expect(queues).toBe('queues 4 EMFILE');
+        // The host's processes have the kernel's default limit (819200 bytes): half is theirs whatever actions hold.
+        expect(host(['queue'], as.uid === 0 ? undefined : as.uid)).toBe('queue ok');
+      } finally {
+        code = await holding.release();
+      }
+      expect(code).toBe('0');
     });
   });
 }

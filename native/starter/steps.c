@@ -203,7 +203,7 @@ void start_action(const struct options *o, char **envp) {
   if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(STEP_no_new_privs);
-  /* Its own inotify instances: nothing it charges per user starves the host (user-limits.c). */
+  /* Its own inotify instances, bounded message queues: nothing it charges per user starves the host. */
   if (limit_per_user() != 0) fail(STEP_limits);
   /* A change of user cleared the parent-death signal: set it again. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
