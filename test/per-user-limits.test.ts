@@ -190,10 +190,35 @@ for (const as of [asRoot, asUser]) {
 
     it("gets instances that behave as the kernel's own: flags, events, exec, threads", async () => {
       const id = probeAction(runner, as);
-      const response = await run(runner.client, requestFor(id, 'probe works /tmp && probe threads 16 /tmp && probe x32'));
+      const response = await run(runner.client, requestFor(id, 'probe works /tmp && probe threads 16 /tmp && probe x32 && probe own-listener'));
       expect(output(runner, id, 'stderr')).toBe('');
-      // x32: what the kernel answers the host's root (ENOSYS where it runs no x32, as here).
-      expect(output(runner, id)).toBe([...WORKS, 'threads 16 of 16', host(['x32']), ''].join('\n'));
+      // x32: what the kernel answers the host's root (ENOSYS where it runs no x32, as here). A listener of its own:
+      // refused, one per filter chain (docs/containment.md says so).
+      expect(output(runner, id)).toBe([...WORKS, 'threads 16 of 16', host(['x32']), 'own listener: EBUSY', ''].join('\n'));
+      expect(response.exitCode).toBe('0');
+    });
+
+    it(`${as.uid === 0 ? 'can kill its broker (CAP_KILL): the next call forks another' : 'cannot signal its broker'}`, async () => {
+      const id = probeAction(runner, as);
+      const brokersInside = `awk '/^Uid:/ && $2 >= ${BROKER_UIDS.min} { split(FILENAME, p, "/"); print p[3] }' /proc/[0-9]*/status`;
+      const script = [
+        'probe count 1',
+        `before=$(${brokersInside})`,
+        'echo "before: $before"',
+        'kill -9 $before 2>/tmp/kill-error; echo "kill: $?"',
+        'sleep 0.1',
+        'probe count 3',
+        `echo "after: $(${brokersInside})"`,
+      ].join('; ');
+      const response = await run(runner.client, requestFor(id, script));
+      expect(output(runner, id, 'stderr')).toBe('');
+      const [first, before, kill, again, after] = output(runner, id).trim().split('\n');
+      expect([first, kill, again]).toEqual(['count 1', `kill: ${as.uid === 0 ? 0 : 1}`, 'count 3']);
+      // One broker each time: a new one after the kill, the same one where the kill was refused.
+      expect(before).toMatch(/^before: \d+$/);
+      expect(after).toMatch(/^after: \d+$/);
+      if (as.uid === 0) expect(after!.slice(7)).not.toBe(before!.slice(8));
+      else expect(after!.slice(7)).toBe(before!.slice(8));
       expect(response.exitCode).toBe('0');
     });
 
@@ -250,9 +275,9 @@ describe('without a PID namespace (pidNamespace: false): no init, no broker', ()
 
   it('still gets working instances', async () => {
     const id = probeAction(runner, asUser);
-    const response = await run(runner.client, requestFor(id, 'probe works /tmp && probe threads 16 /tmp'));
+    const response = await run(runner.client, requestFor(id, 'probe works /tmp && probe threads 16 /tmp && probe own-listener'));
     expect(output(runner, id, 'stderr')).toBe('');
-    expect(output(runner, id)).toBe([...WORKS, 'threads 16 of 16', ''].join('\n'));
+    expect(output(runner, id)).toBe([...WORKS, 'threads 16 of 16', 'own listener: ok', ''].join('\n'));
     expect(response.exitCode).toBe('0');
   });
 
