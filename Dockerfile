@@ -5,12 +5,14 @@
 #   docker build --network host \
 #     --build-arg BUILD_BASE=mountat-base/build:local --build-arg RUNTIME_BASE=mountat-base/runtime:local -t mountat-runner .
 # Both must be Debian-like with Node 20 at /usr/local/bin/node (as the official node images have it: the hook
-# launcher is compiled with that path); BUILD_BASE also needs npm, gcc and a static libc (libc6-dev).
+# launcher is compiled with that path); BUILD_BASE also needs npm, gcc, a static libc (libc6-dev) and a static
+# libseccomp (libseccomp-dev: the starter's seccomp filter), which is installed here if it is missing.
 # `--network host` is only needed when the engine's bridge has no route out (dockerd --iptables=false).
 ARG BUILD_BASE=node:20-bookworm
 ARG RUNTIME_BASE=node:20-bookworm-slim
 
 FROM ${BUILD_BASE} AS build
+RUN test -f /usr/lib/"$(gcc -print-multiarch)"/libseccomp.a || (apt-get update -q && apt-get install -y -q --no-install-recommends libseccomp-dev && rm -rf /var/lib/apt/lists/*)
 WORKDIR /src
 # Dependencies first, so a source change does not re-run npm ci.
 COPY package.json package-lock.json ./

@@ -19,9 +19,11 @@ build() { # OUT "SOURCES" "HEADERS" [CFLAGS...]
   [ "$stale" -eq 1 ] || return 0
   mkdir -p "$(dirname "$out")"
   # shellcheck disable=SC2086 # the lists are whitespace-separated paths without spaces
-  cc -static -s -O2 -Wall -Wextra -Werror "$@" -o "$out" $sources
+  # The flags after the sources: a static library (-l) must come after what uses it.
+  cc -static -s -O2 -Wall -Wextra -Werror -o "$out" $sources "$@"
   echo "$want" > "$stamp"
 }
 
 build hooks/mountat-hook native/hook-launcher.c "" -DMOUNTAT_NODE="\"$node_path\""
-build dist/mountat-action "$(echo native/starter/*.c)" "$(echo native/starter/*.h)"
+# libseccomp (Debian's libseccomp-dev): the starter's seccomp filter (native/starter/broker.c).
+build dist/mountat-action "$(echo native/starter/*.c)" "$(echo native/starter/*.h)" -lseccomp

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libc6-dev: the static libc the hook launcher links against (hooks/launcher.c).
-packages=(libc6-dev "$@")
+# libc6-dev: the static libc the hook launcher and the starter link against (hooks/launcher.c);
+# libseccomp-dev: the static libseccomp the starter links against (native/starter/broker.c).
+packages=(libc6-dev libseccomp-dev "$@")
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || packages+=(busybox-static)
 missing=()
 for package in "${packages[@]}"; do

@@ -46,6 +46,11 @@
 #ifndef SYS_fsmount
 #define SYS_fsmount 432
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+/* _IO(PIDFS_IOCTL_MAGIC 0xFF, 5): an nsfs fd of a pidfd's PID namespace (6.11+). */
+#define PIDFD_GET_PID_NAMESPACE_ 0xFF05
 #define FSOPEN_CLOEXEC_ 0x1
 #define FSMOUNT_CLOEXEC_ 0x1
 #define FSCONFIG_SET_STRING_ 1

@@ -12,9 +12,11 @@
  *
  * The files, one job each: options.c (the command line, parsed once), protocol.c (fds 3-5 and
  * the status lines on fd 5), starter.c (the action's processes: gate, init, wait, report),
- * steps.c (the containment steps, in order), signals.c, server.c (--serve, the fork server),
- * kernel.h (the kernel ABI the libc headers may lack), cleanup.h (fds owned by scope), and
- * step-names.h (the step names, generated from src/sandbox/start-steps.ts).
+ * steps.c (the containment steps, in order), user-limits.c (what the action may charge to
+ * per-user kernel limits), broker.c (its inotify broker: the seccomp filter, the init's loop, the
+ * broker process), signals.c, server.c (--serve, the fork server), kernel.h (the kernel ABI the
+ * libc headers may lack), cleanup.h (fds owned by scope), and step-names.h (the step names,
+ * generated from src/sandbox/start-steps.ts).
  *
  * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
  *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...
@@ -22,7 +24,9 @@
  * fds:   0-5 as protocol.h says: the action's stdio, the input root, the gate, the status.
  * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
  *
- *   --pidns        a new PID namespace; its pid 1 is a small init and the action is pid 2.
+ *   --pidns        a new PID namespace; its pid 1 is a small init and the action is pid 2. The
+ *                  init also serves the action's inotify broker (broker.c); without --pidns the
+ *                  action has none, and its inotify instances are charged to its own uid.
  *   --root pivot   (the default) the input root becomes the root with pivot_root, the old root
  *                  detached: nothing of the caller's filesystem is left in the namespace.
  *   --root chroot  where a seccomp profile refuses pivot_root (Docker's default does): the input

@@ -11,12 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "kernel.h"
 #include "protocol.h"
 #include "signals.h"
 #include "steps.h"
 
-/* pid 1 of the action's PID namespace: start the action as pid 2, reap everything, report its end. */
+/* pid 1 of the action's PID namespace: start the action as pid 2, reap everything (serving its
+ * inotify broker meanwhile: broker.c), report its end. */
 static void run_init(const struct options *o, char **envp) __attribute__((noreturn));
 static void run_init(const struct options *o, char **envp) {
   /* Not dumpable: the action, even as root with its capabilities, cannot open /proc/1/fd/5,
@@ -24,6 +26,7 @@ static void run_init(const struct options *o, char **envp) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail(STEP_fds);
   /* Only 0-2 (for the action) and the status fd stay. */
   if (syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0) != 0) fail(STEP_fds);
+  if (broker_channel() != 0) fail(STEP_limits);
   pid_t action = fork();
   if (action < 0) fail(STEP_fork);
   if (action == 0) {
@@ -40,13 +43,9 @@ static void run_init(const struct options *o, char **envp) {
   close(2);
   int status;
   struct rusage ru;
-  for (;;) {
-    pid_t got = wait4(-1, &status, 0, &ru);
-    if (got == action) break;
-    if (got < 0 && errno != EINTR) _exit(1);
-  }
+  broker_wait(action, &status, &ru);
   report_exit(STATUS_FD, status, &ru);
-  /* Our exit ends every process left in the namespace. */
+  /* Our exit ends every process left in the namespace (the broker too). */
   _exit(0);
 }
 

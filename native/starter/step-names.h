@@ -15,6 +15,7 @@
   X(capabilities) \
   X(credentials) \
   X(no_new_privs) \
+  X(limits) \
   X(fds) \
   X(exec) \
   X(wait)

@@ -22,6 +22,7 @@
 #include "kernel.h"
 #include "protocol.h"
 #include "signals.h"
+#include "user-limits.h"
 
 /*
  * The per-action steps, in the order bubblewrap's main() and runc's standard_init_linux.go take
@@ -191,8 +192,8 @@ static int exec_in_path(char **argv, char **envp) {
 }
 
 /*
- * The action itself, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS, only
- * fds 0-2, default signals, exec. Never returns.
+ * The action itself, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS,
+ * per-user limits, only fds 0-2, default signals, exec. Never returns.
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
@@ -202,6 +203,8 @@ void start_action(const struct options *o, char **envp) {
   if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(STEP_no_new_privs);
+  /* Its own inotify instances, bounded message queues: nothing it charges per user starves the host. */
+  if (limit_per_user() != 0) fail(STEP_limits);
   /* A change of user cleared the parent-death signal: set it again. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* Whatever the caller inherited without CLOEXEC ends here; fd 5 (CLOEXEC) stays until exec so

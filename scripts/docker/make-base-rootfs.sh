@@ -1,9 +1,10 @@
 #!/bin/sh
 # Makes the two base root filesystems the Dockerfile is built from where no registry can be reached:
 #   runtime.tar  Debian bookworm (minbase: util-linux is in it) and tini, with this machine's Node at /usr/local/bin
-#   build.tar    the same plus gcc and libc6-dev (the static launcher and action starter) and npm, and this
-#                machine's extra CA certificates (/usr/local/share/ca-certificates), trusted by npm, so `npm ci`
-#                in the build stage reaches the registry the way the machine does (through its TLS proxy, if any)
+#   build.tar    the same plus gcc, libc6-dev and libseccomp-dev (the static launcher and action starter) and
+#                npm, and this machine's extra CA certificates (/usr/local/share/ca-certificates), trusted by npm,
+#                so `npm ci` in the build stage reaches the registry the way the machine does (through its TLS
+#                proxy, if any)
 # Both come from Debian's packages via debootstrap; Node is copied from the machine, laid out as in the official
 # node images (/usr/local/bin/node, /usr/local/lib/node_modules/npm) so the Dockerfile works on either.
 # The result is cached under $MOUNTAT_CACHE (default /var/cache/mountat) by a key over this script and the Node
@@ -59,9 +60,9 @@ clean "$root"
 mkdir -p "$work/out"
 pack "$root" "$work/out/runtime.tar"
 
-echo "make-base-rootfs: adding gcc and libc6-dev for the build stage" >&2
+echo "make-base-rootfs: adding gcc, libc6-dev and libseccomp-dev for the build stage" >&2
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-chroot "$root" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev ca-certificates' \
+chroot "$root" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev libseccomp-dev ca-certificates' \
   >"$work/apt.log" 2>&1 || { tail -20 "$work/apt.log" >&2; echo "make-base-rootfs: apt-get in the build root failed" >&2; exit 1; }
 : >"$root/etc/resolv.conf"
 if ls "$extra_ca"/*.crt >/dev/null 2>&1; then

@@ -14,6 +14,7 @@ const ONLY_IN_C: Readonly<Record<string, string>> = {
   LINUX_CAPABILITY_VERSION_3: 'only the starter calls capget/capset; the TypeScript side reads capabilities from /proc',
   PR_CAP_AMBIENT: "only the starter clears the ambient set (prctl), just before the action's exec",
   PR_CAP_AMBIENT_CLEAR_ALL: 'a PR_CAP_AMBIENT operation, as above',
+  PIDFD_GET_PID_NAMESPACE: "only the starter's inotify broker asks for its PID namespace's inode number",
 };
 
 /** `#define NAME VALUE` lines of the header, evaluated: a number, or a number shifted left. */

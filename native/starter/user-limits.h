@@ -1,0 +1,11 @@
+/* What an action may charge to per-user kernel limits it shares with the host's user of its uid. */
+#ifndef MOUNTAT_STARTER_USER_LIMITS_H
+#define MOUNTAT_STARTER_USER_LIMITS_H
+
+/*
+ * The action, after NO_NEW_PRIVS: its POSIX message queues bounded (RLIMIT_MSGQUEUE), its
+ * inotify instances to the broker (broker.c). -1 with errno set on a failure.
+ */
+int limit_per_user(void);
+
+#endif
