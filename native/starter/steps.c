@@ -44,10 +44,12 @@ static int copy_root(void) {
   return take_fd(&tree);
 }
 
-/* New mount, IPC and UTS (and network) namespaces; every mount of the copied namespace made
- * private first, or unmounting the old root below would propagate to the caller's peers. */
+/* New mount, IPC, UTS and cgroup (and network) namespaces; every mount of the copied namespace
+ * made private first, or unmounting the old root below would propagate to the caller's peers.
+ * The cgroup namespace is rooted at the cgroups the action starts in, in every hierarchy (v1 and
+ * v2 alike): /proc/self/cgroup shows "/" there, not the runner's cgroup paths. */
 static int enter_namespaces(const struct options *o) {
-  int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (o->network_none ? CLONE_NEWNET : 0);
+  int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | (o->network_none ? CLONE_NEWNET : 0);
   if (unshare(flags) != 0) return -1;
   return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 }
