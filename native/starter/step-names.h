@@ -17,6 +17,7 @@
   X(no_new_privs) \
   X(limits) \
   X(fds) \
+  X(seccomp) \
   X(exec) \
   X(wait)
 

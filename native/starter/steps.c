@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "filter.h"
 #include "kernel.h"
 #include "protocol.h"
 #include "signals.h"
@@ -195,7 +196,7 @@ static int exec_in_path(char **argv, char **envp) {
 
 /*
  * The action itself, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS,
- * per-user limits, only fds 0-2, default signals, exec. Never returns.
+ * per-user limits, only fds 0-2, default signals, the seccomp filter, exec. Never returns.
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
@@ -213,6 +214,8 @@ void start_action(const struct options *o, char **envp) {
    * that a failed exec can still be reported. */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail(STEP_fds);
   default_signals();
+  /* Last: nothing of ours runs under it but the exec (and, should it fail, the report). */
+  if (load_filter(o) != 0) fail(STEP_seccomp);
   errno = exec_in_path(o->argv, envp);
   fail(STEP_exec);
 }

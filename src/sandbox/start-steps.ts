@@ -18,6 +18,7 @@ export const START_STEPS = [
   'no_new_privs',
   'limits',
   'fds',
+  'seccomp',
   'exec',
   'wait',
 ] as const;
@@ -47,6 +48,7 @@ export const STEP_MEANING: Readonly<Record<StartStep, StepMeaning>> = {
   no_new_privs: { byRequest: false },
   limits: { byRequest: false },
   fds: { byRequest: false },
+  seccomp: { byRequest: false, lacking: 'a seccomp profile that lets it load a filter of its own (seccomp, prctl PR_SET_SECCOMP)' },
   exec: { byRequest: true },
   wait: { byRequest: false },
 };
