@@ -7,8 +7,8 @@
  * policy (which namespaces, which capabilities, which user); this performs the steps in order,
  * each checked, each failure fatal and named, nothing of the starter's privilege left for the
  * action. The order follows bubblewrap's main() and runc's standard_init_linux.go: namespaces,
- * then the root (pivot_root, the old root unmounted), then credentials and capabilities, then
- * NO_NEW_PRIVS, then only fds 0-2, then the seccomp filter, then exec.
+ * then the root (pivot_root, the old root unmounted), then credentials, a session keyring of its
+ * own and capabilities, then NO_NEW_PRIVS, then only fds 0-2, then the seccomp filter, then exec.
  *
  * The files, one job each: options.c (the command line, parsed once), protocol.c (fds 3-5 and
  * the status lines on fd 5), starter.c (the action's processes: gate, init, wait, report),

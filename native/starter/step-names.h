@@ -14,6 +14,7 @@
   X(chdir) \
   X(capabilities) \
   X(credentials) \
+  X(keyring) \
   X(no_new_privs) \
   X(limits) \
   X(fds) \

@@ -162,6 +162,18 @@ static int limit_capabilities(uint64_t keep) {
   return (int)syscall(SYS_capset, &header, data);
 }
 
+/*
+ * A new anonymous session keyring (as runc gives each container one), joined as the action's
+ * user so that the one key it costs is charged to that uid: the caller's session keyring is not
+ * the action's. Keyrings belong to the user namespace, not to any namespace an action gets; the
+ * filter refuses keyctl, add_key and request_key, so nothing else of them is within its reach.
+ * A kernel without keyrings (ENOSYS) has nothing to share.
+ */
+static int join_own_keyring(void) {
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) >= 0 || errno == ENOSYS) return 0;
+  return -1;
+}
+
 /* Kernels before 4.3 have no ambient set: nothing to clear there. */
 static int clear_ambient(void) {
   if (prctl(PR_CAP_AMBIENT_, PR_CAP_AMBIENT_CLEAR_ALL_, 0, 0, 0) != 0 && errno != EINVAL) return -1;
@@ -195,13 +207,15 @@ static int exec_in_path(char **argv, char **envp) {
 }
 
 /*
- * The action itself, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS,
- * per-user limits, only fds 0-2, default signals, the seccomp filter, exec. Never returns.
+ * The action itself, in order: bounding set, user, session keyring, capability sets, ambient,
+ * NO_NEW_PRIVS, per-user limits, only fds 0-2, default signals, the seccomp filter, exec. Never
+ * returns.
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
   if (drop_bounding_set(keep) != 0) fail(STEP_capabilities);
   if (o->gid >= 0 && change_user(o) != 0) fail(STEP_credentials);
+  if (join_own_keyring() != 0) fail(STEP_keyring);
   if (limit_capabilities(keep) != 0) fail(STEP_capabilities);
   if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
