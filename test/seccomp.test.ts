@@ -286,12 +286,23 @@ describe('options to allow back', () => {
   });
 });
 
-describe("under the runner's own seccomp profile (one that refuses pivot_root)", () => {
-  it('stacks its filter under that one', async () => {
+describe("under the runner's own seccomp profile", () => {
+  it('stacks its filter under that one (one that refuses pivot_root)', async () => {
     const runner = await startRunner({}, undefined, [fixtureBinary('seccomp-errno'), 'pivot_root', 'EPERM', '--']);
     try {
       const { stdout } = await runScript(runner, 'grep -E "^Seccomp(_filters)?:" /proc/self/status; syscall-probe io_uring_setup; syscall-probe userns');
       expect(stdout).toBe('Seccomp:\t2\nSeccomp_filters:\t2\nio_uring_setup: EPERM\nclone: EPERM\nunshare: EPERM\n');
+    } finally {
+      await runner.stop();
+      removeTree(runner.dir);
+    }
+  });
+
+  it("starts actions where that profile refuses keyctl, as Docker's default does: the action cannot reach a keyring either", async () => {
+    const runner = await startRunner({ allowSyscalls: ['keyctl'] }, undefined, [fixtureBinary('seccomp-errno'), 'keyctl', 'EPERM', '--']);
+    try {
+      const { stdout, exitCode } = await runScript(runner, 'syscall-probe keyring; syscall-probe io_uring_setup');
+      expect([stdout, exitCode]).toEqual(['keyctl: EPERM\nio_uring_setup: EPERM\n', '0']);
     } finally {
       await runner.stop();
       removeTree(runner.dir);

@@ -167,10 +167,12 @@ static int limit_capabilities(uint64_t keep) {
  * user so that the one key it costs is charged to that uid: the caller's session keyring is not
  * the action's. Keyrings belong to the user namespace, not to any namespace an action gets; the
  * filter refuses keyctl, add_key and request_key, so nothing else of them is within its reach.
- * A kernel without keyrings (ENOSYS) has nothing to share.
+ * A kernel without keyrings (ENOSYS) has nothing to share; nor does a caller whose own seccomp
+ * profile refuses keyctl (EPERM: Docker's default profile does, to every container), for that
+ * filter is the action's too.
  */
 static int join_own_keyring(void) {
-  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) >= 0 || errno == ENOSYS) return 0;
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) >= 0 || errno == ENOSYS || errno == EPERM) return 0;
   return -1;
 }
 
