@@ -25,6 +25,7 @@
   X(swapoff, EPERM) \
   X(reboot, EPERM) \
   X(open_by_handle_at, EPERM) \
+  X(name_to_handle_at, EPERM) \
   X(keyctl, EPERM) \
   X(add_key, EPERM) \
   X(request_key, EPERM) \

@@ -7,9 +7,8 @@
 // Read against Docker's default profile (moby/profiles seccomp/default.json), containers/common's
 // (pkg/seccomp/seccomp.json), bubblewrap's --disable-userns and runc's libcontainer/seccomp. Left
 // out on purpose, though Docker's or podman's profile refuses them or the issue named them:
-// name_to_handle_at (it makes a handle that only open_by_handle_at, refused, can use; util-linux
-// and systemd read mount ids with it; Docker allows it), clock_adjtime (glibc's ntp_gettime reads
-// the clock through it; setting the clock needs CAP_SYS_TIME; Docker allows it), ptrace and
+// clock_adjtime (glibc's ntp_gettime reads the clock through it; setting the clock needs
+// CAP_SYS_TIME; Docker allows it), ptrace and
 // process_vm_* (sanitizers and debuggers use them; the kernel checks ptrace access; Docker allows
 // them since Linux 4.8), the NUMA calls (JVMs use them).
 
@@ -60,6 +59,7 @@ export const REFUSED_SYSCALLS: readonly RefusedSyscall[] = [
   { name: 'swapoff', errno: 'EPERM', rule: 'by-name', why: "the host's swap" },
   { name: 'reboot', errno: 'EPERM', rule: 'by-name', why: 'reboots, or loads a kexec kernel' },
   { name: 'open_by_handle_at', errno: 'EPERM', rule: 'by-name', why: 'opens any file by handle, beneath no root' },
+  { name: 'name_to_handle_at', errno: 'EPERM', rule: 'by-name', why: 'file handles, for a process that opens them beneath no root (Docker allows it)' },
   { name: 'keyctl', errno: 'EPERM', rule: 'by-name', why: "keyrings: the host's keys and key quota (not namespaced)" },
   { name: 'add_key', errno: 'EPERM', rule: 'by-name', why: 'keyrings' },
   { name: 'request_key', errno: 'EPERM', rule: 'by-name', why: 'keyrings' },
