@@ -26,7 +26,7 @@
  * and x32 on x86_64, AArch32 on aarch64). It is stacked under whatever filter the starter itself
  * runs under (the kernel applies the strictest answer of all), and loaded last before exec.
  *
- * libseccomp builds it, but only once per set of options: building took about 0.8 ms here, and
+ * libseccomp builds it, but only once per set of options: building took 0.6-0.8 ms here, and
  * the server forks every action from one set. So the program is exported from libseccomp (as
  * runc's patchbpf does), kept, and each action loads it with seccomp(SECCOMP_SET_MODE_FILTER).
  */
@@ -213,8 +213,9 @@ static int build(const struct options *o, int admin, struct sock_fprog *out) {
   /* Only the native ABI is in the filter (seccomp_init's): any other is this action. */
   int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO(ENOSYS));
   /* A binary tree of the calls rather than a list (as runc asks for long lists): loading the
-   * program took 195 us here instead of 230, the kernel running it for every call number as it
-   * loads it (to cache which calls it always allows, and never runs it for those again). */
+   * program took 195 us here instead of 230 (on a busy machine; 100 us idle), the kernel running
+   * it for every call number as it loads it (to cache which calls it always allows, and never
+   * runs it for those again). */
   if (rc == 0) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   const char *allow = o->allow_syscalls;
 #define BY_NAME(name, error)                                                                                                               \
