@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libc6-dev: the static libc the hook launcher and the starter link against (hooks/launcher.c);
-# libseccomp-dev: the static libseccomp the starter links against (native/starter/broker.c).
+# libseccomp-dev: the static libseccomp the starter links against (native/starter/filter.c, broker.c).
 packages=(libc6-dev libseccomp-dev "$@")
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || packages+=(busybox-static)
 missing=()

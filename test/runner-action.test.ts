@@ -64,7 +64,15 @@ function failingStore(store: RecordStore, mounts: number): RecordKeeping {
 
 it('a failed setup whose undo was incomplete is retried at poststop: no record, directory or mount is left for the next start', async () => {
   const { isolation } = prepareIsolation(
-    { rooted: true, pidNamespace: true, network: 'none', capabilities: [...SANDBOX_DEFAULTS.capabilities], runAs: undefined },
+    {
+      rooted: true,
+      pidNamespace: true,
+      network: 'none',
+      capabilities: [...SANDBOX_DEFAULTS.capabilities],
+      runAs: undefined,
+      userNamespaces: false,
+      allowSyscalls: [],
+    },
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
   );
   const plan = parsePlan({ mounts: structuredClone(RUNNER_DEFAULTS.mounts) });

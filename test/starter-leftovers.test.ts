@@ -45,7 +45,15 @@ const alive = (mark: string) => spawnSync('pgrep', ['-f', mark]).status === 0;
 
 function start(script: string, served: boolean, name: string): StartedAction {
   const { isolation } = prepareIsolation(
-    { rooted: true, pidNamespace: false, network: 'host', capabilities: SANDBOX_DEFAULTS.capabilities, runAs: undefined },
+    {
+      rooted: true,
+      pidNamespace: false,
+      network: 'host',
+      capabilities: SANDBOX_DEFAULTS.capabilities,
+      runAs: undefined,
+      userNamespaces: false,
+      allowSyscalls: [],
+    },
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: false },
     'the test',
   );

@@ -22,6 +22,7 @@
 #define LINUX_CAPABILITY_VERSION_3_ 0x20080522
 #define PR_CAP_AMBIENT_ 47
 #define PR_CAP_AMBIENT_CLEAR_ALL_ 4
+#define KEYCTL_JOIN_SESSION_KEYRING_ 1
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
 #endif

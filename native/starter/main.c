@@ -7,19 +7,21 @@
  * policy (which namespaces, which capabilities, which user); this performs the steps in order,
  * each checked, each failure fatal and named, nothing of the starter's privilege left for the
  * action. The order follows bubblewrap's main() and runc's standard_init_linux.go: namespaces,
- * then the root (pivot_root, the old root unmounted), then credentials and capabilities, then
- * NO_NEW_PRIVS, then only fds 0-2, then exec.
+ * then the root (pivot_root, the old root unmounted), then credentials, a session keyring of its
+ * own and capabilities, then NO_NEW_PRIVS, then only fds 0-2, then the seccomp filter, then exec.
  *
  * The files, one job each: options.c (the command line, parsed once), protocol.c (fds 3-5 and
  * the status lines on fd 5), starter.c (the action's processes: gate, init, wait, report),
  * steps.c (the containment steps, in order), user-limits.c (what the action may charge to
  * per-user kernel limits), broker.c (its inotify broker: the seccomp filter, the init's loop, the
- * broker process), signals.c, server.c (--serve, the fork server), kernel.h (the kernel ABI the
- * libc headers may lack), cleanup.h (fds owned by scope), and step-names.h (the step names,
- * generated from src/sandbox/start-steps.ts).
+ * broker process), filter.c (the action's own seccomp filter), signals.c, server.c (--serve, the
+ * fork server), kernel.h (the kernel ABI the libc headers may lack), cleanup.h (fds owned by
+ * scope), step-names.h (the step names, generated from src/sandbox/start-steps.ts) and
+ * seccomp-policy.h (what the filter refuses, generated from src/sandbox/seccomp-policy.ts).
  *
  * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
- *                       [--uid N --gid N [--groups G,G,...]] [--forward-signals] -- ARGV...
+ *                       [--uid N --gid N [--groups G,G,...]] [--allow-userns] [--allow-syscalls NAME,...]
+ *                       [--forward-signals] -- ARGV...
  *        mountat-action --serve     (the runner's: fork a starter per request, see server.c)
  * fds:   0-5 as protocol.h says: the action's stdio, the input root, the gate, the status.
  * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
@@ -44,12 +46,17 @@
  *   --network none a network namespace with only loopback (up). Default: the caller's.
  *   --caps HEX     the capabilities a root action keeps (bounding, permitted, effective);
  *                  with --uid the action keeps none whatever this says. Default: none.
+ *   --allow-userns the action may make user namespaces (its seccomp filter refuses them otherwise).
+ *   --allow-syscalls NAME,...  refusals of the action's seccomp filter it does without (filter.c;
+ *                  a name the filter does not refuse, or one that keeps user namespaces closed,
+ *                  is a usage error).
  *   --forward-signals  SIGINT, SIGTERM, SIGHUP and SIGQUIT reach the action as themselves
  *                  (`mountat exec`); without it they end the action with SIGKILL (the runner).
  */
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "filter.h"
 #include "options.h"
 #include "server.h"
 #include "starter.h"
@@ -60,5 +67,6 @@ int main(int argc, char **argv) {
   struct options o;
   const char *why = parse_options(argc, argv, &o);
   if (why != NULL) usage(why);
+  prepare_filter(&o);
   return start_one(&o, environ);
 }

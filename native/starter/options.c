@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filter.h"
+
 void usage(const char *why) {
   fprintf(stderr, "mountat-action: %s\n", why);
   exit(126);
@@ -54,6 +56,12 @@ const char *parse_options(int argc, char **argv, struct options *o) {
       if (number(argv[++i], &o->gid) != 0) return "bad --gid";
     } else if (strcmp(a, "--groups") == 0 && i + 1 < argc) {
       o->groups = argv[++i];
+    } else if (strcmp(a, "--allow-userns") == 0) {
+      o->userns = 1;
+    } else if (strcmp(a, "--allow-syscalls") == 0 && i + 1 < argc) {
+      o->allow_syscalls = argv[++i];
+      const char *why = check_allowed_syscalls(o->allow_syscalls);
+      if (why != NULL) return why;
     } else {
       return "unknown option";
     }

@@ -4,16 +4,25 @@
 
 #include <stdint.h>
 
+struct sock_fprog;
+
 enum root_change { ROOT_PIVOT, ROOT_CHROOT, ROOT_NONE };
 
 struct options {
-  int pidns, network_none, forward_signals;
+  int pidns, network_none, forward_signals, userns;
   enum root_change root;
   const char *cwd;
   uint64_t caps;
   long uid, gid;
   const char *groups;
+  /* --allow-syscalls: a comma list of names of the filter's refusals (filter.c), or NULL. */
+  const char *allow_syscalls;
   char **argv;
+  /* Not options: the action's seccomp filter, built from them once parsed (prepare_filter in
+   * filter.c); NULL where it could not be built, and the action then fails at its seccomp step
+   * with filter_error. */
+  const struct sock_fprog *filter;
+  int filter_error;
 };
 
 /*

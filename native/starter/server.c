@@ -15,6 +15,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
+#include "filter.h"
 #include "kernel.h"
 #include "options.h"
 #include "protocol.h"
@@ -99,6 +100,8 @@ static void start_request(char *payload, size_t size, const int *fds, int own_pi
   if (unpack(payload, size, &r) != 0) return;
   struct options o;
   const char *why = parse_options(r.argc, r.argv, &o);
+  /* Here, before the fork: built once per set of options, kept for the next request. */
+  if (why == NULL) prepare_filter(&o);
   int init_here = o.pidns && own_pidns >= 0;
   pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns) : fork();
   if (pid != 0) {

@@ -14,9 +14,11 @@
   X(chdir) \
   X(capabilities) \
   X(credentials) \
+  X(keyring) \
   X(no_new_privs) \
   X(limits) \
   X(fds) \
+  X(seccomp) \
   X(exec) \
   X(wait)
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "filter.h"
 #include "kernel.h"
 #include "protocol.h"
 #include "signals.h"
@@ -44,10 +45,12 @@ static int copy_root(void) {
   return take_fd(&tree);
 }
 
-/* New mount, IPC and UTS (and network) namespaces; every mount of the copied namespace made
- * private first, or unmounting the old root below would propagate to the caller's peers. */
+/* New mount, IPC, UTS and cgroup (and network) namespaces; every mount of the copied namespace
+ * made private first, or unmounting the old root below would propagate to the caller's peers.
+ * The cgroup namespace is rooted at the cgroups the action starts in, in every hierarchy (v1 and
+ * v2 alike): /proc/self/cgroup shows "/" there, not the runner's cgroup paths. */
 static int enter_namespaces(const struct options *o) {
-  int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (o->network_none ? CLONE_NEWNET : 0);
+  int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | (o->network_none ? CLONE_NEWNET : 0);
   if (unshare(flags) != 0) return -1;
   return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 }
@@ -159,6 +162,20 @@ static int limit_capabilities(uint64_t keep) {
   return (int)syscall(SYS_capset, &header, data);
 }
 
+/*
+ * A new anonymous session keyring (as runc gives each container one), joined as the action's
+ * user so that the one key it costs is charged to that uid: the caller's session keyring is not
+ * the action's. Keyrings belong to the user namespace, not to any namespace an action gets; the
+ * filter refuses keyctl, add_key and request_key, so nothing else of them is within its reach.
+ * A kernel without keyrings (ENOSYS) has nothing to share; nor does a caller whose own seccomp
+ * profile refuses keyctl (EPERM: Docker's default profile does, to every container), for that
+ * filter is the action's too.
+ */
+static int join_own_keyring(void) {
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) >= 0 || errno == ENOSYS || errno == EPERM) return 0;
+  return -1;
+}
+
 /* Kernels before 4.3 have no ambient set: nothing to clear there. */
 static int clear_ambient(void) {
   if (prctl(PR_CAP_AMBIENT_, PR_CAP_AMBIENT_CLEAR_ALL_, 0, 0, 0) != 0 && errno != EINVAL) return -1;
@@ -192,13 +209,15 @@ static int exec_in_path(char **argv, char **envp) {
 }
 
 /*
- * The action itself, in order: bounding set, user, capability sets, ambient, NO_NEW_PRIVS,
- * per-user limits, only fds 0-2, default signals, exec. Never returns.
+ * The action itself, in order: bounding set, user, session keyring, capability sets, ambient,
+ * NO_NEW_PRIVS, per-user limits, only fds 0-2, default signals, the seccomp filter, exec. Never
+ * returns.
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
   if (drop_bounding_set(keep) != 0) fail(STEP_capabilities);
   if (o->gid >= 0 && change_user(o) != 0) fail(STEP_credentials);
+  if (join_own_keyring() != 0) fail(STEP_keyring);
   if (limit_capabilities(keep) != 0) fail(STEP_capabilities);
   if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
@@ -211,6 +230,8 @@ void start_action(const struct options *o, char **envp) {
    * that a failed exec can still be reported. */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail(STEP_fds);
   default_signals();
+  /* Last: nothing of ours runs under it but the exec (and, should it fail, the report). */
+  if (load_filter(o) != 0) fail(STEP_seccomp);
   errno = exec_in_path(o->argv, envp);
   fail(STEP_exec);
 }

@@ -8,7 +8,8 @@
 # Both come from Debian's packages via debootstrap; Node is copied from the machine, laid out as in the official
 # node images (/usr/local/bin/node, /usr/local/lib/node_modules/npm) so the Dockerfile works on either.
 # The result is cached under $MOUNTAT_CACHE (default /var/cache/mountat) by a key over this script and the Node
-# binary, so a second run on the same machine takes a second.
+# binary, so a second run on the same machine takes a second; a change to this script (a package added to the build
+# root, say) changes the key, so a root cached before it is made again rather than reused.
 # Usage: make-base-rootfs.sh  -> prints the directory holding runtime.tar and build.tar
 set -eu
 

@@ -1,14 +1,16 @@
-// `mountat exec --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD ARGS…`:
-// the runner's containment for one command at a terminal. The command is started through the
-// same starter as the runner's actions (native/starter/): its own PID, mount, IPC and UTS
-// namespaces, rooted at DIR with pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2.
+// `mountat exec --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST]
+// [--allow-user-namespaces] [--allow-syscall NAME]… -- CMD ARGS…`: the runner's containment for one
+// command at a terminal. The command is started through the same starter as the runner's actions
+// (native/starter/): its own PID, mount, IPC, UTS and cgroup namespaces, rooted at DIR with
+// pivot_root, capabilities reduced, NO_NEW_PRIVS, only fds 0-2, a session keyring and a seccomp
+// filter of its own.
 // The plan is mounted once its PID namespace exists (so proc shows only its processes), and
 // always unmounted: after it exits, fails to start, or we are signalled. The lifecycle is the
 // runner's (src/sandbox/contained.ts), with the mounts as its only setup.
 import { CAPABILITY_NAMES, openPidNamespace, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
 import { describeError, kindOf, MountatError } from '../base/index.js';
 import { DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
-import { NETWORK_MODES, prepareIsolation, runContained, SANDBOX_DEFAULTS, type NetworkMode, type StartedAction } from '../sandbox/index.js';
+import { NETWORK_MODES, prepareIsolation, runContained, SANDBOX_DEFAULTS, whyNotAllowable, type NetworkMode, type StartedAction } from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { mountRoot } from './mount.js';
 import { describeReport } from './umount.js';
@@ -21,6 +23,9 @@ export interface ExecArgs {
   stateDir: string;
   network?: string | undefined;
   capabilities?: string | undefined;
+  allowUserNamespaces?: boolean;
+  /** --allow-syscall, each given. */
+  allowSyscalls?: string[];
   command: string[];
 }
 
@@ -48,6 +53,15 @@ function capabilitiesFrom(text: string | undefined): CapabilityName[] {
     });
 }
 
+/** --allow-syscall NAME…, each a refusal of the seccomp filter that may be allowed back. */
+function allowedSyscallsFrom(names: readonly string[] | undefined): string[] {
+  for (const name of names ?? []) {
+    const why = whyNotAllowable(name, '--allow-user-namespaces');
+    if (why !== undefined) throw new UsageError(`--allow-syscall ${JSON.stringify(name)}: ${why}`);
+  }
+  return [...(names ?? SANDBOX_DEFAULTS.allowSyscalls)];
+}
+
 export async function execCommand(args: ExecArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (args.command.length === 0) throw new UsageError('exec needs a command after --');
   const cwd = args.cwd ?? '/';
@@ -59,11 +73,20 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       .join('/') || '.';
   const network = networkFrom(args.network);
   const asked = capabilitiesFrom(args.capabilities);
+  const allowSyscalls = allowedSyscallsFrom(args.allowSyscalls);
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
   const store = new RecordStore(args.stateDir);
   const { isolation, warnings } = prepareIsolation(
-    { rooted: true, pidNamespace: SANDBOX_DEFAULTS.pidNamespace, network, capabilities: asked, runAs: undefined },
+    {
+      rooted: true,
+      pidNamespace: SANDBOX_DEFAULTS.pidNamespace,
+      network,
+      capabilities: asked,
+      runAs: undefined,
+      userNamespaces: args.allowUserNamespaces ?? SANDBOX_DEFAULTS.userNamespaces,
+      allowSyscalls,
+    },
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
     'mountat exec',
   );

@@ -14,9 +14,11 @@ const USAGE = `usage: mountat <verb> [options]
   doctor [--dir DIR]                      can this host mount? (syscalls, capabilities, /proc, propagation of DIR)
   mount  --root DIR [--plan FILE]         mount the plan beneath DIR and record it
   umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
-  exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST] -- CMD [ARGS...]
+  exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST]
+         [--allow-user-namespaces] [--allow-syscall NAME]... -- CMD [ARGS...]
                                           mount, run CMD contained in DIR (its own namespaces, pivot_root, reduced
-                                          capabilities, NO_NEW_PRIVS), always unmount; exits with CMD's status
+                                          capabilities, NO_NEW_PRIVS, a seccomp filter), always unmount; exits with
+                                          CMD's status
   runner --config FILE [--check]          serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action;
                                           --check: only check FILE as start-up would (its fields, where it listens), and exit
   probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
@@ -26,29 +28,51 @@ const USAGE = `usage: mountat <verb> [options]
   --state-dir DIR   where records of mounts are kept (default /run/mountat, or $MOUNTAT_STATE_DIR)
   --network         exec: host (default) or none (a network namespace with only loopback)
   --capabilities    exec: comma list of what the command keeps as root (default CHOWN, DAC_OVERRIDE, FOWNER,
-                    FSETID, KILL, SETGID, SETUID, SETPCAP); "" for none`;
+                    FSETID, KILL, SETGID, SETUID, SETPCAP); "" for none
+  --allow-user-namespaces
+                    exec: let the command make user namespaces (its seccomp filter refuses them otherwise)
+  --allow-syscall NAME
+                    exec: allow back a system call the seccomp filter refuses (repeatable; docs/containment.md)`;
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const printErr = (line: string) => process.stderr.write(`${line}\n`);
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
 /** Where records are kept, decided here once: the verbs below get it as an argument. */
 const stateDirectory = (flag: string | undefined) => stateDirectoryFrom(flag, process.env.MOUNTAT_STATE_DIR);
 
-/** Parse a verb's flags (string options, the switches named, and --help); any mistake is a UsageError. */
-function parse(argv: string[], names: string[], switches: string[] = []): { values: Flags; text: (name: string) => string | undefined } {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: false }> = {};
-  for (const name of names) options[name] = { type: 'string' };
-  for (const name of switches) options[name] = { type: 'boolean' };
+/** What a verb takes besides its string options: switches, and string options that may be repeated. */
+interface MoreFlags {
+  switches?: string[];
+  repeated?: string[];
+}
+
+/** Parse a verb's flags (string options, `more`, and --help); any mistake is a UsageError. */
+function parse(
+  argv: string[],
+  names: string[],
+  more: MoreFlags = {},
+): { values: Flags; text: (name: string) => string | undefined; list: (name: string) => string[] } {
+  const options = {
+    ...Object.fromEntries(names.map((name) => [name, { type: 'string' as const }])),
+    ...Object.fromEntries((more.switches ?? []).map((name) => [name, { type: 'boolean' as const }])),
+    ...Object.fromEntries((more.repeated ?? []).map((name) => [name, { type: 'string' as const, multiple: true }])),
+  };
   let values: Flags;
   try {
     values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
   } catch (error) {
     throw new UsageError(messageOf(error));
   }
-  // A string option's value is a string or absent; text() is only asked about those.
-  return { values, text: (name) => (typeof values[name] === 'string' ? values[name] : undefined) };
+  return {
+    values,
+    text: (name) => (typeof values[name] === 'string' ? values[name] : undefined),
+    list: (name) => {
+      const value = values[name];
+      return Array.isArray(value) ? value : [];
+    },
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -74,7 +98,10 @@ export async function main(argv: string[]): Promise<number> {
         const dash = rest.indexOf('--');
         const flags = dash === -1 ? rest : rest.slice(0, dash);
         const command = dash === -1 ? [] : rest.slice(dash + 1);
-        const { values, text } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities']);
+        const { values, text, list } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities'], {
+          switches: ['allow-user-namespaces'],
+          repeated: ['allow-syscall'],
+        });
         if (values.help) return (print(USAGE), 0);
         const args = {
           root: text('root'),
@@ -83,12 +110,14 @@ export async function main(argv: string[]): Promise<number> {
           stateDir: stateDirectory(text('state-dir')),
           network: text('network'),
           capabilities: text('capabilities'),
+          allowUserNamespaces: values['allow-user-namespaces'] === true,
+          allowSyscalls: list('allow-syscall'),
           command,
         };
         return await execCommand(args, print, printErr);
       }
       case 'runner': {
-        const { values, text } = parse(rest, ['config'], ['check']);
+        const { values, text } = parse(rest, ['config'], { switches: ['check'] });
         if (values.help) return (print(USAGE), 0);
         // Loaded only for this verb: gRPC and pino would slow every other one's start.
         const { runnerCommand } = await import('./runner.js');

@@ -21,6 +21,8 @@ describe('settingsFrom', () => {
       pidNamespace: true,
       capabilities: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP'],
       network: 'host',
+      userNamespaces: false,
+      allowSyscalls: [],
       hooks: { prestart: ['mountat'], poststop: ['mountat'] },
       stateDirectory: '/run/mountat/runner',
       ignored: [],
@@ -45,6 +47,13 @@ describe('settingsFrom', () => {
     expect(settings.ignored).toEqual(['global.logPaths', 'temporaryDirectories']);
   });
 
+  it('carries user namespaces and system calls allowed back', () => {
+    expect(settingsFrom({ ...minimal, allowUserNamespaces: true, allowSyscalls: ['io_uring_setup', 'personality'] })).toMatchObject({
+      userNamespaces: true,
+      allowSyscalls: ['io_uring_setup', 'personality'],
+    });
+  });
+
   const bad: Array<[string, unknown, string]> = [
     ['no build directory', { grpcServers: minimal.grpcServers }, "config must have required property 'buildDirectoryPath'"],
     ['a relative build directory', { ...minimal, buildDirectoryPath: 'build' }, 'config.buildDirectoryPath must match ^/ (got "build")'],
@@ -61,6 +70,17 @@ describe('settingsFrom', () => {
     ['an unknown capability', { ...minimal, capabilities: ['CAP_CHOWN', 'CHOWN'] }, 'config.capabilities[1] must be one of "CAP_CHOWN", "CAP_DAC_OVERRIDE"'],
     ['a capability twice', { ...minimal, capabilities: ['CAP_CHOWN', 'CAP_CHOWN'] }, 'config.capabilities must NOT have duplicate items'],
     ['an unknown network', { ...minimal, network: 'bridge' }, 'config.network must be one of "host", "none" (got "bridge")'],
+    [
+      'a system call the filter does not refuse',
+      { ...minimal, allowSyscalls: ['read'] },
+      'config.allowSyscalls: "read": mountat\'s seccomp filter does not refuse it',
+    ],
+    [
+      'a system call that keeps user namespaces closed',
+      { ...minimal, allowSyscalls: ['unshare'] },
+      'config.allowSyscalls: "unshare": it is refused to keep user namespaces closed: allowUserNamespaces opens them',
+    ],
+    ['a system call twice', { ...minimal, allowSyscalls: ['bpf', 'bpf'] }, 'config.allowSyscalls must NOT have duplicate items'],
   ];
   it.each(bad)('refuses %s in one line', (_name, json, message) => {
     expect(() => settingsFrom(json)).toThrow(ConfigError);

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { messageOf, MountatError } from '../base/index.js';
 import type { CapabilityName } from '../linux/index.js';
 import { parsePlan, PlanError, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
-import { SANDBOX_DEFAULTS, type NetworkMode } from '../sandbox/index.js';
+import { SANDBOX_DEFAULTS, whyNotAllowable, type NetworkMode } from '../sandbox/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
 import { listenerKindOf, resolveExisting, unreachableProblem, type Listener } from './listeners.js';
@@ -30,6 +30,10 @@ export interface Settings {
   /** What an action running as root keeps (an action with runAs keeps nothing). */
   capabilities: CapabilityName[];
   network: NetworkMode;
+  /** Whether actions may make user namespaces (their seccomp filter refuses them otherwise). */
+  userNamespaces: boolean;
+  /** Refusals of the actions' seccomp filter to do without, checked. */
+  allowSyscalls: string[];
   hooks: { prestart: HookSpec[]; poststop: HookSpec[] };
   stateDirectory: string;
   logLevel: string;
@@ -50,6 +54,8 @@ export const RUNNER_DEFAULTS = {
   pidNamespace: SANDBOX_DEFAULTS.pidNamespace,
   capabilities: SANDBOX_DEFAULTS.capabilities,
   network: SANDBOX_DEFAULTS.network,
+  allowUserNamespaces: SANDBOX_DEFAULTS.userNamespaces,
+  allowSyscalls: SANDBOX_DEFAULTS.allowSyscalls,
   hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
   stateDirectory: '/run/mountat/runner',
   logLevel: 'info',
@@ -84,6 +90,11 @@ export function settingsFrom(json: unknown): Settings {
       throw new ConfigError(`config.temporaryDirectoryMount: ${error instanceof PlanError ? error.reason : messageOf(error)}`, { cause: error });
     }
   }
+  const allowSyscalls = config.allowSyscalls ?? [...RUNNER_DEFAULTS.allowSyscalls];
+  for (const name of allowSyscalls) {
+    const why = whyNotAllowable(name, 'allowUserNamespaces');
+    if (why !== undefined) throw new ConfigError(`config.allowSyscalls: ${JSON.stringify(name)}: ${why}`);
+  }
   const prestart = config.hooks?.prestart ?? [...RUNNER_DEFAULTS.hooks.prestart];
   const poststop = config.hooks?.poststop ?? [...RUNNER_DEFAULTS.hooks.poststop];
   const settings: Settings = {
@@ -104,6 +115,8 @@ export function settingsFrom(json: unknown): Settings {
     pidNamespace: config.pidNamespace ?? RUNNER_DEFAULTS.pidNamespace,
     capabilities: config.capabilities ?? [...RUNNER_DEFAULTS.capabilities],
     network: config.network ?? RUNNER_DEFAULTS.network,
+    userNamespaces: config.allowUserNamespaces ?? RUNNER_DEFAULTS.allowUserNamespaces,
+    allowSyscalls,
     hooks: { prestart, poststop },
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,

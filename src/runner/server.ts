@@ -49,7 +49,15 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   refuseReachableListeners(settings);
   for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
   const { isolation, warnings } = prepareIsolation(
-    { rooted: settings.chroot, pidNamespace: settings.pidNamespace, network: settings.network, capabilities: settings.capabilities, runAs: settings.runAs },
+    {
+      rooted: settings.chroot,
+      pidNamespace: settings.pidNamespace,
+      network: settings.network,
+      capabilities: settings.capabilities,
+      runAs: settings.runAs,
+      userNamespaces: settings.userNamespaces,
+      allowSyscalls: settings.allowSyscalls,
+    },
     { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: settings.pidNamespace && probeProcPidns() === true },
   );
   for (const { message, detail } of warnings) log.warn(detail, message);

@@ -3,6 +3,7 @@ import { capabilityMask } from '../linux/capabilities.js';
 import { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
 import { prepareIsolation } from './isolation.js';
 import { checkPrivileges, requiredCapabilities } from './privileges.js';
+import { SANDBOX_DEFAULTS } from './defaults.js';
 import { RootChangeError } from './root-change.js';
 import { starterArguments } from './starter.js';
 
@@ -59,17 +60,30 @@ describe('what the caller needs', () => {
 });
 
 describe("the starter's command line", () => {
+  const defaults = { userNamespaces: SANDBOX_DEFAULTS.userNamespaces, allowSyscalls: SANDBOX_DEFAULTS.allowSyscalls };
   it('carries every isolation setting', () => {
     const base = { argv: ['sh', '-c', 'true'] };
     expect(
-      starterArguments({ ...base, workingDirectory: '.', isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn } }),
+      starterArguments({
+        ...base,
+        workingDirectory: '.',
+        isolation: { ...defaults, pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn },
+      }),
     ).toEqual(['mountat-action', '--pidns', '--caps', '1fb', '--', 'sh', '-c', 'true']);
     expect(
       starterArguments({
         ...base,
         workingDirectory: 'a/b',
         forwardSignals: true,
-        isolation: { pidNamespace: false, root: 'none', network: 'none', capabilities: 0n, runAs: { uid: 7, gid: 8, groups: [9, 10] } },
+        isolation: {
+          pidNamespace: false,
+          root: 'none',
+          network: 'none',
+          capabilities: 0n,
+          runAs: { uid: 7, gid: 8, groups: [9, 10] },
+          userNamespaces: true,
+          allowSyscalls: ['io_uring_setup', 'personality'],
+        },
       }),
     ).toEqual([
       'mountat-action',
@@ -87,6 +101,9 @@ describe("the starter's command line", () => {
       '8',
       '--groups',
       '9,10',
+      '--allow-userns',
+      '--allow-syscalls',
+      'io_uring_setup,personality',
       '--forward-signals',
       '--',
       'sh',
@@ -98,11 +115,19 @@ describe("the starter's command line", () => {
 
 describe('how an action is rooted', () => {
   const probed = (pivotRoot: 'allowed' | 'refused') => ({ own: sets(ALL), pivotRoot, procPidns: true });
-  const request = { rooted: true, pidNamespace: true, network: 'host' as const, capabilities: DEFAULT_ACTION_CAPABILITIES, runAs: undefined };
+  const request = {
+    rooted: true,
+    pidNamespace: true,
+    network: 'host' as const,
+    capabilities: DEFAULT_ACTION_CAPABILITIES,
+    runAs: undefined,
+    userNamespaces: false,
+    allowSyscalls: [],
+  };
 
   it('by pivot_root where it is allowed, by chroot over the old root where it is refused, with a warning', () => {
     expect(prepareIsolation(request, probed('allowed'))).toEqual({
-      isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn, runAs: undefined },
+      isolation: { pidNamespace: true, root: 'pivot', network: 'host', capabilities: 0x1fbn, runAs: undefined, userNamespaces: false, allowSyscalls: [] },
       warnings: [],
     });
     const refused = prepareIsolation(request, probed('refused'));
@@ -122,6 +147,14 @@ describe('how an action is rooted', () => {
     expect(prepareIsolation({ ...request, capabilities: ['CAP_SYS_ADMIN'], runAs: { uid: 1, gid: 1, groups: [] } }, probed('refused')).isolation).toMatchObject(
       { root: 'chroot', capabilities: 0n },
     );
+  });
+
+  it('passes on user namespaces and system calls allowed back, warning about each', () => {
+    const result = prepareIsolation({ ...request, userNamespaces: true, allowSyscalls: ['perf_event_open', 'perf_event_open'] }, probed('allowed'));
+    expect(result.isolation).toMatchObject({ userNamespaces: true, allowSyscalls: ['perf_event_open'] });
+    expect(result.warnings.map((w) => w.detail)).toEqual([{ userNamespaces: true }, { syscalls: ['perf_event_open'] }]);
+    expect(result.warnings[0]!.message).toMatch(/^actions may make user namespaces: every capability inside one/);
+    expect(result.warnings[1]!.message).toBe("system calls mountat's seccomp filter refuses are allowed back for actions");
   });
 
   it('goes without a PID namespace, saying so, where proc cannot be made for one', () => {

@@ -8,6 +8,10 @@ export const SANDBOX_DEFAULTS = {
   /** As bb_runner: the host's network. "none" costs a network namespace per action (bench/RESULTS.md). */
   network: 'host',
   capabilities: DEFAULT_ACTION_CAPABILITIES,
+  /** Its seccomp filter refuses user namespaces (seccomp-policy.ts): the kernel surface behind most local privilege escalations. */
+  userNamespaces: false,
+  /** Refusals of its seccomp filter it does without: none. */
+  allowSyscalls: [] as readonly string[],
 } as const;
 
 export const NETWORK_MODES = ['host', 'none'] as const;

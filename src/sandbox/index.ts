@@ -3,6 +3,8 @@ export type { Isolation, RunAs, StartOptions } from './starter.js';
 export { StatusChannel } from './protocol.js';
 export type { ActionEnd, Rusage } from './protocol.js';
 export { START_STEPS, STEP_MEANING } from './start-steps.js';
+export { REFUSED_SYSCALLS, whyNotAllowable } from './seccomp-policy.js';
+export type { RefusedSyscall, SyscallRule } from './seccomp-policy.js';
 export type { StartStep, StepMeaning } from './start-steps.js';
 export { actionCapabilities, DEFAULT_ACTION_CAPABILITIES, REACHES_OUTSIDE } from './capabilities.js';
 export type { ActionCapabilities } from './capabilities.js';

@@ -16,6 +16,10 @@ export interface IsolationRequest {
   /** What a root action keeps; an action with runAs keeps none. */
   capabilities: readonly CapabilityName[];
   runAs: RunAs | undefined;
+  /** May make user namespaces. */
+  userNamespaces: boolean;
+  /** Refusals of the seccomp filter to do without (already checked: whyNotAllowable). */
+  allowSyscalls: readonly string[];
 }
 
 export interface Probed {
@@ -56,6 +60,17 @@ export function prepareIsolation(request: IsolationRequest, probed: Probed, who 
       detail: { root },
     });
   }
+  if (request.userNamespaces) {
+    warnings.push({
+      message:
+        'actions may make user namespaces: every capability inside one, over the mount, network and other namespaces it then makes (the kernel surface behind most local privilege escalations)',
+      detail: { userNamespaces: true },
+    });
+  }
+  const allowSyscalls = [...new Set(request.allowSyscalls)];
+  if (allowSyscalls.length > 0) {
+    warnings.push({ message: "system calls mountat's seccomp filter refuses are allowed back for actions", detail: { syscalls: allowSyscalls } });
+  }
   const pidNamespace = request.pidNamespace && probed.procPidns;
   if (request.pidNamespace && !pidNamespace) {
     warnings.push({
@@ -63,5 +78,14 @@ export function prepareIsolation(request: IsolationRequest, probed: Probed, who 
       detail: {},
     });
   }
-  return { isolation: { pidNamespace, root, network: request.network, capabilities: capabilities.mask, runAs: request.runAs }, warnings };
+  const isolation: Isolation = {
+    pidNamespace,
+    root,
+    network: request.network,
+    capabilities: capabilities.mask,
+    runAs: request.runAs,
+    userNamespaces: request.userNamespaces,
+    allowSyscalls,
+  };
+  return { isolation, warnings };
 }

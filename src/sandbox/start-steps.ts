@@ -15,9 +15,11 @@ export const START_STEPS = [
   'chdir',
   'capabilities',
   'credentials',
+  'keyring',
   'no_new_privs',
   'limits',
   'fds',
+  'seccomp',
   'exec',
   'wait',
 ] as const;
@@ -44,9 +46,11 @@ export const STEP_MEANING: Readonly<Record<StartStep, StepMeaning>> = {
   chdir: { byRequest: true },
   capabilities: { byRequest: false, lacking: "CAP_SETPCAP to reduce the action's capabilities" },
   credentials: { byRequest: false, lacking: 'CAP_SETUID and CAP_SETGID for runCommandsAs' },
+  keyring: { byRequest: false },
   no_new_privs: { byRequest: false },
   limits: { byRequest: false },
   fds: { byRequest: false },
+  seccomp: { byRequest: false, lacking: 'a seccomp profile that lets it load a filter of its own (seccomp, prctl PR_SET_SECCOMP)' },
   exec: { byRequest: true },
   wait: { byRequest: false },
 };

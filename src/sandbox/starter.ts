@@ -34,6 +34,10 @@ export interface Isolation {
   capabilities: bigint;
   /** Run as this user, with no capabilities at all. */
   runAs?: RunAs | undefined;
+  /** Whether it may make user namespaces (its seccomp filter refuses them otherwise). */
+  userNamespaces: boolean;
+  /** Refusals of its seccomp filter (seccomp-policy.ts) it does without, by name. */
+  allowSyscalls: readonly string[];
 }
 
 export interface StartOptions {
@@ -67,6 +71,8 @@ export function starterArguments(options: Pick<StartOptions, 'argv' | 'workingDi
     args.push('--uid', String(isolation.runAs.uid), '--gid', String(isolation.runAs.gid));
     if (isolation.runAs.groups.length > 0) args.push('--groups', isolation.runAs.groups.join(','));
   }
+  if (isolation.userNamespaces) args.push('--allow-userns');
+  if (isolation.allowSyscalls.length > 0) args.push('--allow-syscalls', isolation.allowSyscalls.join(','));
   if (options.forwardSignals) args.push('--forward-signals');
   return ['mountat-action', ...args, '--', ...options.argv];
 }

@@ -99,6 +99,14 @@ export interface RunnerConfig {
    * mountat: "host" (bb_runner's behaviour) shares the runner's network; "none" gives each action a network namespace with only loopback. Default "host".
    */
   network?: "host" | "none";
+  /**
+   * mountat: let actions make user namespaces, which mountat's seccomp filter otherwise refuses (unshare and clone with CLONE_NEWUSER, setns into one, and clone3). This opens every capability inside a user namespace, over the mount, network and other namespaces the action then makes: mounting tmpfs, sysfs, cgroup2 and overlay, NET_ADMIN over a network of its own, the kernel surface behind most local privilege escalations; it also allows the mount calls. Only for actions that run sandboxes of their own (bubblewrap, podman). Default false.
+   */
+  allowUserNamespaces?: boolean;
+  /**
+   * mountat: system calls that mountat's seccomp filter refuses every action, allowed back by name (docs/containment.md lists them and what each opens: io_uring_setup, io_uring_enter and io_uring_register for io_uring, perf_event_open for profilers, personality for every persona, keyctl, add_key and request_key for the host's keyrings...). A name the filter does not refuse is an error at start-up, as are the calls that keep user namespaces closed (allowUserNamespaces opens those). Default none.
+   */
+  allowSyscalls?: string[];
   hooks?: RunnerHooks;
   /**
    * mountat: where action records are kept for the start-up sweep, and the runner.lock that the runner holds (flock) for its life: one runner per state directory, a second one refuses to start. Default /run/mountat/runner.
