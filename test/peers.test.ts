@@ -12,7 +12,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attackerBinary, hostInotifyInstances, hostKey, installAttacker, rootDevice } from './helpers/attacker.js';
+import { attackerBinary, hostInotifyInstances, hostKey, installAttacker, keyQuotaBytes, rootDevice } from './helpers/attacker.js';
 import { busyboxRoot, firmwareTableHere, mountTable, removeTree, scratchDir } from './helpers/roots.js';
 
 const SCRIPT = (secret: string) =>
@@ -104,7 +104,7 @@ interface Peer {
   asUser: (uid: number, attacker: string[]) => string[];
 }
 
-/** bb_runner's way: chroot into the input root as root (with a proc there, as a worker gives it). */
+/** bb_runner's way: chroot into the input root as root (a proc mounted there, which a root action could mount itself). */
 const chroot: Peer = {
   name: 'a plain chroot as root (bb_runner)',
   asRoot: (script) => ['sh', '-c', 'mount -t proc proc "$1/proc" && exec chroot "$1" /bin/sh -c "$2"', 'peer', root, script],
@@ -310,10 +310,12 @@ describe("what the peers let an action do with the kernel's keyrings, user names
 describe(`what the peers let an action use up of its uid's limits, shared with the host's user of that uid (as ${USER})`, () => {
   const peers = [chroot, bwrap, hardened];
 
-  it.each(peers)("$name: fills its uid's key quota, the host's user's share included", (p) => {
+  it.each(peers)("$name: fills its uid's key quota, the host's user's share included", async (p) => {
     // The host's USER holds a key of 10,000 bytes meanwhile: an action with a quota of its own could still take all of it.
     const held = { description: `mountat-peer-held-${process.pid}`, data: 'h'.repeat(10_000) };
     const max = Number(readFileSync('/proc/sys/kernel/keys/maxbytes', 'utf8'));
+    // The kernel frees the keys of an attack before (cleared, or gone with their keyring) a moment later.
+    for (let i = 0; i < 50 && keyQuotaBytes(USER) > 256; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     hostKey.add(held.description, held.data, USER);
     try {
       const lines = peer(p.asUser(USER, ['keyring-quota']));

@@ -68,6 +68,15 @@ export const hostKey = {
   },
 };
 
+/** The bytes of key quota `uid` uses now, as the host's /proc/key-users counts them (0 where it has no key). */
+export function keyQuotaBytes(uid: number): number {
+  const line = readFileSync('/proc/key-users', 'utf8')
+    .split('\n')
+    .find((entry) => entry.trim().startsWith(`${uid}:`));
+  // "uid: usage keys/instantiated quota-keys/max quota-bytes/max"
+  return Number(line?.trim().split(/\s+/)[4]?.split('/')[0] ?? 0);
+}
+
 /** How many of `wanted` inotify instances a host process of `uid` can create now (outside any sandbox). */
 export function hostInotifyInstances(uid: number, wanted: number): number {
   const result = spawnSync(...onHost(uid, ['inotify-count', String(wanted)]), { encoding: 'utf8' });
