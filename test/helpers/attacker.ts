@@ -49,27 +49,37 @@ export function rootDevice(): [number, number] {
   return [major!, minor!];
 }
 
-/** The user key `description` in the user keyring (@u) of the caller's uid, as the attacker's helper adds, reads and removes it. */
+/** The attacker run on the host (outside any sandbox) as `uid`: itself as root, through setpriv as another uid. */
+function onHost(uid: number, args: string[]): [string, string[]] {
+  return uid === 0 ? [attackerBinary(), args] : ['setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', attackerBinary(), ...args]];
+}
+
+/** The user key `description` in the user keyring (@u) of `uid` (root unless given), as the attacker's helper adds, reads and removes it. */
 export const hostKey = {
-  add(description: string, data: string): void {
-    execFileSync(attackerBinary(), ['host-key', 'add', description, data]);
+  add(description: string, data: string, uid = 0): void {
+    execFileSync(...onHost(uid, ['host-key', 'add', description, data]));
   },
   /** Its payload, or "none: ENOKEY" where it is gone. */
-  read(description: string): string {
-    return spawnSync(attackerBinary(), ['host-key', 'read', description], { encoding: 'utf8' }).stdout.trim();
+  read(description: string, uid = 0): string {
+    return spawnSync(...onHost(uid, ['host-key', 'read', description]), { encoding: 'utf8' }).stdout.trim();
   },
-  remove(description: string): void {
-    spawnSync(attackerBinary(), ['host-key', 'remove', description]);
+  remove(description: string, uid = 0): void {
+    spawnSync(...onHost(uid, ['host-key', 'remove', description]));
   },
 };
 
+/** The bytes of key quota `uid` uses now, as the host's /proc/key-users counts them (0 where it has no key). */
+export function keyQuotaBytes(uid: number): number {
+  const line = readFileSync('/proc/key-users', 'utf8')
+    .split('\n')
+    .find((entry) => entry.trim().startsWith(`${uid}:`));
+  // "uid: usage keys/instantiated quota-keys/max quota-bytes/max"
+  return Number(line?.trim().split(/\s+/)[4]?.split('/')[0] ?? 0);
+}
+
 /** How many of `wanted` inotify instances a host process of `uid` can create now (outside any sandbox). */
 export function hostInotifyInstances(uid: number, wanted: number): number {
-  const command = [attackerBinary(), 'inotify-count', String(wanted)];
-  const result =
-    uid === 0
-      ? spawnSync(command[0]!, command.slice(1), { encoding: 'utf8' })
-      : spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', ...command], { encoding: 'utf8' });
+  const result = spawnSync(...onHost(uid, ['inotify-count', String(wanted)]), { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`inotify-count as ${uid}: ${result.stderr}`);
   return Number(result.stdout.trim());
 }
