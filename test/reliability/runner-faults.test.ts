@@ -97,7 +97,7 @@ describe('actions that misbehave', () => {
   });
 
   it('unmounts our /sys and stacks its own mounts on /proc and /tmp: refused; and where an operator grants CAP_SYS_ADMIN, all in its own namespace, ours come off as made', async () => {
-    const script = 'umount /sys && mount -t tmpfs mine /proc && mount -t tmpfs mine2 /tmp && mount -t tmpfs mine3 /tmp && echo done';
+    const script = 'umount -l /sys && mount -t tmpfs mine /proc && mount -t tmpfs mine2 /tmp && mount -t tmpfs mine3 /tmp && echo done';
     await withRunner({}, async (runner) => {
       makeAction(runner.build, 'refused');
       const response = await run(runner.client, requestFor('refused', `{ ${script}; } 2>&1`));
