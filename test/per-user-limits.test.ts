@@ -7,13 +7,13 @@
 // its socket (as root and as runCommandsAs) and through `mountat exec`. The probe is
 // test/fixtures/user-limits-probe.c, at /bin/probe in the actions' roots.
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureBinary } from './helpers/attacker.js';
 import { mountat } from './helpers/cli.js';
 import { busyboxRoot, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
-import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
+import { makeAction, requestFor, run, runInFullUserland, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 const probe = () => fixtureBinary('user-limits-probe');
 const MAX_INSTANCES = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
@@ -351,39 +351,15 @@ describe('mountat exec', () => {
 describe('ordinary programs that use inotify', () => {
   for (const as of [asRoot, asUser]) {
     it(`node's fs.watch (libuv, with its threads), ${as.name}, in a full-userland root`, async () => {
-      const own = await startRunner({
-        ...as.config,
-        mounts: [
-          { target: 'proc', kind: 'proc' },
-          { target: 'sys', kind: 'sysfs' },
-          { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
-          { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
-        ],
-      });
-      try {
-        const root = join(own.build, 'full', 'root');
-        mkdirSync(join(root, 'src'), { recursive: true });
-        mkdirSync(join(own.build, 'full', 'tmp'));
-        as.own(join(root, 'src'));
-        as.own(join(own.build, 'full', 'tmp'));
-        for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
-        const script = [
-          'const fs = require("fs");',
-          'const watcher = fs.watch(".", (event, name) => { if (name === "touched") { console.log("saw", event, name); watcher.close(); } });',
-          'setTimeout(() => fs.writeFileSync("touched", "x"), 50);',
-        ].join(' ');
-        const node = realpathSync(process.execPath);
-        const response = await run(
-          own.client,
-          requestFor('full', '', { arguments: [node, '-e', script], environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }),
-        );
-        expect(readFileSync(join(own.build, 'full', 'stderr'), 'utf8')).toBe('');
-        expect(readFileSync(join(own.build, 'full', 'stdout'), 'utf8')).toBe('saw rename touched\n');
-        expect(response.exitCode).toBe('0');
-      } finally {
-        await own.stop();
-        removeTree(own.dir);
-      }
+      const script = [
+        'const fs = require("fs");',
+        'const watcher = fs.watch(".", (event, name) => { if (name === "touched") { console.log("saw", event, name); watcher.close(); } });',
+        'setTimeout(() => fs.writeFileSync("touched", "x"), 50);',
+      ].join(' ');
+      const result = await runInFullUserland({ config: as.config, own: (dir) => as.own(dir), arguments: [realpathSync(process.execPath), '-e', script] });
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe('saw rename touched\n');
+      expect(result.exitCode).toBe('0');
     });
   }
 });

@@ -1,7 +1,7 @@
 // A real `mountat runner` process on a UNIX socket (or TCP, where the config says), a build directory with busybox input roots,
 // and a real gRPC client built from schemas/.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
@@ -10,7 +10,7 @@ import { loadRunnerProto, posixResourceUsageType } from '../../src/runner/index.
 import type { RunnerClient } from '../../src/runner/generated/buildbarn/runner/Runner.js';
 import type { RunRequest, RunRequest__Output } from '../../src/runner/generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse__Output } from '../../src/runner/generated/buildbarn/runner/RunResponse.js';
-import { repo, scratchDir } from './roots.js';
+import { mountsUnder, removeTree, repo, scratchDir } from './roots.js';
 
 export interface RunnerProcess {
   dir: string;
@@ -145,4 +145,48 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(address.port));
     });
   });
+}
+
+/**
+ * Run ARGV in src/ of a root that has the host's /usr and /etc, read-only (a full userland: gcc,
+ * java, node), on a runner of its own with CONFIG; OWN makes a directory the action's (for
+ * runCommandsAs), FILES go into src/ first. Nothing may be left mounted after the Run.
+ */
+export async function runInFullUserland(options: {
+  config: object;
+  own: (dir: string) => void;
+  arguments: string[];
+  files?: Record<string, string>;
+}): Promise<{ exitCode: string; stdout: string; stderr: string }> {
+  const own = await startRunner({
+    ...options.config,
+    mounts: [
+      { target: 'proc', kind: 'proc' },
+      { target: 'sys', kind: 'sysfs' },
+      { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
+      { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
+    ],
+  });
+  try {
+    const root = join(own.build, 'full', 'root');
+    mkdirSync(join(root, 'src'), { recursive: true });
+    mkdirSync(join(own.build, 'full', 'tmp'));
+    options.own(join(root, 'src'));
+    options.own(join(own.build, 'full', 'tmp'));
+    for (const name of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${name}`, join(root, name));
+    for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(root, 'src', name), text);
+    const response = await run(
+      own.client,
+      requestFor('full', '', { arguments: options.arguments, environmentVariables: { PATH: '/usr/bin:/bin' }, workingDirectory: 'src' }),
+    );
+    if (mountsUnder(own.build).length > 0) throw new Error(`left mounted after a Run: ${mountsUnder(own.build).join(', ')}`);
+    return {
+      exitCode: response.exitCode,
+      stdout: readFileSync(join(own.build, 'full', 'stdout'), 'utf8'),
+      stderr: readFileSync(join(own.build, 'full', 'stderr'), 'utf8'),
+    };
+  } finally {
+    await own.stop();
+    removeTree(own.dir);
+  }
 }
