@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/filter.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -33,8 +32,10 @@
  * without this, an action as root could take the host's root services' last instance, and
  * actions of one uid each other's.
  *
- * How: the action's seccomp filter hands inotify_init and inotify_init1 to a broker
- * (SECCOMP_RET_USER_NOTIF). The broker is a process of the action's PID namespace forked by its
+ * How: the action's seccomp filter (filter.c: mountat's own, whose opening instructions these are)
+ * hands the native inotify_init and inotify_init1 to a broker (SECCOMP_RET_USER_NOTIF); the
+ * action loads it last, with SECCOMP_FILTER_FLAG_NEW_LISTENER, and sends the listener to its init
+ * before exec. The broker is a process of the action's PID namespace forked by its
  * init on the first such call, with every uid and gid set to a uid of the action's own (below) and
  * no capability at all: it creates the instance with the requested flags, so the kernel charges
  * that uid, and installs it in the calling thread as the call's result (SECCOMP_IOCTL_NOTIF_ADDFD
@@ -66,23 +67,10 @@
 /* The channel: [0] the init's end, [1] the action's (until it has sent its listener). */
 static int channel[2] = {-1, -1};
 
-/* The calls handed to the broker, by libseccomp's name; the foreign ABIs this kernel may run too. */
-static const char *const BROKERED[] = {"inotify_init", "inotify_init1"};
-#if defined(__x86_64__)
-static const uint32_t FOREIGN_ARCHES[] = {SCMP_ARCH_X86, SCMP_ARCH_X32};
-#elif defined(__aarch64__)
-static const uint32_t FOREIGN_ARCHES[] = {SCMP_ARCH_ARM};
-#else
-static const uint32_t FOREIGN_ARCHES[] = {};
-#endif
-enum { N_FOREIGN = sizeof FOREIGN_ARCHES / sizeof FOREIGN_ARCHES[0], N_ARCHES = N_FOREIGN + 1 };
-
 /* Where namespace inode numbers start, how many of their low bits the uid keeps, and its range's start. */
 #define PROC_DYNAMIC_FIRST 0xF0000000u
 #define INUM_BITS 20
 #define CHARGE_BASE 0x80000000u
-/* What sets an x32 call's number apart from an x86_64 one's (the same AUDIT_ARCH_X86_64). */
-#define X32_SYSCALL_BIT 0x40000000
 /* The broker's exit status when it has no uid of its own: the init then lets calls through itself. */
 enum { BROKER_NO_UID = 3 };
 
@@ -97,71 +85,6 @@ int broker_channel(void) {
 }
 
 /* ---- the action's side ---- */
-
-/*
- * The filter's program, made by libseccomp once per process: the server makes it before it forks
- * any action (broker_prepare), so that an action only hands it to the kernel. (libseccomp's
- * probing of the kernel and its code generation cost about 0.4 ms, the kernel's install itself
- * 0.15 ms, here.)
- */
-static struct sock_filter program[128];
-static struct sock_fprog prepared = {.len = 0, .filter = program};
-/* 1 once prepared, -1 where this kernel cannot notify (no broker), 0 before. */
-static int prepared_state = 0;
-
-/* The brokered calls notify, everything else (any ABI) is allowed. */
-static int add_rules(scmp_filter_ctx ctx) {
-  /* A foreign ABI must not be a way around the broker, nor be killed (libseccomp's default). */
-  int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW);
-  for (size_t i = 0; rc == 0 && i < N_FOREIGN; i++)
-    if ((rc = seccomp_arch_add(ctx, FOREIGN_ARCHES[i])) == -EEXIST) rc = 0;
-  for (size_t i = 0; rc == 0 && i < sizeof BROKERED / sizeof BROKERED[0]; i++) {
-    int nr = seccomp_syscall_resolve_name(BROKERED[i]);
-    /* aarch64 has no inotify_init: libseccomp skips an ABI without the call, refuses none. */
-    if (nr != __NR_SCMP_ERROR) rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
-  }
-  return rc;
-}
-
-int broker_prepare(void) {
-  if (prepared_state != 0) return 0;
-  /* API level 5: the kernel has user notification (5.0). */
-  if (seccomp_api_get() < 5) {
-    prepared_state = -1;
-    return 0;
-  }
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-  if (ctx == NULL) return -1;
-  int pipe[2] = {-1, -1};
-  int rc = add_rules(ctx);
-  if (rc == 0 && pipe2(pipe, O_CLOEXEC) != 0) rc = -errno;
-  if (rc == 0) rc = seccomp_export_bpf(ctx, pipe[1]);
-  seccomp_release(ctx);
-  drop(&pipe[1]);
-  ssize_t got = rc == 0 ? read(pipe[0], program, sizeof program) : -1;
-  drop(&pipe[0]);
-  if (rc != 0) {
-    errno = -rc;
-    return -1;
-  }
-  if (got <= 0 || got % (ssize_t)sizeof program[0] != 0 || got == (ssize_t)sizeof program) {
-    errno = EPROTO;
-    return -1;
-  }
-  prepared.len = (unsigned short)(got / (ssize_t)sizeof program[0]);
-  prepared_state = 1;
-  return 0;
-}
-
-/* The filter, loaded: its listener, or -1 with errno set (ENOSYS where the kernel cannot notify). */
-static int load_filter(void) {
-  if (broker_prepare() != 0) return -1;
-  if (prepared_state < 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prepared);
-}
 
 /* FD to the init, with SCM_RIGHTS. */
 static int send_fd(int socket, int fd) {
@@ -181,17 +104,19 @@ static int send_fd(int socket, int fd) {
   return sendmsg(socket, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-int broker_install(void) {
+int broker_wanted(void) {
+  return channel[1] >= 0;
+}
+
+int broker_send(int listener) {
   cleanup_close int own = take_fd(&channel[1]);
+  cleanup_close int held = listener;
   drop(&channel[0]);
-  if (own < 0) return 0;
-  cleanup_close int listener = load_filter();
-  /* No broker, as without an init: a kernel without user notification (before 5.0), or a filter
-   * of the runner's own container that already has a listener (EBUSY: one per chain). */
-  if (listener < 0) return errno == ENOSYS || errno == EBUSY ? 0 : -1;
-  /* Once loaded, the filter's calls would wait for an answer nobody can give: the listener must
+  /* No listener (no user notification, or EBUSY: filter.c): the init reads EOF, and runs no broker. */
+  if (own < 0 || held < 0) return 0;
+  /* The filter is loaded: its calls would wait for an answer nobody can give. The listener must
    * reach the init, or the action must not start. */
-  return send_fd(own, listener);
+  return send_fd(own, held);
 }
 
 /* ---- the broker ---- */
@@ -229,37 +154,6 @@ static int become(uid_t uid) {
   return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-/* A call the filter can send: which one, by the ABI and number the kernel reports. */
-struct brokered_call {
-  uint32_t arch;
-  int nr;
-  int with_flags;
-};
-
-/* The calls by (ABI, number). x32 calls come as AUDIT_ARCH_X86_64 with their own numbers. */
-static size_t known_calls(struct brokered_call *calls) {
-  uint32_t arches[N_ARCHES];
-  arches[0] = seccomp_arch_native();
-  for (size_t i = 0; i < N_FOREIGN; i++) arches[i + 1] = FOREIGN_ARCHES[i];
-  size_t n = 0;
-  for (size_t a = 0; a < N_ARCHES; a++)
-    for (int with_flags = 0; with_flags < 2; with_flags++) {
-      int nr = seccomp_syscall_resolve_name_arch(arches[a], BROKERED[with_flags]);
-      if (nr < 0) continue;
-      uint32_t reported = arches[a];
-#if defined(__x86_64__)
-      if (reported == SCMP_ARCH_X32) {
-        /* A kernel without x32 (most) fails its calls with ENOSYS, after the filter: so does the
-         * broker, for a call it does not know. */
-        if (syscall(X32_SYSCALL_BIT | SYS_getpid) < 0) continue;
-        reported = SCMP_ARCH_X86_64;
-      }
-#endif
-      calls[n++] = (struct brokered_call){.arch = reported, .nr = nr, .with_flags = with_flags};
-    }
-  return n;
-}
-
 static void answer_error(int listener, uint64_t id, int error) {
   struct seccomp_notif_resp resp = {.id = id, .error = -error};
   ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
@@ -270,18 +164,27 @@ static void answer_continue(int listener, uint64_t id) {
   ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
+/* Whether the call is inotify_init1 (1), inotify_init (0), or neither (-1): the filter sends only
+ * the native ABI's (filter.c). */
+static int with_flags(const struct seccomp_notif *req) {
+  if (req->data.arch != seccomp_arch_native()) return -1;
+  if (req->data.nr == SYS_inotify_init1) return 1;
+#if defined(SYS_inotify_init)
+  if (req->data.nr == SYS_inotify_init) return 0;
+#endif
+  return -1;
+}
+
 /* One call: an instance made here (charged to our uid) becomes the calling thread's result. */
-static void answer(int listener, const struct seccomp_notif *req, const struct brokered_call *calls, size_t n) {
-  const struct brokered_call *call = NULL;
-  for (size_t i = 0; i < n && call == NULL; i++)
-    if (calls[i].arch == req->data.arch && calls[i].nr == req->data.nr) call = &calls[i];
+static void answer(int listener, const struct seccomp_notif *req) {
+  int call = with_flags(req);
   /* Only the filter's calls come here; another would be a fault of ours, shown, never let through. */
-  if (call == NULL) {
+  if (call < 0) {
     answer_error(listener, req->id, ENOSYS);
     return;
   }
   /* inotify_init1 checks its flags itself (EINVAL for any but IN_CLOEXEC and IN_NONBLOCK). */
-  int flags = call->with_flags ? (int)req->data.args[0] : 0;
+  int flags = call ? (int)req->data.args[0] : 0;
   cleanup_close int fd = inotify_init1(flags | IN_CLOEXEC);
   if (fd < 0) {
     answer_error(listener, req->id, errno);
@@ -309,8 +212,6 @@ static void run_broker(int listener) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   uid_t uid = charge_uid();
   if (uid == (uid_t)-1 || become(uid) != 0) _exit(BROKER_NO_UID);
-  struct brokered_call calls[2 * N_ARCHES];
-  size_t n = known_calls(calls);
   for (;;) {
     struct seccomp_notif req;
     /* The kernel refuses a request that is not zeroed. */
@@ -320,7 +221,7 @@ static void run_broker(int listener) {
       if (errno == EINTR || errno == ENOENT) continue;
       _exit(1);
     }
-    answer(listener, &req, calls, n);
+    answer(listener, &req);
   }
 }
 

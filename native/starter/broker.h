@@ -8,17 +8,16 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-/* The filter's program, made once in this process (the server, before it forks actions); an
- * action makes it itself otherwise. -1 with errno set on a failure. */
-int broker_prepare(void);
 /* The init, before it forks the action: the channel the action's listener comes back by. As socketpair. */
 int broker_channel(void);
+/* The action: whether an init waits for a listener (a channel, so a PID namespace). */
+int broker_wanted(void);
 /*
- * The action, after NO_NEW_PRIVS: its seccomp filter (inotify_init and inotify_init1 to the
- * broker), whose listener goes to the init. Nothing without a channel (no init, no broker), or
- * where the kernel has no user notification. -1 with errno set on a failure.
+ * The action, its seccomp filter loaded (filter.c): LISTENER (taken, or -1 where the filter has
+ * none) to the init, and the channel closed. Nothing without a channel (no init, no broker). -1
+ * with errno set where a listener could not be sent: the action must not start.
  */
-int broker_install(void);
+int broker_send(int listener);
 /* The init: reap every child until ACTION ends (its status and rusage), serving its broker meanwhile. */
 void broker_wait(pid_t action, int *status, struct rusage *ru);
 

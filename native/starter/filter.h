@@ -9,10 +9,16 @@ const char *check_allowed_syscalls(const char *list);
 /*
  * Sets o->filter to the program for O's options, built with libseccomp the first time a set of
  * options is seen and kept for the next (the server forks many actions from one set); or to NULL,
- * with o->filter_error, where it could not be built.
+ * with o->filter_error, where it could not be built. Where the kernel has user notification, the
+ * program opens with o->filter_notify instructions that hand inotify to the broker (filter.c).
  */
 void prepare_filter(struct options *o);
-/* Loads o->filter on the calling thread (NO_NEW_PRIVS already set). -1 with errno. */
-int load_filter(const struct options *o);
+/*
+ * Loads o->filter on the calling thread (NO_NEW_PRIVS already set). With LISTENER (an action with
+ * a broker), the program with the broker's calls, and *LISTENER its listener; or, where there can
+ * be none (no user notification, or EBUSY: another filter of the chain has one), the program
+ * without them and *LISTENER -1. Without LISTENER, the program without them. -1 with errno.
+ */
+int load_filter(const struct options *o, int *listener);
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef MOUNTAT_STARTER_OPTIONS_H
 #define MOUNTAT_STARTER_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sock_fprog;
@@ -20,8 +21,10 @@ struct options {
   char **argv;
   /* Not options: the action's seccomp filter, built from them once parsed (prepare_filter in
    * filter.c); NULL where it could not be built, and the action then fails at its seccomp step
-   * with filter_error. */
+   * with filter_error. Its first filter_notify instructions (0 where the kernel has no user
+   * notification) hand inotify to the broker, and are loaded only where there is one. */
   const struct sock_fprog *filter;
+  size_t filter_notify;
   int filter_error;
 };
 

@@ -155,8 +155,6 @@ int serve(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, NULL);
   cleanup_close int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-  /* Made once here, not per action (broker.c). An action makes it itself if this failed. */
-  broker_prepare();
   cleanup_free char *payload = malloc(MAX_REQUEST + 1);
   if (payload == NULL) return 1;
   for (;;) {

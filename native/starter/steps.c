@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "cleanup.h"
 #include "filter.h"
 #include "kernel.h"
@@ -210,8 +211,8 @@ static int exec_in_path(char **argv, char **envp) {
 
 /*
  * The action itself, in order: bounding set, user, session keyring, capability sets, ambient,
- * NO_NEW_PRIVS, per-user limits, only fds 0-2, default signals, the seccomp filter, exec. Never
- * returns.
+ * NO_NEW_PRIVS, per-user limits, only fds 0-2, default signals, the seccomp filter (and its
+ * listener to the init's broker), exec. Never returns.
  */
 void start_action(const struct options *o, char **envp) {
   uint64_t keep = o->uid >= 0 ? 0 : o->caps;
@@ -222,7 +223,8 @@ void start_action(const struct options *o, char **envp) {
   if (clear_ambient() != 0) fail(STEP_capabilities);
   /* A setuid or file-capability binary in the input root gains nothing, whoever runs it. */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(STEP_no_new_privs);
-  /* Its own inotify instances, bounded message queues: nothing it charges per user starves the host. */
+  /* Bounded message queues (and, by its filter below, its own inotify instances): nothing it
+   * charges per user starves the host. */
   if (limit_per_user() != 0) fail(STEP_limits);
   /* A change of user cleared the parent-death signal: set it again. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -230,8 +232,11 @@ void start_action(const struct options *o, char **envp) {
    * that a failed exec can still be reported. */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_) != 0) fail(STEP_fds);
   default_signals();
-  /* Last: nothing of ours runs under it but the exec (and, should it fail, the report). */
-  if (load_filter(o) != 0) fail(STEP_seccomp);
+  /* Last: nothing of ours runs under it but the listener's send (sendmsg, which it allows), the
+   * exec (and, should it fail, the report). With a PID namespace, it hands inotify to the broker. */
+  int listener = -1;
+  if (load_filter(o, broker_wanted() ? &listener : NULL) != 0) fail(STEP_seccomp);
+  if (broker_send(listener) != 0) fail(STEP_limits);
   errno = exec_in_path(o->argv, envp);
   fail(STEP_exec);
 }

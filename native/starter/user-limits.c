@@ -3,8 +3,6 @@
 
 #include <sys/resource.h>
 
-#include "broker.h"
-
 /*
  * POSIX message queues: the kernel charges a queue's bytes to its creator's real uid, for as long
  * as the queue exists, and refuses a new one when that uid's total would pass the *creator's*
@@ -35,6 +33,7 @@ static int limit_message_queues(void) {
 }
 
 int limit_per_user(void) {
-  if (limit_message_queues() != 0) return -1;
-  return broker_install();
+  /* inotify: the action's seccomp filter hands it to the broker (broker.c), and start_action sends
+   * the broker its listener once that filter, the last thing before exec, is loaded. */
+  return limit_message_queues();
 }

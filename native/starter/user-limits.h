@@ -3,8 +3,9 @@
 #define MOUNTAT_STARTER_USER_LIMITS_H
 
 /*
- * The action, after NO_NEW_PRIVS: its POSIX message queues bounded (RLIMIT_MSGQUEUE), its
- * inotify instances to the broker (broker.c). -1 with errno set on a failure.
+ * The action, after NO_NEW_PRIVS: its POSIX message queues bounded (RLIMIT_MSGQUEUE). (Its
+ * inotify instances go to the broker by way of its seccomp filter: broker.c.) -1 with errno set
+ * on a failure.
  */
 int limit_per_user(void);
 
