@@ -3,7 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mountat } from './helpers/cli.js';
+import { mountat, mountatArgv } from './helpers/cli.js';
 import { busyboxRoot, defaultPlanMountCount, firmwareTableHere, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 
 let root: string;
@@ -214,11 +214,7 @@ describe('mountat doctor', () => {
   it('fails with advice when the process lacks CAP_SYS_ADMIN', () => {
     // setpriv drops the capability from the inheritable and bounding sets while staying root,
     // so the exec'd node has it in no set.
-    const result = spawnSync(
-      'setpriv',
-      ['--inh-caps', '-sys_admin', '--bounding-set', '-sys_admin', process.execPath, join(repo, 'bin', 'mountat.js'), 'doctor'],
-      { encoding: 'utf8' },
-    );
+    const result = spawnSync('setpriv', ['--inh-caps', '-sys_admin', '--bounding-set', '-sys_admin', ...mountatArgv('doctor')], { encoding: 'utf8' });
     expect(result.status).toBe(1);
     expect(result.stdout).toMatch(/^fail CAP_SYS_ADMIN is not effective — run as root or add CAP_SYS_ADMIN.* \(see docs\/operations\.md#t-eperm\)$/m);
     expect(result.stdout).toMatch(/^fail a trial tmpfs cannot be created: fsopen: EPERM/m);

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attackerBinary, fixtureBinary, hostInotifyInstances, hostKey, installAttacker, rootDevice } from './helpers/attacker.js';
-import { mountat } from './helpers/cli.js';
+import { mountat, mountatArgv } from './helpers/cli.js';
 import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { INHERITED_FD, makeAction, requestFor, run, runInFullUserland, startRunner, type RunnerProcess } from './helpers/runner.js';
 
@@ -551,11 +551,7 @@ describe("where a seccomp profile refuses pivot_root, as Docker's default does",
           capabilities: ['CAP_CHOWN', 'CAP_SYS_CHROOT'],
         }),
       );
-      const result = spawnSync(
-        fixtureBinary('seccomp-errno'),
-        ['pivot_root', 'EPERM', '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file],
-        { encoding: 'utf8' },
-      );
+      const result = spawnSync(fixtureBinary('seccomp-errno'), ['pivot_root', 'EPERM', '--', ...mountatArgv('runner', '--config', file)], { encoding: 'utf8' });
       expect(result.stderr).toBe(
         'mountat: pivot_root is refused here (a seccomp profile?), and a chroot is no barrier to actions holding CAP_SYS_CHROOT: allow pivot_root, or do not grant it\n',
       );
@@ -646,13 +642,7 @@ describe('mountat exec', () => {
           callerKey.description,
           callerKey.data,
           '--',
-          process.execPath,
-          join(repo, 'bin', 'mountat.js'),
-          'exec',
-          '--root',
-          root,
-          '--state-dir',
-          state,
+          ...mountatArgv('exec', '--root', root, '--state-dir', state),
           '--',
           '/bin/sh',
           '-c',

@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlink
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mountat } from './helpers/cli.js';
+import { mountat, mountatArgv } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
-import { coverPoints, defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { coverPoints, defaultPlanMountCount, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { checkReadiness, freePort, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
@@ -396,7 +396,7 @@ describe('a runner of its own', () => {
           JSON.stringify({ buildDirectoryPath: join(dir, 'build'), grpcServers: [{ listenPaths: [socket] }], stateDirectory: join(dir, 'state'), ...config }),
         );
         // Taken out of the bounding set, the capability is gone from the runner (root) after exec.
-        const result = spawnSync('setpriv', [`--bounding-set=-${drop}`, '--', process.execPath, join(repo, 'bin', 'mountat.js'), 'runner', '--config', file], {
+        const result = spawnSync('setpriv', [`--bounding-set=-${drop}`, '--', ...mountatArgv('runner', '--config', file)], {
           encoding: 'utf8',
         });
         expect(result.stderr).toBe(`mountat: the runner lacks ${line}; run it as root, or add ${line.includes(', CAP_') ? 'them' : 'it'} to its container\n`);

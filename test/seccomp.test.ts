@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFUSED_SYSCALLS } from '../src/sandbox/index.js';
 import { fixtureBinary } from './helpers/attacker.js';
-import { mountat } from './helpers/cli.js';
+import { mountat, mountatArgv } from './helpers/cli.js';
 import { busyboxRoot, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 
@@ -357,13 +357,7 @@ describe('mountat exec', () => {
         'session',
         KEY,
         '--',
-        process.execPath,
-        join(repo, 'bin', 'mountat.js'),
-        'exec',
-        '--root',
-        root,
-        '--state-dir',
-        state,
+        ...mountatArgv('exec', '--root', root, '--state-dir', state),
         '--allow-syscall',
         'keyctl',
         '--',

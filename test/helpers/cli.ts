@@ -10,3 +10,8 @@ export function mountat(args: string[], options: { env?: NodeJS.ProcessEnv; time
     timeout: options.timeout ?? 20_000,
   });
 }
+
+/** The built `mountat` command's argv, for running it under a wrapper (setpriv, a seccomp filter, a session keyring). */
+export function mountatArgv(...args: string[]): string[] {
+  return [process.execPath, join(repo, 'bin', 'mountat.js'), ...args];
+}
