@@ -4,7 +4,7 @@
 // every undo run once it has stopped, on every path. The outcome, a teardown failure included,
 // becomes the RunResponse or the error the RPC fails with; nothing is dropped.
 import { describeError, MountatError } from '../base/index.js';
-import { runContained, type ActionOutcome, type Isolation, type StarterServer, type StartOptions } from '../sandbox/index.js';
+import { runContained, type ActionOutcome, type CgroupUsage, type Isolation, type StarterServer, type StartOptions } from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
@@ -36,6 +36,8 @@ export interface ActionReport {
   /** ms of each phase: requestMs (paths, files), spawnMs, pidMs, prestartMs, runMs (gate to end), poststopMs. */
   phases?: Record<string, number>;
   error?: string;
+  /** The figures of the action's own cgroup, where it had one. */
+  cgroup?: CgroupUsage;
 }
 
 function actionId(inputRoot: string): string {

@@ -22,3 +22,4 @@ export type { ContainedResult, ContainedRun } from './contained.js';
 export { outcomeOf } from './outcome.js';
 export type { ActionFacts, ActionOutcome, OutcomeLabel, RanEnd, SessionPhase } from './outcome.js';
 export { PhaseTimer } from './phases.js';
+export type { CgroupLimits, CgroupProbe, CgroupUsage, ControllerName, CpuLimit, MemoryEvents, Pressure } from './cgroups/types.js';

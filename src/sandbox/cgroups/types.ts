@@ -57,3 +57,18 @@ export interface CgroupUsage {
   /** The kernel's OOM killer killed something in the cgroup (then mountat killed the rest). */
   oomKilled: boolean;
 }
+
+/** The controllers limits and accounting use; v1 calls io "blkio". */
+export type ControllerName = 'pids' | 'memory' | 'cpu' | 'io';
+
+/** What this process can do with cgroups (probeCgroups() in probe.ts): for doctor and the runner's start-up. */
+export interface CgroupProbe {
+  /** "v2": one unified tree; "hybrid": controllers on v1 beside a v2 tree; "v1": v1 only; "none": no cgroupfs. */
+  layout: 'v2' | 'hybrid' | 'v1' | 'none';
+  /** Where each controller is for this process: in the v2 tree (available to its cgroup), on v1, or nowhere. */
+  controllers: Record<ControllerName, 'v2' | 'v1' | null>;
+  /** The parent's directory in each hierarchy used ("unified", or a v1 hierarchy's name), e.g. /sys/fs/cgroup/memory/x. */
+  parents: Record<string, string>;
+  /** Absent when a cgroup could be made and removed below the parent in every hierarchy; else why not, one line. */
+  problem?: string | undefined;
+}
