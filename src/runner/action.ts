@@ -4,7 +4,15 @@
 // every undo run once it has stopped, on every path. The outcome, a teardown failure included,
 // becomes the RunResponse or the error the RPC fails with; nothing is dropped.
 import { describeError, MountatError } from '../base/index.js';
-import { runContained, type ActionOutcome, type CgroupUsage, type Isolation, type StarterServer, type StartOptions } from '../sandbox/index.js';
+import {
+  runContained,
+  type ActionCgroups,
+  type ActionOutcome,
+  type CgroupUsage,
+  type Isolation,
+  type StarterServer,
+  type StartOptions,
+} from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
@@ -20,6 +28,8 @@ export interface ActionSettings {
   isolation: Isolation;
   /** Forks the starters (one process for the runner's life), where set; else each is executed. */
   starterServer?: StarterServer | undefined;
+  /** Where each action gets a cgroup of its own (its limits, its kill, its figures); none without. */
+  cgroups?: ActionCgroups | undefined;
   prestart: PrestartHook[];
   poststop: PoststopStep[];
 }
@@ -107,6 +117,7 @@ export async function runAction(
     argv0: request.arguments[0] ?? '',
     rootName: 'the input root',
     signal,
+    cgroups: settings.cgroups,
     request: (session) => (opened = openRequest(request, settings, session)).start,
     // The output files belong to the action now; ours can go.
     started: () => {
@@ -148,6 +159,7 @@ export async function runAction(
     record.phases = result.phases;
   }
   if (outcome.error) record.error = describeError(outcome.error);
+  if (result.cgroup) record.cgroup = result.cgroup;
   report(record);
   return responseOf(outcome);
 }
