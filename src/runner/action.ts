@@ -18,6 +18,7 @@ import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
 import { invalidArgument } from './errors.js';
 import { setUpAction, tearDownAction, type ActionContext, type PoststopStep, type PrestartHook } from './hooks.js';
+import { packCgroupUsage } from './cgroup-usage.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
 
 export interface ActionSettings {
@@ -96,12 +97,14 @@ function openRequest(request: RunRequest__Output, settings: ActionSettings, sess
   return { start, root, temporaryDirectory, stdout, stderr, buildPath: build.path };
 }
 
-function responseOf(outcome: ActionOutcome): RunResponse {
+function responseOf(outcome: ActionOutcome, cgroup: CgroupUsage | undefined): RunResponse {
   const ran = outcome.ran;
   if (outcome.error || !ran) throw outcome.error ?? new MountatError('internal', 'an outcome with neither an end nor an error');
+  // The action's first process as wait4 saw it, then its whole cgroup (cgroup-usage.ts).
+  const more = cgroup ? [packCgroupUsage(cgroup)] : [];
   // As bb_runner: a signal gives exit code -1, and the signal's name in the resource usage.
-  if (ran.kind === 'signalled') return { exitCode: -1, resourceUsage: [packResourceUsage(ran.rusage, ran.signal)] };
-  return { exitCode: ran.code, resourceUsage: [packResourceUsage(ran.rusage)] };
+  if (ran.kind === 'signalled') return { exitCode: -1, resourceUsage: [packResourceUsage(ran.rusage, ran.signal), ...more] };
+  return { exitCode: ran.code, resourceUsage: [packResourceUsage(ran.rusage), ...more] };
 }
 
 /** Run one action; resolves with its RunResponse or rejects with a MountatError whose kind gives the status. */
@@ -161,5 +164,5 @@ export async function runAction(
   if (outcome.error) record.error = describeError(outcome.error);
   if (result.cgroup) record.cgroup = result.cgroup;
   report(record);
-  return responseOf(outcome);
+  return responseOf(outcome, result.cgroup);
 }
