@@ -112,10 +112,10 @@ describe('a cgroup per action, on this layout', () => {
     const shell = spawn('sh', ['-c', 'read go; for i in 1 2 3 4 5 6 7 8; do sleep 100 & done; echo done'], { stdio: ['pipe', 'pipe', 'pipe'] });
     cgroup.join(shell.pid!);
     const said = new Promise((resolve) => {
-      shell.stdout!.once('data', resolve);
+      shell.stdout.once('data', resolve);
       shell.once('exit', resolve);
     });
-    shell.stdin!.write('go\n');
+    shell.stdin.write('go\n');
     await said;
     expect(read(`${cgroup.directories.pids}/cgroup.procs`).split('\n').length).toBeLessThanOrEqual(5);
     await cgroup.stop();
@@ -139,7 +139,7 @@ describe('a cgroup per action, on this layout', () => {
   });
 
   it('sweeps the cgroups a dead process left, killing what still ran in them, and leaves live ones alone', async () => {
-    const dead = spawnSync('true').pid!;
+    const dead = spawnSync('true').pid;
     const layout = readLayout();
     const pidsOwn = `/sys/fs/cgroup/pids${layout.v1.find((h) => h.name === 'pids')!.ownPath}`.replace(/\/$/, '');
     const unifiedOwn = `/sys/fs/cgroup/unified${layout.v2!.ownPath}`.replace(/\/$/, '');
