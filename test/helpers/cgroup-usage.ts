@@ -1,9 +1,8 @@
 // The second Any of a RunResponse's resourceUsage: the figures of the action's own cgroup
 // (mountat.resourceusage.CgroupResourceUsage), decoded into plain numbers for assertions.
+import { CGROUP_RESOURCE_USAGE_URL } from '../../src/runner/cgroup-usage.js';
 import { cgroupResourceUsageType } from '../../src/runner/protos.js';
 import type { RunResponse__Output } from '../../src/runner/generated/buildbarn/runner/RunResponse.js';
-
-export const CGROUP_RESOURCE_USAGE_URL = 'type.googleapis.com/mountat.resourceusage.CgroupResourceUsage';
 
 export interface ActionCgroupFigures {
   /** CPU time of every process the action had, in seconds. */
@@ -16,12 +15,12 @@ export interface ActionCgroupFigures {
   oomKilled: boolean;
 }
 
-interface Duration {
-  seconds?: number | string;
-  nanos?: number;
-}
-const seconds = (duration: Duration | undefined) => Number(duration?.seconds ?? 0) + (duration?.nanos ?? 0) / 1e9;
+/** A field of a decoded message (toObject's plain objects), or undefined. */
+const field = (value: unknown, name: string): unknown => (typeof value === 'object' && value !== null ? (Reflect.get(value, name) as unknown) : undefined);
+/** A google.protobuf.Duration, in seconds (0 where absent). */
+const seconds = (duration: unknown) => Number(field(duration, 'seconds') ?? 0) + Number(field(duration, 'nanos') ?? 0) / 1e9;
 const number = (value: unknown) => (value === undefined || value === null ? undefined : Number(value));
+const count = (events: unknown, name: string) => Number(field(events, name) ?? 0);
 
 /** The action's cgroup figures from a RunResponse; throws where the response has none. */
 export function cgroupUsage(response: RunResponse__Output): ActionCgroupFigures {
@@ -29,22 +28,25 @@ export function cgroupUsage(response: RunResponse__Output): ActionCgroupFigures 
   if (!any) throw new Error(`no cgroup resource usage: ${response.resourceUsage.map((usage) => usage.type_url).join(', ')}`);
   if (any.type_url !== CGROUP_RESOURCE_USAGE_URL) throw new Error(`unexpected type ${any.type_url}`);
   const type = cgroupResourceUsageType();
-  const message = type.toObject(type.decode(any.value), { longs: Number, defaults: false }) as Record<string, unknown>;
-  const events = message.memoryEvents as Record<string, unknown> | undefined;
+  const message: unknown = type.toObject(type.decode(any.value), { longs: Number, defaults: false });
+  const events = field(message, 'memoryEvents');
   return {
-    userSeconds: seconds(message.userTime as Duration | undefined),
-    systemSeconds: seconds(message.systemTime as Duration | undefined),
-    memoryPeakBytes: number(message.memoryPeak),
-    memoryEvents: events && {
-      low: Number(events.low ?? 0),
-      high: Number(events.high ?? 0),
-      max: Number(events.max ?? 0),
-      oom: Number(events.oom ?? 0),
-      oomKill: Number(events.oomKill ?? 0),
-      oomGroupKill: Number(events.oomGroupKill ?? 0),
-    },
-    pidsPeak: number(message.pidsPeak),
-    pidsLimitHits: number(message.pidsLimitHits),
-    oomKilled: message.oomKilled === true,
+    userSeconds: seconds(field(message, 'userTime')),
+    systemSeconds: seconds(field(message, 'systemTime')),
+    memoryPeakBytes: number(field(message, 'memoryPeak')),
+    memoryEvents:
+      events === undefined
+        ? undefined
+        : {
+            low: count(events, 'low'),
+            high: count(events, 'high'),
+            max: count(events, 'max'),
+            oom: count(events, 'oom'),
+            oomKill: count(events, 'oomKill'),
+            oomGroupKill: count(events, 'oomGroupKill'),
+          },
+    pidsPeak: number(field(message, 'pidsPeak')),
+    pidsLimitHits: number(field(message, 'pidsLimitHits')),
+    oomKilled: field(message, 'oomKilled') === true,
   };
 }
