@@ -152,12 +152,17 @@ async function daemonIsGone(runner: RunnerProcess): Promise<void> {
     release(runner, id);
   }
   const answered = await response;
-  expect(output(runner, id)).toBe('daemon started\n');
-  expect(answered.exitCode).toBe('0');
-  // The first process ended with 0, its daemon was still asleep: when the Run answers, it is dead. Without a PID
-  // namespace its parent is the machine's init, which reaps it a moment later: a zombie until then.
-  expect([undefined, 'Z']).toContain(stateOf(pid));
-  expect(sleepers(marker)).toEqual([]);
+  try {
+    expect(output(runner, id)).toBe('daemon started\n');
+    expect(answered.exitCode).toBe('0');
+    // The first process ended with 0, its daemon was still asleep: when the Run answers, it is dead. Without a PID
+    // namespace its parent is the machine's init, which reaps it a moment later: a zombie until then.
+    expect([undefined, 'Z']).toContain(stateOf(pid));
+    expect(sleepers(marker)).toEqual([]);
+  } finally {
+    // Where the runner left it, the failure is reported and the sleeper (ours, by its pid) does not outlive the test.
+    for (const left of sleepers(marker)) process.kill(left, 'SIGKILL');
+  }
   await expectOrdinaryWorks(runner);
 }
 
