@@ -31,7 +31,8 @@ export type ActionEnd =
   | { kind: 'lost'; detail: string };
 
 const MAX_LINE = 512;
-const NO_RUSAGE: Rusage = {
+/** The rusage of an action that was killed with its init: no wait4 saw it (its cgroup has the figures). */
+export const NO_RUSAGE: Rusage = {
   userMicros: 0,
   systemMicros: 0,
   maxRssKiB: 0,
