@@ -27,7 +27,7 @@ export const targets = [
 
 /** .proto files → TypeScript types for @grpc/grpc-js (proto-loader-gen-types). */
 export const protoTargets = {
-  protos: ['buildbarn/runner/runner.proto', 'buildbarn/resourceusage/resourceusage.proto'],
+  protos: ['buildbarn/runner/runner.proto', 'buildbarn/resourceusage/resourceusage.proto', 'mountat/resourceusage/cgroup_resource_usage.proto'],
   out: 'src/runner/generated',
 };
 

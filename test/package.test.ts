@@ -32,6 +32,7 @@ describe('npm package', () => {
       'schemas/mount-plan.schema.json',
       'schemas/mount-record.schema.json',
       'schemas/buildbarn/runner/runner.proto',
+      'schemas/mountat/resourceusage/cgroup_resource_usage.proto',
       'README.md',
       'LICENSE',
     ]) {

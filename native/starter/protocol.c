@@ -48,6 +48,10 @@ void report_exit(int fd, int status, const struct rusage *ru) {
          ru->ru_nsignals, ru->ru_nvcsw, ru->ru_nivcsw);
 }
 
+void report_killed(int fd, int signal) {
+  report(fd, "K %d\n", signal);
+}
+
 void fail(enum start_step step) {
   report_failed(STATUS_FD, step, errno);
   _exit(127);

@@ -15,6 +15,9 @@
  *                  cannot run (the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
  *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
+ *   "K <signal>"   (--pidns, from the starter) the init was killed by <signal> from outside, with
+ *                  everything in its namespace: its cgroup emptied (cgroup.kill), or an OOM kill
+ *                  of the whole action. The action's end unless the init's "X" came first.
  * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).
  *
  * The end cannot be forged from inside: with --pidns, the init that waits for the action and
@@ -48,6 +51,7 @@ void report_pid(int fd, pid_t pid);
 void report_served(int fd, pid_t init);
 void report_failed(int fd, enum start_step step, int error);
 void report_exit(int fd, int status, const struct rusage *ru);
+void report_killed(int fd, int signal);
 /* A step failed: say which on fd 5 (errno is still the step's), and end without starting the action. */
 void fail(enum start_step step) __attribute__((noreturn));
 /* Whether the caller opened the gate (fd 4): one byte 'G'; anything else or EOF aborts. */

@@ -126,9 +126,13 @@ int start_one(const struct options *o, char **envp) {
     report_failed(STATUS_FD, STEP_wait, errno);
     return 1;
   }
-  /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127);
-   * anything else means it could not. */
+  /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127).
+   * An init killed by a signal (only SIGKILL reaches it) was killed from outside with everything
+   * in its namespace (the action's cgroup emptied with cgroup.kill, or an OOM kill of the whole
+   * action under memory.oom.group): "K", which is how the action ended unless the init had
+   * reported first. Anything else means the init could not report. */
   if (!o->pidns) report_exit(STATUS_FD, status, &ru);
+  else if (WIFSIGNALED(status)) report_killed(STATUS_FD, WTERMSIG(status));
   else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(STATUS_FD, STEP_wait, ECHILD);
   return 0;
 }

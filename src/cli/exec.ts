@@ -10,7 +10,18 @@
 import { CAPABILITY_NAMES, openPidNamespace, ownCapabilities, probePivotRoot, probeProcPidns, type CapabilityName } from '../linux/index.js';
 import { describeError, kindOf, MountatError } from '../base/index.js';
 import { DetachError, RecordStore, type MountedRoot } from '../mounts/index.js';
-import { NETWORK_MODES, prepareIsolation, runContained, SANDBOX_DEFAULTS, whyNotAllowable, type NetworkMode, type StartedAction } from '../sandbox/index.js';
+import {
+  ActionCgroups,
+  NETWORK_MODES,
+  prepareIsolation,
+  runContained,
+  SANDBOX_DEFAULTS,
+  whyNotAllowable,
+  type CgroupLimits,
+  type LimitName,
+  type NetworkMode,
+  type StartedAction,
+} from '../sandbox/index.js';
 import { loadPlan, openRoot } from './inputs.js';
 import { mountRoot } from './mount.js';
 import { describeReport } from './umount.js';
@@ -26,6 +37,13 @@ export interface ExecArgs {
   allowUserNamespaces?: boolean;
   /** --allow-syscall, each given. */
   allowSyscalls?: string[];
+  /** --pids, --memory, --cpus, --cpu-weight, --oom-score-adj, --cgroup-parent as given. */
+  pids?: string | undefined;
+  memory?: string | undefined;
+  cpus?: string | undefined;
+  cpuWeight?: string | undefined;
+  oomScoreAdj?: string | undefined;
+  cgroupParent?: string | undefined;
   command: string[];
 }
 
@@ -62,6 +80,47 @@ function allowedSyscallsFrom(names: readonly string[] | undefined): string[] {
   return [...(names ?? SANDBOX_DEFAULTS.allowSyscalls)];
 }
 
+/** An integer option within [min, max]; `none` for null where allowed. */
+function integerFrom(flag: string, text: string, min: number, max: number, none = false): number | null {
+  if (none && text === 'none') return null;
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UsageError(`${flag} ${JSON.stringify(text)}: an integer from ${min} to ${max}${none ? ', or none' : ''}`);
+  return Number(text);
+}
+
+const SUFFIXES: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** --memory 512M: bytes, with an optional K, M or G suffix (powers of 1024). */
+function bytesFrom(text: string): number {
+  const match = /^(\d+)([KMG]?)$/i.exec(text);
+  const bytes = match ? Number(match[1]) * SUFFIXES[match[2]!.toUpperCase()]! : NaN;
+  if (!(bytes >= 4 * 1024 ** 2) || !Number.isSafeInteger(bytes))
+    throw new UsageError(`--memory ${JSON.stringify(text)}: bytes (4M or more), with an optional K, M or G suffix`);
+  return bytes;
+}
+
+/** The command's cgroup limits (the runner's defaults where not given), and which were given. */
+function limitsFrom(args: ExecArgs): { limits: CgroupLimits; required: LimitName[] } {
+  const defaults = SANDBOX_DEFAULTS.limits;
+  const required: LimitName[] = [];
+  const pids = args.pids === undefined ? defaults.pids : integerFrom('--pids', args.pids, 1, 4194304, true);
+  if (args.pids !== undefined && pids !== null) required.push('pids');
+  const memoryBytes = args.memory === undefined ? defaults.memoryBytes : bytesFrom(args.memory);
+  if (memoryBytes !== null && args.memory !== undefined) required.push('memoryBytes');
+  let cpu = defaults.cpu;
+  if (args.cpus !== undefined || args.cpuWeight !== undefined) {
+    const quota = args.cpus === undefined ? undefined : Number(args.cpus);
+    if (quota !== undefined && !(quota > 0 && quota <= 1024)) throw new UsageError(`--cpus ${JSON.stringify(args.cpus)}: a number of CPUs above 0, e.g. 1.5`);
+    const weight = args.cpuWeight === undefined ? undefined : (integerFrom('--cpu-weight', args.cpuWeight, 1, 10000) ?? undefined);
+    cpu = { quota, weight };
+    required.push('cpu');
+  }
+  const oomScoreAdj = args.oomScoreAdj === undefined ? defaults.oomScoreAdj : integerFrom('--oom-score-adj', args.oomScoreAdj, -1000, 1000);
+  if (args.cgroupParent !== undefined && !args.cgroupParent.startsWith('/'))
+    throw new UsageError(`--cgroup-parent ${JSON.stringify(args.cgroupParent)}: a cgroup path, starting with /`);
+  return { limits: { pids, memoryBytes, cpu, oomScoreAdj }, required };
+}
+
 export async function execCommand(args: ExecArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if (args.command.length === 0) throw new UsageError('exec needs a command after --');
   const cwd = args.cwd ?? '/';
@@ -74,6 +133,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   const network = networkFrom(args.network);
   const asked = capabilitiesFrom(args.capabilities);
   const allowSyscalls = allowedSyscallsFrom(args.allowSyscalls);
+  const { limits, required } = limitsFrom(args);
   const plan = loadPlan(args.plan);
   using root = openRoot(args.root);
   const store = new RecordStore(args.stateDir);
@@ -91,6 +151,12 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
     'mountat exec',
   );
   for (const { message } of warnings) err(`mountat: warning: ${message}`);
+  // The command's own cgroup, below this process's (never moved: its cgroup is its caller's).
+  const opened = ActionCgroups.open({ limits, parent: args.cgroupParent, moveIntoLeaf: false });
+  using cgroups = opened.cgroups;
+  const refused = opened.unavailable.find((u) => (required as string[]).includes(u.what));
+  if (refused) throw new MountatError('precondition', `the ${refused.what} limit cannot be enforced: ${refused.why}`);
+  // Only what was asked for is worth a word: without a cgroup the command still runs, as before.
 
   // A signal that arrives before the command runs must not kill us between attach and detach:
   // remember it, and pass it on once the command runs.
@@ -101,9 +167,10 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
   };
   for (const signal of FORWARDED) process.on(signal, onSignal);
   try {
-    const { outcome, teardown } = await runContained({
+    const { outcome, teardown, cgroup } = await runContained({
       argv0: args.command[0]!,
       rootName: 'the root',
+      cgroups,
       request: () => ({
         argv: args.command,
         env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),
@@ -131,6 +198,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
         if (stop.signal) started.signal(stop.signal);
       },
     });
+    if (cgroup?.oomKilled) err('mountat: the command ran out of memory: the kernel killed it, and with it everything it had started');
     for (const failure of teardown) err(`mountat: ${describeError(failure)}`);
     if (outcome.failure) err(`mountat: ${describeError(outcome.failure)}`);
     return outcome.exitCode;

@@ -15,10 +15,11 @@ const USAGE = `usage: mountat <verb> [options]
   mount  --root DIR [--plan FILE]         mount the plan beneath DIR and record it
   umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
   exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST]
-         [--allow-user-namespaces] [--allow-syscall NAME]... -- CMD [ARGS...]
+         [--allow-user-namespaces] [--allow-syscall NAME]... [--pids N|none] [--memory BYTES] [--cpus N]
+         [--cpu-weight W] [--oom-score-adj N] [--cgroup-parent CGROUP] -- CMD [ARGS...]
                                           mount, run CMD contained in DIR (its own namespaces, pivot_root, reduced
-                                          capabilities, NO_NEW_PRIVS, a seccomp filter), always unmount; exits with
-                                          CMD's status
+                                          capabilities, NO_NEW_PRIVS, a seccomp filter, a cgroup of its own), always
+                                          unmount; exits with CMD's status
   runner --config FILE [--check]          serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action;
                                           --check: only check FILE as start-up would (its fields, where it listens), and exit
   probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
@@ -32,7 +33,15 @@ const USAGE = `usage: mountat <verb> [options]
   --allow-user-namespaces
                     exec: let the command make user namespaces (its seccomp filter refuses them otherwise)
   --allow-syscall NAME
-                    exec: allow back a system call the seccomp filter refuses (repeatable; docs/containment.md)`;
+                    exec: allow back a system call the seccomp filter refuses (repeatable; docs/containment.md)
+  --pids N|none     exec: processes and threads the command may have at once (default 4096; docs/cgroups.md)
+  --memory BYTES    exec: memory of the whole command (K, M, G suffixes), no swap beyond it; past it, all is killed
+  --cpus N          exec: CPU quota in CPUs (1.5: 150 ms every 100 ms)
+  --cpu-weight W    exec: CPU weight, 1-10000 (the kernel's default 100)
+  --oom-score-adj N exec: the command's oom_score_adj (default 1000: killed first when memory runs out)
+  --cgroup-parent CGROUP
+                    exec: the cgroup below which the command's is made (default this process's own)
+  A limit given that cannot be enforced is an error; without a cgroup filesystem the command runs unbounded.`;
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const printErr = (line: string) => process.stderr.write(`${line}\n`);
@@ -98,10 +107,14 @@ export async function main(argv: string[]): Promise<number> {
         const dash = rest.indexOf('--');
         const flags = dash === -1 ? rest : rest.slice(0, dash);
         const command = dash === -1 ? [] : rest.slice(dash + 1);
-        const { values, text, list } = parse(flags, ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities'], {
-          switches: ['allow-user-namespaces'],
-          repeated: ['allow-syscall'],
-        });
+        const { values, text, list } = parse(
+          flags,
+          ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities', 'pids', 'memory', 'cpus', 'cpu-weight', 'oom-score-adj', 'cgroup-parent'],
+          {
+            switches: ['allow-user-namespaces'],
+            repeated: ['allow-syscall'],
+          },
+        );
         if (values.help) return (print(USAGE), 0);
         const args = {
           root: text('root'),
@@ -112,6 +125,12 @@ export async function main(argv: string[]): Promise<number> {
           capabilities: text('capabilities'),
           allowUserNamespaces: values['allow-user-namespaces'] === true,
           allowSyscalls: list('allow-syscall'),
+          pids: text('pids'),
+          memory: text('memory'),
+          cpus: text('cpus'),
+          cpuWeight: text('cpu-weight'),
+          oomScoreAdj: text('oom-score-adj'),
+          cgroupParent: text('cgroup-parent'),
           command,
         };
         return await execCommand(args, print, printErr);

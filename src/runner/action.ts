@@ -4,12 +4,21 @@
 // every undo run once it has stopped, on every path. The outcome, a teardown failure included,
 // becomes the RunResponse or the error the RPC fails with; nothing is dropped.
 import { describeError, MountatError } from '../base/index.js';
-import { runContained, type ActionOutcome, type CgroupUsage, type Isolation, type StarterServer, type StartOptions } from '../sandbox/index.js';
+import {
+  runContained,
+  type ActionCgroups,
+  type ActionOutcome,
+  type CgroupUsage,
+  type Isolation,
+  type StarterServer,
+  type StartOptions,
+} from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
 import { invalidArgument } from './errors.js';
 import { setUpAction, tearDownAction, type ActionContext, type PoststopStep, type PrestartHook } from './hooks.js';
+import { packCgroupUsage } from './cgroup-usage.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
 
 export interface ActionSettings {
@@ -20,6 +29,8 @@ export interface ActionSettings {
   isolation: Isolation;
   /** Forks the starters (one process for the runner's life), where set; else each is executed. */
   starterServer?: StarterServer | undefined;
+  /** Where each action gets a cgroup of its own (its limits, its kill, its figures); none without. */
+  cgroups?: ActionCgroups | undefined;
   prestart: PrestartHook[];
   poststop: PoststopStep[];
 }
@@ -86,12 +97,14 @@ function openRequest(request: RunRequest__Output, settings: ActionSettings, sess
   return { start, root, temporaryDirectory, stdout, stderr, buildPath: build.path };
 }
 
-function responseOf(outcome: ActionOutcome): RunResponse {
+function responseOf(outcome: ActionOutcome, cgroup: CgroupUsage | undefined): RunResponse {
   const ran = outcome.ran;
   if (outcome.error || !ran) throw outcome.error ?? new MountatError('internal', 'an outcome with neither an end nor an error');
+  // The action's first process as wait4 saw it, then its whole cgroup (cgroup-usage.ts).
+  const more = cgroup ? [packCgroupUsage(cgroup)] : [];
   // As bb_runner: a signal gives exit code -1, and the signal's name in the resource usage.
-  if (ran.kind === 'signalled') return { exitCode: -1, resourceUsage: [packResourceUsage(ran.rusage, ran.signal)] };
-  return { exitCode: ran.code, resourceUsage: [packResourceUsage(ran.rusage)] };
+  if (ran.kind === 'signalled') return { exitCode: -1, resourceUsage: [packResourceUsage(ran.rusage, ran.signal), ...more] };
+  return { exitCode: ran.code, resourceUsage: [packResourceUsage(ran.rusage), ...more] };
 }
 
 /** Run one action; resolves with its RunResponse or rejects with a MountatError whose kind gives the status. */
@@ -107,6 +120,7 @@ export async function runAction(
     argv0: request.arguments[0] ?? '',
     rootName: 'the input root',
     signal,
+    cgroups: settings.cgroups,
     request: (session) => (opened = openRequest(request, settings, session)).start,
     // The output files belong to the action now; ours can go.
     started: () => {
@@ -148,6 +162,7 @@ export async function runAction(
     record.phases = result.phases;
   }
   if (outcome.error) record.error = describeError(outcome.error);
+  if (result.cgroup) record.cgroup = result.cgroup;
   report(record);
-  return responseOf(outcome);
+  return responseOf(outcome, result.cgroup);
 }

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { messageOf, MountatError } from '../base/index.js';
 import type { CapabilityName } from '../linux/index.js';
 import { parsePlan, PlanError, readJsonFile, validateOrThrow, type Plan, type PlanInput, type Validator } from '../mounts/index.js';
-import { SANDBOX_DEFAULTS, whyNotAllowable, type NetworkMode } from '../sandbox/index.js';
+import { SANDBOX_DEFAULTS, whyNotAllowable, type CgroupLimits, type LimitName, type NetworkMode } from '../sandbox/index.js';
 import type { RunnerConfig, RunnerHookEntry } from './generated/runner-config.js';
 import { validateRunnerConfig } from './generated/validate-runner-config.js';
 import { listenerKindOf, resolveExisting, unreachableProblem, type Listener } from './listeners.js';
@@ -35,6 +35,12 @@ export interface Settings {
   /** Refusals of the actions' seccomp filter to do without, checked. */
   allowSyscalls: string[];
   hooks: { prestart: HookSpec[]; poststop: HookSpec[] };
+  /** What each action's own cgroup bounds (defaults filled in). */
+  limits: CgroupLimits;
+  /** The limits the config sets: the runner refuses to start where one cannot be enforced. */
+  requiredLimits: LimitName[];
+  /** Below which cgroup the actions' are made; default the runner's own. */
+  cgroupParent: string | undefined;
   stateDirectory: string;
   logLevel: string;
   /** Buildbarn's global.diagnosticsHttpServer: /metrics (Prometheus), /-/healthy, /-/ready. */
@@ -57,6 +63,7 @@ export const RUNNER_DEFAULTS = {
   allowUserNamespaces: SANDBOX_DEFAULTS.userNamespaces,
   allowSyscalls: SANDBOX_DEFAULTS.allowSyscalls,
   hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
+  limits: SANDBOX_DEFAULTS.limits,
   stateDirectory: '/run/mountat/runner',
   logLevel: 'info',
 } as const;
@@ -118,6 +125,7 @@ export function settingsFrom(json: unknown): Settings {
     userNamespaces: config.allowUserNamespaces ?? RUNNER_DEFAULTS.allowUserNamespaces,
     allowSyscalls,
     hooks: { prestart, poststop },
+    ...limitsFrom(config),
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
     diagnostics: diagnosticsFrom(config),
@@ -131,6 +139,20 @@ export function settingsFrom(json: unknown): Settings {
   // As written here; loadSettings and startRunner check again with symlinks resolved.
   refuseReachableListeners(settings, (path) => resolve(path));
   return settings;
+}
+
+/** The limits with their defaults, and those the config sets (null is "no limit", not a limit to enforce). */
+function limitsFrom(config: RunnerConfig): Pick<Settings, 'limits' | 'requiredLimits' | 'cgroupParent'> {
+  const given = config.limits ?? {};
+  const defaults = RUNNER_DEFAULTS.limits;
+  const limits: CgroupLimits = {
+    pids: given.pids === undefined ? defaults.pids : given.pids,
+    memoryBytes: given.memoryBytes === undefined ? defaults.memoryBytes : given.memoryBytes,
+    cpu: given.cpu === undefined || given.cpu === null ? defaults.cpu : { quota: given.cpu.quota, weight: given.cpu.weight },
+    oomScoreAdj: given.oomScoreAdj === undefined ? defaults.oomScoreAdj : given.oomScoreAdj,
+  };
+  const requiredLimits = (['pids', 'memoryBytes', 'cpu'] as const).filter((name) => given[name] !== undefined && given[name] !== null);
+  return { limits, requiredLimits, cgroupParent: config.cgroupParent };
 }
 
 function listenersOf(config: RunnerConfig): Listener[] {

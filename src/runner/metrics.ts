@@ -41,6 +41,8 @@ export function outcomeOf(report: ActionReport): Outcome {
 
 // From 1 ms to about 10 min: setup and teardown take milliseconds, builds minutes.
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+// Powers of two from 1 MiB to 64 GiB: a shell's few MiB up to a linker's or a test's tens of GiB.
+const BYTES = Array.from({ length: 17 }, (_, i) => 2 ** (20 + i));
 
 export class RunnerMetrics implements RunnerObserver {
   readonly registry = new Registry();
@@ -68,6 +70,22 @@ export class RunnerMetrics implements RunnerObserver {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  private readonly peakMemory = new Histogram({
+    name: 'mountat_runner_action_peak_memory_bytes',
+    help: "The most memory an action's cgroup used at once (memory.peak; v1 memory.max_usage_in_bytes), page cache included.",
+    buckets: BYTES,
+    registers: [this.registry],
+  });
+  private readonly oomKills = new Counter({
+    name: 'mountat_runner_action_oom_kills_total',
+    help: "Actions in which the kernel's OOM killer killed a process (then the runner killed the rest).",
+    registers: [this.registry],
+  });
+  private readonly pidsLimitHits = new Counter({
+    name: 'mountat_runner_action_pids_limit_hits_total',
+    help: 'Actions in which a fork or clone was refused at the pids limit at least once (actions counted, not refusals).',
+    registers: [this.registry],
+  });
   private readonly swept = new Counter({
     name: 'mountat_runner_startup_swept_mounts_total',
     help: 'Mounts an earlier runner left that this one removed at start-up, by how they were found.',
@@ -89,6 +107,7 @@ export class RunnerMetrics implements RunnerObserver {
     collectDefaultMetrics({ register: this.registry });
     for (const outcome of OUTCOMES) this.actions.inc({ outcome }, 0);
     for (const source of ['record', 'sweep']) this.swept.inc({ source }, 0);
+    // The counters without labels (OOM kills, pids limit hits) prom-client exports at 0 by itself.
   }
 
   actionStarted(): void {
@@ -101,6 +120,11 @@ export class RunnerMetrics implements RunnerObserver {
     this.duration.observe(report.durationMs / 1000);
     if (report.setupMs !== undefined) this.setup.observe(report.setupMs / 1000);
     if (report.teardownMs !== undefined) this.teardown.observe(report.teardownMs / 1000);
+    // Only where the action had a cgroup, and its layout the figure: no cgroup is not 0 bytes.
+    const cgroup = report.cgroup;
+    if (cgroup?.memoryPeakBytes !== undefined) this.peakMemory.observe(cgroup.memoryPeakBytes);
+    if (cgroup?.oomKilled) this.oomKills.inc();
+    if (cgroup?.pidsLimitHits !== undefined && cgroup.pidsLimitHits > 0) this.pidsLimitHits.inc();
   }
 
   mountsHeld(delta: number): void {

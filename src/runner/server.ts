@@ -9,6 +9,7 @@ import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.
 import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
+import { openActionCgroups } from './cgroups.js';
 import { refuseReachableListeners, type Settings } from './config.js';
 import { poststopSteps, prestartHooks } from './hooks.js';
 import { recover } from './recovery.js';
@@ -63,6 +64,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   for (const { message, detail } of warnings) log.warn(detail, message);
   // Before anything reads the records: they are ours alone once this is held (state-lock.ts).
   const lock = lockStateDirectory(settings.stateDirectory);
+  // Before the starter server starts: on v2 the runner may first move into a leaf of its cgroup.
+  const cgroups = openActionCgroups(settings, log);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
   const starterServer = new StarterServer(STARTER_PATH);
 
@@ -85,6 +88,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       temporaryDirectoryMount: settings.temporaryDirectoryMount,
       isolation,
       starterServer,
+      cgroups,
       prestart: prestartHooks(settings.hooks.prestart, mounts),
       poststop: poststopSteps(settings.hooks.poststop),
     },
@@ -110,6 +114,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       buildDirectory: build.path,
       pidNamespace: isolation.pidNamespace,
       root: isolation.root,
+      limits: settings.limits,
       recovered,
     },
     'runner ready',
@@ -132,6 +137,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       }
       clearTimeout(timer);
       starterServer.close();
+      cgroups?.[Symbol.dispose]();
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();

@@ -12,6 +12,8 @@
 // the session's fds close. outcomeOf() turns the action's end or the error, and every undo that
 // failed, into the outcome.
 import { MountatError } from '../base/index.js';
+import type { ActionCgroups } from './cgroups/action-cgroups.js';
+import type { CgroupUsage } from './cgroups/types.js';
 import { inSession } from '../base/session.js';
 import { outcomeOf, type ActionOutcome, type SessionPhase } from './outcome.js';
 import { PhaseTimer } from './phases.js';
@@ -37,6 +39,8 @@ export interface ContainedRun {
   signal?: AbortSignal | undefined;
   /** When the gate has opened (`mountat exec` passes on the signals it receives from then on). */
   running?(action: StartedAction): void;
+  /** Where to make the action's own cgroup (its limits, its kill, its figures); none without. */
+  cgroups?: ActionCgroups | undefined;
 }
 
 export interface ContainedResult {
@@ -50,6 +54,8 @@ export interface ContainedResult {
   /** The undo of the whole session; absent if the action never started. */
   teardownMs?: number | undefined;
   durationMs: number;
+  /** The figures of the action's own cgroup, read once everything in it had ended. */
+  cgroup?: CgroupUsage | undefined;
 }
 
 export async function runContained(run: ContainedRun): Promise<ContainedResult> {
@@ -59,6 +65,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
   let started = false;
   let setupMs: number | undefined;
   let end: ActionEnd | undefined;
+  let cgroupUsage: CgroupUsage | undefined;
   const cancelled = (what: string) => new MountatError('cancelled', what);
 
   const settled = await inSession(async (session) => {
@@ -67,13 +74,20 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     startedAt = timer.mark('requestMs');
 
     phase = 'start';
+    // Removed last, once the action, everything it started and the setup's undos are gone.
+    const cgroup = run.cgroups && session.use(run.cgroups.create());
     // Pushed before the action starts, so undone after it has stopped.
     const undos = session.use(new AsyncDisposableStack());
+    // Nothing the action started (a process it left behind without a PID namespace of its own)
+    // still runs when the setup is undone.
+    if (cgroup) session.defer(() => cgroup.stop());
     const action = session.use(new StartedAction(options));
     started = true;
     run.started?.();
     timer.mark('spawnMs');
     const pid = await action.untilPid();
+    // At its gate, before its first instruction: its cgroup namespace is made as the gate opens.
+    cgroup?.join(pid);
     timer.mark('pidMs');
 
     phase = 'setup';
@@ -91,6 +105,10 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     } finally {
       run.signal?.removeEventListener('abort', kill);
     }
+    if (cgroup) {
+      await cgroup.stop();
+      cgroupUsage = cgroup.usage();
+    }
     timer.mark('runMs');
     if (run.signal?.aborted) throw cancelled('cancelled while running; the action was killed');
   });
@@ -105,5 +123,5 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     argv0: run.argv0,
     rootName: run.rootName,
   });
-  return { outcome, teardown: settled.teardown, phases: timer.ms, setupMs, teardownMs, durationMs: timer.sinceStart() };
+  return { outcome, teardown: settled.teardown, phases: timer.ms, setupMs, teardownMs, durationMs: timer.sinceStart(), cgroup: cgroupUsage };
 }

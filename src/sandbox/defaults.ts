@@ -1,6 +1,7 @@
 // Every default of the action sandbox, in one place (the runner's config and `mountat exec`
 // take theirs from here).
 import { DEFAULT_ACTION_CAPABILITIES } from './capabilities.js';
+import type { CgroupLimits } from './cgroups/types.js';
 
 export const SANDBOX_DEFAULTS = {
   pidNamespace: true,
@@ -12,6 +13,12 @@ export const SANDBOX_DEFAULTS = {
   userNamespaces: false,
   /** Refusals of its seccomp filter it does without: none. */
   allowSyscalls: [] as readonly string[],
+  /**
+   * Its own cgroup's bounds: 4096 processes and threads (BuildBuddy's default: a fork loop stops
+   * there, a parallel build does not); no memory or CPU bound unless asked; oom_score_adj 1000, so
+   * that when the whole container runs out, the kernel kills an action before the runner.
+   */
+  limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000 } as CgroupLimits,
 } as const;
 
 export const NETWORK_MODES = ['host', 'none'] as const;

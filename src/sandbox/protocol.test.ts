@@ -44,6 +44,9 @@ describe("the starter's status channel", () => {
     // The init's own failure, then the starter's note of it: the first E is the cause.
     expect(channel('P 5\nE 1 pivot_root\nE 10 wait\n').end(0)).toEqual({ kind: 'start-failed', errno: 1, code: 'EPERM', step: 'pivot_root' });
     expect(channel('P 5\n').end(9)).toEqual({ kind: 'lost', detail: 'the starter was killed by signal 9' });
+    // The init killed with its cgroup: the starter's "K" is the end; after the init's "X", the "X" stands.
+    expect(channel('P 5\nK 9\n').end(0)).toMatchObject({ kind: 'signalled', signal: 9, rusage: { userMicros: 0 } });
+    expect(channel('P 5\n', X(3 << 8), 'K 9\n').end(0)).toMatchObject({ kind: 'exited', code: 3 });
     expect(channel('P 5\n').end(125 << 8)).toEqual({ kind: 'lost', detail: 'the starter exited with status 125' });
   });
 
@@ -52,6 +55,10 @@ describe("the starter's status channel", () => {
   const broken: Array<[string, string[], string]> = [
     ['a second end (a forged one before the real one)', ['P 5\n', X(0), X(3 << 8)], "a line after the action's end"],
     ['an end before the pid', [X(0)], 'an end before the pid'],
+    ['a kill line before the pid', ['K 9\n'], 'an end before the pid'],
+    ['an end after the kill line', ['P 5\nK 9\n', X(0)], 'an end after the kill line'],
+    ['a second kill line', ['P 5\nK 9\nK 9\n'], 'a second kill line'],
+    ['a malformed kill line', ['P 5\nK nine\n'], 'a malformed kill line'],
     ['a second pid', ['P 5\nP 6\n'], 'a second pid line'],
     ['an unknown line', ['P 5\nhello\n'], 'an unknown line'],
     ['a short end line', ['P 5\nX 0 1 2\n'], 'a malformed end line'],

@@ -1,5 +1,6 @@
 // The starter's status lines (native/starter/protocol.h documents them), parsed strictly: its own
-// pid ("S") first, then exactly one "P", then any "E", at most one "X", and nothing after it. Only the starter and the
+// pid ("S") first, then exactly one "P", then any "E", at most one "X" and one "K" (in either
+// order; "X" first only), and nothing after them. Only the starter and the
 // PID namespace's init hold the pipe; a line out of that order, malformed or unknown means the
 // channel cannot be trusted, and the action's end is then reported lost rather than believed.
 import { errnoName } from '../linux/index.js';
@@ -30,6 +31,21 @@ export type ActionEnd =
   | { kind: 'lost'; detail: string };
 
 const MAX_LINE = 512;
+const NO_RUSAGE: Rusage = {
+  userMicros: 0,
+  systemMicros: 0,
+  maxRssKiB: 0,
+  minflt: 0,
+  majflt: 0,
+  nswap: 0,
+  inblock: 0,
+  oublock: 0,
+  msgsnd: 0,
+  msgrcv: 0,
+  nsignals: 0,
+  nvcsw: 0,
+  nivcsw: 0,
+};
 const INTEGER = /^-?\d{1,20}$/;
 
 export class StatusChannel {
@@ -41,6 +57,8 @@ export class StatusChannel {
   exit: number[] | undefined;
   /** Set once a line broke the protocol; nothing after it is believed. */
   violation: string | undefined;
+  /** The signal that killed the init with everything in its namespace ("K"), where one did. */
+  killedBy: number | undefined;
   #buffered = '';
 
   /** Feed what the pipe gave; returns the pid when this chunk carried the "P" line. */
@@ -69,6 +87,9 @@ export class StatusChannel {
 
   #line(line: string): string | undefined {
     const [tag, ...fields] = line.split(' ');
+    // The starter's "K" comes after the init's "X" where the init was killed between reporting
+    // and exiting: the init's report stands.
+    if (this.exit !== undefined && tag === 'K' && this.killedBy === undefined) return this.#killed(fields);
     if (this.exit !== undefined) return "a line after the action's end";
     switch (tag) {
       case 'S':
@@ -87,14 +108,25 @@ export class StatusChannel {
         this.startError ??= { errno: Number(fields[0]), step };
         return undefined;
       }
+      case 'K':
+        if (this.pid === undefined) return 'an end before the pid';
+        if (this.killedBy !== undefined) return 'a second kill line';
+        return this.#killed(fields);
       case 'X':
         if (this.pid === undefined) return 'an end before the pid';
+        if (this.killedBy !== undefined) return 'an end after the kill line';
         if (fields.length !== 14 || !fields.every((field) => INTEGER.test(field))) return 'a malformed end line';
         this.exit = fields.map(Number);
         return undefined;
       default:
         return 'an unknown line';
     }
+  }
+
+  #killed(fields: string[]): string | undefined {
+    if (fields.length !== 1 || !INTEGER.test(fields[0]!) || Number(fields[0]) <= 0 || Number(fields[0]) > 64) return 'a malformed kill line';
+    this.killedBy = Number(fields[0]);
+    return undefined;
   }
 
   /** How the action ended, given how the starter itself ended (its raw wait status, where known). */
@@ -125,6 +157,8 @@ export class StatusChannel {
       return { kind: 'signalled', signal: wait & 0x7f, rusage };
     }
     if (start) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
+    // Killed with its init: no wait4 of the action; its cgroup has the figures.
+    if (this.killedBy !== undefined) return { kind: 'signalled', signal: this.killedBy, rusage: NO_RUSAGE };
     if (starterWait === undefined) return { kind: 'lost', detail: 'the starter ended without saying how the action ended' };
     const detail =
       (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;

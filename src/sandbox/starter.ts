@@ -170,7 +170,8 @@ export class StartedAction implements AsyncDisposable {
         // namespace may leave processes there) now, while the unreaped starter pins the pgid.
         if (this.#executed && pid !== undefined) signal(-pid, 'SIGKILL');
         const reaped = this.#executed && pid !== undefined ? reap(pid).finally(() => (this.#reaped = true)) : Promise.resolve(undefined);
-        if (channel.exit !== undefined || channel.startError !== undefined || channel.violation !== undefined) resolve(channel.end());
+        if (channel.exit !== undefined || channel.killedBy !== undefined || channel.startError !== undefined || channel.violation !== undefined)
+          resolve(channel.end());
         else void reaped.then((wait) => resolve(channel.end(wait)));
       });
       status.on('error', () => {}); // 'close' follows and settles

@@ -1,0 +1,26 @@
+// The runner's cgroups at start-up: a cgroup of its own for every action (src/sandbox/cgroups/),
+// or a refusal to start where the config asks for a limit this host cannot enforce, or one warning
+// saying what actions go without where it asks for none.
+import type { Logger } from 'pino';
+import { ActionCgroups } from '../sandbox/index.js';
+import type { Settings } from './config.js';
+import { ConfigError } from './config.js';
+
+export const CGROUPS_FIX = 'give the runner a writable cgroup filesystem in a cgroup namespace of its own (docs/cgroups.md)';
+
+export function openActionCgroups(settings: Pick<Settings, 'limits' | 'requiredLimits' | 'cgroupParent'>, log: Logger): ActionCgroups | undefined {
+  const { cgroups, unavailable } = ActionCgroups.open({ limits: settings.limits, parent: settings.cgroupParent, moveIntoLeaf: true });
+  const refused = unavailable.find((u) => (settings.requiredLimits as string[]).includes(u.what));
+  if (refused) {
+    cgroups?.[Symbol.dispose]();
+    throw new ConfigError(`config.limits.${refused.what} cannot be enforced (${refused.why}): ${CGROUPS_FIX}, or remove limits.${refused.what}`);
+  }
+  if (unavailable.length > 0) {
+    const what = [...new Set(unavailable.map((u) => u.what))];
+    log.warn(
+      { unavailable, cgroups: cgroups?.bases },
+      `actions run without ${what.map((w) => (w === 'accounting' ? 'some cgroup figures' : w === 'kill' ? 'a cgroup to kill what they leave' : `the ${w} limit`)).join(', ')}: ${CGROUPS_FIX}`,
+    );
+  } else log.debug({ cgroups: cgroups?.bases }, 'action cgroups');
+  return cgroups;
+}

@@ -1,0 +1,418 @@
+// A cgroup of its own for every action, below one the runner (or `mountat exec`) owns: made in
+// every tree the limits and the accounting need (the v2 tree always where mounted: cgroup.kill,
+// cpu.stat and PSI are core files there; each controller in the v2 tree where this process's
+// cgroup has it, else in its v1 hierarchy), joined by the action while it waits at its gate,
+// emptied with cgroup.kill when it ends, read, and removed.
+//
+//   <parent>/mountat-<pid>/          ActionCgroups: this process's, removed when it is disposed
+//   <parent>/mountat-<pid>/<n>/      ActionCgroup: one action's
+//   <parent>/mountat-runner/         (v2, parent = own cgroup) where the runner's processes move,
+//                                    so that its cgroup may enable controllers for its children
+//
+// Only directories made here are written or removed; /proc/self/cgroup's own cgroups and their
+// files are never written, except that on v2 the runner moves its own processes into its leaf and
+// enables controllers in its own cgroup's subtree_control (what "delegation" lets it do).
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { MountatError, messageOf } from '../../base/index.js';
+import { errnoCodeOf } from '../../base/index.js';
+import { directoryOf, placeController, readLayout, type Hierarchy, type Layout } from './hierarchies.js';
+import { limitWrites, readUsage } from './files.js';
+import type { CgroupLimits, CgroupUsage, ControllerName } from './types.js';
+
+type Use = ControllerName | 'cpuacct' | 'core';
+
+/** One tree the actions' cgroups are made in, and what they use it for. */
+interface Tree {
+  hierarchy: Hierarchy;
+  /** This process's directory below the parent: <parent>/mountat-<pid>. */
+  base: string;
+  uses: Use[];
+}
+
+export type LimitName = 'pids' | 'memoryBytes' | 'cpu';
+
+export interface CgroupsOptions {
+  limits: CgroupLimits;
+  /** The cgroup (as /proc/self/cgroup names it) below which to work; default this process's own in each tree. */
+  parent?: string | undefined;
+  /** On v2, move this process's cgroup's processes into a leaf beside the actions (the runner; not `mountat exec`). */
+  moveIntoLeaf: boolean;
+  /** Read instead of /proc/self (tests). */
+  layout?: Layout;
+}
+
+/** A limit or a figure this host cannot give, and why (one line). */
+export interface Unavailable {
+  what: LimitName | 'accounting' | 'kill';
+  why: string;
+}
+
+export const RUNNER_LEAF = 'mountat-runner';
+const STOP_TIMEOUT_MS = 5000;
+const V1_OOM_POLL_MS = 50;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCodeOf(error) === 'EPERM';
+  }
+}
+
+/** Every process in a cgroup directory SIGKILLed until none is left (v1, or a v2 tree without cgroup.kill). */
+function killListed(directory: string): void {
+  for (let round = 0; round < 100; round++) {
+    const pids = (read(`${directory}/cgroup.procs`) ?? '').split('\n').filter(Boolean).map(Number);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  }
+}
+
+function populated(tree: Tree, directory: string): boolean {
+  if (tree.hierarchy.version === 2) {
+    const events = read(`${directory}/cgroup.events`);
+    if (events !== undefined) return /^populated 1$/m.test(events);
+  }
+  return (read(`${directory}/cgroup.procs`) ?? '').trim() !== '';
+}
+
+function kill(trees: readonly Tree[], name: string): void {
+  const v2 = trees.find((tree) => tree.hierarchy.version === 2);
+  if (v2 && existsSync(`${v2.base}/${name}/cgroup.kill`)) writeFileSync(`${v2.base}/${name}/cgroup.kill`, '1');
+  else if (trees[0]) killListed(`${trees[0].base}/${name}`);
+}
+
+/** rmdir, again while the kernel still counts processes that have just exited (EBUSY). */
+async function removeDirectory(directory: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmdirSync(directory);
+      return;
+    } catch (error) {
+      const code = errnoCodeOf(error);
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || attempt >= 100) throw MountatError.wrap('kernel', `cannot remove the action's cgroup ${directory}`, error);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(attempt + 1, 20)));
+    }
+  }
+}
+
+/** The cgroups of every action of this process, made below the parent in each tree. */
+export class ActionCgroups implements Disposable {
+  readonly #trees: Tree[];
+  readonly #limits: CgroupLimits;
+  #next = 0;
+
+  private constructor(trees: Tree[], limits: CgroupLimits) {
+    this.#trees = trees;
+    this.#limits = limits;
+  }
+
+  /** The trees in use, by name, with the directory below which actions' cgroups are made (doctor, logs). */
+  get bases(): Record<string, string> {
+    return Object.fromEntries(this.#trees.map((tree) => [tree.hierarchy.name, tree.base]));
+  }
+
+  /**
+   * Make this process's directory in every tree the limits and the accounting need. Returns what
+   * cannot be had (the caller refuses to start over a limit it was asked for, and says the rest
+   * once); `cgroups` is undefined where no tree could be used at all.
+   */
+  static open(options: CgroupsOptions): { cgroups: ActionCgroups | undefined; unavailable: Unavailable[] } {
+    const layout = options.layout ?? readLayout();
+    const unavailable: Unavailable[] = [];
+    const { limits } = options;
+    if (!layout.v2 && layout.v1.length === 0) {
+      const why = 'no cgroup filesystem is mounted where this process can see it (/proc/self/mountinfo)';
+      return { cgroups: undefined, unavailable: [...limitNames(limits).map((what) => ({ what, why })), { what: 'accounting', why }, { what: 'kill', why }] };
+    }
+
+    // What each controller is needed for, and the tree carrying it.
+    const wanted: Array<{ use: Use; limit?: LimitName }> = [
+      { use: 'core' },
+      { use: 'pids', limit: 'pids' },
+      { use: 'memory', limit: 'memoryBytes' },
+      { use: 'io' },
+    ];
+    if (limits.cpu) wanted.push({ use: 'cpu', limit: 'cpu' });
+    if (!layout.v2) wanted.push({ use: 'cpuacct' });
+    const trees = new Map<Hierarchy, Use[]>();
+    for (const { use, limit } of wanted) {
+      const hierarchy = use === 'core' ? layout.v2 : placeController(layout, use);
+      if (!hierarchy) {
+        if (use === 'core') continue;
+        const why = `no ${use === 'io' ? 'io (blkio)' : use} controller in the v2 tree of this process's cgroup nor in a v1 hierarchy`;
+        if (limit && limitNames(limits).includes(limit)) unavailable.push({ what: limit, why });
+        else unavailable.push({ what: 'accounting', why });
+        continue;
+      }
+      trees.set(hierarchy, [...(trees.get(hierarchy) ?? []), use]);
+    }
+
+    const made: Tree[] = [];
+    for (const [hierarchy, uses] of trees) {
+      try {
+        made.push(openTree(hierarchy, uses, options));
+      } catch (error) {
+        const why = messageOf(error);
+        for (const use of uses) {
+          const limit = use === 'pids' ? 'pids' : use === 'memory' ? 'memoryBytes' : use === 'cpu' ? 'cpu' : undefined;
+          if (limit && limitNames(limits).includes(limit)) unavailable.push({ what: limit, why });
+          else unavailable.push({ what: use === 'core' ? 'kill' : 'accounting', why });
+        }
+      }
+    }
+    return { cgroups: made.length > 0 ? new ActionCgroups(made, limits) : undefined, unavailable };
+  }
+
+  /** A new action's cgroup in every tree, its limits written; the caller owns it (disposing removes it). */
+  create(): ActionCgroup {
+    return new ActionCgroup(this.#trees, this.#limits, `${++this.#next}`);
+  }
+
+  /** Remove this process's directories (every action's must be gone). */
+  [Symbol.dispose](): void {
+    for (const tree of this.#trees) {
+      try {
+        rmdirSync(tree.base);
+      } catch {
+        // An action's cgroup that could not be removed keeps it; the next start sweeps it.
+      }
+    }
+  }
+}
+
+/** The limits that are set, by their config names. */
+function limitNames(limits: CgroupLimits): LimitName[] {
+  const names: LimitName[] = [];
+  if (limits.pids !== null) names.push('pids');
+  if (limits.memoryBytes !== null) names.push('memoryBytes');
+  if (limits.cpu !== null) names.push('cpu');
+  return names;
+}
+
+function controllersOn(uses: readonly Use[]): ControllerName[] {
+  return uses.filter((use): use is ControllerName => use === 'pids' || use === 'memory' || use === 'cpu' || use === 'io');
+}
+
+/** This process's base directory in one tree: stale ones of dead processes swept, controllers enabled on v2. */
+function openTree(hierarchy: Hierarchy, uses: Use[], options: CgroupsOptions): Tree {
+  let parentPath = options.parent ?? hierarchy.ownPath;
+  // A runner restarted in its own leaf works from the leaf's parent, as the first one did.
+  if (options.parent === undefined && options.moveIntoLeaf && parentPath.endsWith(`/${RUNNER_LEAF}`))
+    parentPath = parentPath.slice(0, -RUNNER_LEAF.length - 1) || '/';
+  const parent = directoryOf(hierarchy, parentPath);
+  if (parent === undefined || !existsSync(parent)) throw new MountatError('precondition', `the cgroup ${parentPath} is not in ${hierarchy.mount}`);
+  sweepStale(parent);
+  const base = `${parent}/mountat-${process.pid}`;
+  const controllers = hierarchy.version === 2 ? controllersOn(uses) : [];
+  try {
+    if (controllers.length > 0 && options.moveIntoLeaf && parentPath === hierarchy.ownPath) moveIntoLeaf(parent);
+    if (controllers.length > 0) enable(parent, controllers);
+    mkdirSync(base);
+    if (controllers.length > 0) enable(base, controllers);
+  } catch (error) {
+    try {
+      rmdirSync(base);
+    } catch {
+      // Not made.
+    }
+    throw MountatError.wrap('not-permitted', `cannot make cgroups in ${parent}`, error);
+  }
+  return { hierarchy, base, uses };
+}
+
+/** Enable controllers for a cgroup's children (v2 cgroup.subtree_control); exported for the tests. */
+export function enable(directory: string, controllers: readonly string[]): void {
+  const enabled = (read(`${directory}/cgroup.subtree_control`) ?? '').trim().split(/\s+/);
+  const missing = controllers.filter((c) => !enabled.includes(c));
+  if (missing.length > 0) writeFileSync(`${directory}/cgroup.subtree_control`, missing.map((c) => `+${c}`).join(' '));
+}
+
+/** v2's "no internal processes": the cgroup's processes (the runner's) move to a leaf before it enables controllers. */
+export function moveIntoLeaf(parent: string): void {
+  const leaf = `${parent}/${RUNNER_LEAF}`;
+  if (!existsSync(leaf)) mkdirSync(leaf);
+  for (let round = 0; round < 10; round++) {
+    const pids = (read(`${parent}/cgroup.procs`) ?? '').split('\n').filter(Boolean);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        writeFileSync(`${leaf}/cgroup.procs`, pid);
+      } catch (error) {
+        if (errnoCodeOf(error) !== 'ESRCH') throw error;
+      }
+    }
+  }
+}
+
+/** Directories of processes that ended without removing theirs (a runner killed with SIGKILL): emptied and removed. */
+function sweepStale(parent: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const match = /^mountat-(\d+)$/.exec(entry);
+    if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
+    const base = `${parent}/${entry}`;
+    try {
+      for (const child of readdirSync(base, { withFileTypes: true })) {
+        if (!child.isDirectory()) continue;
+        const directory = `${base}/${child.name}`;
+        if (existsSync(`${directory}/cgroup.kill`)) writeFileSync(`${directory}/cgroup.kill`, '1');
+        else killListed(directory);
+        for (let attempt = 0; attempt < 100; attempt++) {
+          try {
+            rmdirSync(directory);
+            break;
+          } catch {
+            sleepSync(10);
+          }
+        }
+      }
+      rmdirSync(base);
+    } catch {
+      // Another process's, or still busy: left for the next start.
+    }
+  }
+}
+
+/** One action's cgroup in every tree; its only owner. */
+export class ActionCgroup implements AsyncDisposable {
+  readonly #trees: Tree[];
+  readonly #limits: CgroupLimits;
+  readonly #name: string;
+  #oomWatch: NodeJS.Timeout | undefined;
+  #oomKilled = false;
+  #stopped = false;
+
+  constructor(trees: Tree[], limits: CgroupLimits, name: string) {
+    this.#trees = trees;
+    this.#limits = limits;
+    this.#name = name;
+    const made: string[] = [];
+    try {
+      for (const tree of trees) {
+        const directory = this.#directory(tree);
+        mkdirSync(directory);
+        made.push(directory);
+        for (const use of controllersOn(tree.uses)) {
+          for (const write of limitWrites(use, tree.hierarchy.version, limits)) {
+            if (write.optional && !existsSync(`${directory}/${write.file}`)) continue;
+            writeFileSync(`${directory}/${write.file}`, write.value);
+          }
+        }
+      }
+    } catch (error) {
+      for (const directory of made.reverse()) {
+        try {
+          rmdirSync(directory);
+        } catch {
+          // Left for the start-up sweep.
+        }
+      }
+      throw MountatError.wrap('kernel', "cannot make the action's cgroup", error);
+    }
+  }
+
+  #directory(tree: Tree): string {
+    return `${tree.base}/${this.#name}`;
+  }
+
+  /** Directories of the cgroup, by tree name (tests, doctor). */
+  get directories(): Record<string, string> {
+    return Object.fromEntries(this.#trees.map((tree) => [tree.hierarchy.name, this.#directory(tree)]));
+  }
+
+  /**
+   * Move `pid` (the action, waiting at its gate, before its first instruction) into the cgroup
+   * in every tree, and raise its oom_score_adj; what it starts inherits both.
+   */
+  join(pid: number): void {
+    for (const tree of this.#trees) writeFileSync(`${this.#directory(tree)}/cgroup.procs`, String(pid));
+    if (this.#limits.oomScoreAdj !== null) writeFileSync(`/proc/${pid}/oom_score_adj`, String(this.#limits.oomScoreAdj));
+    // v1 has no memory.oom.group: the kernel kills one process, and the rest goes here.
+    const memory = this.#trees.find((tree) => tree.hierarchy.version === 1 && tree.uses.includes('memory'));
+    if (memory && this.#limits.memoryBytes !== null) {
+      const file = `${this.#directory(memory)}/memory.oom_control`;
+      this.#oomWatch = setInterval(() => {
+        if (/^oom_kill [1-9]/m.test(read(file) ?? '')) {
+          this.#oomKilled = true;
+          clearInterval(this.#oomWatch);
+          this.kill();
+        }
+      }, V1_OOM_POLL_MS).unref();
+    }
+  }
+
+  /** Kill everything in the cgroup (cgroup.kill where there is a v2 tree). */
+  kill(): void {
+    try {
+      kill(this.#trees, this.#name);
+    } catch {
+      // Removed already, or nothing to kill.
+    }
+  }
+
+  /** Kill what is left and wait until the cgroup is empty: then its figures are final. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    clearInterval(this.#oomWatch);
+    const tree = this.#trees[0];
+    if (!tree) return;
+    const directory = this.#directory(tree);
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    let killed = false;
+    for (let delay = 0; populated(tree, directory); delay = Math.min(delay + 1, 20)) {
+      if (!killed || delay === 20) {
+        kill(this.#trees, this.#name);
+        killed = true;
+      }
+      if (Date.now() > deadline)
+        throw new MountatError('kernel', `the action's cgroup ${directory} still has processes ${STOP_TIMEOUT_MS / 1000} s after it was killed`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+    this.#stopped = true;
+  }
+
+  /** The cgroup's figures (after stop(): final). */
+  usage(): CgroupUsage {
+    const usage: CgroupUsage = { oomKilled: this.#oomKilled };
+    for (const tree of this.#trees) {
+      const directory = this.#directory(tree);
+      readUsage(tree.hierarchy.version, tree.uses, (file) => read(`${directory}/${file}`), usage);
+    }
+    return usage;
+  }
+
+  /** Kill what is left, wait for it, remove the cgroup in every tree: the first failure is thrown, after every step was tried. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    clearInterval(this.#oomWatch);
+    const failures: unknown[] = [];
+    await this.stop().catch((error: unknown) => failures.push(error));
+    for (const tree of this.#trees) await removeDirectory(this.#directory(tree)).catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw failures[0];
+  }
+}
