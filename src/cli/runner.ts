@@ -1,14 +1,15 @@
 // `mountat runner --config FILE`: serve Buildbarn's runner protocol until SIGTERM or SIGINT.
-// With --check, only what start-up checks of the config: its fields, and that no action could
-// reach where it listens (src/runner/listeners.ts).
+// With --check, only what start-up checks of the config: its fields, that no action could reach
+// where it listens (src/runner/listeners.ts), and that the limits it sets can be enforced.
 import { pino } from 'pino';
-import { loadSettings, startRunner } from '../runner/index.js';
+import { checkLimits, loadSettings, startRunner } from '../runner/index.js';
 import { UsageError } from './usage-error.js';
 
 export async function runnerCommand(args: { config: string | undefined; check: boolean }, print: (line: string) => void): Promise<number> {
   if (!args.config) throw new UsageError('--config FILE is required');
   const settings = loadSettings(args.config);
   if (args.check) {
+    checkLimits(settings);
     print(`config file ${args.config}: valid`);
     return 0;
   }

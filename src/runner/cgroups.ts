@@ -2,7 +2,7 @@
 // or a refusal to start where the config asks for a limit this host cannot enforce, or one warning
 // saying what actions go without where it asks for none.
 import type { Logger } from 'pino';
-import { ActionCgroups } from '../sandbox/index.js';
+import { ActionCgroups, probeCgroups, type LimitName } from '../sandbox/index.js';
 import type { Settings } from './config.js';
 import { ConfigError } from './config.js';
 
@@ -23,4 +23,19 @@ export function openActionCgroups(settings: Pick<Settings, 'limits' | 'requiredL
     );
   } else log.debug({ cgroups: cgroups?.bases }, 'action cgroups');
   return cgroups;
+}
+
+const CONTROLLER_OF: Record<LimitName, 'pids' | 'memory' | 'cpu'> = { pids: 'pids', memoryBytes: 'memory', cpu: 'cpu' };
+
+/**
+ * `mountat runner --check`: the same refusal as start-up, from a probe that changes nothing (a
+ * cgroup made and removed at once; no process moved, no controller enabled).
+ */
+export function checkLimits(settings: Pick<Settings, 'requiredLimits' | 'cgroupParent'>): void {
+  if (settings.requiredLimits.length === 0) return;
+  const probe = probeCgroups(settings.cgroupParent);
+  for (const limit of settings.requiredLimits) {
+    const why = probe.controllers[CONTROLLER_OF[limit]] === null ? `no ${CONTROLLER_OF[limit]} controller for this process's cgroup` : probe.problem;
+    if (why !== undefined) throw new ConfigError(`config.limits.${limit} cannot be enforced (${why}): ${CGROUPS_FIX}, or remove limits.${limit}`);
+  }
 }

@@ -26,8 +26,30 @@ describe('settingsFrom', () => {
       hooks: { prestart: ['mountat'], poststop: ['mountat'] },
       stateDirectory: '/run/mountat/runner',
       ignored: [],
+      limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000 },
+      requiredLimits: [],
+      cgroupParent: undefined,
     });
     expect(settings.plan.mounts.map((m) => `${m.kind}:${m.target}:${m.attributes.readOnly}`)).toEqual(['proc:proc:false', 'sysfs:sys:true']);
+  });
+
+  it('takes the limits the config sets as ones to enforce, and null as no limit', () => {
+    const settings = settingsFrom({
+      ...minimal,
+      limits: { memoryBytes: 1 << 30, cpu: { quota: 1.5 }, pids: null, oomScoreAdj: null },
+      cgroupParent: '/builds',
+    });
+    expect(settings.limits).toEqual({ pids: null, memoryBytes: 1 << 30, cpu: { quota: 1.5, weight: undefined }, oomScoreAdj: null });
+    expect(settings.requiredLimits).toEqual(['memoryBytes', 'cpu']);
+    expect(settings.cgroupParent).toBe('/builds');
+    expect(settingsFrom({ ...minimal, limits: { pids: 256 } }).requiredLimits).toEqual(['pids']);
+  });
+
+  it('refuses a limit out of range in one line naming it', () => {
+    expect(() => settingsFrom({ ...minimal, limits: { memoryBytes: 1024 } })).toThrow(/^config\.limits\.memoryBytes.*4194304/);
+    expect(() => settingsFrom({ ...minimal, limits: { cpu: {} } })).toThrow(/^config\.limits\.cpu/);
+    expect(() => settingsFrom({ ...minimal, limits: { pids: 0 } })).toThrow(/^config\.limits\.pids/);
+    expect(() => settingsFrom({ ...minimal, cgroupParent: 'relative' })).toThrow(/^config\.cgroupParent/);
   });
 
   it("carries an operator's bb_runner options over, noting the ones it does not use", () => {

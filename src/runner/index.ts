@@ -5,3 +5,6 @@ export type { Settings, RunnerConfig } from './config.js';
 export { RunnerService } from './service.js';
 export { loadRunnerProto, posixResourceUsageType, SCHEMAS } from './protos.js';
 export { POSIX_RESOURCE_USAGE_URL, signalName } from './resource-usage.js';
+export { checkLimits, openActionCgroups } from './cgroups.js';
+export { cgroupResourceUsageType } from './protos.js';
+export { CGROUP_RESOURCE_USAGE_URL, packCgroupUsage } from './cgroup-usage.js';

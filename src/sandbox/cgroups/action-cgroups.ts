@@ -4,7 +4,7 @@
 // cgroup has it, else in its v1 hierarchy), joined by the action while it waits at its gate,
 // emptied with cgroup.kill when it ends, read, and removed.
 //
-//   <parent>/mountat-<pid>/          ActionCgroups: this process's, removed when it is disposed
+//   <parent>/mountat-<pid>[.<n>]/    ActionCgroups: this process's, removed when it is disposed
 //   <parent>/mountat-<pid>/<n>/      ActionCgroup: one action's
 //   <parent>/mountat-runner/         (v2, parent = own cgroup) where the runner's processes move,
 //                                    so that its cgroup may enable controllers for its children
@@ -13,8 +13,7 @@
 // files are never written, except that on v2 the runner moves its own processes into its leaf and
 // enables controllers in its own cgroup's subtree_control (what "delegation" lets it do).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { MountatError, messageOf } from '../../base/index.js';
-import { errnoCodeOf } from '../../base/index.js';
+import { describeError, errnoCodeOf, MountatError } from '../../base/index.js';
 import { directoryOf, placeController, readLayout, type Hierarchy, type Layout } from './hierarchies.js';
 import { limitWrites, readUsage } from './files.js';
 import type { CgroupLimits, CgroupUsage, ControllerName } from './types.js';
@@ -48,6 +47,8 @@ export interface Unavailable {
 }
 
 export const RUNNER_LEAF = 'mountat-runner';
+/** How many ActionCgroups this process has opened: each gets a base directory of its own. */
+let instances = 0;
 const STOP_TIMEOUT_MS = 5000;
 const V1_OOM_POLL_MS = 50;
 
@@ -173,7 +174,7 @@ export class ActionCgroups implements Disposable {
       try {
         made.push(openTree(hierarchy, uses, options));
       } catch (error) {
-        const why = messageOf(error);
+        const why = describeError(error);
         for (const use of uses) {
           const limit = use === 'pids' ? 'pids' : use === 'memory' ? 'memoryBytes' : use === 'cpu' ? 'cpu' : undefined;
           if (limit && limitNames(limits).includes(limit)) unavailable.push({ what: limit, why });
@@ -181,6 +182,7 @@ export class ActionCgroups implements Disposable {
         }
       }
     }
+    instances++;
     return { cgroups: made.length > 0 ? new ActionCgroups(made, limits) : undefined, unavailable };
   }
 
@@ -223,7 +225,8 @@ function openTree(hierarchy: Hierarchy, uses: Use[], options: CgroupsOptions): T
   const parent = directoryOf(hierarchy, parentPath);
   if (parent === undefined || !existsSync(parent)) throw new MountatError('precondition', `the cgroup ${parentPath} is not in ${hierarchy.mount}`);
   sweepStale(parent);
-  const base = `${parent}/mountat-${process.pid}`;
+  // One per ActionCgroups of this process (a test may start several runners in one process).
+  const base = `${parent}/mountat-${process.pid}${instances === 0 ? '' : `.${instances}`}`;
   const controllers = hierarchy.version === 2 ? controllersOn(uses) : [];
   try {
     if (controllers.length > 0 && options.moveIntoLeaf && parentPath === hierarchy.ownPath) moveIntoLeaf(parent);
@@ -274,7 +277,7 @@ function sweepStale(parent: string): void {
     return;
   }
   for (const entry of entries) {
-    const match = /^mountat-(\d+)$/.exec(entry);
+    const match = /^mountat-(\d+)(?:\.\d+)?$/.exec(entry);
     if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
     const base = `${parent}/${entry}`;
     try {

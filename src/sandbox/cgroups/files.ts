@@ -11,9 +11,9 @@ export interface LimitWrite {
 
 const CPU_PERIOD_US = 100_000;
 
-/** v2's cpu.weight (1..10000) as v1's cpu.shares (2..262144): the inverse of runc's ConvertCPUSharesToCgroupV2Value. */
+/** v2's cpu.weight (1..10000) as v1's cpu.shares, as systemd converts CPUWeight: the defaults (100, 1024) meet. */
 export function sharesOfWeight(weight: number): number {
-  return 2 + Math.round(((weight - 1) * 262142) / 9999);
+  return Math.min(262144, Math.max(2, Math.round((weight * 1024) / 100)));
 }
 
 /** What to write for `controller`'s limits on a tree of `version`. */

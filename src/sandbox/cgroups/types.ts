@@ -6,7 +6,7 @@
 export interface CpuLimit {
   /** In CPUs: 1.5 is 150 ms of CPU time every 100 ms (v2 cpu.max, v1 cpu.cfs_quota_us). */
   quota?: number | undefined;
-  /** 1..10000, 100 the kernel's default (v2 cpu.weight; v1 cpu.shares, converted as runc does). */
+  /** 1..10000, 100 the kernel's default (v2 cpu.weight; v1 cpu.shares, weight × 1024 / 100 as systemd converts). */
   weight?: number | undefined;
 }
 
