@@ -120,9 +120,14 @@ describe('the runner image', () => {
     const noAdmin = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'));
     expect(noAdmin.status).toBe(1);
     expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
-    // Without it the entrypoint cannot make the cgroup mounts writable either, and says so.
-    expect(noAdmin.output).toMatch(/^writable-cgroups: read-only still: \/sys\/fs\/cgroup\/\S+/m);
+    // Without it the entrypoint cannot make the cgroup mounts writable either: it says so, and starts the command.
     expect(noAdmin.output).toMatch(/^warn the runner cannot make its actions' cgroups: .*EROFS/m);
+    const entrypointAlone = await runOnce(
+      CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'),
+      'sh',
+      ['-c', 'exec writable-cgroups echo started 2>&1'],
+    );
+    expect(entrypointAlone.output).toMatch(/^writable-cgroups: read-only still: \/sys\/fs\/cgroup\/\S+ .*\nstarted\n$/);
     const noSetpcap = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SETPCAP'));
     expect(noSetpcap.output).toContain('warn CAP_SETPCAP is not effective');
     const noChroot = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'));
