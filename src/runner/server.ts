@@ -114,8 +114,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       buildDirectory: build.path,
       pidNamespace: isolation.pidNamespace,
       root: isolation.root,
-      limits: settings.limits,
       recovered,
+      limits: settings.limits,
     },
     'runner ready',
   );
