@@ -42,10 +42,13 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/schemas ./schemas
 COPY --from=build /src/hooks ./hooks
 COPY deploy/docker/runner.json /config/runner.json
+COPY deploy/docker/writable-cgroups.sh /usr/local/bin/writable-cgroups
 RUN ln -s /opt/mountat/bin/mountat.js /usr/local/bin/mountat && mountat help >/dev/null
 # The config names the build directory (/worker/build) and the socket (/worker/runner) on the volume shared with
-# bb_worker; mount your own at /config/runner.json to change them.
-ENTRYPOINT ["tini", "--", "mountat", "runner", "--config", "/config/runner.json"]
+# bb_worker; mount your own at /config/runner.json to change them. writable-cgroups takes the read-only flag off the
+# container's cgroup mounts (in its own mount namespace) so that the runner can make a cgroup for every action
+# (docs/cgroups.md, "In a container"), then execs the runner.
+ENTRYPOINT ["tini", "--", "writable-cgroups", "mountat", "runner", "--config", "/config/runner.json"]
 # CheckReadiness over the socket the config names, whatever config is mounted over /config/runner.json (an HTTP check
 # would need the diagnostics server, which this config does not enable, at a port fixed here; the image has no HTTP
 # client but bash's /dev/tcp). It starts Node every interval (~0.5 s of CPU: bench/RESULTS.md, "Probes").

@@ -221,6 +221,54 @@ describe('mountat doctor', () => {
   });
 });
 
+describe('mountat doctor on cgroups', () => {
+  /** doctor's cgroup lines, run under `sh -c SCRIPT` in a mount namespace of its own (SCRIPT then execs doctor). */
+  const cgroupLines = (script: string) => {
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${script} && exec "$@"`, 'sh', ...mountatArgv('doctor')], {
+      encoding: 'utf8',
+    });
+    return { status: result.status, stderr: result.stderr, lines: result.stdout.split('\n').filter((line) => /cgroup|^(ok|warn) {1,3}limits/.test(line)) };
+  };
+
+  it("shows this machine's hybrid layout, a cgroup made in every tree, and every limit enforceable", () => {
+    // CI's layout: the controllers on v1, a v2 tree at /sys/fs/cgroup/unified without them (docs/cgroups.md).
+    const { status, lines } = cgroupLines('true');
+    expect(status).toBe(0);
+    expect(lines[0]).toBe('ok   cgroups: hybrid (a cgroup v2 tree beside v1 hierarchies); controllers: pids v1, memory v1, cpu v1, io v1');
+    // Below this process's own cgroup in each: the v2 tree's, and pids', memory's, cpu's and blkio's v1 hierarchies.
+    expect(lines[1]).toMatch(
+      /^ok {3}the runner can make its actions' cgroups below \/sys\/fs\/cgroup\/unified\S*, \/sys\/fs\/cgroup\/pids\S*, \/sys\/fs\/cgroup\/memory\S*, \/sys\/fs\/cgroup\/cpu\S*, \/sys\/fs\/cgroup\/blkio\S* \(a trial cgroup made and removed in each\)$/,
+    );
+    expect(lines.slice(2)).toEqual([
+      'ok   limits can be enforced: pids, memoryBytes, cpu; an OOM kill ends the whole action (v1 has no memory.oom.group: the runner kills the rest)',
+    ]);
+  });
+
+  it('warns, naming the fix, where no cgroup file system is mounted, and still passes the host', () => {
+    const { status, lines } = cgroupLines('umount --recursive --lazy /sys/fs/cgroup && mount -t tmpfs none /sys/fs/cgroup');
+    expect(status).toBe(0);
+    expect(lines).toEqual([
+      'warn cgroups: none (no cgroup file system is mounted here); controllers: pids none, memory none, cpu none, io none',
+      "warn the runner cannot make its actions' cgroups: no cgroup filesystem is mounted where this process can see it — mount the cgroup file system (cgroup2 at /sys/fs/cgroup); a container gets it from its engine (see docs/operations.md#t-cgroups)",
+      'warn limits that cannot be enforced here: pids (no pids controller), memoryBytes (no memory controller), cpu (no cpu controller) — a runner configured with one of them refuses to start; without, it runs and says once what it cannot do (the default pids limit included) (see docs/operations.md#t-cgroups)',
+    ]);
+  });
+
+  it('warns where the cgroup mounts are read-only, as in a container, and names the remount the runner image makes', () => {
+    // Read-only as Docker, podman and Kubernetes mount them: the mount's own flag, in this namespace only.
+    const readOnly = 'for m in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,ro $m || exit 1; done';
+    const { status, lines } = cgroupLines(readOnly);
+    expect(status).toBe(0);
+    expect(lines[0]).toBe('ok   cgroups: hybrid (a cgroup v2 tree beside v1 hierarchies); controllers: pids v1, memory v1, cpu v1, io v1');
+    expect(lines[1]).toMatch(
+      /^warn the runner cannot make its actions' cgroups: unified: cannot make a cgroup in \/sys\/fs\/cgroup\/unified\S*: .*EROFS.*; pids: .*EROFS.* — the cgroup file system is mounted read-only here \(a container's default\): remount it writable in this mount namespace, as the runner image's entrypoint does/,
+    );
+    expect(lines[2]).toBe(
+      'warn limits that cannot be enforced here: pids (no cgroup can be made in its pids hierarchy), memoryBytes (no cgroup can be made in its memory hierarchy), cpu (no cgroup can be made in its cpu hierarchy) — a runner configured with one of them refuses to start; without, it runs and says once what it cannot do (the default pids limit included) (see docs/operations.md#t-cgroups)',
+    );
+  });
+});
+
 describe('the troubleshooting entries doctor points at', () => {
   it('exist', () => {
     const guide = readFileSync(join(repo, 'docs', 'operations.md'), 'utf8');

@@ -223,6 +223,16 @@ describe('deploy/kubernetes', () => {
       ['runner: livenessProbe is not httpGet /-/healthy on port 9981'],
     ],
     [
+      'no memory limit per action',
+      ({ runnerJson }) => runnerJson((json) => delete json.limits!.memoryBytes),
+      ['runner.json: no limits.memoryBytes (one action could make the whole runner container run out of memory)'],
+    ],
+    [
+      'concurrency raised without the memory limit',
+      ({ worker }) => (worker.buildDirectories![0]!.runners![0]!.concurrency = 9),
+      ['runner: resources.limits.memory 16640Mi leaves nothing for the runner beside 9 actions x limits.memoryBytes 2048Mi (18432Mi)'],
+    ],
+    [
       'the selector not matching the pod',
       ({ objects }) => (objects[1]!.spec!.selector!.matchLabels = { app: 'other' }),
       ["Deployment: selector app=other does not match the pod template's labels"],

@@ -97,45 +97,59 @@ function clientFor(worker: string): RunnerClient {
   return new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure());
 }
 
+/**
+ * `mountat doctor` in the image as the runner starts there: through writable-cgroups, the entrypoint's first step
+ * (its complaint, on stderr, in the same output).
+ */
+const doctorAsRunner = (caps: string[]) => runOnce(caps, 'sh', ['-c', 'exec writable-cgroups mountat doctor 2>&1']);
+
 describe('the runner image', () => {
   it('passes `mountat doctor` with the documented capabilities, and names each one it lacks', async () => {
-    const enough = await runOnce(CAPABILITIES, 'mountat', ['doctor']);
+    const enough = await doctorAsRunner(CAPABILITIES);
     expect(enough.status).toBe(0);
     expect(enough.output).toContain('ok   CAP_SYS_ADMIN is effective');
     expect(enough.output).toContain('ok   a trial tmpfs can be created (fsopen, fsconfig, fsmount)');
     expect(enough.output).toContain('ok   pivot_root is refused (a seccomp profile): actions are chrooted into their root over this one instead');
+    // Docker on this hybrid host mounts the v1 hierarchies only, read-only at the container's cgroup; made writable
+    // by the entrypoint, the runner can make its actions' cgroups there.
+    expect(enough.output).toContain('ok   cgroups: cgroup v1; controllers: pids v1, memory v1, cpu v1, io v1');
+    expect(enough.output).toMatch(/^ok {3}the runner can make its actions' cgroups below \/sys\/fs\/cgroup\/pids, /m);
+    expect(enough.output).toContain('ok   limits can be enforced: pids, memoryBytes, cpu');
     expect(enough.output).not.toMatch(/^(warn|fail) /m);
 
-    const noAdmin = await runOnce(
-      CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'),
-      'mountat',
-      ['doctor'],
-    );
+    const noAdmin = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'));
     expect(noAdmin.status).toBe(1);
     expect(noAdmin.output).toContain('fail CAP_SYS_ADMIN is not effective');
-    const noSetpcap = await runOnce(
-      CAPABILITIES.filter((cap) => cap !== 'SETPCAP'),
-      'mountat',
-      ['doctor'],
+    // Without it the entrypoint cannot make the cgroup mounts writable either: it says so, and starts the command.
+    expect(noAdmin.output).toMatch(/^warn the runner cannot make its actions' cgroups: .*EROFS/m);
+    const entrypointAlone = await runOnce(
+      CAPABILITIES.filter((cap) => cap !== 'SYS_ADMIN'),
+      'sh',
+      ['-c', 'exec writable-cgroups echo started 2>&1'],
     );
+    expect(entrypointAlone.output).toMatch(/^writable-cgroups: read-only still: \/sys\/fs\/cgroup\/\S+ .*\nstarted\n$/);
+    const noSetpcap = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SETPCAP'));
     expect(noSetpcap.output).toContain('warn CAP_SETPCAP is not effective');
-    const noChroot = await runOnce(
-      CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'),
-      'mountat',
-      ['doctor'],
-    );
+    const noChroot = await doctorAsRunner(CAPABILITIES.filter((cap) => cap !== 'SYS_CHROOT'));
     expect(noChroot.output).toContain('warn pivot_root is refused (a seccomp profile) and CAP_SYS_CHROOT is not effective');
-    const runnerOnly = await runOnce(['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT'], 'mountat', ['doctor']);
+    const runnerOnly = await doctorAsRunner(['SYS_ADMIN', 'SETPCAP', 'SYS_CHROOT']);
     expect(runnerOnly.output).toContain(
       'warn actions running as root will lack CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID',
     );
+  });
+
+  it('leaves the cgroup mounts read-only without the entrypoint: why writable-cgroups is there', async () => {
+    const direct = await runOnce(CAPABILITIES, 'mountat', ['doctor']);
+    expect(direct.status).toBe(0);
+    expect(direct.output).toMatch(/^warn the runner cannot make its actions' cgroups: .*EROFS.* — the cgroup file system is mounted read-only here/m);
+    expect(direct.output).toMatch(/^warn limits that cannot be enforced here: pids \(/m);
   });
 
   it('declares its entrypoint and a HEALTHCHECK through `mountat probe`', async () => {
     const config = parseJson<{ Entrypoint: string[]; Healthcheck: { Test: string[] } }>(
       await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', image]),
     );
-    expect(config.Entrypoint).toEqual(['tini', '--', 'mountat', 'runner', '--config', '/config/runner.json']);
+    expect(config.Entrypoint).toEqual(['tini', '--', 'writable-cgroups', 'mountat', 'runner', '--config', '/config/runner.json']);
     expect(config.Healthcheck.Test).toEqual(['CMD', 'mountat', 'probe', '--config', '/config/runner.json', '--timeout', '4']);
   });
 

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunnerConfig } from '../src/runner/generated/runner-config.js';
 import { asExpected, parseJson } from './helpers/checked.js';
 import { DEPLOY_DIR, type K8sObject } from './helpers/deploy-manifest.js';
 import { buildPodImages, POD_IMAGES, startPodman, type Podman } from './helpers/podman.js';
@@ -34,6 +35,12 @@ const manifest = (): K8sObject[] =>
 const podOf = (objects: K8sObject[]): Pod => asExpected<Pod>(objects.find((o) => o.kind === 'Deployment')!.spec!.template!.spec);
 const containerOf = (pod: Pod, name: string): Container => [...pod.initContainers, ...pod.containers].find((c) => c.name === name)!;
 
+const runnerConfigMap = (objects: K8sObject[]): K8sObject => objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'mountat-runner')!;
+/** The runner's config in the manifest: runner.json of the mountat-runner ConfigMap. */
+const runnerJsonOf = (objects: K8sObject[]): RunnerConfig => parseJson<RunnerConfig>(runnerConfigMap(objects).data!['runner.json']!);
+/** The limits the pod runs with here (forPodman): small enough for a fork loop and a memory hog to meet at once. */
+const TEST_LIMITS = { pids: 64, memoryBytes: 64 * 2 ** 20 };
+
 /** The manifest as podman 4.3 runs it; every difference from worker.yaml is here. */
 function forPodman(objects: K8sObject[], workerVolume: string): K8sObject[] {
   const copy = structuredClone(objects);
@@ -45,6 +52,10 @@ function forPodman(objects: K8sObject[], workerVolume: string): K8sObject[] {
   // The test's own check, not the manifest's: the stand-in's action tries the runner's diagnostics port.
   const diagnostics = containerOf(pod, 'runner').ports!.find((p) => p.name === 'diagnostics')!.containerPort;
   containerOf(pod, 'worker').env!.push({ name: 'MOUNTAT_TEST_DIAGNOSTICS_PORT', value: String(diagnostics) });
+  // The test's own check, not the manifest's: the runner's limits lowered, so that a fork loop meets the pids limit
+  // and a memory hog memoryBytes in seconds (the manifest's 4096 and 2 GiB would take minutes and gigabytes).
+  const runnerJson = runnerJsonOf(copy);
+  runnerConfigMap(copy).data!['runner.json'] = JSON.stringify({ ...runnerJson, limits: { ...runnerJson.limits, ...TEST_LIMITS } });
   // `ports`: podman publishes each containerPort on the host, which --network none refuses (and a network would
   // make netavark add iptables rules on the host). The port is still served in the pod's network namespace.
   delete containerOf(pod, 'runner').ports;
@@ -73,6 +84,17 @@ function workerConfigMap(): object {
 interface Step {
   step: string;
   [field: string]: unknown;
+}
+/** The CgroupResourceUsage a step logs (protobufjs toObject: a field absent on the wire is absent here). */
+interface CgroupFigures {
+  memoryPeak?: number;
+  memoryEvents?: { oomKill?: number };
+  memoryPressure?: object;
+  userTime?: object;
+  systemTime?: object;
+  pidsPeak?: number;
+  pidsLimitHits?: number;
+  oomKilled?: boolean;
 }
 const steps = (log: string): Step[] =>
   log
@@ -113,7 +135,7 @@ afterAll(async () => {
 });
 
 describe('the worker pod under podman kube play', () => {
-  it("runs: the runner becomes ready, the worker's late mount reaches it, the action sees its proc, sys and tmp; kube down leaves nothing", async () => {
+  it("runs: the runner becomes ready, the worker's late mount reaches it, the action sees its proc, sys and tmp, within its limits; kube down leaves nothing", async () => {
     if (setupError !== undefined || !podman) throw setupError;
     const objects = manifest();
     const dir = scratchDir('mountat-pod-');
@@ -140,11 +162,11 @@ describe('the worker pod under podman kube play', () => {
         const container = (name: string) => `${podName}-${name}`;
 
         let log: Step[] = [];
-        for (let i = 0; i < 240 && !log.some((s) => s.step === 'run' || s.step === 'failed'); i++) {
+        for (let i = 0; i < 240 && !log.some((s) => s.step === 'done' || s.step === 'failed'); i++) {
           await new Promise((resolve) => setTimeout(resolve, 500));
           log = steps(await podman.podman(['logs', container('worker')]).catch(() => ''));
         }
-        expect(log.map((s) => s.step)).toEqual(['config', 'runner ready', 'late mount seen', 'run']);
+        expect(log.map((s) => s.step)).toEqual(['config', 'runner ready', 'late mount seen', 'run', 'run', 'run', 'still ready', 'done']);
         // From the configuration bb_worker reads: the build directory and the runner's socket on the shared volume.
         expect(log[0]).toEqual({ step: 'config', build: '/worker/build', address: 'unix:///worker/runner' });
 
@@ -162,7 +184,7 @@ describe('the worker pod under podman kube play', () => {
         // The action, through the pod's socket, on the worker's late mount.
         const run = log[3]!;
         expect({ exitCode: run.exitCode, stderr: run.stderr }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, pids, classes, tmp, late, diagnostics] = String(run.stdout).trim().split('\n');
+        const [exe, mounts, pids, classes, tmp, late, diagnostics, oomScoreAdj] = String(run.stdout).trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: on the worker's tmpfs.
         expect(mounts).toBe('/proc proc,/sys sysfs,/tmp tmpfs,');
@@ -176,9 +198,48 @@ describe('the worker pod under podman kube play', () => {
         // (runner.json's network "none"; with the pod's, the runner refuses to listen there).
         expect(diagnostics).toBe("wget: can't connect to remote host (127.0.0.1): Connection refused");
 
+        // The limits, on: the runner made a cgroup for every action in the runner's container (whose read-only cgroup
+        // mounts the image's entrypoint made writable), and said nothing about going without.
+        expect(runnerJsonOf(objects).limits).toEqual({ pids: 4096, memoryBytes: 2 * 2 ** 30, oomScoreAdj: 1000 });
+        expect(oomScoreAdj).toBe('1000');
+        // Both figures bb_worker passes on, the wait4 of the first process and the action's cgroup's.
+        expect(run.resourceUsage).toEqual([
+          'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage',
+          'type.googleapis.com/mountat.resourceusage.CgroupResourceUsage',
+        ]);
+        const cgroup = (step: Step) => asExpected<CgroupFigures>(step.cgroup);
+        // Podman on this hybrid host mounts only the v1 hierarchies in a container: CPU time from cpuacct, peak memory
+        // from memory.max_usage_in_bytes, no PSI (v1 has none).
+        expect(cgroup(run).memoryPeak).toBeGreaterThan(0);
+        expect(cgroup(run).memoryPeak).toBeLessThan(TEST_LIMITS.memoryBytes);
+        expect(cgroup(run).userTime ?? cgroup(run).systemTime).toBeDefined();
+        expect(cgroup(run).memoryPressure).toBeUndefined();
+        expect(cgroup(run).oomKilled).toBeUndefined();
+        // The fork loop stopped at the pids limit: its shell refused a fork and exited 2; the action went on.
+        const forkLoop = log[4]!;
+        expect({ id: forkLoop.id, exitCode: forkLoop.exitCode, stdout: forkLoop.stdout, stderr: forkLoop.stderr }).toEqual({
+          id: 'a2',
+          exitCode: 0,
+          stdout: 'fork loop: 2\n1\n',
+          stderr: '',
+        });
+        expect(cgroup(forkLoop).pidsPeak).toBe(TEST_LIMITS.pids);
+        expect(cgroup(forkLoop).pidsLimitHits).toBeGreaterThanOrEqual(1);
+        // The memory hog, killed by the kernel in its own cgroup, reported as an OOM kill; the runner answered, and
+        // answers still (the step after it).
+        const hog = log[5]!;
+        expect({ id: hog.id, exitCode: hog.exitCode, terminationSignal: hog.terminationSignal }).toEqual({ id: 'a3', exitCode: -1, terminationSignal: 'KILL' });
+        expect(cgroup(hog).oomKilled).toBe(true);
+        expect(cgroup(hog).memoryEvents?.oomKill).toBeGreaterThanOrEqual(1);
+        expect(cgroup(hog).memoryPeak).toBeLessThanOrEqual(TEST_LIMITS.memoryBytes);
+
         const runnerLog = await podman.podman(['logs', container('runner')]);
         expect(runnerLog).toContain('"msg":"runner ready"');
+        expect(runnerLog).toContain(`"limits":${JSON.stringify({ ...TEST_LIMITS, cpu: null, oomScoreAdj: 1000 })}`);
+        expect(runnerLog).not.toContain('actions run without');
+        expect(runnerLog).not.toContain('writable-cgroups');
         expect(runnerLog).toMatch(/"action":\{"id":"a1","outcome":"exited".*"exitCode":0/);
+        expect(runnerLog).toMatch(/"action":\{"id":"a3",.*"oomKilled":true/);
         // In the runner's container: the worker's mount at the build directory, nothing of the runner's below it.
         const inside = (await podman.podman(['exec', container('runner'), 'cat', '/proc/1/mountinfo'])).split('\n').map((line) => line.split(' '));
         expect(inside.filter((fields) => fields[4]?.startsWith('/worker/build')).map((fields) => [fields[4], fields.at(-3)])).toEqual([

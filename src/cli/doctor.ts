@@ -21,7 +21,7 @@ import {
   statx,
 } from '../linux/index.js';
 import { readMountInfo } from '../mounts/index.js';
-import { actionCapabilities, SANDBOX_DEFAULTS, STARTER_PATH } from '../sandbox/index.js';
+import { actionCapabilities, probeCgroups, SANDBOX_DEFAULTS, STARTER_PATH, type CgroupProbe, type ControllerName } from '../sandbox/index.js';
 import { UsageError } from './usage-error.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -70,6 +70,89 @@ function propagationOf(dir: string): Check {
     ...(shared ? { advice: 'mounts made below it propagate to its peers (other namespaces sharing it)' } : {}),
     see: `${TROUBLESHOOTING}propagation`,
   };
+}
+
+/** The hierarchies a probe problem names ("memory: cannot make…"); every one when it names none. */
+function failingHierarchies(probe: CgroupProbe): Set<string> | 'all' {
+  if (probe.problem === undefined) return new Set();
+  const known = new Set(['unified', ...Object.keys(probe.parents)]);
+  const named = probe.problem
+    .split('; ')
+    .map((part) => part.slice(0, part.indexOf(': ')))
+    .filter((name) => known.has(name) || /^[a-z_=,]+$/.test(name));
+  return named.length > 0 ? new Set(named) : 'all';
+}
+
+/** Whether `controller` is where the runner could use it: placed, and its hierarchy not failing. */
+function usable(probe: CgroupProbe, failing: Set<string> | 'all', controller: ControllerName): boolean {
+  const where = probe.controllers[controller];
+  if (where === null || failing === 'all') return false;
+  if (where === 'v2') return !failing.has('unified');
+  const v1 = controller === 'io' ? 'blkio' : controller;
+  return ![...failing].some((name) => name.split(',').includes(v1));
+}
+
+/** What to do about a probe's problem, by what the kernel said. */
+function cgroupAdvice(probe: CgroupProbe): string {
+  const problem = probe.problem ?? '';
+  if (probe.layout === 'none') return 'mount the cgroup file system (cgroup2 at /sys/fs/cgroup); a container gets it from its engine';
+  if (/EROFS/.test(problem))
+    return "the cgroup file system is mounted read-only here (a container's default): remount it writable in this mount namespace, as the runner image's entrypoint does (`mount -o remount,bind,rw` on each cgroup mount: CAP_SYS_ADMIN)";
+  if (/EACCES|EPERM/.test(problem)) return 'run as root, or set cgroupParent to a cgroup delegated to this user';
+  if (/is not in/.test(problem))
+    return 'run it in a cgroup namespace of its own (docker and podman: --cgroupns=private), or set cgroupParent to a cgroup it can see';
+  return "make a cgroup below the runner's own (or cgroupParent) possible";
+}
+
+const LAYOUTS: Record<CgroupProbe['layout'], string> = {
+  v2: 'cgroup v2',
+  hybrid: 'hybrid (a cgroup v2 tree beside v1 hierarchies)',
+  v1: 'cgroup v1',
+  none: 'none (no cgroup file system is mounted here)',
+};
+
+/** The limits of the runner's config, by the controller each needs. */
+const LIMITS: Array<[string, ControllerName]> = [
+  ['pids', 'pids'],
+  ['memoryBytes', 'memory'],
+  ['cpu', 'cpu'],
+];
+
+/**
+ * cgroups, as the runner would use them (docs/cgroups.md): the layout and where each controller is, whether a
+ * cgroup can be made below the runner's own in every tree, and what that leaves of the limits. Warnings, not
+ * failures: mounts and hooks need no cgroup, and a runner configured without limits still runs.
+ */
+function cgroupChecks(): Check[] {
+  const probe = probeCgroups();
+  const controllers = (['pids', 'memory', 'cpu', 'io'] as const).map((c) => `${c} ${probe.controllers[c] ?? 'none'}`).join(', ');
+  const checks: Check[] = [{ level: probe.layout === 'none' ? 'warn' : 'ok', what: `cgroups: ${LAYOUTS[probe.layout]}; controllers: ${controllers}` }];
+  checks.push(
+    probe.problem === undefined
+      ? {
+          level: 'ok',
+          what: `the runner can make its actions' cgroups below ${Object.values(probe.parents).join(', ')} (a trial cgroup made and removed in each)`,
+        }
+      : { level: 'warn', what: `the runner cannot make its actions' cgroups: ${probe.problem}`, advice: cgroupAdvice(probe), see: `${TROUBLESHOOTING}cgroups` },
+  );
+  const failing = failingHierarchies(probe);
+  const can = LIMITS.filter(([, c]) => usable(probe, failing, c)).map(([name]) => name);
+  const cannot = LIMITS.filter(([, c]) => !usable(probe, failing, c)).map(
+    ([name, c]) => `${name} (${probe.controllers[c] === null ? `no ${c} controller` : `no cgroup can be made in its ${c} hierarchy`})`,
+  );
+  if (cannot.length === 0) {
+    const oom = probe.controllers.memory === 'v2' ? 'memory.oom.group' : 'v1 has no memory.oom.group: the runner kills the rest';
+    checks.push({ level: 'ok', what: `limits can be enforced: ${can.join(', ')}; an OOM kill ends the whole action (${oom})` });
+    return checks;
+  }
+  const noController = probe.layout === 'v2' && LIMITS.some(([, c]) => probe.controllers[c] === null);
+  checks.push({
+    level: 'warn',
+    what: `limits that cannot be enforced here: ${cannot.join(', ')}${can.length > 0 ? `; can: ${can.join(', ')}` : ''}`,
+    advice: `${noController ? "enable the missing controllers for this process's cgroup (its parent's cgroup.subtree_control; systemd: Delegate=yes); " : ''}a runner configured with one of them refuses to start; without, it runs and says once what it cannot do (the default pids limit included)`,
+    see: `${TROUBLESHOOTING}cgroups`,
+  });
+  return checks;
 }
 
 export function runChecks(dir?: string): Check[] {
@@ -161,6 +244,7 @@ export function runChecks(dir?: string): Check[] {
           advice: "a proc mounted from outside a PID namespace then shows the host's processes",
         },
   );
+  checks.push(...cgroupChecks());
   if (dir !== undefined) checks.push(propagationOf(dir));
   return checks;
 }

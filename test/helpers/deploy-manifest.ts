@@ -30,7 +30,7 @@ interface Container {
   readinessProbe?: { exec?: { command?: string[] }; httpGet?: { path?: string; port?: number | string } };
   livenessProbe?: { httpGet?: { path?: string; port?: number | string } };
   securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] }; seccompProfile?: { type?: string } };
-  resources?: { requests?: Record<string, string | number> };
+  resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
 }
 interface Volume {
   name: string;
@@ -50,6 +50,7 @@ export interface K8sObject {
 }
 interface WorkerRunner {
   endpoint?: { address?: string };
+  concurrency?: number;
   inputRootCharacterDeviceNodes?: string[];
 }
 interface BuildDirectory {
@@ -189,8 +190,39 @@ export function deployProblems(objects: K8sObject[], worker: WorkerConfig): stri
   const directory = (worker.buildDirectories ?? []).find((d) => d.runners?.some((r) => r.endpoint?.address === address));
   const workerRunner = directory?.runners?.find((r) => r.endpoint?.address === address);
   if (!directory || !workerRunner) return [...problems, `bb_worker: no runner with endpoint ${address}`];
+
+  // Memory: each action bounded (limits.memoryBytes), and concurrency of them fit the container's limit with room for
+  // the runner itself; otherwise the container as a whole can run out, and on cgroup v2 (memory.oom.group on the
+  // container, Kubernetes >= 1.28) that kills the runner and every action in flight, not the one at fault.
+  problems.push(...memoryProblems(runner, parseJson<{ limits?: { memoryBytes?: number | null } }>(text), workerRunner.concurrency));
+
   const buildPath = directory.native?.buildDirectoryPath ?? directory.virtual?.mount?.mountPath;
   if (buildPath !== settings.buildDirectoryPath) problems.push(`bb_worker: build directory ${buildPath} is not the runner's ${settings.buildDirectoryPath}`);
   if (!workerRunner.inputRootCharacterDeviceNodes?.length) problems.push('bb_worker: no inputRootCharacterDeviceNodes (the runner does not mount /dev)');
   return problems;
+}
+
+/** A Kubernetes memory quantity (binary or decimal suffix, or plain bytes) in bytes; undefined if it is none. */
+export function quantityBytes(quantity: string | number | undefined): number | undefined {
+  if (quantity === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(quantity));
+  if (!match) return undefined;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[match[2] ?? ''] ?? 1;
+  return Number(match[1]) * unit;
+}
+
+/** The runner container's memory limit against concurrency x the actions' memoryBytes. */
+function memoryProblems(runner: Container, config: { limits?: { memoryBytes?: number | null } }, concurrency: number | undefined): string[] {
+  const memoryBytes = config.limits?.memoryBytes;
+  if (typeof memoryBytes !== 'number') return ['runner.json: no limits.memoryBytes (one action could make the whole runner container run out of memory)'];
+  const limit = quantityBytes(runner.resources?.limits?.memory);
+  if (limit === undefined) return [`runner: no resources.limits.memory (in bytes or with a Ki/Mi/Gi/Ti suffix)`];
+  if (concurrency === undefined) return ['bb_worker: the runner has no concurrency'];
+  const actions = concurrency * memoryBytes;
+  const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)}Mi`;
+  return limit > actions
+    ? []
+    : [
+        `runner: resources.limits.memory ${mib(limit)} leaves nothing for the runner beside ${concurrency} actions x limits.memoryBytes ${mib(memoryBytes)} (${mib(actions)})`,
+      ];
 }
