@@ -3,7 +3,7 @@
 // which of its cgroups: a container without a cgroup namespace sees only a subtree). Kubernetes
 // nodes are v2 only; hosts with the hybrid layout (Debian 12 as installed on this project's CI
 // machines) keep pids, memory and cpu on v1 beside a v2 tree with none of them.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { ControllerName } from './types.js';
 
 export interface Hierarchy {
@@ -105,7 +105,11 @@ export function readLayout(): Layout {
   } catch {
     // No proc: no cgroups known.
   }
-  return parseLayout(cgroup, mountinfo, readV2Controllers);
+  const layout = parseLayout(cgroup, mountinfo, readV2Controllers);
+  // mountinfo also lists mounts hidden beneath a later one (a tmpfs over /sys/fs/cgroup): only
+  // those whose mount point still shows a cgroup file system count.
+  const shown = (h: Hierarchy) => existsSync(`${h.mount}/cgroup.procs`);
+  return { v2: layout.v2 && shown(layout.v2) ? layout.v2 : undefined, v1: layout.v1.filter(shown) };
 }
 
 /** The hierarchy carrying `controller` for this process: the v2 tree where its cgroup has it, else a v1 hierarchy. */
