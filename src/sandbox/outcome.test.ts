@@ -1,23 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { describeError, KINDS, MountatError } from '../base/index.js';
 import { outcomeOf, type ActionFacts } from './outcome.js';
-import type { Rusage } from './protocol.js';
+import { NO_RUSAGE as rusage } from './protocol.js';
 
-const rusage: Rusage = {
-  userMicros: 0,
-  systemMicros: 0,
-  maxRssKiB: 0,
-  minflt: 0,
-  majflt: 0,
-  nswap: 0,
-  inblock: 0,
-  oublock: 0,
-  msgsnd: 0,
-  msgrcv: 0,
-  nsignals: 0,
-  nvcsw: 0,
-  nivcsw: 0,
-};
 const facts = (more: Partial<ActionFacts>): ActionFacts => ({ teardown: [], argv0: 'cc', rootName: 'the input root', ...more });
 const startFailed = (step: 'exec' | 'chdir' | 'pivot_root' | 'credentials', code: string) => ({ kind: 'start-failed' as const, errno: 1, code, step });
 
