@@ -24,7 +24,7 @@ export {
   probeSyscall,
 } from './calls.js';
 export type { OpenHow, MountAttr, Opened, Statx } from './calls.js';
-export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, probeProcPidns, probePivotRoot } from './probe.js';
+export { probeSyscalls, probeUniqueMountId, procFdAvailable, hasCapability, probeProcPidns, probePivotRoot, userNamespaceOf, idMapped } from './probe.js';
 export type { SyscallPresence } from './probe.js';
 export { pipe2, posixSpawn, reapIfExited } from './spawn.js';
 export { CAPABILITIES, CAPABILITY_NAMES, capabilityMask, capabilityNames, ownCapabilities } from './capabilities.js';

@@ -1,6 +1,6 @@
 // Facts about this kernel and process, for `mountat doctor` and for choosing a code path.
 // Reports only; deciding what a missing feature means is the caller's business.
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { ownCapabilities } from './capabilities.js';
 import { constants as osConstants } from 'node:os';
 import * as C from './constants.js';
@@ -80,4 +80,29 @@ export function probeProcPidns(): boolean | undefined {
 export function probePivotRoot(): 'allowed' | 'refused' {
   const errno = probeSyscall(C.SYS.pivot_root, 'const char *', '', 'const char *', '');
   return errno === osConstants.errno.EPERM ? 'refused' : 'allowed';
+}
+
+/** This process's user namespace: the host's (the identity map of every uid) or another, with its uid map's lines. */
+export function userNamespaceOf(uidMap?: string): { initial: boolean; uidMap: string[] } {
+  let text = uidMap;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/uid_map', 'utf8');
+    } catch {
+      text = '';
+    }
+  }
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).join(' '))
+    .filter((line) => line !== '');
+  return { initial: lines.length === 1 && lines[0] === '0 0 4294967295', uidMap: lines };
+}
+
+/** Whether `id` is mapped in this user namespace's uid_map (or gid_map) text. */
+export function idMapped(mapText: string, id: number): boolean {
+  return mapText
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number))
+    .some(([inside, , count]) => inside !== undefined && count !== undefined && id >= inside && id < inside + count);
 }

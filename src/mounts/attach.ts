@@ -17,6 +17,8 @@ import {
   moveMountOntoFd,
   openTree,
   statx,
+  isErrno,
+  userNamespaceOf,
 } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
 import { coverMount, type Cover } from './cover.js';
@@ -117,10 +119,44 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
   }
 }
 
+/**
+ * Where a user namespace that is not the host's does not own the network namespace (a container
+ * with the host's network, or a runner that gives actions none of their own), the kernel refuses a
+ * new sysfs: the container's own /sys, bound recursively, stands in, as runc and crun do. Read-only
+ * as the plan asks (the default), covered as a new one would be.
+ */
+function sysfsOrBind(entry: Extract<PlannedMount, { kind: 'sysfs' }>, options: AttachOptions): Fd {
+  try {
+    return newFilesystem('sysfs', entry.options, entry.attributes, entry.target, options.procPidns);
+  } catch (error) {
+    if (!isErrno(error, 'EPERM') || userNamespaceOf().initial) throw error;
+    return cloneTree({ kind: 'bind', target: entry.target, source: { path: '/sys' }, recursive: true, attributes: entry.attributes }, entry.target);
+  }
+}
+
+/**
+ * In a user namespace that is not the host's, the kernel mounts a new proc only where one is fully
+ * visible in this mount namespace (mount_too_revealing): a container's masked /proc stops it.
+ */
+function procOrExplain(entry: Extract<PlannedMount, { kind: 'proc' }>, options: AttachOptions): Fd {
+  try {
+    return newFilesystem('proc', entry.options, entry.attributes, entry.target, options.procPidns);
+  } catch (error) {
+    if (!isErrno(error, 'EPERM') || userNamespaceOf().initial) throw error;
+    throw MountatError.wrap(
+      'not-permitted',
+      "proc is refused in this user namespace while this container's /proc is masked; run it with an unmasked /proc (podman --security-opt unmask=ALL, Kubernetes securityContext.procMount: Unmasked)",
+      error,
+    );
+  }
+}
+
 function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
   switch (entry.kind) {
     case 'proc':
+      return procOrExplain(entry, options);
     case 'sysfs':
+      return sysfsOrBind(entry, options);
     case 'tmpfs':
       return newFilesystem(entry.kind, entry.options, entry.attributes, entry.target, options.procPidns);
     case 'bind':
