@@ -6,6 +6,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MountatError } from '../base/index.js';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.js';
+import { refuseUnmappedRunAs } from './run-as.js';
 import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { BuildDirectory } from './build-directory.js';
@@ -48,6 +49,7 @@ function removeStaleSocket(path: string): void {
 export async function startRunner(settings: Settings, log: Logger): Promise<RunningRunner> {
   // Before anything listens or is touched: no listener an action could connect to (listeners.ts).
   refuseReachableListeners(settings);
+  refuseUnmappedRunAs(settings.runAs);
   for (const key of settings.ignored) log.warn({ option: key }, 'bb_runner option accepted but not used by mountat');
   const { isolation, warnings } = prepareIsolation(
     {
