@@ -16,8 +16,13 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readJson } from './helpers/checked.js';
 import { HOOK, listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, USERNS_HOST_ID, type Bundle, type Runtime } from './helpers/oci.js';
+import { credentials } from '@grpc/grpc-js';
+import { loadRunnerProto } from '../src/runner/index.js';
+import { installAttacker } from './helpers/attacker.js';
 import { startPodman, type Podman } from './helpers/podman.js';
 import { busyboxRoot, mountTable, removeTree, repo } from './helpers/roots.js';
+import { requestFor, run as runAction } from './helpers/runner.js';
+import { chownToContainer, makeUserlandBundle, startContainer, type UserlandBundle } from './helpers/userland-bundle.js';
 
 const PROBE = [
   'echo "uid_map: $(tr -s " " < /proc/self/uid_map | sed "s/^ //")"',
@@ -38,7 +43,8 @@ function report(stdout: string): Record<string, string> {
 /** The network devices the host's sysfs shows (this test shares the host's network namespace). */
 const hostNetDevices = () => readdirSync('/sys/class/net').sort().join(' ');
 
-function expectContainerMounts(stdout: string, ownNetwork: boolean): void {
+/** `tmp`: the file system at /tmp, a tmpfs unless the runner bound the action's temporary directory there. */
+function expectContainerMounts(stdout: string, ownNetwork: boolean, tmp = 'tmpfs'): void {
   const seen = report(stdout);
   expect(seen.uid_map, stdout).toBe(`0 ${USERNS_HOST_ID} 65536`);
   // Its own PID namespace: pid 1 is the container's shell, and only the probe's few commands besides.
@@ -46,7 +52,7 @@ function expectContainerMounts(stdout: string, ownNetwork: boolean): void {
   expect(pids[0], stdout).toBe(1);
   expect(pids.length, stdout).toBeLessThanOrEqual(6);
   expect(Math.max(...pids), stdout).toBeLessThan(50);
-  expect(seen.mounts, stdout).toBe('/proc proc,/sys sysfs,/tmp tmpfs,');
+  expect(seen.mounts, stdout).toBe(`/proc proc,/sys sysfs,/tmp ${tmp},`);
   expect(seen.sys, stdout).toBe('Read-only file system');
   // A sysfs of the container's own network namespace shows its lo alone; sharing the host's, the host's devices.
   expect(seen.net, stdout).toBe(ownNetwork ? 'lo' : hostNetDevices());
@@ -230,5 +236,116 @@ describe('podman --uidmap with the hooks.d files, the mounting one at createRunt
     expect(listing(root).filter((path) => !before.includes(path) && !/^(dev|etc|proc|run|sys)(\/|$)/.test(path))).toEqual([]);
     expect(listing(root)).not.toContain('tmp/');
     expect(run.after).toBe(run.before);
+  });
+});
+
+// mountat itself in such a container: `mountat exec` and the runner, run by the container's root,
+// whose capabilities hold in its user namespace only (uid 0 there is USERNS_HOST_ID on the host).
+describe.each(RUNTIMES)('mountat in a %s container with uidMappings', (runtime) => {
+  const userlands: UserlandBundle[] = [];
+  afterEach(() => {
+    for (const bundle of userlands.splice(0)) removeBundle(bundle);
+  });
+
+  /** A busybox action root with the attacker, under the container's /scratch, and a file beside it to steal. */
+  function actionRoot(bundle: UserlandBundle, at: string): void {
+    const root = join(bundle.scratch, at);
+    mkdirSync(root, { recursive: true });
+    execFileSync(join(repo, 'scripts', 'make-busybox-root.sh'), [root]);
+    installAttacker(root);
+    writeFileSync(join(bundle.scratch, 'secret'), "the container's secret\n");
+    chownToContainer(bundle.scratch);
+  }
+
+  // As the action: what it sees, then attacks that climb out of its root, make a user namespace
+  // with all capabilities, and make /sys writable again. `secret` is beside the action's root in the container.
+  const ATTACKS = ['attacker chroot-escape /scratch/secret', 'attacker userns-escape /scratch/secret', 'attacker remount-sys'];
+  // /sys/firmware: the cover of a hardened sysfs; on a bind of the container's /sys, on top of the runtime's own mask there.
+  const FIRMWARE = 'echo "firmware: $(ls /sys/firmware | wc -l) entries, $(grep -c " /sys/firmware " /proc/self/mountinfo) mounts"';
+  const actionScript = [PROBE, FIRMWARE, ...ATTACKS, 'grep -E "^(CapEff|NoNewPrivs)" /proc/self/status'].join('; ');
+
+  function expectContained(stdout: string, ownNetwork: boolean, tmp?: string): void {
+    expectContainerMounts(stdout, ownNetwork, tmp);
+    expect(report(stdout).firmware, stdout).toBe(ownNetwork ? '0 entries, 1 mounts' : '0 entries, 2 mounts');
+    expect(stdout.split('\n').filter((line) => line.startsWith('blocked: ') || line.startsWith('ESCAPED'))).toEqual([
+      'blocked: chroot: EPERM',
+      'blocked: unshare user+mount namespace: EPERM',
+      'blocked: remount /sys: EPERM',
+    ]);
+    expect(stdout).toMatch(/^NoNewPrivs:\t1$/m);
+    // The default capabilities of an action (CHOWN … SETPCAP), none of the runner's SYS_ADMIN or SYS_CHROOT.
+    expect(stdout).toMatch(/^CapEff:\t00000000000001fb$/m);
+  }
+
+  it.each(NETWORKS)('mountat exec contains a command: proc, sys, tmp, the attacks blocked, nothing left (%s)', (_name, network) => {
+    const bundle = makeUserlandBundle({
+      network,
+      args: [
+        '/usr/bin/node',
+        join(repo, 'bin', 'mountat.js'),
+        'exec',
+        '--root',
+        '/scratch/action',
+        '--state-dir',
+        '/scratch/state',
+        '--',
+        '/bin/sh',
+        '-c',
+        actionScript,
+      ],
+    });
+    userlands.push(bundle);
+    actionRoot(bundle, 'action');
+    const before = listing(join(bundle.scratch, 'action'));
+    const run = runContainer(runtime, bundle, `userland-exec-${runtime}`);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expectContained(run.stdout, network);
+    expect(listing(join(bundle.scratch, 'action'))).toEqual(before);
+    expect(readdirSync(join(bundle.scratch, 'state'))).toEqual([]);
+    expect(run.tableAfter).toBe(run.tableBefore);
+  });
+
+  it('the runner answers a Run on a socket in a bound directory: the action contained, nothing left', async () => {
+    const bundle = makeUserlandBundle({
+      network: true,
+      args: ['/usr/bin/node', join(repo, 'bin', 'mountat.js'), 'runner', '--config', '/scratch/runner.json'],
+    });
+    userlands.push(bundle);
+    actionRoot(bundle, 'build/a1/root');
+    mkdirSync(join(bundle.scratch, 'build', 'a1', 'tmp'));
+    writeFileSync(
+      join(bundle.scratch, 'runner.json'),
+      JSON.stringify({ buildDirectoryPath: '/scratch/build', grpcServers: [{ listenPaths: ['/scratch/runner.sock'] }], stateDirectory: '/scratch/state' }),
+    );
+    chownToContainer(bundle.scratch);
+    const before = listing(join(bundle.scratch, 'build', 'a1', 'root'));
+    const container = startContainer(runtime, bundle, `userland-runner-${runtime}`);
+    const socket = join(bundle.scratch, 'runner.sock');
+    let response;
+    try {
+      for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      const client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${socket}`, credentials.createInsecure());
+      try {
+        response = await runAction(client, requestFor('a1', actionScript));
+      } finally {
+        client.close();
+      }
+    } finally {
+      container.stop();
+    }
+    const run = await container.ended;
+    expect(run.status, run.stderr).toBe(0);
+    expect(response.exitCode).toBe('0');
+    // The runner binds the action's temporary directory at /tmp: what the action wrote there is in it.
+    const scratchFs = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '--target', bundle.scratch], { encoding: 'utf8' }).trim();
+    expectContained(readFileSync(join(bundle.scratch, 'build', 'a1', 'stdout'), 'utf8'), true, scratchFs);
+    expect(readFileSync(join(bundle.scratch, 'build', 'a1', 'tmp', 'file'), 'utf8')).toBe('written\n');
+    // The one warning of a runner without a writable cgroup file system, then ready, stopping, stopped.
+    expect(run.stdout).toMatch(/"runner ready"/);
+    expect(listing(join(bundle.scratch, 'build', 'a1', 'root'))).toEqual(before);
+    // The runner's lock stays; no record of the action does.
+    expect(readdirSync(join(bundle.scratch, 'state'))).toEqual(['runner.lock']);
+    expect(run.tableAfter).toBe(run.tableBefore);
   });
 });
