@@ -38,6 +38,13 @@ export interface UserlandOptions {
   args: string[];
   /** A network namespace of the container's own (then a sysfs of its own); without, the host's /sys bound read-only. */
   network: boolean;
+  /**
+   * The user namespace of its own (default true). Without it the container is the host's root, with
+   * CAP_SETFCAP besides, which mapping uid 0 into a user namespace made inside it takes (Linux 5.12+).
+   */
+  mapped?: boolean;
+  /** Keep `runc spec`'s maskedPaths and readonlyPaths (default true). */
+  runtimeMasks?: boolean;
 }
 
 export function makeUserlandBundle(options: UserlandOptions): UserlandBundle {
@@ -69,20 +76,29 @@ export function makeUserlandBundle(options: UserlandOptions): UserlandBundle {
   config.process.terminal = false;
   config.process.args = options.args;
   config.process.env = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
-  config.process.capabilities = Object.fromEntries(Object.keys(config.process.capabilities).map((set) => [set, CAPABILITIES]));
-  const mapping = [{ containerID: 0, hostID: USERNS_HOST_ID, size: 65_536 }];
-  config.linux.namespaces = [...config.linux.namespaces.filter((ns) => options.network || ns.type !== 'network'), { type: 'user' }];
-  config.linux.uidMappings = mapping;
-  config.linux.gidMappings = mapping;
+  const mapped = options.mapped ?? true;
+  const capabilities = mapped ? CAPABILITIES : [...CAPABILITIES, 'CAP_SETFCAP'];
+  config.process.capabilities = Object.fromEntries(Object.keys(config.process.capabilities).map((set) => [set, capabilities]));
+  config.linux.namespaces = config.linux.namespaces.filter((ns) => options.network || ns.type !== 'network');
+  if (mapped) {
+    const mapping = [{ containerID: 0, hostID: USERNS_HOST_ID, size: 65_536 }];
+    config.linux.namespaces.push({ type: 'user' });
+    config.linux.uidMappings = mapping;
+    config.linux.gidMappings = mapping;
+  }
+  if (options.runtimeMasks === false) {
+    delete config.linux.maskedPaths;
+    delete config.linux.readonlyPaths;
+  }
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1));
-  execFileSync('chown', ['-R', `${USERNS_HOST_ID}:${USERNS_HOST_ID}`, rootfs, scratch]);
+  if (mapped) execFileSync('chown', ['-R', `${USERNS_HOST_ID}:${USERNS_HOST_ID}`, rootfs, scratch]);
   const name = dir.split('/').pop()!;
   return { dir, scratch, stateDir: join(dir, '..', `${name}-state`), runtimeRoot: join(dir, '..', `${name}-runtime`) };
 }
 
-/** Files under the scratch directory, owned by the container's root (as it would have made them). */
-export function chownToContainer(...paths: string[]): void {
-  execFileSync('chown', ['-R', `${USERNS_HOST_ID}:${USERNS_HOST_ID}`, ...paths]);
+/** Files under the scratch directory, owned by the container's root (as it would have made them): the mapped one, unless `mapped` is false. */
+export function chownToContainer(path: string, mapped = true): void {
+  if (mapped) execFileSync('chown', ['-R', `${USERNS_HOST_ID}:${USERNS_HOST_ID}`, path]);
 }
 
 export interface StartedContainer {
