@@ -125,13 +125,20 @@ function cloneTree(entry: Extract<PlannedMount, { kind: 'bind' }>, where: string
  * new sysfs: the container's own /sys, bound recursively, stands in, as runc and crun do. Read-only
  * as the plan asks (the default), covered as a new one would be.
  */
-function sysfsOrBind(entry: Extract<PlannedMount, { kind: 'sysfs' }>, options: AttachOptions): Fd {
+function sysfsOrBind(entry: Extract<PlannedMount, { kind: 'sysfs' }>, options: AttachOptions): Made {
   try {
-    return newFilesystem('sysfs', entry.options, entry.attributes, entry.target, options.procPidns);
+    return { fd: newFilesystem('sysfs', entry.options, entry.attributes, entry.target, options.procPidns), boundTree: false };
   } catch (error) {
     if (!isErrno(error, 'EPERM') || userNamespaceOf().initial) throw error;
-    return cloneTree({ kind: 'bind', target: entry.target, source: { path: '/sys' }, recursive: true, attributes: entry.attributes }, entry.target);
+    const tree = cloneTree({ kind: 'bind', target: entry.target, source: { path: '/sys' }, recursive: true, attributes: entry.attributes }, entry.target);
+    return { fd: tree, boundTree: true };
   }
+}
+
+/** A detached mount, and whether it is a recursive bind of this namespace's /sys standing in for a new sysfs. */
+interface Made {
+  fd: Fd;
+  boundTree: boolean;
 }
 
 /**
@@ -151,16 +158,16 @@ function procOrExplain(entry: Extract<PlannedMount, { kind: 'proc' }>, options: 
   }
 }
 
-function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
+function makeMount(entry: PlannedMount, options: AttachOptions): Made {
   switch (entry.kind) {
     case 'proc':
-      return procOrExplain(entry, options);
+      return { fd: procOrExplain(entry, options), boundTree: false };
     case 'sysfs':
       return sysfsOrBind(entry, options);
     case 'tmpfs':
-      return newFilesystem(entry.kind, entry.options, entry.attributes, entry.target, options.procPidns);
+      return { fd: newFilesystem(entry.kind, entry.options, entry.attributes, entry.target, options.procPidns), boundTree: false };
     case 'bind':
-      return cloneTree(entry, entry.target);
+      return { fd: cloneTree(entry, entry.target), boundTree: false };
     default: {
       const never: never = entry;
       throw new MountatError('internal', `unknown mount kind in ${JSON.stringify(never)}`);
@@ -175,12 +182,13 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Fd {
 function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void, mounts: AttachedMount[]): void {
   using target = resolveMountpoint(rootFd, entry.target, created, progress);
   if (created.length > 0) progress();
-  let mount: Fd;
+  let made: Made;
   try {
-    mount = makeMount(entry, options);
+    made = makeMount(entry, options);
   } catch (error) {
     throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
   }
+  const mount = made.fd;
   using _mount = mount;
   // The id is read from our own mount fd, not by looking the target up again: this is the proof
   // that what detach later finds at the target is the mount made here. Read before move_mount
@@ -220,7 +228,7 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
       new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'),
     );
   }
-  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, mount, entry.target, identity);
+  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, made, entry.target, identity);
 }
 
 /**
@@ -228,9 +236,10 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
  * again with whatever covers were made (they are its submounts: one lazy unmount takes them all),
  * through its own fd; the caller then removes the directories created for it.
  */
-function coverOrUndo(rootFd: FdRef, kind: CoveredKind, mount: Fd, target: string, identity: MountIdentity): Cover[] {
+function coverOrUndo(rootFd: FdRef, kind: CoveredKind, made: Made, target: string, identity: MountIdentity): Cover[] {
+  const mount = made.fd;
   try {
-    return coverMount(kind, mount, target);
+    return coverMount(kind, mount, target, made.boundTree);
   } catch (error) {
     let undoFailure: unknown;
     try {

@@ -24,10 +24,18 @@ export type { Cover } from './generated/mount-record.js';
 const ENOENT = osConstants.errno.ENOENT;
 // Beneath the mount's root, nothing followed, nothing crossed: proc and sysfs have symlinks
 // (proc's self and mounts, sysfs's class/*/* and bus/*/devices/*), and no component of a covered
-// name is one; a name that became a symlink or a mount is refused.
+// name is one; a name that became a symlink or a mount is refused (but see BENEATH_CROSSING).
 const BENEATH = C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS | C.RESOLVE_NO_MAGICLINKS | C.RESOLVE_NO_XDEV;
-const FILE_HOW = { flags: C.O_PATH | C.O_CLOEXEC, resolve: BENEATH };
-const DIRECTORY_HOW = { flags: C.O_PATH | C.O_DIRECTORY | C.O_CLOEXEC, resolve: BENEATH };
+/**
+ * In a bind of the runner's own /sys (attach.ts, where a new sysfs is refused), an entry may be a
+ * mount point of that tree: its runtime's mask (runc and crun put a tmpfs on /sys/firmware). Those
+ * submounts are the runtime's, made before any action ran: the cover goes on top of what is there.
+ */
+const BENEATH_CROSSING = BENEATH & ~C.RESOLVE_NO_XDEV;
+
+function howFor(spec: CoverSpec, boundTree: boolean) {
+  return { flags: C.O_PATH | C.O_CLOEXEC | (spec.directory ? C.O_DIRECTORY : 0), resolve: boundTree ? BENEATH_CROSSING : BENEATH };
+}
 
 /**
  * The detached cover for `spec`, to go onto `at` (the entry itself). MS_PRIVATE on the binds:
@@ -72,14 +80,15 @@ function withAttributes(tree: Fd, attributes: number, path: string): Fd {
 /**
  * Cover the `kind` mounted at `target` (relative to the root) whose mount fd is `mount`, with
  * that kind's list. Throws a MountError naming the cover; covers made before it stay on the
- * mount, for the caller to take off with it.
+ * mount, for the caller to take off with it. `boundTree`: `mount` is a recursive bind of this
+ * namespace's own /sys, not a new instance.
  */
-export function coverMount(kind: CoveredKind, mount: Fd, target: string): Cover[] {
+export function coverMount(kind: CoveredKind, mount: Fd, target: string, boundTree = false): Cover[] {
   const covers: Cover[] = [];
   for (const spec of COVERS[kind]) {
     const path = `${target}/${spec.name}`;
     const qualifier = spec.how === 'readonly' ? 'read-only' : 'masked';
-    const found = tryOpenat2(mount, spec.name, spec.directory ? DIRECTORY_HOW : FILE_HOW);
+    const found = tryOpenat2(mount, spec.name, howFor(spec, boundTree));
     if (!found.ok) {
       if (found.errno === ENOENT) continue;
       throw new MountError(path, 'cover', new SyscallError('openat2', found.errno, { path }), qualifier);

@@ -4,8 +4,8 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { kindOf, messageOf, type ErrorKind } from '../base/index.js';
-import { BorrowedFd, openPidNamespace, type Fd, type FdRef } from '../linux/index.js';
+import { errnoCodeOf, kindOf, messageOf, type ErrorKind } from '../base/index.js';
+import { BorrowedFd, openPidNamespace, userNamespaceOf, type Fd, type FdRef } from '../linux/index.js';
 import {
   DetachError,
   detachSummary,
@@ -97,23 +97,42 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
   using _root = { [Symbol.dispose]: () => rootfs.close() };
   const records = recordsOf(options);
   using pidns = options.procPidnsOfStatePid ? openPidns(state) : undefined;
-  const attempt = mountRecorded(rootfs.fd, plan, {
-    records,
-    key: recordKey(state),
-    existing: 'replace',
-    onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
-    procPidns: pidns,
-  });
+  let attempt;
+  try {
+    attempt = mountRecorded(rootfs.fd, plan, {
+      records,
+      key: recordKey(state),
+      existing: 'replace',
+      onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
+      procPidns: pidns,
+    });
+  } catch (error) {
+    throw new HookError(`${messageOf(error)}${stateDirHint(error)}`, kindOf(error), { cause: error });
+  }
   if (attempt.error) {
     // What a failed rollback left stays recorded: poststop, which the runtime runs next, retries it.
     const kept = attempt.leftover ? ` (what is left is recorded in ${attempt.leftover.recordPath} for poststop)` : '';
-    throw new HookError(`${messageOf(attempt.error)}${kept}`, kindOf(attempt.error), { cause: attempt.error });
+    throw new HookError(`${messageOf(attempt.error)}${stateDirHint(attempt.error)}${kept}`, kindOf(attempt.error), { cause: attempt.error });
   }
   const { mounted } = attempt;
   const { attachment } = mounted;
   const targets = attachment.mounts.map((mount) => `${mount.kind} on /${mount.target}${mount.covers ? ` (${coverCounts(mount.covers)})` : ''}`);
   options.log.info({ rootfs: rootfs.path, mounts: attachment.mounts, record: mounted.recordPath }, 'mounted');
   return { summary: `mounted ${targets.join(', ') || 'nothing'} in ${rootfs.path}` };
+}
+
+/**
+ * runc and crun run createContainer hooks inside the container's user namespace, as its root: where
+ * that namespace is not the host's, its root is an unprivileged uid on the host, which the host's
+ * state directory (root's, mode 0700) shuts out. The hook at createRuntime or prestart enters the
+ * container's namespaces but stays the host's root (stages.ts, mountThroughNsenter).
+ */
+function stateDirHint(error: unknown): string {
+  const code = errnoCodeOf(error instanceof Error ? error.cause : undefined);
+  if (code !== 'EACCES' && code !== 'EPERM') return '';
+  const userns = userNamespaceOf();
+  if (userns.initial) return '';
+  return ` (the hook runs as root of the container's user namespace, uid map ${userns.uidMap.join(', ')}, which the state directory shuts out: run it at createRuntime instead, or give it a --state-dir that uid owns)`;
 }
 
 /** "hardened: 4 read-only, 3 masked": what the covers of a proc or sysfs did, in a few words for the summary line. */

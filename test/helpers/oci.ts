@@ -1,6 +1,6 @@
 // OCI bundles on a busybox root and the real runc and crun from Debian to run them.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, lstatSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson } from './checked.js';
 import { repo, scratchDir } from './roots.js';
@@ -30,13 +30,36 @@ export interface BundleOptions {
    * own covers must drop them, or it would see the runtime's.
    */
   runtimeProcCovers?: boolean;
+  /**
+   * A user namespace of the container's own: its uids and gids 0 to 65535 are USERNS_HOST_ID onwards
+   * on the host, and the rootfs is chowned to match (the container's root owns it). `network`:
+   * whether the container keeps the network namespace of `runc spec` (owned by its user namespace)
+   * or shares the runtime's (owned by the host's).
+   */
+  userNamespace?: { network: boolean };
+}
+
+/** Where a bundle with `userNamespace` maps its uid and gid 0. */
+export const USERNS_HOST_ID = 100_000;
+const USERNS_SIZE = 65_536;
+
+interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
 }
 
 /** What makeBundle and setHooks change in `runc spec`'s config.json. */
 interface RuncSpec {
   mounts: Array<{ destination: string }>;
   root: { readonly: boolean };
-  linux: { maskedPaths?: string[]; readonlyPaths?: string[] };
+  linux: {
+    maskedPaths?: string[];
+    readonlyPaths?: string[];
+    namespaces: Array<{ type: string }>;
+    uidMappings?: IdMapping[];
+    gidMappings?: IdMapping[];
+  };
   process: { terminal: boolean; args: string[]; env: string[] };
   annotations?: Record<string, string>;
   hooks?: Record<string, HookSpec[]>;
@@ -62,6 +85,16 @@ export function makeBundle(options: BundleOptions): Bundle {
   if (options.runtimeProcCovers === false) {
     delete config.linux.maskedPaths;
     delete config.linux.readonlyPaths;
+  }
+  const userns = options.userNamespace;
+  if (userns) {
+    const mapping = [{ containerID: 0, hostID: USERNS_HOST_ID, size: USERNS_SIZE }];
+    config.linux.namespaces = [...config.linux.namespaces.filter((ns) => userns.network || ns.type !== 'network'), { type: 'user' }];
+    config.linux.uidMappings = mapping;
+    config.linux.gidMappings = mapping;
+    execFileSync('chown', ['-R', `${USERNS_HOST_ID}:${USERNS_HOST_ID}`, join(dir, 'rootfs')]);
+    // mkdtemp made the bundle 0700: the container's root, a stranger to it on the host, must reach its rootfs.
+    chmodSync(dir, 0o755);
   }
   config.process.terminal = false;
   config.process.args = options.args;
