@@ -269,6 +269,70 @@ describe('mountat doctor on cgroups', () => {
   });
 });
 
+describe('mountat doctor on user namespaces', () => {
+  /** doctor's user-namespace lines (and its verdict): `unshare ARGS… doctor`, in a mount namespace where SCRIPT ran first. */
+  const usernsLines = (unshareArgs: string[], script = 'true') => {
+    const argv = unshareArgs.length > 0 ? ['unshare', ...unshareArgs, ...mountatArgv('doctor')] : mountatArgv('doctor');
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${script} && exec "$@"`, 'sh', ...argv], { encoding: 'utf8' });
+    const lines = result.stdout
+      .split('\n')
+      .filter((line) => /user namespace|fully visible|proc is masked|sysfs|can start actions|fail every action/.test(line));
+    return { status: result.status, stderr: result.stderr, lines, last: result.stdout.trim().split('\n').at(-1) };
+  };
+  const inUserns = ['--user', '--map-root-user', '--mount', '--pid', '--fork'];
+  // --map-root-user maps uid 0 to the caller's uid, 0 here: the map is "0 0 1", not the host's identity of every uid.
+  const notHosts =
+    "ok   user namespace: not the host's, uid map 0 0 1 (capabilities held here hold only in it; uid 0 here is uid 0 on the host) (see docs/operations.md#t-userns)";
+  const canStart = (sysfs: string) =>
+    `ok   the runner and \`mountat exec\` can start actions here, and the OCI hooks mount proc, ${sysfs} and tmpfs; runCommandsAs must name ids the uid map maps, and cgroup limits need a cgroup delegated to this namespace (else the runner runs without, saying so once) (see docs/operations.md#t-userns)`;
+
+  it("says it is in the host's user namespace, and nothing more, on the host", () => {
+    const { status, lines } = usernsLines([]);
+    expect(status).toBe(0);
+    expect(lines).toEqual(["ok   user namespace: the host's (capabilities held here are the host's; an escaped action would be a uid of the host)"]);
+  });
+
+  it('in a user namespace with its own network namespace: proc and sysfs both mountable', () => {
+    const { status, lines, last } = usernsLines([...inUserns, '--net', '--mount-proc']);
+    expect(status).toBe(0);
+    expect(lines).toEqual([
+      notHosts,
+      'ok   /proc is fully visible here: a new proc can be mounted (a trial made and dissolved)',
+      'ok   sysfs can be mounted here (the network namespace belongs to this user namespace)',
+      canStart('sysfs'),
+    ]);
+    expect(last).toBe('this host can run mountat');
+  });
+
+  it("without a network namespace of its own: sysfs refused, the container's /sys bound instead", () => {
+    const { status, lines } = usernsLines([...inUserns, '--mount-proc']);
+    expect(status).toBe(0);
+    expect(lines).toEqual([
+      notHosts,
+      'ok   /proc is fully visible here: a new proc can be mounted (a trial made and dissolved)',
+      "warn a new sysfs is refused here (the network namespace belongs to another user namespace): the container's /sys will be bound read-only instead — give the container a network namespace of its own, made with its user namespace (pods and `podman run` without --network host do) (see docs/operations.md#t-userns)",
+      canStart('sysfs (as a bind of /sys)'),
+    ]);
+  });
+
+  it('over a masked /proc (covers made outside the user namespace, as an engine makes them): proc refused, naming the fix', () => {
+    // Mounts made by a more privileged namespace are locked in the user namespace's copy: the kernel then refuses a new
+    // proc there (mount_too_revealing), as in a container with the engine's default masked paths.
+    const mask = 'mount --bind /dev/null /proc/keys && mount --bind -o ro /proc/sys /proc/sys';
+    const { status, lines, last } = usernsLines([...inUserns, '--net'], mask);
+    expect(status).toBe(0);
+    const unmask = '(podman --security-opt unmask=ALL; Kubernetes securityContext.procMount: Unmasked, with hostUsers: false)';
+    expect(lines).toEqual([
+      notHosts,
+      `warn /proc is masked here (2 mounts over its entries: /proc/keys, /proc/sys): the kernel refuses a new proc in this user namespace — run the container with an unmasked /proc ${unmask} (see docs/operations.md#t-userns)`,
+      'ok   sysfs can be mounted here (the network namespace belongs to this user namespace)',
+      `warn the runner and \`mountat exec\` fail every action here (each mounts a new proc), and so does an OCI hook whose plan has proc — unmask /proc ${unmask} (see docs/operations.md#t-userns)`,
+    ]);
+    // Mounting and the hooks without proc still work: a warning, not a failure.
+    expect(last).toBe('this host can run mountat');
+  });
+});
+
 describe('the troubleshooting entries doctor points at', () => {
   it('exist', () => {
     const guide = readFileSync(join(repo, 'docs', 'operations.md'), 'utf8');

@@ -12,6 +12,7 @@ import {
   CAPABILITIES,
   capabilityMask,
   hasCapability,
+  isErrno,
   ownCapabilities,
   probePivotRoot,
   probeProcPidns,
@@ -19,6 +20,7 @@ import {
   probeUniqueMountId,
   procFdAvailable,
   statx,
+  userNamespaceOf,
 } from '../linux/index.js';
 import { readMountInfo } from '../mounts/index.js';
 import { actionCapabilities, probeCgroups, SANDBOX_DEFAULTS, STARTER_PATH, type CgroupProbe, type ControllerName } from '../sandbox/index.js';
@@ -155,6 +157,105 @@ function cgroupChecks(): Check[] {
   return checks;
 }
 
+/** A new file system of `type` made and mounted detached here, then dissolved: undefined, or why it was refused. */
+function trialFilesystem(type: 'proc' | 'sysfs'): unknown {
+  try {
+    using fsfd = fsopen(type);
+    fsconfigCreate(fsfd);
+    // fsmount is where the kernel weighs a new proc against what this mount namespace already shows
+    // (mount_too_revealing); nosuid, nodev, noexec as the engine mounts them.
+    fsmount(fsfd, C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV | C.MOUNT_ATTR_NOEXEC).close();
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** The mounts over /proc's entries in this mount namespace: a container's masks and read-only covers. */
+function procCovers(): string[] {
+  return readMountInfo()
+    .filter((mount) => mount.mountPoint.startsWith('/proc/') && !/^\/proc\/sys\/fs\/binfmt_misc$/.test(mount.mountPoint))
+    .map((mount) => mount.mountPoint);
+}
+
+const UNMASK = 'podman --security-opt unmask=ALL; Kubernetes securityContext.procMount: Unmasked, with hostUsers: false';
+
+/**
+ * The user namespace, and what the kernel refuses in one that is not the host's (docs/operations.md, "Without the
+ * host's privileges"): a new proc where this /proc is masked, a new sysfs where the network namespace belongs to
+ * another user namespace. Each tried for real; nothing stays mounted.
+ */
+function userNamespaceChecks(): Check[] {
+  const userns = userNamespaceOf();
+  const see = `${TROUBLESHOOTING}userns`;
+  if (userns.initial) {
+    return [
+      {
+        level: 'ok',
+        what: "user namespace: the host's (capabilities held here are the host's; an escaped action would be a uid of the host)",
+      },
+    ];
+  }
+  const checks: Check[] = [
+    {
+      level: 'ok',
+      what: `user namespace: not the host's, uid map ${userns.uidMap.join(', ')} (capabilities held here hold only in it; uid 0 here is uid ${hostUidOfRoot(userns.uidMap)} on the host)`,
+      see,
+    },
+  ];
+  const proc = trialFilesystem('proc');
+  if (proc === undefined) {
+    checks.push({ level: 'ok', what: '/proc is fully visible here: a new proc can be mounted (a trial made and dissolved)' });
+  } else if (isErrno(proc, 'EPERM')) {
+    const covers = procCovers();
+    checks.push({
+      level: 'warn',
+      what: `/proc is masked here${covers.length > 0 ? ` (${covers.length} mounts over its entries: ${covers.slice(0, 4).join(', ')}${covers.length > 4 ? ', …' : ''})` : ''}: the kernel refuses a new proc in this user namespace`,
+      advice: `run the container with an unmasked /proc (${UNMASK})`,
+      see,
+    });
+  } else {
+    checks.push({ level: 'warn', what: `a trial proc cannot be mounted: ${messageOf(proc)}` });
+  }
+  const sysfs = trialFilesystem('sysfs');
+  if (sysfs === undefined) {
+    checks.push({ level: 'ok', what: 'sysfs can be mounted here (the network namespace belongs to this user namespace)' });
+  } else if (isErrno(sysfs, 'EPERM')) {
+    checks.push({
+      level: 'warn',
+      what: "a new sysfs is refused here (the network namespace belongs to another user namespace): the container's /sys will be bound read-only instead",
+      advice: 'give the container a network namespace of its own, made with its user namespace (pods and `podman run` without --network host do)',
+      see,
+    });
+  } else {
+    checks.push({ level: 'warn', what: `a trial sysfs cannot be mounted: ${messageOf(sysfs)}` });
+  }
+  checks.push(
+    proc === undefined
+      ? {
+          level: 'ok',
+          what: `the runner and \`mountat exec\` can start actions here, and the OCI hooks mount proc, sysfs${sysfs === undefined ? '' : ' (as a bind of /sys)'} and tmpfs; runCommandsAs must name ids the uid map maps, and cgroup limits need a cgroup delegated to this namespace (else the runner runs without, saying so once)`,
+          see,
+        }
+      : {
+          level: 'warn',
+          what: 'the runner and `mountat exec` fail every action here (each mounts a new proc), and so does an OCI hook whose plan has proc',
+          advice: `unmask /proc (${UNMASK})`,
+          see,
+        },
+  );
+  return checks;
+}
+
+/** The host's uid of uid 0 in this namespace, from its uid map's lines ("inside outside count"); "unmapped" if none. */
+function hostUidOfRoot(uidMap: string[]): string {
+  for (const line of uidMap) {
+    const [inside, outside, count] = line.split(' ').map(Number);
+    if (inside !== undefined && outside !== undefined && count !== undefined && inside === 0 && count > 0) return String(outside);
+  }
+  return 'unmapped';
+}
+
 export function runChecks(dir?: string): Check[] {
   const checks: Check[] = [{ level: 'ok', what: `kernel ${release()}, ${process.arch}, node ${process.version}` }];
   for (const { name, present } of probeSyscalls()) {
@@ -218,6 +319,7 @@ export function runChecks(dir?: string): Check[] {
       : { level: 'warn', what: '/proc is not mounted here: unmount falls back to fchdir', advice: 'mount proc in the namespace mountat runs in' },
   );
   checks.push(trialMount());
+  checks.push(...userNamespaceChecks());
   if (probePivotRoot() === 'allowed') {
     checks.push({ level: 'ok', what: 'pivot_root is allowed: actions are rooted with nothing of this filesystem left beneath them' });
   } else if (hasCapability(CAPABILITIES.CAP_SYS_CHROOT) !== false) {
