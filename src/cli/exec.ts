@@ -171,6 +171,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       argv0: args.command[0]!,
       rootName: 'the root',
       cgroups,
+      oomScoreAdj: limits.oomScoreAdj,
       request: () => ({
         argv: args.command,
         env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),

@@ -31,6 +31,8 @@ export interface ActionSettings {
   starterServer?: StarterServer | undefined;
   /** Where each action gets a cgroup of its own (its limits, its kill, its figures); none without. */
   cgroups?: ActionCgroups | undefined;
+  /** Every action's oom_score_adj (limits.oomScoreAdj); null leaves the runner's. */
+  oomScoreAdj?: number | null | undefined;
   prestart: PrestartHook[];
   poststop: PoststopStep[];
 }
@@ -121,6 +123,7 @@ export async function runAction(
     rootName: 'the input root',
     signal,
     cgroups: settings.cgroups,
+    oomScoreAdj: settings.oomScoreAdj,
     request: (session) => (opened = openRequest(request, settings, session)).start,
     // The output files belong to the action now; ours can go.
     started: () => {

@@ -6,7 +6,8 @@ import { ActionCgroups, probeCgroups, type LimitName } from '../sandbox/index.js
 import type { Settings } from './config.js';
 import { ConfigError } from './config.js';
 
-export const CGROUPS_FIX = 'give the runner a writable cgroup file system (docs/cgroups.md#in-a-container-and-in-kubernetes)';
+export const CGROUPS_FIX =
+  'give the runner a cgroup it may write: a writable cgroup file system, and in a user namespace a cgroup delegated to its root (docs/cgroups.md#in-a-container-and-in-kubernetes)';
 
 export function openActionCgroups(settings: Pick<Settings, 'limits' | 'requiredLimits' | 'cgroupParent'>, log: Logger): ActionCgroups | undefined {
   const { cgroups, unavailable } = ActionCgroups.open({ limits: settings.limits, parent: settings.cgroupParent, moveIntoLeaf: true });

@@ -91,6 +91,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       isolation,
       starterServer,
       cgroups,
+      oomScoreAdj: settings.limits.oomScoreAdj,
       prestart: prestartHooks(settings.hooks.prestart, mounts),
       poststop: poststopSteps(settings.hooks.poststop),
     },

@@ -11,6 +11,7 @@
 // Then the session is undone: the action is stopped (if it still runs), the setup's undos run,
 // the session's fds close. outcomeOf() turns the action's end or the error, and every undo that
 // failed, into the outcome.
+import { writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { MountatError } from '../base/index.js';
 import type { ActionCgroups } from './cgroups/action-cgroups.js';
@@ -44,6 +45,8 @@ export interface ContainedRun {
   running?(action: StartedAction): void;
   /** Where to make the action's own cgroup (its limits, its kill, its figures); none without. */
   cgroups?: ActionCgroups | undefined;
+  /** The action's oom_score_adj (with or without a cgroup); null leaves it as this process's. */
+  oomScoreAdj?: number | null | undefined;
 }
 
 export interface ContainedResult {
@@ -91,6 +94,8 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     const pid = await action.untilPid();
     // At its gate, before its first instruction: its cgroup namespace is made as the gate opens.
     cgroup?.join(pid);
+    // Inherited by everything it starts: the kernel's OOM killer then takes an action before us.
+    if (run.oomScoreAdj != null) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.oomScoreAdj));
     timer.mark('pidMs');
 
     phase = 'setup';

@@ -349,13 +349,9 @@ export class ActionCgroup implements AsyncDisposable {
     return Object.fromEntries(this.#trees.map((tree) => [tree.hierarchy.name, this.#directory(tree)]));
   }
 
-  /**
-   * Move `pid` (the action, waiting at its gate, before its first instruction) into the cgroup
-   * in every tree, and raise its oom_score_adj; what it starts inherits both.
-   */
+  /** Move `pid` (the action, waiting at its gate, before its first instruction) into the cgroup in every tree; what it starts inherits it. */
   join(pid: number): void {
     for (const tree of this.#trees) writeFileSync(`${this.#directory(tree)}/cgroup.procs`, String(pid));
-    if (this.#limits.oomScoreAdj !== null) writeFileSync(`/proc/${pid}/oom_score_adj`, String(this.#limits.oomScoreAdj));
     // v1 has no memory.oom.group: the kernel kills one process, and the rest goes here.
     const memory = this.#trees.find((tree) => tree.hierarchy.version === 1 && tree.uses.includes('memory'));
     if (memory && this.#limits.memoryBytes !== null) {
