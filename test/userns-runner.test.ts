@@ -8,8 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRunnerProto } from '../src/runner/index.js';
 import { attackerBinary, fixtureBinary, installAttacker, rootDevice } from './helpers/attacker.js';
+import { buildRunnerImage } from './helpers/docker.js';
+import { startPodman, type Podman } from './helpers/podman.js';
 import { busyboxRoot, mountTable, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 import { HOST_BASE, mountsUnderIn, onlyChild, ownInUserns, usernsWrapper } from './helpers/userns.js';
@@ -51,12 +55,12 @@ interface UsernsRunner extends RunnerProcess {
 }
 
 /** `mountat runner` with `config` under usernsWrapper: its directory the namespace root's, as a container's volume. */
-async function startUsernsRunner(config: object, net: boolean): Promise<UsernsRunner> {
+async function startUsernsRunner(config: object, net: boolean, lockedProc = false): Promise<UsernsRunner> {
   const dir = scratchDir('mountat-userns-runner-');
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'build'));
   ownInUserns(dir);
-  const runner = await startRunner(config, dir, usernsWrapper({ net }));
+  const runner = await startRunner(config, dir, usernsWrapper({ net, lockedProc }));
   return { ...runner, inner: onlyChild(runner.process.pid!) };
 }
 
@@ -70,9 +74,12 @@ async function stopUsernsRunner(runner: UsernsRunner): Promise<number | null> {
   return exited;
 }
 
+/** What the attacks need of a runner: its build directory, its socket (as the runner names it) and a client. */
+type Target = Pick<RunnerProcess, 'build' | 'socket' | 'client'>;
+
 let counter = 0;
 /** An action directory, the namespace's (as the worker's files in a container are), with the attackers in its root. */
-function attackAction(runner: RunnerProcess, uid = 0): string {
+function attackAction(runner: Target, uid = 0): string {
   const id = `u${++counter}`;
   makeAction(runner.build, id);
   const root = join(runner.build, id, 'root');
@@ -84,7 +91,7 @@ function attackAction(runner: RunnerProcess, uid = 0): string {
   return id;
 }
 
-async function runScript(runner: RunnerProcess, script: string, uid = 0): Promise<{ exitCode: string; stdout: string; stderr: string }> {
+async function runScript(runner: Target, script: string, uid = 0): Promise<{ exitCode: string; stdout: string; stderr: string }> {
   const id = attackAction(runner, uid);
   const response = await run(runner.client, requestFor(id, script));
   return {
@@ -95,13 +102,13 @@ async function runScript(runner: RunnerProcess, script: string, uid = 0): Promis
 }
 
 /** The attacks of test/containment.test.ts that matter in a user namespace, one line each, and what each must print. */
-function attacks(socket: string): Array<[string, string]> {
+function attacks(socket: string, file = secret): Array<[string, string]> {
   const [major, minor] = rootDevice();
   return [
-    [`attacker chroot-escape ${secret}`, 'blocked: chroot: EPERM'],
-    [`attacker userns-escape ${secret}`, 'blocked: unshare user+mount namespace: EPERM'],
+    [`attacker chroot-escape ${file}`, 'blocked: chroot: EPERM'],
+    [`attacker userns-escape ${file}`, 'blocked: unshare user+mount namespace: EPERM'],
     ['attacker handle', 'blocked: open_by_handle_at: EPERM'],
-    [`attacker mknod-mount ${major} ${minor} ${secret}`, 'blocked: mknod: EPERM'],
+    [`attacker mknod-mount ${major} ${minor} ${file}`, 'blocked: mknod: EPERM'],
     ['mount -t tmpfs evil /tmp 2>/tmp/err; echo "mount: $?"', 'mount: 1'],
     ['attacker remount-sys', 'blocked: remount /sys: EPERM'],
     ['attacker keyring-add', 'blocked: add a key to @u: EPERM'],
@@ -117,8 +124,7 @@ function attacks(socket: string): Array<[string, string]> {
 }
 
 /** Runs every attack in one action; each line as it must be. */
-async function expectAttacksBlocked(runner: RunnerProcess, uid = 0): Promise<void> {
-  const table = attacks(runner.socket);
+async function expectAttacksBlocked(runner: Target, uid = 0, table = attacks(runner.socket)): Promise<void> {
   const { stdout, stderr } = await runScript(runner, table.map(([script]) => script).join('; '), uid);
   expect(stderr).toBe('');
   expect(stdout).toBe(table.map(([, line]) => `${line}\n`).join(''));
@@ -274,6 +280,20 @@ describe('ordinary build work with the runner in a user namespace', () => {
   });
 });
 
+/** The host's PIDs of the processes whose stdout is `file`. */
+function writingTo(file: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/1`) === file;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** Run by Node as `node -e PROBE FILE PID`: one line per host-root-only act, with the errno it was refused with. */
 const HOST_ROOT_PROBE = [
   'const fs = require("fs"); const [file, pid] = process.argv.slice(1);',
@@ -291,20 +311,6 @@ describe('the worst case, measured from the host: an action running as uid 0 of 
     expect(await stopUsernsRunner(runner)).toBe(0);
     removeTree(runner.dir);
   });
-
-  /** The host's PIDs of the processes whose stdout is `file`. */
-  function writingTo(file: string): number[] {
-    return readdirSync('/proc')
-      .filter((name) => /^\d+$/.test(name))
-      .filter((pid) => {
-        try {
-          return readlinkSync(`/proc/${pid}/fd/1`) === file;
-        } catch {
-          return false;
-        }
-      })
-      .map(Number);
-  }
 
   it('is uid 100000 on the host, its capabilities count only in its namespace, and even out of its root it reaches nothing of host root', async () => {
     const id = attackAction(runner);
@@ -368,6 +374,24 @@ describe('the worst case, measured from the host: an action running as uid 0 of 
   });
 });
 
+it("where /proc's covers are locked (made outside the runner's user namespace), the first action fails with the one line that names the fix", async () => {
+  const runner = await startUsernsRunner({}, false, true);
+  try {
+    const id = attackAction(runner);
+    const failure = await run(runner.client, requestFor(id, 'true')).then(
+      () => 'no error',
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+    expect(failure).toMatch(
+      /proc is refused in this user namespace while this container's \/proc is masked; run it with an unmasked \/proc \(podman --security-opt unmask=ALL, Kubernetes securityContext\.procMount: Unmasked\)/,
+    );
+    expect(mountsUnderIn(runner.inner, runner.build)).toEqual([]);
+  } finally {
+    expect(await stopUsernsRunner(runner)).toBe(0);
+    removeTree(runner.dir);
+  }
+});
+
 describe('mountat exec in a user namespace of its own (unshare)', () => {
   it.each([false, true])('contains the command (network namespace of its own: %s), and leaves nothing mounted', (net) => {
     const root = busyboxRoot();
@@ -411,4 +435,180 @@ describe('mountat exec in a user namespace of its own (unshare)', () => {
       removeTree(state);
     }
   });
+});
+
+describe("the runner in the project's image under podman with a uid map (0-65535 → 100000-165535)", () => {
+  const IMAGE = 'localhost/mountat-test-userns-runner:test';
+  let podman: Podman;
+  beforeAll(async () => {
+    podman = await startPodman();
+    // As test/pod.test.ts builds it: the Dockerfile on bases made from Debian's packages (about a minute, most of it
+    // npm ci).
+    await buildRunnerImage(podman.podman, {
+      image: IMAGE,
+      runtimeBase: 'localhost/mountat-test-userns-base/runtime:local',
+      buildBase: 'localhost/mountat-test-userns-base/build:local',
+    });
+  }, 10 * 60_000);
+  afterAll(async () => {
+    if (!podman) return;
+    await podman.podman(['rm', '--all', '--force']);
+    await podman.podman(['rmi', '--all', '--force']);
+    podman.remove();
+  }, 120_000);
+
+  interface Container {
+    name: string;
+    /** The host's directory mounted at /worker: the build directory and the socket, the namespace root's. */
+    worker: string;
+    runner: Target & { output: () => string };
+    /** The runner's PID on the host (tini's child). */
+    pid: number;
+  }
+
+  /**
+   * One container of the image, the runner as its entrypoint starts it, with `config` at /config/runner.json and
+   * `extra` podman options; resolves once the runner has logged `until` (or exited).
+   */
+  async function startContainer(name: string, config: object, extra: string[], until = '"runner ready"'): Promise<Container> {
+    const worker = scratchDir('mountat-userns-worker-');
+    chmodSync(worker, 0o755);
+    mkdirSync(join(worker, 'build'));
+    writeFileSync(
+      join(worker, 'runner.json'),
+      JSON.stringify({ buildDirectoryPath: '/worker/build', grpcServers: [{ listenPaths: ['/worker/runner'] }], ...config }),
+    );
+    ownInUserns(worker);
+    await podman.podman([
+      'run',
+      '--detach',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--uidmap',
+      `0:${HOST_BASE}:65536`,
+      '--gidmap',
+      `0:${HOST_BASE}:65536`,
+      // The runner's own capabilities, held in the container's user namespace only; podman's default set has the rest.
+      '--cap-add',
+      'SYS_ADMIN',
+      '--volume',
+      `${worker}:/worker`,
+      '--volume',
+      `${join(worker, 'runner.json')}:/config/runner.json:ro`,
+      ...extra,
+      IMAGE,
+    ]);
+    let logs = '';
+    for (let i = 0; i < 300 && !logs.includes(until); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      logs = await podman.podman(['logs', name]).catch(() => '');
+      if ((await podman.podman(['inspect', '--format', '{{.State.Running}}', name])).trim() !== 'true') break;
+    }
+    const tini = Number((await podman.podman(['inspect', '--format', '{{.State.Pid}}', name])).trim());
+    const pid = tini > 0 ? onlyChild(tini) : 0;
+    const client = new (loadRunnerProto().buildbarn.runner.Runner)(`unix://${join(worker, 'runner')}`, credentials.createInsecure());
+    const runner = { build: join(worker, 'build'), socket: '/worker/runner', client, output: () => logs };
+    return { name, worker, runner, pid };
+  }
+
+  /** Stops the container (SIGTERM to tini, passed on to the runner): the runner's exit code; then removes it. */
+  async function stopContainer(container: Container): Promise<number> {
+    container.runner.client.close();
+    await podman.podman(['stop', '--time', '20', container.name]);
+    const code = Number((await podman.podman(['inspect', '--format', '{{.State.ExitCode}}', container.name])).trim());
+    await podman.podman(['rm', container.name]);
+    removeTree(container.worker);
+    return code;
+  }
+
+  describe('with /proc unmasked (--security-opt unmask=ALL)', () => {
+    let container: Container;
+    beforeAll(async () => {
+      container = await startContainer(
+        'mountat-userns-unmasked',
+        {
+          mounts: [
+            { target: 'proc', kind: 'proc' },
+            { target: 'sys', kind: 'sysfs' },
+            { target: 'usr', kind: 'bind', source: '/usr', attributes: { readOnly: true } },
+            { target: 'etc', kind: 'bind', source: '/etc', attributes: { readOnly: true } },
+          ],
+        },
+        ['--security-opt', 'unmask=ALL'],
+      );
+      expect(container.runner.output()).toContain('"runner ready"');
+    }, 60_000);
+    afterAll(async () => {
+      expect(await stopContainer(container)).toBe(0);
+    }, 60_000);
+
+    it("is in a user namespace: the runner's uid_map is not the identity, its uid 100000 on the host", () => {
+      expect(readFileSync(`/proc/${container.pid}/uid_map`, 'utf8').trim().split(/\s+/)).toEqual(['0', String(HOST_BASE), '65536']);
+      expect(/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${container.pid}/status`, 'utf8'))?.[1]?.split(/\s+/)).toEqual(Array(4).fill(String(HOST_BASE)));
+    });
+
+    it('blocks the attacks (a 0600 file of host root in the volume too), and leaves nothing mounted', async () => {
+      // Host root's, in the volume: unmapped in the container, so not even its root may read it.
+      writeFileSync(join(container.worker, 'secret'), 'host root only\n', { mode: 0o600 });
+      await expectAttacksBlocked(container.runner, 0, [
+        ...attacks('/worker/runner', '/worker/secret'),
+        ['cat /proc/1/root/worker/secret 2>/tmp/err || echo "blocked: /worker/secret"', 'blocked: /worker/secret'],
+      ]);
+      expect(mountsUnderIn(container.pid, '/worker/build')).toEqual([]);
+    });
+
+    it("does ordinary build work with the image's own tools (node, tar), as uid 0 of the namespace: 100000 on the host", async () => {
+      const id = attackAction(container.runner);
+      const root = join(container.runner.build, id, 'root');
+      // The image's /usr and /etc are bound over the root's: its programs find their libraries through these links.
+      for (const name of ['lib', 'lib64']) symlinkSync(`usr/${name}`, join(root, name));
+      ownInUserns(root);
+      const script = [
+        'node -e "require(\\"fs\\").writeFileSync(\\"/tmp/out.txt\\", String(process.getuid()) + \\"\\\\n\\")"',
+        'tar -C /tmp -cf /tmp/out.tar out.txt && tar -tf /tmp/out.tar',
+        'cat /tmp/out.txt',
+        'touch /tmp/ready; while [ ! -e /tmp/release ]; do sleep 0.05; done',
+      ].join(' && ');
+      const done = run(container.runner.client, requestFor(id, script, { environmentVariables: { PATH: '/usr/local/bin:/usr/bin:/bin' } }));
+      const ready = join(container.runner.build, id, 'tmp', 'ready');
+      for (let i = 0; i < 500 && spawnSync('test', ['-e', ready]).status !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      try {
+        // From the host: the action's shell is uid 100000, in the container's user namespace.
+        const [pid] = writingTo(`/worker/build/${id}/stdout`);
+        expect(pid).toBeDefined();
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        expect(/^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/)).toEqual(Array(4).fill(String(HOST_BASE)));
+        expect(/^CapEff:\s+(.*)$/m.exec(status)?.[1]).toBe(DEFAULT_CAPS);
+        expect(readlinkSync(`/proc/${pid}/ns/user`)).toBe(readlinkSync(`/proc/${container.pid}/ns/user`));
+      } finally {
+        writeFileSync(join(container.runner.build, id, 'tmp', 'release'), '');
+      }
+      const response = await done;
+      expect(readFileSync(join(container.runner.build, id, 'stderr'), 'utf8')).toBe('');
+      expect(readFileSync(join(container.runner.build, id, 'stdout'), 'utf8')).toBe('out.txt\n0\n');
+      expect(response.exitCode).toBe('0');
+      expect(mountsUnderIn(container.pid, '/worker/build')).toEqual([]);
+    });
+  });
+
+  it("with /proc masked (podman's default): the masks are the container's own, so a new proc is allowed, and the attacks are blocked", async () => {
+    // runc makes the user and mount namespaces first and masks /proc inside them: the kernel locks only the mounts
+    // copied in from the host, not those masks, so /proc counts as fully visible (mount_too_revealing) there.
+    const container = await startContainer('mountat-userns-masked', {}, []);
+    try {
+      const { stdout } = await runScript(container.runner, 'ls /proc | grep -c "^[0-9]"; head -c 64 /proc/keys | wc -c');
+      // The runner's own /proc in the container is masked (podman's masks: /proc/keys among them); the action's is a
+      // new one of its PID namespace (init, sh, ls, grep), its /proc/keys covered by mountat.
+      expect(readFileSync(`/proc/${container.pid}/mountinfo`, 'utf8')).toMatch(/ \/proc\/keys /);
+      const [pids, keys] = stdout.trim().split('\n').map(Number);
+      expect(pids).toBeLessThanOrEqual(4);
+      expect(keys).toBe(0);
+      await expectAttacksBlocked(container.runner, 0, attacks('/worker/runner', '/worker/secret'));
+      expect(mountsUnderIn(container.pid, '/worker/build')).toEqual([]);
+    } finally {
+      expect(await stopContainer(container)).toBe(0);
+    }
+  }, 60_000);
 });

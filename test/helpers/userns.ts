@@ -41,10 +41,19 @@ function mapShims(): string {
  * The command line a program is started through to run as uid 0 of a new user namespace (ids 0-65535 → host
  * 100000-165535), with mount and PID namespaces of its own and a proc of that PID namespace, and with `net` a network
  * namespace that user namespace owns. The last process (the runner) is PID 1 there; `unshare` waits for it.
+ *
+ * `lockedProc`: the PID namespace and its proc are made first, in the parent user namespace, with /proc/keys covered
+ * there (as a container runtime masks it); then the user and mount namespaces. The kernel locks mounts copied into a
+ * mount namespace of a less privileged user namespace, so that cover cannot be taken away in the new one, and a new
+ * proc is refused there (mount_too_revealing).
  */
-export function usernsWrapper(options: { net: boolean }): string[] {
+export function usernsWrapper(options: { net: boolean; lockedProc?: boolean }): string[] {
   const map = `${HOST_BASE},0,${MAPPED}`;
+  const pidAndProc = ['--pid', '--fork', '--kill-child', '--mount-proc'];
   return [
+    ...(options.lockedProc
+      ? ['unshare', '--mount', '--propagation=private', ...pidAndProc, 'sh', '-c', 'mount --bind /dev/null /proc/keys && exec "$@"', 'sh']
+      : []),
     'env',
     `PATH=${mapShims()}:${process.env.PATH ?? '/usr/bin:/bin'}`,
     'unshare',
@@ -56,10 +65,7 @@ export function usernsWrapper(options: { net: boolean }): string[] {
     '--setgid=0',
     '--mount',
     '--propagation=private',
-    '--pid',
-    '--fork',
-    '--kill-child',
-    '--mount-proc',
+    ...(options.lockedProc ? [] : pidAndProc),
     ...(options.net ? ['--net'] : []),
     '--',
   ];
