@@ -560,6 +560,15 @@ describe("the runner in the project's image under podman with a uid map (0-65535
       expect(mountsUnderIn(container.pid, '/worker/build')).toEqual([]);
     });
 
+    it("gets the container's own /sys, bound and covered: podman made the network namespace outside the container's user namespace", async () => {
+      const { stdout } = await runScript(container.runner, `awk '$5 == "/sys" { print $3, $4, $6 }' /proc/self/mountinfo; ls /sys/firmware | wc -l`);
+      const containerSys = readFileSync(`/proc/${container.pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((line) => line.split(' ')[4] === '/sys')!
+        .split(' ')[2];
+      expect(stdout).toMatch(new RegExp(`^${containerSys} / ro,\\S*\n0\n$`));
+    });
+
     it("does ordinary build work with the image's own tools (node, tar), as uid 0 of the namespace: 100000 on the host", async () => {
       const id = attackAction(container.runner);
       const root = join(container.runner.build, id, 'root');
