@@ -331,7 +331,7 @@ describe.each(RUNTIMES)('mountat in a %s container with uidMappings', (runtime) 
     if (runtimeMasks) {
       expect(run.status).not.toBe(0);
       expect(run.stderr).toBe(
-        "mountat: mount proc on `proc`: proc is refused in this user namespace while this container's /proc is masked; " +
+        'mountat: mount proc on `proc`: proc is refused in this user namespace: masks over /proc made outside it leave no fully visible proc here; ' +
           'run it with an unmasked /proc (podman --security-opt unmask=ALL, Kubernetes securityContext.procMount: Unmasked)\n',
       );
     } else {

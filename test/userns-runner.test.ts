@@ -384,7 +384,7 @@ it("where /proc's covers are locked (made outside the runner's user namespace), 
       (error: unknown) => (error instanceof Error ? error.message : String(error)),
     );
     expect(failure).toMatch(
-      /proc is refused in this user namespace while this container's \/proc is masked; run it with an unmasked \/proc \(podman --security-opt unmask=ALL, Kubernetes securityContext\.procMount: Unmasked\)/,
+      /proc is refused in this user namespace: masks over \/proc made outside it leave no fully visible proc here; run it with an unmasked \/proc \(podman --security-opt unmask=ALL, Kubernetes securityContext\.procMount: Unmasked\)/,
     );
     expect(mountsUnderIn(runner.inner, runner.build)).toEqual([]);
   } finally {

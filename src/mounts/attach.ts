@@ -143,7 +143,9 @@ interface Made {
 
 /**
  * In a user namespace that is not the host's, the kernel mounts a new proc only where one is fully
- * visible in this mount namespace (mount_too_revealing): a container's masked /proc stops it.
+ * visible in this mount namespace (mount_too_revealing): masks over /proc made from a more
+ * privileged user namespace (locked) stop it. A runtime's own masks, made inside the container's
+ * user namespace (runc, crun, podman with a uid map), do not: measured in test/userns-runner.test.ts.
  */
 function procOrExplain(entry: Extract<PlannedMount, { kind: 'proc' }>, options: AttachOptions): Fd {
   try {
@@ -152,7 +154,7 @@ function procOrExplain(entry: Extract<PlannedMount, { kind: 'proc' }>, options: 
     if (!isErrno(error, 'EPERM') || userNamespaceOf().initial) throw error;
     throw MountatError.wrap(
       'not-permitted',
-      "proc is refused in this user namespace while this container's /proc is masked; run it with an unmasked /proc (podman --security-opt unmask=ALL, Kubernetes securityContext.procMount: Unmasked)",
+      'proc is refused in this user namespace: masks over /proc made outside it leave no fully visible proc here; run it with an unmasked /proc (podman --security-opt unmask=ALL, Kubernetes securityContext.procMount: Unmasked)',
       error,
     );
   }
