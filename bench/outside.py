@@ -204,14 +204,17 @@ def round_order(contenders, k, rotate):
     return [base[(j + k) % n] for j in range(n)]
 
 
-def interleave(contenders, runs, reps, warmup, rotate):
+def interleave(contenders, runs, reps, warmup, rotate, after_warmup=None):
     """Each repetition runs every contender once per round, `runs` rounds, in round_order().
-    contenders: [(name, fn)], fn(rep) -> ns, rep -1 in the warm-up rounds.
+    contenders: [(name, fn)], fn(rep) -> ns, rep -1 in the warm-up rounds. after_warmup(), if
+    given, runs between the warm-up and the first repetition.
     Returns {name: [[ms of each run] per repetition]}."""
     order = lambda k: round_order(contenders, k, rotate)
     for k in range(warmup):
         for _, fn in order(k):
             fn(-1)
+    if after_warmup:
+        after_warmup()
     samples = {name: [] for name, _ in contenders}
     k = 0
     for r in range(reps):
@@ -236,6 +239,90 @@ def spawn_mode(spec):
     contenders = [(name, (lambda rep, p=p: spawner.timed(p))) for name, p in prepared.items()]
     samples = interleave(contenders, spec["runs"], spec["reps"], spec["warmup"], spec.get("rotate", False))
     return {"perRep": per_rep_means(samples), "samples": samples}
+
+
+# ---------------------------------------------------------------------------------------------
+# The limit (bench/limit.c) as a server: requests on its stdin, answers on its stdout.
+
+
+class LimitServer:
+    """`limit --serve`, started once with posix_spawn: per action one line "ID ROOT TMP" written to
+    its stdin, timed until its answer line ("ID exit 0") is read from its stdout. It starts each
+    request as soon as it reads it (one clone of the action's init per request), so `in_flight`
+    keeps `slots` requests outstanding in the one pipe."""
+
+    def __init__(self, name, command, actions):
+        self.name = name
+        self.actions = actions  # [{root, tmp}], one per slot
+        to_server, self.requests = os.pipe()
+        answers, from_server = os.pipe()
+        file_actions = [
+            (os.POSIX_SPAWN_DUP2, to_server, 0),
+            (os.POSIX_SPAWN_DUP2, from_server, 1),
+            (os.POSIX_SPAWN_OPEN, 2, command["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        ]
+        self.log_path = command["log"]
+        self.pid = os.posix_spawn(command["argv"][0], command["argv"], dict(command.get("env", {})), file_actions=file_actions)
+        os.close(to_server)
+        os.close(from_server)
+        self.answers = os.fdopen(answers, "rb")
+        self.sent = 0
+
+    def send(self, slot):
+        self.sent += 1
+        a = self.actions[slot]
+        os.write(self.requests, f"{self.sent} {a['root']} {a['tmp']}\n".encode())
+
+    def answer(self):
+        line = self.answers.readline().decode().strip()
+        parts = line.split(" ", 1)
+        if len(parts) != 2 or parts[1] != "exit 0":
+            raise BenchFailure(f"{self.name}: answered {line!r}, not \"ID exit 0\"; its stderr:\n{log_tail(self.log_path)}")
+        return int(parts[0])
+
+    def timed(self, slot=0):
+        start = now()
+        self.send(slot)
+        self.answer()
+        return now() - start
+
+    def in_flight(self, total, slots):
+        """`total` actions with `slots` kept outstanding, each slot on its own root. ns."""
+        if len(self.actions) < slots:
+            raise BenchFailure(f"{self.name}: {slots} in flight need {slots} action directories, have {len(self.actions)}")
+        slot_of = {}
+        free = list(range(slots))
+        issued = completed = 0
+        start = now()
+        while issued < total and free:
+            slot = free.pop()
+            self.send(slot)
+            slot_of[self.sent] = slot
+            issued += 1
+        while completed < issued:
+            slot = slot_of.pop(self.answer())
+            completed += 1
+            if issued < total:
+                self.send(slot)
+                slot_of[self.sent] = slot
+                issued += 1
+        return now() - start
+
+    def close(self):
+        """End of input: it answers what is outstanding and exits 0."""
+        os.close(self.requests)
+        _, status = os.waitpid(self.pid, 0)
+        self.answers.close()
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            raise BenchFailure(f"{self.name}: exited with wait status {status}; its stderr:\n{log_tail(self.log_path)}")
+
+
+def thread_cpu_ticks(pid, tid=None):
+    """utime + stime (clock ticks) of one thread (/proc/PID/task/TID/stat) or of the whole process."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), after pid and comm
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,12 +496,21 @@ def runner_mode(spec):
 
     spawner = Spawner()
     pids = {}
+    servers = []  # the limit's servers, once started: killed here after a failure
     try:
         for r in spec["runners"]:
             pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
         for r in spec["runners"]:
             wait_for_socket(r["name"], pids, r["socket"], r["output"])
-        result = measure_runners(grpc, spawner, spec, pids)
+        result = measure_runners(grpc, spawner, spec, pids, servers)
+    except BaseException:
+        for server in servers:
+            try:
+                os.kill(server.pid, 9)
+                os.waitpid(server.pid, 0)
+            except OSError:
+                pass  # closed and reaped already
+        raise
     finally:
         exits = {}
         for name, pid in pids.items():
@@ -447,12 +543,21 @@ def wait_for_socket(name, pids, socket, log_path, within_s=20.0):
         time.sleep(0.025)
 
 
-def measure_runners(grpc, spawner, spec, pids):
+def measure_runners(grpc, spawner, spec, pids, started):
     sizes = spec["sizes"]
     runners = [Runner(grpc, {**r, "pid": pids[r["name"]]}) for r in spec["runners"]]
     bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
     chroot = spawner.prepare("chroot", spec["chroot"])
     result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
+    # The limit (bench/limit.c): as servers (one per set of options), and spawned once per action.
+    limit = spec.get("limit") or {"servers": [], "actions": []}
+    servers = [LimitServer(c["name"], c, limit["actions"]) for c in limit["servers"]]
+    started.extend(servers)
+    spawned_name = limit.get("spawned", {}).get("name")
+    spawned = [
+        spawner.prepare(f"{spawned_name} {i}", {**limit["spawned"], "argv": [*limit["spawned"]["argv"], a["root"], a["tmp"]]})
+        for i, a in enumerate(limit["actions"])
+    ] if spawned_name else []
 
     # 1. Latency per action, interleaved. The runners' warm-up Runs go to a1, the measured ones to
     #    a0, so the log lines' ids check the pairing of lines with Runs.
@@ -470,9 +575,29 @@ def measure_runners(grpc, spawner, spec, pids):
 
     contenders = [(f"runner {r.name}", runner_contender(r)) for r in runners]
     contenders += [("bwrap", lambda rep: spawner.timed(bwrap[0])), ("chroot", lambda rep: spawner.timed(chroot))]
+    contenders += [(server.name, (lambda rep, server=server: server.timed(0))) for server in servers]
+    if spawned:
+        contenders.append((spawned_name, lambda rep: spawner.timed(spawned[0])))
     lat = sizes["latency"]
-    samples = interleave(contenders, lat["runs"], lat["reps"], lat["warmup"], True)
+    # The runners' CPU time over the measured rounds (not the warm-up): the Node main thread's
+    # (its tid is its pid) and the whole process's. While the other contenders run, a runner idles.
+    ticks = {}
+    read_ticks = lambda: {r.name: (thread_cpu_ticks(r.pid, r.pid), thread_cpu_ticks(r.pid)) for r in runners}
+    samples = interleave(contenders, lat["runs"], lat["reps"], lat["warmup"], True, lambda: ticks.update(before=read_ticks()))
+    ticks["after"] = read_ticks()
     result["latency"] = {"perRep": per_rep_means(samples), "samples": samples}
+    clk = os.sysconf("SC_CLK_TCK")
+    per_action = lambda t0, t1, n: (t1 - t0) * 1000 / clk / n
+    measured_runs = lat["runs"] * lat["reps"]
+    result["cpu"] = {
+        r.name: {
+            "clockTicksPerSecond": clk,
+            "latencyRuns": measured_runs,
+            "latencyThreadMsPerAction": per_action(ticks["before"][r.name][0], ticks["after"][r.name][0], measured_runs),
+            "latencyProcessMsPerAction": per_action(ticks["before"][r.name][1], ticks["after"][r.name][1], measured_runs),
+        }
+        for r in runners
+    }
 
     # 2. Throughput with `inFlight` kept in flight, interleaved over repetitions (rotating order).
     log("throughput")
@@ -481,11 +606,31 @@ def measure_runners(grpc, spawner, spec, pids):
     slots = tp["inFlight"]
     if len(bwrap) < slots:
         raise BenchFailure(f"{slots} bwrap in flight need {slots} roots, have {len(bwrap)}")
-    tp_contenders = [(f"runner {r.name}", (lambda total, r=r: r.in_flight(total, slots))) for r in runners]
+    tp_ticks = {r.name: [0, 0, 0] for r in runners}  # thread ticks, process ticks, actions
+
+    def runner_in_flight(r, total):
+        t0, p0 = thread_cpu_ticks(r.pid, r.pid), thread_cpu_ticks(r.pid)
+        elapsed = r.in_flight(total, slots)
+        counts = tp_ticks[r.name]
+        counts[0] += thread_cpu_ticks(r.pid, r.pid) - t0
+        counts[1] += thread_cpu_ticks(r.pid) - p0
+        counts[2] += total
+        return elapsed
+
+    tp_contenders = [(f"runner {r.name}", (lambda total, r=r: runner_in_flight(r, total))) for r in runners]
     tp_contenders.append(("bwrap", lambda total: spawner.in_flight(bwrap, total, slots)))
+    tp_contenders += [(server.name, (lambda total, server=server: server.in_flight(total, slots))) for server in servers]
+    if spawned:
+        if len(spawned) < slots:
+            raise BenchFailure(f"{slots} limits spawned in flight need {slots} roots, have {len(spawned)}")
+        tp_contenders.append((spawned_name, lambda total: spawner.in_flight(spawned, total, slots)))
     for r in runners:  # warm-up: one batch of `slots` each
         r.in_flight(slots, slots)
     spawner.in_flight(bwrap, slots, slots)
+    for server in servers:
+        server.in_flight(slots, slots)
+    if spawned:
+        spawner.in_flight(spawned, slots, slots)
     # Each repetition is `rounds` rounds; in each, every contender runs actions/rounds with `slots`
     # in flight, in round_order(): a burst of other work on the machine then falls on
     # all of them rather than on one contender's whole repetition.
@@ -504,6 +649,11 @@ def measure_runners(grpc, spawner, spec, pids):
         for name in per_second:
             per_second[name].append(tp["actions"] / (elapsed[name] / 1e9))
     result["throughput"] = {"actionsPerSecond": per_second}
+    for r in runners:
+        thread, process, actions = tp_ticks[r.name]
+        result["cpu"][r.name]["throughputActions"] = actions
+        result["cpu"][r.name]["throughputThreadMsPerAction"] = per_action(0, thread, actions)
+        result["cpu"][r.name]["throughputProcessMsPerAction"] = per_action(0, process, actions)
 
     # 3. Memory of each runner (VmHWM, the peak RSS, reset with clear_refs before each phase).
     log("memory")
@@ -539,6 +689,8 @@ def measure_runners(grpc, spawner, spec, pids):
     result["load"]["end"] = load_average()
     for r in runners:
         r.close()
+    for server in servers:
+        server.close()
     return result
 
 

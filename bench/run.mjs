@@ -7,7 +7,8 @@
 // usage: npm run bench -- <suite...> [--quick] [--json FILE] [suite options]   (as root)
 //   engine   bench/engine.mjs: attach+detach cycles against C and raw koffi, util-linux, whole
 //            processes (`mountat exec`, the OCI hook, bwrap) and runc/crun containers
-//   runner   bench/runner.mjs: the runner per action against bwrap and chroot, throughput, memory
+//   runner   bench/runner.mjs: the runner per action against bwrap, chroot and the limit (bench/limit.c),
+//            throughput, CPU per action, memory
 //   image    bench/image.mjs: the runner image in a Docker engine of its own
 //   probe    bench/probe.py: what one readiness probe costs, by the way it is made
 //   all      engine, runner, probe and image, in that order

@@ -2,9 +2,11 @@
 // The runner's benchmark, measured from outside: what one action costs through `mountat runner`
 // (a Run of /bin/true over its UNIX socket, default config: proc for the action's own PID
 // namespace, read-only sysfs, the temporary directory on /tmp) against bubblewrap doing the same
-// mounts and isolation and against a bare `chroot ROOT /bin/true` (what bb_runner does); then
-// throughput with 16 in flight, the runner's memory, where its time goes (its own log lines), and
-// the OCI hook's start against `node -e 0`.
+// mounts and isolation, against a bare `chroot ROOT /bin/true` (what bb_runner does) and against
+// the limit (bench/limit.c: the kernel work of the same contained action and nothing else, as a
+// server over a pipe and spawned per action; "÷ limit"); then throughput with 16 in flight, the
+// runners' CPU per action (the Node main thread's and the whole process's), their memory, where
+// their time goes (their own log lines), and the OCI hook's start against `node -e 0`.
 //
 // Every figure is taken by bench/outside.py: one small Python process that starts the runners and
 // every other process with posix_spawn and calls the runners through Debian's python3-grpcio, with
@@ -22,7 +24,7 @@
 // Re-executes itself in a private mount namespace (unshare --mount --propagation private).
 // Setup only (roots, mounts, the build, git): no figure comes from a process Node starts.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ensureDebianPackages, enterPrivateNamespace, median, mountsUnder, outside, pythonWorks, REPO, run, summary } from './util.mjs';
@@ -128,6 +130,58 @@ function actionDirectory(dir) {
   mkdirSync(join(dir, 'tmp'));
 }
 
+/** The limit's contenders, by the names the report gives them. */
+const LIMIT = 'limit';
+const LIMIT_EXTRAS = 'limit +19/20';
+const LIMIT_SPAWNED = 'limit spawned';
+
+/** bench/limit.c, built static into the scratch directory. */
+function buildLimit(scratch) {
+  const binary = join(scratch, 'limit');
+  run('cc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', binary, join(REPO, 'bench', 'limit.c')]);
+  return binary;
+}
+
+/**
+ * A directory of this process's own in each cgroup tree a runner's actions get a cgroup in (the
+ * v2 tree, and the trees of pids, memory and io: src/sandbox/cgroups/action-cgroups.ts), for the
+ * limit's cgroup per action; removed by removeLimitCgroups. Empty, with the reason, where none
+ * can be made.
+ */
+async function limitCgroups() {
+  const { readLayout, placeController, directoryOf } = await import('../dist/sandbox/cgroups/hierarchies.js');
+  const layout = readLayout();
+  const trees = new Set([layout.v2, ...['pids', 'memory', 'io'].map((c) => placeController(layout, c))].filter(Boolean));
+  const made = [];
+  try {
+    for (const tree of trees) {
+      const own = directoryOf(tree, tree.ownPath);
+      if (own === undefined) continue;
+      const dir = join(own, `mountat-bench-limit-${process.pid}`);
+      mkdirSync(dir);
+      made.push(dir);
+    }
+  } catch (error) {
+    removeLimitCgroups(made);
+    return { dirs: [], why: error.message };
+  }
+  return { dirs: made, why: made.length === 0 ? 'no cgroup tree found' : undefined };
+}
+
+/** The limit's cgroup directories, and any action's it left (it removes each after its action). */
+function removeLimitCgroups(dirs) {
+  const left = [];
+  for (const dir of dirs) {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      left.push(join(dir, entry.name));
+      rmdirSync(join(dir, entry.name));
+    }
+    rmdirSync(dir);
+  }
+  return left;
+}
+
 /**
  * One runner: its own build directory (ACTIONS action directories), socket, state directory and log
  * (pino JSON on stdout, into a file: its per-action lines are where the time goes). Default config
@@ -207,11 +261,31 @@ function analyse(result, runners, sizes) {
   const throughputRatios = {};
   for (const name of names) throughputRatios[`${name} / bwrap`] = ratios(tp[name], tp.bwrap);
   for (const name of names.slice(1)) throughputRatios[`${name} / ${names[0]}`] = ratios(tp[name], tp[names[0]]);
+  // Against the limit as a server: every other contender's time per action ÷ the limit's, and its
+  // throughput ÷ the limit's, per repetition.
+  const limitLatency = {};
+  const limitThroughput = {};
+  if (lat[LIMIT]) {
+    for (const name of Object.keys(lat).filter((k) => k !== LIMIT)) limitLatency[name] = ratios(lat[name], lat[LIMIT]);
+    for (const name of Object.keys(tp).filter((k) => k !== LIMIT)) limitThroughput[name] = ratios(tp[name], tp[LIMIT]);
+  }
   const hk = result.hook.perRep;
   const hook = Object.fromEntries(Object.entries(hk).map(([k, v]) => [k, summary('ms/process', v, sizes.hook.runs)]));
   const hookRatios = {};
   for (const name of Object.keys(hk).filter((k) => k !== 'node -e 0')) hookRatios[`${name} / node -e 0`] = ratios(hk[name], hk['node -e 0']);
-  return { latency, latencyRatios, throughput, throughputRatios, memory: result.memory, phases: result.phases, hook, hookRatios };
+  return {
+    latency,
+    latencyRatios,
+    throughput,
+    throughputRatios,
+    limitLatency,
+    limitThroughput,
+    cpu: result.cpu,
+    memory: result.memory,
+    phases: result.phases,
+    hook,
+    hookRatios,
+  };
 }
 
 /** `samples` (optional): each name's single runs per repetition, for the median of all of them. */
@@ -262,6 +336,31 @@ function printReport(doc) {
   );
   console.log('  ratios per repetition');
   printRatios(a.throughputRatios);
+  if (a.latency[LIMIT]) {
+    console.log(`\nagainst the limit (bench/limit.c as a server: ${doc.limit.server}; ${doc.limit.extras})`);
+    console.log(`  ${''.padEnd(22)} ${'per action'.padStart(10)} ${'÷ limit'.padStart(8)}   ${'16 in flight'.padStart(12)} ${'× limit'.padStart(8)}`);
+    const order = [LIMIT, LIMIT_SPAWNED, LIMIT_EXTRAS, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
+    for (const name of order.filter((n) => a.latency[n])) {
+      const ratio = name === LIMIT ? 1 : a.limitLatency[name].median;
+      const tp = a.throughput[name];
+      const tpRatio = name === LIMIT ? 1 : a.limitThroughput[name]?.median;
+      console.log(
+        `  ${name.padEnd(22)} ${`${f(a.latency[name].median)} ms`.padStart(10)} ${f(ratio).padStart(8)}   ${(tp ? `${f(tp.median, 1)} /s` : '-').padStart(12)} ${(tpRatio === undefined ? '-' : `${f(tpRatio)}×`).padStart(8)}`,
+      );
+    }
+    console.log('  ÷ limit per repetition');
+    printRatios(Object.fromEntries(Object.entries(a.limitLatency).map(([k, v]) => [`${k} ÷ limit`, v])));
+    printRatios(Object.fromEntries(Object.entries(a.limitThroughput).map(([k, v]) => [`${k} throughput ÷ limit's`, v])));
+  }
+  console.log(
+    `\nCPU of each runner per action, ms (utime + stime from /proc/PID/task/PID/stat and /proc/PID/stat, in clock ticks of 1/${Object.values(a.cpu)[0]?.clockTicksPerSecond} s)`,
+  );
+  for (const [name, c] of Object.entries(a.cpu)) {
+    console.log(
+      `  runner ${name}: Node main thread ${f(c.latencyThreadMsPerAction)}, whole process ${f(c.latencyProcessMsPerAction)} over the ${c.latencyRuns} measured Runs of the per-action phase (one at a time; ` +
+        `the main thread's ceiling ${f(1000 / c.latencyThreadMsPerAction, 0)} actions/s); ${sizes.throughput.inFlight} in flight: main thread ${f(c.throughputThreadMsPerAction)}, whole process ${f(c.throughputProcessMsPerAction)} over ${c.throughputActions} Runs`,
+    );
+  }
   const mem = sizes.memory;
   console.log(`\nmemory of each runner process, MiB (VmHWM reset through clear_refs before each phase)`);
   for (const [name, m] of Object.entries(a.memory)) {
@@ -303,6 +402,7 @@ async function measure(options) {
   const runners = [];
   const problems = [];
   let doc;
+  let cgroups = { dirs: [], why: undefined };
   try {
     console.error(`bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 for bwrap, 1 for chroot, in ${scratch}`);
     for (const r of options.runners) runners.push({ ...prepareRunner(scratch, r), code: codeVersion(r.checkout) });
@@ -335,6 +435,23 @@ async function measure(options) {
     actionDirectory(chrootDir);
     const chroot = { argv: [CHROOT, join(chrootDir, 'root'), '/bin/true'], env: BASELINE_ENV };
     const hook = hookCommands(scratch, options.runners);
+    // The limit: 16 action directories shared by its three contenders (which never run at once).
+    const limitBinary = buildLimit(scratch);
+    const limitActions = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
+      const dir = join(scratch, 'limit-actions', `l${i}`);
+      actionDirectory(dir);
+      return { root: join(dir, 'root'), tmp: join(dir, 'tmp') };
+    });
+    cgroups = await limitCgroups();
+    const extras = ['--seccomp', ...cgroups.dirs.flatMap((dir) => ['--cgroup', dir])];
+    const limit = {
+      servers: [
+        { name: LIMIT, argv: [limitBinary, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit.log') },
+        { name: LIMIT_EXTRAS, argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit-extras.log') },
+      ],
+      spawned: { name: LIMIT_SPAWNED, argv: [limitBinary], env: BASELINE_ENV },
+      actions: limitActions,
+    };
 
     const spec = {
       mode: 'runner',
@@ -344,6 +461,7 @@ async function measure(options) {
       bwrap,
       chroot,
       hook: hook.commands,
+      limit,
     };
     console.error('bench: timing in bench/outside.py');
     const started = Date.now();
@@ -364,6 +482,12 @@ async function measure(options) {
       sizes,
       seconds: (Date.now() - started) / 1000,
       hookSkipped: hook.skipped,
+      limit: {
+        extras: `${LIMIT_EXTRAS}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
+          cgroups.dirs.length > 0 ? `, a cgroup per action in ${cgroups.dirs.length} trees and oom_score_adj` : ` (no cgroups: ${cgroups.why})`
+        }`,
+        server: 'one clone of the init per request, from the one server process, answered as each init is reaped',
+      },
       runsSent: result.runsSent,
       raw: result,
     };
@@ -374,6 +498,12 @@ async function measure(options) {
       // runner.lock stays: it is the runner's lock on its state directory, not a record.
       const records = existsSync(r.stateDirectory) ? readdirSync(r.stateDirectory).filter((name) => name !== 'runner.lock') : [];
       if (records.length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${records.join(', ')}`);
+    }
+    try {
+      const leftCgroups = removeLimitCgroups(cgroups.dirs);
+      if (leftCgroups.length > 0) problems.push(`the limit left cgroups: ${leftCgroups.join(', ')}`);
+    } catch (error) {
+      problems.push(`removing the limit's cgroups: ${error.message}`);
     }
     const left = mountsUnder(scratch).filter((point) => point !== scratch);
     if (left.length > 0) {
