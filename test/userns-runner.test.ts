@@ -519,7 +519,17 @@ describe("the runner in the project's image under podman with a uid map (0-65535
     container.runner.client.close();
     await podman.podman(['stop', '--time', '20', container.name]);
     const code = Number((await podman.podman(['inspect', '--format', '{{.State.ExitCode}}', container.name])).trim());
-    await podman.podman(['rm', container.name]);
+    // conmon's cleanup (unmounting the container's shm) can still be running as `stop` returns: `rm` then meets
+    // "unlinkat …/userdata/shm: device or resource busy" (seen once in CI). Again, after it, a few times.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await podman.podman(['rm', container.name]);
+        break;
+      } catch (error) {
+        if (attempt >= 10 || !/device or resource busy/.test(String(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     removeTree(container.worker);
     return code;
   }
