@@ -520,13 +520,17 @@ describe("the runner in the project's image under podman with a uid map (0-65535
     await podman.podman(['stop', '--time', '20', container.name]);
     const code = Number((await podman.podman(['inspect', '--format', '{{.State.ExitCode}}', container.name])).trim());
     // conmon's cleanup (unmounting the container's shm) can still be running as `stop` returns: `rm` then meets
-    // "unlinkat …/userdata/shm: device or resource busy" (seen once in CI). Again, after it, a few times.
+    // "unlinkat …/userdata/shm: device or resource busy" (seen in CI), having removed the container's record already.
+    // Again, a few times, until podman knows no such container.
+    let busy = false;
     for (let attempt = 0; ; attempt++) {
       try {
         await podman.podman(['rm', container.name]);
         break;
       } catch (error) {
-        if (attempt >= 10 || !/device or resource busy/.test(String(error))) throw error;
+        if (busy && /no such container/.test(String(error))) break;
+        busy = /device or resource busy/.test(String(error));
+        if (attempt >= 10 || !busy) throw error;
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
