@@ -82,20 +82,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-#define OPEN_TREE_CLONE_ 1
+/* The kernel ABI the libc headers may lack: the starter's (one copy), and the covers. */
+#include "../native/starter/kernel.h"
+#include "covers.h"
+
 #define OPEN_TREE_CLOEXEC_ O_CLOEXEC
-#define AT_RECURSIVE_ 0x8000
-#define FSOPEN_CLOEXEC_ 1
-#define FSMOUNT_CLOEXEC_ 1
-#define FSCONFIG_SET_STRING_ 1
-#define FSCONFIG_CMD_CREATE_ 6
-#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
 #define MOVE_MOUNT_T_EMPTY_PATH_ 0x40
 #define ATTR_RDONLY 0x1
 #define ATTR_NOSUID 0x2
@@ -103,27 +94,7 @@
 #define ATTR_NOEXEC 0x8
 #define ATTR__ATIME 0x70
 #define RESOLVE_BENEATH_ 0x08
-#define RESOLVE_IN_ROOT_ 0x10
 #define RESOLVE_NO_XDEV_ 0x01
-#define RESOLVE_NO_MAGICLINKS_ 0x02
-#define RESOLVE_NO_SYMLINKS_ 0x04
-#define PR_CAP_AMBIENT_ 47
-#define PR_CAP_AMBIENT_CLEAR_ALL_ 4
-#define KEYCTL_JOIN_SESSION_KEYRING_ 1
-
-struct mount_attr_ {
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
-struct open_how_ {
-  uint64_t flags, mode, resolve;
-};
-struct cap_header_ {
-  uint32_t version;
-  int pid;
-};
-struct cap_data_ {
-  uint32_t effective, permitted, inheritable;
-};
 
 /*
  * A system call that returns -errno and writes nothing but what the kernel writes. The init and
@@ -166,23 +137,6 @@ enum { MAX_SLOTS = 64, MAX_CGROUPS = 8, STACK = 256 * 1024, LINE = 3 * 4096 + 64
  * KILL 5, SETGID 6, SETUID 7, SETPCAP 8). */
 static const uint64_t KEEP = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8;
 
-struct cover {
-  const char *name;
-  int readonly; /* else masked */
-  int directory;
-};
-/* PROC_COVERS and SYSFS_COVERS of src/mounts/covers.ts, in their order. */
-/* clang-format off */
-static const struct cover proc_covers[] = {
-  { "sys", 1, 1 }, { "sysrq-trigger", 1, 0 }, { "irq", 1, 1 }, { "bus", 1, 1 }, { "fs", 1, 1 },
-  { "kcore", 0, 0 }, { "keys", 0, 0 }, { "timer_list", 0, 0 }, { "sched_debug", 0, 0 }, { "latency_stats", 0, 0 }, { "timer_stats", 0, 0 },
-  { "key-users", 0, 0 }, { "interrupts", 0, 0 },
-  { "acpi", 0, 1 }, { "asound", 0, 1 }, { "scsi", 0, 1 },
-};
-static const struct cover sysfs_covers[] = {
-  { "firmware", 0, 1 }, { "devices/virtual/powercap", 0, 1 },
-};
-/* clang-format on */
 #define NCOVERS(list) (int)(sizeof list / sizeof list[0])
 
 /* One action in flight. The init and the action write `step`, `err` and `status` here (shared memory). */
