@@ -55,7 +55,8 @@
  *        limit [--seccomp] [--cgroup DIR]... ROOT [TMP]
  *          one action; exit 0 if it exited 0, else 1 with the reason on stderr.
  * Each --cgroup DIR is a directory of one cgroup tree, made and removed by the caller; the actions'
- * cgroups are made below it (DIR/1, DIR/2, ...). As root, for x86_64 and aarch64, kernel 6.8+.
+ * cgroups are made below it (DIR/PID-1, DIR/PID-2, ...: PID its own, so that processes spawned at
+ * once never collide). As root, for x86_64 and aarch64, kernel 6.8+.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -350,7 +351,7 @@ static int init_main(void *arg) {
 static int make_cgroups(struct slot *s) {
   unsigned long n = ++next_cgroup;
   for (int i = 0; i < ncgroups; i++) {
-    snprintf(s->cgroup[i], sizeof s->cgroup[i], "%s/%lu", cgroup_dirs[i], n);
+    snprintf(s->cgroup[i], sizeof s->cgroup[i], "%s/%d-%lu", cgroup_dirs[i], (int)getpid(), n);
     if (mkdir(s->cgroup[i], 0755) != 0) return -1;
     char path[4300];
     snprintf(path, sizeof path, "%s/pids.max", s->cgroup[i]);

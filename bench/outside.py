@@ -317,6 +317,40 @@ class LimitServer:
             raise BenchFailure(f"{self.name}: exited with wait status {status}; its stderr:\n{log_tail(self.log_path)}")
 
 
+def process_tree(pid):
+    """pid and every process below it (from each process's parent in /proc/N/stat)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def pin_tree(pid, cpus):
+    """Every thread of pid and of the processes below it onto `cpus` (what they start inherits it)."""
+    for p in process_tree(pid):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except OSError:
+            continue  # gone meanwhile (an action that ended)
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass  # ended meanwhile
+
+
 def thread_cpu_ticks(pid, tid=None):
     """utime + stime (clock ticks) of one thread (/proc/PID/task/TID/stat) or of the whole process."""
     path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
@@ -339,6 +373,7 @@ class Runner:
         self.pid = spec["pid"]
         self.log_path = spec["log"]
         self.actions = spec["actions"]
+        self.memory = spec.get("memory", True)  # measured in the memory phase
         self.channel = grpc.insecure_channel("unix:" + spec["socket"])
         try:
             grpc.channel_ready_future(self.channel).result(timeout=60)
@@ -498,9 +533,11 @@ def runner_mode(spec):
     pids = {}
     servers = []  # the limit's servers, once started: killed here after a failure
     try:
-        for r in spec["runners"]:
+        # The runners, and the gRPC server that answers at once (bench/grpc-echo.mjs), if asked for.
+        servers_of_grpc = spec["runners"] + ([spec["echo"]] if spec.get("echo") else [])
+        for r in servers_of_grpc:
             pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
-        for r in spec["runners"]:
+        for r in servers_of_grpc:
             wait_for_socket(r["name"], pids, r["socket"], r["output"])
         result = measure_runners(grpc, spawner, spec, pids, servers)
     except BaseException:
@@ -546,6 +583,9 @@ def wait_for_socket(name, pids, socket, log_path, within_s=20.0):
 def measure_runners(grpc, spawner, spec, pids, started):
     sizes = spec["sizes"]
     runners = [Runner(grpc, {**r, "pid": pids[r["name"]]}) for r in spec["runners"]]
+    # gRPC alone: a grpc-js server answering every Run at once, timed like a runner (no log lines).
+    echo = Runner(grpc, {**spec["echo"], "pid": pids[spec["echo"]["name"]]}) if spec.get("echo") else None
+    grpc_servers = runners + ([echo] if echo else [])
     bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
     chroot = spawner.prepare("chroot", spec["chroot"])
     result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
@@ -574,6 +614,8 @@ def measure_runners(grpc, spawner, spec, pids, started):
         return run
 
     contenders = [(f"runner {r.name}", runner_contender(r)) for r in runners]
+    if echo:
+        contenders.append((echo.name, lambda rep: echo.timed("a1" if rep < 0 else "a0")[0]))
     contenders += [("bwrap", lambda rep: spawner.timed(bwrap[0])), ("chroot", lambda rep: spawner.timed(chroot))]
     contenders += [(server.name, (lambda rep, server=server: server.timed(0))) for server in servers]
     if spawned:
@@ -582,7 +624,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
     # The runners' CPU time over the measured rounds (not the warm-up): the Node main thread's
     # (its tid is its pid) and the whole process's. While the other contenders run, a runner idles.
     ticks = {}
-    read_ticks = lambda: {r.name: (thread_cpu_ticks(r.pid, r.pid), thread_cpu_ticks(r.pid)) for r in runners}
+    read_ticks = lambda: {r.name: (thread_cpu_ticks(r.pid, r.pid), thread_cpu_ticks(r.pid)) for r in grpc_servers}
     samples = interleave(contenders, lat["runs"], lat["reps"], lat["warmup"], True, lambda: ticks.update(before=read_ticks()))
     ticks["after"] = read_ticks()
     result["latency"] = {"perRep": per_rep_means(samples), "samples": samples}
@@ -596,7 +638,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
             "latencyThreadMsPerAction": per_action(ticks["before"][r.name][0], ticks["after"][r.name][0], measured_runs),
             "latencyProcessMsPerAction": per_action(ticks["before"][r.name][1], ticks["after"][r.name][1], measured_runs),
         }
-        for r in runners
+        for r in grpc_servers
     }
 
     # 2. Throughput with `inFlight` kept in flight, interleaved over repetitions (rotating order).
@@ -606,7 +648,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
     slots = tp["inFlight"]
     if len(bwrap) < slots:
         raise BenchFailure(f"{slots} bwrap in flight need {slots} roots, have {len(bwrap)}")
-    tp_ticks = {r.name: [0, 0, 0] for r in runners}  # thread ticks, process ticks, actions
+    tp_ticks = {r.name: [0, 0, 0] for r in grpc_servers}  # thread ticks, process ticks, actions
 
     def runner_in_flight(r, total):
         t0, p0 = thread_cpu_ticks(r.pid, r.pid), thread_cpu_ticks(r.pid)
@@ -618,13 +660,15 @@ def measure_runners(grpc, spawner, spec, pids, started):
         return elapsed
 
     tp_contenders = [(f"runner {r.name}", (lambda total, r=r: runner_in_flight(r, total))) for r in runners]
+    if echo:
+        tp_contenders.append((echo.name, lambda total: runner_in_flight(echo, total)))
     tp_contenders.append(("bwrap", lambda total: spawner.in_flight(bwrap, total, slots)))
     tp_contenders += [(server.name, (lambda total, server=server: server.in_flight(total, slots))) for server in servers]
     if spawned:
         if len(spawned) < slots:
             raise BenchFailure(f"{slots} limits spawned in flight need {slots} roots, have {len(spawned)}")
         tp_contenders.append((spawned_name, lambda total: spawner.in_flight(spawned, total, slots)))
-    for r in runners:  # warm-up: one batch of `slots` each
+    for r in grpc_servers:  # warm-up: one batch of `slots` each
         r.in_flight(slots, slots)
     spawner.in_flight(bwrap, slots, slots)
     for server in servers:
@@ -649,18 +693,57 @@ def measure_runners(grpc, spawner, spec, pids, started):
         for name in per_second:
             per_second[name].append(tp["actions"] / (elapsed[name] / 1e9))
     result["throughput"] = {"actionsPerSecond": per_second}
-    for r in runners:
+    for r in grpc_servers:
         thread, process, actions = tp_ticks[r.name]
         result["cpu"][r.name]["throughputActions"] = actions
         result["cpu"][r.name]["throughputThreadMsPerAction"] = per_action(0, thread, actions)
         result["cpu"][r.name]["throughputProcessMsPerAction"] = per_action(0, process, actions)
+
+    # 2b. Cores: throughput with `inFlight` in flight, the whole runner pinned to the first N CPUs
+    #     (sched_setaffinity on every thread of the runner and of its children: the starter
+    #     servers, whose forks are the actions), and the limit server pinned the same way (its
+    #     clones inherit it); this client is not pinned (it stands for bb_worker, outside).
+    cores = sizes.get("cores")
+    if cores and runners:
+        log("cores")
+        result["load"]["cores"] = load_average()
+        every_cpu = os.sched_getaffinity(0)
+        counts = [n for n in cores["cpus"] if n <= len(every_cpu)]
+        ordered = sorted(every_cpu)
+        first = runners[0]
+        yardstick = next((server for server in servers if server.name == limit.get("yardstick")), None)
+        targets = [(f"runner {first.name}", first.pid, lambda total: runner_in_flight(first, total))]
+        if yardstick:
+            targets.append((yardstick.name, yardstick.pid, lambda total: yardstick.in_flight(total, slots)))
+        per_cpus = {}
+        try:
+            for n in counts:
+                cpus = set(ordered[:n])
+                figures = per_cpus.setdefault(str(n), {})
+                for name, pid, fn in targets:
+                    pin_tree(pid, cpus)
+                    fn(slots)  # warm-up on the new CPUs
+                    t0 = thread_cpu_ticks(pid, pid)
+                    rates = []
+                    for _ in range(cores["reps"]):
+                        rates.append(cores["actions"] / (fn(cores["actions"]) / 1e9))
+                    ticks_used = thread_cpu_ticks(pid, pid) - t0
+                    figures[name] = {
+                        "actionsPerSecond": rates,
+                        "mainThreadMsPerAction": ticks_used * 1000 / os.sysconf("SC_CLK_TCK") / (cores["reps"] * cores["actions"]),
+                    }
+                    pin_tree(pid, every_cpu)
+        finally:
+            for _, pid, _ in targets:
+                pin_tree(pid, every_cpu)
+        result["cores"] = {"cpus": counts, "perCpus": per_cpus}
 
     # 3. Memory of each runner (VmHWM, the peak RSS, reset with clear_refs before each phase).
     log("memory")
     result["load"]["memory"] = load_average()
     mem = sizes["memory"]
     result["memory"] = {}
-    for r in runners:
+    for r in (r for r in runners if r.memory):
         m = {"rssIdleKiB": r.status("VmRSS"), "peakSoFarKiB": r.status("VmHWM")}
         r.reset_peak()
         r.in_flight(mem["inFlight"], mem["inFlight"], ("sleep", "0.5"))
@@ -687,7 +770,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
     result["hook"] = {"perRep": per_rep_means(hook_samples), "samples": hook_samples}
 
     result["load"]["end"] = load_average()
-    for r in runners:
+    for r in grpc_servers:
         r.close()
     for server in servers:
         server.close()

@@ -4,9 +4,12 @@
 // namespace, read-only sysfs, the temporary directory on /tmp) against bubblewrap doing the same
 // mounts and isolation, against a bare `chroot ROOT /bin/true` (what bb_runner does) and against
 // the limit (bench/limit.c: the kernel work of the same contained action and nothing else, as a
-// server over a pipe and spawned per action; "÷ limit"); then throughput with 16 in flight, the
-// runners' CPU per action (the Node main thread's and the whole process's), their memory, where
-// their time goes (their own log lines), and the OCI hook's start against `node -e 0`.
+// server over a pipe and spawned per action; "÷ limit"), against gRPC alone (bench/grpc-echo.mjs:
+// grpc-js answering every Run at once), and the first runner again with its build and state
+// directories on the disk (NAME-ext4); then throughput with 16 in flight, the same with the whole
+// runner and the limit pinned to 1, 2, 4, 8 CPUs (as many as the machine has), the runners' CPU
+// per action (the Node main thread's and the whole process's), their memory, where their time goes
+// (their own log lines), and the OCI hook's start against `node -e 0`.
 //
 // Every figure is taken by bench/outside.py: one small Python process that starts the runners and
 // every other process with posix_spawn and calls the runners through Debian's python3-grpcio, with
@@ -43,12 +46,14 @@ const SIZES = {
     throughput: { actions: 400, rounds: 4, reps: 5, inFlight: 16 },
     memory: { inFlight: 32, soak: 2000, soakInFlight: 16 },
     hook: { runs: 20, reps: 5, warmup: 2 },
+    cores: { cpus: [1, 2, 4, 8], actions: 400, reps: 3 },
   },
   quick: {
     latency: { runs: 5, reps: 2, warmup: 2 },
     throughput: { actions: 32, rounds: 2, reps: 2, inFlight: 16 },
     memory: { inFlight: 32, soak: 48, soakInFlight: 16 },
     hook: { runs: 2, reps: 2, warmup: 1 },
+    cores: { cpus: [1, 2], actions: 32, reps: 1 },
   },
 };
 /** Action directories per runner: one per Run in flight at the most (the memory phase's 32). */
@@ -130,10 +135,17 @@ function actionDirectory(dir) {
   mkdirSync(join(dir, 'tmp'));
 }
 
-/** The limit's contenders, by the names the report gives them. */
+/**
+ * The limit's contenders, by the names the report gives them. "limit" is the yardstick: the kernel
+ * work of the runner's default action, with what issues 19 and 20 added to every action (a keyring,
+ * the per-user limit, a seccomp filter, a cgroup per action in the runner's trees); "limit, no
+ * 19/20" the same without them, as the limit was first measured.
+ */
 const LIMIT = 'limit';
-const LIMIT_EXTRAS = 'limit +19/20';
+const LIMIT_BARE = 'limit, no 19/20';
 const LIMIT_SPAWNED = 'limit spawned';
+/** A grpc-js server answering every Run at once (bench/grpc-echo.mjs): gRPC alone. */
+const ECHO = 'gRPC alone';
 
 /** bench/limit.c, built static into the scratch directory. */
 function buildLimit(scratch) {
@@ -188,7 +200,7 @@ function removeLimitCgroups(dirs) {
  * but for those paths and logLevel info. bench/outside.py starts it (posix_spawn), so that it is
  * no child of this Node process, and stops it with SIGTERM.
  */
-function prepareRunner(scratch, { name, checkout, config: extra = {} }) {
+function prepareRunner(scratch, { name, checkout, config: extra = {}, memory = true }) {
   const dir = join(scratch, 'runners', name);
   const build = join(dir, 'build');
   const actions = Array.from({ length: ACTIONS }, (_, i) => `a${i}`);
@@ -199,8 +211,11 @@ function prepareRunner(scratch, { name, checkout, config: extra = {} }) {
   const log = join(dir, 'runner.log');
   writeFileSync(config, JSON.stringify({ buildDirectoryPath: build, grpcServers: [{ listenPaths: [socket] }], stateDirectory, logLevel: 'info', ...extra }));
   const argv = [join(checkout, 'bin', 'mountat.js'), 'runner', '--config', config];
-  return { name, checkout, dir, build, actions, socket, stateDirectory, log, argv };
+  return { name, checkout, dir, build, actions, socket, stateDirectory, log, argv, memory };
 }
+
+/** The suffix of the first runner's twin whose build and state directories are on the disk. */
+const EXT4 = '-ext4';
 
 /** The hook of each checkout that has one: `poststop` with an empty state directory. */
 function hookCommands(scratch, runners) {
@@ -281,6 +296,19 @@ function analyse(result, runners, sizes) {
     limitLatency,
     limitThroughput,
     cpu: result.cpu,
+    cores: result.cores
+      ? Object.fromEntries(
+          Object.entries(result.cores.perCpus).map(([n, figures]) => [
+            n,
+            Object.fromEntries(
+              Object.entries(figures).map(([name, v]) => [
+                name,
+                { median: median(v.actionsPerSecond), rates: v.actionsPerSecond, mainThreadMsPerAction: v.mainThreadMsPerAction },
+              ]),
+            ),
+          ]),
+        )
+      : undefined,
     memory: result.memory,
     phases: result.phases,
     hook,
@@ -339,7 +367,7 @@ function printReport(doc) {
   if (a.latency[LIMIT]) {
     console.log(`\nagainst the limit (bench/limit.c as a server: ${doc.limit.server}; ${doc.limit.extras})`);
     console.log(`  ${''.padEnd(22)} ${'per action'.padStart(10)} ${'÷ limit'.padStart(8)}   ${'16 in flight'.padStart(12)} ${'× limit'.padStart(8)}`);
-    const order = [LIMIT, LIMIT_SPAWNED, LIMIT_EXTRAS, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
+    const order = [LIMIT, LIMIT_BARE, LIMIT_SPAWNED, ECHO, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
     for (const name of order.filter((n) => a.latency[n])) {
       const ratio = name === LIMIT ? 1 : a.limitLatency[name].median;
       const tp = a.throughput[name];
@@ -357,10 +385,26 @@ function printReport(doc) {
   );
   for (const [name, c] of Object.entries(a.cpu)) {
     console.log(
-      `  runner ${name}: Node main thread ${f(c.latencyThreadMsPerAction)}, whole process ${f(c.latencyProcessMsPerAction)} over the ${c.latencyRuns} measured Runs of the per-action phase (one at a time; ` +
+      `  ${name === ECHO ? name : `runner ${name}`}: Node main thread ${f(c.latencyThreadMsPerAction)}, whole process ${f(c.latencyProcessMsPerAction)} over the ${c.latencyRuns} measured Runs of the per-action phase (one at a time; ` +
         `the main thread's ceiling ${f(1000 / c.latencyThreadMsPerAction, 0)} actions/s); ${sizes.throughput.inFlight} in flight: main thread ${f(c.throughputThreadMsPerAction)}, whole process ${f(c.throughputProcessMsPerAction)} over ${c.throughputActions} Runs`,
     );
   }
+  if (a.cores) {
+    const c = sizes.cores;
+    console.log(
+      `\nthroughput with the whole runner (its threads, its starter servers and so the actions) pinned to the first N CPUs (sched_setaffinity), and the limit pinned the same way; ${sizes.throughput.inFlight} in flight, ${c.reps} reps of ${c.actions} (the client not pinned)`,
+    );
+    for (const [n, figures] of Object.entries(a.cores)) {
+      const parts = Object.entries(figures).map(
+        ([name, v]) => `${name} ${f(v.median, 1)} /s (${v.rates.map((r) => f(r, 1)).join(' ')}), main thread ${f(v.mainThreadMsPerAction)} ms/action`,
+      );
+      const runner = Object.keys(figures).find((k) => k.startsWith('runner '));
+      const ratio = runner && figures[LIMIT] ? `; ÷ the limit's ${f(figures[runner].median / figures[LIMIT].median)}×` : '';
+      console.log(`  ${n} CPU${n === '1' ? '' : 's'}: ${parts.join('; ')}${ratio}`);
+    }
+  }
+  if (doc.disk?.path)
+    console.log(`\nrunner ${doc.disk.runner}: build and state directories in ${doc.disk.path} (${doc.disk.type}); every other runner's on the bench's tmpfs`);
   const mem = sizes.memory;
   console.log(`\nmemory of each runner process, MiB (VmHWM reset through clear_refs before each phase)`);
   for (const [name, m] of Object.entries(a.memory)) {
@@ -403,9 +447,28 @@ async function measure(options) {
   const problems = [];
   let doc;
   let cgroups = { dirs: [], why: undefined };
+  let disk;
+  let diskType = 'unknown';
   try {
     console.error(`bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 for bwrap, 1 for chroot, in ${scratch}`);
     for (const r of options.runners) runners.push({ ...prepareRunner(scratch, r), code: codeVersion(r.checkout) });
+    // The first runner again, its build and state directories on the disk (/var/tmp: this VM's
+    // ext4), as a worker's usually are: mkdir/rmdir of mountpoints and the record files hit the
+    // journal. Not in the memory phase (the same code as its twin).
+    disk = mkdtempSync(join('/var/tmp', SCRATCH_PREFIX));
+    const first = options.runners[0];
+    runners.push({ ...prepareRunner(disk, { ...first, name: `${first.name}${EXT4}`, memory: false }), code: codeVersion(first.checkout) });
+    diskType = firstLine('findmnt', ['-n', '-o', 'FSTYPE', '-T', disk]);
+    const echoSocket = join(scratch, 'grpc-echo.sock');
+    const echo = {
+      name: ECHO,
+      argv: [process.execPath, join(REPO, 'bench', 'grpc-echo.mjs'), echoSocket],
+      env: process.env,
+      output: join(scratch, 'grpc-echo.log'),
+      log: join(scratch, 'grpc-echo.log'),
+      socket: echoSocket,
+      actions: runners[0].actions,
+    };
     const bwrap = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
       const dir = join(scratch, 'bwrap', `b${i}`);
       actionDirectory(dir);
@@ -446,10 +509,12 @@ async function measure(options) {
     const extras = ['--seccomp', ...cgroups.dirs.flatMap((dir) => ['--cgroup', dir])];
     const limit = {
       servers: [
-        { name: LIMIT, argv: [limitBinary, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit.log') },
-        { name: LIMIT_EXTRAS, argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit-extras.log') },
+        { name: LIMIT, argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit.log') },
+        { name: LIMIT_BARE, argv: [limitBinary, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit-bare.log') },
       ],
-      spawned: { name: LIMIT_SPAWNED, argv: [limitBinary], env: BASELINE_ENV },
+      spawned: { name: LIMIT_SPAWNED, argv: [limitBinary, ...extras], env: BASELINE_ENV },
+      // Pinned beside the runner in the cores phase.
+      yardstick: LIMIT,
       actions: limitActions,
     };
 
@@ -457,7 +522,17 @@ async function measure(options) {
       mode: 'runner',
       sizes,
       // Its stdout and stderr both into its log (outside.py reads only the JSON lines).
-      runners: runners.map((r) => ({ name: r.name, argv: r.argv, env: process.env, output: r.log, socket: r.socket, log: r.log, actions: r.actions })),
+      runners: runners.map((r) => ({
+        name: r.name,
+        argv: r.argv,
+        env: process.env,
+        output: r.log,
+        socket: r.socket,
+        log: r.log,
+        actions: r.actions,
+        memory: r.memory,
+      })),
+      echo,
       bwrap,
       chroot,
       hook: hook.commands,
@@ -483,12 +558,13 @@ async function measure(options) {
       seconds: (Date.now() - started) / 1000,
       hookSkipped: hook.skipped,
       limit: {
-        extras: `${LIMIT_EXTRAS}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
+        extras: `${LIMIT} and ${LIMIT_SPAWNED}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
           cgroups.dirs.length > 0 ? `, a cgroup per action in ${cgroups.dirs.length} trees and oom_score_adj` : ` (no cgroups: ${cgroups.why})`
-        }`,
+        }; ${LIMIT_BARE}: without them`,
         server: 'one clone of the init per request, from the one server process, answered as each init is reaped',
       },
       runsSent: result.runsSent,
+      disk: { path: disk, type: diskType, runner: `${options.runners[0].name}${EXT4}` },
       raw: result,
     };
     doc.analysis = analyse(result, runners, sizes);
@@ -512,6 +588,14 @@ async function measure(options) {
     }
     execFileSync('umount', [scratch]);
     rmSync(scratch, { recursive: true, force: true });
+    if (disk) {
+      const leftOnDisk = mountsUnder(disk);
+      if (leftOnDisk.length > 0) {
+        problems.push(`still mounted under ${disk}:\n  ${leftOnDisk.join('\n  ')}`);
+        for (const point of leftOnDisk) execFileSync('umount', ['-l', point]);
+      }
+      rmSync(disk, { recursive: true, force: true });
+    }
   }
   if (problems.length > 0) throw new Error(`FAILURE:\n${problems.join('\n')}`);
   printReport(doc);
