@@ -26,15 +26,17 @@
  * executing this program per action (an exec of it cost the runner about 1 ms an action here).
  * Requests arrive on fd 3, a SOCK_SEQPACKET socket: one message each, its payload the starter's
  * argument count in decimal, then the arguments and the environment, each NUL-terminated, and
- * with it (SCM_RIGHTS) exactly six fds: the starter's 0 to 5. The starter reports on its own status
+ * with it (SCM_RIGHTS) the starter's fds from 0: the six of the protocol, then those of its
+ * cgroups that its --cgroup and --join name (cgroup.c), at most MAX_REQUEST_FDS in all. With
+ * --pidns and --cgroup, the init is born into that cgroup here. The starter reports on its own status
  * fd as always; this process answers nothing and is told nothing else. It ends when the caller
  * closes the socket, and dies with it (PR_SET_PDEATHSIG), and so do the starters (theirs).
  */
-enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST = 256 * 1024 };
+enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST_FDS = FIRST_CGROUP_FD + 1 + MAX_JOIN, MAX_REQUEST = 256 * 1024 };
 
 /* The fds a request came with, closed here once its starter has been forked (it has its own copies). */
 struct request_fds {
-  int fd[REQUEST_FDS];
+  int fd[MAX_REQUEST_FDS];
   int count;
 };
 
@@ -76,14 +78,14 @@ static int unpack(char *payload, size_t size, struct request *r) {
   return 0;
 }
 
-/* The six fds become 0-5, by way of copies above them so that none clobbers another. */
-static void take_fds(const int *fds) {
-  int high[6];
-  for (int i = 0; i < 6; i++)
-    if ((high[i] = fcntl(fds[i], F_DUPFD, 16)) < 0) _exit(126);
-  for (int i = 0; i < 6; i++)
+/* The fds become 0 to COUNT-1, by way of copies above them so that none clobbers another. */
+static void take_fds(const int *fds, int count) {
+  int high[MAX_REQUEST_FDS];
+  for (int i = 0; i < count; i++)
+    if ((high[i] = fcntl(fds[i], F_DUPFD, MAX_REQUEST_FDS + 16)) < 0) _exit(126);
+  for (int i = 0; i < count; i++)
     if (dup2(high[i], i) != i) _exit(126);
-  syscall(SYS_close_range, 6, ~0U, 0);
+  syscall(SYS_close_range, count, ~0U, 0);
 }
 
 /*
@@ -95,7 +97,7 @@ static void take_fds(const int *fds) {
  * lines (it is what the caller signals), and it is reaped here (reap_starters). Otherwise the
  * server forks a starter, which runs start_one as the command line's does.
  */
-static void start_request(char *payload, size_t size, const int *fds, int own_pidns) {
+static void start_request(char *payload, size_t size, const int *fds, int count, int own_pidns) {
   cleanup_request struct request r = {.argc = 0};
   if (unpack(payload, size, &r) != 0) return;
   struct options o;
@@ -103,7 +105,9 @@ static void start_request(char *payload, size_t size, const int *fds, int own_pi
   /* Here, before the fork: built once per set of options, kept for the next request. */
   if (why == NULL) prepare_filter(&o);
   int init_here = o.pidns && own_pidns >= 0;
-  pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns) : fork();
+  /* An fd the options name but the request lacks: the child's join fails on it (EBADF). */
+  int cgroup = why == NULL && o.cgroup >= 0 && o.cgroup < count ? fds[o.cgroup] : -1;
+  pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns, cgroup) : fork();
   if (pid != 0) {
     if (init_here && pid > 0) report_served(fds[STATUS_FD], pid);
     return;
@@ -111,7 +115,7 @@ static void start_request(char *payload, size_t size, const int *fds, int own_pi
   /* reap_starters is the server's: in a starter it would take the starter's child from its
    * wait4, and an init reaps its own. */
   signal(SIGCHLD, SIG_DFL);
-  take_fds(fds);
+  take_fds(fds, count);
   /* A malformed command line is told on the request's stderr by the process forked for it, as
    * when executed (the server never writes to a caller's fd but a status line); with --pidns
    * among the options read before the fault, that process is the init, as before parsing. */
@@ -161,7 +165,7 @@ int serve(void) {
     struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
     union {
       struct cmsghdr header;
-      char space[CMSG_SPACE(sizeof(int) * REQUEST_FDS)];
+      char space[CMSG_SPACE(sizeof(int) * MAX_REQUEST_FDS)];
     } control;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
     ssize_t n = recvmsg(SERVE_FD, &msg, MSG_CMSG_CLOEXEC);
@@ -177,11 +181,11 @@ int serve(void) {
       for (int k = 0; k < count; k++) {
         cleanup_close int fd = -1;
         memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-        if (given.count < REQUEST_FDS) given.fd[given.count++] = take_fd(&fd);
+        if (given.count < MAX_REQUEST_FDS) given.fd[given.count++] = take_fd(&fd);
       }
     }
     /* A malformed request starts nothing; its status pipe closes with nothing said (the caller: lost). */
-    if (given.count == REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0')
-      start_request(payload, (size_t)n, given.fd, own_pidns);
+    if (given.count >= REQUEST_FDS && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && n > 0 && payload[n - 1] == '\0')
+      start_request(payload, (size_t)n, given.fd, given.count, own_pidns);
   }
 }

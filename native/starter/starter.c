@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "cgroup.h"
 #include "kernel.h"
 #include "protocol.h"
 #include "signals.h"
@@ -60,6 +61,9 @@ void become_child(const struct options *o, char **envp, pid_t parent) {
   if (getppid() != parent) _exit(125);
   /* The status fd must not reach the action: only a failure before exec writes to it. */
   fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
+  /* In every cgroup of the action while the caller sets up, before the gate (cgroup.c). */
+  enum start_step step;
+  if (join_cgroups(o, &step) != 0) fail(step);
   if (!gate_opened()) _exit(125);
   close(GATE_FD);
   contain(o);
@@ -73,18 +77,19 @@ int lead_group(void) {
   return setpgid(0, 0);
 }
 
-pid_t fork_child(const struct options *o, int fd, int home_pidns) {
+pid_t fork_child(const struct options *o, int fd, int home_pidns, int cgroup) {
   /* Our next child goes to a new PID namespace (and is pid 1 there); we stay where we are. */
   if (o->pidns && unshare(CLONE_NEWPID) != 0) {
     report_failed(fd, STEP_pidns, errno);
     return -1;
   }
-  pid_t child = fork();
+  pid_t child = fork_into_cgroup(cgroup);
   if (child == 0) return 0;
   int saved = errno;
   /* Every later fork would land in that namespace: the server forks for many actions. */
   if (o->pidns && home_pidns != -1 && setns(home_pidns, CLONE_NEWPID) != 0) _exit(1);
-  if (child < 0) report_failed(fd, STEP_fork, saved);
+  /* Out of processes or memory is the fork's; anything else, the cgroup's (removed, say). */
+  if (child < 0) report_failed(fd, cgroup >= 0 && saved != EAGAIN && saved != ENOMEM ? STEP_cgroup : STEP_fork, saved);
   return child;
 }
 
@@ -106,7 +111,7 @@ int start_one(const struct options *o, char **envp) {
   handle_signals(o->forward_signals);
 
   pid_t starter = getpid();
-  pid_t child = fork_child(o, STATUS_FD, -1);
+  pid_t child = fork_child(o, STATUS_FD, -1, o->cgroup);
   if (child < 0) return 1;
   if (child == 0) become_child(o, envp, o->pidns ? 0 : starter);
 
