@@ -3,7 +3,8 @@
 // trees itself and sets its oom_score_adj while it waits at its gate. What must hold, shown on
 // this hybrid host for each way the starter forks: the process is in its v2 cgroup the moment its
 // pid is known, in every tree before the gate opens, and its cgroup namespace (made as the gate
-// opens) is rooted there; and a cgroup it cannot enter is one start error naming the step.
+// opens) is rooted there; a cgroup it cannot enter is one start error naming the step; and a served
+// init killed with its cgroup is reported killed by the server, which reaps it ("K").
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -102,9 +103,9 @@ describe('the action enters its cgroup itself', () => {
       const pid = await action.pid;
       // No migration in the v2 tree: there from its birth, when its pid is first known.
       expect(members(dirs.unified!)).toContain(pid);
-      // The v1 trees it joins while it waits at its gate (which is still closed).
-      expect(await until(() => ['pids', 'memory', 'blkio'].every((tree) => members(dirs[tree]!).includes(pid)))).toBe(true);
-      expect(read(`/proc/${pid}/oom_score_adj`)).toBe('500');
+      // The v1 trees it joins, and its oom_score_adj it sets, while it waits at its gate (still closed).
+      const entered = () => ['pids', 'memory', 'blkio'].every((tree) => members(dirs[tree]!).includes(pid)) && read(`/proc/${pid}/oom_score_adj`) === '500';
+      expect(await until(entered)).toBe(true);
       action.open();
       // The action's process (pid 2 of its namespace with one; else the same process) runs sleep.
       expect(await until(() => members(dirs.pids!).some((p) => read(`/proc/${p}/comm`) === 'sleep'))).toBe(true);
@@ -141,7 +142,8 @@ describe('the action enters its cgroup itself', () => {
       await using cgroup = cgroups.create();
       // Open still (the caller's fds), gone from the tree: the kernel refuses to put a process there.
       await using action = start(cgroup, way, ['/bin/true'], null, () => rmdirSync(cgroup.directories[removed]!));
-      action.open();
+      // As the runner: the gate opens once the pid is known (never, where the fork itself failed).
+      if (await action.pid.then(() => true).catch(() => false)) action.open();
       const end = await action.ended;
       expect(end).toMatchObject({ kind: 'start-failed', step: 'cgroup' });
       const outcome = outcomeOf({ end, teardown: [], argv0: '/bin/true', rootName: 'the root' });
@@ -149,4 +151,21 @@ describe('the action enters its cgroup itself', () => {
       expect(existsSync(cgroup.directories[removed]!)).toBe(false);
     });
   }
+});
+
+describe('a served init killed with its cgroup', () => {
+  it('is reported killed, by the server that reaps it ("K"), not lost', async () => {
+    using cgroups = ActionCgroups.open({ limits: LIMITS, moveIntoLeaf: false }).cgroups!;
+    await using cgroup = cgroups.create();
+    await using action = start(cgroup, WAYS[0]!, ['/bin/sleep', '100']);
+    const init = await action.pid;
+    action.open();
+    expect(await until(() => members(cgroup.directories.pids!).some((p) => read(`/proc/${p}/comm`) === 'sleep'))).toBe(true);
+    // As the kernel's OOM kill of the whole action (memory.oom.group, or the v1 watch's kill of
+    // every process after the kernel's) may: the init first, before it could report the action's
+    // end; the action dies with its namespace. (cgroup.kill() may reach the action first, and the
+    // init then reports its end itself: not the case shown here.)
+    process.kill(init, 'SIGKILL');
+    expect(await action.ended).toMatchObject({ kind: 'signalled', signal: 9 });
+  });
 });

@@ -15,7 +15,8 @@
  *                  cannot run (the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
  *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
- *   "K <signal>"   (--pidns, from the starter) the init was killed by <signal> from outside, with
+ *   "K <signal>"   (--pidns, from the starter, or from the server for an init it forked) the
+ *                  init was killed by <signal> from outside, with
  *                  everything in its namespace: its cgroup emptied (cgroup.kill), or an OOM kill
  *                  of the whole action. The action's end unless the init's "X" came first.
  * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).

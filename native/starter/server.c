@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -33,6 +35,44 @@
  * closes the socket, and dies with it (PR_SET_PDEATHSIG), and so do the starters (theirs).
  */
 enum { SERVE_FD = 3, REQUEST_FDS = 6, MAX_REQUEST_FDS = FIRST_CGROUP_FD + 1 + MAX_JOIN, MAX_REQUEST = 256 * 1024 };
+
+/*
+ * The inits forked here (--pidns), each with its status fd, kept until it is reaped: an init
+ * killed from outside with everything in its namespace (its cgroup's OOM group kill, a kill of
+ * its cgroup) has no starter above it to say so, and this process, which reaps it, does ("K").
+ */
+struct served_init {
+  pid_t pid;
+  int status;
+};
+static struct served_init *served;
+static size_t served_count, served_room;
+
+/* Keeps STATUS for PID's end; where memory runs out the fd is closed (its end then unreported). */
+static void remember_init(pid_t pid, int status) {
+  if (served_count == served_room) {
+    size_t room = served_room ? served_room * 2 : 64;
+    struct served_init *more = realloc(served, room * sizeof *more);
+    if (more == NULL) {
+      close(status);
+      return;
+    }
+    served = more;
+    served_room = room;
+  }
+  served[served_count++] = (struct served_init){.pid = pid, .status = status};
+}
+
+/* A served init was reaped: report how it ended where it could not (report_init_end), forget it. */
+static void served_init_ended(pid_t pid, int wait_status) {
+  for (size_t k = 0; k < served_count; k++) {
+    if (served[k].pid != pid) continue;
+    report_init_end(served[k].status, wait_status);
+    close(served[k].status);
+    served[k] = served[--served_count];
+    return;
+  }
+}
 
 /* The fds a request came with, closed here once its starter has been forked (it has its own copies). */
 struct request_fds {
@@ -109,12 +149,14 @@ static void start_request(char *payload, size_t size, const int *fds, int count,
   int cgroup = why == NULL && o.cgroup >= 0 && o.cgroup < count ? fds[o.cgroup] : -1;
   pid_t pid = init_here ? fork_child(&o, fds[STATUS_FD], own_pidns, cgroup) : fork();
   if (pid != 0) {
-    if (init_here && pid > 0) report_served(fds[STATUS_FD], pid);
+    if (!init_here || pid < 0) return;
+    report_served(fds[STATUS_FD], pid);
+    int status = fcntl(fds[STATUS_FD], F_DUPFD_CLOEXEC, 0);
+    if (status >= 0) remember_init(pid, status);
     return;
   }
-  /* reap_starters is the server's: in a starter it would take the starter's child from its
-   * wait4, and an init reaps its own. */
-  signal(SIGCHLD, SIG_DFL);
+  /* SIGCHLD, blocked here for the server's signalfd, is unblocked by lead_group (reset_signals)
+   * in a starter and in an init, which wait for their own children. */
   take_fds(fds, count);
   /* A malformed command line is told on the request's stderr by the process forked for it, as
    * when executed (the server never writes to a caller's fd but a status line); with --pidns
@@ -127,24 +169,23 @@ static void start_request(char *payload, size_t size, const int *fds, int count,
 }
 
 /*
- * A starter (or a served init) ended: kill what is left of its process group (an action run
- * without a PID namespace can leave processes there) while the starter is still unreaped, then
+ * Starters (and served inits) that ended: kill what is left of each one's process group (an
+ * action run without a PID namespace can leave processes there) while it is still unreaped, then
  * reap it. An unreaped child's pid cannot be reused, and so neither can the group it names:
  * after the reap, a SIGKILL of -pid could reach another action's new starter. Hence WNOWAIT
- * first. Only async-signal-safe calls (waitid, kill, waitpid).
+ * first. Run from the loop (its signalfd), not a handler: it reports on a served init's fd.
  */
-static void reap_starters(int sig) {
-  (void)sig;
-  int saved = errno;
+static void reap_starters(void) {
   for (;;) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
     if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
     kill(-info.si_pid, SIGKILL);
-    while (waitpid(info.si_pid, NULL, 0) < 0 && errno == EINTR) {
+    int status = 0;
+    while (waitpid(info.si_pid, &status, 0) < 0 && errno == EINTR) {
     }
+    served_init_ended(info.si_pid, status);
   }
-  errno = saved;
 }
 
 int serve(void) {
@@ -154,14 +195,30 @@ int serve(void) {
   /* Nothing the runner inherited without CLOEXEC is held here for the runner's life. */
   syscall(SYS_close_range, SERVE_FD + 1, ~0U, 0);
   /* Starters are reaped here, their group killed first (reap_starters); their caller learns their
-   * end on their status pipe. */
-  struct sigaction sa = {.sa_handler = reap_starters, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGCHLD, &sa, NULL);
+   * end on their status pipe. SIGCHLD comes through a signalfd beside the socket: blocked (so
+   * queued, whatever its disposition), and read in the loop. */
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &chld, NULL) != 0) return 1;
+  cleanup_close int children = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (children < 0) return 1;
   cleanup_close int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   cleanup_free char *payload = malloc(MAX_REQUEST + 1);
   if (payload == NULL) return 1;
   for (;;) {
+    struct pollfd ready[2] = {{.fd = SERVE_FD, .events = POLLIN}, {.fd = children, .events = POLLIN}};
+    if (poll(ready, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    if (ready[1].revents & POLLIN) {
+      struct signalfd_siginfo drained[16];
+      while (read(children, drained, sizeof drained) > 0) {
+      }
+      reap_starters();
+    }
+    if (!(ready[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     struct iovec iov = {.iov_base = payload, .iov_len = MAX_REQUEST};
     union {
       struct cmsghdr header;

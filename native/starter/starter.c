@@ -61,10 +61,15 @@ void become_child(const struct options *o, char **envp, pid_t parent) {
   if (getppid() != parent) _exit(125);
   /* The status fd must not reach the action: only a failure before exec writes to it. */
   fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
-  /* In every cgroup of the action while the caller sets up, before the gate (cgroup.c). */
+  /* In every cgroup of the action while the caller sets up, before the gate (cgroup.c). A failure
+   * is told once the gate has opened or closed: the caller opens it only after the "P" line, which
+   * whoever forked us writes after the fork, and no line of ours may come before that one. */
   enum start_step step;
-  if (join_cgroups(o, &step) != 0) fail(step);
-  if (!gate_opened()) _exit(125);
+  int joined = join_cgroups(o, &step), error = errno;
+  int go = gate_opened();
+  errno = error;
+  if (joined != 0) fail(step);
+  if (!go) _exit(125);
   close(GATE_FD);
   contain(o);
   if (o->pidns) run_init(o, envp);
@@ -131,13 +136,17 @@ int start_one(const struct options *o, char **envp) {
     report_failed(STATUS_FD, STEP_wait, errno);
     return 1;
   }
-  /* With --pidns the init has reported the action's end (exit 0), or the step that failed (127).
-   * An init killed by a signal (only SIGKILL reaches it) was killed from outside with everything
-   * in its namespace (the action's cgroup emptied with cgroup.kill, or an OOM kill of the whole
-   * action under memory.oom.group): "K", which is how the action ended unless the init had
-   * reported first. Anything else means the init could not report. */
   if (!o->pidns) report_exit(STATUS_FD, status, &ru);
-  else if (WIFSIGNALED(status)) report_killed(STATUS_FD, WTERMSIG(status));
-  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(STATUS_FD, STEP_wait, ECHILD);
+  else report_init_end(STATUS_FD, status);
   return 0;
+}
+
+void report_init_end(int fd, int status) {
+  /* The init has reported the action's end (exit 0), or the step that failed (127). An init
+   * killed by a signal (only SIGKILL reaches it) was killed from outside with everything in its
+   * namespace (the action's cgroup emptied with cgroup.kill, or an OOM kill of the whole action
+   * under memory.oom.group): "K", which is how the action ended unless the init had reported
+   * first. Anything else means the init could not report. */
+  if (WIFSIGNALED(status)) report_killed(fd, WTERMSIG(status));
+  else if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127)) report_failed(fd, STEP_wait, ECHILD);
 }

@@ -26,6 +26,8 @@ int lead_group(void);
  * server's).
  */
 pid_t fork_child(const struct options *o, int fd, int home_pidns, int cgroup);
+/* An init (--pidns) was reaped with wait status STATUS: report on FD what it could not itself. */
+void report_init_end(int fd, int status);
 /* The forked child: the gate, then containment (steps.c), then the init or the action. PARENT is
  * who must still be its parent (0 for pid 1 of a new namespace). Never returns. */
 void become_child(const struct options *o, char **envp, pid_t parent) __attribute__((noreturn));

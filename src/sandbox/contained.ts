@@ -11,17 +11,14 @@
 // Then the session is undone: the action is stopped (if it still runs), the setup's undos run,
 // the session's fds close. outcomeOf() turns the action's end or the error, and every undo that
 // failed, into the outcome.
-import { constants as osConstants } from 'node:os';
 import { MountatError } from '../base/index.js';
 import type { ActionCgroups } from './cgroups/action-cgroups.js';
 import type { CgroupUsage } from './cgroups/types.js';
 import { inSession } from '../base/session.js';
 import { outcomeOf, type ActionOutcome, type SessionPhase } from './outcome.js';
 import { PhaseTimer } from './phases.js';
-import { NO_RUSAGE, type ActionEnd } from './protocol.js';
+import type { ActionEnd } from './protocol.js';
 import { StartedAction, type StartOptions } from './starter.js';
-
-const SIGKILL = osConstants.signals.SIGKILL;
 
 export interface ContainedRun {
   /** The command's name, for messages. */
@@ -128,10 +125,6 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     if (cgroup) {
       await cgroup.stop();
       cgroupUsage = cgroup.usage();
-      // An OOM kill of the whole action takes its init too (memory.oom.group; on v1 the cgroup's
-      // kill after the kernel's): a served init has no starter to say how it ended ("K"). The
-      // kernel's count says it: the action was killed, by SIGKILL.
-      if (end.kind === 'lost' && cgroupUsage.oomKilled) end = { kind: 'signalled', signal: SIGKILL, rusage: NO_RUSAGE };
     }
     timer.mark('runMs');
     if (run.signal?.aborted) throw cancelled('cancelled while running; the action was killed');
