@@ -21,6 +21,7 @@
 #include "kernel.h"
 #include "options.h"
 #include "protocol.h"
+#include "signals.h"
 #include "starter.h"
 
 /*
@@ -192,6 +193,8 @@ int serve(void) {
   pid_t caller = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != caller) return 125;
+  /* What each starter and init resets (reset_signals), read once: /proc/self/status per action. */
+  remember_ignored_signals();
   /* Nothing the runner inherited without CLOEXEC is held here for the runner's life. */
   syscall(SYS_close_range, SERVE_FD + 1, ~0U, 0);
   /* Starters are reaped here, their group killed first (reap_starters); their caller learns their

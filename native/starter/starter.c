@@ -18,6 +18,28 @@
 #include "signals.h"
 #include "steps.h"
 
+/*
+ * The action is cloned with CLONE_VM | CLONE_VFORK, as posix_spawn does, rather than forked: it
+ * shares the init's memory until its exec, so no copy of the init's address space is made for it
+ * (and torn down again at the exec), and the init waits, suspended, until it has executed. It
+ * runs on this stack of its own meanwhile; what it writes to memory the init sees, so the action's
+ * steps (steps.c, broker_send) keep their state on this stack, never in the init's variables. It
+ * ends with _exit, never exit: no atexit handler or stdio buffer of the init's runs twice.
+ */
+static char action_stack[128 * 1024] __attribute__((aligned(16)));
+
+struct action_args {
+  const struct options *o;
+  char **envp;
+};
+
+static int action_main(void *arg) {
+  const struct action_args *a = arg;
+  if (getppid() != 1) _exit(125);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  start_action(a->o, a->envp);
+}
+
 /* pid 1 of the action's PID namespace: start the action as pid 2, reap everything (serving its
  * inotify broker meanwhile: broker.c), report its end. */
 static void run_init(const struct options *o, char **envp) __attribute__((noreturn));
@@ -28,13 +50,9 @@ static void run_init(const struct options *o, char **envp) {
   /* Only 0-2 (for the action) and the status fd stay. */
   if (syscall(SYS_close_range, STATUS_FD + 1, ~0U, 0) != 0) fail(STEP_fds);
   if (broker_channel() != 0) fail(STEP_limits);
-  pid_t action = fork();
+  struct action_args args = {.o = o, .envp = envp};
+  pid_t action = clone(action_main, action_stack + sizeof action_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   if (action < 0) fail(STEP_fork);
-  if (action == 0) {
-    if (getppid() != 1) _exit(125);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    start_action(o, envp);
-  }
   signals_reach(action);
   /* SIGTERM and the like end the action (or reach it, --forward-signals): pid 1 would ignore them
    * without a handler, from inside its namespace and from outside alike (only SIGKILL is forced). */
