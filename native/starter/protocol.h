@@ -2,7 +2,8 @@
  * The starter's side of its protocol with the caller (src/sandbox/protocol.ts parses it).
  *
  * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
- *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
+ *        fd the caller resolved); 4 the gate (read end); 5 the status (write end); 6 and up
+ *        the action's cgroup's (--cgroup, --join: cgroup.c), closed before the gate.
  *
  * Protocol on fd 5, one line each:
  *   "S <pid>"      the starter's own pid (its process group), first.
