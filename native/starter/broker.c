@@ -109,9 +109,11 @@ int broker_wanted(void) {
 }
 
 int broker_send(int listener) {
-  cleanup_close int own = take_fd(&channel[1]);
+  /* Copies, not take_fd: the action shares the init's memory until its exec (starter.c), and the
+   * init still needs channel[] as it is. The fds are the action's own. */
+  cleanup_close int own = channel[1];
   cleanup_close int held = listener;
-  drop(&channel[0]);
+  if (channel[0] >= 0) close(channel[0]);
   /* No listener (no user notification, or EBUSY: filter.c): the init reads EOF, and runs no broker. */
   if (own < 0 || held < 0) return 0;
   /* The filter is loaded: its calls would wait for an answer nobody can give. The listener must

@@ -59,6 +59,15 @@
 #define MOUNT_ATTR_NODEV_ 0x4
 #define MOUNT_ATTR_NOEXEC_ 0x8
 
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#define CLONE_INTO_CGROUP_ 0x200000000
+
+/* CLONE_ARGS_SIZE_VER2: with the cgroup field (5.7+). */
+struct clone_args_ {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
 struct mount_attr_ {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
@@ -75,6 +84,7 @@ struct cap_data_ {
 
 /* The sizes the kernel knows these by (and src/linux/calls.ts passes). */
 _Static_assert(sizeof(struct mount_attr_) == 32, "struct mount_attr is MOUNT_ATTR_SIZE_VER0 bytes");
+_Static_assert(sizeof(struct clone_args_) == 88, "struct clone_args is CLONE_ARGS_SIZE_VER2 bytes");
 _Static_assert(sizeof(struct open_how_) == 24, "struct open_how is OPEN_HOW_SIZE_VER0 bytes");
 
 #endif

@@ -14,16 +14,18 @@
  * the status lines on fd 5), starter.c (the action's processes: gate, init, wait, report),
  * steps.c (the containment steps, in order), user-limits.c (what the action may charge to
  * per-user kernel limits), broker.c (its inotify broker: the seccomp filter, the init's loop, the
- * broker process), filter.c (the action's own seccomp filter), signals.c, server.c (--serve, the
+ * broker process), filter.c (the action's own seccomp filter), cgroup.c (the action's cgroups, entered
+ * by its own first process), signals.c, server.c (--serve, the
  * fork server), kernel.h (the kernel ABI the libc headers may lack), cleanup.h (fds owned by
  * scope), step-names.h (the step names, generated from src/sandbox/start-steps.ts) and
  * seccomp-policy.h (what the filter refuses, generated from src/sandbox/seccomp-policy.ts).
  *
  * usage: mountat-action [--pidns] [--root pivot|chroot|none] [--cwd PATH] [--network host|none] [--caps HEX]
  *                       [--uid N --gid N [--groups G,G,...]] [--allow-userns] [--allow-syscalls NAME,...]
- *                       [--forward-signals] -- ARGV...
+ *                       [--cgroup FD] [--join FD,...] [--oom-score-adj N] [--forward-signals] -- ARGV...
  *        mountat-action --serve     (the runner's: fork a starter per request, see server.c)
- * fds:   0-5 as protocol.h says: the action's stdio, the input root, the gate, the status.
+ * fds:   0-5 as protocol.h says: the action's stdio, the input root, the gate, the status; 6 and up
+ *        the action's cgroup's, as --cgroup and --join name them.
  * env:   exactly the action's environment; its PATH finds ARGV[0] inside the root.
  *
  *   --pidns        a new PID namespace; its pid 1 is a small init and the action is pid 2. The
@@ -50,6 +52,11 @@
  *   --allow-syscalls NAME,...  refusals of the action's seccomp filter it does without (filter.c;
  *                  a name the filter does not refuse, or one that keeps user namespaces closed,
  *                  is a usage error).
+ *   --cgroup FD    the action's cgroup in the v2 tree, a directory fd: its first process (the
+ *                  init, or the action) is born there (clone3 CLONE_INTO_CGROUP; cgroup.c).
+ *   --join FD,...  cgroup.procs files of its cgroup in the other trees (v1), open for writing:
+ *                  that process writes "0" into each while it waits at its gate.
+ *   --oom-score-adj N  that process's oom_score_adj (-1000..1000), inherited by the action.
  *   --forward-signals  SIGINT, SIGTERM, SIGHUP and SIGQUIT reach the action as themselves
  *                  (`mountat exec`); without it they end the action with SIGKILL (the runner).
  */

@@ -20,8 +20,13 @@ static int number(const char *text, long *value) {
   return errno != 0 || *end != '\0' || *value < 0 ? -1 : 0;
 }
 
+/* The cgroups' fds follow the protocol's six (protocol.h), as the caller passed them. */
+static int cgroup_fd(long fd) {
+  return fd >= FIRST_CGROUP_FD && fd < FIRST_CGROUP_FD + 1 + MAX_JOIN;
+}
+
 const char *parse_options(int argc, char **argv, struct options *o) {
-  *o = (struct options){.root = ROOT_PIVOT, .cwd = ".", .uid = -1, .gid = -1};
+  *o = (struct options){.root = ROOT_PIVOT, .cwd = ".", .uid = -1, .gid = -1, .cgroup = -1, .oom_score_adj = OOM_SCORE_KEEP};
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -56,6 +61,27 @@ const char *parse_options(int argc, char **argv, struct options *o) {
       if (number(argv[++i], &o->gid) != 0) return "bad --gid";
     } else if (strcmp(a, "--groups") == 0 && i + 1 < argc) {
       o->groups = argv[++i];
+    } else if (strcmp(a, "--cgroup") == 0 && i + 1 < argc) {
+      long fd;
+      if (number(argv[++i], &fd) != 0 || !cgroup_fd(fd)) return "bad --cgroup";
+      o->cgroup = (int)fd;
+    } else if (strcmp(a, "--join") == 0 && i + 1 < argc) {
+      for (const char *p = argv[++i];;) {
+        char *end;
+        errno = 0;
+        long fd = strtol(p, &end, 10);
+        if (errno != 0 || end == p || !cgroup_fd(fd) || o->joins >= MAX_JOIN) return "bad --join";
+        o->join[o->joins++] = (int)fd;
+        if (*end == '\0') break;
+        if (*end != ',') return "bad --join";
+        p = end + 1;
+      }
+    } else if (strcmp(a, "--oom-score-adj") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      long adj = strtol(argv[++i], &end, 10);
+      if (errno != 0 || *end != '\0' || end == argv[i] || adj < -1000 || adj > 1000) return "bad --oom-score-adj";
+      o->oom_score_adj = (int)adj;
     } else if (strcmp(a, "--allow-userns") == 0) {
       o->userns = 1;
     } else if (strcmp(a, "--allow-syscalls") == 0 && i + 1 < argc) {

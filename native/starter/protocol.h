@@ -2,7 +2,8 @@
  * The starter's side of its protocol with the caller (src/sandbox/protocol.ts parses it).
  *
  * fds:   0, 1, 2 the action's stdin, stdout and stderr; 3 the input root (an O_PATH directory
- *        fd the caller resolved); 4 the gate (read end); 5 the status (write end).
+ *        fd the caller resolved); 4 the gate (read end); 5 the status (write end); 6 and up
+ *        the action's cgroup's (--cgroup, --join: cgroup.c), closed before the gate.
  *
  * Protocol on fd 5, one line each:
  *   "S <pid>"      the starter's own pid (its process group), first.
@@ -15,7 +16,8 @@
  *                  cannot run (the request's).
  *   "X <wait status> <utime us> <stime us> <maxrss KiB> <minflt> <majflt> <nswap> <inblock>
  *      <oublock> <msgsnd> <msgrcv> <nsignals> <nvcsw> <nivcsw>"   the action ended (wait4).
- *   "K <signal>"   (--pidns, from the starter) the init was killed by <signal> from outside, with
+ *   "K <signal>"   (--pidns, from the starter, or from the server for an init it forked) the
+ *                  init was killed by <signal> from outside, with
  *                  everything in its namespace: its cgroup emptied (cgroup.kill), or an OOM kill
  *                  of the whole action. The action's end unless the init's "X" came first.
  * The gate (fd 4): one byte 'G' lets the action start; anything else or EOF aborts it (exit 125).

@@ -52,7 +52,7 @@ void default_signals(void) {
  * handler each forked child drops at once). Handlers never survive exec, only ignored signals do:
  * the kernel lists those (SigIgn), so only they are reset, not all 64.
  */
-void reset_signals(void) {
+static unsigned long long ignored_signals(void) {
   unsigned long long ignored = ~0ULL;
   cleanup_close int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -62,6 +62,20 @@ void reset_signals(void) {
     const char *line = strstr(text, "\nSigIgn:");
     if (line) ignored = strtoull(line + 9, NULL, 16);
   }
+  return ignored;
+}
+
+/* The server's ignored set, read once (remember_ignored_signals): its children inherit it. */
+static unsigned long long remembered;
+static int remembered_known;
+
+void remember_ignored_signals(void) {
+  remembered = ignored_signals();
+  remembered_known = 1;
+}
+
+void reset_signals(void) {
+  unsigned long long ignored = remembered_known ? remembered : ignored_signals();
   for (int sig = 1; sig < NSIG && sig <= 64; sig++)
     if (ignored & (1ULL << (sig - 1))) signal(sig, SIG_DFL);
   sigset_t none;

@@ -13,5 +13,8 @@ void signals_reach(pid_t child);
 void default_signals(void);
 /* Every ignored signal back to its default and an empty mask, as a shell would start the action. */
 void reset_signals(void);
+/* For a process that forks many children and never changes what it ignores (the server): the
+ * ignored set is read here once, and reset_signals() in each child uses it. */
+void remember_ignored_signals(void);
 
 #endif

@@ -20,10 +20,14 @@ int start_one(const struct options *o, char **envp);
 int lead_group(void);
 /*
  * Forks the process that waits at the gate, with --pidns into a new PID namespace (it is then
- * pid 1 there). A failed step is reported on FD ("E ... pidns" or "E ... fork") and gives -1.
- * HOME_PIDNS, when not -1, is where the caller's later children are born again (the server's).
+ * pid 1 there), born into the v2 cgroup CGROUP where that is not -1 (the caller's fd of
+ * --cgroup). A failed step is reported on FD ("E ... pidns", "E ... fork" or "E ... cgroup") and
+ * gives -1. HOME_PIDNS, when not -1, is where the caller's later children are born again (the
+ * server's).
  */
-pid_t fork_child(const struct options *o, int fd, int home_pidns);
+pid_t fork_child(const struct options *o, int fd, int home_pidns, int cgroup);
+/* An init (--pidns) was reaped with wait status STATUS: report on FD what it could not itself. */
+void report_init_end(int fd, int status);
 /* The forked child: the gate, then containment (steps.c), then the init or the action. PARENT is
  * who must still be its parent (0 for pid 1 of a new namespace). Never returns. */
 void become_child(const struct options *o, char **envp, pid_t parent) __attribute__((noreturn));

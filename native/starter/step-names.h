@@ -6,6 +6,7 @@
 #define START_STEPS(X) \
   X(pidns) \
   X(fork) \
+  X(cgroup) \
   X(mount) \
   X(namespaces) \
   X(pivot_root) \

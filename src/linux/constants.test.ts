@@ -16,6 +16,8 @@ const ONLY_IN_C: Readonly<Record<string, string>> = {
   PR_CAP_AMBIENT_CLEAR_ALL: 'a PR_CAP_AMBIENT operation, as above',
   PIDFD_GET_PID_NAMESPACE: "only the starter's inotify broker asks for its PID namespace's inode number",
   KEYCTL_JOIN_SESSION_KEYRING: 'only the starter gives the action a session keyring of its own, just before its exec',
+  SYS_clone3: "only the starter forks the action's first process, born into its cgroup (clone3)",
+  CLONE_INTO_CGROUP: 'a clone3 flag, as above',
 };
 
 /** `#define NAME VALUE` lines of the header, evaluated: a number, or a number shifted left. */

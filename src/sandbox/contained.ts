@@ -11,18 +11,14 @@
 // Then the session is undone: the action is stopped (if it still runs), the setup's undos run,
 // the session's fds close. outcomeOf() turns the action's end or the error, and every undo that
 // failed, into the outcome.
-import { writeFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { MountatError } from '../base/index.js';
 import type { ActionCgroups } from './cgroups/action-cgroups.js';
 import type { CgroupUsage } from './cgroups/types.js';
 import { inSession } from '../base/session.js';
 import { outcomeOf, type ActionOutcome, type SessionPhase } from './outcome.js';
 import { PhaseTimer } from './phases.js';
-import { NO_RUSAGE, type ActionEnd } from './protocol.js';
+import type { ActionEnd } from './protocol.js';
 import { StartedAction, type StartOptions } from './starter.js';
-
-const SIGKILL = osConstants.signals.SIGKILL;
 
 export interface ContainedRun {
   /** The command's name, for messages. */
@@ -87,15 +83,28 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     // Nothing the action started (a process it left behind without a PID namespace of its own)
     // still runs when the setup is undone.
     if (cgroup) session.defer(() => cgroup.stop());
-    const action = session.use(new StartedAction(options));
+    // The starter's child enters its cgroup in every tree and sets its oom_score_adj itself, before
+    // its gate, so before its first instruction and before it makes its cgroup namespace as the
+    // gate opens (native/starter/cgroup.c): none of it blocks this thread. The starter holds its
+    // own copies of the fds once started.
+    let action: StartedAction;
+    {
+      using entry = cgroup?.entry();
+      action = session.use(new StartedAction({ ...options, cgroup: entry, oomScoreAdj: run.oomScoreAdj }));
+    }
     started = true;
     run.started?.();
     timer.mark('spawnMs');
-    const pid = await action.untilPid();
-    // At its gate, before its first instruction: its cgroup namespace is made as the gate opens.
-    cgroup?.join(pid);
-    // Inherited by everything it starts: the kernel's OOM killer then takes an action before us.
-    if (run.oomScoreAdj != null) writeFileSync(`/proc/${pid}/oom_score_adj`, String(run.oomScoreAdj));
+    const pid = await action.untilPid().catch(async (error: unknown) => {
+      // A step before the action's pid (its PID namespace, its fork into its cgroup) failed: the
+      // starter named it, and that is the answer.
+      const early = await action.ended;
+      if (early.kind !== 'start-failed') throw error;
+      end = early;
+      return undefined;
+    });
+    if (pid === undefined) return;
+    cgroup?.watch();
     timer.mark('pidMs');
 
     phase = 'setup';
@@ -116,10 +125,6 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     if (cgroup) {
       await cgroup.stop();
       cgroupUsage = cgroup.usage();
-      // An OOM kill of the whole action takes its init too (memory.oom.group; on v1 the cgroup's
-      // kill after the kernel's): a served init has no starter to say how it ended ("K"). The
-      // kernel's count says it: the action was killed, by SIGKILL.
-      if (end.kind === 'lost' && cgroupUsage.oomKilled) end = { kind: 'signalled', signal: SIGKILL, rusage: NO_RUSAGE };
     }
     timer.mark('runMs');
     if (run.signal?.aborted) throw cancelled('cancelled while running; the action was killed');

@@ -7,6 +7,7 @@
 export const START_STEPS = [
   'pidns',
   'fork',
+  'cgroup',
   'mount',
   'namespaces',
   'pivot_root',
@@ -38,6 +39,7 @@ export interface StepMeaning {
 export const STEP_MEANING: Readonly<Record<StartStep, StepMeaning>> = {
   pidns: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
   fork: { byRequest: false },
+  cgroup: { byRequest: false, lacking: "write access to the action's cgroup (docs/cgroups.md)" },
   mount: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
   namespaces: { byRequest: false, lacking: 'CAP_SYS_ADMIN' },
   pivot_root: { byRequest: false, lacking: 'CAP_SYS_ADMIN, and a seccomp profile that allows pivot_root' },

@@ -56,10 +56,30 @@ export interface StartOptions {
   forwardSignals?: boolean;
   /** Have this server fork the starter (the runner's), instead of executing it. */
   server?: StarterServer | undefined;
+  /** The action's cgroup, entered by the starter's child itself before its gate (native/starter/cgroup.c). */
+  cgroup?: CgroupFds | undefined;
+  /** Its oom_score_adj, written by the starter's child before its gate; absent or null: left as this process's. */
+  oomScoreAdj?: number | null | undefined;
+}
+
+/** The fds the starter's child enters its cgroup by (CgroupEntry): passed as fds 6 and up. */
+export interface CgroupFds {
+  /** The v2 directory it is born into. */
+  directory?: number | undefined;
+  /** cgroup.procs files it writes "0" into. */
+  procs: readonly number[];
+}
+
+/** The starter's fds from 0: the protocol's six, then the cgroup's, as starterArguments() numbers them. */
+export function starterFds(protocol: readonly number[], cgroup: CgroupFds | undefined): number[] {
+  if (!cgroup) return [...protocol];
+  return [...protocol, ...(cgroup.directory === undefined ? [] : [cgroup.directory]), ...cgroup.procs];
 }
 
 /** The starter's command line: what it needs to know of the options (the fds go separately). */
-export function starterArguments(options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals'>): string[] {
+export function starterArguments(
+  options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals' | 'cgroup' | 'oomScoreAdj'>,
+): string[] {
   const { isolation } = options;
   const args: string[] = [];
   if (isolation.pidNamespace) args.push('--pidns');
@@ -74,8 +94,17 @@ export function starterArguments(options: Pick<StartOptions, 'argv' | 'workingDi
   if (isolation.userNamespaces) args.push('--allow-userns');
   if (isolation.allowSyscalls.length > 0) args.push('--allow-syscalls', isolation.allowSyscalls.join(','));
   if (options.forwardSignals) args.push('--forward-signals');
+  // The cgroup's fds follow the protocol's 0-5, in starterFds()'s order.
+  const { cgroup } = options;
+  let next = FIRST_CGROUP_FD;
+  if (cgroup?.directory !== undefined) args.push('--cgroup', String(next++));
+  if (cgroup && cgroup.procs.length > 0) args.push('--join', cgroup.procs.map(() => String(next++)).join(','));
+  if (options.oomScoreAdj != null) args.push('--oom-score-adj', String(options.oomScoreAdj));
   return ['mountat-action', ...args, '--', ...options.argv];
 }
+
+/** The first fd after the protocol's six (native/starter/options.h). */
+const FIRST_CGROUP_FD = 6;
 
 /** How long a stopped action may take to end before it is killed. */
 const STOP_GRACE_MS = 2000;
@@ -109,7 +138,7 @@ export class StartedAction implements AsyncDisposable {
     const [statusRead, statusWrite] = pipe2(C.O_CLOEXEC);
     const stdin = options.stdin ?? openDevNull();
     try {
-      const fds = [stdin, options.stdout, options.stderr, options.root.fd, gateRead, statusWrite];
+      const fds = starterFds([stdin, options.stdout, options.stderr, options.root.fd, gateRead, statusWrite], options.cgroup);
       const argv = starterArguments(options);
       this.#executed = !options.server?.start(argv, options.env, fds);
       if (this.#executed) this.#starterPid = posixSpawn(STARTER_PATH, argv, options.env, { ...fds });

@@ -1,7 +1,8 @@
 // A cgroup of its own for every action, below one the runner (or `mountat exec`) owns: made in
 // every tree the limits and the accounting need (the v2 tree always where mounted: cgroup.kill,
 // cpu.stat and PSI are core files there; each controller in the v2 tree where this process's
-// cgroup has it, else in its v1 hierarchy), joined by the action while it waits at its gate,
+// cgroup has it, else in its v1 hierarchy), joined by the action's first process itself (born
+// into the v2 one by the starter, joining the v1 ones while it waits at its gate: CgroupEntry),
 // emptied with cgroup.kill when it ends, read, and removed.
 //
 //   <parent>/mountat-<pid>[.<n>]/    ActionCgroups: this process's, removed when it is disposed
@@ -12,7 +13,7 @@
 // Only directories made here are written or removed; /proc/self/cgroup's own cgroups and their
 // files are never written, except that on v2 the runner moves its own processes into its leaf and
 // enables controllers in its own cgroup's subtree_control (what "delegation" lets it do).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { describeError, errnoCodeOf, MountatError } from '../../base/index.js';
 import { directoryOf, placeController, readLayout, type Hierarchy, type Layout } from './hierarchies.js';
 import { limitWrites, readUsage } from './files.js';
@@ -302,6 +303,44 @@ function sweepStale(parent: string): void {
   }
 }
 
+/**
+ * The fds by which the starter puts an action's first process into its cgroup without this
+ * process's thread (native/starter/cgroup.c): the v2 directory it is born into
+ * (clone3 CLONE_INTO_CGROUP), and the v1 trees' cgroup.procs files it writes "0" into. Owned by
+ * whoever asked for them (the starter has its own copies once started); disposing closes them.
+ */
+export class CgroupEntry implements Disposable {
+  /** The action's cgroup directory in the v2 tree, where there is one. */
+  readonly directory: number | undefined;
+  /** cgroup.procs of the action's cgroup in every other tree, open for writing. */
+  readonly procs: readonly number[];
+
+  constructor(directories: ReadonlyArray<{ path: string; version: 1 | 2 }>) {
+    const opened: number[] = [];
+    try {
+      let directory: number | undefined;
+      const procs: number[] = [];
+      for (const { path, version } of directories) {
+        const bornInto = version === 2 && directory === undefined;
+        const fd = bornInto ? openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY) : openSync(`${path}/cgroup.procs`, fsConstants.O_WRONLY);
+        opened.push(fd);
+        if (bornInto) directory = fd;
+        else procs.push(fd);
+      }
+      this.directory = directory;
+      this.procs = procs;
+    } catch (error) {
+      for (const fd of opened) closeSync(fd);
+      throw MountatError.wrap('kernel', "cannot open the action's cgroup for its start", error);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    if (this.directory !== undefined) closeSync(this.directory);
+    for (const fd of this.procs) closeSync(fd);
+  }
+}
+
 /** One action's cgroup in every tree; its only owner. */
 export class ActionCgroup implements AsyncDisposable {
   readonly #trees: Tree[];
@@ -349,9 +388,24 @@ export class ActionCgroup implements AsyncDisposable {
     return Object.fromEntries(this.#trees.map((tree) => [tree.hierarchy.name, this.#directory(tree)]));
   }
 
-  /** Move `pid` (the action, waiting at its gate, before its first instruction) into the cgroup in every tree; what it starts inherits it. */
+  /** The fds by which the starter's child enters the cgroup in every tree by itself (the action's way in). */
+  entry(): CgroupEntry {
+    return new CgroupEntry(this.#trees.map((tree) => ({ path: this.#directory(tree), version: tree.hierarchy.version })));
+  }
+
+  /**
+   * Move `pid` (waiting at its gate, before its first instruction) into the cgroup in every tree
+   * from this process; what it starts inherits it. For processes started otherwise than by the
+   * starter (the action's way is entry(): a migration from here blocks this thread).
+   */
   join(pid: number): void {
     for (const tree of this.#trees) writeFileSync(`${this.#directory(tree)}/cgroup.procs`, String(pid));
+    this.watch();
+  }
+
+  /** Once its first process is in: on v1, watch for the kernel's OOM kill (see below). */
+  watch(): void {
+    if (this.#oomWatch !== undefined) return;
     // v1 has no memory.oom.group: the kernel kills one process, and the rest goes here.
     const memory = this.#trees.find((tree) => tree.hierarchy.version === 1 && tree.uses.includes('memory'));
     if (memory && this.#limits.memoryBytes !== null) {
