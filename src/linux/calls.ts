@@ -37,6 +37,9 @@ export interface OpenHow {
 const openHowBuf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
 const mountAttrBuf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
 const statxBuf = Buffer.alloc(256); // struct statx
+const mntIdReqBuf = Buffer.alloc(24); // struct mnt_id_req { u32 size; u32 spare; u64 mnt_id; u64 param; } (MNT_ID_REQ_SIZE_VER0)
+const LISTMOUNT_BATCH = 64;
+const listmountBuf = Buffer.alloc(8 * LISTMOUNT_BATCH);
 
 /** What a lookup that may miss found: the fd, or the errno that says why not. */
 export type Opened = { ok: true; fd: Fd } | { ok: false; errno: number };
@@ -198,6 +201,29 @@ export function statx(dirfd: FdLike, path: string, flags: number, mask: number, 
     devMinor: statxBuf.readUInt32LE(140),
     mountId: statxBuf.readBigUInt64LE(144),
   };
+}
+
+/**
+ * listmount(2) (Linux 6.8+): the unique ids of every mount beneath the mount whose unique id is
+ * `mountId`, its whole subtree (children, theirs, and mounts stacked on it), not itself. The
+ * kernel walks the subtree in every version merged (next_mnt, later the namespace's tree filtered
+ * by reachability). ENOSYS on older kernels, ENOENT when no such mount is in this namespace.
+ */
+export function listmount(mountId: bigint, where?: string): bigint[] {
+  const ids: bigint[] = [];
+  let last = 0n;
+  for (;;) {
+    mntIdReqBuf.writeUInt32LE(24, 0);
+    mntIdReqBuf.writeUInt32LE(0, 4);
+    mntIdReqBuf.writeBigUInt64LE(mountId, 8);
+    // Where a batch came back full, the next one starts after its last id.
+    mntIdReqBuf.writeBigUInt64LE(last, 16);
+    const n = sys().listmount(C.SYS.listmount, mntIdReqBuf, listmountBuf, LISTMOUNT_BATCH, 0);
+    if (n < 0) fail('listmount', where);
+    for (let i = 0; i < n; i++) ids.push(listmountBuf.readBigUInt64LE(8 * i));
+    if (n < LISTMOUNT_BATCH) return ids;
+    last = ids.at(-1)!;
+  }
 }
 
 /**

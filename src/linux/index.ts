@@ -20,6 +20,7 @@ export {
   unlinkat,
   fchdir,
   statx,
+  listmount,
   readFsContextLog,
   probeSyscall,
 } from './calls.js';

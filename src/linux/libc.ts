@@ -65,6 +65,14 @@ function declareSys() {
     ) => number,
     /** open_tree(dfd, path, flags) */
     openTree: lib_.func('long syscall(long nr, long dfd, const char *path, long flags)') as (nr: Long, dfd: Long, path: string, flags: Long) => number,
+    /** listmount(req, mnt_ids, nr_mnt_ids, flags) */
+    listmount: lib_.func('long syscall(long nr, void *req, _Out_ void *ids, size_t n, long flags)') as (
+      nr: Long,
+      req: Buffer,
+      ids: Buffer,
+      n: Long,
+      flags: Long,
+    ) => number,
     /** mount_setattr(dfd, path, flags, attr, size) */
     mountSetattr: lib_.func('long syscall(long nr, long dfd, const char *path, long flags, void *attr, size_t size)') as (
       nr: Long,

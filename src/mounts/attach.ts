@@ -18,6 +18,7 @@ import {
   openTree,
   statx,
   isErrno,
+  listmount,
   userNamespaceOf,
 } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
@@ -230,7 +231,23 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
       new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'),
     );
   }
+  // A recursive clone brings its source's submounts along: recorded as ours, since detach
+  // proves everything beneath a mount is recorded before it unmounts it (detach.ts).
+  if ((made.boundTree || (entry.kind === 'bind' && entry.recursive)) && identity.uniqueMountId !== null) {
+    const cloned = clonedBeneath(identity.uniqueMountId, entry.target);
+    if (cloned.length > 0) attached.cloned = cloned;
+  }
   if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, made, entry.target, identity);
+}
+
+/** The unique ids of every mount beneath a clone just attached; none where listmount is missing. */
+function clonedBeneath(uniqueMountId: string, where: string): string[] {
+  try {
+    return listmount(BigInt(uniqueMountId), where).map(String);
+  } catch (error) {
+    if (isErrno(error, 'ENOSYS')) return [];
+    throw new MountError(where, 'list the submounts of', error);
+  }
 }
 
 /**
