@@ -65,6 +65,39 @@ describe('a teardown proven ours', () => {
     expect(readdirSync(stateDir)).toEqual([]);
   });
 
+  it('does the same with the umount2 on a thread of the pool (tearDownAsync), one teardown for concurrent callers', async () => {
+    const before = mountTable();
+    using rootFd = openDir(root);
+    const store = new RecordStore(stateDir);
+    const mounted = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' }).mounted!;
+    const [report, same] = await Promise.all([mounted.tearDownAsync(), mounted.tearDownAsync()]);
+    expect(same).toBe(report);
+    expect(report.together).toEqual(['proc', 'sys', 'tmp']);
+    expect(report.removed).toEqual(['tmp', 'sys', 'proc']);
+    expect(mountTable()).toBe(before);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    expect(readdirSync(stateDir)).toEqual([]);
+    expect((await mounted.tearDownAsync()).detached).toEqual([]);
+  });
+
+  it('keeps the record of what is left when an async teardown leaves a mount around a foreign one', async () => {
+    using rootFd = openDir(root);
+    const store = new RecordStore(stateDir);
+    const mounted = mountRecorded(rootFd, defaultPlan(), { records: store, key: 'k', existing: 'refuse' }).mounted!;
+    mkdirSync(join(root, 'tmp', 'x'));
+    execFileSync('mount', ['-t', 'tmpfs', 'not-mountats', join(root, 'tmp', 'x')]);
+    const failure = await mounted.tearDownAsync().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(instanceOf(failure, DetachError).report.left).toEqual(['tmp']);
+    expect(store.load('k')?.mounts.map((mount) => mount.target)).toEqual(['tmp']);
+    execFileSync('umount', [join(root, 'tmp', 'x')]);
+    expect((await mounted.tearDownAsync()).detached).toEqual(['tmp']);
+    expect(mountsUnder(root)).toEqual([]);
+    expect(readdirSync(stateDir)).toEqual([]);
+  });
+
   it('takes each mount in an umount2 of its own where listmount is missing, with the same result', () => {
     setListmountMissingForTesting(true);
     const before = mountTable();

@@ -166,6 +166,24 @@ export function umount2(target: string, flags: number, where: string = target): 
   if (libc().umount2(target, flags) < 0) fail('umount2', where);
 }
 
+/**
+ * umount2(2) on a thread of libuv's pool: the event loop goes on while the kernel waits for the
+ * RCU grace period that ends every unmount (namespace_unlock). Mount namespaces are per process
+ * (Node never changes one in a thread: FACTS.md), so the call acts where umount2 would; a
+ * /proc/thread-self/fd/N target names the same fd from any thread, the fd table being shared.
+ * The caller keeps what the target names (an fd) open until the promise settles.
+ */
+export function umount2Async(target: string, flags: number, where: string = target): Promise<void> {
+  checkName(target, 'umount2');
+  return new Promise((resolve, reject) => {
+    libc().umount2.async(target, flags, (error, rc) => {
+      if (error) reject(error instanceof Error ? error : new Error(String(error)));
+      else if (rc < 0) reject(new SyscallError('umount2', libc().errno(), { path: where }));
+      else resolve();
+    });
+  });
+}
+
 export function mkdirat(dirfd: FdLike, name: string, mode: number, where: string = name): void {
   checkName(name, 'mkdirat');
   if (libc().mkdirat(raw(dirfd), name, mode) < 0) fail('mkdirat', where);

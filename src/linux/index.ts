@@ -16,6 +16,7 @@ export {
   openTree,
   mountSetattr,
   umount2,
+  umount2Async,
   mkdirat,
   unlinkat,
   fchdir,

@@ -3,7 +3,7 @@
 // kernel id is the one recorded at attach. Then the directories the engine created are
 // removed if they are still the same, empty directories. Running it twice is a no-op.
 import { kindOf, messageOf, MountatError } from '../base/index.js';
-import { constants as C, isErrno, listmount, moveMountOntoFd, printable, tryOpenat2, type Fd, type FdRef } from '../linux/index.js';
+import { constants as C, isErrno, listmount, moveMountOntoFd, printable, tryOpenat2, umount2Async, type Fd, type FdRef } from '../linux/index.js';
 import type { AttachedMount, Attachment } from './attach.js';
 import type { Cover } from './cover.js';
 import { removeCreatedDirs, type DirRemoval } from './dirs.js';
@@ -229,19 +229,31 @@ function detachOne(rootFd: FdRef, mount: AttachedMount, report: DetachReport): O
  *
  * Returns the mounts it unmounted (empty when it did nothing).
  */
-function detachTogether(rootFd: FdRef, mounts: readonly AttachedMount[]): Set<AttachedMount> {
-  const done = new Set<AttachedMount>();
-  if (listmountMissing || mounts.length < 2 || unmountMethod() !== 'proc-fd' || mounts.some((mount) => mount.uniqueMountId === null)) return done;
+/** The mounts of a plan, proven ours and moved beneath the base: one umount2 of `base` away from gone. */
+interface Merge {
+  base: Fd;
+  baseTarget: string;
+  merged: AttachedMount[];
+  /** Close every fd it holds, once the umount2 is done. */
+  close: () => void;
+}
+
+function prepareTogether(rootFd: FdRef, mounts: readonly AttachedMount[]): Merge | undefined {
+  if (listmountMissing || mounts.length < 2 || unmountMethod() !== 'proc-fd' || mounts.some((mount) => mount.uniqueMountId === null)) return undefined;
   const opened = new Map<AttachedMount, Fd>();
   let holder: Fd | undefined;
+  const close = () => {
+    holder?.close();
+    for (const fd of opened.values()) fd.close();
+  };
   try {
     for (const mount of mounts) {
       targetComponents(mount.target);
       const found = openOurMountAt(rootFd, mount.target, mount);
-      if (!found) return done;
+      if (!found) return void close();
       opened.set(mount, found);
       const foreign = foreignBeneath(mount);
-      if (foreign === undefined || foreign.size > 0) return done;
+      if (foreign === undefined || foreign.size > 0) return void close();
     }
     // The base: the first mount in the record (detach's last) with a cover that is a directory.
     let baseMount: AttachedMount | undefined;
@@ -255,7 +267,7 @@ function detachTogether(rootFd: FdRef, mounts: readonly AttachedMount[]): Set<At
         break;
       }
     }
-    if (!baseMount || !holder) return done;
+    if (!baseMount || !holder) return void close();
     const merged = [baseMount];
     for (const mount of [...mounts].reverse()) {
       if (mount === baseMount) continue;
@@ -266,20 +278,47 @@ function detachTogether(rootFd: FdRef, mounts: readonly AttachedMount[]): Set<At
       }
       merged.push(mount);
     }
-    try {
-      unmountByFd(opened.get(baseMount)!, rootFd, baseMount.target);
-    } catch {
-      // What was moved beneath it is still there: today's path finds it (detachMoved) and says why.
-      return done;
-    }
-    for (const mount of merged) done.add(mount);
-    return done;
+    return { base: opened.get(baseMount)!, baseTarget: baseMount.target, merged, close };
   } catch {
-    return done;
-  } finally {
-    holder?.close();
-    for (const fd of opened.values()) fd.close();
+    close();
+    return undefined;
   }
+}
+
+/** detachTogether's end: the mounts it unmounted, or none if its one umount2 failed (`failed`). */
+function mergedSet(merge: Merge | undefined, failed: boolean): Set<AttachedMount> {
+  // Where the umount2 failed, what was moved beneath the base is still there: today's path finds
+  // it (detachMoved) and says why.
+  return new Set(merge && !failed ? merge.merged : []);
+}
+
+function detachTogether(rootFd: FdRef, mounts: readonly AttachedMount[]): Set<AttachedMount> {
+  const merge = prepareTogether(rootFd, mounts);
+  if (!merge) return mergedSet(merge, false);
+  let failed = false;
+  try {
+    unmountByFd(merge.base, rootFd, merge.baseTarget);
+  } catch {
+    failed = true;
+  } finally {
+    merge.close();
+  }
+  return mergedSet(merge, failed);
+}
+
+/** detachTogether with its umount2 on a thread of libuv's pool (prepareTogether needs /proc: the fd's path). */
+async function detachTogetherAsync(rootFd: FdRef, mounts: readonly AttachedMount[]): Promise<Set<AttachedMount>> {
+  const merge = prepareTogether(rootFd, mounts);
+  if (!merge) return mergedSet(merge, false);
+  let failed = false;
+  try {
+    await umount2Async(`/proc/thread-self/fd/${merge.base.fd}`, C.MNT_DETACH, merge.baseTarget);
+  } catch {
+    failed = true;
+  } finally {
+    merge.close();
+  }
+  return mergedSet(merge, failed);
 }
 
 /** A cover that is a directory, at its path and proven ours, as an O_PATH fd; undefined otherwise. */
@@ -301,8 +340,23 @@ function openCoverDirectory(rootFd: FdRef, cover: Cover): Fd | undefined {
 
 /** Remove what `attachment` mounted and created beneath the root. Throws DetachError, after trying everything, if anything failed. */
 export function detach(rootFd: FdRef, attachment: Attachment): DetachReport {
-  const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
-  const failures: unknown[] = [];
+  checkRoot(rootFd, attachment);
+  const order = [...attachment.mounts].reverse();
+  return finishDetach(rootFd, attachment, order, detachTogether(rootFd, order));
+}
+
+/**
+ * detach(), with the one umount2 of a plan proven ours (detachTogether: almost all of a
+ * teardown's wait) awaited on a thread of libuv's pool instead of blocking the event loop. The
+ * rest is detach's own synchronous work, and the same where the plan cannot be merged.
+ */
+export async function detachAsync(rootFd: FdRef, attachment: Attachment): Promise<DetachReport> {
+  checkRoot(rootFd, attachment);
+  const order = [...attachment.mounts].reverse();
+  return finishDetach(rootFd, attachment, order, await detachTogetherAsync(rootFd, order));
+}
+
+function checkRoot(rootFd: FdRef, attachment: Attachment): void {
   const root = rootIdentityOf(rootFd);
   if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {
     throw new MountatError(
@@ -310,8 +364,11 @@ export function detach(rootFd: FdRef, attachment: Attachment): DetachReport {
       `the record is for another root (device ${attachment.root.dev} inode ${attachment.root.ino}, this is ${root.dev} inode ${root.ino})`,
     );
   }
-  const order = [...attachment.mounts].reverse();
-  const together = detachTogether(rootFd, order);
+}
+
+function finishDetach(rootFd: FdRef, attachment: Attachment, order: readonly AttachedMount[], together: Set<AttachedMount>): DetachReport {
+  const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
+  const failures: unknown[] = [];
   if (together.size > 0) report.together = [...together].map((mount) => mount.target);
   // What is still there, for the record on failure: attach order, as a record has it.
   const remaining: AttachedMount[] = [];

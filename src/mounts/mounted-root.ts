@@ -19,7 +19,7 @@
 import { errnoCodeOf, kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
-import { detach, DetachError, type DetachReport } from './detach.js';
+import { detach, detachAsync, DetachError, type DetachReport } from './detach.js';
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';
@@ -74,6 +74,7 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
   readonly #records: RecordKeeping;
   readonly #key: string;
   #tornDown = false;
+  #tearingDown: Promise<DetachReport> | undefined;
 
   /** Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath `root`. */
   constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
@@ -106,10 +107,33 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
    */
   tearDown(): DetachReport {
     if (this.#tornDown) return { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
-    const report = this.#detach();
+    const report = this.#settle(() => detach(this.#root, this.#attachment));
+    this.#done();
+    return report;
+  }
+
+  /**
+   * tearDown(), with the unmount's wait for the kernel (its one umount2 of a plan proven ours) on
+   * a thread of libuv's pool (detachAsync): the event loop runs other actions meanwhile. The root
+   * fd stays borrowed until the promise settles. Calls while one runs get that same teardown.
+   */
+  tearDownAsync(): Promise<DetachReport> {
+    if (this.#tornDown) return Promise.resolve({ detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] });
+    this.#tearingDown ??= (async () => {
+      try {
+        const report = await this.#settleAsync(detachAsync(this.#root, this.#attachment));
+        this.#done();
+        return report;
+      } finally {
+        this.#tearingDown = undefined;
+      }
+    })();
+    return this.#tearingDown;
+  }
+
+  #done(): void {
     this.#tornDown = true;
     this.#records.remove(this.#key);
-    return report;
   }
 
   /** tearDown() as a disposable: `using` and DisposableStack end what they own with it. */
@@ -119,30 +143,42 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
 
   /** Detach what can be detached now, keeping the record (a first pass, when something may still cover it). */
   detachKeepingRecord(): DetachReport {
-    return this.#detach();
+    return this.#settle(() => detach(this.#root, this.#attachment));
   }
 
   /**
-   * detach(); where it fails, the record is rewritten (whole, renamed into place) to say exactly
+   * A detach; where it fails, the record is rewritten (whole, renamed into place) to say exactly
    * what is left, and so is this owner's attachment. A record that cannot be rewritten is kept as
    * it was: it names more than is left, which a retry finds gone.
    */
-  #detach(): DetachReport {
+  #settle(run: () => DetachReport): DetachReport {
     try {
-      return detach(this.#root, this.#attachment);
+      return run();
     } catch (error) {
-      if (error instanceof DetachError && error.remaining && this.#records.save) {
-        const extra = Object.fromEntries(Object.entries(this.#attachment).filter(([key]) => !['version', 'root', 'mounts', 'pending'].includes(key)));
-        // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- the caller's own fields, copied from the attachment they came with
-        const left = { ...error.remaining, ...extra } as RecordOf<Extra>;
-        try {
-          this.#records.save(this.#key, left);
-          this.#attachment = left;
-        } catch {
-          // The record stays as it was: still a record of everything left, and more.
-        }
-      }
+      this.#keepWhatIsLeft(error);
       throw error;
+    }
+  }
+
+  async #settleAsync(running: Promise<DetachReport>): Promise<DetachReport> {
+    try {
+      return await running;
+    } catch (error) {
+      this.#keepWhatIsLeft(error);
+      throw error;
+    }
+  }
+
+  #keepWhatIsLeft(error: unknown): void {
+    if (!(error instanceof DetachError) || !error.remaining || !this.#records.save) return;
+    const extra = Object.fromEntries(Object.entries(this.#attachment).filter(([key]) => !['version', 'root', 'mounts', 'pending'].includes(key)));
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- the caller's own fields, copied from the attachment they came with
+    const left = { ...error.remaining, ...extra } as RecordOf<Extra>;
+    try {
+      this.#records.save(this.#key, left);
+      this.#attachment = left;
+    } catch {
+      // The record stays as it was: still a record of everything left, and more.
     }
   }
 }
