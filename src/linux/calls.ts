@@ -1,6 +1,7 @@
 // Typed wrappers around each system call the engine uses. Each checks its own arguments,
 // turns -1 into a SyscallError naming the call and the path it was given, and returns
 // owned Fds. No policy lives here: which flags to pass is the caller's decision.
+import { MountatError } from '../base/index.js';
 import * as C from './constants.js';
 import { Fd, type FdRef } from './fd.js';
 import { libc, sys } from './libc.js';
@@ -177,7 +178,7 @@ export function umount2Async(target: string, flags: number, where: string = targ
   checkName(target, 'umount2');
   return new Promise((resolve, reject) => {
     libc().umount2.async(target, flags, (error, rc) => {
-      if (error) reject(error instanceof Error ? error : new Error(String(error)));
+      if (error) reject(error instanceof Error ? error : new MountatError('internal', `umount2 on a pool thread failed: ${JSON.stringify(error)}`));
       else if (rc < 0) reject(new SyscallError('umount2', libc().errno(), { path: where }));
       else resolve();
     });

@@ -8,7 +8,19 @@
 // kernel's ids of our mounts and the inodes of our directories. Each record has a key: the
 // root's device and inode for the command line (rootKey: the same seen from any namespace),
 // the container id for OCI hooks (two containers may share one rootfs).
-import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { errnoCodeOf, messageOf, MountatError } from '../base/index.js';
 import { DEFAULTS } from './defaults.js';
