@@ -91,6 +91,9 @@ function foreignBeneath(mount: AttachedMount): Set<string> | undefined {
       listmountMissing = true;
       return undefined;
     }
+    // Refused (a security module's statfs hook, a user namespace that does not own this one):
+    // not known, as without listmount, for this mount.
+    if (isErrno(error, 'EPERM', 'EACCES')) return undefined;
     throw error;
   }
   const ours = new Set([...(mount.covers ?? []).map((cover) => cover.uniqueMountId), ...(mount.cloned ?? [])]);
