@@ -13,7 +13,7 @@ export { ALLOWED_OPTIONS, DEFAULTS, defaultPlan, parsePlan, PlanError } from './
 export type { Attributes, BindSource, FsOption, MountEntry, MountKind, MountPlan, Plan, PlanInput, PlannedMount, PlanTrust, Trust } from './mounts/index.js';
 
 // Attach and detach: all or nothing, and only what the engine made.
-export { AttachError, attach, detach, DetachError, MountError } from './mounts/index.js';
+export { AttachError, attach, detach, detachAsync, DetachError, MountError } from './mounts/index.js';
 export type { AttachedMount, Attachment, AttachOptions, Cover, CreatedDir, DetachReport, ProcCover } from './mounts/index.js';
 
 // Mounted and recorded: one owner whose tearDown() is the only way back, and the record on disk

@@ -140,15 +140,12 @@ describe('a record written while attach runs', () => {
     expect(snapshots.map((s) => [s.mounts.map((m) => m.target), (s.pending ?? []).map((d) => d.path + (d.ino ? '' : '?'))])).toEqual([
       [[], ['a?']],
       [[], ['a', 'a/proc?']],
-      [[], ['a', 'a/proc']],
-      [['a/proc'], []],
       [['a/proc'], ['tmp?']],
-      [['a/proc'], ['tmp']],
       [['a/proc', 'tmp'], []],
     ]);
     // As if the process died right after creating tmp's directory: that snapshot's record is all
     // another process has. It removes the proc mount and its directories, and tmp's too.
-    const midway = snapshots[5]!;
+    const midway = snapshots[2]!;
     execFileSync('umount', [join(root, 'tmp')]); // the tmp mount was not recorded yet: a sweep's business
     const report = detach(rootFd, midway);
     expect(report.detached).toEqual(['a/proc']);

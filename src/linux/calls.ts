@@ -1,6 +1,7 @@
 // Typed wrappers around each system call the engine uses. Each checks its own arguments,
 // turns -1 into a SyscallError naming the call and the path it was given, and returns
 // owned Fds. No policy lives here: which flags to pass is the caller's decision.
+import { MountatError } from '../base/index.js';
 import * as C from './constants.js';
 import { Fd, type FdRef } from './fd.js';
 import { libc, sys } from './libc.js';
@@ -37,6 +38,9 @@ export interface OpenHow {
 const openHowBuf = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
 const mountAttrBuf = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
 const statxBuf = Buffer.alloc(256); // struct statx
+const mntIdReqBuf = Buffer.alloc(24); // struct mnt_id_req { u32 size; u32 spare; u64 mnt_id; u64 param; } (MNT_ID_REQ_SIZE_VER0)
+const LISTMOUNT_BATCH = 64;
+const listmountBuf = Buffer.alloc(8 * LISTMOUNT_BATCH);
 
 /** What a lookup that may miss found: the fd, or the errno that says why not. */
 export type Opened = { ok: true; fd: Fd } | { ok: false; errno: number };
@@ -163,6 +167,24 @@ export function umount2(target: string, flags: number, where: string = target): 
   if (libc().umount2(target, flags) < 0) fail('umount2', where);
 }
 
+/**
+ * umount2(2) on a thread of libuv's pool: the event loop goes on while the kernel waits for the
+ * RCU grace period that ends every unmount (namespace_unlock). Mount namespaces are per process
+ * (Node never changes one in a thread: FACTS.md), so the call acts where umount2 would; a
+ * /proc/thread-self/fd/N target names the same fd from any thread, the fd table being shared.
+ * The caller keeps what the target names (an fd) open until the promise settles.
+ */
+export function umount2Async(target: string, flags: number, where: string = target): Promise<void> {
+  checkName(target, 'umount2');
+  return new Promise((resolve, reject) => {
+    libc().umount2.async(target, flags, (error, rc) => {
+      if (error) reject(error instanceof Error ? error : new MountatError('internal', `umount2 on a pool thread failed: ${JSON.stringify(error)}`));
+      else if (rc < 0) reject(new SyscallError('umount2', libc().errno(), { path: where }));
+      else resolve();
+    });
+  });
+}
+
 export function mkdirat(dirfd: FdLike, name: string, mode: number, where: string = name): void {
   checkName(name, 'mkdirat');
   if (libc().mkdirat(raw(dirfd), name, mode) < 0) fail('mkdirat', where);
@@ -198,6 +220,29 @@ export function statx(dirfd: FdLike, path: string, flags: number, mask: number, 
     devMinor: statxBuf.readUInt32LE(140),
     mountId: statxBuf.readBigUInt64LE(144),
   };
+}
+
+/**
+ * listmount(2) (Linux 6.8+): the unique ids of every mount beneath the mount whose unique id is
+ * `mountId`, its whole subtree (children, theirs, and mounts stacked on it), not itself. The
+ * kernel walks the subtree in every version merged (next_mnt, later the namespace's tree filtered
+ * by reachability). ENOSYS on older kernels, ENOENT when no such mount is in this namespace.
+ */
+export function listmount(mountId: bigint, where?: string): bigint[] {
+  const ids: bigint[] = [];
+  let last = 0n;
+  for (;;) {
+    mntIdReqBuf.writeUInt32LE(24, 0);
+    mntIdReqBuf.writeUInt32LE(0, 4);
+    mntIdReqBuf.writeBigUInt64LE(mountId, 8);
+    // Where a batch came back full, the next one starts after its last id.
+    mntIdReqBuf.writeBigUInt64LE(last, 16);
+    const n = sys().listmount(C.SYS.listmount, mntIdReqBuf, listmountBuf, LISTMOUNT_BATCH, 0);
+    if (n < 0) fail('listmount', where);
+    for (let i = 0; i < n; i++) ids.push(listmountBuf.readBigUInt64LE(8 * i));
+    if (n < LISTMOUNT_BATCH) return ids;
+    last = ids.at(-1)!;
+  }
 }
 
 /**

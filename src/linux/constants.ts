@@ -12,6 +12,7 @@ export const SYS = {
   fspick: 433,
   openat2: 437,
   mount_setattr: 442,
+  listmount: 458,
   pidfd_send_signal: 424,
   pidfd_open: 434,
   // The older calls differ per architecture: pivot_root is 155 on x86_64, 41 on aarch64.

@@ -16,10 +16,12 @@ export {
   openTree,
   mountSetattr,
   umount2,
+  umount2Async,
   mkdirat,
   unlinkat,
   fchdir,
   statx,
+  listmount,
   readFsContextLog,
   probeSyscall,
 } from './calls.js';

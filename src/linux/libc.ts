@@ -65,6 +65,14 @@ function declareSys() {
     ) => number,
     /** open_tree(dfd, path, flags) */
     openTree: lib_.func('long syscall(long nr, long dfd, const char *path, long flags)') as (nr: Long, dfd: Long, path: string, flags: Long) => number,
+    /** listmount(req, mnt_ids, nr_mnt_ids, flags) */
+    listmount: lib_.func('long syscall(long nr, void *req, _Out_ void *ids, size_t n, long flags)') as (
+      nr: Long,
+      req: Buffer,
+      ids: Buffer,
+      n: Long,
+      flags: Long,
+    ) => number,
     /** mount_setattr(dfd, path, flags, attr, size) */
     mountSetattr: lib_.func('long syscall(long nr, long dfd, const char *path, long flags, void *attr, size_t size)') as (
       nr: Long,
@@ -86,7 +94,10 @@ function declareLibc() {
     read: lib_.func('long read(int fd, _Out_ void *buf, size_t count)') as (fd: number, buf: Buffer, count: number) => number,
     mkdirat: lib_.func('int mkdirat(int dirfd, const char *path, uint32_t mode)') as (dirfd: number, path: string, mode: number) => number,
     unlinkat: lib_.func('int unlinkat(int dirfd, const char *path, int flags)') as (dirfd: number, path: string, flags: number) => number,
-    umount2: lib_.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number,
+    /** umount2, and umount2.async: the same call on a thread of libuv's pool, errno kept by koffi for koffi().errno(). */
+    umount2: lib_.func('int umount2(const char *target, int flags)') as ((target: string, flags: number) => number) & {
+      async: (target: string, flags: number, done: (error: unknown, rc: number) => void) => void;
+    },
     fchdir: lib_.func('int fchdir(int fd)') as (fd: number) => number,
     statx: lib_.func('int statx(int dirfd, const char *path, int flags, uint32_t mask, _Out_ void *buf)') as (
       dirfd: number,

@@ -18,6 +18,7 @@ import {
   openTree,
   statx,
   isErrno,
+  listmount,
   userNamespaceOf,
 } from '../linux/index.js';
 import type { Attributes } from './defaults.js';
@@ -67,9 +68,11 @@ export interface AttachOptions {
    */
   procPidns?: FdRef | undefined;
   /**
-   * Called with a snapshot of what is attached so far, after directories are created for an entry
-   * and after its mount is made: a caller that persists it (the runner's record) can then be
-   * SIGKILLed at any point and a later process still knows what to undo.
+   * Called with a snapshot of what is attached so far before each directory is created, before a
+   * mount is made while an earlier one is not in a snapshot yet, and after the last mount (see
+   * attach()): a caller that persists it (the runner's record) can then be SIGKILLed at any point
+   * and a later process still knows what to undo (a mount made after the last snapshot is in none:
+   * the runner's start-up sweep is for that).
    */
   onProgress?: ((snapshot: Attachment) => void) | undefined;
 }
@@ -181,9 +184,16 @@ function makeMount(entry: PlannedMount, options: AttachOptions): Made {
  * Attach one entry. The mount goes into `mounts` the moment it is attached, so that whatever fails
  * after (the at-target check, a cover) leaves it where rollback finds and undoes it.
  */
-function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], options: AttachOptions, progress: () => void, mounts: AttachedMount[]): void {
-  using target = resolveMountpoint(rootFd, entry.target, created, progress);
-  if (created.length > 0) progress();
+function attachOne(
+  rootFd: FdRef,
+  entry: PlannedMount,
+  created: CreatedDir[],
+  options: AttachOptions,
+  progress: { beforeCreate: () => void; beforeMount: () => void },
+  mounts: AttachedMount[],
+): void {
+  using target = resolveMountpoint(rootFd, entry.target, created, progress.beforeCreate);
+  progress.beforeMount();
   let made: Made;
   try {
     made = makeMount(entry, options);
@@ -230,7 +240,24 @@ function attachOne(rootFd: FdRef, entry: PlannedMount, created: CreatedDir[], op
       new MountatError('precondition', 'the target directory was moved while it was being mounted; mount undone'),
     );
   }
+  // A recursive clone brings its source's submounts along: recorded as ours, since detach
+  // proves everything beneath a mount is recorded before it unmounts it (detach.ts).
+  if ((made.boundTree || (entry.kind === 'bind' && entry.recursive)) && identity.uniqueMountId !== null) {
+    const cloned = clonedBeneath(identity.uniqueMountId, entry.target);
+    if (cloned.length > 0) attached.cloned = cloned;
+  }
   if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, made, entry.target, identity);
+}
+
+/** The unique ids of every mount beneath a clone just attached; none where listmount is missing. */
+function clonedBeneath(uniqueMountId: string, where: string): string[] {
+  try {
+    return listmount(BigInt(uniqueMountId), where).map(String);
+  } catch (error) {
+    // Without listmount nothing beneath is proven at detach either: the clone goes whole, as before.
+    if (isErrno(error, 'ENOSYS', 'EPERM', 'EACCES')) return [];
+    throw new MountError(where, 'list the submounts of', error);
+  }
 }
 
 /**
@@ -271,13 +298,38 @@ export function attach(rootFd: FdRef, plan: Plan, options: AttachOptions = {}): 
   // Not a deep clone (it cost more than the record write): a mount is not changed once in the list,
   // so copying the list will do; the pending directories are still being filled in, so they are copied.
   const snapshot = (pending: CreatedDir[]): Attachment => ({ ...attachment, mounts: [...attachment.mounts], pending: pending.map((dir) => ({ ...dir })) });
+  // A snapshot goes out before each directory is created and after the last mount; one after
+  // each other mount waits until just before the next step that makes something (the next
+  // mkdirat, or the next mount where its directory was there), and that step's snapshot carries
+  // it. So every snapshot names everything made before it, as one per step did, in about half the
+  // writes (the runner's three entries: four instead of nine). A directory's inode is not written
+  // on its own: until the next snapshot its entry says "about to be created", which detach
+  // removes only while it is an empty directory.
+  let unsaved = false;
+  const save = (pending: CreatedDir[]) => {
+    options.onProgress?.(snapshot(pending));
+    unsaved = false;
+  };
   for (const entry of plan.mounts) {
     const created: CreatedDir[] = [];
+    const progress = {
+      beforeCreate: () => save(created),
+      beforeMount: () => {
+        if (unsaved) save(created);
+      },
+    };
     try {
-      attachOne(rootFd, entry, created, options, () => options.onProgress?.(snapshot(created)), attachment.mounts);
-      options.onProgress?.(snapshot([]));
+      attachOne(rootFd, entry, created, options, progress, attachment.mounts);
+      unsaved = true;
     } catch (error) {
       throw new AttachError(error, rollBack(rootFd, attachment, created));
+    }
+  }
+  if (unsaved) {
+    try {
+      save([]);
+    } catch (error) {
+      throw new AttachError(error, rollBack(rootFd, attachment, []));
     }
   }
   return attachment;

@@ -5,7 +5,7 @@ export type { Cover } from './cover.js';
 export type { Cover as ProcCover } from './cover.js';
 export { COVERS, PROC_COVERS, SYSFS_COVERS, COVER_ATTRIBUTES } from './covers.js';
 export type { CoveredKind, CoverSpec, ProcCoverSpec, CoverHow } from './covers.js';
-export { detach, DetachError } from './detach.js';
+export { detach, detachAsync, DetachError, setListmountMissingForTesting } from './detach.js';
 export type { DetachReport } from './detach.js';
 export { parsePlan, defaultPlan, targetComponents, PlanError } from './plan.js';
 export type { Plan, PlannedMount, PlanInput, PlanTrust, Trust, MountKind, BindSource, FsOption } from './plan.js';

@@ -19,13 +19,16 @@
 import { errnoCodeOf, kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
-import { detach, type DetachReport } from './detach.js';
+import { detach, detachAsync, DetachError, type DetachReport } from './detach.js';
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';
 
-/** What the owner needs of a record store (a RecordStore; a test may wrap one to make it fail). */
-export type RecordKeeping = Pick<RecordStore, 'journal' | 'load' | 'remove' | 'pathFor'>;
+/**
+ * What the owner needs of a record store (a RecordStore; a test may wrap one to make it fail).
+ * With `save`, a teardown that fails rewrites the record to what is left; without, it keeps it whole.
+ */
+export type RecordKeeping = Pick<RecordStore, 'journal' | 'load' | 'remove' | 'pathFor'> & Partial<Pick<RecordStore, 'save'>>;
 
 /** A record with the fields a caller added to every line of it (the runner's input root). */
 export type RecordOf<Extra> = Attachment & Extra;
@@ -65,17 +68,18 @@ export type MountAttempt<Extra extends object = object> =
   { mounted: MountedRoot<Extra>; error?: undefined; leftover?: undefined } | { mounted?: undefined; error: Error; leftover: MountedRoot<Extra> | undefined };
 
 export class MountedRoot<Extra extends object = object> implements Disposable {
-  readonly attachment: RecordOf<Extra>;
+  #attachment: RecordOf<Extra>;
   readonly recordPath: string;
   readonly #root: FdRef;
   readonly #records: RecordKeeping;
   readonly #key: string;
   #tornDown = false;
+  #tearingDown: Promise<DetachReport> | undefined;
 
   /** Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath `root`. */
   constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
     this.#root = root;
-    this.attachment = attachment;
+    this.#attachment = attachment;
     this.#records = records;
     this.#key = key;
     this.recordPath = records.pathFor(key);
@@ -88,6 +92,11 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
     return record && new MountedRoot<Extra>(root, record, records, key);
   }
 
+  /** What is mounted: what attach made, or, after a teardown that failed, what it left. */
+  get attachment(): RecordOf<Extra> {
+    return this.#attachment;
+  }
+
   get tornDown(): boolean {
     return this.#tornDown;
   }
@@ -98,10 +107,33 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
    */
   tearDown(): DetachReport {
     if (this.#tornDown) return { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
-    const report = detach(this.#root, this.attachment);
+    const report = this.#settle(() => detach(this.#root, this.#attachment));
+    this.#done();
+    return report;
+  }
+
+  /**
+   * tearDown(), with the unmount's wait for the kernel (its one umount2 of a plan proven ours) on
+   * a thread of libuv's pool (detachAsync): the event loop runs other actions meanwhile. The root
+   * fd stays borrowed until the promise settles. Calls while one runs get that same teardown.
+   */
+  tearDownAsync(): Promise<DetachReport> {
+    if (this.#tornDown) return Promise.resolve({ detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] });
+    this.#tearingDown ??= (async () => {
+      try {
+        const report = await this.#settleAsync(detachAsync(this.#root, this.#attachment));
+        this.#done();
+        return report;
+      } finally {
+        this.#tearingDown = undefined;
+      }
+    })();
+    return this.#tearingDown;
+  }
+
+  #done(): void {
     this.#tornDown = true;
     this.#records.remove(this.#key);
-    return report;
   }
 
   /** tearDown() as a disposable: `using` and DisposableStack end what they own with it. */
@@ -111,7 +143,43 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
 
   /** Detach what can be detached now, keeping the record (a first pass, when something may still cover it). */
   detachKeepingRecord(): DetachReport {
-    return detach(this.#root, this.attachment);
+    return this.#settle(() => detach(this.#root, this.#attachment));
+  }
+
+  /**
+   * A detach; where it fails, the record is rewritten (whole, renamed into place) to say exactly
+   * what is left, and so is this owner's attachment. A record that cannot be rewritten is kept as
+   * it was: it names more than is left, which a retry finds gone.
+   */
+  #settle(run: () => DetachReport): DetachReport {
+    try {
+      return run();
+    } catch (error) {
+      this.#keepWhatIsLeft(error);
+      throw error;
+    }
+  }
+
+  async #settleAsync(running: Promise<DetachReport>): Promise<DetachReport> {
+    try {
+      return await running;
+    } catch (error) {
+      this.#keepWhatIsLeft(error);
+      throw error;
+    }
+  }
+
+  #keepWhatIsLeft(error: unknown): void {
+    if (!(error instanceof DetachError) || !error.remaining || !this.#records.save) return;
+    const extra = Object.fromEntries(Object.entries(this.#attachment).filter(([key]) => !['version', 'root', 'mounts', 'pending'].includes(key)));
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- the caller's own fields, copied from the attachment they came with
+    const left = { ...error.remaining, ...extra } as RecordOf<Extra>;
+    try {
+      this.#records.save(this.#key, left);
+      this.#attachment = left;
+    } catch {
+      // The record stays as it was: still a record of everything left, and more.
+    }
   }
 }
 

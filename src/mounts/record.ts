@@ -8,7 +8,19 @@
 // kernel's ids of our mounts and the inodes of our directories. Each record has a key: the
 // root's device and inode for the command line (rootKey: the same seen from any namespace),
 // the container id for OCI hooks (two containers may share one rootfs).
-import { closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { errnoCodeOf, messageOf, MountatError } from '../base/index.js';
 import { DEFAULTS } from './defaults.js';
@@ -120,8 +132,14 @@ export class RecordStore {
     return parsed;
   }
 
+  /** Remove the record under `key`; none there is no error. */
   remove(key: string): void {
-    rmSync(this.pathFor(key), { force: true });
+    // unlink alone: rmSync stats the path twice first (lstat, then stat), once per action.
+    try {
+      unlinkSync(this.pathFor(key));
+    } catch (error) {
+      if (errnoCodeOf(error) !== 'ENOENT') throw error;
+    }
   }
 
   /**

@@ -56,6 +56,10 @@ export interface AttachedMount {
    * A hardened proc's or sysfs's covers, submounts of it (proc/sys read-only, proc/kcore masked, sys/firmware masked, …): they come off with it. Absent for any other mount, and in records written before covers existed.
    */
   covers?: Cover[];
+  /**
+   * The unique ids of the submounts a recursive bind brought along from its source (a bound /sys with its runtime's masks), read with listmount once attached: made by the engine's clone, they come off with the mount. Absent when it brought none, and where listmount is missing.
+   */
+  cloned?: string[];
 }
 /**
  * A directory attach created, to be removed again only if it is still that very directory.
