@@ -96,9 +96,10 @@ export class BuiltinMountHook implements PrestartHook {
     this.settings.observer.mountsHeld(attempt.mounted.attachment.mounts.length);
   }
 
-  #undo(owner: MountedRoot<ActionRecordExtra>, held: number): void {
+  /** The one umount2 of a teardown waits on a thread of libuv's pool, not on this one (mounted-root.ts). */
+  async #undo(owner: MountedRoot<ActionRecordExtra>, held: number): Promise<void> {
     try {
-      owner.tearDown();
+      await owner.tearDownAsync();
     } catch (error) {
       throw MountatError.wrap(kindOf(error), 'built-in mountat poststop hook', error);
     }
