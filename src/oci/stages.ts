@@ -4,7 +4,7 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { errnoCodeOf, kindOf, messageOf, type ErrorKind } from '../base/index.js';
+import { errnoCodeOf, kindOf, messageOf, reportOf, type ErrorKind } from '../base/index.js';
 import { BorrowedFd, openPidNamespace, userNamespaceOf, type Fd, type FdRef } from '../linux/index.js';
 import {
   DetachError,
@@ -52,6 +52,16 @@ export type StageOptions = StageRecords & {
    * entry point's choice: nothing here reads the environment).
    */
   reexec?: { command: string[]; forwardArgs: string[]; env: Record<string, string> };
+  /**
+   * Instead of reexec: run `work` with the calling thread inside the mount and network namespaces
+   * of `pid`, given its PID namespace for proc (a hook server's worker thread, which can move).
+   */
+  enterNamespacesOf?: ((pid: number, work: (pidns: FdRef) => StageResult) => StageResult) | undefined;
+  /**
+   * The PID namespace proc shows at createContainer, where it is not the calling thread's own: a
+   * hook server mounting for a hook that runs in the container's (runc, crun).
+   */
+  procPidns?: FdRef | undefined;
 };
 
 function recordsOf(options: StageRecords): RecordKeeping {
@@ -104,7 +114,7 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
       key: recordKey(state),
       existing: 'replace',
       onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
-      procPidns: pidns,
+      procPidns: pidns ?? options.procPidns,
     });
   } catch (error) {
     throw new HookError(`${messageOf(error)}${stateDirHint(error)}`, kindOf(error), { cause: error });
@@ -147,6 +157,18 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
     throw new HookError(
       `stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`,
     );
+  }
+  if (options.enterNamespacesOf) {
+    const plan = containerPlan(state.annotations, options.base);
+    const inner: StageOptions = { ...options, enterNamespacesOf: undefined, reexec: undefined };
+    let result: StageResult;
+    try {
+      result = options.enterNamespacesOf(state.pid, (pidns) => mountInContainer(state, plan, { ...inner, procPidns: pidns }));
+    } catch (error) {
+      // The same line and kind as through nsenter below, where only the line crosses back.
+      throw new HookError(`stage ${stage}: inside the container's namespace (pid ${state.pid}): ${reportOf(error).line}`, 'precondition', { cause: error });
+    }
+    return { summary: `${result.summary} (entered the namespace of pid ${state.pid})` };
   }
   if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`, 'internal');
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from

@@ -1,0 +1,39 @@
+// Moving one thread between mount and network namespaces: what a hook server's worker thread
+// does for each request (src/oci/hook-server-worker.ts). No policy here.
+// The kernel refuses setns(CLONE_NEWNS) to a task whose filesystem attributes (root, cwd, umask)
+// are shared with other threads (EINVAL), which every Node thread's are: unshare(CLONE_FS) first
+// gives the calling thread its own, and only it then moves. Network namespaces are per thread.
+import { openat2 } from './calls.js';
+import * as C from './constants.js';
+import type { Fd, FdRef } from './fd.js';
+import { koffi, lib } from './libc.js';
+import { SyscallError } from './syscall-error.js';
+
+export const CLONE_FS = 0x200;
+export const CLONE_NEWNS = 0x20000;
+export const CLONE_NEWNET = 0x40000000;
+
+function declare() {
+  return {
+    unshare: lib().func('int unshare(int flags)') as (flags: number) => number,
+    setns: lib().func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
+  };
+}
+let declared: ReturnType<typeof declare> | undefined;
+const fns = () => (declared ??= declare());
+
+/** unshare(CLONE_FS) on the calling thread: its root, cwd and umask become its own. */
+export function unshareThreadFilesystem(): void {
+  if (fns().unshare(CLONE_FS) < 0) throw new SyscallError('unshare', koffi().errno(), { detail: 'CLONE_FS' });
+}
+
+/** setns(2) of the calling thread into the namespace `fd` names, of type `nstype` (CLONE_NEWNS, CLONE_NEWNET). */
+export function setns(fd: FdRef, nstype: number, what: string): void {
+  if (nstype !== CLONE_NEWNS && nstype !== CLONE_NEWNET) throw new RangeError(`setns: unsupported namespace type ${nstype}`);
+  if (fns().setns(fd.fd, nstype) < 0) throw new SyscallError('setns', koffi().errno(), { detail: what });
+}
+
+/** The calling thread's own namespace of `kind` ("mnt", "net", "pid", "user"), as an fd. */
+export function openOwnNamespace(kind: 'mnt' | 'net' | 'pid' | 'user'): Fd {
+  return openat2(C.AT_FDCWD, `/proc/thread-self/ns/${kind}`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 });
+}
