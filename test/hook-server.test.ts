@@ -218,7 +218,7 @@ describe('a server that dies mid-request', () => {
 });
 
 describe('the hook server itself', () => {
-  it('refuses a second server on the same socket, and a directory others can enter', async () => {
+  it('refuses a second server on the same socket, and a directory others can enter', () => {
     const second = spawnSync(process.execPath, [join(repo, 'bin', 'mountat.js'), 'hook-server', '--socket', socket], { encoding: 'utf8' });
     expect(second.stderr).toBe(`mountat: another hook server serves ${socket}\n`);
     expect(second.status).toBe(1);

@@ -16,11 +16,12 @@ import type { FdRef } from '../linux/index.js';
 import { readBasePlan } from './annotations.js';
 
 const USAGE = `usage: mountat-hook STAGE [--plan FILE] [--state-dir DIR] [--log-file FILE|-] [--log-level LEVEL]
-                    [--root-fd N [--proc-pidns]] < state.json
+                    [--root-fd N [--proc-pidns]] [--hook-socket PATH|none] < state.json
   STAGE: createContainer (mounts), prestart or createRuntime (mounts inside the container's namespace), poststop (cleans up)
   (podman's own stage: mountat-hook precreate [--plan FILE] < config.json > config.json)
   --root-fd N: work on the directory open as fd N instead of the state's rootfs (as mountat runner hands it)
-  --proc-pidns: make proc show the PID namespace of the state's pid (with --root-fd; needs a kernel with proc's pidns option)`;
+  --proc-pidns: make proc show the PID namespace of the state's pid (with --root-fd; needs a kernel with proc's pidns option)
+  --hook-socket: the launcher's (hooks/mountat-hook): where "mountat hook-server" listens (default /run/mountat/hook.sock), or none`;
 
 interface Args {
   stage: Stage;
