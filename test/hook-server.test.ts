@@ -2,10 +2,22 @@
 // the same mounts, lines and records as the hook's own node process, with no node started per
 // hook; and the launcher's fallback to node where the server is absent or refuses the peer.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HOOK, listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, standardHooks, type Bundle, type HookSpec } from './helpers/oci.js';
+import {
+  HOOK,
+  listing,
+  makeBundle,
+  USERNS_HOST_ID,
+  removeBundle,
+  runContainer,
+  RUNTIMES,
+  setHooks,
+  standardHooks,
+  type Bundle,
+  type HookSpec,
+} from './helpers/oci.js';
 import { mountTable, repo, scratchDir } from './helpers/roots.js';
 
 const PROBE = [
@@ -95,6 +107,7 @@ function hooksThrough(bundle: Bundle, path: string, stage: 'createContainer' | '
 describe.each(RUNTIMES)('%s with mountat-hook through the hook server', (runtime) => {
   it.each(['createContainer', 'createRuntime', 'prestart'] as const)('mounts at %s with no node of its own, and poststop removes the record', (stage) => {
     const testTable = mountTable();
+    const logged = server.stderr();
     const bundle = bundleWith({ args: ['/bin/sh', '-c', PROBE] });
     setHooks(bundle, hooksThrough(bundle, launcher, stage));
     const before = listing(bundle.dir);
@@ -110,7 +123,7 @@ describe.each(RUNTIMES)('%s with mountat-hook through the hook server', (runtime
     expect(mountTable()).toBe(testTable);
     expect(listing(bundle.dir)).toEqual(before);
     expect(readdirSync(bundle.stateDir)).toEqual([]);
-    expect(server.stderr()).toBe('');
+    expect(server.stderr()).toBe(logged);
   });
 
   it("fails the container on a bad annotation with the hook's own line, mounting nothing", () => {
@@ -126,6 +139,45 @@ describe.each(RUNTIMES)('%s with mountat-hook through the hook server', (runtime
     spawnSync('rm', ['-f', hookErr]);
     expect(run.tableAfter).toBe(run.tableBefore);
     expect(listing(bundle.dir)).toEqual(before);
+  });
+});
+
+describe.each(RUNTIMES)('%s with a user namespace of its own (uid 0 mapped to 100000)', (runtime) => {
+  const USERNS_PROBE = ['tr -s " " < /proc/self/uid_map', 'echo "pids: $(ls /proc | grep -c "^[0-9]")"', 'echo written > /tmp/file && cat /tmp/file'].join(
+    '; ',
+  );
+  const expectInside = (stdout: string) => {
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]?.trim()).toBe(`0 ${USERNS_HOST_ID} 65536`);
+    expect(Number(lines[1]?.replace('pids: ', ''))).toBeLessThanOrEqual(4);
+    expect(lines[2]).toBe('written');
+  };
+
+  it("createRuntime through the server, as the host's root", () => {
+    const bundle = bundleWith({ args: ['/bin/sh', '-c', USERNS_PROBE], userNamespace: { network: true } });
+    mkdirSync(bundle.stateDir, { mode: 0o700 });
+    setHooks(bundle, hooksThrough(bundle, launcher, 'createRuntime'));
+    const run = runContainer(runtime, bundle, `srv-userns-rt-${runtime}`);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expectInside(run.stdout);
+    expect(run.tableAfter).toBe(run.tableBefore);
+    expect(readdirSync(bundle.stateDir)).toEqual([]);
+  });
+
+  // The container's root is uid 100000 on the host: the socket's 0700 directory keeps it out
+  // (connect: EACCES) before the server's own check could, and the launcher runs node.
+  it("createContainer, as the container's root: kept out, run by the hook's own node", () => {
+    const bundle = bundleWith({ args: ['/bin/sh', '-c', USERNS_PROBE], userNamespace: { network: true } });
+    mkdirSync(bundle.stateDir, { mode: 0o700 });
+    chownSync(bundle.stateDir, USERNS_HOST_ID, USERNS_HOST_ID);
+    setHooks(bundle, hooksThrough(bundle, HOOK));
+    const run = runContainer(runtime, bundle, `srv-userns-cc-${runtime}`);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expectInside(run.stdout);
+    expect(run.tableAfter).toBe(run.tableBefore);
+    expect(readdirSync(bundle.stateDir)).toEqual([]);
   });
 });
 
