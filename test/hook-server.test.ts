@@ -269,6 +269,40 @@ describe('a server that dies mid-request', () => {
   });
 });
 
+describe("the hook's own umask", () => {
+  // The hook's own process creates mountpoint directories with the runtime's umask: so does the server's thread.
+  it.each([
+    ['077', '700'],
+    ['022', '755'],
+  ])('umask %s: the mountpoint directories it creates are %s', (umask, mode) => {
+    const bundle = bundleWith({ args: ['/bin/true'] });
+    const rootfs = join(bundle.dir, 'rootfs');
+    const state = JSON.stringify({ ociVersion: '1.0.2', id: `umask-${umask}`, status: 'creating', pid: 1, bundle: bundle.dir });
+    const hook = (stage: string) =>
+      spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, launcher, stage, '--state-dir', bundle.stateDir, '--hook-socket', socket], {
+        input: state,
+        encoding: 'utf8',
+      });
+    const table = mountTable();
+    const mounted = hook('createContainer');
+    expect(mounted.stderr).toBe('');
+    try {
+      // A bind of the rootfs alone (not recursive) shows the directories beneath the mounts.
+      const seen = spawnSync(
+        'unshare',
+        ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && stat -c %a "$2/proc" "$2/sys"', 'sh', rootfs, bundle.dir],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(seen.stdout).toBe(`${mode}\n${mode}\n`);
+    } finally {
+      expect(hook('poststop').status).toBe(0);
+    }
+    expect(mountTable()).toBe(table);
+  });
+});
+
 describe('the hook server itself', () => {
   it('refuses a second server on the same socket, and a directory others can enter', () => {
     const second = spawnSync(process.execPath, [join(repo, 'bin', 'mountat.js'), 'hook-server', '--socket', socket], { encoding: 'utf8' });

@@ -17,6 +17,7 @@ function declare() {
   return {
     unshare: lib().func('int unshare(int flags)') as (flags: number) => number,
     setns: lib().func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
+    umask: lib().func('uint32_t umask(uint32_t mask)') as (mask: number) => number,
   };
 }
 let declared: ReturnType<typeof declare> | undefined;
@@ -36,4 +37,13 @@ export function setns(fd: FdRef, nstype: number, what: string): void {
 /** The calling thread's own namespace of `kind` ("mnt", "net", "pid", "user"), as an fd. */
 export function openOwnNamespace(kind: 'mnt' | 'net' | 'pid' | 'user'): Fd {
   return openat2(C.AT_FDCWD, `/proc/thread-self/ns/${kind}`, { flags: C.O_RDONLY | C.O_CLOEXEC, resolve: 0 });
+}
+
+/**
+ * umask(2) of the calling thread, which after unshareThreadFilesystem() is its own (the umask
+ * lives with root and cwd); Node refuses process.umask(mask) in a worker. The previous mask.
+ */
+export function setThreadUmask(mask: number): number {
+  if (!Number.isInteger(mask) || mask < 0 || mask > 0o777) throw new RangeError(`umask: bad mask ${mask}`);
+  return fns().umask(mask);
 }

@@ -22,12 +22,13 @@ import {
   sendMessage,
   setns,
   setReceiveTimeout,
+  setThreadUmask,
   unshareThreadFilesystem,
   type Fd,
   type FdRef,
 } from '../linux/index.js';
 import { runHook, type HookOutcome } from './hook-main.js';
-import { refusalOf, sameNamespace } from './hook-peer.js';
+import { checkPeer, sameNamespace, type Peer } from './hook-peer.js';
 import { decodeRequest, encodeDone, encodeRefusal, MAX_REQUEST_BYTES, MAX_REQUEST_FDS } from './hook-protocol.js';
 import type { StageResult } from './stages.js';
 
@@ -77,7 +78,8 @@ function withRootFd(argv: string[], rootFd: Fd | undefined): string[] | string {
   return copy;
 }
 
-async function runIn(namespaces: { mnt: FdRef; net: FdRef; pid: FdRef }, argv: string[], state: string): Promise<HookOutcome> {
+async function runIn(peer: Peer, namespaces: { mnt: FdRef; net: FdRef; pid: FdRef }, argv: string[], state: string): Promise<HookOutcome> {
+  const umask = setThreadUmask(peer.umask);
   try {
     try {
       setns(namespaces.mnt, CLONE_NEWNS, "the hook's mount namespace");
@@ -95,6 +97,7 @@ async function runIn(namespaces: { mnt: FdRef; net: FdRef; pid: FdRef }, argv: s
     // Not back in the host's namespaces, this thread would serve the next request from the last
     // container's: fatal (the throw ends the thread, and hook-server.ts the process).
     try {
+      setThreadUmask(umask);
       setns(host.mnt, CLONE_NEWNS, "the host's mount namespace");
       setns(host.net, CLONE_NEWNET, "the host's network namespace");
     } catch (error) {
@@ -110,10 +113,10 @@ async function serve(connection: Fd): Promise<void> {
   // connection, and the launcher would see ECONNRESET instead of the refusal.
   const received = receiveWithFds(connection, MAX_REQUEST_BYTES, MAX_REQUEST_FDS);
   try {
-    const refusal = refusalOf(connection);
-    if (refusal) {
-      log(`refused a peer: ${refusal}`);
-      sendMessage(connection, encodeRefusal(refusal));
+    const peer = checkPeer(connection);
+    if ('refused' in peer) {
+      log(`refused a peer: ${peer.refused}`);
+      sendMessage(connection, encodeRefusal(peer.refused));
       return;
     }
     const request = received.truncated ? 'the request did not fit' : decodeRequest(received.payload);
@@ -126,7 +129,7 @@ async function serve(connection: Fd): Promise<void> {
       sendMessage(connection, encodeRefusal(why));
       return;
     }
-    const outcome = await runIn({ mnt, net, pid }, argv, request.state);
+    const outcome = await runIn(peer, { mnt, net, pid }, argv, request.state);
     sendMessage(connection, encodeDone(outcome.exitCode, outcome.stdout, outcome.stderr));
   } finally {
     for (const fd of received.fds) fd.close();
