@@ -234,7 +234,10 @@ int main(int argc, char **argv) {
   int use_server = strcmp(socket_path, "none") != 0 && !(nargs > 1 && strcmp(args[1], "precreate") == 0);
   if (use_server) {
     struct buffer state = {0};
-    if (read_all(0, &state) != 0) {
+    int unreadable = read_all(0, &state) != 0;
+    /* Nothing read (no stdin at all, say): node runs on the stdin it gets, and reports it as it always did. */
+    if (unreadable && state.length == 0) goto start_node;
+    if (unreadable) {
       fprintf(stderr, "mountat-hook: cannot read the container state on stdin: %s\n", strerror(errno));
       return 1;
     }
@@ -247,6 +250,7 @@ int main(int argc, char **argv) {
     free(state.data);
   }
 
+start_node:;
   const char *node = NULL;
   for (const char *const *candidate = node_candidates; *candidate != NULL; candidate++) {
     if (access(*candidate, X_OK) == 0) {
