@@ -119,17 +119,17 @@ static int ask_server(const char *path, int argc, char **argv, const struct buff
     if (fds[nfds] < 0) goto fallback;
     nfds++;
   }
+  /* The last --root-fd, as node's parseArgs takes it. */
+  const char *root_fd = NULL;
   for (int i = 1; i < argc; i++) {
-    const char *value = NULL;
-    if (strcmp(argv[i], "--root-fd") == 0 && i + 1 < argc) value = argv[i + 1];
-    else if (strncmp(argv[i], "--root-fd=", 10) == 0) value = argv[i] + 10;
-    if (value != NULL) {
-      char *end;
-      long fd = strtol(value, &end, 10);
-      /* A bad value is the hook's to report: send it as it is, with no fd. */
-      if (*value != '\0' && *end == '\0' && fd >= 0 && fd <= INT_MAX && fcntl((int)fd, F_GETFD) >= 0) fds[nfds++] = (int)fd;
-      break;
-    }
+    if (strcmp(argv[i], "--root-fd") == 0 && i + 1 < argc) root_fd = argv[i + 1];
+    else if (strncmp(argv[i], "--root-fd=", 10) == 0) root_fd = argv[i] + 10;
+  }
+  if (root_fd != NULL) {
+    char *end;
+    long fd = strtol(root_fd, &end, 10);
+    /* A value that names no open fd is sent as it is, with no fd: the server refuses it, and node reports it. */
+    if (*root_fd >= '0' && *root_fd <= '9' && *end == '\0' && fd <= INT_MAX && fcntl((int)fd, F_GETFD) >= 0) fds[nfds++] = (int)fd;
   }
 
   struct buffer request = {0};

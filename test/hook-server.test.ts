@@ -2,7 +2,7 @@
 // the same mounts, lines and records as the hook's own node process, with no node started per
 // hook; and the launcher's fallback to node where the server is absent or refuses the peer.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -266,6 +266,66 @@ describe('a server that dies mid-request', () => {
       await stopServer(own);
       spawnSync('rm', ['-rf', dir]);
     }
+  });
+});
+
+describe("the server's lines are node's", () => {
+  const state = (extra: object = {}) => JSON.stringify({ ociVersion: '1.0.2', id: 'parity', status: 'creating', pid: 1, bundle: '/nonexistent', ...extra });
+  const cases: Array<[string, string[], string]> = [
+    ['an unknown stage', ['bogus'], state()],
+    ['poststart', ['poststart'], state()],
+    ['a state that is not one', ['createContainer'], '{}'],
+    ['a state that is not JSON', ['createContainer'], 'nope'],
+    ['no state', ['poststop'], ''],
+    ['a bad log level', ['createContainer', '--log-level', 'loud'], state()],
+    ['a --root-fd that is not open', ['createContainer', '--root-fd', '9'], state()],
+    ['a --root-fd that is no number', ['createContainer', '--root-fd', 'x'], state()],
+    ['a bundle that is not there', ['createContainer'], state()],
+    ['a bad annotation', ['createContainer'], state({ annotations: { 'org.mountat.tmp.size': 'lots' } })],
+    ['poststop with nothing recorded', ['poststop'], state({ status: 'stopped' })],
+    ['prestart without a pid', ['prestart'], state({ pid: undefined })],
+  ];
+  it.each(cases)('%s', (_name, args, input) => {
+    const dir = scratchDir('mountat-parity-');
+    const run = (hookSocket: string) => spawnSync(HOOK, [...args, '--state-dir', dir, '--hook-socket', hookSocket], { input, encoding: 'utf8' });
+    const byNode = run('none');
+    const byServer = run(socket);
+    spawnSync('rm', ['-rf', dir]);
+    expect({ status: byServer.status, stdout: byServer.stdout, stderr: byServer.stderr }).toEqual({
+      status: byNode.status,
+      stdout: byNode.stdout,
+      stderr: byNode.stderr,
+    });
+  });
+});
+
+describe('--root-fd through the server', () => {
+  // As the runner hands its hooks an action's root: the launcher attaches its fd 3, and the server works on its copy.
+  it('mounts on the root the launcher holds open, and poststop takes it down', () => {
+    const bundle = bundleWith({ args: ['/bin/true'] });
+    const rootfs = join(bundle.dir, 'rootfs');
+    const table = mountTable();
+    const root = openSync(rootfs, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    try {
+      const hook = (stage: string, status: string) =>
+        spawnSync(launcher, [stage, '--state-dir', bundle.stateDir, '--root-fd', '3', '--hook-socket', socket], {
+          input: JSON.stringify({ ociVersion: '1.0.2', id: 'root-fd', status, pid: 1, bundle: '/nonexistent' }),
+          stdio: ['pipe', 'pipe', 'pipe', root],
+          encoding: 'utf8',
+        });
+      const mounted = hook('createContainer', 'creating');
+      expect(mounted.stderr).toBe('');
+      expect(mounted.stdout).toMatch(/^mounted proc on \/proc .* in the root at fd 3\n$/);
+      expect(mountTable()).not.toBe(table);
+      expect(existsSync(join(rootfs, 'proc', 'self'))).toBe(true);
+      const removed = hook('poststop', 'stopped');
+      expect(removed.stderr).toBe('');
+      expect(removed.status).toBe(0);
+    } finally {
+      closeSync(root);
+    }
+    expect(mountTable()).toBe(table);
+    expect(readdirSync(bundle.stateDir)).toEqual([]);
   });
 });
 

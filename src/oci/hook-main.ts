@@ -86,6 +86,11 @@ export interface HookContext {
   enterNamespacesOf?: StageOptions['enterNamespacesOf'];
   /** The PID namespace proc shows at createContainer where it is not the caller's own (StageOptions). */
   procPidns?: FdRef | undefined;
+  /**
+   * The fd --root-fd's root is open as here, where it is not the number given (a hook server's
+   * copy of the launcher's fd): messages still name the number the hook was given.
+   */
+  rootFd?: number | undefined;
   /** Where `--log-file -` writes: the process's stderr, or the answer a server sends back. */
   stderrSink?: ((text: string) => void) | undefined;
 }
@@ -113,7 +118,8 @@ export async function runHook(argv: string[], stdin: () => string, context: Hook
       reexec: context.reexec && { ...context.reexec, forwardArgs: args.forward },
       enterNamespacesOf: context.enterNamespacesOf,
       procPidns: context.procPidns,
-      rootFd: args.rootFd,
+      rootFd: args.rootFd === undefined ? undefined : (context.rootFd ?? args.rootFd),
+      rootFdLabel: args.rootFd,
       procPidnsOfStatePid: args.procPidns,
     });
     log.flush();

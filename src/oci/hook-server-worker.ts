@@ -67,18 +67,16 @@ function enterNamespacesOf(pid: number, work: (pidns: FdRef) => StageResult): St
   return work(pidns);
 }
 
-/** argv with --root-fd's number replaced by this process's copy of the launcher's fd. */
-function withRootFd(argv: string[], rootFd: Fd | undefined): string[] | string {
-  const at = argv.findIndex((arg) => arg === '--root-fd' || arg.startsWith('--root-fd='));
-  if (at < 0) return argv;
-  if (!rootFd) return '--root-fd given but no fd attached';
-  const copy = [...argv];
-  if (copy[at] === '--root-fd') copy[at + 1] = String(rootFd.fd);
-  else copy[at] = `--root-fd=${rootFd.fd}`;
-  return copy;
-}
+/** Whether the hook was given --root-fd: the launcher then attached that fd (if it was open). */
+const namesRootFd = (argv: string[]) => argv.some((arg) => arg === '--root-fd' || arg.startsWith('--root-fd='));
 
-async function runIn(peer: Peer, namespaces: { mnt: FdRef; net: FdRef; pid: FdRef }, argv: string[], state: string): Promise<HookOutcome> {
+async function runIn(
+  peer: Peer,
+  namespaces: { mnt: FdRef; net: FdRef; pid: FdRef },
+  rootFd: FdRef | undefined,
+  argv: string[],
+  state: string,
+): Promise<HookOutcome> {
   const umask = setThreadUmask(peer.umask);
   try {
     try {
@@ -92,6 +90,7 @@ async function runIn(peer: Peer, namespaces: { mnt: FdRef; net: FdRef; pid: FdRe
       stateDirVariable: undefined,
       enterNamespacesOf,
       procPidns: sameNamespace(namespaces.pid, host.pid) ? undefined : namespaces.pid,
+      rootFd: rootFd?.fd,
     });
   } finally {
     // Not back in the host's namespaces, this thread would serve the next request from the last
@@ -121,15 +120,18 @@ async function serve(connection: Fd): Promise<void> {
     }
     const request = received.truncated ? 'the request did not fit' : decodeRequest(received.payload);
     const [mnt, net, pid, rootFd] = received.fds;
-    const argv = typeof request === 'string' ? request : withRootFd(request.argv, rootFd);
-    // Anything malformed is refused, not failed: the launcher then runs the hook itself.
-    if (typeof request === 'string' || typeof argv === 'string' || !mnt || !net || !pid) {
-      const why = typeof request === 'string' ? request : typeof argv === 'string' ? argv : 'the namespaces were not attached';
+    // Anything malformed is refused, not failed: the launcher then runs the hook itself (and node
+    // reports a --root-fd that names no open fd, which the launcher could not attach).
+    let why: string | undefined;
+    if (typeof request === 'string') why = request;
+    else if (!mnt || !net || !pid) why = 'the namespaces were not attached';
+    else if (namesRootFd(request.argv) && !rootFd) why = '--root-fd given but no fd attached';
+    if (why !== undefined || typeof request === 'string' || !mnt || !net || !pid) {
       log(`refused a request: ${why}`);
-      sendMessage(connection, encodeRefusal(why));
+      sendMessage(connection, encodeRefusal(why ?? ''));
       return;
     }
-    const outcome = await runIn(peer, { mnt, net, pid }, argv, request.state);
+    const outcome = await runIn(peer, { mnt, net, pid }, rootFd, request.argv, request.state);
     sendMessage(connection, encodeDone(outcome.exitCode, outcome.stdout, outcome.stderr));
   } finally {
     for (const fd of received.fds) fd.close();

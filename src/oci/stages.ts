@@ -43,6 +43,8 @@ export type StageOptions = StageRecords & {
    * of the state's rootfs; and whether proc is for the PID namespace of state.pid.
    */
   rootFd?: number | undefined;
+  /** The number the hook was given for rootFd, where this process holds the root as another (a hook server). */
+  rootFdLabel?: number | undefined;
   procPidnsOfStatePid?: boolean | undefined;
   base?: BasePlan | undefined;
   log: HookLog;
@@ -82,12 +84,13 @@ function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: st
   if (options.rootFd !== undefined) {
     // Inherited from whoever ran the hook (the runner's fd 3): borrowed, never closed here.
     const fd = new BorrowedFd(options.rootFd);
+    const label = options.rootFdLabel ?? options.rootFd;
     try {
       rootIdentityOf(fd);
     } catch (error) {
-      throw new HookError(`--root-fd ${options.rootFd}: ${messageOf(error)}`, 'usage', { cause: error });
+      throw new HookError(`--root-fd ${label}: ${messageOf(error)}`, 'usage', { cause: error });
     }
-    return { fd, path: `the root at fd ${options.rootFd}`, close() {} };
+    return { fd, path: `the root at fd ${label}`, close() {} };
   }
   const rootfs = openRootfs(state);
   return { fd: rootfs.fd, path: rootfs.path, close: () => rootfs.fd.close() };
