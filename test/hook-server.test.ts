@@ -236,37 +236,48 @@ describe('peers the server refuses run the hook themselves', () => {
 });
 
 describe('a server that dies mid-request', () => {
-  it('makes the launcher report one line and exit 1, with nothing mounted', async () => {
-    const dir = scratchDir('mountat-dying-');
-    const own = await startServer(join(dir, 'hook.sock'));
-    try {
-      const bundle = bundleWith({ args: ['/bin/true'] });
-      // The request blocks in the server, inside the hook's namespace, opening the log: a FIFO nobody reads.
-      const fifo = join(dir, 'log.fifo');
-      spawnSync('mkfifo', [fifo]);
-      const table = mountTable();
-      const state = JSON.stringify({ ociVersion: '1.0.2', id: 'dying', status: 'creating', pid: process.pid, bundle: bundle.dir });
-      const hook = spawn(launcher, ['createContainer', '--state-dir', bundle.stateDir, '--log-file', fifo, '--hook-socket', join(dir, 'hook.sock')], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      hook.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      hook.stdin.end(state);
-      const exited = new Promise<number | null>((resolve) => hook.once('exit', (code) => resolve(code)));
-      // Until the server holds the request: one of its threads blocked opening the FIFO.
-      const blocked = () => spawnSync('sh', ['-c', `cat /proc/${own.process.pid}/task/*/wchan`], { encoding: 'utf8' }).stdout.includes('wait_for_partner');
-      for (let i = 0; i < 200 && !blocked(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-      expect(blocked()).toBe(true);
-      own.process.kill('SIGKILL');
-      expect(await exited).toBe(1);
-      expect(stderr).toMatch(/^mountat-hook: the hook server at \S+ ended the connection without an answer \([^)]*\)\n$/);
-      expect(mountTable()).toBe(table);
-      expect(existsSync(bundle.stateDir) ? readdirSync(bundle.stateDir) : []).toEqual([]);
-    } finally {
-      await stopServer(own);
-      spawnSync('rm', ['-rf', dir]);
-    }
-  });
+  // The request blocks in the server, inside the hook's namespace, opening the log: a FIFO nobody reads.
+  it.each([
+    ['killed (SIGKILL)', 'SIGKILL' as const, null],
+    ['stopped (SIGTERM), the request still hanging after the grace period', 'SIGTERM' as const, 1],
+  ])(
+    '%s: the launcher reports one line and exits 1, nothing mounted',
+    async (_name, signal, serverStatus) => {
+      const dir = scratchDir('mountat-dying-');
+      const own = await startServer(join(dir, 'hook.sock'));
+      try {
+        const bundle = bundleWith({ args: ['/bin/true'] });
+        const fifo = join(dir, 'log.fifo');
+        spawnSync('mkfifo', [fifo]);
+        const table = mountTable();
+        const state = JSON.stringify({ ociVersion: '1.0.2', id: 'dying', status: 'creating', pid: process.pid, bundle: bundle.dir });
+        const hook = spawn(launcher, ['createContainer', '--state-dir', bundle.stateDir, '--log-file', fifo, '--hook-socket', join(dir, 'hook.sock')], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        hook.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        hook.stdin.end(state);
+        const exited = new Promise<number | null>((resolve) => hook.once('exit', (code) => resolve(code)));
+        // Until the server holds the request: one of its threads blocked opening the FIFO.
+        const blocked = () => spawnSync('sh', ['-c', `cat /proc/${own.process.pid}/task/*/wchan`], { encoding: 'utf8' }).stdout.includes('wait_for_partner');
+        for (let i = 0; i < 200 && !blocked(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+        expect(blocked()).toBe(true);
+        const serverExited = new Promise<number | null>((resolve) => own.process.once('exit', (code) => resolve(code)));
+        own.process.kill(signal);
+        expect(await serverExited).toBe(serverStatus);
+        expect(await exited).toBe(1);
+        expect(stderr).toMatch(/^mountat-hook: the hook server at \S+ ended the connection without an answer \([^)]*\)\n$/);
+        if (signal === 'SIGTERM') expect(own.stderr()).toContain('requests still running 5 s after the signal; exiting without them');
+        expect(existsSync(join(dir, 'hook.sock'))).toBe(signal === 'SIGKILL');
+        expect(mountTable()).toBe(table);
+        expect(existsSync(bundle.stateDir) ? readdirSync(bundle.stateDir) : []).toEqual([]);
+      } finally {
+        own.process.kill('SIGKILL');
+        spawnSync('rm', ['-rf', dir]);
+      }
+    },
+    20_000,
+  );
 });
 
 describe("the server's lines are node's", () => {

@@ -18,6 +18,7 @@ function declare() {
     unshare: lib().func('int unshare(int flags)') as (flags: number) => number,
     setns: lib().func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
     umask: lib().func('uint32_t umask(uint32_t mask)') as (mask: number) => number,
+    exit: lib().func('void _exit(int status)') as (status: number) => void,
   };
 }
 let declared: ReturnType<typeof declare> | undefined;
@@ -46,4 +47,13 @@ export function openOwnNamespace(kind: 'mnt' | 'net' | 'pid' | 'user'): Fd {
 export function setThreadUmask(mask: number): number {
   if (!Number.isInteger(mask) || mask < 0 || mask > 0o777) throw new RangeError(`umask: bad mask ${mask}`);
   return fns().umask(mask);
+}
+
+/**
+ * _exit(2): every thread ends at once. process.exit() joins worker threads first, and never
+ * returns while one is blocked in a system call (a FIFO's open, say) that nothing will complete.
+ */
+export function exitAllThreads(status: number): never {
+  fns().exit(status);
+  throw new Error('_exit returned');
 }
