@@ -34,6 +34,15 @@ interface Args {
   forward: string[];
 }
 
+/** The stage the hook's arguments name, or undefined where they are wrong (the hook reports that itself). */
+export function stageOf(argv: string[]): Stage | undefined {
+  try {
+    return parse(argv).stage;
+  } catch {
+    return undefined;
+  }
+}
+
 function parse(argv: string[]): Args {
   let parsed;
   try {

@@ -18,6 +18,7 @@ import {
   openat2,
   openOwnNamespace,
   openPidNamespace,
+  probeProcPidns,
   receiveWithFds,
   sendMessage,
   setns,
@@ -27,7 +28,7 @@ import {
   type Fd,
   type FdRef,
 } from '../linux/index.js';
-import { runHook, type HookOutcome } from './hook-main.js';
+import { runHook, stageOf, type HookOutcome } from './hook-main.js';
 import { checkPeer, sameNamespace, type Peer } from './hook-peer.js';
 import { decodeRequest, encodeDone, encodeRefusal, MAX_REQUEST_BYTES, MAX_REQUEST_FDS } from './hook-protocol.js';
 import type { StageResult } from './stages.js';
@@ -43,6 +44,9 @@ const data = workerData as WorkerData;
 const log = (line: string) => parentPort?.postMessage({ log: line });
 
 unshareThreadFilesystem();
+// Made from this thread, a proc shows the container's processes only through proc's pidns
+// option, which older kernels lack: there every stage that mounts is left to the hook's own process.
+const procPidnsOption = probeProcPidns() === true;
 const host = { mnt: openOwnNamespace('mnt'), net: openOwnNamespace('net'), pid: openOwnNamespace('pid') };
 
 /** This thread could not return to the host's namespaces: it must serve nothing more. */
@@ -126,6 +130,7 @@ async function serve(connection: Fd): Promise<void> {
     if (typeof request === 'string') why = request;
     else if (!mnt || !net || !pid) why = 'the namespaces were not attached';
     else if (namesRootFd(request.argv) && !rootFd) why = '--root-fd given but no fd attached';
+    else if (!procPidnsOption && stageOf(request.argv) !== 'poststop') why = "this kernel's proc has no pidns option";
     if (why !== undefined || typeof request === 'string' || !mnt || !net || !pid) {
       log(`refused a request: ${why}`);
       sendMessage(connection, encodeRefusal(why ?? ''));
