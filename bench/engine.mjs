@@ -22,7 +22,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIELDS, parseBatch, timeBatch } from './measure.mjs';
-import { makeContainerCommands, makeHookCommands, nonEmpty } from './oci.mjs';
+import { makeContainerCommands, makeHookCommands, nonEmpty, startHookServer } from './oci.mjs';
 import { closeRawRoot, openRawRoot, rawCycle } from './raw-koffi.mjs';
 import { ensureDebianPackages, median, mountPoints, mountsUnder, PYTHON, pythonWorks, REPO, repRatios, run, summary, timeSpawns } from './util.mjs';
 
@@ -290,7 +290,7 @@ async function benchUtilLinux(rootDir, { cycles, reps, warmup }) {
  * with posix_spawn (this process's spawnSync would add a fork of Node, about 9 ms, to each), in
  * a fixed order: createContainer must come before its poststop.
  */
-async function benchSpawns(scratch, sizes, checkDirs) {
+async function benchSpawns(scratch, sizes, checkDirs, hookSocket) {
   const makeRoot = (name) => {
     const dir = join(scratch, name);
     run('bash', [join(REPO, 'scripts/make-busybox-root.sh'), dir]);
@@ -300,12 +300,14 @@ async function benchSpawns(scratch, sizes, checkDirs) {
   const chrootRoot = makeRoot('chroot-root');
   const execState = join(scratch, 'exec-state');
   mkdirSync(execState);
-  const hook = makeHookCommands(scratch, NODE_ENV);
+  const hook = makeHookCommands(scratch, NODE_ENV, hookSocket);
   checkDirs.push(execState, hook.stateDir);
   const commands = {
     nodeStart: { argv: [process.execPath, '-e', '0'], env: NODE_ENV },
     hookCreate: hook.createContainer,
     hookPoststop: hook.poststop,
+    hookCreateServer: hook.createContainerServer,
+    hookPoststopServer: hook.poststopServer,
     unshareRoot: { argv: ['/usr/bin/unshare', `--root=${chrootRoot}`, '/bin/true'], env: TOOL_ENV },
     mountatExec: {
       argv: [process.execPath, join(REPO, 'bin/mountat.js'), 'exec', '--root', execRoot, '--state-dir', execState, '--', '/bin/true'],
@@ -324,8 +326,11 @@ async function benchSpawns(scratch, sizes, checkDirs) {
   return timeSpawns(commands, sizes);
 }
 
-/** (f) Whole containers, runc and crun, each with the hook and with its own mounts, interleaved (timed by bench/outside.py). */
-async function benchContainers(scratch, sizes, checkDirs) {
+/**
+ * (f) Whole containers, runc and crun, each with the hook (starting node, and through the hook
+ * server) and with its own mounts, interleaved (timed by bench/outside.py).
+ */
+async function benchContainers(scratch, sizes, checkDirs, hookSocket) {
   const runtimes = [
     ['runc', '/usr/sbin/runc'],
     ['crun', '/usr/bin/crun'],
@@ -339,6 +344,7 @@ async function benchContainers(scratch, sizes, checkDirs) {
     scratch,
     runtimes.map(([name]) => name),
     TOOL_ENV,
+    hookSocket,
   );
   checkDirs.push(...dirs);
   return timeSpawns(commands, sizes);
@@ -372,6 +378,8 @@ function ratios(results) {
     const hook = containers[`${runtime} hook`];
     const builtin = containers[`${runtime} builtin`];
     if (hook && builtin) r[`${runtime}HookOverBuiltin`] = { ...repRatios(hook, builtin), extraMs: hook.median - builtin.median };
+    const server = containers[`${runtime} server`];
+    if (server && builtin) r[`${runtime}ServerOverBuiltin`] = { ...repRatios(server, builtin), extraMs: server.median - builtin.median };
   }
   return r;
 }
@@ -424,14 +432,18 @@ function printReport(machine, sizes, results, r, quick) {
     ['node -e 0', sp.nodeStart, 1],
     ['mountat-hook createContainer', sp.hookCreate, 1],
     ['mountat-hook poststop', sp.hookPoststop, 1],
+    ['mountat-hook createContainer, hook server', sp.hookCreateServer, 1],
+    ['mountat-hook poststop, hook server', sp.hookPoststopServer, 1],
     ['unshare --root=ROOT /bin/true', sp.unshareRoot, 1],
     ['mountat exec --root ROOT -- /bin/true', sp.mountatExec, 1],
     ['bwrap --proc --ro-bind /sys --tmpfs', sp.bwrap, 1],
   ]);
   printRows('whole containers, busybox /bin/true (interleaved; timed by bench/outside.py, started with posix_spawn)', [
     ['runc, mounts by mountat-hook', ct['runc hook'], 1],
+    ['runc, mounts by mountat-hook via hook server', ct['runc server'], 1],
     ['runc, its own proc/sysfs/tmpfs', ct['runc builtin'], 1],
     ['crun, mounts by mountat-hook', ct['crun hook'], 1],
+    ['crun, mounts by mountat-hook via hook server', ct['crun server'], 1],
     ['crun, its own proc/sysfs/tmpfs', ct['crun builtin'], 1],
   ]);
   console.log('\nratios (per repetition, and their median)');
@@ -445,6 +457,9 @@ function printReport(machine, sizes, results, r, quick) {
   for (const runtime of ['runc', 'crun']) {
     const ratio = r[`${runtime}HookOverBuiltin`];
     if (ratio) printRatio(`${runtime}: with hook / built-in mounts`, ratio, `  (${fmt(ratio.extraMs)} ms more)`);
+    const server = r[`${runtime}ServerOverBuiltin`];
+    if (server)
+      printRatio(`${runtime}: hook server / built-in`, server, `  (${fmt(server.extraMs)} ms more; goal ≤ 2.0×: ${server.median <= 2 ? 'met' : 'NOT met'})`);
   }
   console.log('ratios of medians');
   console.log(`  util-linux / engine                         ${fmt(r.utilLinuxOverEngine, 1)}×`);
@@ -509,9 +524,14 @@ async function measure(options) {
     step('(d) util-linux mount/umount');
     results.utilLinux = await benchUtilLinux(rootDir, sizes.utilLinux);
     step('(e) whole processes');
-    results.spawns = await benchSpawns(scratch, sizes.spawn, checkDirs);
-    step('(f) whole containers');
-    results.containers = await benchContainers(scratch, sizes.containers, checkDirs);
+    const hookServer = await startHookServer(scratch, NODE_ENV);
+    try {
+      results.spawns = await benchSpawns(scratch, sizes.spawn, checkDirs, hookServer.socket);
+      step('(f) whole containers');
+      results.containers = await benchContainers(scratch, sizes.containers, checkDirs, hookServer.socket);
+    } finally {
+      await hookServer.stop();
+    }
     const totalSeconds = (Date.now() - started) / 1000;
     machine.loadEnd = loadAverage();
     step('done');

@@ -30,7 +30,7 @@ function verbsOf(usage: string): Map<string, string[]> {
   const verbs = new Map<string, string[]>();
   let current: string | undefined;
   for (const line of usage.split('\n')) {
-    const verb = /^ {2}([a-z]+)(?: |$)/.exec(line)?.[1];
+    const verb = /^ {2}([a-z][a-z-]*)(?: |$)/.exec(line)?.[1];
     if (verb !== undefined) current = verb;
     else if (!/^ {3,}\S/.test(line)) current = undefined;
     if (current !== undefined) verbs.set(current, [...(verbs.get(current) ?? []), ...flagsIn(line)]);
@@ -61,7 +61,7 @@ describe('man/mountat.1', () => {
   const verbs = verbsOf(usage);
 
   it("has every verb of src/cli/main.ts's usage, in the synopsis and a section with each of its flags", () => {
-    expect([...verbs.keys()]).toEqual(expect.arrayContaining(['doctor', 'mount', 'umount', 'exec', 'runner', 'probe']));
+    expect([...verbs.keys()]).toEqual(expect.arrayContaining(['doctor', 'mount', 'umount', 'exec', 'runner', 'hook-server', 'probe']));
     const synopsis = sectionOf(page, 'SH', 'SYNOPSIS');
     for (const [verb, flags] of verbs) {
       expect(synopsis, `SYNOPSIS names mountat ${verb}`).toContain(`.SY "mountat ${verb}"`);
@@ -91,7 +91,7 @@ describe('man/mountat-hook.1', () => {
   it("describes every flag of src/oci/hook-main.ts's usage", () => {
     const options = sectionOf(page, 'SH', 'OPTIONS');
     const flags = flagsIn(usage);
-    expect(flags).toEqual(expect.arrayContaining(['--plan', '--state-dir', '--root-fd', '--proc-pidns']));
+    expect(flags).toEqual(expect.arrayContaining(['--plan', '--state-dir', '--root-fd', '--proc-pidns', '--hook-socket']));
     for (const flag of flags) expect(options, flag).toMatch(new RegExp(`^\\.(BI|BR|B) ${flag}( |$)`, 'm'));
   });
 });

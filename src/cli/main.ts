@@ -22,6 +22,9 @@ const USAGE = `usage: mountat <verb> [options]
                                           unmount; exits with CMD's status
   runner --config FILE [--check]          serve Buildbarn's runner protocol (bb_worker's runner), mounting for each action;
                                           --check: only check FILE as start-up would (its fields, where it listens), and exit
+  hook-server [--socket PATH] [--workers N]
+                                          serve mountat-hook's stages on a UNIX socket (default /run/mountat/hook.sock;
+                                          N requests at once, default 4), so that a container start runs no Node process
   probe  (--socket PATH | --config FILE) [--path P] [--timeout SECONDS]
                                           ask a running runner's CheckReadiness (for HEALTHCHECK and readiness probes)
 
@@ -142,6 +145,12 @@ export async function main(argv: string[]): Promise<number> {
         const { runnerCommand } = await import('./runner.js');
         return await runnerCommand({ config: text('config'), check: values.check === true }, print);
       }
+      case 'hook-server': {
+        const { values, text } = parse(rest, ['socket', 'workers']);
+        if (values.help) return (print(USAGE), 0);
+        const { hookServerCommand } = await import('./hook-server.js');
+        return await hookServerCommand({ socket: text('socket'), workers: text('workers') }, print, printErr);
+      }
       case 'probe': {
         const { values, text } = parse(rest, ['socket', 'config', 'path', 'timeout']);
         if (values.help) return (print(USAGE), 0);
@@ -155,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
         print(USAGE);
         return verb === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner, probe)`);
+        throw new UsageError(`unknown verb ${JSON.stringify(verb)} (doctor, mount, umount, exec, runner, hook-server, probe)`);
     }
   } catch (error) {
     const { kind, exitCode, line } = reportOf(error);

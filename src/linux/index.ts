@@ -34,3 +34,15 @@ export type { CapabilityName, CapabilitySets } from './capabilities.js';
 export { seqpacketPair, sendWithFds } from './fd-passing.js';
 export { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from './flock.js';
 export { openPidNamespace, pidfdOpen, pidfdSendSignal } from './pidfd.js';
+export { CLONE_NEWNET, CLONE_NEWNS, exitAllThreads, openOwnNamespace, setns, setThreadUmask, unshareThreadFilesystem } from './namespaces.js';
+export {
+  acceptConnection,
+  listenSeqpacket,
+  peerCredentials,
+  peerPidfd,
+  receiveWithFds,
+  sendMessage,
+  setReceiveTimeout,
+  shutdownListener,
+} from './unix-socket.js';
+export type { PeerCredentials, Received } from './unix-socket.js';

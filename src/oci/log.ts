@@ -8,12 +8,18 @@ export interface HookLog {
 
 const silent: HookLog = { info() {}, warn() {}, flush() {} };
 
-/** `file` "-" logs to stderr; undefined logs nothing. */
-export async function openLog(file: string | undefined, level: string, bindings: object): Promise<HookLog> {
+/**
+ * `file` "-" logs to stderr (`stderr` where given: a hook server sends those lines back to the
+ * launcher, which prints them); undefined logs nothing.
+ */
+export async function openLog(file: string | undefined, level: string, bindings: object, stderr?: (text: string) => void): Promise<HookLog> {
   if (file === undefined) return silent;
   const { pino } = await import('pino');
   // sync: the hook exits right after its last line, which must not be lost in a buffer.
-  const destination = pino.destination({ dest: file === '-' ? 2 : file, sync: true, append: true, mkdir: file !== '-' });
+  const destination =
+    file === '-' && stderr
+      ? { write: (line: string) => stderr(line) }
+      : pino.destination({ dest: file === '-' ? 2 : file, sync: true, append: true, mkdir: file !== '-' });
   const logger = pino({ level, base: { pid: process.pid, ...bindings } }, destination);
   return {
     info: (fields, message) => logger.info(fields, message),

@@ -4,7 +4,7 @@
 // the hook re-executes itself there through nsenter (Node itself cannot setns into another
 // mount namespace). poststop, back in the runtime's namespace, removes whatever the record
 // says is left.
-import { errnoCodeOf, kindOf, messageOf, type ErrorKind } from '../base/index.js';
+import { errnoCodeOf, kindOf, messageOf, reportOf, type ErrorKind } from '../base/index.js';
 import { BorrowedFd, openPidNamespace, userNamespaceOf, type Fd, type FdRef } from '../linux/index.js';
 import {
   DetachError,
@@ -43,6 +43,8 @@ export type StageOptions = StageRecords & {
    * of the state's rootfs; and whether proc is for the PID namespace of state.pid.
    */
   rootFd?: number | undefined;
+  /** The number the hook was given for rootFd, where this process holds the root as another (a hook server). */
+  rootFdLabel?: number | undefined;
   procPidnsOfStatePid?: boolean | undefined;
   base?: BasePlan | undefined;
   log: HookLog;
@@ -52,6 +54,16 @@ export type StageOptions = StageRecords & {
    * entry point's choice: nothing here reads the environment).
    */
   reexec?: { command: string[]; forwardArgs: string[]; env: Record<string, string> };
+  /**
+   * Instead of reexec: run `work` with the calling thread inside the mount and network namespaces
+   * of `pid`, given its PID namespace for proc (a hook server's worker thread, which can move).
+   */
+  enterNamespacesOf?: ((pid: number, work: (pidns: FdRef) => StageResult) => StageResult) | undefined;
+  /**
+   * The PID namespace proc shows at createContainer, where it is not the calling thread's own: a
+   * hook server mounting for a hook that runs in the container's (runc, crun).
+   */
+  procPidns?: FdRef | undefined;
 };
 
 function recordsOf(options: StageRecords): RecordKeeping {
@@ -72,12 +84,13 @@ function openRoot(state: OciState, options: StageOptions): { fd: FdRef; path: st
   if (options.rootFd !== undefined) {
     // Inherited from whoever ran the hook (the runner's fd 3): borrowed, never closed here.
     const fd = new BorrowedFd(options.rootFd);
+    const label = options.rootFdLabel ?? options.rootFd;
     try {
       rootIdentityOf(fd);
     } catch (error) {
-      throw new HookError(`--root-fd ${options.rootFd}: ${messageOf(error)}`, 'usage', { cause: error });
+      throw new HookError(`--root-fd ${label}: ${messageOf(error)}`, 'usage', { cause: error });
     }
-    return { fd, path: `the root at fd ${options.rootFd}`, close() {} };
+    return { fd, path: `the root at fd ${label}`, close() {} };
   }
   const rootfs = openRootfs(state);
   return { fd: rootfs.fd, path: rootfs.path, close: () => rootfs.fd.close() };
@@ -104,7 +117,7 @@ function mountInContainer(state: OciState, plan: Plan, options: StageOptions): S
       key: recordKey(state),
       existing: 'replace',
       onReplace: (record) => options.log.warn({ record }, 'a record for this container id already exists; replacing it'),
-      procPidns: pidns,
+      procPidns: pidns ?? options.procPidns,
     });
   } catch (error) {
     throw new HookError(`${messageOf(error)}${stateDirHint(error)}`, kindOf(error), { cause: error });
@@ -147,6 +160,18 @@ async function mountThroughNsenter(stage: Stage, state: OciState, options: Stage
     throw new HookError(
       `stage ${stage}: the state has no container pid (got ${state.pid ?? 'none'}), so its namespace cannot be entered; run the hook at createContainer`,
     );
+  }
+  if (options.enterNamespacesOf) {
+    const plan = containerPlan(state.annotations, options.base);
+    const inner: StageOptions = { ...options, enterNamespacesOf: undefined, reexec: undefined };
+    let result: StageResult;
+    try {
+      result = options.enterNamespacesOf(state.pid, (pidns) => mountInContainer(state, plan, { ...inner, procPidns: pidns }));
+    } catch (error) {
+      // The same line and kind as through nsenter below, where only the line crosses back.
+      throw new HookError(`stage ${stage}: inside the container's namespace (pid ${state.pid}): ${reportOf(error).line}`, 'precondition', { cause: error });
+    }
+    return { summary: `${result.summary} (entered the namespace of pid ${state.pid})` };
   }
   if (!options.reexec) throw new HookError(`stage ${stage}: entering the container's namespace needs the hook's own command line`, 'internal');
   // --pid and --net too: proc takes its PID namespace, and sysfs its network namespace, from
