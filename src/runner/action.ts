@@ -53,7 +53,8 @@ export interface ActionReport {
   cgroup?: CgroupUsage;
 }
 
-function actionId(inputRoot: string): string {
+/** The action's name in logs and records: its directory under the build directory. */
+export function actionId(inputRoot: string): string {
   const parts = inputRoot.split('/').filter((part) => part !== '' && part !== '.');
   const id = (parts.length > 1 ? parts.slice(0, -1).join('_') : parts.join('_')) || 'root';
   return id

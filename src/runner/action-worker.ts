@@ -1,0 +1,82 @@
+// One action worker thread (action-pool.ts starts them): it runs whole actions with runAction, on
+// its own event loop, so that what an action costs the runner (opening its paths, the starter
+// protocol, its cgroup, its mounts and their record, its teardown) runs beside the main thread's
+// gRPC and beside the other workers, on other cores. It opens what it needs for itself: the build
+// directory, the records (one file per action key: no two threads write the same one), a starter
+// fork server of its own and a cgroups base of its own (`mountat-<pid>.<n>`, which the next
+// runner's start-up sweep finds if this process dies). The bindings of src/linux/ are loaded
+// again in this thread, as every module is.
+import { parentPort, workerData } from 'node:worker_threads';
+import { describeError, kindOf } from '../base/index.js';
+import { RecordStore } from '../mounts/index.js';
+import { ActionCgroups, STARTER_PATH, StarterServer } from '../sandbox/index.js';
+import { runAction } from './action.js';
+import type { ActionWorkerData, CrossingError, FromWorker, ToWorker } from './action-messages.js';
+import { actionSettingsOf } from './action-settings.js';
+import { BuildDirectory } from './build-directory.js';
+import { silentObserver } from './observer.js';
+
+const port = parentPort;
+if (!port) throw new Error('action-worker.js runs as a worker thread of the runner');
+const post = (message: FromWorker) => port.postMessage(message);
+const crossing = (error: unknown): CrossingError => ({ kind: kindOf(error), line: describeError(error) });
+
+const { config, isolation, cgroupsInstance } = workerData as ActionWorkerData;
+const running = new Map<number, AbortController>();
+let settings: ReturnType<typeof actionSettingsOf>;
+let starterServer: StarterServer | undefined;
+let cgroups: ActionCgroups | undefined;
+try {
+  const build = BuildDirectory.open(config.buildDirectoryPath);
+  starterServer = new StarterServer(STARTER_PATH);
+  // The main thread did the one-time work (the stale sweep, the move into the leaf, the refusals)
+  // with the same options: here the same parent, a base of this thread's own.
+  cgroups =
+    cgroupsInstance === undefined
+      ? undefined
+      : ActionCgroups.open({ limits: config.limits, parent: config.cgroupParent, moveIntoLeaf: true, instance: cgroupsInstance }).cgroups;
+  settings = actionSettingsOf(config, {
+    isolation,
+    build,
+    records: new RecordStore(config.stateDirectory),
+    starterServer,
+    cgroups,
+    // The built-in hook's count goes to the main thread's observer (the metrics live there).
+    observer: { ...silentObserver, mountsHeld: (delta) => post({ type: 'mounts-held', delta }) },
+  });
+  post({ type: 'ready' });
+} catch (error) {
+  post({ type: 'start-failed', error: crossing(error) });
+  throw error;
+}
+
+function run(call: number, request: ToWorker & { type: 'run' }): void {
+  const controller = new AbortController();
+  running.set(call, controller);
+  runAction(request.request, settings, controller.signal, (report) => post({ type: 'report', call, report }))
+    .then(
+      (response) => post({ type: 'answer', call, response }),
+      (error: unknown) => post({ type: 'failed', call, error: crossing(error) }),
+    )
+    .finally(() => running.delete(call));
+}
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'run':
+      return run(message.call, message);
+    case 'cancel':
+      return running.get(message.call)?.abort();
+    case 'close':
+      // The pool sends this once every action it gave here is answered (torn down).
+      starterServer?.close();
+      cgroups?.[Symbol.dispose]();
+      settings.build.fd.close();
+      post({ type: 'closed' });
+      return;
+    default: {
+      const never: never = message;
+      throw new Error(`unknown message ${JSON.stringify(never)}`);
+    }
+  }
+});
