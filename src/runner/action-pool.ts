@@ -23,7 +23,7 @@ import type { RunnerObserver } from './observer.js';
  * of 2 MiB semi-spaces (three of them), and an old generation whose limit V8 times its major
  * collections by. A worker holds an action's request and its bookkeeping, a few KiB each.
  */
-const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 64 };
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
 /** How long close() waits for a thread to release what it holds before terminating it. */
 const CLOSE_TIMEOUT_MS = 5000;
 
@@ -52,13 +52,19 @@ function rebuilt(error: CrossingError): MountatError {
 
 /** Structured clone makes a Buffer a plain Uint8Array; the resource usage's bytes go back to Buffers. */
 function revived(response: RunResponse): RunResponse {
-  const asBuffer = (value: unknown) => (value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value);
-  return { ...response, resourceUsage: response.resourceUsage?.map((any) => ('value' in any ? { ...any, value: asBuffer(any.value) } : any)) as RunResponse['resourceUsage'] };
+  const asBuffer = (value: unknown) =>
+    value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
+  return {
+    ...response,
+    resourceUsage: response.resourceUsage?.map((any) => ('value' in any ? { ...any, value: asBuffer(any.value) } : any)) as RunResponse['resourceUsage'],
+  };
 }
 
 class ActionThread {
   readonly calls = new Map<number, Call>();
   readonly worker: Worker;
+  /** Its threadId (the Worker's reads -1 once it has ended). */
+  readonly threadId: number;
   /** Settles once the thread has opened what it needs (or failed to). */
   readonly ready: Promise<void>;
   #closed: (() => void) | undefined;
@@ -73,7 +79,14 @@ class ActionThread {
     private readonly observer: RunnerObserver,
     onExit: (thread: ActionThread, why: string) => void,
   ) {
-    this.worker = new Worker(new URL('./action-worker.js', import.meta.url), { workerData: data, resourceLimits: RESOURCE_LIMITS });
+    // trackUnmanagedFds off: the fds of src/linux/ are opened by system calls Node does not see,
+    // and closing one with fs.closeSync in a tracking worker costs a process warning each time.
+    this.worker = new Worker(new URL('./action-worker.js', import.meta.url), {
+      workerData: data,
+      resourceLimits: RESOURCE_LIMITS,
+      trackUnmanagedFds: false,
+    });
+    this.threadId = this.worker.threadId;
     let started: () => void = () => {};
     let failed: (error: unknown) => void = () => {};
     this.ready = new Promise<void>((resolve, reject) => {
@@ -84,8 +97,7 @@ class ActionThread {
       if (message.type === 'ready') {
         this.started = true;
         started();
-      }
-      else if (message.type === 'start-failed') failed(rebuilt(message.error));
+      } else if (message.type === 'start-failed') failed(rebuilt(message.error));
       else this.#received(message);
     });
     this.worker.on('error', (error) => (this.#error = error));
@@ -107,7 +119,7 @@ class ActionThread {
         const call = this.calls.get(message.call);
         if (!call) return;
         call.reported = true;
-        return call.report(message.report);
+        return call.report({ ...message.report, thread: this.threadId });
       }
       case 'answer':
       case 'failed': {
@@ -163,9 +175,9 @@ export class ActionPool {
     }
   }
 
-  /** The threads' names and their actions in flight (logs, tests). */
-  get threads(): Array<{ name: string; threadId: number; inFlight: number }> {
-    return this.#threads.map((thread) => ({ name: thread.name, threadId: thread.worker.threadId, inFlight: thread.calls.size }));
+  /** The threads, their names and their actions in flight (logs, tests). */
+  get threads(): Array<{ name: string; threadId: number; inFlight: number; worker: Worker }> {
+    return this.#threads.map((thread) => ({ name: thread.name, threadId: thread.threadId, inFlight: thread.calls.size, worker: thread.worker }));
   }
 
   #startThread(): ActionThread {
@@ -180,20 +192,26 @@ export class ActionPool {
     if (index >= 0) this.#threads.splice(index, 1);
     const calls = [...thread.calls.values()];
     thread.calls.clear();
-    this.#options.log.error({ thread: thread.name, threadId: thread.worker.threadId, why, actions: calls.length }, 'an action thread stopped: its actions are answered INTERNAL');
+    this.#options.log.error(
+      { thread: thread.name, threadId: thread.threadId, why, actions: calls.length },
+      'an action thread stopped: its actions are answered INTERNAL',
+    );
     for (const call of calls) {
       const error = new MountatError(
         'internal',
         `${thread.name} stopped (${why}) while running the action: what it left is torn down when the runner next starts`,
       );
-      if (!call.reported) call.report({ id: actionId(call.request.inputRootDirectory), outcome: 'failed', durationMs: Date.now() - call.startedAt, error: error.message });
+      if (!call.reported) {
+        const id = actionId(call.request.inputRootDirectory);
+        call.report({ id, outcome: 'failed', durationMs: Date.now() - call.startedAt, error: error.message, thread: thread.threadId });
+      }
       call.reject(error);
     }
     if (this.#closing || !thread.started) return;
     const replacement = this.#startThread();
     this.#threads.push(replacement);
     replacement.ready.then(
-      () => this.#options.log.info({ thread: replacement.name, threadId: replacement.worker.threadId }, 'action thread started in place of one that stopped'),
+      () => this.#options.log.info({ thread: replacement.name, threadId: replacement.threadId }, 'action thread started in place of one that stopped'),
       (error: unknown) => this.#options.log.error({ thread: replacement.name, error: String(error) }, 'an action thread could not start'),
     );
   }

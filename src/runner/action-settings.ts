@@ -10,7 +10,10 @@ import { poststopSteps, prestartHooks } from './hooks.js';
 import type { RunnerObserver } from './observer.js';
 
 /** The Settings fields an action's run reads: plain data, posted as it is to every worker thread. */
-export type ActionConfig = Pick<Settings, 'setTmpdir' | 'temporaryDirectoryMount' | 'plan' | 'hooks' | 'limits' | 'stateDirectory' | 'buildDirectoryPath' | 'cgroupParent'>;
+export type ActionConfig = Pick<
+  Settings,
+  'setTmpdir' | 'temporaryDirectoryMount' | 'plan' | 'hooks' | 'limits' | 'stateDirectory' | 'buildDirectoryPath' | 'cgroupParent'
+>;
 
 export function actionConfigOf(settings: Settings): ActionConfig {
   const { setTmpdir, temporaryDirectoryMount, plan, hooks, limits, stateDirectory, buildDirectoryPath, cgroupParent } = settings;

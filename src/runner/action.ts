@@ -51,6 +51,8 @@ export interface ActionReport {
   error?: string;
   /** The figures of the action's own cgroup, where it had one. */
   cgroup?: CgroupUsage;
+  /** The worker thread that ran it (its threadId), where actions run on worker threads (action-pool.ts). */
+  thread?: number;
 }
 
 /** The action's name in logs and records: its directory under the build directory. */

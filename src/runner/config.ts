@@ -68,7 +68,11 @@ export const RUNNER_DEFAULTS = {
   hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
   limits: SANDBOX_DEFAULTS.limits,
   stateDirectory: '/run/mountat/runner',
-  /** The default actionThreads: one per CPU this process may use, up to this many. */
+  /**
+   * The default actionThreads: one per CPU this process may use beside the main thread's, at least
+   * one and at most this many (each thread costs some 12-15 MiB of memory: its own V8 heap and
+   * modules).
+   */
   maxDefaultActionThreads: 8,
   logLevel: 'info',
 } as const;
@@ -132,7 +136,7 @@ export function settingsFrom(json: unknown): Settings {
     hooks: { prestart, poststop },
     ...limitsFrom(config),
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
-    actionThreads: config.actionThreads ?? Math.min(availableParallelism(), RUNNER_DEFAULTS.maxDefaultActionThreads),
+    actionThreads: config.actionThreads ?? Math.max(1, Math.min(availableParallelism() - 1, RUNNER_DEFAULTS.maxDefaultActionThreads)),
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
     diagnostics: diagnosticsFrom(config),
     ignored: [
