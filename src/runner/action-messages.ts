@@ -29,8 +29,11 @@ export interface CrossingError {
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'start-failed'; error: CrossingError }
-  | { type: 'report'; call: number; report: ActionReport }
-  | { type: 'answer'; call: number; response: RunResponse }
-  | { type: 'failed'; call: number; error: CrossingError }
+  /**
+   * An action answered, in one message (each costs both threads a wake-up): its report (absent where
+   * runAction threw before making one), its answer, and the mounts released since the last message.
+   */
+  | { type: 'done'; call: number; report: ActionReport | undefined; answer: { response: RunResponse } | { error: CrossingError }; mountsReleased: number }
+  /** Mounts the built-in hook now holds more, told at once (the gauge counts them while the action runs). */
   | { type: 'mounts-held'; delta: number }
   | { type: 'closed' };

@@ -41,7 +41,6 @@ interface Call {
   request: RunRequest__Output;
   startedAt: number;
   report: (report: ActionReport) => void;
-  reported: boolean;
   resolve: (response: RunResponse) => void;
   reject: (error: unknown) => void;
 }
@@ -115,19 +114,14 @@ class ActionThread {
         return this.observer.mountsHeld(message.delta);
       case 'closed':
         return this.#closed?.();
-      case 'report': {
-        const call = this.calls.get(message.call);
-        if (!call) return;
-        call.reported = true;
-        return call.report({ ...message.report, thread: this.threadId });
-      }
-      case 'answer':
-      case 'failed': {
+      case 'done': {
+        if (message.mountsReleased > 0) this.observer.mountsHeld(-message.mountsReleased);
         const call = this.calls.get(message.call);
         if (!call) return;
         this.calls.delete(message.call);
-        if (message.type === 'answer') call.resolve(revived(message.response));
-        else call.reject(rebuilt(message.error));
+        if (message.report) call.report({ ...message.report, thread: this.threadId });
+        if ('response' in message.answer) call.resolve(revived(message.answer.response));
+        else call.reject(rebuilt(message.answer.error));
         return;
       }
       default: {
@@ -201,10 +195,8 @@ export class ActionPool {
         'internal',
         `${thread.name} stopped (${why}) while running the action: what it left is torn down when the runner next starts`,
       );
-      if (!call.reported) {
-        const id = actionId(call.request.inputRootDirectory);
-        call.report({ id, outcome: 'failed', durationMs: Date.now() - call.startedAt, error: error.message, thread: thread.threadId });
-      }
+      const id = actionId(call.request.inputRootDirectory);
+      call.report({ id, outcome: 'failed', durationMs: Date.now() - call.startedAt, error: error.message, thread: thread.threadId });
       call.reject(error);
     }
     if (this.#closing || !thread.started) return;
@@ -223,7 +215,7 @@ export class ActionPool {
     if (!thread) return Promise.reject(new MountatError('unavailable', 'no action thread is running'));
     const call = ++this.#calls;
     return new Promise<RunResponse>((resolve, reject) => {
-      thread.calls.set(call, { request, startedAt: Date.now(), report, reported: false, resolve, reject });
+      thread.calls.set(call, { request, startedAt: Date.now(), report, resolve, reject });
       thread.post({ type: 'run', call, request });
       const cancel = () => {
         if (thread.calls.has(call)) thread.post({ type: 'cancel', call });

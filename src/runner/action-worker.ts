@@ -10,10 +10,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, kindOf } from '../base/index.js';
 import { RecordStore } from '../mounts/index.js';
 import { ActionCgroups, STARTER_PATH, StarterServer } from '../sandbox/index.js';
-import { runAction } from './action.js';
+import { runAction, type ActionReport } from './action.js';
 import type { ActionWorkerData, CrossingError, FromWorker, ToWorker } from './action-messages.js';
 import { actionSettingsOf } from './action-settings.js';
 import { BuildDirectory } from './build-directory.js';
+import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { silentObserver } from './observer.js';
 
 const port = parentPort;
@@ -23,6 +24,8 @@ const crossing = (error: unknown): CrossingError => ({ kind: kindOf(error), line
 
 const { config, isolation, cgroupsInstance } = workerData as ActionWorkerData;
 const running = new Map<number, AbortController>();
+/** Mounts released since the last message: told with the next action's answer. */
+let released = 0;
 let settings: ReturnType<typeof actionSettingsOf>;
 let starterServer: StarterServer | undefined;
 let cgroups: ActionCgroups | undefined;
@@ -42,7 +45,13 @@ try {
     starterServer,
     cgroups,
     // The built-in hook's count goes to the main thread's observer (the metrics live there).
-    observer: { ...silentObserver, mountsHeld: (delta) => post({ type: 'mounts-held', delta }) },
+    observer: {
+      ...silentObserver,
+      mountsHeld: (delta) => {
+        if (delta > 0) post({ type: 'mounts-held', delta });
+        else released -= delta;
+      },
+    },
   });
   post({ type: 'ready' });
 } catch (error) {
@@ -53,12 +62,16 @@ try {
 function run(call: number, request: ToWorker & { type: 'run' }): void {
   const controller = new AbortController();
   running.set(call, controller);
-  runAction(request.request, settings, controller.signal, (report) => post({ type: 'report', call, report }))
-    .then(
-      (response) => post({ type: 'answer', call, response }),
-      (error: unknown) => post({ type: 'failed', call, error: crossing(error) }),
-    )
-    .finally(() => running.delete(call));
+  let report: ActionReport | undefined;
+  const done = (answer: { response: RunResponse } | { error: CrossingError }) => {
+    running.delete(call);
+    post({ type: 'done', call, report, answer, mountsReleased: released });
+    released = 0;
+  };
+  runAction(request.request, settings, controller.signal, (made) => (report = made)).then(
+    (response) => done({ response }),
+    (error: unknown) => done({ error: crossing(error) }),
+  );
 }
 
 port.on('message', (message: ToWorker) => {
