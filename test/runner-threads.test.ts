@@ -10,6 +10,7 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { asExpected, parseJson } from './helpers/checked.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 import { loadRunnerProto } from '../src/runner/index.js';
 
@@ -49,7 +50,7 @@ function actionLines(runner: RunnerProcess): Array<{ id: string; outcome: string
     .output()
     .split('\n')
     .filter((line) => line.includes('"msg":"action"'))
-    .map((line) => (JSON.parse(line) as { action: { id: string; outcome: string; thread?: number } }).action);
+    .map((line) => parseJson<{ action: { id: string; outcome: string; thread?: number } }>(line).action);
 }
 
 async function until(what: string, condition: () => boolean, seconds = 20): Promise<void> {
@@ -140,7 +141,7 @@ it('tears every action in flight down on SIGTERM: nothing mounted, no record, no
   const pending = ids.map((id) =>
     run(runner.client, requestFor(id, 'echo started; exec sleep 63.5')).then(
       () => 'answered',
-      (error: { code: number }) => error.code,
+      (error: unknown) => asExpected<{ code: number }>(error).code,
     ),
   );
   await until('every action started', () => ids.every((id) => existsSync(join(runner.build, id, 'stdout')) && stdoutOf(runner, id).includes('started')));
@@ -220,7 +221,7 @@ it('answers INTERNAL for the action of a thread that stops mid-action, and start
     const answers = ['d1', 'd2'].map((id) =>
       run(client, requestFor(id, waiting)).then(
         (response) => ({ exitCode: response.exitCode }),
-        (error: ServiceError) => ({ code: error.code, details: error.details }),
+        (error: unknown) => ({ code: asExpected<ServiceError>(error).code, details: asExpected<ServiceError>(error).details }),
       ),
     );
     const started = (id: string) => existsSync(join(build, id, 'stdout')) && readFileSync(join(build, id, 'stdout'), 'utf8').includes('started');

@@ -9,7 +9,7 @@
 // its calls are answered INTERNAL naming it, and a new thread takes its place.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { MountatError } from '../base/index.js';
+import { messageOf, MountatError } from '../base/index.js';
 import type { Isolation } from '../sandbox/index.js';
 import { actionId, type ActionReport } from './action.js';
 import type { ActionWorkerData, CrossingError, FromWorker, ToWorker } from './action-messages.js';
@@ -49,14 +49,13 @@ function rebuilt(error: CrossingError): MountatError {
   return new MountatError(error.kind, error.line);
 }
 
-/** Structured clone makes a Buffer a plain Uint8Array; the resource usage's bytes go back to Buffers. */
+/** Structured clone makes a Buffer a plain Uint8Array: the resource usage's bytes become Buffers again. */
 function revived(response: RunResponse): RunResponse {
-  const asBuffer = (value: unknown) =>
-    value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
-  return {
-    ...response,
-    resourceUsage: response.resourceUsage?.map((any) => ('value' in any ? { ...any, value: asBuffer(any.value) } : any)) as RunResponse['resourceUsage'],
-  };
+  for (const any of response.resourceUsage ?? []) {
+    if ('value' in any && any.value instanceof Uint8Array && !Buffer.isBuffer(any.value))
+      any.value = Buffer.from(any.value.buffer, any.value.byteOffset, any.value.byteLength);
+  }
+  return response;
 }
 
 class ActionThread {
@@ -101,7 +100,7 @@ class ActionThread {
     });
     this.worker.on('error', (error) => (this.#error = error));
     this.worker.on('exit', (code) => {
-      const why = this.#error !== undefined ? `${this.#error instanceof Error ? this.#error.message : String(this.#error)}` : `exit code ${code}`;
+      const why = this.#error !== undefined ? messageOf(this.#error) : `exit code ${code}`;
       failed(new MountatError('internal', `${this.name} stopped before it was ready: ${why}`));
       this.#closed?.();
       if (!this.stopping) onExit(this, why);
@@ -158,15 +157,13 @@ export class ActionPool {
     this.#options = options;
   }
 
-  /** Start every thread and wait until each has opened what it needs (a failure is thrown, every thread ended). */
-  async start(): Promise<void> {
+  /**
+   * Start every thread. Not waited for: the runner listens meanwhile (a thread takes its first
+   * action once it has opened what it needs, the request waiting in its port until then). A
+   * thread that cannot start is logged, and its actions answered INTERNAL.
+   */
+  start(): void {
     for (let i = 0; i < this.#options.size; i++) this.#threads.push(this.#startThread());
-    try {
-      await Promise.all(this.#threads.map((thread) => thread.ready));
-    } catch (error) {
-      await this.close();
-      throw error;
-    }
   }
 
   /** The threads, their names and their actions in flight (logs, tests). */
@@ -175,9 +172,16 @@ export class ActionPool {
   }
 
   #startThread(): ActionThread {
-    const { config, isolation, observer } = this.#options;
+    const { config, isolation, observer, log } = this.#options;
     const name = `action thread ${++this.#started}`;
-    return new ActionThread(name, { config, isolation, cgroupsInstance: this.#options.cgroupsInstance() }, observer, (thread, why) => this.#died(thread, why));
+    const thread = new ActionThread(name, { config, isolation, cgroupsInstance: this.#options.cgroupsInstance() }, observer, (ended, why) =>
+      this.#died(ended, why),
+    );
+    thread.ready.then(
+      () => log.debug({ thread: name, threadId: thread.threadId }, 'action thread ready'),
+      (error: unknown) => log.error({ thread: name, threadId: thread.threadId, error: messageOf(error) }, 'an action thread could not start'),
+    );
+    return thread;
   }
 
   /** A thread ended on its own: its calls are answered, another takes its place. */
@@ -202,10 +206,7 @@ export class ActionPool {
     if (this.#closing || !thread.started) return;
     const replacement = this.#startThread();
     this.#threads.push(replacement);
-    replacement.ready.then(
-      () => this.#options.log.info({ thread: replacement.name, threadId: replacement.threadId }, 'action thread started in place of one that stopped'),
-      (error: unknown) => this.#options.log.error({ thread: replacement.name, error: String(error) }, 'an action thread could not start'),
-    );
+    this.#options.log.info({ thread: replacement.name, threadId: replacement.threadId }, 'action thread started in place of one that stopped');
   }
 
   /** Run one action on the thread with the fewest in flight; resolves and rejects as runAction does. */

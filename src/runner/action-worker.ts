@@ -22,6 +22,7 @@ if (!port) throw new Error('action-worker.js runs as a worker thread of the runn
 const post = (message: FromWorker) => port.postMessage(message);
 const crossing = (error: unknown): CrossingError => ({ kind: kindOf(error), line: describeError(error) });
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- what action-pool.ts posts, made by this code
 const { config, isolation, cgroupsInstance } = workerData as ActionWorkerData;
 const running = new Map<number, AbortController>();
 /** Mounts released since the last message: told with the next action's answer. */

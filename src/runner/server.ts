@@ -105,7 +105,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       observer,
       log,
     });
-    await threads.start();
+    threads.start();
     pool = threads;
     runOne = (request, signal, report) => threads.run(request, signal, report);
   }
