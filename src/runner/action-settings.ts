@@ -4,7 +4,7 @@
 import type { RecordStore } from '../mounts/index.js';
 import type { ActionCgroups, Isolation, StarterServer } from '../sandbox/index.js';
 import type { ActionSettings } from './action.js';
-import type { BuildDirectory } from './build-directory.js';
+import type { BuildDirectoryLocation } from './build-directory.js';
 import type { Settings } from './config.js';
 import { poststopSteps, prestartHooks } from './hooks.js';
 import type { RunnerObserver } from './observer.js';
@@ -22,7 +22,7 @@ export function actionConfigOf(settings: Settings): ActionConfig {
 
 export interface ActionParts {
   isolation: Isolation;
-  build: BuildDirectory;
+  build: BuildDirectoryLocation;
   records: RecordStore;
   starterServer: StarterServer;
   cgroups: ActionCgroups | undefined;

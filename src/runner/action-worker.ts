@@ -1,8 +1,8 @@
 // One action worker thread (action-pool.ts starts them): it runs whole actions with runAction, on
 // its own event loop, so that what an action costs the runner (opening its paths, the starter
 // protocol, its cgroup, its mounts and their record, its teardown) runs beside the main thread's
-// gRPC and beside the other workers, on other cores. It opens what it needs for itself: the build
-// directory, the records (one file per action key: no two threads write the same one), a starter
+// gRPC and beside the other workers, on other cores. It opens what it needs for itself (the build
+// directory by its path, for each request): the records (one file per action key: no two threads write the same one), a starter
 // fork server of its own and a cgroups base of its own (`mountat-<pid>.<n>`, which the next
 // runner's start-up sweep finds if this process dies). The bindings of src/linux/ are loaded
 // again in this thread, as every module is.
@@ -13,7 +13,7 @@ import { ActionCgroups, STARTER_PATH, StarterServer } from '../sandbox/index.js'
 import { runAction, type ActionReport } from './action.js';
 import type { ActionWorkerData, CrossingError, FromWorker, ToWorker } from './action-messages.js';
 import { actionSettingsOf } from './action-settings.js';
-import { BuildDirectory } from './build-directory.js';
+import { buildDirectoryAt } from './build-directory.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { silentObserver } from './observer.js';
 
@@ -31,7 +31,6 @@ let settings: ReturnType<typeof actionSettingsOf>;
 let starterServer: StarterServer | undefined;
 let cgroups: ActionCgroups | undefined;
 try {
-  const build = BuildDirectory.open(config.buildDirectoryPath);
   starterServer = new StarterServer(STARTER_PATH);
   // The main thread did the one-time work (the stale sweep, the move into the leaf, the refusals)
   // with the same options: here the same parent, a base of this thread's own.
@@ -41,7 +40,7 @@ try {
       : ActionCgroups.open({ limits: config.limits, parent: config.cgroupParent, moveIntoLeaf: true, instance: cgroupsInstance }).cgroups;
   settings = actionSettingsOf(config, {
     isolation,
-    build,
+    build: buildDirectoryAt(config.buildDirectoryPath),
     records: new RecordStore(config.stateDirectory),
     starterServer,
     cgroups,
@@ -85,7 +84,6 @@ port.on('message', (message: ToWorker) => {
       // The pool sends this once every action it gave here is answered (torn down).
       starterServer?.close();
       cgroups?.[Symbol.dispose]();
-      settings.build.fd.close();
       post({ type: 'closed' });
       return;
     default: {

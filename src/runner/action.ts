@@ -15,14 +15,14 @@ import {
 } from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
-import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
+import { checkRelative, openWorkingDirectory, type BuildDirectoryLocation } from './build-directory.js';
 import { invalidArgument } from './errors.js';
 import { setUpAction, tearDownAction, type ActionContext, type PoststopStep, type PrestartHook } from './hooks.js';
 import { packCgroupUsage } from './cgroup-usage.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
 
 export interface ActionSettings {
-  build: BuildDirectory;
+  build: BuildDirectoryLocation;
   setTmpdir: boolean;
   temporaryDirectoryMount: string | null;
   /** Namespaces, root, capabilities and user of every action. */
