@@ -19,9 +19,10 @@ import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import type { RunnerObserver } from './observer.js';
 
 /**
- * Each thread's heap, as bin/mountat.js bounds the main thread's (why there): a young generation
- * of 2 MiB semi-spaces (three of them), and an old generation whose limit V8 times its major
- * collections by. A worker holds an action's request and its bookkeeping, a few KiB each.
+ * Each thread's heap, bounded as bin/mountat.js bounds the main thread's (why there): a young
+ * generation of 2 MiB in all, and an old generation whose limit V8 times its major collections by
+ * (24 MiB measured the same RSS here as 64). A worker holds each action's request and bookkeeping,
+ * a few KiB, and a request may be 4 MiB (gRPC's default limit): 64 MiB leaves room for a burst.
  */
 const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
 /** How long close() waits for a thread to release what it holds before terminating it. */
