@@ -15,14 +15,14 @@ import {
 } from '../sandbox/index.js';
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
-import { BuildDirectory, checkRelative, openWorkingDirectory } from './build-directory.js';
+import { checkRelative, openWorkingDirectory, type BuildDirectoryLocation } from './build-directory.js';
 import { invalidArgument } from './errors.js';
 import { setUpAction, tearDownAction, type ActionContext, type PoststopStep, type PrestartHook } from './hooks.js';
 import { packCgroupUsage } from './cgroup-usage.js';
 import { packResourceUsage, signalName } from './resource-usage.js';
 
 export interface ActionSettings {
-  build: BuildDirectory;
+  build: BuildDirectoryLocation;
   setTmpdir: boolean;
   temporaryDirectoryMount: string | null;
   /** Namespaces, root, capabilities and user of every action. */
@@ -51,9 +51,12 @@ export interface ActionReport {
   error?: string;
   /** The figures of the action's own cgroup, where it had one. */
   cgroup?: CgroupUsage;
+  /** The worker thread that ran it (its threadId), where actions run on worker threads (action-pool.ts). */
+  thread?: number;
 }
 
-function actionId(inputRoot: string): string {
+/** The action's name in logs and records: its directory under the build directory. */
+export function actionId(inputRoot: string): string {
   const parts = inputRoot.split('/').filter((part) => part !== '' && part !== '.');
   const id = (parts.length > 1 ? parts.slice(0, -1).join('_') : parts.join('_')) || 'root';
   return id

@@ -41,6 +41,27 @@ export function checkRelative(field: string, value: string, { allowEmpty = false
   return parts.join('/') || '.';
 }
 
+/** What an action needs of the build directory: where it is, and the directory as it is now. */
+export interface BuildDirectoryLocation {
+  readonly path: string;
+  current(): BuildDirectory;
+}
+
+function openCurrent(path: string): BuildDirectory {
+  const result = tryOpenat2(C.AT_FDCWD, path, { flags: DIR, resolve: 0 });
+  if (!result.ok) throw new MountatError('unavailable', `the build directory ${path} cannot be opened: ${errnoName(result.errno)}`);
+  return new BuildDirectory(path, result.fd);
+}
+
+/**
+ * The build directory by its path alone, holding no fd (an action worker thread's): one opened when
+ * the thread starts would hold a mount made over the directory before that (bb_worker's), which
+ * could then not be unmounted.
+ */
+export function buildDirectoryAt(path: string): BuildDirectoryLocation {
+  return { path, current: () => openCurrent(path) };
+}
+
 export class BuildDirectory implements Disposable {
   constructor(
     readonly path: string,
@@ -58,9 +79,7 @@ export class BuildDirectory implements Disposable {
    * NOT_FOUND so). One openat2 a request, and that one fd for all of the request's paths.
    */
   current(): BuildDirectory {
-    const result = tryOpenat2(C.AT_FDCWD, this.path, { flags: DIR, resolve: 0 });
-    if (!result.ok) throw new MountatError('unavailable', `the build directory ${this.path} cannot be opened: ${errnoName(result.errno)}`);
-    return new BuildDirectory(this.path, result.fd);
+    return openCurrent(this.path);
   }
 
   [Symbol.dispose](): void {

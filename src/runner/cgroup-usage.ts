@@ -2,7 +2,7 @@
 // (schemas/mountat/resourceusage/cgroup_resource_usage.proto) packed in an Any, beside the
 // POSIXResourceUsage of resource-usage.ts. bb_worker copies both into the ActionResult's
 // auxiliary metadata.
-import { cgroupResourceUsageType } from './protos.js';
+import { cgroupResourceUsageType } from './usage-protos.js';
 import type { CgroupUsage, Pressure } from '../sandbox/index.js';
 
 export const CGROUP_RESOURCE_USAGE_URL = 'type.googleapis.com/mountat.resourceusage.CgroupResourceUsage';

@@ -1,5 +1,6 @@
 // The runner's configuration: bb_runner's options under bb_runner's names, mountat's own
 // beside them, validated by schemas/runner-config.schema.json and given their defaults here.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { messageOf, MountatError } from '../base/index.js';
 import type { CapabilityName } from '../linux/index.js';
@@ -42,6 +43,8 @@ export interface Settings {
   /** Below which cgroup the actions' are made; default the runner's own. */
   cgroupParent: string | undefined;
   stateDirectory: string;
+  /** Worker threads that run actions; 0 runs them on the main thread. */
+  actionThreads: number;
   logLevel: string;
   /** Buildbarn's global.diagnosticsHttpServer: /metrics (Prometheus), /-/healthy, /-/ready. */
   diagnostics: { listen: Array<{ host: string; port: number }>; prometheus: boolean } | undefined;
@@ -65,6 +68,12 @@ export const RUNNER_DEFAULTS = {
   hooks: { prestart: ['mountat'], poststop: ['mountat'] } satisfies { prestart: HookSpec[]; poststop: HookSpec[] },
   limits: SANDBOX_DEFAULTS.limits,
   stateDirectory: '/run/mountat/runner',
+  /**
+   * The default actionThreads: one per CPU this process may use beside the main thread's, at least
+   * one and at most this many (each thread costs some 12-15 MiB of memory: its own V8 heap and
+   * modules).
+   */
+  maxDefaultActionThreads: 8,
   logLevel: 'info',
 } as const;
 
@@ -127,6 +136,7 @@ export function settingsFrom(json: unknown): Settings {
     hooks: { prestart, poststop },
     ...limitsFrom(config),
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
+    actionThreads: config.actionThreads ?? Math.max(1, Math.min(availableParallelism() - 1, RUNNER_DEFAULTS.maxDefaultActionThreads)),
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
     diagnostics: diagnosticsFrom(config),
     ignored: [

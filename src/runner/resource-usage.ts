@@ -1,6 +1,6 @@
 // The action's rusage as Buildbarn wants it: one POSIXResourceUsage packed in an Any.
 import { constants as osConstants } from 'node:os';
-import { posixResourceUsageType } from './protos.js';
+import { posixResourceUsageType } from './usage-protos.js';
 import type { Rusage } from '../sandbox/index.js';
 
 export const POSIX_RESOURCE_USAGE_URL = 'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage';

@@ -8,20 +8,24 @@ import { MountatError } from '../base/index.js';
 import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.js';
 import { refuseUnmappedRunAs } from './run-as.js';
 import { RecordStore } from '../mounts/index.js';
-import { prepareIsolation, STARTER_PATH, StarterServer } from '../sandbox/index.js';
+import { prepareIsolation, reserveCgroupsInstance, STARTER_PATH, StarterServer } from '../sandbox/index.js';
+import { runAction } from './action.js';
+import { ActionPool } from './action-pool.js';
+import { actionConfigOf, actionSettingsOf } from './action-settings.js';
 import { BuildDirectory } from './build-directory.js';
 import { openActionCgroups } from './cgroups.js';
 import { refuseReachableListeners, type Settings } from './config.js';
-import { poststopSteps, prestartHooks } from './hooks.js';
 import { recover } from './recovery.js';
 import { lockStateDirectory } from './state-lock.js';
 import { startupSweepRule } from './startup-sweep.js';
 import { startDiagnostics } from './diagnostics.js';
 import { silentObserver } from './observer.js';
-import { RunnerService } from './service.js';
+import { RunnerService, type ActionRunner } from './service.js';
 
 export interface RunningRunner {
   service: RunnerService;
+  /** The worker threads that run actions; undefined with actionThreads 0. */
+  pool: ActionPool | undefined;
   /** Stop accepting, cancel in-flight actions, tear them down, close the sockets. */
   close(): Promise<void>;
 }
@@ -66,10 +70,11 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   for (const { message, detail } of warnings) log.warn(detail, message);
   // Before anything reads the records: they are ours alone once this is held (state-lock.ts).
   const lock = lockStateDirectory(settings.stateDirectory);
-  // Before the starter server starts: on v2 the runner may first move into a leaf of its cgroup.
+  // Before any starter server starts: on v2 the runner may first move into a leaf of its cgroup.
+  // With worker threads, this is the one-time work and the refusals; each thread opens a base of
+  // its own below the same parent.
   const cgroups = openActionCgroups(settings, log);
   const build = BuildDirectory.open(settings.buildDirectoryPath);
-  const starterServer = new StarterServer(STARTER_PATH);
 
   // Metrics first, so that what the start-up recovery removes is counted.
   const metrics = settings.diagnostics?.prometheus ? new (await import('./metrics.js')).RunnerMetrics() : undefined;
@@ -82,23 +87,29 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   const recovered = recover(build, records, log, owns);
   observer.startupRecovered(recovered.fromRecords, recovered.swept);
 
-  const mounts = { plan: settings.plan, temporaryDirectoryMount: settings.temporaryDirectoryMount, records, observer };
-  const service = new RunnerService(
-    {
-      build,
-      setTmpdir: settings.setTmpdir,
-      temporaryDirectoryMount: settings.temporaryDirectoryMount,
+  // After the recovery: no action runs before what a predecessor left is torn down.
+  const config = actionConfigOf(settings);
+  let starterServer: StarterServer | undefined;
+  let pool: ActionPool | undefined;
+  let runOne: ActionRunner;
+  if (settings.actionThreads === 0) {
+    starterServer = new StarterServer(STARTER_PATH);
+    const actionSettings = actionSettingsOf(config, { isolation, build, records, starterServer, cgroups, observer });
+    runOne = (request, signal, report) => runAction(request, actionSettings, signal, report);
+  } else {
+    const threads = new ActionPool({
+      size: settings.actionThreads,
+      config,
       isolation,
-      starterServer,
-      cgroups,
-      oomScoreAdj: settings.limits.oomScoreAdj,
-      prestart: prestartHooks(settings.hooks.prestart, mounts),
-      poststop: poststopSteps(settings.hooks.poststop),
-    },
-    settings.readinessPaths,
-    log,
-    observer,
-  );
+      cgroupsInstance: () => (cgroups ? reserveCgroupsInstance() : undefined),
+      observer,
+      log,
+    });
+    threads.start();
+    pool = threads;
+    runOne = (request, signal, report) => threads.run(request, signal, report);
+  }
+  const service = new RunnerService(build, runOne, settings.readinessPaths, log, observer);
   const server = new Server();
   service.addToServer(server);
   for (const path of settings.listenPaths) {
@@ -119,12 +130,14 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       root: isolation.root,
       recovered,
       limits: settings.limits,
+      actionThreads: settings.actionThreads,
     },
     'runner ready',
   );
 
   return {
     service,
+    pool,
     async close() {
       const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       // tryShutdown waits for calls in flight; cancel them so it does not wait for builds.
@@ -139,7 +152,8 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
         server.forceShutdown();
       }
       clearTimeout(timer);
-      starterServer.close();
+      await pool?.close();
+      starterServer?.close();
       cgroups?.[Symbol.dispose]();
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();

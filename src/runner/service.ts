@@ -8,7 +8,8 @@ import type { CheckReadinessRequest__Output } from './generated/buildbarn/runner
 import type { RunRequest__Output } from './generated/buildbarn/runner/RunRequest.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import type { RunnerHandlers } from './generated/buildbarn/runner/Runner.js';
-import { runAction, type ActionSettings } from './action.js';
+import type { ActionReport } from './action.js';
+import type { BuildDirectory } from './build-directory.js';
 import { MountatError, reportOf } from '../base/index.js';
 import { silentObserver, type RunnerObserver } from './observer.js';
 import { loadRunnerProto } from './protos.js';
@@ -18,12 +19,16 @@ function toServiceError(error: unknown): Partial<ServiceError> {
   return { code: grpcStatus, details: line };
 }
 
+/** Runs one action: runAction on this thread, or on a worker thread (ActionPool.run). */
+export type ActionRunner = (request: RunRequest__Output, signal: AbortSignal, report: (report: ActionReport) => void) => Promise<RunResponse>;
+
 export class RunnerService {
   /** In-flight actions, so shutdown can cancel them and wait for their teardown. */
   readonly inFlight = new Map<AbortController, Promise<unknown>>();
 
   constructor(
-    private readonly settings: ActionSettings,
+    private readonly build: BuildDirectory,
+    private readonly runAction: ActionRunner,
     private readonly readinessPaths: string[],
     private readonly log: Logger,
     private readonly observer: RunnerObserver = silentObserver,
@@ -40,10 +45,10 @@ export class RunnerService {
       const why = this.notReady();
       if (why !== undefined) throw new MountatError('unavailable', `not ready: ${why}`);
       let path = call.request.path;
-      const prefix = `${this.settings.build.path.replace(/\/$/, '')}/`;
+      const prefix = `${this.build.path.replace(/\/$/, '')}/`;
       if (path.startsWith(prefix)) path = path.slice(prefix.length);
       // An empty path is the build directory itself (what `mountat probe` sends): bb_worker always names a directory.
-      using build = this.settings.build.current();
+      using build = this.build.current();
       if (!build.exists('path', path, { allowEmpty: true }))
         throw new MountatError('not-found', `path ${JSON.stringify(call.request.path)} does not exist in the build directory`);
       callback(null, {});
@@ -57,7 +62,7 @@ export class RunnerService {
     // bb_worker cancels the RPC when the action times out.
     call.on('cancelled', () => controller.abort());
     this.observer.actionStarted();
-    const done = runAction(call.request, this.settings, controller.signal, (report) => {
+    const done = this.runAction(call.request, controller.signal, (report) => {
       const level = report.error && report.outcome !== 'cancelled' ? 'warn' : 'info';
       this.log[level]({ action: report }, 'action');
       this.observer.actionFinished(report);

@@ -23,7 +23,7 @@ export { outcomeOf } from './outcome.js';
 export type { ActionFacts, ActionOutcome, OutcomeLabel, RanEnd, SessionPhase } from './outcome.js';
 export { PhaseTimer } from './phases.js';
 export type { CgroupLimits, CgroupProbe, CgroupUsage, ControllerName, CpuLimit, MemoryEvents, Pressure } from './cgroups/types.js';
-export { ActionCgroups, ActionCgroup, RUNNER_LEAF } from './cgroups/action-cgroups.js';
+export { ActionCgroups, ActionCgroup, RUNNER_LEAF, reserveInstance as reserveCgroupsInstance } from './cgroups/action-cgroups.js';
 export type { CgroupsOptions, LimitName, Unavailable } from './cgroups/action-cgroups.js';
 export { probeCgroups } from './cgroups/probe.js';
 export { parseLayout, readLayout } from './cgroups/hierarchies.js';

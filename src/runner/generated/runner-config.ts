@@ -124,6 +124,10 @@ export interface RunnerConfig {
    * mountat: where action records are kept for the start-up sweep, and the runner.lock that the runner holds (flock) for its life: one runner per state directory, a second one refuses to start. Default /run/mountat/runner.
    */
   stateDirectory?: string;
+  /**
+   * mountat: how many worker threads run actions (each its whole action: paths, starter, cgroup, mounts, teardown), so that the runner's work per action spreads over the machine's cores; 0 runs every action on the runner's main thread. Default: the number of CPUs this process may use less one (the main thread's), at least 1 and at most 8.
+   */
+  actionThreads?: number;
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
 export interface GrpcServer {

@@ -39,6 +39,11 @@ export interface CgroupsOptions {
   moveIntoLeaf: boolean;
   /** Read instead of /proc/self (tests). */
   layout?: Layout;
+  /**
+   * The `.<n>` of this process's base directory, from reserveInstance() (the runner's worker
+   * threads: each opens its own, and the counter below is per thread); default the next one here.
+   */
+  instance?: number | undefined;
 }
 
 /** A limit or a figure this host cannot give, and why (one line). */
@@ -48,8 +53,13 @@ export interface Unavailable {
 }
 
 export const RUNNER_LEAF = 'mountat-runner';
-/** How many ActionCgroups this process has opened: each gets a base directory of its own. */
+/** How many ActionCgroups this thread has opened or reserved: each gets a base directory of its own. */
 let instances = 0;
+
+/** A base directory number no other ActionCgroups of this thread takes, for an open() in another thread. */
+export function reserveInstance(): number {
+  return instances++;
+}
 const STOP_TIMEOUT_MS = 5000;
 const V1_OOM_POLL_MS = 50;
 
@@ -171,9 +181,10 @@ export class ActionCgroups implements Disposable {
     }
 
     const made: Tree[] = [];
+    const instance = options.instance ?? reserveInstance();
     for (const [hierarchy, uses] of trees) {
       try {
-        made.push(openTree(hierarchy, uses, options));
+        made.push(openTree(hierarchy, uses, options, instance));
       } catch (error) {
         const why = describeError(error);
         for (const use of uses) {
@@ -183,7 +194,6 @@ export class ActionCgroups implements Disposable {
         }
       }
     }
-    instances++;
     return { cgroups: made.length > 0 ? new ActionCgroups(made, limits) : undefined, unavailable };
   }
 
@@ -218,7 +228,7 @@ function controllersOn(uses: readonly Use[]): ControllerName[] {
 }
 
 /** This process's base directory in one tree: stale ones of dead processes swept, controllers enabled on v2. */
-function openTree(hierarchy: Hierarchy, uses: Use[], options: CgroupsOptions): Tree {
+function openTree(hierarchy: Hierarchy, uses: Use[], options: CgroupsOptions, instance: number): Tree {
   let parentPath = options.parent ?? hierarchy.ownPath;
   // A runner restarted in its own leaf works from the leaf's parent, as the first one did.
   if (options.parent === undefined && options.moveIntoLeaf && parentPath.endsWith(`/${RUNNER_LEAF}`))
@@ -226,8 +236,9 @@ function openTree(hierarchy: Hierarchy, uses: Use[], options: CgroupsOptions): T
   const parent = directoryOf(hierarchy, parentPath);
   if (parent === undefined || !existsSync(parent)) throw new MountatError('precondition', `the cgroup ${parentPath} is not in ${hierarchy.mount}`);
   sweepStale(parent);
-  // One per ActionCgroups of this process (a test may start several runners in one process).
-  const base = `${parent}/mountat-${process.pid}${instances === 0 ? '' : `.${instances}`}`;
+  // One per ActionCgroups of this process (a test may start several runners in one process, the
+  // runner one per worker thread).
+  const base = `${parent}/mountat-${process.pid}${instance === 0 ? '' : `.${instance}`}`;
   const controllers = hierarchy.version === 2 ? controllersOn(uses) : [];
   try {
     if (controllers.length > 0 && options.moveIntoLeaf && parentPath === hierarchy.ownPath) moveIntoLeaf(parent);
