@@ -105,6 +105,8 @@ describe('actionThreads 3', () => {
     }
     expect(mountsUnder(runner.build)).toEqual([]);
     // The log line of each, in the main thread, names the thread that ran it: all three took some.
+    // (The lines reach this process through a pipe, maybe after the answers.)
+    await until('a log line per action', () => actionLines(runner).filter((line) => ids.includes(line.id)).length === ids.length);
     const threads = new Set(
       actionLines(runner)
         .filter((line) => ids.includes(line.id))
@@ -170,6 +172,7 @@ it('runs actions on the main thread with actionThreads 0: one starter fork serve
     for (const id of ids) expect(stdoutOf(runner, id)).toMatch(/^\d+ mounts\n$/);
     // The fork server starts with the first action: one, whatever the actions in flight.
     expect(childrenOf(runner.process.pid!).filter((args) => args.includes('--serve'))).toHaveLength(1);
+    await until('a log line per action', () => actionLines(runner).length === ids.length);
     expect(actionLines(runner).map((line) => [line.outcome, line.thread])).toEqual(ids.map(() => ['exited', undefined]));
     expect(mountsUnder(runner.build)).toEqual([]);
     expect(runner.output()).toMatch(/"actionThreads":0/);
