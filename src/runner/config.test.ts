@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, refuseReachableListeners, settingsFrom } from './config.js';
+import { ConfigError, defaultActionThreads, refuseReachableListeners, settingsFrom } from './config.js';
 
 const minimal = { buildDirectoryPath: '/worker/build', grpcServers: [{ listenPaths: ['/worker/runner'] }] };
 
@@ -107,6 +107,12 @@ describe('settingsFrom', () => {
   it.each(bad)('refuses %s in one line', (_name, json, message) => {
     expect(() => settingsFrom(json)).toThrow(ConfigError);
     expect(() => settingsFrom(json)).toThrow(message);
+  });
+});
+
+describe('defaultActionThreads', () => {
+  it('gives none below 4 CPUs, then one per CPU beside the main thread, at most 8', () => {
+    expect([1, 2, 3, 4, 5, 8, 9, 16, 64].map(defaultActionThreads)).toEqual([0, 0, 0, 3, 4, 7, 8, 8, 8]);
   });
 });
 

@@ -69,11 +69,17 @@ export const RUNNER_DEFAULTS = {
   limits: SANDBOX_DEFAULTS.limits,
   stateDirectory: '/run/mountat/runner',
   /**
-   * The default actionThreads: one per CPU this process may use beside the main thread's, at least
-   * one and at most this many (each thread costs some 12-15 MiB of memory: its own V8 heap and
-   * modules).
+   * The default actionThreads (defaultActionThreads): one per CPU this process may use beside the
+   * main thread's, at most this many (each thread costs some 12-15 MiB of memory: its own V8 heap
+   * and modules)...
    */
   maxDefaultActionThreads: 8,
+  /**
+   * ...and none below this many CPUs: on 2 vCPUs one thread cost 1.11x the time per action, the
+   * same throughput and 21 MiB more peak RSS (bench/RESULTS.md, runner): it frees the main thread
+   * only where other cores can take the work.
+   */
+  minCpusForActionThreads: 4,
   logLevel: 'info',
 } as const;
 
@@ -83,6 +89,11 @@ export class ConfigError extends MountatError {
     super('invalid-input', message, options);
     this.name = 'ConfigError';
   }
+}
+
+/** actionThreads when the config gives none, for a runner that may use `cpus` CPUs. */
+export function defaultActionThreads(cpus: number): number {
+  return cpus < RUNNER_DEFAULTS.minCpusForActionThreads ? 0 : Math.min(cpus - 1, RUNNER_DEFAULTS.maxDefaultActionThreads);
 }
 
 export function settingsFrom(json: unknown): Settings {
@@ -136,7 +147,7 @@ export function settingsFrom(json: unknown): Settings {
     hooks: { prestart, poststop },
     ...limitsFrom(config),
     stateDirectory: config.stateDirectory ?? RUNNER_DEFAULTS.stateDirectory,
-    actionThreads: config.actionThreads ?? Math.max(1, Math.min(availableParallelism() - 1, RUNNER_DEFAULTS.maxDefaultActionThreads)),
+    actionThreads: config.actionThreads ?? defaultActionThreads(availableParallelism()),
     logLevel: config.logLevel ?? RUNNER_DEFAULTS.logLevel,
     diagnostics: diagnosticsFrom(config),
     ignored: [

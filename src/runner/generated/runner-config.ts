@@ -125,7 +125,7 @@ export interface RunnerConfig {
    */
   stateDirectory?: string;
   /**
-   * mountat: how many worker threads run actions (each its whole action: paths, starter, cgroup, mounts, teardown), so that the runner's work per action spreads over the machine's cores; 0 runs every action on the runner's main thread. Default: the number of CPUs this process may use less one (the main thread's), at least 1 and at most 8.
+   * mountat: how many worker threads run actions (each its whole action: paths, starter, cgroup, mounts, teardown), so that the runner's work per action spreads over the machine's cores; 0 runs every action on the runner's main thread. Default: the number of CPUs this process may use less one (the main thread's), at most 8; 0 below 4 CPUs, where a thread costs more than it frees.
    */
   actionThreads?: number;
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
