@@ -4,13 +4,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HOOK,
   listing,
-  makeBundle,
+  bundlesRemovedAfterEach,
   USERNS_HOST_ID,
-  removeBundle,
   runContainer,
   RUNTIMES,
   setHooks,
@@ -83,16 +82,7 @@ afterAll(async () => {
   spawnSync('rm', ['-rf', socketDir, join(launcher, '..', '..')]);
 });
 
-let bundles: Bundle[] = [];
-afterEach(() => {
-  for (const bundle of bundles) removeBundle(bundle);
-  bundles = [];
-});
-function bundleWith(options: Parameters<typeof makeBundle>[0]): Bundle {
-  const bundle = makeBundle(options);
-  bundles.push(bundle);
-  return bundle;
-}
+const bundleWith = bundlesRemovedAfterEach();
 
 /** The standard entries, through `path` and the test's server. */
 function hooksThrough(bundle: Bundle, path: string, stage: 'createContainer' | 'createRuntime' | 'prestart' = 'createContainer'): Record<string, HookSpec[]> {

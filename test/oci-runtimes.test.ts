@@ -3,8 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, standardHooks, type Bundle } from './helpers/oci.js';
+import { describe, expect, it } from 'vitest';
+import { bundlesRemovedAfterEach, listing, runContainer, RUNTIMES, setHooks, standardHooks } from './helpers/oci.js';
 import { mountTable, scratchDir } from './helpers/roots.js';
 
 const PROBE = [
@@ -15,17 +15,7 @@ const PROBE = [
   'dd if=/dev/zero of=/tmp/big bs=1024 count=2048 2>&1 | grep -o "No space left on device" | head -1',
 ].join('; ');
 
-let bundles: Bundle[] = [];
-afterEach(() => {
-  for (const bundle of bundles) removeBundle(bundle);
-  bundles = [];
-});
-
-function bundleWith(options: Parameters<typeof makeBundle>[0]): Bundle {
-  const bundle = makeBundle(options);
-  bundles.push(bundle);
-  return bundle;
-}
+const bundleWith = bundlesRemovedAfterEach();
 
 describe.each(RUNTIMES)('%s with mountat-hook at createContainer and poststop', (runtime) => {
   it('gives the container a working /proc, a read-only /sys and a capped /tmp, and leaves nothing', () => {

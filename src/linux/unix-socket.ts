@@ -4,17 +4,12 @@
 // Thin: no policy, no message format.
 import { Fd, type FdRef } from './fd.js';
 import { koffi, lib } from './libc.js';
+import { AF_UNIX, messageHeader, messageOf, MSG_NOSIGNAL, rightsControl, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_SEQPACKET, SOL_SOCKET } from './socket-abi.js';
 import { SyscallError } from './syscall-error.js';
 
-const AF_UNIX = 1;
-const SOCK_SEQPACKET = 5;
-const SOCK_CLOEXEC = 0x80000;
-const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_RCVTIMEO = 20;
 const SO_PEERPIDFD = 77;
-const SCM_RIGHTS = 1;
-const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const MSG_TRUNC = 0x20;
 const MSG_CTRUNC = 0x8;
@@ -24,16 +19,6 @@ const SUN_PATH_MAX = 108;
 
 function declare() {
   const k = koffi();
-  const iovec = k.struct('mountat_rx_iovec', { base: 'void *', length: 'size_t' });
-  const msghdr = k.struct('mountat_rx_msghdr', {
-    name: 'void *',
-    nameLength: 'uint32_t',
-    iov: k.pointer(iovec),
-    iovLength: 'size_t',
-    control: 'void *',
-    controlLength: 'size_t',
-    flags: 'int',
-  });
   const l = lib();
   return {
     socket: l.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number,
@@ -54,7 +39,11 @@ function declare() {
       value: Buffer,
       len: number,
     ) => number,
-    recvmsg: l.func('recvmsg', 'long', ['int', k.inout(k.pointer(msghdr)), 'int']) as (fd: number, msg: Record<string, unknown>, flags: number) => number,
+    recvmsg: l.func('recvmsg', 'long', ['int', k.inout(k.pointer(messageHeader())), 'int']) as (
+      fd: number,
+      msg: Record<string, unknown>,
+      flags: number,
+    ) => number,
     shutdown: l.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number,
     send: l.func('long send(int fd, const void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
   };
@@ -140,16 +129,8 @@ export interface Received {
 /** recvmsg(2) of one message of at most `maxBytes`, with at most `maxFds` fds (each owned by the caller, close-on-exec). */
 export function receiveWithFds(socket: FdRef, maxBytes: number, maxFds: number): Received {
   const payload = Buffer.alloc(maxBytes);
-  const control = Buffer.alloc(16 + Math.ceil((4 * maxFds) / 8) * 8);
-  const message = {
-    name: null,
-    nameLength: 0,
-    iov: [{ base: payload, length: payload.length }],
-    iovLength: 1,
-    control,
-    controlLength: control.length,
-    flags: 0,
-  };
+  const control = rightsControl(maxFds);
+  const message = messageOf(payload, control);
   let got: number;
   for (;;) {
     got = fns().recvmsg(socket.fd, message, MSG_CMSG_CLOEXEC);

@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { readJson } from './checked.js';
 import { repo, scratchDir } from './roots.js';
 
@@ -168,4 +169,18 @@ export function listing(dir: string, prefix = ''): string[] {
 
 export function removeBundle(bundle: Bundle): void {
   execFileSync('rm', ['-rf', bundle.dir, bundle.stateDir, bundle.runtimeRoot]);
+}
+
+/** makeBundle for the calling test file, every bundle it made removed after each test. */
+export function bundlesRemovedAfterEach(): (options: BundleOptions) => Bundle {
+  let bundles: Bundle[] = [];
+  afterEach(() => {
+    for (const bundle of bundles) removeBundle(bundle);
+    bundles = [];
+  });
+  return (options) => {
+    const bundle = makeBundle(options);
+    bundles.push(bundle);
+    return bundle;
+  };
 }
