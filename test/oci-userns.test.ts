@@ -15,7 +15,18 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readJson } from './helpers/checked.js';
-import { HOOK, listing, makeBundle, removeBundle, runContainer, RUNTIMES, setHooks, USERNS_HOST_ID, type Bundle, type Runtime } from './helpers/oci.js';
+import {
+  bundlesRemovedAfterEach,
+  HOOK,
+  listing,
+  removeBundle,
+  runContainer,
+  RUNTIMES,
+  setHooks,
+  USERNS_HOST_ID,
+  type Bundle,
+  type Runtime,
+} from './helpers/oci.js';
 import { credentials } from '@grpc/grpc-js';
 import { loadRunnerProto } from '../src/runner/index.js';
 import { installAttacker } from './helpers/attacker.js';
@@ -62,17 +73,8 @@ function expectContainerMounts(stdout: string, ownNetwork: boolean, tmp = 'tmpfs
   expect(seen.tmp, stdout).toBe('written');
 }
 
-let bundles: Bundle[] = [];
-afterEach(() => {
-  for (const bundle of bundles) removeBundle(bundle);
-  bundles = [];
-});
-
-function usernsBundle(network: boolean, args = ['/bin/sh', '-c', PROBE]): Bundle {
-  const bundle = makeBundle({ args, userNamespace: { network } });
-  bundles.push(bundle);
-  return bundle;
-}
+const bundleWith = bundlesRemovedAfterEach();
+const usernsBundle = (network: boolean, args = ['/bin/sh', '-c', PROBE]): Bundle => bundleWith({ args, userNamespace: { network } });
 
 const ENV = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
 const hook = (bundle: Bundle, stage: string) => ({ args: ['mountat-hook', stage, '--state-dir', bundle.stateDir], env: ENV });
@@ -87,6 +89,17 @@ const NETWORKS: Array<[string, boolean]> = [
   ["the runtime's network namespace", false],
 ];
 
+/** A container that ran, saw its mounts, and left the mount tables, the bundle and the state directory as they were. */
+function expectCleanRun(run: ReturnType<typeof runContainer>, network: boolean, bundle: Bundle, before: ReturnType<typeof listing>, testTable: string): void {
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  expectContainerMounts(run.stdout, network);
+  expect(run.tableAfter).toBe(run.tableBefore);
+  expect(mountTable()).toBe(testTable);
+  expect(listing(bundle.dir)).toEqual(before);
+  expect(readdirSync(bundle.stateDir)).toEqual([]);
+}
+
 describe.each(RUNTIMES)('%s with uidMappings and gidMappings', (runtime) => {
   it.each(NETWORKS)("createRuntime, as the host's root, with the host's state directory (%s)", (_name, network) => {
     const testTable = mountTable();
@@ -94,14 +107,7 @@ describe.each(RUNTIMES)('%s with uidMappings and gidMappings', (runtime) => {
     hostStateDir(bundle);
     setHooks(bundle, { createRuntime: [hook(bundle, 'createRuntime')], poststop: [hook(bundle, 'poststop')] });
     const before = listing(bundle.dir);
-    const run = runContainer(runtime, bundle, `userns-rt-${runtime}`);
-    expect(run.stderr).toBe('');
-    expect(run.status).toBe(0);
-    expectContainerMounts(run.stdout, network);
-    expect(run.tableAfter).toBe(run.tableBefore);
-    expect(mountTable()).toBe(testTable);
-    expect(listing(bundle.dir)).toEqual(before);
-    expect(readdirSync(bundle.stateDir)).toEqual([]);
+    expectCleanRun(runContainer(runtime, bundle, `userns-rt-${runtime}`), network, bundle, before, testTable);
   });
 
   it.each(NETWORKS)("createContainer, as the container's root, with a state directory that root owns (%s)", (_name, network) => {
@@ -111,14 +117,7 @@ describe.each(RUNTIMES)('%s with uidMappings and gidMappings', (runtime) => {
     chownSync(bundle.stateDir, USERNS_HOST_ID, USERNS_HOST_ID);
     setHooks(bundle, { createContainer: [hook(bundle, 'createContainer')], poststop: [hook(bundle, 'poststop')] });
     const before = listing(bundle.dir);
-    const run = runContainer(runtime, bundle, `userns-cc-${runtime}`);
-    expect(run.stderr).toBe('');
-    expect(run.status).toBe(0);
-    expectContainerMounts(run.stdout, network);
-    expect(run.tableAfter).toBe(run.tableBefore);
-    expect(mountTable()).toBe(testTable);
-    expect(listing(bundle.dir)).toEqual(before);
-    expect(readdirSync(bundle.stateDir)).toEqual([]);
+    expectCleanRun(runContainer(runtime, bundle, `userns-cc-${runtime}`), network, bundle, before, testTable);
   });
 
   it("createContainer with the host's state directory: one line naming the fix, nothing mounted", () => {

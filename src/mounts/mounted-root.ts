@@ -67,6 +67,9 @@ export class AlreadyRecordedError extends MountatError {
 export type MountAttempt<Extra extends object = object> =
   { mounted: MountedRoot<Extra>; error?: undefined; leftover?: undefined } | { mounted?: undefined; error: Error; leftover: MountedRoot<Extra> | undefined };
 
+/** The report of a teardown that had nothing left to do (a second call). */
+const nothingDetached = (): DetachReport => ({ detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] });
+
 export class MountedRoot<Extra extends object = object> implements Disposable {
   #attachment: RecordOf<Extra>;
   readonly recordPath: string;
@@ -106,7 +109,7 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
    * kept; a second call after success does nothing.
    */
   tearDown(): DetachReport {
-    if (this.#tornDown) return { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
+    if (this.#tornDown) return nothingDetached();
     const report = this.#settle(() => detach(this.#root, this.#attachment));
     this.#done();
     return report;
@@ -118,10 +121,13 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
    * fd stays borrowed until the promise settles. Calls while one runs get that same teardown.
    */
   tearDownAsync(): Promise<DetachReport> {
-    if (this.#tornDown) return Promise.resolve({ detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] });
+    if (this.#tornDown) return Promise.resolve(nothingDetached());
     this.#tearingDown ??= (async () => {
       try {
-        const report = await this.#settleAsync(detachAsync(this.#root, this.#attachment));
+        const report = await detachAsync(this.#root, this.#attachment).catch((error: unknown) => {
+          this.#keepWhatIsLeft(error);
+          throw error;
+        });
         this.#done();
         return report;
       } finally {
@@ -154,15 +160,6 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
   #settle(run: () => DetachReport): DetachReport {
     try {
       return run();
-    } catch (error) {
-      this.#keepWhatIsLeft(error);
-      throw error;
-    }
-  }
-
-  async #settleAsync(running: Promise<DetachReport>): Promise<DetachReport> {
-    try {
-      return await running;
     } catch (error) {
       this.#keepWhatIsLeft(error);
       throw error;
