@@ -10,7 +10,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attackerBinary, fixtureBinary, hostInotifyInstances, hostKey, installAttacker, rootDevice } from './helpers/attacker.js';
 import { mountat, mountatArgv } from './helpers/cli.js';
-import { busyboxRoot, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import {
+  actionPlanMounts,
+  busyboxRoot,
+  defaultPlanMountCount,
+  mountTable,
+  mountsUnder,
+  processWith,
+  removeTree,
+  repo,
+  scratchDir,
+  sleepMark,
+} from './helpers/roots.js';
 import { INHERITED_FD, makeAction, requestFor, run, runInFullUserland, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 // The default set, as /proc/PID/status shows it: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP.
@@ -320,14 +331,17 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
       expect(stdout).toBe('drop_caches: 1\ncore_pattern: 1\nro\nkcore: 0\nkeys: 0\ntimer_list: 0\nLinux\n');
     });
 
-    it("mounts and unmounts nothing of the runner's: `umount -l /proc` is refused and the runner's proc stays", async () => {
+    it("mounts and unmounts nothing of the runner's: `umount -l /proc` is refused and its proc stays", async () => {
       const id = attackAction(runner, as);
-      const script = 'umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; sleep 1';
+      const mark = sleepMark();
+      const script = `umount -l /proc 2>/tmp/err; echo "umount: $?"; umount -l /sys 2>/tmp/err; echo "umount sys: $?"; touch /tmp/ready; exec sleep ${mark}`;
       const done = run(runner.client, requestFor(id, script));
       await untilReady(runner, id);
-      // While the action runs, the runner's namespace still has its mounts in that root.
-      const root = join(runner.build, id, 'root');
-      expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'proc'), join(root, 'sys'), join(root, 'tmp')]));
+      // While the action runs, its own namespace still has every mount of its plan (the unmounts
+      // were refused), and the runner's has none of them: they are on a copy of the root that
+      // only the action's namespace holds.
+      expect(actionPlanMounts(await processWith(`sleep ${mark}`))).toHaveLength(defaultPlanMountCount());
+      expect(mountsUnder(runner.build)).toEqual([]);
       expect((await done).exitCode).toBe('0');
       expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('umount: 1\numount sys: 1\n');
       expect(mountsUnder(runner.build)).toEqual([]);
@@ -446,19 +460,23 @@ describe('an operator who grants CAP_SYS_ADMIN and CAP_SYS_CHROOT: the namespace
 
   it("keeps the action's mounts, unmounts and hostname in its own namespaces, and chroot still finds no way out", async () => {
     const id = attackAction(runner);
-    const root = join(runner.build, id, 'root');
+    const mark = sleepMark();
     const script = [
       `attacker chroot-escape ${secret}`,
       'mkdir -p /tmp/inner && mount -t tmpfs inner /tmp/inner && echo mounted',
       'umount -l /sys && echo unmounted-sys',
       'hostname evil-inside && hostname',
-      'touch /tmp/ready; sleep 1',
+      `touch /tmp/ready; exec sleep ${mark}`,
     ].join('; ');
     const done = run(runner.client, requestFor(id, script));
     await untilReady(runner, id);
-    // Its tmpfs is not in the runner's namespace, and the runner's /sys is still there.
-    expect(mountsUnder(root)).toEqual(expect.arrayContaining([join(root, 'sys')]));
-    expect(mountsUnder(runner.build).filter((point) => point.endsWith('/inner'))).toEqual([]);
+    // Its tmpfs and its unmount are its own namespace's: there /sys is gone and /tmp/inner is
+    // there; the runner's namespace has neither, nor any mount of the action's, nor ever had.
+    const own = actionPlanMounts(await processWith(`sleep ${mark}`));
+    expect(own).toContain('/tmp/inner');
+    expect(own).toContain('/proc');
+    expect(own.filter((point) => point === '/sys' || point.startsWith('/sys/'))).toEqual([]);
+    expect(mountsUnder(runner.build)).toEqual([]);
     expect(hostname()).toBe(hostnameBefore);
     expect((await done).exitCode).toBe('0');
     expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe(

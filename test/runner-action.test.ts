@@ -62,48 +62,60 @@ function failingStore(store: RecordStore, mounts: number): RecordKeeping {
   };
 }
 
-it('a failed setup whose undo was incomplete is retried at poststop: no record, directory or mount is left for the next start', async () => {
-  const { isolation } = prepareIsolation(
-    {
-      rooted: true,
-      pidNamespace: true,
-      network: 'none',
-      capabilities: [...SANDBOX_DEFAULTS.capabilities],
-      runAs: undefined,
-      userNamespaces: false,
-      allowSyscalls: [],
-    },
-    { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
-  );
-  const plan = parsePlan({ mounts: structuredClone(RUNNER_DEFAULTS.mounts) });
-  // proc, sysfs and the temporary directory's bind: the third is the last write.
-  const mounts = { plan, temporaryDirectoryMount: 'tmp', records: failingStore(new RecordStore(stateDir), plan.mounts.length + 1), observer: silentObserver };
-  const build = BuildDirectory.open(dir);
-  // The starter as built (dist/), which src/ does not hold.
-  const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
-  try {
-    const settings = {
-      build,
-      starterServer,
-      setTmpdir: true,
-      temporaryDirectoryMount: 'tmp',
-      isolation,
-      prestart: prestartHooks(['mountat'], mounts),
-      poststop: poststopSteps(['mountat']),
-    };
-    const error = await runAction(requestFor('a', 'true'), settings, new AbortController().signal, () => {}).then(
-      () => undefined,
-      (caught: unknown) => caught,
+// In place, the rollback of the failed setup fails too (EROFS) and the undo tries again; on a
+// detached copy of the root nothing is rolled back: the copy's close takes the mounts, the undo the directories.
+it.each([
+  { mountOnCopy: false, rollback: /; rollback also failed: .*EROFS/ },
+  { mountOnCopy: true, rollback: /$/ },
+])(
+  'a failed setup (mountOnCopy $mountOnCopy) whose undo was incomplete is retried at poststop: no record, directory or mount is left for the next start',
+  async ({ mountOnCopy, rollback }) => {
+    const { isolation } = prepareIsolation(
+      {
+        rooted: true,
+        pidNamespace: true,
+        network: 'none',
+        capabilities: [...SANDBOX_DEFAULTS.capabilities],
+        runAs: undefined,
+        userNamespaces: false,
+        allowSyscalls: [],
+      },
+      { own: ownCapabilities(), pivotRoot: probePivotRoot(), procPidns: probeProcPidns() === true },
     );
-    expect(kindOf(error)).toBe('precondition');
-    expect(describeError(error)).toMatch(
-      /^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC .*; rollback also failed: .*EROFS/,
-    );
-  } finally {
-    build.fd.close();
-    starterServer.close();
-  }
-  expect(mountsUnder(root)).toEqual([root]);
-  expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
-  expect(readdirSync(stateDir)).toEqual([]);
-});
+    const plan = parsePlan({ mounts: structuredClone(RUNNER_DEFAULTS.mounts) });
+    // proc, sysfs and the temporary directory's bind: the third is the last write.
+    const mounts = { plan, temporaryDirectoryMount: 'tmp', records: failingStore(new RecordStore(stateDir), plan.mounts.length + 1), observer: silentObserver };
+    const build = BuildDirectory.open(dir);
+    // The starter as built (dist/), which src/ does not hold.
+    const starterServer = new StarterServer(join(repo, 'dist', 'mountat-action'));
+    try {
+      const settings = {
+        build,
+        starterServer,
+        setTmpdir: true,
+        temporaryDirectoryMount: 'tmp',
+        isolation,
+        mountOnCopy,
+        prestart: prestartHooks(['mountat'], mounts),
+        poststop: poststopSteps(['mountat']),
+      };
+      const error = await runAction(requestFor('a', 'true'), settings, new AbortController().signal, () => {}).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(kindOf(error)).toBe('precondition');
+      expect(describeError(error)).toMatch(
+        new RegExp(
+          /^setting up the action failed: built-in mountat prestart hook: (cannot write the record .*action-a\.json: )?write: ENOSPC [^;]*/.source +
+            rollback.source,
+        ),
+      );
+    } finally {
+      build.fd.close();
+      starterServer.close();
+    }
+    expect(mountsUnder(root)).toEqual([root]);
+    expect(readdirSync(root).sort()).toEqual(['bin', 'usr']);
+    expect(readdirSync(stateDir)).toEqual([]);
+  },
+);

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultPlanMountCount, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
+import { actionPlanMounts, defaultPlanMountCount, processWith, mountTable, mountsUnder, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { asExpected, parseJson } from './helpers/checked.js';
 import { makeAction, requestFor, run, startRunner, type RunnerProcess } from './helpers/runner.js';
 import { loadRunnerProto } from '../src/runner/index.js';
@@ -119,14 +119,15 @@ describe('actionThreads 3', () => {
     expect(childrenOf(runner.process.pid!).filter((args) => args.includes('--serve'))).toHaveLength(3);
   });
 
-  it('kills the whole process tree and unmounts when the RPC is cancelled', async () => {
+  it('kills the whole process tree, whose mounts go with it, when the RPC is cancelled', async () => {
     const id = newAction();
     const marks = [60, 61, 62].map((n) => `${n}.${counter}9`);
     const call = runner.client.Run(requestFor(id, `sleep ${marks[0]} & sleep ${marks[1]} & echo started; exec sleep ${marks[2]}`), () => {});
     await until('the action started', () => existsSync(join(runner.build, id, 'stdout')) && stdoutOf(runner, id).includes('started'));
-    expect(mountsUnder(runner.build), mountTable()).toHaveLength(defaultPlanMountCount());
+    // Its mounts are in its own namespace only, on a detached copy of its root.
+    expect(actionPlanMounts(await processWith(`sleep ${marks[2]}`))).toHaveLength(defaultPlanMountCount());
+    expect(mountsUnder(runner.build), mountTable()).toEqual([]);
     call.cancel();
-    await until('the action is torn down', () => mountsUnder(runner.build).length === 0);
     for (const mark of marks) await until(`sleep ${mark} is gone`, () => spawnSync('pgrep', ['-f', `sleep ${mark}`]).status === 1);
     await until('its record is removed', () => !existsSync(join(runner.dir, 'state', `action-${id}.json`)));
     await until('its log line', () => actionLines(runner).some((line) => line.id === id && line.outcome === 'cancelled'));
@@ -147,7 +148,11 @@ it('tears every action in flight down on SIGTERM: nothing mounted, no record, no
     ),
   );
   await until('every action started', () => ids.every((id) => existsSync(join(runner.build, id, 'stdout')) && stdoutOf(runner, id).includes('started')));
-  expect(mountsUnder(runner.build)).toHaveLength(4 * defaultPlanMountCount());
+  // Each has its mounts in its own namespace; the runner's has none of them.
+  const sleepers = spawnSync('pgrep', ['-f', 'sleep 63.5'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  expect(sleepers).toHaveLength(4);
+  for (const sleeper of sleepers) expect(actionPlanMounts(sleeper)).toHaveLength(defaultPlanMountCount());
+  expect(mountsUnder(runner.build)).toEqual([]);
   expect(readdirSync(join(runner.dir, 'state')).filter((name) => /^action-.*\.json$/.test(name))).toHaveLength(4);
   // The actions' own cgroups exist while they run (below the threads' bases).
   expect(basesOf(pid, cgroups).some((base) => readdirSync(base, { withFileTypes: true }).some((entry) => entry.isDirectory()))).toBe(true);
@@ -255,10 +260,13 @@ it('answers INTERNAL for the action of a thread that stops mid-action, and start
     client.close();
     await here.close();
   }
-  // What the stopped thread's action held stays until the next start, whose recovery tears it down from its record.
-  expect(mountsUnder(build)).toHaveLength(defaultPlanMountCount());
-  const next = await startRunner({}, dir);
+  // Its mounts went with the stopped thread's action (its namespace ended; none was ever here); the
+  // directories made for them stay until the next start, whose recovery removes them from its record.
   expect(mountsUnder(build)).toEqual([]);
+  const made = (id: string) => readdirSync(join(build, id, 'root')).includes('proc');
+  expect(['d1', 'd2'].filter(made)).toHaveLength(1);
+  const next = await startRunner({}, dir);
+  expect(['d1', 'd2'].filter(made)).toEqual([]);
   expect(next.output()).toMatch(/tore down what an earlier runner left, from its record/);
   expect(await next.stop()).toBe(0);
   // The stopped thread's fork server and cgroups base are this (test) process's: ended and removed here.

@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountat, mountatArgv } from './helpers/cli.js';
 import { listing } from './helpers/oci.js';
-import { coverPoints, defaultPlanMountCount, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
+import { actionPlanMounts, coverPoints, defaultPlanMountCount, processWith, mountTable, mountsUnder, removeTree, scratchDir } from './helpers/roots.js';
 import { checkReadiness, freePort, makeAction, requestFor, resourceUsage, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
 
 let runner: RunnerProcess;
@@ -231,16 +231,19 @@ describe('the starter server', () => {
 });
 
 describe('cancellation and concurrency', () => {
-  it('kills the whole process tree and unmounts when bb_worker cancels', async () => {
+  it('kills the whole process tree, whose mounts go with it, when bb_worker cancels', async () => {
     const id = newAction();
     // Distinct durations mark this action's processes for pgrep.
     const marks = [60, 61, 62].map((n) => `${n}.${counter}7`);
     const call = runner.client.Run(requestFor(id, `sleep ${marks[0]} & sleep ${marks[1]} & echo started; exec sleep ${marks[2]}`), () => {});
     for (let i = 0; i < 200 && !existsSync(join(runner.build, id, 'stdout')); i++) await new Promise((r) => setTimeout(r, 20));
     for (let i = 0; i < 200 && !readFileSync(join(runner.build, id, 'stdout'), 'utf8').includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mountsUnder(runner.build), mountTable()).toHaveLength(defaultPlanMountCount());
+    // Its mounts are in its own namespace only (on a detached copy of its root), never here.
+    expect(actionPlanMounts(await processWith(`sleep ${marks[2]}`))).toHaveLength(defaultPlanMountCount());
+    expect(mountsUnder(runner.build), mountTable()).toEqual([]);
     call.cancel();
-    for (let i = 0; i < 200 && mountsUnder(runner.build).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const running = () => marks.some((mark) => spawnSync('pgrep', ['-f', `sleep ${mark}`]).status === 0);
+    for (let i = 0; i < 200 && running(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(mountsUnder(runner.build)).toEqual([]);
     for (const mark of marks) expect(spawnSync('pgrep', ['-f', `sleep ${mark}`]).status, mark).toBe(1);
   });
@@ -445,18 +448,21 @@ describe('a runner of its own', () => {
     }
   });
 
-  it("tears down at start-up what a SIGKILLed runner left, from its record, and leaves others' mounts alone", async () => {
+  it("removes at start-up what a SIGKILLed runner left, from its record, and leaves others' mounts alone", async () => {
     const table = mountTable();
     const own = await startRunner();
     makeAction(own.build, 'k');
     own.client.Run(requestFor('k', 'echo started; exec sleep 63.3'), () => {});
-    for (let i = 0; i < 250 && mountsUnder(own.build).length < defaultPlanMountCount(); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mountsUnder(own.build).length).toBe(defaultPlanMountCount());
+    expect(actionPlanMounts(await processWith('sleep 63.3'))).toHaveLength(defaultPlanMountCount());
     expect(await own.stop('SIGKILL')).toBe(null);
-    // The action dies with the runner (PR_SET_PDEATHSIG); its mounts stay until the next start.
+    // The action dies with the runner (PR_SET_PDEATHSIG), and its mounts with its namespace: they
+    // were never in this one. The directories made for them stay, named by the record, until the
+    // next start.
     for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', 'sleep 63.3']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(spawnSync('pgrep', ['-f', 'sleep 63.3']).status).toBe(1);
-    expect(mountsUnder(own.build).length).toBe(defaultPlanMountCount());
+    expect(mountsUnder(own.build)).toEqual([]);
+    expect(readdirSync(join(own.build, 'k', 'root')).sort()).toEqual(['bin', 'proc', 'sys', 'tmp', 'usr']);
+    expect(readdirSync(join(own.dir, 'state')).sort()).toEqual(['action-k.json', 'runner.lock']);
     // And a mount no record knows of, where this runner never mounts (as an external hook or the
     // worker might leave): not the runner's to take (it took it before issue 14's sweep rule).
     mkdirSync(join(own.build, 'other'));

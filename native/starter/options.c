@@ -41,6 +41,8 @@ const char *parse_options(int argc, char **argv, struct options *o) {
       else if (strcmp(how, "chroot") == 0) o->root = ROOT_CHROOT;
       else if (strcmp(how, "none") == 0) o->root = ROOT_NONE;
       else return "--root is pivot, chroot or none";
+    } else if (strcmp(a, "--root-copy") == 0) {
+      o->root_copy = 1;
     } else if (strcmp(a, "--forward-signals") == 0) {
       o->forward_signals = 1;
     } else if (strcmp(a, "--cwd") == 0 && i + 1 < argc) {
@@ -94,6 +96,7 @@ const char *parse_options(int argc, char **argv, struct options *o) {
   }
   if (i >= argc) return "no command after --";
   if ((o->uid < 0) != (o->gid < 0)) return "--uid and --gid go together";
+  if (o->root_copy && o->root == ROOT_NONE) return "--root-copy needs a root";
   o->argv = &argv[i];
   return NULL;
 }

@@ -15,6 +15,8 @@ enum root_change { ROOT_PIVOT, ROOT_CHROOT, ROOT_NONE };
 struct options {
   int pidns, network_none, forward_signals, userns;
   enum root_change root;
+  /* The root fd is a detached copy made for this action alone (--root-copy): attached as it is. */
+  int root_copy;
   const char *cwd;
   uint64_t caps;
   long uid, gid;

@@ -36,10 +36,15 @@
 /*
  * A recursive detached copy of the root, taken while still in the caller's namespace (a copy can
  * only be taken of a mount in one's own namespace), made private so that nothing mounted or
- * unmounted in it can propagate to the caller's mounts, and nosuid.
+ * unmounted in it can propagate to the caller's mounts, and nosuid. With --root-copy the root fd
+ * is already such a copy, made by the caller for this action alone with its mounts on it: it is
+ * attached itself (a detached tree can be moved into any namespace), so that it dies with this
+ * namespace, and nothing is copied a second time.
  */
-static int copy_root(void) {
-  cleanup_close int tree = (int)syscall(SYS_open_tree, ROOT_FD, "", OPEN_TREE_CLONE_ | AT_RECURSIVE_ | AT_EMPTY_PATH | O_CLOEXEC);
+static int copy_root(const struct options *o) {
+  cleanup_close int tree = o->root_copy
+                               ? fcntl(ROOT_FD, F_DUPFD_CLOEXEC, 0)
+                               : (int)syscall(SYS_open_tree, ROOT_FD, "", OPEN_TREE_CLONE_ | AT_RECURSIVE_ | AT_EMPTY_PATH | O_CLOEXEC);
   if (tree < 0) return -1;
   struct mount_attr_ attr = {.attr_set = MOUNT_ATTR_NOSUID_, .propagation = MS_PRIVATE_};
   if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE_, &attr, sizeof attr) != 0) return -1;
@@ -116,7 +121,7 @@ static int enter_working_directory(const struct options *o) {
 void contain(const struct options *o) {
   int rooted = o->root != ROOT_NONE;
   cleanup_close int tree = -1;
-  if (rooted && (tree = copy_root()) < 0) fail(STEP_mount);
+  if (rooted && (tree = copy_root(o)) < 0) fail(STEP_mount);
   if (enter_namespaces(o) != 0) fail(STEP_namespaces);
   if (o->root == ROOT_PIVOT && attach_over_root(tree) != 0) fail(STEP_mount);
   if (o->root == ROOT_PIVOT && pivot_into_cwd() != 0) fail(STEP_pivot_root);

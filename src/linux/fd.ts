@@ -37,6 +37,20 @@ export class Fd implements Disposable {
     libc().close(fd);
   }
 
+  /**
+   * close() on a thread of libuv's pool. Where the fd is the last reference to a detached mount
+   * tree (open_tree's OPEN_TREE_CLONE, fsmount), the kernel unmounts the tree in that close and
+   * waits for an RCU grace period: not on this thread. Closed here at once (a second close or a
+   * dispose does nothing); resolves when the kernel's close has returned.
+   */
+  closeAsync(): Promise<void> {
+    if (this.#fd < 0) return Promise.resolve();
+    const fd = this.#fd;
+    this.#fd = -1;
+    // As close(): its errors are not actionable; the promise only says when it has happened.
+    return new Promise((resolve) => libc().close.async(fd, () => resolve()));
+  }
+
   [Symbol.dispose](): void {
     this.close();
   }

@@ -90,7 +90,8 @@ function declareLibc() {
   return {
     /** Variadic, for probing calls with arbitrary arguments: (type, value) pairs. */
     syscall: lib_.func('long syscall(long number, ...)') as (nr: number, ...args: unknown[]) => number,
-    close: lib_.func('int close(int fd)') as (fd: number) => number,
+    /** close, and close.async: on a thread of libuv's pool (closing a detached mount tree's last fd unmounts it there). */
+    close: lib_.func('int close(int fd)') as ((fd: number) => number) & { async: (fd: number, done: (error: unknown, rc: number) => void) => void },
     read: lib_.func('long read(int fd, _Out_ void *buf, size_t count)') as (fd: number, buf: Buffer, count: number) => number,
     mkdirat: lib_.func('int mkdirat(int dirfd, const char *path, uint32_t mode)') as (dirfd: number, path: string, mode: number) => number,
     unlinkat: lib_.func('int unlinkat(int dirfd, const char *path, int flags)') as (dirfd: number, path: string, flags: number) => number,

@@ -75,6 +75,13 @@ export interface AttachOptions {
    * the runner's start-up sweep is for that).
    */
   onProgress?: ((snapshot: Attachment) => void) | undefined;
+  /**
+   * The root is a detached copy (detached-copy.ts): a failure is not rolled back here. Its mounts
+   * cannot be unmounted one by one from outside a namespace (the kernel refuses), and all of them
+   * go when the copy's last fd is closed; the directories made for them stay, named in the
+   * progress snapshots, for the caller to remove after that.
+   */
+  detachedCopy?: boolean | undefined;
 }
 
 /** A new proc, sysfs or tmpfs instance, still detached. */
@@ -241,8 +248,9 @@ function attachOne(
     );
   }
   // A recursive clone brings its source's submounts along: recorded as ours, since detach
-  // proves everything beneath a mount is recorded before it unmounts it (detach.ts).
-  if ((made.boundTree || (entry.kind === 'bind' && entry.recursive)) && identity.uniqueMountId !== null) {
+  // proves everything beneath a mount is recorded before it unmounts it (detach.ts). Not on a
+  // detached copy: listmount sees no detached tree, and no detach ever unmounts from one.
+  if ((made.boundTree || (entry.kind === 'bind' && entry.recursive)) && identity.uniqueMountId !== null && !options.detachedCopy) {
     const cloned = clonedBeneath(identity.uniqueMountId, entry.target);
     if (cloned.length > 0) attached.cloned = cloned;
   }
@@ -322,14 +330,14 @@ export function attach(rootFd: FdRef, plan: Plan, options: AttachOptions = {}): 
       attachOne(rootFd, entry, created, options, progress, attachment.mounts);
       unsaved = true;
     } catch (error) {
-      throw new AttachError(error, rollBack(rootFd, attachment, created));
+      throw new AttachError(error, options.detachedCopy ? [] : rollBack(rootFd, attachment, created));
     }
   }
   if (unsaved) {
     try {
       save([]);
     } catch (error) {
-      throw new AttachError(error, rollBack(rootFd, attachment, []));
+      throw new AttachError(error, options.detachedCopy ? [] : rollBack(rootFd, attachment, []));
     }
   }
   return attachment;

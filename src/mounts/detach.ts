@@ -359,6 +359,17 @@ export async function detachAsync(rootFd: FdRef, attachment: Attachment): Promis
   return finishDetach(rootFd, attachment, order, await detachTogetherAsync(rootFd, order));
 }
 
+/**
+ * What is left of an attachment made on a detached copy of the root (detached-copy.ts) once the
+ * copy has gone: its mounts went with it, and none of them was ever in this namespace, so there
+ * is nothing to look up or unmount. The directories made for them are removed as detach removes
+ * them (each only if it is still the one made, and empty).
+ */
+export function removeDirectoriesOfCopy(rootFd: FdRef, attachment: Attachment): DetachReport {
+  checkRoot(rootFd, attachment);
+  return finishDetach(rootFd, attachment, [...attachment.mounts].reverse(), new Set(), { mountsGone: true });
+}
+
 function checkRoot(rootFd: FdRef, attachment: Attachment): void {
   const root = rootIdentityOf(rootFd);
   if (root.dev !== attachment.root.dev || root.ino !== attachment.root.ino) {
@@ -369,7 +380,13 @@ function checkRoot(rootFd: FdRef, attachment: Attachment): void {
   }
 }
 
-function finishDetach(rootFd: FdRef, attachment: Attachment, order: readonly AttachedMount[], together: Set<AttachedMount>): DetachReport {
+function finishDetach(
+  rootFd: FdRef,
+  attachment: Attachment,
+  order: readonly AttachedMount[],
+  together: Set<AttachedMount>,
+  { mountsGone = false } = {},
+): DetachReport {
   const report: DetachReport = { detached: [], notMounted: [], stacked: [], removed: [], kept: [], problems: [] };
   const failures: unknown[] = [];
   if (together.size > 0) report.together = [...together].map((mount) => mount.target);
@@ -381,7 +398,7 @@ function finishDetach(rootFd: FdRef, attachment: Attachment, order: readonly Att
   for (const mount of order) {
     let outcome: Outcome;
     try {
-      outcome = together.has(mount) ? 'detached' : detachOne(rootFd, mount, report);
+      outcome = mountsGone ? 'not-mounted' : together.has(mount) ? 'detached' : detachOne(rootFd, mount, report);
     } catch (error) {
       failures.push(new MountError(mount.target, `detach ${mount.kind} from`, error));
       if (error instanceof LeftMounted) {

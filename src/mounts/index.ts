@@ -20,6 +20,7 @@ export { RecordJournal, RecordStore, rootKey, stateDirectoryFrom } from './recor
 export type { MountRecord } from './record.js';
 export { rootIdentityOf, mountIdentityOf, sameMount } from './identity.js';
 export { openRoot } from './open-root.js';
+export { openDetachedCopy, kernelMountsOntoDetachedTrees } from './detached-copy.js';
 export type { MountIdentity, RootIdentity } from './identity.js';
 export { parseMountInfo, readMountInfo } from './mountinfo.js';
 export type { MountInfoEntry } from './mountinfo.js';

@@ -19,7 +19,7 @@
 import { errnoCodeOf, kindOf, messageOf, MountatError } from '../base/index.js';
 import type { FdRef } from '../linux/index.js';
 import { attach, type Attachment } from './attach.js';
-import { detach, detachAsync, DetachError, type DetachReport } from './detach.js';
+import { detach, detachAsync, DetachError, removeDirectoriesOfCopy, type DetachReport } from './detach.js';
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';
@@ -47,6 +47,13 @@ export interface MountRecordedOptions<Extra extends object> {
    */
   existing: 'refuse' | 'replace';
   onReplace?: ((recordPath: string) => void) | undefined;
+  /**
+   * `root` is a detached copy of this root (detached-copy.ts): the plan is attached to the copy,
+   * not rolled back on failure (attach's `detachedCopy`), and the MountedRoot, returned whether it
+   * failed or not, tears down beneath this root once the caller has closed the copy. By then its
+   * mounts are gone with it; what is left is the directories made for them, which the record names.
+   */
+  copyOf?: FdRef | undefined;
 }
 
 /** A record with mounts already exists under the key, and the caller asked to refuse. */
@@ -78,21 +85,32 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
   readonly #key: string;
   #tornDown = false;
   #tearingDown: Promise<DetachReport> | undefined;
+  readonly #onCopy: boolean;
 
-  /** Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath `root`. */
-  constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string) {
+  /**
+   * Take ownership of what `attachment` (a record, or attach's result) says is mounted beneath
+   * `root`. `onCopy`: it was attached to a detached copy of `root`, which the caller closes before
+   * the teardown; that then removes the directories made, with no lookup or unmount of a mount.
+   */
+  constructor(root: FdRef, attachment: RecordOf<Extra>, records: RecordKeeping, key: string, { onCopy = false } = {}) {
     this.#root = root;
     this.#attachment = attachment;
     this.#records = records;
     this.#key = key;
+    this.#onCopy = onCopy;
     this.recordPath = records.pathFor(key);
   }
 
   /** The owner of what the record under `key` says is mounted beneath `root`; undefined if there is none. */
-  static fromRecord<Extra extends object = object>(root: FdRef, records: RecordKeeping, key: string): MountedRoot<Extra> | undefined {
+  static fromRecord<Extra extends object = object>(root: FdRef, records: RecordKeeping, key: string, { onCopy = false } = {}): MountedRoot<Extra> | undefined {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-type-assertion -- the schema keeps a caller's own fields unchecked: Extra is the caller's word for what its mountRecorded wrote
     const record = records.load(key) as RecordOf<Extra> | undefined;
-    return record && new MountedRoot<Extra>(root, record, records, key);
+    return record && new MountedRoot<Extra>(root, record, records, key, { onCopy });
+  }
+
+  /** The teardown's own work: detach, or after a copy, the directories made. */
+  #detach(): DetachReport {
+    return this.#onCopy ? removeDirectoriesOfCopy(this.#root, this.#attachment) : detach(this.#root, this.#attachment);
   }
 
   /** What is mounted: what attach made, or, after a teardown that failed, what it left. */
@@ -110,7 +128,7 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
    */
   tearDown(): DetachReport {
     if (this.#tornDown) return nothingDetached();
-    const report = this.#settle(() => detach(this.#root, this.#attachment));
+    const report = this.#settle(() => this.#detach());
     this.#done();
     return report;
   }
@@ -124,7 +142,8 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
     if (this.#tornDown) return Promise.resolve(nothingDetached());
     this.#tearingDown ??= (async () => {
       try {
-        const report = await detachAsync(this.#root, this.#attachment).catch((error: unknown) => {
+        const detaching = this.#onCopy ? Promise.resolve().then(() => this.#detach()) : detachAsync(this.#root, this.#attachment);
+        const report = await detaching.catch((error: unknown) => {
           this.#keepWhatIsLeft(error);
           throw error;
         });
@@ -149,7 +168,7 @@ export class MountedRoot<Extra extends object = object> implements Disposable {
 
   /** Detach what can be detached now, keeping the record (a first pass, when something may still cover it). */
   detachKeepingRecord(): DetachReport {
-    return this.#settle(() => detach(this.#root, this.#attachment));
+    return this.#settle(() => this.#detach());
   }
 
   /**
@@ -213,12 +232,13 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
   };
   let attachment: Attachment;
   try {
-    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append });
+    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append, detachedCopy: options.copyOf !== undefined });
   } catch (error) {
     journal.close();
+    if (options.copyOf) return leftOnCopy<Extra>(error, options.copyOf, records, key);
     return undone<Extra>(error, root, records, key);
   }
-  const mounted = new MountedRoot<Extra>(root, { ...attachment, ...extra }, records, key);
+  const mounted = new MountedRoot<Extra>(options.copyOf ?? root, { ...attachment, ...extra }, records, key, { onCopy: options.copyOf !== undefined });
   try {
     journal.close();
   } catch (error) {
@@ -238,6 +258,28 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
 function recordWriteError(records: RecordKeeping, key: string, error: unknown): MountatError {
   const why = errnoCodeOf(error) ?? messageOf(error);
   return new MountatError('kernel', `cannot write the record ${records.pathFor(key)}: ${why}`, { cause: error });
+}
+
+/**
+ * A failed attach to a detached copy: nothing was rolled back. The owner of what the record names
+ * (beneath the original root) is the leftover, whose teardown, once the caller has closed the
+ * copy, removes the directories made; with no record to name them, none was made.
+ */
+function leftOnCopy<Extra extends object>(error: unknown, original: FdRef, records: RecordKeeping, key: string): MountAttempt<Extra> {
+  const failure = error instanceof Error ? error : new MountatError('internal', String(error));
+  let leftover: MountedRoot<Extra> | undefined;
+  try {
+    leftover = MountedRoot.fromRecord<Extra>(original, records, key, { onCopy: true });
+  } catch {
+    // A record cut short by the very write that failed: it stays for the next start's recovery.
+    return { error: failure, leftover: undefined };
+  }
+  try {
+    if (!leftover) records.remove(key);
+  } catch {
+    // Left for the next start's recovery, which finds nothing of it to undo.
+  }
+  return { error: failure, leftover };
 }
 
 /** A failed start, once the record is settled: removed if nothing is left, kept (and owned) if something is. */

@@ -1,7 +1,7 @@
 // What runAction needs, built from the runner's Settings and the parts each thread that runs
 // actions opens for itself: the main thread with `actionThreads: 0`, else every worker thread
 // (action-worker.ts). The isolation is decided once, at start-up, in the main thread.
-import type { RecordStore } from '../mounts/index.js';
+import { kernelMountsOntoDetachedTrees, type RecordStore } from '../mounts/index.js';
 import type { ActionCgroups, Isolation, StarterServer } from '../sandbox/index.js';
 import type { ActionSettings } from './action.js';
 import type { BuildDirectoryLocation } from './build-directory.js';
@@ -37,6 +37,8 @@ export function actionSettingsOf(config: ActionConfig, parts: ActionParts): Acti
     setTmpdir: config.setTmpdir,
     temporaryDirectoryMount: config.temporaryDirectoryMount,
     isolation: parts.isolation,
+    // External prestart hooks get the root as fd 3 and mount on it as it is: then so does the built-in one.
+    mountOnCopy: parts.isolation.root !== 'none' && config.hooks.prestart.every((spec) => spec === 'mountat') && kernelMountsOntoDetachedTrees(),
     starterServer: parts.starterServer,
     cgroups: parts.cgroups,
     oomScoreAdj: config.limits.oomScoreAdj,

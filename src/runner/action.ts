@@ -4,6 +4,7 @@
 // every undo run once it has stopped, on every path. The outcome, a teardown failure included,
 // becomes the RunResponse or the error the RPC fails with; nothing is dropped.
 import { describeError, MountatError } from '../base/index.js';
+import { openDetachedCopy } from '../mounts/index.js';
 import {
   runContained,
   type ActionCgroups,
@@ -29,6 +30,12 @@ export interface ActionSettings {
   isolation: Isolation;
   /** Forks the starters (one process for the runner's life), where set; else each is executed. */
   starterServer?: StarterServer | undefined;
+  /**
+   * Mount on a detached copy of each input root, which the action is rooted in (hooks.ts
+   * ActionContext.rootCopy): where the built-in hook is the only prestart hook, the action has a
+   * root of its own, and the kernel mounts onto detached trees.
+   */
+  mountOnCopy: boolean;
   /** Where each action gets a cgroup of its own (its limits, its kill, its figures); none without. */
   cgroups?: ActionCgroups | undefined;
   /** Every action's oom_score_adj (limits.oomScoreAdj); null leaves the runner's. */
@@ -81,6 +88,8 @@ function openRequest(request: RunRequest__Output, settings: ActionSettings, sess
   if (request.arguments[0] === '') throw invalidArgument('arguments[0] is empty');
   using build = settings.build.current();
   const root = session.use(build.openDirectory('input_root_directory', request.inputRootDirectory));
+  // Taken before the start: the starter roots the action in what it is given, once the gate opens.
+  const rootCopy = settings.mountOnCopy ? session.use(openDetachedCopy(root)) : undefined;
   const temporaryDirectory =
     request.temporaryDirectory === '' ? undefined : session.use(build.openDirectory('temporary_directory', request.temporaryDirectory));
   // Checked here so that a bad working directory is the request's fault before anything starts;
@@ -92,14 +101,15 @@ function openRequest(request: RunRequest__Output, settings: ActionSettings, sess
   const start: StartOptions = {
     argv: request.arguments,
     env: environment(request, settings),
-    root,
+    root: rootCopy ?? root,
+    rootIsCopy: rootCopy !== undefined,
     workingDirectory,
     stdout: stdout.fd,
     stderr: stderr.fd,
     isolation: settings.isolation,
     server: settings.starterServer,
   };
-  return { start, root, temporaryDirectory, stdout, stderr, buildPath: build.path };
+  return { start, root, rootCopy, temporaryDirectory, stdout, stderr, buildPath: build.path };
 }
 
 function responseOf(outcome: ActionOutcome, cgroup: CgroupUsage | undefined): RunResponse {
@@ -134,7 +144,7 @@ export async function runAction(
       opened?.stderr.close();
     },
     setUp: async (pid, undos) => {
-      const { root, temporaryDirectory, buildPath } = opened!;
+      const { root, rootCopy, temporaryDirectory, buildPath } = opened!;
       const action: ActionContext = {
         id,
         buildDirectoryPath: buildPath,
@@ -147,6 +157,7 @@ export async function runAction(
           server_logs_directory: request.serverLogsDirectory,
         },
         root,
+        rootCopy,
         temporaryDirectory,
         pid,
         pidNamespace: settings.isolation.pidNamespace,

@@ -22,6 +22,12 @@ export interface ActionContext {
   /** The request's paths, as bb_worker sent them (relative to the build directory). */
   paths: Record<string, string>;
   root: Fd;
+  /**
+   * A detached copy of the root (mounts/detached-copy.ts) where the built-in hook mounts, when it
+   * is the only prestart hook: the action is rooted in the copy, so its mounts are never in this
+   * process's namespace. Owned by the action's session; the hook's undo closes it first.
+   */
+  rootCopy?: Fd | undefined;
   temporaryDirectory: Fd | undefined;
   /** The action's pid in the runner's namespace (pid 1 of its own PID namespace when it has one). */
   pid: number;
@@ -81,24 +87,33 @@ export class BuiltinMountHook implements PrestartHook {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
     using pidns = action.pidNamespace ? openPidNamespace(action.pid) : undefined;
     // The record is kept current as attach goes (the input root's path riding along), so that a
-    // runner SIGKILLed mid-setup leaves a record of every directory and mount made so far.
-    const attempt = mountRecorded(action.root, actionPlan(this.settings, action), {
+    // runner SIGKILLed mid-setup leaves a record of every directory and mount made so far. On a
+    // copy of the root, what a restarted runner can find of it is the directories made.
+    const copy = action.rootCopy;
+    const attempt = mountRecorded(copy ?? action.root, actionPlan(this.settings, action), {
       records: this.settings.records,
       key: recordKeyOf(action),
       extra: { inputRoot: action.paths.input_root_directory ?? '' },
       existing: 'replace',
       procPidns: pidns,
+      copyOf: copy && action.root,
     });
     const owned = attempt.mounted ?? attempt.leftover;
-    // A rollback that failed left its record's owner: the undo tries again after the action stops.
-    if (owned) undos.defer(() => this.#undo(owned, attempt.mounted ? owned.attachment.mounts.length : 0));
+    // A rollback that failed (or, on a copy, none) left its record's owner: the undo tries again
+    // after the action stops.
+    if (owned) undos.defer(() => this.#undo(owned, attempt.mounted ? owned.attachment.mounts.length : 0, copy));
     if (attempt.error) throw attempt.error;
     this.settings.observer.mountsHeld(attempt.mounted.attachment.mounts.length);
   }
 
-  /** The one umount2 of a teardown waits on a thread of libuv's pool, not on this one (mounted-root.ts). */
-  async #undo(owner: MountedRoot<ActionRecordExtra>, held: number): Promise<void> {
+  /**
+   * The one umount2 of a teardown waits on a thread of libuv's pool, not on this one
+   * (mounted-root.ts). On a copy, the copy's close is the unmount (on the pool too); the teardown
+   * beneath the root then finds our mounts gone and removes the directories made for them.
+   */
+  async #undo(owner: MountedRoot<ActionRecordExtra>, held: number, copy: Fd | undefined): Promise<void> {
     try {
+      await copy?.closeAsync();
       await owner.tearDownAsync();
     } catch (error) {
       throw MountatError.wrap(kindOf(error), 'built-in mountat poststop hook', error);

@@ -45,6 +45,12 @@ export interface StartOptions {
   env: Record<string, string>;
   /** The input root, as an O_PATH directory fd. */
   root: Fd;
+  /**
+   * `root` is a detached copy made for this action alone (mounts/detached-copy.ts), its mounts on
+   * it: the starter attaches it in the action's namespace as it is, rather than a copy of it, so
+   * that it ends with that namespace.
+   */
+  rootIsCopy?: boolean | undefined;
   /** Relative to the root ("." for the root itself); looked up again beneath the root the action sees. */
   workingDirectory: string;
   /** The action's stdin (default /dev/null), stdout and stderr, as fds of this process. */
@@ -78,12 +84,13 @@ export function starterFds(protocol: readonly number[], cgroup: CgroupFds | unde
 
 /** The starter's command line: what it needs to know of the options (the fds go separately). */
 export function starterArguments(
-  options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals' | 'cgroup' | 'oomScoreAdj'>,
+  options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals' | 'cgroup' | 'oomScoreAdj' | 'rootIsCopy'>,
 ): string[] {
   const { isolation } = options;
   const args: string[] = [];
   if (isolation.pidNamespace) args.push('--pidns');
   if (isolation.root !== 'pivot') args.push('--root', isolation.root);
+  if (options.rootIsCopy) args.push('--root-copy');
   if (options.workingDirectory !== '.') args.push('--cwd', options.workingDirectory);
   if (isolation.network !== 'host') args.push('--network', isolation.network);
   args.push('--caps', isolation.capabilities.toString(16));

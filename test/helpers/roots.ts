@@ -37,6 +37,36 @@ export function mountsUnder(dir: string): string[] {
     .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
 }
 
+/**
+ * Mount points at or below /proc, /sys and /tmp in the mount namespace of `pid`: a runner's
+ * action's own mounts, which the runner makes on a detached copy of its root and never in its
+ * own namespace.
+ */
+export function actionPlanMounts(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && ['/proc', '/sys', '/tmp'].some((dir) => point === dir || point.startsWith(`${dir}/`)));
+}
+
+let sleeps = 0;
+/** A `sleep` duration of a little over a second that no other process of this run has: `sleep MARK` finds it. */
+export function sleepMark(): string {
+  return `1.${process.pid}${++sleeps}`;
+}
+
+/** The pid of the process whose command line has `pattern` (pgrep -f), waited for up to 5 s. */
+export async function processWith(pattern: string): Promise<number> {
+  for (let i = 0; i < 250; i++) {
+    const found = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });
+    const pids = found.stdout.trim().split('\n').filter(Boolean).map(Number);
+    if (pids.length === 1 && pids[0] !== undefined) return pids[0];
+    if (pids.length > 1) throw new Error(`more than one process has "${pattern}": ${pids.join(' ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no process has "${pattern}" after 5 s`);
+}
+
 /** Run a command chrooted into `dir` (util-linux unshare --root), from the test's namespace. */
 export function runInRoot(dir: string, command: string[]): SpawnSyncReturns<string> {
   return spawnSync('unshare', [`--root=${dir}`, '--wd=/', '--', ...command], { encoding: 'utf8' });
