@@ -43,16 +43,18 @@
  *     --cgroup, the server removes the action's cgroups (rmdir, again on EBUSY) before answering.
  * --seccomp and --cgroup are what issues 19 and 20 added to every action (a keyring, the per-user
  * limit, the filter; a cgroup per action and oom_score_adj); without them, the containment as it
- * was before those issues.
+ * was before those issues. --fork-init clones the init without CLONE_VM, a copy of the server as
+ * mountat's starter server forks it (its init runs libc code with the server's own errno and
+ * buffers, so it cannot share them): the figure says what that copy costs an action.
  *
- * usage: limit [--seccomp] [--cgroup DIR]... --serve
+ * usage: limit [--seccomp] [--fork-init] [--cgroup DIR]... --serve
  *          requests on stdin, one line each: "ID ROOT [TMP]" (no spaces in them); one answer line
  *          each on stdout, in the order the actions end: "ID exit N", "ID signal N" or
  *          "ID failed STEP: REASON". Up to 64 actions at once: each request is started as soon as
  *          it is read (one clone of the init per request, from this one process; no pool, no
  *          fork), and answered as its init is reaped (SIGCHLD on a signalfd). Exits 0 at the end
  *          of its input, once every action has been answered.
- *        limit [--seccomp] [--cgroup DIR]... ROOT [TMP]
+ *        limit [--seccomp] [--fork-init] [--cgroup DIR]... ROOT [TMP]
  *          one action; exit 0 if it exited 0, else 1 with the reason on stderr.
  * Each --cgroup DIR is a directory of one cgroup tree, made and removed by the caller; the actions'
  * cgroups are made below it (DIR/PID-1, DIR/PID-2, ...: PID its own, so that processes spawned at
@@ -155,6 +157,8 @@ struct slot {
 
 static struct slot slots[MAX_SLOTS];
 static int opt_seccomp = 0;
+/* --fork-init: the init forked (no CLONE_VM) as mountat's starter server forks it: what that costs. */
+static int opt_fork_init = 0;
 static const char *cgroup_dirs[MAX_CGROUPS];
 static int ncgroups = 0;
 static int devnull = -1;
@@ -399,7 +403,7 @@ static int start(struct slot *s) {
     remove_cgroups(s);
     return -1;
   }
-  int flags = CLONE_VM | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (ncgroups > 0 ? 0 : CLONE_NEWCGROUP) | SIGCHLD;
+  int flags = (opt_fork_init ? 0 : CLONE_VM) | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (ncgroups > 0 ? 0 : CLONE_NEWCGROUP) | SIGCHLD;
   s->init = clone(init_main, s->init_stack + STACK, flags, s);
   if (s->init < 0) {
     s->step = "clone";
@@ -509,7 +513,7 @@ static int serve(void) {
 }
 
 static int usage(const char *why) {
-  fprintf(stderr, "limit: %s\nusage: limit [--seccomp] [--cgroup DIR]... --serve\n       limit [--seccomp] [--cgroup DIR]... ROOT [TMP]\n",
+  fprintf(stderr, "limit: %s\nusage: limit [--seccomp] [--fork-init] [--cgroup DIR]... --serve\n       limit [--seccomp] [--fork-init] [--cgroup DIR]... ROOT [TMP]\n",
           why);
   return 2;
 }
@@ -519,6 +523,7 @@ int main(int argc, char **argv) {
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "--serve") == 0) serving = 1;
     else if (strcmp(argv[i], "--seccomp") == 0) opt_seccomp = 1;
+    else if (strcmp(argv[i], "--fork-init") == 0) opt_fork_init = 1;
     else if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc && ncgroups < MAX_CGROUPS) cgroup_dirs[ncgroups++] = argv[++i];
     else return usage("unknown option, or --cgroup without a directory, or more than 8");
   }

@@ -4,9 +4,10 @@
 // namespace, read-only sysfs, the temporary directory on /tmp) against bubblewrap doing the same
 // mounts and isolation, against a bare `chroot ROOT /bin/true` (what bb_runner does) and against
 // the limit (bench/limit.c: the kernel work of the same contained action and nothing else, as a
-// server over a pipe and spawned per action; "÷ limit"), against gRPC alone (bench/grpc-echo.mjs:
-// grpc-js answering every Run at once), and the first runner again with its build and state
-// directories on the disk (NAME-ext4); then throughput with 16 in flight, the same with the whole
+// server over a pipe, spawned per action, and with its init forked as the starter forks its own;
+// "÷ limit"), against gRPC alone (bench/grpc-echo.mjs: grpc-js answering every Run at once), and
+// the first runner again with its build and state directories on the disk (NAME-ext4); then
+// throughput with 16 in flight, the same with the whole
 // runner and the limit pinned to 1, 2, 4, 8 CPUs (as many as the machine has), the runners' CPU
 // per action (the Node main thread's and the whole process's), their memory, where their time goes
 // (their own log lines), and the OCI hook's start against `node -e 0`.
@@ -144,6 +145,8 @@ function actionDirectory(dir) {
 const LIMIT = 'limit';
 const LIMIT_BARE = 'limit, no 19/20';
 const LIMIT_SPAWNED = 'limit spawned';
+/** The limit with its init forked (no CLONE_VM), as mountat's starter server forks its init. */
+const LIMIT_FORKED = 'limit, init forked';
 /** A grpc-js server answering every Run at once (bench/grpc-echo.mjs): gRPC alone. */
 const ECHO = 'gRPC alone';
 
@@ -367,7 +370,7 @@ function printReport(doc) {
   if (a.latency[LIMIT]) {
     console.log(`\nagainst the limit (bench/limit.c as a server: ${doc.limit.server}; ${doc.limit.extras})`);
     console.log(`  ${''.padEnd(22)} ${'per action'.padStart(10)} ${'÷ limit'.padStart(8)}   ${'16 in flight'.padStart(12)} ${'× limit'.padStart(8)}`);
-    const order = [LIMIT, LIMIT_BARE, LIMIT_SPAWNED, ECHO, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
+    const order = [LIMIT, LIMIT_BARE, LIMIT_FORKED, LIMIT_SPAWNED, ECHO, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
     for (const name of order.filter((n) => a.latency[n])) {
       const ratio = name === LIMIT ? 1 : a.limitLatency[name].median;
       const tp = a.throughput[name];
@@ -511,6 +514,7 @@ async function measure(options) {
       servers: [
         { name: LIMIT, argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit.log') },
         { name: LIMIT_BARE, argv: [limitBinary, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit-bare.log') },
+        { name: LIMIT_FORKED, argv: [limitBinary, ...extras, '--fork-init', '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit-forked.log') },
       ],
       spawned: { name: LIMIT_SPAWNED, argv: [limitBinary, ...extras], env: BASELINE_ENV },
       // Pinned beside the runner in the cores phase.
@@ -558,9 +562,9 @@ async function measure(options) {
       seconds: (Date.now() - started) / 1000,
       hookSkipped: hook.skipped,
       limit: {
-        extras: `${LIMIT} and ${LIMIT_SPAWNED}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
+        extras: `${LIMIT}, ${LIMIT_FORKED} and ${LIMIT_SPAWNED}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
           cgroups.dirs.length > 0 ? `, a cgroup per action in ${cgroups.dirs.length} trees and oom_score_adj` : ` (no cgroups: ${cgroups.why})`
-        }; ${LIMIT_BARE}: without them`,
+        }; ${LIMIT_BARE}: without them; ${LIMIT_FORKED}: the init forked, not cloned with CLONE_VM, as mountat's starter server forks its init`,
         server: 'one clone of the init per request, from the one server process, answered as each init is reaped',
       },
       runsSent: result.runsSent,
