@@ -403,7 +403,8 @@ static int start(struct slot *s) {
     remove_cgroups(s);
     return -1;
   }
-  int flags = (opt_fork_init ? 0 : CLONE_VM) | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (ncgroups > 0 ? 0 : CLONE_NEWCGROUP) | SIGCHLD;
+  int flags = (opt_fork_init ? 0 : CLONE_VM) | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+              (ncgroups > 0 ? 0 : CLONE_NEWCGROUP) | SIGCHLD;
   s->init = clone(init_main, s->init_stack + STACK, flags, s);
   if (s->init < 0) {
     s->step = "clone";
@@ -513,8 +514,8 @@ static int serve(void) {
 }
 
 static int usage(const char *why) {
-  fprintf(stderr, "limit: %s\nusage: limit [--seccomp] [--fork-init] [--cgroup DIR]... --serve\n       limit [--seccomp] [--fork-init] [--cgroup DIR]... ROOT [TMP]\n",
-          why);
+  fprintf(stderr, "limit: %s\nusage: limit [--seccomp] [--fork-init] [--cgroup DIR]... --serve\n", why);
+  fprintf(stderr, "       limit [--seccomp] [--fork-init] [--cgroup DIR]... ROOT [TMP]\n");
   return 2;
 }
 
