@@ -157,7 +157,13 @@ describe('shutdown', () => {
       () => 'answered',
       (error: unknown) => asExpected<{ code: number }>(error).code,
     );
-    expect(actionPlanMounts(await processWith('sleep 64.5'))).toHaveLength(defaultPlanMountCount());
+    // A failed check here must not leave the runner (and its action) running: stop() is idempotent.
+    await processWith('sleep 64.5')
+      .then((pid) => expect(actionPlanMounts(pid)).toHaveLength(defaultPlanMountCount()))
+      .catch(async (error: unknown) => {
+        await runner.stop('SIGKILL');
+        throw error;
+      });
     const code = await runner.stop('SIGTERM');
     expect(await pending).toBe(status.CANCELLED);
     expect(code).toBe(0);

@@ -453,8 +453,12 @@ describe('a runner of its own', () => {
     const own = await startRunner();
     makeAction(own.build, 'k');
     own.client.Run(requestFor('k', 'echo started; exec sleep 63.3'), () => {});
-    expect(actionPlanMounts(await processWith('sleep 63.3'))).toHaveLength(defaultPlanMountCount());
-    expect(await own.stop('SIGKILL')).toBe(null);
+    try {
+      expect(actionPlanMounts(await processWith('sleep 63.3'))).toHaveLength(defaultPlanMountCount());
+    } finally {
+      // Whatever the check found, the runner goes (stop() is idempotent).
+      expect(await own.stop('SIGKILL')).toBe(null);
+    }
     // The action dies with the runner (PR_SET_PDEATHSIG), and its mounts with its namespace: they
     // were never in this one. The directories made for them stay, named by the record, until the
     // next start.
