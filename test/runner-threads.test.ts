@@ -147,15 +147,28 @@ it('tears every action in flight down on SIGTERM: nothing mounted, no record, no
       (error: unknown) => asExpected<{ code: number }>(error).code,
     ),
   );
-  await until('every action started', () => ids.every((id) => existsSync(join(runner.build, id, 'stdout')) && stdoutOf(runner, id).includes('started')));
+  // A failed check before the SIGTERM below must not leave the runner running (stop() is idempotent).
+  const orKill = async <T>(check: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await check();
+    } catch (error) {
+      await runner.stop('SIGKILL');
+      throw error;
+    }
+  };
+  await orKill(() =>
+    until('every action started', () => ids.every((id) => existsSync(join(runner.build, id, 'stdout')) && stdoutOf(runner, id).includes('started'))),
+  );
   // Each has its mounts in its own namespace; the runner's has none of them.
-  const sleepers = spawnSync('pgrep', ['-f', 'sleep 63.5'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
-  expect(sleepers).toHaveLength(4);
-  for (const sleeper of sleepers) expect(actionPlanMounts(sleeper)).toHaveLength(defaultPlanMountCount());
-  expect(mountsUnder(runner.build)).toEqual([]);
-  expect(readdirSync(join(runner.dir, 'state')).filter((name) => /^action-.*\.json$/.test(name))).toHaveLength(4);
-  // The actions' own cgroups exist while they run (below the threads' bases).
-  expect(basesOf(pid, cgroups).some((base) => readdirSync(base, { withFileTypes: true }).some((entry) => entry.isDirectory()))).toBe(true);
+  await orKill(() => {
+    const sleepers = spawnSync('pgrep', ['-f', 'sleep 63.5'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+    expect(sleepers).toHaveLength(4);
+    for (const sleeper of sleepers) expect(actionPlanMounts(sleeper)).toHaveLength(defaultPlanMountCount());
+    expect(mountsUnder(runner.build)).toEqual([]);
+    expect(readdirSync(join(runner.dir, 'state')).filter((name) => /^action-.*\.json$/.test(name))).toHaveLength(4);
+    // The actions' own cgroups exist while they run (below the threads' bases).
+    expect(basesOf(pid, cgroups).some((base) => readdirSync(base, { withFileTypes: true }).some((entry) => entry.isDirectory()))).toBe(true);
+  });
   expect(await runner.stop('SIGTERM')).toBe(0);
   expect(await Promise.all(pending)).toEqual(ids.map(() => status.CANCELLED));
   expect(mountTable()).toBe(table);

@@ -33,9 +33,13 @@ function inPlace(dir: string): { hooks: { prestart: unknown[]; poststop: unknown
 async function killedMidAction(runner: RunnerProcess, id: string, realBuild: string): Promise<void> {
   makeAction(runner.build, id);
   runner.client.Run(requestFor(id, `exec sleep 64.${id.length}`), () => {});
-  for (let i = 0; i < 250 && mountsUnder(join(realBuild, id)).length < defaultPlanMountCount(); i++) await wait(20);
-  expect(mountsUnder(join(realBuild, id)).length).toBe(defaultPlanMountCount());
-  await runner.stop('SIGKILL');
+  try {
+    for (let i = 0; i < 250 && mountsUnder(join(realBuild, id)).length < defaultPlanMountCount(); i++) await wait(20);
+    expect(mountsUnder(join(realBuild, id)).length).toBe(defaultPlanMountCount());
+  } finally {
+    // Killed whatever the check found: a failed check must not leave it running.
+    await runner.stop('SIGKILL');
+  }
   for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `sleep 64.${id.length}`]).status === 0; i++) await wait(20);
   rmSync(join(runner.dir, 'state', `action-${id}.json`));
 }
