@@ -1,11 +1,14 @@
 // A detached copy of a root: open_tree(OPEN_TREE_CLONE | AT_RECURSIVE) of it, with whatever is
 // mounted beneath it, in no mount namespace at all. A plan attached to the copy (Linux 6.15+ takes
-// mounts onto a detached tree) is seen only by a process that clones the copy into a namespace of
-// its own (the starter's init does, as it did the root itself), never by this process's namespace
-// or its peers; and it all goes, with no unmount of ours, when the last fd of the copy is closed.
+// mounts onto a detached tree) is seen only by a process that attaches the copy in a namespace of
+// its own (the starter's init does: --root-copy), never by this process's namespace or its peers;
+// and it all goes, with no unmount of ours, with that namespace, or when the last fd of a copy
+// never attached is closed.
 // The runner's built-in hook mounts this way (hooks.ts): nothing of an action's is ever mounted
-// where the runner, the host or another action could see it, and its teardown is one close on a
-// pool thread.
+// where the runner, the host or another action could see it, and its teardown is the copy's close
+// and the directories made for the mounts. Those directories are the original's too (one
+// filesystem): removing one from here (rmdir) while the copy lives detaches what the copy has
+// mounted on it (the kernel's detach_mounts): the teardown removes them once the action has ended.
 import {
   constants as C,
   fsconfigCreate,

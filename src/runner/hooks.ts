@@ -108,8 +108,9 @@ export class BuiltinMountHook implements PrestartHook {
 
   /**
    * The one umount2 of a teardown waits on a thread of libuv's pool, not on this one
-   * (mounted-root.ts). On a copy, the copy's close is the unmount (on the pool too); the teardown
-   * beneath the root then finds our mounts gone and removes the directories made for them.
+   * (mounted-root.ts). On a copy there is no umount2: the starter attached the copy in the
+   * action's namespace, whose end took the mounts, or, where the gate never opened, our close of
+   * it does (on the pool too); the teardown then removes the directories made for them.
    */
   async #undo(owner: MountedRoot<ActionRecordExtra>, held: number, copy: Fd | undefined): Promise<void> {
     try {
