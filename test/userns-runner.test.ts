@@ -16,7 +16,7 @@ import { buildRunnerImage } from './helpers/docker.js';
 import { startPodman, type Podman } from './helpers/podman.js';
 import { busyboxRoot, mountTable, removeTree, repo, scratchDir } from './helpers/roots.js';
 import { makeAction, requestFor, run, spawnRunner, startRunner, type RunnerProcess } from './helpers/runner.js';
-import { HOST_BASE, mountsUnderIn, onlyChild, ownInUserns, usernsWrapper } from './helpers/userns.js';
+import { HOST_BASE, mountsUnderIn, onlyChild, ownInUserns, removeMapShims, usernsWrapper } from './helpers/userns.js';
 
 // As /proc/PID/status shows them: the runner's default set for root actions (CHOWN DAC_OVERRIDE FOWNER FSETID KILL
 // SETGID SETUID SETPCAP), none, and every capability this kernel has.
@@ -48,6 +48,7 @@ afterAll(() => {
   expect(hostname()).toBe(hostnameBefore);
   expect(readFileSync(secret, 'utf8')).toBe(`${secretText}\n`);
   removeTree(outside);
+  removeMapShims();
 });
 
 /** A runner in the user namespace, PID 1 of its own PID namespace; `inner` its PID here. */

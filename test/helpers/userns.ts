@@ -4,7 +4,7 @@
 // map into /proc/PID/uid_map directly, as root in the parent namespace may.
 import { chmodSync, chownSync, lchownSync, lstatSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { scratchDir } from './roots.js';
+import { removeTree, scratchDir } from './roots.js';
 
 /** Host uid (and gid) of the namespace's uid 0. */
 export const HOST_BASE = 100000;
@@ -35,6 +35,12 @@ function mapShims(): string {
   symlinkSync('newuidmap', join(dir, 'newgidmap'));
   shims = dir;
   return dir;
+}
+
+/** Remove the stand-ins (a test file's afterAll, once nothing it started runs through them). */
+export function removeMapShims(): void {
+  if (shims) removeTree(shims);
+  shims = undefined;
 }
 
 /**
