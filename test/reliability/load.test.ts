@@ -83,9 +83,15 @@ describe('load', () => {
           }
         }),
       );
-      // Cancelled actions are torn down after the client hears CANCELLED: wait for the runner to finish.
-      for (let i = 0; i < 250 && (mountsUnder(runner.build).length > 0 || processState(pid).children > before.children); i++)
-        await new Promise((r) => setTimeout(r, 20));
+      // Cancelled actions are torn down after the client hears CANCELLED: wait for the runner to
+      // finish. Their mounts were never in its namespace (a copy of each root, the action's own), so
+      // what shows a teardown still running is its fds (the roots, the copy, the files); a leak
+      // never settles, and fails below after 5 s.
+      const settled = () => {
+        const now = processState(pid);
+        return mountsUnder(runner.build).length === 0 && now.children <= before.children && now.fds <= before.fds;
+      };
+      for (let i = 0; i < 250 && !settled(); i++) await new Promise((r) => setTimeout(r, 20));
       const after = processState(pid);
       const summary = { actions: Object.values(answers).reduce((a, b) => a + b, 0), answers, before, after };
       writeFileSync(join(runner.dir, 'soak.json'), JSON.stringify(summary));
