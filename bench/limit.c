@@ -44,8 +44,8 @@
  * --seccomp and --cgroup are what issues 19 and 20 added to every action (a keyring, the per-user
  * limit, the filter; a cgroup per action and oom_score_adj); without them, the containment as it
  * was before those issues. --fork-init clones the init without CLONE_VM, a copy of the server as
- * mountat's starter server forks it (its init runs libc code with the server's own errno and
- * buffers, so it cannot share them): the figure says what that copy costs an action.
+ * mountat's starter server forks it where it cannot share its memory (a runner without
+ * CAP_SYS_PTRACE: native/starter/server.c): the figure says what that copy costs an action.
  *
  * usage: limit [--seccomp] [--fork-init] [--cgroup DIR]... --serve
  *          requests on stdin, one line each: "ID ROOT [TMP]" (no spaces in them); one answer line

@@ -145,7 +145,7 @@ function actionDirectory(dir) {
 const LIMIT = 'limit';
 const LIMIT_BARE = 'limit, no 19/20';
 const LIMIT_SPAWNED = 'limit spawned';
-/** The limit with its init forked (no CLONE_VM), as mountat's starter server forks its init. */
+/** The limit with its init forked (no CLONE_VM), as mountat's starter server forks its init without CAP_SYS_PTRACE. */
 const LIMIT_FORKED = 'limit, init forked';
 /** A grpc-js server answering every Run at once (bench/grpc-echo.mjs): gRPC alone. */
 const ECHO = 'gRPC alone';
@@ -564,7 +564,7 @@ async function measure(options) {
       limit: {
         extras: `${LIMIT}, ${LIMIT_FORKED} and ${LIMIT_SPAWNED}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
           cgroups.dirs.length > 0 ? `, a cgroup per action in ${cgroups.dirs.length} trees and oom_score_adj` : ` (no cgroups: ${cgroups.why})`
-        }; ${LIMIT_BARE}: without them; ${LIMIT_FORKED}: the init forked, not cloned with CLONE_VM, as mountat's starter server forks its init`,
+        }; ${LIMIT_BARE}: without them; ${LIMIT_FORKED}: the init forked, not cloned with CLONE_VM, as mountat's starter server forks its init without CAP_SYS_PTRACE`,
         server: 'one clone of the init per request, from the one server process, answered as each init is reaped',
       },
       runsSent: result.runsSent,

@@ -4,6 +4,7 @@
 // stopped, reported for what it was, and the other action and the runner must not notice. The
 // hostile programs are test/fixtures/resource-hog.c, at /bin/resource-hog in the actions' roots;
 // each stops itself at a ceiling (and the test then fails) where no limit stopped it.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -304,6 +305,37 @@ describe('a memory limit (memoryBytes 64 MiB)', () => {
     }
     expect(output(runner, id)).toBe('');
     expectOomKilled(response);
+    await expectOrdinaryWorks(runner);
+  });
+
+  it('kills an action that fills its memory with files and lowers its oom_score_adj alone: the starter server and an action in flight live on', async () => {
+    // The attack on inits that share the starter server's memory (native/starter/server.c): the
+    // kernel's OOM kill of a process kills every process of its memory. Were such an init in the
+    // action's cgroup, an action whose own processes stay small (its 64 MiB are a file on its /tmp,
+    // a tmpfs charged to its cgroup, never swapped and mapped by nobody; should its writes stop
+    // short of the OOM kill, a page fault of 1 MiB at a time brings it) and that gives up its
+    // oom_score_adj of 1000 where it may (with no CAP_SYS_RESOURCE, as here, nothing floors it),
+    // would have its init chosen, or group-killed with it: and the server and every action with it.
+    // (Its sleep: only a kill of the whole action ends it soon, on v1 the runner's after the kernel's.)
+    const servers = () =>
+      spawnSync('pgrep', ['-P', String(runner.process.pid), '-f', 'mountat-action --serve'], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean);
+    const before = servers();
+    expect(before).toHaveLength(1);
+    const other = await ordinaryInFlight(runner);
+    const id = hogAction(runner);
+    let response: RunResponse__Output;
+    try {
+      const script = `echo 0 > /proc/self/oom_score_adj; yes abcdefghijklmnopqrstuvwxyz | head -c 100000000 > /tmp/fill; ${HOG} touch 512; sleep 120; echo survived`;
+      response = await run(runner.client, requestFor(id, script));
+    } finally {
+      await other.done();
+    }
+    expect(output(runner, id)).not.toContain('survived');
+    expectOomKilled(response);
+    expect(servers()).toEqual(before);
     await expectOrdinaryWorks(runner);
   });
 

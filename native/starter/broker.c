@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "options.h"
+#include "raw.h"
 #include "kernel.h"
 #include "signals.h"
 
@@ -64,9 +66,6 @@
  * interrupted) is refused by ADDFD itself with ENOENT, and the instance made for it is closed.
  */
 
-/* The channel: [0] the init's end, [1] the action's (until it has sent its listener). */
-static int channel[2] = {-1, -1};
-
 /* Where namespace inode numbers start, how many of their low bits the uid keeps, and its range's start. */
 #define PROC_DYNAMIC_FIRST 0xF0000000u
 #define INUM_BITS 20
@@ -80,8 +79,9 @@ static void drop(int *fd) {
   *fd = -1;
 }
 
-int broker_channel(void) {
-  return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel);
+/* The channel, o->channel: [0] the init's end, [1] the action's (until it has sent its listener). */
+int broker_channel(struct options *o) {
+  return RSI(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, o->channel);
 }
 
 /* ---- the action's side ---- */
@@ -101,19 +101,20 @@ static int send_fd(int socket, int fd) {
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return sendmsg(socket, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+  long rc = RS(SYS_sendmsg, socket, &msg, MSG_NOSIGNAL);
+  return rc == 1 ? 0 : rc < 0 ? (int)rc : -EIO;
 }
 
-int broker_wanted(void) {
-  return channel[1] >= 0;
+int broker_wanted(const struct options *o) {
+  return o->channel[1] >= 0;
 }
 
-int broker_send(int listener) {
+int broker_send(const struct options *o, int listener) {
   /* Copies, not take_fd: the action shares the init's memory until its exec (starter.c), and the
-   * init still needs channel[] as it is. The fds are the action's own. */
-  cleanup_close int own = channel[1];
+   * init still needs o->channel as it is. The fds are the action's own. */
+  cleanup_close int own = o->channel[1];
   cleanup_close int held = listener;
-  if (channel[0] >= 0) close(channel[0]);
+  if (o->channel[0] >= 0) RS(SYS_close, o->channel[0]);
   /* No listener (no user notification, or EBUSY: filter.c): the init reads EOF, and runs no broker. */
   if (own < 0 || held < 0) return 0;
   /* The filter is loaded: its calls would wait for an answer nobody can give. The listener must
@@ -236,6 +237,7 @@ static void child_ended(int sig) {
 
 /* The listener from the channel (MSG_CMSG_CLOEXEC), or -1: the action sent none, or not one fd. */
 static int receive_listener(int socket) {
+  /* rsys here and in the loop below: the init may share the server's memory (raw.h). */
   union {
     struct cmsghdr header;
     char space[CMSG_SPACE(sizeof(int) * 2)];
@@ -244,7 +246,7 @@ static int receive_listener(int socket) {
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
   ssize_t got;
-  while ((got = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+  while ((got = RS(SYS_recvmsg, socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) == -EINTR) {
   }
   int fd = -1, count = 0;
   for (struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c != NULL; c = CMSG_NXTHDR(&msg, c)) {
@@ -273,9 +275,26 @@ enum without_broker {
 static void answer_here(int listener, enum without_broker how) {
   struct seccomp_notif req;
   memset(&req, 0, sizeof req);
-  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) return;
-  if (how == LET_THROUGH) answer_continue(listener, req.id);
-  else answer_error(listener, req.id, ENOMEM);
+  if (RS(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) return;
+  struct seccomp_notif_resp resp = {.id = req.id};
+  if (how == LET_THROUGH) resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  else resp.error = -ENOMEM;
+  RS(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+/*
+ * A fork by the kernel's call, not glibc's (whose bookkeeping lives in memory this init may share
+ * with the server): the broker has a copy of that memory of its own, and runs with glibc's calls
+ * there. An init that shares the server's memory is in none of the action's cgroups (server.c):
+ * its broker is born into the action's v2 one, as the action was, not charged to the runner's.
+ */
+static pid_t fork_broker(const struct options *o) {
+  int into = o->shares_memory && o->cgroup >= 0;
+  struct clone_args_ args = {.flags = into ? CLONE_INTO_CGROUP_ : 0, .exit_signal = SIGCHLD, .cgroup = (uint64_t)(into ? o->cgroup : 0)};
+  long pid = into ? RS(SYS_clone3, &args, sizeof args) : -ENOSYS;
+  /* clone3 refused (a container's seccomp profile), or none asked for: a plain fork. */
+  if (pid == -ENOSYS || pid == -E2BIG) pid = RS(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  return (pid_t)pid;
 }
 
 /*
@@ -285,9 +304,9 @@ static void answer_here(int listener, enum without_broker how) {
  * CAP_KILL can) forks one. The init keeps a copy, so that a broker's death leaves calls waiting
  * for the next broker rather than failing (with ENOSYS, as once no listener is left).
  */
-void broker_wait(pid_t action, int *status, struct rusage *ru) {
-  drop(&channel[1]);
-  cleanup_close int socket = take_fd(&channel[0]);
+void broker_wait(struct options *o, pid_t action, int *status, struct rusage *ru) {
+  drop(&o->channel[1]);
+  cleanup_close int socket = take_fd(&o->channel[0]);
   cleanup_close int listener = -1;
   pid_t broker = 0;
   enum without_broker how = FORK_BROKER;
@@ -303,7 +322,7 @@ void broker_wait(pid_t action, int *status, struct rusage *ru) {
     int child_status;
     struct rusage child_ru;
     pid_t got;
-    while ((got = wait4(-1, &child_status, WNOHANG, &child_ru)) > 0) {
+    while ((got = (pid_t)RS(SYS_wait4, -1, &child_status, WNOHANG, &child_ru)) > 0) {
       if (got == action) {
         *status = child_status;
         *ru = child_ru;
@@ -313,12 +332,13 @@ void broker_wait(pid_t action, int *status, struct rusage *ru) {
       broker = 0;
       if (WIFEXITED(child_status)) how = WEXITSTATUS(child_status) == BROKER_NO_UID ? LET_THROUGH : REFUSE;
     }
-    if (got < 0 && errno != EINTR) _exit(1);
+    if (got < 0 && got != -EINTR) raw_exit(1);
     struct pollfd fds[2];
     nfds_t n = 0;
     if (socket >= 0) fds[n++] = (struct pollfd){.fd = socket, .events = POLLIN};
     if (listener >= 0 && broker == 0) fds[n++] = (struct pollfd){.fd = listener, .events = POLLIN};
-    if (ppoll(fds, n, NULL, &during_poll) < 0) continue;
+    /* The kernel's sigset is 8 bytes (glibc's is larger; its first 8 bytes are the kernel's). */
+    if (RS(SYS_ppoll, fds, n, NULL, &during_poll, 8) < 0) continue;
     for (nfds_t i = 0; i < n; i++) {
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == socket) {
@@ -330,7 +350,7 @@ void broker_wait(pid_t action, int *status, struct rusage *ru) {
         drop(&listener);
       } else if (how != FORK_BROKER) {
         answer_here(listener, how);
-      } else if ((broker = fork()) == 0) {
+      } else if ((broker = fork_broker(o)) == 0) {
         run_broker(listener);
       } else if (broker < 0) {
         /* No process to spare (a pids limit the action filled): this call fails, the next may

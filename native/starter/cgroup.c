@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "kernel.h"
 #include "protocol.h"
+#include "raw.h"
 
 /*
  * Why here and not in the caller: moving a running process between cgroups (a write of its pid to
@@ -25,54 +26,53 @@
  * makes its cgroup namespace at the gate (rooted there: /proc/self/cgroup shows "/").
  */
 
-/* Whether this process (the child, after fork_into_cgroup) was born into its v2 cgroup. */
-static int born_into_cgroup;
-
-pid_t fork_into_cgroup(int cgroup) {
+pid_t fork_into_cgroup(struct options *o, int cgroup) {
+  o->born_into_cgroup = 0;
   if (cgroup < 0) return fork();
   struct clone_args_ args = {.flags = CLONE_INTO_CGROUP_, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup};
-  born_into_cgroup = 1;
+  o->born_into_cgroup = 1;
   /* A raw clone3 as a fork: the child returns here on a copy of our stack. This process is single
    * threaded, so nothing of libc's state is half-held in the child. */
   long pid = syscall(SYS_clone3, &args, sizeof args);
   if (pid >= 0 || (errno != ENOSYS && errno != E2BIG)) return (pid_t)pid;
   /* clone3 before 5.3 (ENOSYS), or one without the cgroup field before 5.7 (E2BIG). */
-  born_into_cgroup = 0;
+  o->born_into_cgroup = 0;
   return fork();
 }
 
-static int write_zero(int fd) {
+int join_cgroup_file(int fd) {
   /* "0": the writer's own thread group, whichever PID namespace it is in. */
-  return write(fd, "0", 1) == 1 ? 0 : -1;
+  long rc = RS(SYS_write, fd, "0", 1);
+  return rc == 1 ? 0 : rc < 0 ? (int)rc : -EIO;
 }
 
-static int join_v2_by_writing(int cgroup) {
-  cleanup_close int procs = openat(cgroup, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-  return procs < 0 ? -1 : write_zero(procs);
+int join_cgroup_dir(int cgroup) {
+  cleanup_close int procs = RSI(SYS_openat, cgroup, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  return procs < 0 ? procs : join_cgroup_file(procs);
 }
 
-static int set_oom_score_adj(int adj) {
-  cleanup_close int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+int set_oom_score_adj(int at, const char *path, int adj) {
+  cleanup_close int fd = RSI(SYS_openat, at, path, O_WRONLY | O_CLOEXEC);
   char text[16];
   int n = snprintf(text, sizeof text, "%d", adj);
-  return fd < 0 || write(fd, text, (size_t)n) != n ? -1 : 0;
+  long rc = fd < 0 ? fd : RS(SYS_write, fd, text, n);
+  return rc == n ? 0 : rc < 0 ? (int)rc : -EIO;
 }
 
 int join_cgroups(const struct options *o, enum start_step *step) {
   *step = STEP_cgroup;
   int rc = 0;
-  if (o->cgroup >= 0 && !born_into_cgroup) rc = join_v2_by_writing(o->cgroup);
-  for (int i = 0; rc == 0 && i < o->joins; i++) rc = write_zero(o->join[i]);
-  int saved = errno;
+  if (o->cgroup >= 0 && !o->born_into_cgroup) rc = join_cgroup_dir(o->cgroup);
+  for (int i = 0; rc == 0 && i < o->joins; i++) rc = join_cgroup_file(o->join[i]);
   /* The action never holds them. */
-  if (o->cgroup >= 0) close(o->cgroup);
-  for (int i = 0; i < o->joins; i++) close(o->join[i]);
-  errno = saved;
-  if (rc != 0) return -1;
+  if (o->cgroup >= 0) RS(SYS_close, o->cgroup);
+  for (int i = 0; i < o->joins; i++) RS(SYS_close, o->join[i]);
+  if (rc != 0) return rc;
   /* Inherited by everything the action starts: the kernel's OOM killer then takes an action
    * before the runner. Written with our capabilities (CAP_SYS_RESOURCE, where the caller has it),
-   * it is also the floor the action cannot go below. */
+   * it is also the floor the action cannot go below. (An init that shares the server's memory
+   * never comes here: its action does all this itself, start_action.) */
   *step = STEP_limits;
-  if (o->oom_score_adj != OOM_SCORE_KEEP && set_oom_score_adj(o->oom_score_adj) != 0) return -1;
+  if (o->oom_score_adj != OOM_SCORE_KEEP) return set_oom_score_adj(AT_FDCWD, "/proc/self/oom_score_adj", o->oom_score_adj);
   return 0;
 }

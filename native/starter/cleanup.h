@@ -6,16 +6,13 @@
 #ifndef MOUNTAT_STARTER_CLEANUP_H
 #define MOUNTAT_STARTER_CLEANUP_H
 
-#include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
+
+#include "raw.h"
 
 static inline void close_fd(int *fd) {
-  if (*fd < 0) return;
-  /* A failed step's errno is reported after its function returned: closing must not change it. */
-  int saved = errno;
-  close(*fd);
-  errno = saved;
+  /* rsys: it writes no errno, so a failed step's error survives it wherever it is kept. */
+  if (*fd >= 0) RS(SYS_close, *fd);
 }
 
 static inline void free_pointer(void *pointer) {

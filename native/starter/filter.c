@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "raw.h"
 #include "seccomp-policy.h"
 
 /*
@@ -328,20 +329,18 @@ void prepare_filter(struct options *o) {
 }
 
 int load_filter(const struct options *o, int *listener) {
-  if (o->filter == NULL) {
-    errno = o->filter_error;
-    return -1;
-  }
+  if (o->filter == NULL) return -o->filter_error;
   if (listener != NULL && o->filter_notify != 0) {
-    *listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, o->filter);
-    if (*listener >= 0) return 0;
+    int rc = RSI(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, o->filter);
+    *listener = rc;
+    if (rc >= 0) return 0;
     /* EBUSY: a filter of the runner's own container already has a listener (one per chain). The
      * program without the broker's calls, then: inotify is charged to the action's uid. */
-    if (errno != EBUSY) return -1;
+    if (rc != -EBUSY) return rc;
   }
   if (listener != NULL) *listener = -1;
   /* Without the opening: the broker's calls would fail with ENOSYS where nobody listens. */
   size_t skip = o->filter_notify;
   struct sock_fprog rest = {.len = (unsigned short)(o->filter->len - skip), .filter = o->filter->filter + skip};
-  return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &rest);
+  return RSI(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &rest);
 }

@@ -17,7 +17,8 @@ void prepare_filter(struct options *o);
  * Loads o->filter on the calling thread (NO_NEW_PRIVS already set). With LISTENER (an action with
  * a broker), the program with the broker's calls, and *LISTENER its listener; or, where there can
  * be none (no user notification, or EBUSY: another filter of the chain has one), the program
- * without them and *LISTENER -1. Without LISTENER, the program without them. -1 with errno.
+ * without them and *LISTENER -1. Without LISTENER, the program without them. 0, or -errno (rsys:
+ * the action may share the server's memory).
  */
 int load_filter(const struct options *o, int *listener);
 

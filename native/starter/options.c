@@ -26,7 +26,14 @@ static int cgroup_fd(long fd) {
 }
 
 const char *parse_options(int argc, char **argv, struct options *o) {
-  *o = (struct options){.root = ROOT_PIVOT, .cwd = ".", .uid = -1, .gid = -1, .cgroup = -1, .oom_score_adj = OOM_SCORE_KEEP};
+  *o = (struct options){.root = ROOT_PIVOT,
+                        .cwd = ".",
+                        .uid = -1,
+                        .gid = -1,
+                        .cgroup = -1,
+                        .oom_score_adj = OOM_SCORE_KEEP,
+                        .proc_fd = -1,
+                        .channel = {-1, -1}};
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];

@@ -38,6 +38,21 @@ struct options {
   const struct sock_fprog *filter;
   size_t filter_notify;
   int filter_error;
+  /* Not options either: this action's own state, set as it starts. Kept here, with the rest of
+   * what its processes read, because an init and its action may share the server's memory
+   * (shares_memory, server.c): what is theirs alone must live in memory of theirs alone, and the
+   * options do (a block of the server's per init), never in a static variable.
+   *   born_into_cgroup: its first process was born into the v2 cgroup (cgroup.c).
+   *   shares_memory: that process, the init, shares the server's memory (CLONE_VM), and so
+   *     stays out of the action's cgroups, which the action enters itself (server.c, steps.c).
+   *   proc_fd: with shares_memory, the caller's /proc, where the action writes its own
+   *     oom_score_adj (start_action); -1 otherwise.
+   *   channel: the broker's socket pair, the init's end and the action's (broker.c).
+   *   action_stack: where the action runs until its exec (starter.c), NULL for the starter's own. */
+  int born_into_cgroup, shares_memory, proc_fd;
+  int channel[2];
+  char *action_stack;
+  size_t action_stack_size;
 };
 
 /*

@@ -1,10 +1,10 @@
 #define _GNU_SOURCE
 #include "protocol.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <unistd.h>
+
+#include "raw.h"
 
 static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(int fd, const char *fmt, ...) {
@@ -15,8 +15,7 @@ static void report(int fd, const char *fmt, ...) {
   va_end(ap);
   if (n < 0 || n >= (int)sizeof line) return;
   /* The caller reads whole lines; a write of < PIPE_BUF bytes to a pipe is never split. */
-  ssize_t ignored = write(fd, line, (size_t)n);
-  (void)ignored;
+  RS(SYS_write, fd, line, n);
 }
 
 void report_started(int fd, pid_t starter) {
@@ -52,12 +51,16 @@ void report_killed(int fd, int signal) {
   report(fd, "K %d\n", signal);
 }
 
-void fail(enum start_step step) {
-  report_failed(STATUS_FD, step, errno);
-  _exit(127);
+void fail(enum start_step step, int error) {
+  report_failed(STATUS_FD, step, error);
+  raw_exit(127);
+}
+
+void fail_on(enum start_step step, long rc) {
+  if (rc < 0) fail(step, raw_error(rc));
 }
 
 int gate_opened(void) {
   char go = 0;
-  return read(GATE_FD, &go, 1) == 1 && go == 'G';
+  return RS(SYS_read, GATE_FD, &go, 1) == 1 && go == 'G';
 }

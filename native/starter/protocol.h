@@ -54,8 +54,10 @@ void report_served(int fd, pid_t init);
 void report_failed(int fd, enum start_step step, int error);
 void report_exit(int fd, int status, const struct rusage *ru);
 void report_killed(int fd, int signal);
-/* A step failed: say which on fd 5 (errno is still the step's), and end without starting the action. */
-void fail(enum start_step step) __attribute__((noreturn));
+/* A step failed with ERROR (an errno value): say which on fd 5, and end without starting the action. */
+void fail(enum start_step step, int error) __attribute__((noreturn));
+/* fail(STEP) where RC, a step's result, is -errno; nothing otherwise. */
+void fail_on(enum start_step step, long rc);
 /* Whether the caller opened the gate (fd 4): one byte 'G'; anything else or EOF aborts. */
 int gate_opened(void);
 

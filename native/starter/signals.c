@@ -8,23 +8,28 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "raw.h"
 
 /*
  * The one piece of file-level state: a signal handler takes no argument, so the process it
  * passes a signal on to must be where the handler can read it. Until it is set a handled
- * signal does nothing (the caller follows its SIGTERM with a SIGKILL).
+ * signal does nothing (the caller follows its SIGTERM with a SIGKILL). Inits that share the
+ * server's memory (server.c) share this variable too, and that is sound only because each writes
+ * the same value: its action, pid 2 of its own PID namespace (the init's first child). A starter
+ * forked by the server resets it (start_one). The handlers call the kernel through rsys: they
+ * may run in such an init, where glibc's errno is the server's (raw.h).
  */
 static volatile pid_t target = 0;
 
 /* --forward-signals: the action gets the signal itself. */
 static void pass_on(int sig) {
-  if (target > 0) kill(target, sig);
+  if (target > 0) RS(SYS_kill, target, sig);
 }
 
 /* The runner's: a signal to the starter is the end of the action. */
 static void end_action(int sig) {
   (void)sig;
-  if (target > 0) kill(target, SIGKILL);
+  if (target > 0) RS(SYS_kill, target, SIGKILL);
 }
 
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};

@@ -12,7 +12,7 @@
 #include "options.h"
 
 /* One action, from the parsed options: S, its child, P, then its end. Returns the exit status. */
-int start_one(const struct options *o, char **envp);
+int start_one(struct options *o, char **envp);
 /*
  * Makes the calling process the one the caller signals and kills the group of (a starter, or a
  * served init): signals as a shell leaves them, and a process group of its own. As setpgid.
@@ -25,11 +25,11 @@ int lead_group(void);
  * gives -1. HOME_PIDNS, when not -1, is where the caller's later children are born again (the
  * server's).
  */
-pid_t fork_child(const struct options *o, int fd, int home_pidns, int cgroup);
+pid_t fork_child(struct options *o, int fd, int home_pidns, int cgroup);
 /* An init (--pidns) was reaped with wait status STATUS: report on FD what it could not itself. */
 void report_init_end(int fd, int status);
 /* The forked child: the gate, then containment (steps.c), then the init or the action. PARENT is
  * who must still be its parent (0 for pid 1 of a new namespace). Never returns. */
-void become_child(const struct options *o, char **envp, pid_t parent) __attribute__((noreturn));
+void become_child(struct options *o, char **envp, pid_t parent) __attribute__((noreturn));
 
 #endif

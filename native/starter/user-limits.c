@@ -3,6 +3,8 @@
 
 #include <sys/resource.h>
 
+#include "raw.h"
+
 /*
  * POSIX message queues: the kernel charges a queue's bytes to its creator's real uid, for as long
  * as the queue exists, and refuses a new one when that uid's total would pass the *creator's*
@@ -25,11 +27,12 @@ enum { MSGQUEUE_BYTES = 409600 };
 
 static int limit_message_queues(void) {
   struct rlimit limit;
-  if (getrlimit(RLIMIT_MSGQUEUE, &limit) != 0) return -1;
+  int rc = RSI(SYS_prlimit64, 0, RLIMIT_MSGQUEUE, NULL, &limit);
+  if (rc < 0) return rc;
   /* Only ever lowered: an operator's smaller limit stands. */
   if (limit.rlim_max > MSGQUEUE_BYTES) limit.rlim_max = MSGQUEUE_BYTES;
   if (limit.rlim_cur > limit.rlim_max) limit.rlim_cur = limit.rlim_max;
-  return setrlimit(RLIMIT_MSGQUEUE, &limit);
+  return RSI(SYS_prlimit64, 0, RLIMIT_MSGQUEUE, &limit, NULL);
 }
 
 int limit_per_user(void) {

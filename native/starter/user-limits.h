@@ -4,8 +4,7 @@
 
 /*
  * The action, after NO_NEW_PRIVS: its POSIX message queues bounded (RLIMIT_MSGQUEUE). (Its
- * inotify instances go to the broker by way of its seccomp filter: broker.c.) -1 with errno set
- * on a failure.
+ * inotify instances go to the broker by way of its seccomp filter: broker.c.) 0, or -errno.
  */
 int limit_per_user(void);
 
