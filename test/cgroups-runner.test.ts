@@ -308,15 +308,16 @@ describe('a memory limit (memoryBytes 64 MiB)', () => {
     await expectOrdinaryWorks(runner);
   });
 
-  it('kills an action that fills its memory with files and lowers its oom_score_adj alone: the starter server and an action in flight live on', async () => {
+  it('kills an action that fills its memory with pipe buffers and lowers its oom_score_adj alone: the starter server and an action in flight live on', async () => {
     // The attack on inits that share the starter server's memory (native/starter/server.c): the
     // kernel's OOM kill of a process kills every process of its memory. Were such an init in the
-    // action's cgroup, an action whose own processes stay small (its 64 MiB are a file on its /tmp,
-    // a tmpfs charged to its cgroup, never swapped and mapped by nobody; should its writes stop
-    // short of the OOM kill, a page fault of 1 MiB at a time brings it) and that gives up its
-    // oom_score_adj of 1000 where it may (with no CAP_SYS_RESOURCE, as here, nothing floors it),
-    // would have its init chosen, or group-killed with it: and the server and every action with it.
-    // (Its sleep: only a kill of the whole action ends it soon, on v1 the runner's after the kernel's.)
+    // action's cgroup, an action whose own process stays small (its 64 MiB are pipe buffers,
+    // charged to its cgroup, in nobody's RSS) and that gives up its oom_score_adj of 1000 where it
+    // may (with no CAP_SYS_RESOURCE, as here, nothing floors it) would have its init chosen as
+    // the process to kill (the largest RSS of the cgroup: the server's), or group-killed with it:
+    // and the server and every action with it.
+    // The server is started with the first action: one is in flight before it is looked for.
+    const other = await ordinaryInFlight(runner);
     const servers = () =>
       spawnSync('pgrep', ['-P', String(runner.process.pid), '-f', 'mountat-action --serve'], { encoding: 'utf8' })
         .stdout.trim()
@@ -324,16 +325,14 @@ describe('a memory limit (memoryBytes 64 MiB)', () => {
         .filter(Boolean);
     const before = servers();
     expect(before).toHaveLength(1);
-    const other = await ordinaryInFlight(runner);
     const id = hogAction(runner);
     let response: RunResponse__Output;
     try {
-      const script = `echo 0 > /proc/self/oom_score_adj; yes abcdefghijklmnopqrstuvwxyz | head -c 100000000 > /tmp/fill; ${HOG} touch 512; sleep 120; echo survived`;
-      response = await run(runner.client, requestFor(id, script));
+      response = await runHog(runner, id, ['pipes', '100000']);
     } finally {
       await other.done();
     }
-    expect(output(runner, id)).not.toContain('survived');
+    expect(output(runner, id)).toBe('');
     expectOomKilled(response);
     expect(servers()).toEqual(before);
     await expectOrdinaryWorks(runner);
