@@ -14,9 +14,14 @@
  * stack, calls fn(arg) and exits with its result without ever returning. The parent returns rax:
  * the child's pid or -errno. (glibc's own clone3 is internal to it, and its clone() has no
  * CLONE_INTO_CGROUP.)
+ *
+ * raw_clone(flags, stack_top, fn, arg): the same with the older clone, whose arguments are flags,
+ * the new stack's top, and three the kernel reads only for flags we never pass (parent and child
+ * tid, tls): rdx, r10 and r8 then carry nothing it looks at. Its child takes the same path.
  */
 long raw_clone(unsigned long flags, char *stack_top, int (*fn)(void *), void *arg);
 
+// clang-format off
 __asm__(".text\n"
         ".globl raw_clone3\n"
         ".type raw_clone3, @function\n"
@@ -24,27 +29,11 @@ __asm__(".text\n"
         "  mov %rcx, %r8\n"
         "  mov %rdx, %r9\n"
         "  mov $" TEXT(SYS_clone3) ", %eax\n"
-                                   "  syscall\n"
-                                   "  test %rax, %rax\n"
-                                   "  jnz 1f\n"
-                                   "  xor %ebp, %ebp\n"
-                                   "  and $-16, %rsp\n"
-                                   "  mov %r8, %rdi\n"
-                                   "  call *%r9\n"
-                                   "  mov %eax, %edi\n"
-                                   "  mov $" TEXT(SYS_exit_group) ", %eax\n"
-                                                                  "  syscall\n"
-                                                                  "  hlt\n"
-                                                                  "1:\n"
-                                                                  "  ret\n"
-                                                                  ".size raw_clone3, .-raw_clone3\n");
-
-/*
- * raw_clone(flags, stack_top, fn, arg): the same with the older clone, whose arguments are flags,
- * the new stack's top, and three the kernel reads only for flags we never pass (parent and child
- * tid, tls): rdx, r10 and r8 then carry nothing it looks at.
- */
-__asm__(".text\n"
+        "  syscall\n"
+        "  test %rax, %rax\n"
+        "  jz mountat_clone_child\n"
+        "  ret\n"
+        ".size raw_clone3, .-raw_clone3\n"
         ".globl raw_clone\n"
         ".type raw_clone, @function\n"
         "raw_clone:\n"
@@ -53,20 +42,21 @@ __asm__(".text\n"
         "  xor %edx, %edx\n"
         "  xor %r10d, %r10d\n"
         "  mov $" TEXT(SYS_clone) ", %eax\n"
-                                  "  syscall\n"
-                                  "  test %rax, %rax\n"
-                                  "  jnz 1f\n"
-                                  "  xor %ebp, %ebp\n"
-                                  "  and $-16, %rsp\n"
-                                  "  mov %r8, %rdi\n"
-                                  "  call *%r9\n"
-                                  "  mov %eax, %edi\n"
-                                  "  mov $" TEXT(SYS_exit_group) ", %eax\n"
-                                                                 "  syscall\n"
-                                                                 "  hlt\n"
-                                                                 "1:\n"
-                                                                 "  ret\n"
-                                                                 ".size raw_clone, .-raw_clone\n");
+        "  syscall\n"
+        "  test %rax, %rax\n"
+        "  jz mountat_clone_child\n"
+        "  ret\n"
+        ".size raw_clone, .-raw_clone\n"
+        "mountat_clone_child:\n"
+        "  xor %ebp, %ebp\n"
+        "  and $-16, %rsp\n"
+        "  mov %r8, %rdi\n"
+        "  call *%r9\n"
+        "  mov %eax, %edi\n"
+        "  mov $" TEXT(SYS_exit_group) ", %eax\n"
+        "  syscall\n"
+        "  hlt\n");
+// clang-format on
 
 long clone_sharing(struct clone_args_ *args, int *born, int (*fn)(void *), void *arg) {
   /* Said before each attempt: the child (which shares our memory) may read it at once. */
