@@ -11,11 +11,12 @@
 // other init with it), and the action, born into its v2 cgroup by the init, enters the rest itself
 // as it starts.
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownCapabilities, probePivotRoot } from '../src/linux/index.js';
 import type { ActionCgroup, CgroupLimits, StartedAction, StarterServer } from '../src/sandbox/index.js';
+import { fixtureBinary } from './helpers/attacker.js';
 import { asExpected } from './helpers/checked.js';
 import { busyboxRoot, openDir, removeTree, repo, scratchDir } from './helpers/roots.js';
 
@@ -60,7 +61,7 @@ const sharesMemory = ({ served, pidns }: Way) => served && pidns && process.arch
 const named = ({ served, pidns }: Way) => `${served ? 'served' : 'executed'}, ${pidns ? 'with' : 'without'} a PID namespace`;
 
 /** `entered` runs once the fds of the cgroup's entry are open, before the start. */
-function start(cgroup: ActionCgroup, way: Way, argv: string[], oomScoreAdj: number | null = null, entered?: () => void): StartedAction {
+function start(cgroup: ActionCgroup, way: Way, argv: string[], oomScoreAdj: number | null = null, entered?: () => void, via = server): StartedAction {
   const { isolation } = prepareIsolation(
     {
       rooted: true,
@@ -87,7 +88,7 @@ function start(cgroup: ActionCgroup, way: Way, argv: string[], oomScoreAdj: numb
       stdout,
       stderr: stdout,
       isolation,
-      server: way.served ? server : undefined,
+      server: way.served ? via : undefined,
       cgroup: entry,
       oomScoreAdj,
     });
@@ -169,6 +170,47 @@ describe('the action enters its cgroup itself', () => {
       expect(existsSync(cgroup.directories[removed]!)).toBe(false);
     });
   }
+});
+
+describe.runIf(process.arch === 'x64')('a server whose clone3 is refused (ENOSYS), as Docker and podman refuse it', () => {
+  it('still shares its memory with the init, which stays out of the cgroups; the action joins its v2 cgroup by writing', async () => {
+    // The server under a filter of its own that fails clone3 with ENOSYS (test/fixtures/seccomp-errno.c):
+    // the init and the action are cloned with the older clone, which cannot be born into a cgroup.
+    const dir = scratchDir('mountat-starter-clone3-');
+    const wrapper = join(dir, 'starter');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${fixtureBinary('seccomp-errno')} clone3 ENOSYS -- ${STARTER_PATH} "$@"\n`, { mode: 0o755 });
+    const refused = new Server(wrapper);
+    try {
+      using cgroups = ActionCgroups.open({ limits: LIMITS, moveIntoLeaf: false }).cgroups!;
+      await using cgroup = cgroups.create();
+      const dirs = cgroup.directories;
+      await using action = start(cgroup, WAYS[0]!, ['/bin/sleep', '100'], 500, undefined, refused);
+      const init = await action.pid;
+      action.open();
+      expect(await until(() => members(dirs.unified!).some((p) => read(`/proc/${p}/comm`) === 'sleep'))).toBe(true);
+      const sleeper = members(dirs.unified!).find((p) => read(`/proc/${p}/comm`) === 'sleep')!;
+      expect(Number(read(`/proc/${sleeper}/stat`).split(' ')[3])).toBe(init);
+      // The init in none of the action's cgroups; the action in all of them, at its oom_score_adj,
+      // its cgroup namespace rooted there.
+      for (const directory of Object.values(dirs)) {
+        expect(members(directory)).not.toContain(init);
+        expect(members(directory)).toContain(sleeper);
+      }
+      expect(read(`/proc/${sleeper}/oom_score_adj`)).toBe('500');
+      const inside = execFileSync('nsenter', ['--cgroup', '-t', String(sleeper), 'cat', `/proc/${sleeper}/cgroup`], { encoding: 'utf8' });
+      expect(
+        inside
+          .trim()
+          .split('\n')
+          .filter((line) => !line.endsWith(':/')),
+      ).toEqual([]);
+      action.kill();
+      expect((await action.ended).kind).toBe('signalled');
+    } finally {
+      refused.close();
+      removeTree(dir);
+    }
+  });
 });
 
 describe('a served init killed with its cgroup', () => {
