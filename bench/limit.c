@@ -7,9 +7,10 @@
  * Per action, in this order:
  *   the server: clone(CLONE_VM | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
  *     CLONE_NEWCGROUP) of the init, on a stack of the request's own (no copy of the server: it
- *     shares the server's memory, so it makes system calls only through rsys() below, which never
- *     touch errno, the one variable it would share); with --cgroup, the action's cgroups made
- *     first (mkdir DIR/N in each tree, pids.max 4096 where the tree has it) and the cgroup
+ *     shares the server's memory, so it makes system calls only through rsys(), the starter's
+ *     (native/starter/raw.h), which never touch errno, the one variable it would share); with
+ *     --cgroup, the action's cgroups made first (mkdir DIR/N in each tree, pids.max 4096 where
+ *     the tree has it) and the cgroup
  *     namespace made by the init once it has joined them, as mountat's starter joins at its gate;
  *   the init, pid 1: PR_SET_PDEATHSIG, PR_SET_DUMPABLE 0, /dev/null on 0-2 and every other fd
  *     closed; with --cgroup, "0" written to each cgroup.procs, oom_score_adj 1000, unshare of the
@@ -87,6 +88,7 @@
 
 /* The kernel ABI the libc headers may lack: the starter's (one copy), and the covers. */
 #include "../native/starter/kernel.h"
+#include "../native/starter/raw.h"
 #include "covers.h"
 
 #define OPEN_TREE_CLOEXEC_ O_CLOEXEC
@@ -100,34 +102,11 @@
 #define RESOLVE_NO_XDEV_ 0x01
 
 /*
- * A system call that returns -errno and writes nothing but what the kernel writes. The init and
- * the action share this process's memory (CLONE_VM), its thread-local errno included, while the
- * server and other inits run: glibc's wrappers would race on it.
+ * System calls through rsys() (RS), the starter's own (native/starter/raw.h): it returns -errno
+ * and writes nothing but what the kernel writes. The init and the action share this process's
+ * memory (CLONE_VM), its thread-local errno included, while the server and other inits run:
+ * glibc's wrappers would race on it.
  */
-static inline long rsys(long n, long a, long b, long c, long d, long e, long f) {
-#if defined(__x86_64__)
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  long ret;
-  __asm__ volatile("syscall" : "=a"(ret) : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
-  return ret;
-#elif defined(__aarch64__)
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  register long x4 __asm__("x4") = e;
-  register long x5 __asm__("x5") = f;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-  return x0;
-#else
-#error "bench/limit.c is written for x86_64 and aarch64"
-#endif
-}
-#define RS_(n, a, b, c, d, e, f, ...) rsys((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
-#define RS(...) RS_(__VA_ARGS__, 0, 0, 0, 0, 0, 0)
 
 #if defined(__x86_64__)
 #define AUDIT_ARCH_HERE AUDIT_ARCH_X86_64
