@@ -97,6 +97,13 @@ function start(cgroup: ActionCgroup, way: Way, argv: string[], oomScoreAdj: numb
   }
 }
 
+/** The lines of /proc/PID/cgroup, read from inside PID's cgroup namespace, that do not say "/". */
+const linesNotAtRootSeenFromInside = (pid: number) =>
+  execFileSync('nsenter', ['--cgroup', '-t', String(pid), 'cat', `/proc/${pid}/cgroup`], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .filter((line) => !line.endsWith(':/'));
+
 /** The tree's path of the cgroup, as /proc/PID/cgroup names it from the host's cgroup namespace. */
 const pathIn = (tree: string, directory: string) => directory.replace(tree === 'unified' ? '/sys/fs/cgroup/unified' : `/sys/fs/cgroup/${tree}`, '');
 
@@ -136,13 +143,7 @@ describe('the action enters its cgroup itself', () => {
         for (const [tree, dir] of Object.entries(dirs)) expect(lines).toContain(`:${pathIn(tree, dir)}`);
         // Seen from inside its own cgroup namespace, every line is "/": that namespace (made as the
         // gate opened) is rooted at the cgroups it was in by then, in every tree.
-        const inside = execFileSync('nsenter', ['--cgroup', '-t', String(member), 'cat', `/proc/${member}/cgroup`], { encoding: 'utf8' });
-        expect(
-          inside
-            .trim()
-            .split('\n')
-            .filter((line) => !line.endsWith(':/')),
-        ).toEqual([]);
+        expect(linesNotAtRootSeenFromInside(member)).toEqual([]);
         expect(read(`/proc/${member}/oom_score_adj`)).toBe('500');
       }
       action.kill();
@@ -197,13 +198,7 @@ describe.runIf(process.arch === 'x64')('a server whose clone3 is refused (ENOSYS
         expect(members(directory)).toContain(sleeper);
       }
       expect(read(`/proc/${sleeper}/oom_score_adj`)).toBe('500');
-      const inside = execFileSync('nsenter', ['--cgroup', '-t', String(sleeper), 'cat', `/proc/${sleeper}/cgroup`], { encoding: 'utf8' });
-      expect(
-        inside
-          .trim()
-          .split('\n')
-          .filter((line) => !line.endsWith(':/')),
-      ).toEqual([]);
+      expect(linesNotAtRootSeenFromInside(sleeper)).toEqual([]);
       action.kill();
       expect((await action.ended).kind).toBe('signalled');
     } finally {
