@@ -292,17 +292,23 @@ describe('a memory limit (memoryBytes 64 MiB)', () => {
     expect(usage.memoryPeakBytes).toBeLessThanOrEqual(64 * MiB);
   }
 
-  it('kills a memory hog alone, as an OOM kill, while another action in flight is untouched', async () => {
+  /**
+   * `work` (its result returned) while an ordinary action is in flight, released once `work` has
+   * been answered: that action finished its work as if nothing had happened.
+   */
+  async function besideAnother<T>(work: () => Promise<T>): Promise<T> {
     const other = await ordinaryInFlight(runner);
-    const id = hogAction(runner);
-    let response: RunResponse__Output;
     try {
-      // The ceiling (512 MiB) past the limit: where nothing killed it, the hog exits 3 and says so.
-      response = await runHog(runner, id, ['touch', '512']);
+      return await work();
     } finally {
-      // The other action, released once the hog has been answered: it finished its work as if nothing had happened.
       await other.done();
     }
+  }
+
+  it('kills a memory hog alone, as an OOM kill, while another action in flight is untouched', async () => {
+    const id = hogAction(runner);
+    // The ceiling (512 MiB) past the limit: where nothing killed it, the hog exits 3 and says so.
+    const response = await besideAnother(() => runHog(runner, id, ['touch', '512']));
     expect(output(runner, id)).toBe('');
     expectOomKilled(response);
     await expectOrdinaryWorks(runner);
@@ -316,22 +322,19 @@ describe('a memory limit (memoryBytes 64 MiB)', () => {
     // may (with no CAP_SYS_RESOURCE, as here, nothing floors it) would have its init chosen as
     // the process to kill (the largest RSS of the cgroup: the server's), or group-killed with it:
     // and the server and every action with it.
-    // The server is started with the first action: one is in flight before it is looked for.
-    const other = await ordinaryInFlight(runner);
     const servers = () =>
       spawnSync('pgrep', ['-P', String(runner.process.pid), '-f', 'mountat-action --serve'], { encoding: 'utf8' })
         .stdout.trim()
         .split('\n')
         .filter(Boolean);
-    const before = servers();
-    expect(before).toHaveLength(1);
     const id = hogAction(runner);
-    let response: RunResponse__Output;
-    try {
-      response = await runHog(runner, id, ['pipes', '100000']);
-    } finally {
-      await other.done();
-    }
+    let before: string[] = [];
+    const response = await besideAnother(() => {
+      // The server is started with the first action: one is in flight before it is looked for.
+      before = servers();
+      expect(before).toHaveLength(1);
+      return runHog(runner, id, ['pipes', '100000']);
+    });
     expect(output(runner, id)).toBe('');
     expectOomKilled(response);
     expect(servers()).toEqual(before);
