@@ -83,6 +83,16 @@ describe('Run', () => {
     expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('/work/dir\nONLY=this\nPATH=/bin\nPWD=/work/dir\nTMPDIR=/tmp\n');
   });
 
+  it('starts the action with no signal blocked or ignored, as a shell would', async () => {
+    // The runner's own ignored signals (Node's SIGPIPE and SIGXFSZ, and glibc's two internal ones,
+    // 32 and 33, which glibc's signal() refuses to touch) must not reach the action, since ignored
+    // signals survive exec.
+    const id = newAction();
+    const response = await run(runner.client, requestFor(id, '', { arguments: ['grep', '-E', '^Sig(Blk|Ign):', '/proc/self/status'] }));
+    expect(response.exitCode).toBe('0');
+    expect(readFileSync(join(runner.build, id, 'stdout'), 'utf8')).toBe('SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
+  });
+
   it('reports the signal that killed the action, with exit code -1', async () => {
     const id = newAction();
     const response = await run(runner.client, requestFor(id, 'kill -9 $$'));

@@ -7,7 +7,10 @@
  * all of them share: one process's failure would be read as another's. Everything the init and the
  * action do before exec therefore calls the kernel through rsys() and carries the error as a
  * negative return value; nothing there reads errno, and nothing there writes it but glibc calls
- * that cannot fail (sigaction, sigprocmask) or pure ones (vsnprintf, strtoul on checked text).
+ * that cannot fail (sigaction and sigaddset of a valid signal, sigprocmask) or pure ones
+ * (vsnprintf, strtoul on checked text). glibc fails some calls without asking the kernel:
+ * signal() of its own signals 32 and 33 did so, one init's EINVAL read by the server as its own
+ * (signals.c).
  * bench/limit.c does the same for the same reason.
  */
 #ifndef MOUNTAT_STARTER_RAW_H

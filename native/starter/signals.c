@@ -47,15 +47,35 @@ void signals_reach(pid_t child) {
   target = child;
 }
 
+/*
+ * SIG_DFL for SIG by the kernel's call, not glibc's signal(): that refuses glibc's own two
+ * signals (32 and 33, which a server started by posix_spawn ignores) with EINVAL, written to
+ * errno without a system call, and an init that shares the server's memory shares the server's
+ * errno (raw.h): the server, parsing the next request at that moment, read the EINVAL as its
+ * own ("bad --caps", about one action in 30,000 at 16 in flight). And the kernel keeps an
+ * ignored signal ignored across exec: the action ignored both.
+ */
+static void default_disposition(int sig) {
+  /* The kernel's struct sigaction (x86_64 and aarch64 alike), its mask the kernel's 8 bytes. */
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long long mask;
+  } action = {.handler = SIG_DFL};
+  RS(SYS_rt_sigaction, sig, &action, NULL, sizeof action.mask);
+}
+
 void default_signals(void) {
-  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) default_disposition(FORWARDED[i]);
 }
 
 /*
  * Default dispositions and an empty mask for the action, as if started from a shell: started by
- * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ) or forked by the server (whose SIGCHLD
- * handler each forked child drops at once). Handlers never survive exec, only ignored signals do:
- * the kernel lists those (SigIgn), so only they are reset, not all 64.
+ * posix_spawn from Node (which ignores SIGPIPE and SIGXFSZ, and whose glibc hands its own 32 and
+ * 33 on ignored) or forked by the server (whose SIGCHLD handler each forked child drops at once).
+ * Handlers never survive exec, only ignored signals do: the kernel lists those (SigIgn), so only
+ * they are reset, not all 64.
  */
 static unsigned long long ignored_signals(void) {
   unsigned long long ignored = ~0ULL;
@@ -81,9 +101,8 @@ void remember_ignored_signals(void) {
 
 void reset_signals(void) {
   unsigned long long ignored = remembered_known ? remembered : ignored_signals();
-  for (int sig = 1; sig < NSIG && sig <= 64; sig++)
-    if (ignored & (1ULL << (sig - 1))) signal(sig, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig <= 64; sig++)
+    if (ignored & (1ULL << (sig - 1))) default_disposition(sig);
+  unsigned long long none = 0;
+  RS(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
 }
