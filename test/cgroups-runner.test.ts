@@ -167,7 +167,28 @@ async function daemonIsGone(runner: RunnerProcess): Promise<void> {
   await expectOrdinaryWorks(runner);
 }
 
-describe('the default config (pids 4096, oomScoreAdj 1000, no memory limit)', () => {
+/** Field 19 of /proc/self/stat: the nice value. */
+const NICE = `cut -d' ' -f19 /proc/self/stat`;
+
+/**
+ * An action that reads its nice value, tries to lower it (renice, refused without CAP_SYS_NICE
+ * beyond what its RLIMIT_NICE allows) and to raise it (always allowed), and shows its RLIMIT_NICE.
+ */
+async function expectNiceFloor(runner: RunnerProcess, nice: number): Promise<void> {
+  const id = hogAction(runner);
+  const script = `${NICE}; renice -n -${nice + 1} -p $$; echo "lower: $?"; ${NICE}; renice -n 2 -p $$; ${NICE}; grep 'Max nice' /proc/self/limits`;
+  const response = await run(runner.client, requestFor(id, script));
+  const lines = output(runner, id).trim().split('\n');
+  expect(lines.slice(0, 4)).toEqual([String(nice), 'lower: 1', String(nice), String(Math.min(19, nice + 2))]);
+  // RLIMIT_NICE lets a process go down to 20 - limit: the action's stays at or above its floor.
+  const [soft, hard] = lines[4]!.split(/\s+/).slice(3).map(Number);
+  expect(20 - soft!).toBeGreaterThanOrEqual(nice);
+  expect(20 - hard!).toBeGreaterThanOrEqual(nice);
+  expect(output(runner, id, 'stderr')).toBe('renice: setpriority: Permission denied\n');
+  expect(response.exitCode).toBe('0');
+}
+
+describe('the default config (pids 4096, oomScoreAdj 1000, nice 10, no memory limit)', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
     runner = await startRunner();
@@ -215,6 +236,10 @@ describe('the default config (pids 4096, oomScoreAdj 1000, no memory limit)', ()
     }
   });
 
+  it('runs the action at nice 10, which it may raise and, as root, cannot lower', async () => {
+    await expectNiceFloor(runner, 10);
+  });
+
   it('runs the action at oom_score_adj 1000, in a cgroup namespace rooted at its own cgroup', async () => {
     const id = hogAction(runner);
     const response = await run(runner.client, requestFor(id, 'cat /proc/self/oom_score_adj; cat /proc/self/cgroup'));
@@ -228,10 +253,10 @@ describe('the default config (pids 4096, oomScoreAdj 1000, no memory limit)', ()
   });
 });
 
-describe('limits from the config: pids 64, a CPU quota and weight, oomScoreAdj 500', () => {
+describe('limits from the config: pids 64, a CPU quota and weight, oomScoreAdj 500, nice 3', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
-    runner = await startRunner({ limits: { pids: 64, cpu: { quota: 0.5, weight: 50 }, oomScoreAdj: 500 } });
+    runner = await startRunner({ limits: { pids: 64, cpu: { quota: 0.5, weight: 50 }, oomScoreAdj: 500, nice: 3 } });
   });
   afterAll(async () => {
     expect(await runner.stop()).toBe(0);
@@ -240,6 +265,10 @@ describe('limits from the config: pids 64, a CPU quota and weight, oomScoreAdj 5
 
   it('stops a fork loop at 64', async () => {
     await forkLoopStopsAt(runner, 64);
+  });
+
+  it('runs the action at nice 3, its floor', async () => {
+    await expectNiceFloor(runner, 3);
   });
 
   it('runs the action at the configured oom_score_adj, in a cgroup with the configured CPU quota', async () => {
@@ -272,14 +301,20 @@ describe('limits from the config: pids 64, a CPU quota and weight, oomScoreAdj 5
   });
 });
 
-describe('a memory limit (memoryBytes 64 MiB)', () => {
+describe('a memory limit (memoryBytes 64 MiB), and nice null', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
-    runner = await startRunner({ limits: { memoryBytes: 64 * MiB } });
+    runner = await startRunner({ limits: { memoryBytes: 64 * MiB, nice: null } });
   });
   afterAll(async () => {
     expect(await runner.stop()).toBe(0);
     removeTree(runner.dir);
+  });
+
+  it("runs the action at the runner's own nice value where nice is null", async () => {
+    const id = hogAction(runner);
+    await run(runner.client, requestFor(id, NICE));
+    expect(output(runner, id)).toBe(`${readFileSync(`/proc/${runner.process.pid}/stat`, 'utf8').split(' ')[18]}\n`);
   });
 
   /** What an action killed for its memory answers: -1, KILL, and the cgroup's OOM figures. */

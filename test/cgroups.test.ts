@@ -24,7 +24,7 @@ const internals = asExpected<typeof import('../src/sandbox/cgroups/action-cgroup
 const { ActionCgroups, probeCgroups, readLayout } = sandbox;
 
 const MiB = 1024 * 1024;
-const LIMITS: CgroupLimits = { pids: 100, memoryBytes: 64 * MiB, cpu: { quota: 0.5, weight: 200 }, oomScoreAdj: 500 };
+const LIMITS: CgroupLimits = { pids: 100, memoryBytes: 64 * MiB, cpu: { quota: 0.5, weight: 200 }, oomScoreAdj: 500, nice: null };
 
 const read = (path: string) => readFileSync(path, 'utf8').trim();
 

@@ -114,6 +114,24 @@ describe('mountat exec', () => {
     expect(file.stderr).toMatch(/^mountat: open root `.*busybox`: openat2: ENOTDIR/);
   });
 
+  it('runs the command at nice 10 by default, at --nice N where given, and refuses one out of 0-19 in one line', () => {
+    // Field 19 of /proc/self/stat is the nice value.
+    const niceOf = (...flags: string[]) =>
+      mountat(['exec', '--root', root, '--state-dir', state, ...flags, '--', '/bin/cut', '-d', ' ', '-f19', '/proc/self/stat']);
+    expect(niceOf()).toMatchObject({ stdout: '10\n', stderr: '', status: 0 });
+    expect(niceOf('--nice', '4')).toMatchObject({ stdout: '4\n', stderr: '', status: 0 });
+    expect(niceOf('--nice', '0')).toMatchObject({ stdout: '0\n', stderr: '', status: 0 });
+    const bad = niceOf('--nice', '20');
+    expect(bad.stderr).toBe('mountat: --nice "20": an integer from 0 to 19\nrun `mountat help` for usage\n');
+    expect(bad.status).toBe(2);
+    // The starter checks its own command line too.
+    for (const value of ['20', '-1', '1x']) {
+      const starter = spawnSync(join(repo, 'dist', 'mountat-action'), ['--nice', value, '--', 'true'], { encoding: 'utf8' });
+      expect([starter.stderr, starter.status]).toEqual(['mountat-action: bad --nice\n', 126]);
+    }
+    expect(readdirSync(state)).toEqual([]);
+  });
+
   it('reports usage mistakes with exit code 2', () => {
     expect(mountat(['exec', '--root', root]).status).toBe(2);
     expect(mountat(['exec', '--root', root]).stderr).toMatch(/^mountat: exec needs a command after --\n/);

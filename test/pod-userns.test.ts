@@ -201,7 +201,7 @@ describe('the user-namespaced worker pod under podman kube play', () => {
         // The action, through the pod's socket, on the native build directory.
         const action = log[3]!;
         expect({ exitCode: action.exitCode, stderr: action.stderr }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, pids, classes, tmp, written, diagnostics, oomScoreAdj] = String(action.stdout).trim().split('\n');
+        const [exe, mounts, pids, classes, tmp, written, diagnostics, oomScoreAdj, nice] = String(action.stdout).trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: on the native build directory, the emptyDir's disk (podman's
         // volume storage here).
@@ -215,6 +215,8 @@ describe('the user-namespaced worker pod under podman kube play', () => {
         expect(diagnostics).toBe("wget: can't connect to remote host (127.0.0.1): Connection refused");
         // oom_score_adj is the runner's limits.oomScoreAdj (1000 by default), written with or without a cgroup.
         expect(oomScoreAdj).toBe('1000');
+        // And its nice value, limits.nice's default: raising one's own needs no privilege, in a user namespace too.
+        expect(nice).toBe('10');
         // The stand-in's two actions against limits, answered: the fork loop's 200 processes (below the default 4096
         // anyway) all started, so grep counts no refusal and exits 1.
         expect({ stdout: log[4]!.stdout, exitCode: log[4]!.exitCode }).toEqual({ stdout: 'fork loop: 0\n0\n', exitCode: 1 });

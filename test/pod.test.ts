@@ -184,7 +184,7 @@ describe('the worker pod under podman kube play', () => {
         // The action, through the pod's socket, on the worker's late mount.
         const run = log[3]!;
         expect({ exitCode: run.exitCode, stderr: run.stderr }).toEqual({ exitCode: 0, stderr: '' });
-        const [exe, mounts, pids, classes, tmp, late, diagnostics, oomScoreAdj] = String(run.stdout).trim().split('\n');
+        const [exe, mounts, pids, classes, tmp, late, diagnostics, oomScoreAdj, nice] = String(run.stdout).trim().split('\n');
         expect(exe).toBe('/bin/busybox');
         // /tmp is the request's temporary directory bound in: on the worker's tmpfs.
         expect(mounts).toBe('/proc proc,/sys sysfs,/tmp tmpfs,');
@@ -202,6 +202,7 @@ describe('the worker pod under podman kube play', () => {
         // mounts the image's entrypoint made writable), and said nothing about going without.
         expect(runnerJsonOf(objects).limits).toEqual({ pids: 4096, memoryBytes: 2 * 2 ** 30, oomScoreAdj: 1000 });
         expect(oomScoreAdj).toBe('1000');
+        expect(nice).toBe('10');
         // Both figures bb_worker passes on, the wait4 of the first process and the action's cgroup's.
         expect(run.resourceUsage).toEqual([
           'type.googleapis.com/buildbarn.resourceusage.POSIXResourceUsage',
@@ -235,7 +236,7 @@ describe('the worker pod under podman kube play', () => {
 
         const runnerLog = await podman.podman(['logs', container('runner')]);
         expect(runnerLog).toContain('"msg":"runner ready"');
-        expect(runnerLog).toContain(`"limits":${JSON.stringify({ ...TEST_LIMITS, cpu: null, oomScoreAdj: 1000 })}`);
+        expect(runnerLog).toContain(`"limits":${JSON.stringify({ ...TEST_LIMITS, cpu: null, oomScoreAdj: 1000, nice: 10 })}`);
         expect(runnerLog).not.toContain('actions run without');
         expect(runnerLog).not.toContain('writable-cgroups');
         expect(runnerLog).toMatch(/"action":\{"id":"a1","outcome":"exited".*"exitCode":0/);

@@ -23,7 +23,7 @@ import { busyboxRoot, openDir, removeTree, repo, scratchDir } from './helpers/ro
 const sandbox = asExpected<typeof import('../src/sandbox/index.js')>(await import(join(repo, 'dist', 'sandbox', 'index.js')));
 const { ActionCgroups, outcomeOf, prepareIsolation, SANDBOX_DEFAULTS, StartedAction: Started, STARTER_PATH, StarterServer: Server } = sandbox;
 
-const LIMITS: CgroupLimits = { pids: 100, memoryBytes: null, cpu: null, oomScoreAdj: null };
+const LIMITS: CgroupLimits = { pids: 100, memoryBytes: null, cpu: null, oomScoreAdj: null, nice: null };
 
 let root: string;
 let out: string;

@@ -57,6 +57,8 @@
  *   --join FD,...  cgroup.procs files of its cgroup in the other trees (v1), open for writing:
  *                  that process writes "0" into each while it waits at its gate.
  *   --oom-score-adj N  that process's oom_score_adj (-1000..1000), inherited by the action.
+ *   --nice N       that process's nice value (0..19), set before its gate and inherited by the
+ *                  action, whose RLIMIT_NICE is lowered so that it cannot go below it.
  *   --forward-signals  SIGINT, SIGTERM, SIGHUP and SIGQUIT reach the action as themselves
  *                  (`mountat exec`); without it they end the action with SIGKILL (the runner).
  */

@@ -32,6 +32,7 @@ const char *parse_options(int argc, char **argv, struct options *o) {
                         .gid = -1,
                         .cgroup = -1,
                         .oom_score_adj = OOM_SCORE_KEEP,
+                        .nice = NICE_KEEP,
                         .proc_fd = -1,
                         .channel = {-1, -1}};
   int i = 1;
@@ -91,6 +92,12 @@ const char *parse_options(int argc, char **argv, struct options *o) {
       long adj = strtol(argv[++i], &end, 10);
       if (errno != 0 || *end != '\0' || end == argv[i] || adj < -1000 || adj > 1000) return "bad --oom-score-adj";
       o->oom_score_adj = (int)adj;
+    } else if (strcmp(a, "--nice") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      long nice = strtol(argv[++i], &end, 10);
+      if (errno != 0 || *end != '\0' || end == argv[i] || nice < 0 || nice > 19) return "bad --nice";
+      o->nice = (int)nice;
     } else if (strcmp(a, "--allow-userns") == 0) {
       o->userns = 1;
     } else if (strcmp(a, "--allow-syscalls") == 0 && i + 1 < argc) {

@@ -8,7 +8,7 @@
 struct sock_fprog;
 
 /* The fds a request may carry beside the protocol's six (protocol.h): the cgroups to join. */
-enum { FIRST_CGROUP_FD = 6, MAX_JOIN = 8, OOM_SCORE_KEEP = 10000 };
+enum { FIRST_CGROUP_FD = 6, MAX_JOIN = 8, OOM_SCORE_KEEP = 10000, NICE_KEEP = 100 };
 
 enum root_change { ROOT_PIVOT, ROOT_CHROOT, ROOT_NONE };
 
@@ -25,11 +25,13 @@ struct options {
   const char *allow_syscalls;
   /* --cgroup FD: the action's cgroup in the v2 tree (a directory fd), born into with
    * clone3(CLONE_INTO_CGROUP); -1 for none. --join FD,...: cgroup.procs files (v1 trees, opened
-   * for writing) the child joins by writing "0". --oom-score-adj N, or OOM_SCORE_KEEP. */
+   * for writing) the child joins by writing "0". --oom-score-adj N, or OOM_SCORE_KEEP. --nice N
+   * (0..19), or NICE_KEEP. */
   int cgroup;
   int join[MAX_JOIN];
   int joins;
   int oom_score_adj;
+  int nice;
   char **argv;
   /* Not options: the action's seccomp filter, built from them once parsed (prepare_filter in
    * filter.c); NULL where it could not be built, and the action then fails at its seccomp step

@@ -122,6 +122,14 @@ void become_child(struct options *o, char **envp, pid_t parent) {
    * opened here while it is still ours. */
   if (!o->shares_memory) rc = join_cgroups(o, &step);
   else if (o->oom_score_adj != OOM_SCORE_KEEP) rc = o->proc_fd = RSI(SYS_openat, AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  /* Its nice value, inherited by the action and all it starts, and a floor for them (their
+   * RLIMIT_NICE, start_action): the caller's thread, which sets up, answers and tears down every
+   * action, is then not queued behind the actions it serves when they fill the cores. Set here,
+   * before the gate, so that the init's own work (its exit takes the namespaces down) is as nice. */
+  if (rc >= 0 && o->nice != NICE_KEEP) {
+    step = STEP_limits;
+    rc = RSI(SYS_setpriority, PRIO_PROCESS, 0, o->nice);
+  }
   int go = gate_opened();
   if (rc < 0) fail(step, -rc);
   if (!go) raw_exit(125);

@@ -262,6 +262,7 @@ void start_action(const struct options *o, char **envp) {
   /* Bounded message queues (and, by its filter below, its own inotify instances): nothing it
    * charges per user starves the host. */
   fail_on(STEP_limits, limit_per_user());
+  if (o->nice != NICE_KEEP) fail_on(STEP_limits, floor_nice(o->nice));
   /* A change of user cleared the parent-death signal: set it again. */
   RS(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   /* Whatever the caller inherited without CLOEXEC ends here (the caller's /proc with it); fd 5

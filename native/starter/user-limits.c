@@ -35,6 +35,19 @@ static int limit_message_queues(void) {
   return RSI(SYS_prlimit64, 0, RLIMIT_MSGQUEUE, &limit, NULL);
 }
 
+/*
+ * RLIMIT_NICE is how far below 20 a process may bring its nice value without CAP_SYS_NICE: at most
+ * 20 - NICE keeps the action at NICE (--nice) or nicer. Only ever lowered, as above.
+ */
+int floor_nice(int nice) {
+  struct rlimit limit;
+  int rc = RSI(SYS_prlimit64, 0, RLIMIT_NICE, NULL, &limit);
+  if (rc < 0) return rc;
+  if (limit.rlim_max > (rlim_t)(20 - nice)) limit.rlim_max = (rlim_t)(20 - nice);
+  if (limit.rlim_cur > limit.rlim_max) limit.rlim_cur = limit.rlim_max;
+  return RSI(SYS_prlimit64, 0, RLIMIT_NICE, &limit, NULL);
+}
+
 int limit_per_user(void) {
   /* inotify: the action's seccomp filter hands it to the broker (broker.c), and start_action sends
    * the broker its listener once that filter, the last thing before exec, is loaded. */

@@ -8,4 +8,8 @@
  */
 int limit_per_user(void);
 
+/* The action's RLIMIT_NICE lowered so that, without CAP_SYS_NICE, it stays at NICE (0..19) or
+ * nicer. 0, or -errno. */
+int floor_nice(int nice);
+
 #endif

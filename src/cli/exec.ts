@@ -37,12 +37,13 @@ export interface ExecArgs {
   allowUserNamespaces?: boolean;
   /** --allow-syscall, each given. */
   allowSyscalls?: string[];
-  /** --pids, --memory, --cpus, --cpu-weight, --oom-score-adj, --cgroup-parent as given. */
+  /** --pids, --memory, --cpus, --cpu-weight, --oom-score-adj, --nice, --cgroup-parent as given. */
   pids?: string | undefined;
   memory?: string | undefined;
   cpus?: string | undefined;
   cpuWeight?: string | undefined;
   oomScoreAdj?: string | undefined;
+  nice?: string | undefined;
   cgroupParent?: string | undefined;
   command: string[];
 }
@@ -116,9 +117,10 @@ function limitsFrom(args: ExecArgs): { limits: CgroupLimits; required: LimitName
     required.push('cpu');
   }
   const oomScoreAdj = args.oomScoreAdj === undefined ? defaults.oomScoreAdj : integerFrom('--oom-score-adj', args.oomScoreAdj, -1000, 1000);
+  const nice = args.nice === undefined ? defaults.nice : integerFrom('--nice', args.nice, 0, 19);
   if (args.cgroupParent !== undefined && !args.cgroupParent.startsWith('/'))
     throw new UsageError(`--cgroup-parent ${JSON.stringify(args.cgroupParent)}: a cgroup path, starting with /`);
-  return { limits: { pids, memoryBytes, cpu, oomScoreAdj }, required };
+  return { limits: { pids, memoryBytes, cpu, oomScoreAdj, nice }, required };
 }
 
 export async function execCommand(args: ExecArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
@@ -172,6 +174,7 @@ export async function execCommand(args: ExecArgs, out: (line: string) => void, e
       rootName: 'the root',
       cgroups,
       oomScoreAdj: limits.oomScoreAdj,
+      nice: limits.nice,
       request: () => ({
         argv: args.command,
         env: Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined)),

@@ -16,7 +16,7 @@ const USAGE = `usage: mountat <verb> [options]
   umount --root DIR                       unmount what was recorded for DIR (a no-op if nothing is)
   exec   --root DIR [--plan FILE] [--cwd D] [--network host|none] [--capabilities LIST]
          [--allow-user-namespaces] [--allow-syscall NAME]... [--pids N|none] [--memory BYTES] [--cpus N]
-         [--cpu-weight W] [--oom-score-adj N] [--cgroup-parent CGROUP] -- CMD [ARGS...]
+         [--cpu-weight W] [--oom-score-adj N] [--nice N] [--cgroup-parent CGROUP] -- CMD [ARGS...]
                                           mount, run CMD contained in DIR (its own namespaces, pivot_root, reduced
                                           capabilities, NO_NEW_PRIVS, a seccomp filter, a cgroup of its own), always
                                           unmount; exits with CMD's status
@@ -42,6 +42,7 @@ const USAGE = `usage: mountat <verb> [options]
   --cpus N          exec: CPU quota in CPUs (1.5: 150 ms every 100 ms)
   --cpu-weight W    exec: CPU weight, 1-10000 (the kernel's default 100)
   --oom-score-adj N exec: the command's oom_score_adj (default 1000: killed first when memory runs out)
+  --nice N          exec: the command's nice value, 0-19, which it cannot go below (default 10)
   --cgroup-parent CGROUP
                     exec: the cgroup below which the command's is made (default this process's own)
   A limit given that cannot be enforced is an error; without a cgroup filesystem the command runs unbounded.`;
@@ -112,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         const command = dash === -1 ? [] : rest.slice(dash + 1);
         const { values, text, list } = parse(
           flags,
-          ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities', 'pids', 'memory', 'cpus', 'cpu-weight', 'oom-score-adj', 'cgroup-parent'],
+          ['root', 'plan', 'cwd', 'state-dir', 'network', 'capabilities', 'pids', 'memory', 'cpus', 'cpu-weight', 'oom-score-adj', 'nice', 'cgroup-parent'],
           {
             switches: ['allow-user-namespaces'],
             repeated: ['allow-syscall'],
@@ -133,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
           cpus: text('cpus'),
           cpuWeight: text('cpu-weight'),
           oomScoreAdj: text('oom-score-adj'),
+          nice: text('nice'),
           cgroupParent: text('cgroup-parent'),
           command,
         };

@@ -42,6 +42,7 @@ export function actionSettingsOf(config: ActionConfig, parts: ActionParts): Acti
     starterServer: parts.starterServer,
     cgroups: parts.cgroups,
     oomScoreAdj: config.limits.oomScoreAdj,
+    nice: config.limits.nice,
     prestart: prestartHooks(config.hooks.prestart, mounts),
     poststop: poststopSteps(config.hooks.poststop),
   };

@@ -40,6 +40,8 @@ export interface ActionSettings {
   cgroups?: ActionCgroups | undefined;
   /** Every action's oom_score_adj (limits.oomScoreAdj); null leaves the runner's. */
   oomScoreAdj?: number | null | undefined;
+  /** Every action's nice value and floor (limits.nice); null leaves the runner's. */
+  nice?: number | null | undefined;
   prestart: PrestartHook[];
   poststop: PoststopStep[];
 }
@@ -137,6 +139,7 @@ export async function runAction(
     signal,
     cgroups: settings.cgroups,
     oomScoreAdj: settings.oomScoreAdj,
+    nice: settings.nice,
     request: (session) => (opened = openRequest(request, settings, session)).start,
     // The output files belong to the action now; ours can go.
     started: () => {

@@ -26,7 +26,7 @@ describe('settingsFrom', () => {
       hooks: { prestart: ['mountat'], poststop: ['mountat'] },
       stateDirectory: '/run/mountat/runner',
       ignored: [],
-      limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000 },
+      limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000, nice: 10 },
       requiredLimits: [],
       cgroupParent: undefined,
     });
@@ -36,10 +36,12 @@ describe('settingsFrom', () => {
   it('takes the limits the config sets as ones to enforce, and null as no limit', () => {
     const settings = settingsFrom({
       ...minimal,
-      limits: { memoryBytes: 1 << 30, cpu: { quota: 1.5 }, pids: null, oomScoreAdj: null },
+      limits: { memoryBytes: 1 << 30, cpu: { quota: 1.5 }, pids: null, oomScoreAdj: null, nice: null },
       cgroupParent: '/builds',
     });
-    expect(settings.limits).toEqual({ pids: null, memoryBytes: 1 << 30, cpu: { quota: 1.5, weight: undefined }, oomScoreAdj: null });
+    expect(settings.limits).toEqual({ pids: null, memoryBytes: 1 << 30, cpu: { quota: 1.5, weight: undefined }, oomScoreAdj: null, nice: null });
+    // nice is the actions' priority, not a bound the cgroup enforces: never a limit to refuse the start over.
+    expect(settingsFrom({ ...minimal, limits: { nice: 3 } })).toMatchObject({ limits: { nice: 3 }, requiredLimits: [] });
     expect(settings.requiredLimits).toEqual(['memoryBytes', 'cpu']);
     expect(settings.cgroupParent).toBe('/builds');
     expect(settingsFrom({ ...minimal, limits: { pids: 256 } }).requiredLimits).toEqual(['pids']);
@@ -48,6 +50,8 @@ describe('settingsFrom', () => {
   it('refuses a limit out of range in one line naming it', () => {
     expect(() => settingsFrom({ ...minimal, limits: { memoryBytes: 1024 } })).toThrow(/^config\.limits\.memoryBytes.*4194304/);
     expect(() => settingsFrom({ ...minimal, limits: { cpu: {} } })).toThrow(/^config\.limits\.cpu/);
+    expect(() => settingsFrom({ ...minimal, limits: { nice: 20 } })).toThrow(/^config\.limits\.nice.*19/);
+    expect(() => settingsFrom({ ...minimal, limits: { nice: -1 } })).toThrow(/^config\.limits\.nice.*0/);
     expect(() => settingsFrom({ ...minimal, limits: { pids: 0 } })).toThrow(/^config\.limits\.pids/);
     expect(() => settingsFrom({ ...minimal, cgroupParent: 'relative' })).toThrow(/^config\.cgroupParent/);
   });

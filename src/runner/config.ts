@@ -171,6 +171,7 @@ function limitsFrom(config: RunnerConfig): Pick<Settings, 'limits' | 'requiredLi
     memoryBytes: given.memoryBytes === undefined ? defaults.memoryBytes : given.memoryBytes,
     cpu: given.cpu === undefined || given.cpu === null ? defaults.cpu : { quota: given.cpu.quota, weight: given.cpu.weight },
     oomScoreAdj: given.oomScoreAdj === undefined ? defaults.oomScoreAdj : given.oomScoreAdj,
+    nice: given.nice === undefined ? defaults.nice : given.nice,
   };
   const requiredLimits = (['pids', 'memoryBytes', 'cpu'] as const).filter((name) => given[name] !== undefined && given[name] !== null);
   return { limits, requiredLimits, cgroupParent: config.cgroupParent };

@@ -43,6 +43,8 @@ export interface ContainedRun {
   cgroups?: ActionCgroups | undefined;
   /** The action's oom_score_adj (with or without a cgroup); null leaves it as this process's. */
   oomScoreAdj?: number | null | undefined;
+  /** The action's nice value, and its floor; null leaves it as this process's. */
+  nice?: number | null | undefined;
 }
 
 export interface ContainedResult {
@@ -90,7 +92,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     let action: StartedAction;
     {
       using entry = cgroup?.entry();
-      action = session.use(new StartedAction({ ...options, cgroup: entry, oomScoreAdj: run.oomScoreAdj }));
+      action = session.use(new StartedAction({ ...options, cgroup: entry, oomScoreAdj: run.oomScoreAdj, nice: run.nice }));
     }
     started = true;
     run.started?.();

@@ -16,9 +16,11 @@ export const SANDBOX_DEFAULTS = {
   /**
    * Its own cgroup's bounds: 4096 processes and threads (BuildBuddy's default: a fork loop stops
    * there, a parallel build does not); no memory or CPU bound unless asked; oom_score_adj 1000, so
-   * that when the whole container runs out, the kernel kills an action before the runner.
+   * that when the whole container runs out, the kernel kills an action before the runner; nice 10,
+   * so that when the actions fill the cores, the runner's thread (which starts, answers and tears
+   * down every one of them) is not queued behind them (docs/performance.md).
    */
-  limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000 } as CgroupLimits,
+  limits: { pids: 4096, memoryBytes: null, cpu: null, oomScoreAdj: 1000, nice: 10 } as CgroupLimits,
 } as const;
 
 export const NETWORK_MODES = ['host', 'none'] as const;

@@ -46,5 +46,8 @@ describe("the starter's cgroup fds", () => {
     expect(starterFds(PROTOCOL, undefined)).toEqual(PROTOCOL);
     expect(starterArguments({ ...base, oomScoreAdj: -5 })).toEqual(['mountat-action', '--pidns', '--caps', '0', '--oom-score-adj', '-5', '--', 'true']);
     expect(starterArguments({ ...base, oomScoreAdj: null })).toEqual(['mountat-action', '--pidns', '--caps', '0', '--', 'true']);
+    expect(starterArguments({ ...base, nice: 10 })).toEqual(['mountat-action', '--pidns', '--caps', '0', '--nice', '10', '--', 'true']);
+    expect(starterArguments({ ...base, nice: 0 })).toEqual(['mountat-action', '--pidns', '--caps', '0', '--nice', '0', '--', 'true']);
+    expect(starterArguments({ ...base, nice: null })).toEqual(['mountat-action', '--pidns', '--caps', '0', '--', 'true']);
   });
 });

@@ -66,6 +66,8 @@ export interface StartOptions {
   cgroup?: CgroupFds | undefined;
   /** Its oom_score_adj, written by the starter's child before its gate; absent or null: left as this process's. */
   oomScoreAdj?: number | null | undefined;
+  /** Its nice value (0..19), set by the starter's child before its gate, and the floor of what it starts; absent or null: this process's. */
+  nice?: number | null | undefined;
 }
 
 /** The fds the starter's child enters its cgroup by (CgroupEntry): passed as fds 6 and up. */
@@ -84,7 +86,7 @@ export function starterFds(protocol: readonly number[], cgroup: CgroupFds | unde
 
 /** The starter's command line: what it needs to know of the options (the fds go separately). */
 export function starterArguments(
-  options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals' | 'cgroup' | 'oomScoreAdj' | 'rootIsCopy'>,
+  options: Pick<StartOptions, 'argv' | 'workingDirectory' | 'isolation' | 'forwardSignals' | 'cgroup' | 'oomScoreAdj' | 'nice' | 'rootIsCopy'>,
 ): string[] {
   const { isolation } = options;
   const args: string[] = [];
@@ -107,6 +109,7 @@ export function starterArguments(
   if (cgroup?.directory !== undefined) args.push('--cgroup', String(next++));
   if (cgroup && cgroup.procs.length > 0) args.push('--join', cgroup.procs.map(() => String(next++)).join(','));
   if (options.oomScoreAdj != null) args.push('--oom-score-adj', String(options.oomScoreAdj));
+  if (options.nice != null) args.push('--nice', String(options.nice));
   return ['mountat-action', ...args, '--', ...options.argv];
 }
 

@@ -169,7 +169,7 @@ export interface HttpServer {
   authenticationPolicy?: {};
 }
 /**
- * mountat: what each action may use, enforced by a cgroup of the action's own (docs/cgroups.md). A limit given here that the runner cannot enforce stops it at start-up. Default: pids 4096, oomScoreAdj 1000, the rest unlimited.
+ * mountat: what each action may use, enforced by a cgroup of the action's own (docs/cgroups.md). A limit given here that the runner cannot enforce stops it at start-up. Default: pids 4096, oomScoreAdj 1000, nice 10, the rest unlimited.
  */
 export interface RunnerLimits {
   /**
@@ -185,6 +185,10 @@ export interface RunnerLimits {
    * The actions' oom_score_adj (-1000..1000): when the runner's container as a whole runs out of memory, the kernel kills an action before the runner or bb_worker. null leaves it as the runner's. Default 1000.
    */
   oomScoreAdj?: number | null;
+  /**
+   * The actions' nice value (0..19), inherited by all they start and a floor for them (their RLIMIT_NICE: without CAP_SYS_NICE they cannot go below it): when actions fill the cores, the runner's thread, which starts, answers and tears down every one of them, is not queued behind them. null leaves it as the runner's. Default 10.
+   */
+  nice?: number | null;
 }
 /**
  * mountat: OCI-style hooks around each action. "mountat" (a string) is the built-in in-process mount hook in prestart; in poststop it marks where the prestart hooks' setup (the built-in hook's mounts) is undone, which is otherwise after the last poststop hook. Default: prestart ["mountat"], poststop ["mountat"].

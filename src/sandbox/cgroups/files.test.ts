@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { limitWrites, parseBlkioBytes, parseIoStat, parsePressure, readUsage, sharesOfWeight } from './files.js';
 import type { CgroupLimits, CgroupUsage } from './types.js';
 
-const ALL: CgroupLimits = { pids: 4096, memoryBytes: 64 << 20, cpu: { quota: 1.5, weight: 100 }, oomScoreAdj: 1000 };
-const NONE: CgroupLimits = { pids: null, memoryBytes: null, cpu: null, oomScoreAdj: null };
+const ALL: CgroupLimits = { pids: 4096, memoryBytes: 64 << 20, cpu: { quota: 1.5, weight: 100 }, oomScoreAdj: 1000, nice: 10 };
+const NONE: CgroupLimits = { pids: null, memoryBytes: null, cpu: null, oomScoreAdj: null, nice: null };
 
 describe('which file carries each limit', () => {
   it('writes v2 files on v2 and v1 files on v1', () => {

@@ -18,6 +18,11 @@ export interface CgroupLimits {
   cpu: CpuLimit | null;
   /** Written to the action's /proc/PID/oom_score_adj (inherited by all it starts). null: left as it is. */
   oomScoreAdj: number | null;
+  /**
+   * The action's nice value (0..19), inherited by all it starts and a floor for them (their
+   * RLIMIT_NICE: without CAP_SYS_NICE none can go below it). null: left as the caller's.
+   */
+  nice: number | null;
 }
 
 /** Pressure stall time (PSI) while the action ran: some / full, in microseconds. */
