@@ -125,10 +125,13 @@ describe('mountat exec', () => {
     expect(bad.stderr).toBe('mountat: --nice "20": an integer from 0 to 19\nrun `mountat help` for usage\n');
     expect(bad.status).toBe(2);
     // The starter checks its own command line too.
-    for (const value of ['20', '-1', '1x']) {
+    for (const value of ['20', '-1', '1x', '']) {
       const starter = spawnSync(join(repo, 'dist', 'mountat-action'), ['--nice', value, '--', 'true'], { encoding: 'utf8' });
       expect([starter.stderr, starter.status]).toEqual(['mountat-action: bad --nice\n', 126]);
     }
+    // An empty number is no number (it once read as 0: uid 0).
+    const emptyUid = spawnSync(join(repo, 'dist', 'mountat-action'), ['--uid', '', '--', 'true'], { encoding: 'utf8' });
+    expect([emptyUid.stderr, emptyUid.status]).toEqual(['mountat-action: bad --uid\n', 126]);
     expect(readdirSync(state)).toEqual([]);
   });
 

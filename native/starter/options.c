@@ -17,7 +17,7 @@ static int number(const char *text, long *value) {
   char *end;
   errno = 0;
   *value = strtol(text, &end, 10);
-  return errno != 0 || *end != '\0' || *value < 0 ? -1 : 0;
+  return errno != 0 || end == text || *end != '\0' || *value < 0 ? -1 : 0;
 }
 
 /* The cgroups' fds follow the protocol's six (protocol.h), as the caller passed them. */
@@ -93,10 +93,8 @@ const char *parse_options(int argc, char **argv, struct options *o) {
       if (errno != 0 || *end != '\0' || end == argv[i] || adj < -1000 || adj > 1000) return "bad --oom-score-adj";
       o->oom_score_adj = (int)adj;
     } else if (strcmp(a, "--nice") == 0 && i + 1 < argc) {
-      char *end;
-      errno = 0;
-      long nice = strtol(argv[++i], &end, 10);
-      if (errno != 0 || *end != '\0' || end == argv[i] || nice < 0 || nice > 19) return "bad --nice";
+      long nice;
+      if (number(argv[++i], &nice) != 0 || nice > 19) return "bad --nice";
       o->nice = (int)nice;
     } else if (strcmp(a, "--allow-userns") == 0) {
       o->userns = 1;
