@@ -301,6 +301,21 @@ describe('limits from the config: pids 64, a CPU quota and weight, oomScoreAdj 5
   });
 });
 
+describe('as runCommandsAs 4242, the default nice 10', () => {
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    runner = await startRunner({ runCommandsAs: { userId: 4242, groupId: 4242 } });
+  });
+  afterAll(async () => {
+    expect(await runner.stop()).toBe(0);
+    removeTree(runner.dir);
+  });
+
+  it('runs the action at nice 10, which it may raise and cannot lower', async () => {
+    await expectNiceFloor(runner, 10);
+  });
+});
+
 describe('a memory limit (memoryBytes 64 MiB), and nice null', () => {
   let runner: RunnerProcess;
   beforeAll(async () => {
