@@ -76,6 +76,52 @@ describe('a cgroup per action, on this layout', () => {
     for (const base of bases) expect(existsSync(base)).toBe(false);
   });
 
+  it("makes the next action's cgroup ahead when asked, hands it out whole, and removes an unused one", async () => {
+    const made = ActionCgroups.open({ limits: LIMITS, moveIntoLeaf: false, ahead: true });
+    expect(made.unavailable).toEqual([]);
+    const cgroups = made.cgroups!;
+    const bases = Object.values(cgroups.bases);
+    const first = cgroups.create();
+    // Asked while the first one's action runs: made once this thread is free, not before.
+    cgroups.makeAhead();
+    const next = (name: string) => bases.map((base) => `${base}/${name}`);
+    expect(next('2').filter((dir) => existsSync(dir))).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const dir of next('2')) expect(existsSync(dir)).toBe(true);
+    expect(read(`${cgroups.bases.pids}/2/pids.max`)).toBe('100');
+    // The next create() is that one, its entry fds opened ahead; a process it starts is in every tree.
+    const second = cgroups.create();
+    expect(Object.values(second.directories).sort()).toEqual(next('2').sort());
+    const child = waiting('exit 0');
+    {
+      using entry = second.entry();
+      expect(entry.directory).toBeGreaterThan(2);
+      expect(entry.procs).toHaveLength(4);
+      for (const fd of entry.procs) writeFileSync(fd, String(child.pid));
+    }
+    second.join(child.pid!);
+    for (const dir of Object.values(second.directories)) expect(read(`${dir}/cgroup.procs`)).toBe(String(child.pid));
+    child.stdin!.end('go\n');
+    await once(child, 'exit');
+    await second[Symbol.asyncDispose]();
+    await first[Symbol.asyncDispose]();
+    // One more made ahead and never used: disposing the whole removes it, and every base.
+    cgroups.makeAhead();
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const dir of next('3')) expect(existsSync(dir)).toBe(true);
+    cgroups[Symbol.dispose]();
+    for (const dir of [...next('3'), ...bases]) expect(existsSync(dir)).toBe(false);
+  });
+
+  it('makes nothing ahead unless asked to', async () => {
+    using cgroups = open();
+    const cgroup = cgroups.create();
+    cgroups.makeAhead();
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const base of Object.values(cgroups.bases)) expect(existsSync(`${base}/2`)).toBe(false);
+    await cgroup[Symbol.asyncDispose]();
+  });
+
   it('joins a process in every tree, kills all it started, and reads the figures', async () => {
     using cgroups = open();
     await using cgroup = cgroups.create();

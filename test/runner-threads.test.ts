@@ -4,7 +4,7 @@
 // mounted, no record, no cgroup of the runner's left); actionThreads 0 still runs actions on the
 // main thread; and a thread that stops mid-action leaves no RPC hanging.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -166,8 +166,15 @@ it('tears every action in flight down on SIGTERM: nothing mounted, no record, no
     for (const sleeper of sleepers) expect(actionPlanMounts(sleeper)).toHaveLength(defaultPlanMountCount());
     expect(mountsUnder(runner.build)).toEqual([]);
     expect(readdirSync(join(runner.dir, 'state')).filter((name) => /^action-.*\.json$/.test(name))).toHaveLength(4);
-    // The actions' own cgroups exist while they run (below the threads' bases).
-    expect(basesOf(pid, cgroups).some((base) => readdirSync(base, { withFileTypes: true }).some((entry) => entry.isDirectory()))).toBe(true);
+    // The actions' own cgroups exist while they run (below the threads' bases), each with its
+    // action in it (a cgroup made ahead for a next action has nobody): four in every tree.
+    const bases = basesOf(pid, cgroups);
+    const populated = bases.flatMap((base) =>
+      readdirSync(base, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory() && readFileSync(join(base, entry.name, 'cgroup.procs'), 'utf8').trim() !== '')
+        .map((entry) => join(base, entry.name)),
+    );
+    expect(populated).toHaveLength(4 * new Set(bases.map((base) => dirname(base))).size);
   });
   expect(await runner.stop('SIGTERM')).toBe(0);
   expect(await Promise.all(pending)).toEqual(ids.map(() => status.CANCELLED));

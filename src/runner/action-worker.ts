@@ -37,7 +37,7 @@ try {
   cgroups =
     cgroupsInstance === undefined
       ? undefined
-      : ActionCgroups.open({ limits: config.limits, parent: config.cgroupParent, moveIntoLeaf: true, instance: cgroupsInstance }).cgroups;
+      : ActionCgroups.open({ limits: config.limits, parent: config.cgroupParent, moveIntoLeaf: true, instance: cgroupsInstance, ahead: true }).cgroups;
   settings = actionSettingsOf(config, {
     isolation,
     build: buildDirectoryAt(config.buildDirectoryPath),

@@ -10,7 +10,7 @@ export const CGROUPS_FIX =
   'give the runner a cgroup it may write: a writable cgroup file system, and in a user namespace a cgroup delegated to its root (docs/cgroups.md#in-a-container-and-in-kubernetes)';
 
 export function openActionCgroups(settings: Pick<Settings, 'limits' | 'requiredLimits' | 'cgroupParent'>, log: Logger): ActionCgroups | undefined {
-  const { cgroups, unavailable } = ActionCgroups.open({ limits: settings.limits, parent: settings.cgroupParent, moveIntoLeaf: true });
+  const { cgroups, unavailable } = ActionCgroups.open({ limits: settings.limits, parent: settings.cgroupParent, moveIntoLeaf: true, ahead: true });
   const refused = unavailable.find((u) => (settings.requiredLimits as string[]).includes(u.what));
   if (refused) {
     cgroups?.[Symbol.dispose]();

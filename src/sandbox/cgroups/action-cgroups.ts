@@ -44,6 +44,12 @@ export interface CgroupsOptions {
    * threads: each opens its own, and the counter below is per thread); default the next one here.
    */
   instance?: number | undefined;
+  /**
+   * Keep the next action's cgroup made ahead (the runner): its directories, its limits and the
+   * fds its first process enters it by are made while this thread would otherwise wait, not on an
+   * action's way from its request to its start. Off for one action (`mountat exec`).
+   */
+  ahead?: boolean | undefined;
 }
 
 /** A limit or a figure this host cannot give, and why (one line). */
@@ -132,11 +138,17 @@ async function removeDirectory(directory: string): Promise<void> {
 export class ActionCgroups implements Disposable {
   readonly #trees: Tree[];
   readonly #limits: CgroupLimits;
+  readonly #ahead: boolean;
   #next = 0;
+  /** The next action's cgroup, made ahead (options.ahead); nobody has been in it. */
+  #ready: ActionCgroup | undefined;
+  #making = false;
+  #disposed = false;
 
-  private constructor(trees: Tree[], limits: CgroupLimits) {
+  private constructor(trees: Tree[], limits: CgroupLimits, ahead: boolean) {
     this.#trees = trees;
     this.#limits = limits;
+    this.#ahead = ahead;
   }
 
   /** The trees in use, by name, with the directory below which actions' cgroups are made (doctor, logs). */
@@ -194,16 +206,42 @@ export class ActionCgroups implements Disposable {
         }
       }
     }
-    return { cgroups: made.length > 0 ? new ActionCgroups(made, limits) : undefined, unavailable };
+    return { cgroups: made.length > 0 ? new ActionCgroups(made, limits, options.ahead ?? false) : undefined, unavailable };
   }
 
-  /** A new action's cgroup in every tree, its limits written; the caller owns it (disposing removes it). */
+  /**
+   * A new action's cgroup in every tree, its limits written; the caller owns it (disposing removes
+   * it). With options.ahead it is the one made ahead where there is one, and the next is made once
+   * this thread is free (setImmediate: after what it is doing now, such as sending the start).
+   */
   create(): ActionCgroup {
-    return new ActionCgroup(this.#trees, this.#limits, `${++this.#next}`);
+    const made = this.#ready ?? new ActionCgroup(this.#trees, this.#limits, `${++this.#next}`);
+    this.#ready = undefined;
+    return made;
   }
 
-  /** Remove this process's directories (every action's must be gone). */
+  /** Make the next action's cgroup once this thread is free (options.ahead): called when an action has started running. */
+  makeAhead(): void {
+    if (!this.#ahead || this.#making || this.#disposed || this.#ready) return;
+    this.#making = true;
+    setImmediate(() => {
+      this.#making = false;
+      if (this.#disposed || this.#ready) return;
+      try {
+        const next = new ActionCgroup(this.#trees, this.#limits, `${++this.#next}`);
+        next.prepareEntry();
+        this.#ready = next;
+      } catch {
+        // Made again on the next action's way by create(), whose error is then that action's.
+      }
+    });
+  }
+
+  /** Remove this process's directories (every action's must be gone; the one made ahead goes here). */
   [Symbol.dispose](): void {
+    this.#disposed = true;
+    this.#ready?.discard();
+    this.#ready = undefined;
     for (const tree of this.#trees) {
       try {
         rmdirSync(tree.base);
@@ -360,6 +398,8 @@ export class ActionCgroup implements AsyncDisposable {
   #oomWatch: NodeJS.Timeout | undefined;
   #oomKilled = false;
   #stopped = false;
+  /** The entry fds, opened ahead (prepareEntry) until entry() hands them on. */
+  #entry: CgroupEntry | undefined;
 
   constructor(trees: Tree[], limits: CgroupLimits, name: string) {
     this.#trees = trees;
@@ -399,9 +439,29 @@ export class ActionCgroup implements AsyncDisposable {
     return Object.fromEntries(this.#trees.map((tree) => [tree.hierarchy.name, this.#directory(tree)]));
   }
 
-  /** The fds by which the starter's child enters the cgroup in every tree by itself (the action's way in). */
+  /** The fds by which the starter's child enters the cgroup in every tree by itself (the action's way in); the caller owns them. */
   entry(): CgroupEntry {
-    return new CgroupEntry(this.#trees.map((tree) => ({ path: this.#directory(tree), version: tree.hierarchy.version })));
+    const entry = this.#entry ?? new CgroupEntry(this.#trees.map((tree) => ({ path: this.#directory(tree), version: tree.hierarchy.version })));
+    this.#entry = undefined;
+    return entry;
+  }
+
+  /** Open the entry fds now, for entry() to hand on later (a cgroup made ahead). */
+  prepareEntry(): void {
+    this.#entry ??= this.entry();
+  }
+
+  /** A cgroup nobody has been in, removed at once (the one made ahead, when the runner stops). */
+  discard(): void {
+    this.#entry?.[Symbol.dispose]();
+    this.#entry = undefined;
+    for (const tree of [...this.#trees].reverse()) {
+      try {
+        rmdirSync(this.#directory(tree));
+      } catch {
+        // Left for the start-up sweep.
+      }
+    }
   }
 
   /**
@@ -474,6 +534,8 @@ export class ActionCgroup implements AsyncDisposable {
   /** Kill what is left, wait for it, remove the cgroup in every tree: the first failure is thrown, after every step was tried. */
   async [Symbol.asyncDispose](): Promise<void> {
     clearInterval(this.#oomWatch);
+    this.#entry?.[Symbol.dispose]();
+    this.#entry = undefined;
     const failures: unknown[] = [];
     await this.stop().catch((error: unknown) => failures.push(error));
     for (const tree of this.#trees) await removeDirectory(this.#directory(tree)).catch((error: unknown) => failures.push(error));
