@@ -303,6 +303,11 @@ function describeAttacks(title: string, as: Identity, more: (runner: () => Runne
       expect(stdout).toBe(`${HOST_VIEW_HIDDEN}\n`);
     });
 
+    it('learns no more through the sysfs and masks made while the action before it ran: three in a row', async () => {
+      // From the second on, each action's sysfs (with its covers) and proc's masks were made ahead.
+      for (let i = 0; i < 3; i++) expect((await attack('attacker cgroup; attacker firmware; attacker key-users')).stdout).toBe(`${HOST_VIEW_HIDDEN}\n`);
+    });
+
     it('still does ordinary build work under the filter: threads, fork, vfork, posix_spawn, clone3, epoll, eventfd, memfd, inotify', async () => {
       const { stdout, stderr, exitCode } = await attack('attacker buildwork');
       expect(stderr).toBe('');

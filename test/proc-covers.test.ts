@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attach, defaultPlan, detach, parsePlan, PROC_COVERS, SYSFS_COVERS, type AttachedMount, type Cover } from '../src/mounts/index.js';
+import { attach, defaultPlan, detach, MountStock, parsePlan, PROC_COVERS, SYSFS_COVERS, type AttachedMount, type Cover } from '../src/mounts/index.js';
 import { parseJson } from './helpers/checked.js';
 import {
   busyboxRoot,
@@ -232,6 +232,104 @@ describe('a hardened sysfs', () => {
     );
     for (const attempt of failed) expect(attempt).toMatchObject({ rollbackProblems: [], tableSame: true, entries: ['bin', 'usr'] });
     expect(attempts.at(-1)).toMatchObject({ covers: coversHere('sysfs').map((name) => `sys/${name}`), covered: [], tableAfterDetach: true });
+  });
+});
+
+describe('made ahead (a stock, as the runner fills it while an action runs)', () => {
+  const openFds = () => readdirSync('/proc/self/fd').length;
+
+  it("attaches the sysfs made ahead, its covers on it, and proc's masked covers made ahead: the same mounts, recorded by their own ids", () => {
+    const plan = defaultPlan();
+    using stock = new MountStock();
+    stock.fill(plan);
+    // One sysfs (its firmware cover on it) and a source for each of proc's masked names, present here or not.
+    expect(stock.size).toBe(1 + PROC_COVERS.filter((spec) => spec.how === 'masked').length);
+    // Made ahead, detached: nothing of it is in the mount table.
+    expect(mountsUnder(root)).toEqual([]);
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, plan, { stock });
+    try {
+      // Taken: the sysfs and the masked covers present here; what this kernel's proc lacks stays.
+      const maskedHere = procCoversHere().filter((name) => PROC_COVERS.find((spec) => spec.name === name)!.how === 'masked');
+      expect(stock.size).toBe(PROC_COVERS.filter((spec) => spec.how === 'masked').length - maskedHere.length);
+      // mountinfo lists mounts by id here, and those made ahead have the lower ids: compared as sets.
+      expect(mountsUnder(root).sort()).toEqual(
+        [`${root}/proc`, ...procCoverPoints(`${root}/proc`), `${root}/sys`, ...coverPoints('sysfs', `${root}/sys`), `${root}/tmp`].sort(),
+      );
+      const [proc, sys] = [attachment.mounts[0]!, attachment.mounts[1]!];
+      expect(proc.covers?.map((cover) => cover.path)).toEqual(procCoversHere().map((name) => `proc/${name}`));
+      expect(sys.covers?.map((cover) => cover.path)).toEqual(coversHere('sysfs').map((name) => `sys/${name}`));
+      // The ids recorded are the mounts' own (coverLines checks each against mountinfo), and sysfs's too.
+      for (const { cover, line } of [...coverLines(proc), ...coverLines(sys)]) {
+        const spec = [...PROC_COVERS, ...SYSFS_COVERS].find((s) => cover.path.endsWith(`/${s.name}`))!;
+        expect(line.options.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'noexec']));
+        expect(line.fsType).toBe(spec.how === 'readonly' ? 'proc' : spec.directory ? 'tmpfs' : 'devtmpfs');
+      }
+      expect(mountsByPoint().get(`${root}/sys`)?.id).toBe(sys.mountId);
+      // And they hold as made on the spot: a root action reads nothing masked, writes nothing read-only.
+      const action = runInRoot(root, [
+        '/bin/sh',
+        '-c',
+        'wc -c < /proc/keys; wc -c < /proc/timer_list; ls -A /proc/acpi | wc -l; ls -A /sys/firmware | wc -l; mkdir /sys/firmware/x 2>&1; echo 1 > /proc/sys/vm/drop_caches',
+      ]);
+      expect(
+        action.stdout
+          .split('\n')
+          .slice(0, 4)
+          .map((l) => l.trim()),
+      ).toEqual(['0', '0', '0', '0']);
+      expect(action.stdout + action.stderr).toMatch(/Read-only file system[\s\S]*Read-only file system/);
+    } finally {
+      detach(rootFd, attachment);
+    }
+    expect(mountsUnder(root)).toEqual([]);
+  });
+
+  it('is taken from only where it has something, filled again, and lets go of all it holds', () => {
+    const plan = defaultPlan();
+    const fds = openFds();
+    const stock = new MountStock();
+    // Empty: attach makes everything as without one.
+    {
+      using rootFd = openDir(root);
+      const attachment = attach(rootFd, plan, { stock });
+      expect(attachment.mounts[1]!.covers?.map((cover) => cover.path)).toEqual(coversHere('sysfs').map((name) => `sys/${name}`));
+      detach(rootFd, attachment);
+    }
+    stock.fill(plan);
+    const full = stock.size;
+    // Filled again, nothing more is made.
+    stock.fill(plan);
+    expect(stock.size).toBe(full);
+    expect(openFds()).toBe(fds + full);
+    stock[Symbol.dispose]();
+    expect(stock.size).toBe(0);
+    expect(openFds()).toBe(fds);
+    // Disposed, it makes nothing more.
+    stock.fill(plan);
+    expect(stock.size).toBe(0);
+    expect(mountsUnder(root)).toEqual([]);
+  });
+
+  it('keeps nothing for an unhardened sysfs but the sysfs, and nothing for an unhardened proc', () => {
+    const plan = parsePlan({
+      mounts: [
+        { target: 'proc', kind: 'proc', hardened: false },
+        { target: 'sys', kind: 'sysfs', hardened: false },
+      ],
+    });
+    using stock = new MountStock();
+    stock.fill(plan);
+    expect(stock.size).toBe(1);
+    using rootFd = openDir(root);
+    const attachment = attach(rootFd, plan, { stock });
+    try {
+      expect(stock.size).toBe(0);
+      expect(attachment.mounts[1]!.covers).toBeUndefined();
+      expect(mountsUnder(root).sort()).toEqual([`${root}/proc`, `${root}/sys`]);
+    } finally {
+      detach(rootFd, attachment);
+    }
   });
 });
 

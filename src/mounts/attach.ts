@@ -31,6 +31,7 @@ import { removeCreatedDirs } from './dirs.js';
 import { mountIdentityOf, openOurMountAt, rootIdentityOf, type MountIdentity } from './identity.js';
 import type { FsOption, Plan, PlannedMount } from './plan.js';
 import { resolveMountpoint, type CreatedDir } from './resolve.js';
+import type { MountStock, StockedMount } from './stock.js';
 import { unmountByFd, unmountMethod } from './unmount.js';
 
 // The record's pieces are declared by schemas/mount-record.schema.json (what another process
@@ -82,6 +83,11 @@ export interface AttachOptions {
    * progress snapshots, for the caller to remove after that.
    */
   detachedCopy?: boolean | undefined;
+  /**
+   * Mounts made ahead (stock.ts): a sysfs entry's, covers and all, and proc's masked covers are
+   * taken from it where it has them, instead of made here; the rest is as without it.
+   */
+  stock?: MountStock | undefined;
 }
 
 /** A new proc, sysfs or tmpfs instance, still detached. */
@@ -201,9 +207,10 @@ function attachOne(
 ): void {
   using target = resolveMountpoint(rootFd, entry.target, created, progress.beforeCreate);
   progress.beforeMount();
+  const stocked: StockedMount | undefined = options.stock?.takeMount(entry);
   let made: Made;
   try {
-    made = makeMount(entry, options);
+    made = stocked ? { fd: stocked.fd, boundTree: false } : makeMount(entry, options);
   } catch (error) {
     throw error instanceof MountError ? error : new MountError(entry.target, `mount ${entry.kind} on`, error);
   }
@@ -212,9 +219,10 @@ function attachOne(
   // The id is read from our own mount fd, not by looking the target up again: this is the proof
   // that what detach later finds at the target is the mount made here. Read before move_mount
   // (a mount keeps its ids when it is moved): a read that fails then leaves nothing attached.
+  // One made ahead had its ids read from its fd then.
   let identity: MountIdentity;
   try {
-    identity = mountIdentityOf(mount);
+    identity = stocked?.identity ?? mountIdentityOf(mount);
   } catch (error) {
     throw new MountError(entry.target, `read the mount id of ${entry.kind} for`, error);
   }
@@ -254,7 +262,30 @@ function attachOne(
     const cloned = clonedBeneath(identity.uniqueMountId, entry.target);
     if (cloned.length > 0) attached.cloned = cloned;
   }
-  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened) attached.covers = coverOrUndo(rootFd, entry.kind, made, entry.target, identity);
+  if ((entry.kind === 'proc' || entry.kind === 'sysfs') && entry.hardened)
+    attached.covers = stocked?.covers ?? coverOrUndo(rootFd, entry.kind, made, entry.target, identity, options.stock);
+}
+
+/**
+ * A sysfs entry's mount made ahead of any action (stock.ts): a new instance, its covers on it while
+ * it is still detached, and its ids. Undefined where only a bind of this namespace's /sys can
+ * stand in (a user namespace that does not own the network namespace): its submounts are read
+ * when it is attached, beside the covers, and it is made then.
+ */
+export function makeAhead(entry: Extract<PlannedMount, { kind: 'sysfs' }>): StockedMount | undefined {
+  const made = sysfsOrBind(entry, {});
+  if (made.boundTree) {
+    made.fd.close();
+    return undefined;
+  }
+  try {
+    const identity = mountIdentityOf(made.fd);
+    const covers = entry.hardened ? coverMount('sysfs', made.fd, entry.target) : undefined;
+    return { fd: made.fd, identity, covers };
+  } catch (error) {
+    made.fd.close();
+    throw error;
+  }
 }
 
 /** The unique ids of every mount beneath a clone just attached; none where listmount is missing. */
@@ -273,10 +304,10 @@ function clonedBeneath(uniqueMountId: string, where: string): string[] {
  * again with whatever covers were made (they are its submounts: one lazy unmount takes them all),
  * through its own fd; the caller then removes the directories created for it.
  */
-function coverOrUndo(rootFd: FdRef, kind: CoveredKind, made: Made, target: string, identity: MountIdentity): Cover[] {
+function coverOrUndo(rootFd: FdRef, kind: CoveredKind, made: Made, target: string, identity: MountIdentity, stock?: MountStock): Cover[] {
   const mount = made.fd;
   try {
-    return coverMount(kind, mount, target, made.boundTree);
+    return coverMount(kind, mount, target, made.boundTree, stock);
   } catch (error) {
     let undoFailure: unknown;
     try {

@@ -7,7 +7,8 @@
 //
 // Cost matters (every action of a runner pays it): per cover present, one openat2, the cover's
 // two or three calls, one move_mount, the two statx of mountIdentityOf, two close; a name
-// absent here costs its one failed openat2. No at-target check as for the mount itself: the
+// absent here costs its one failed openat2; a masked cover made ahead (stock.ts) only the openat2,
+// the move_mount and the closes on the action's way. No at-target check as for the mount itself: the
 // entries of proc and sysfs are the kernel's and cannot be renamed or replaced, so what was
 // resolved is where the cover lands.
 import { constants as osConstants } from 'node:os';
@@ -15,7 +16,7 @@ import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { constants as C, Fd, fsconfigCreate, fsmount, fsopen, mountSetattr, moveMountOntoFd, openTree, SyscallError, tryOpenat2 } from '../linux/index.js';
 import { MountError } from './errors.js';
 import type { Cover } from './generated/mount-record.js';
-import { mountIdentityOf } from './identity.js';
+import { mountIdentityOf, type MountIdentity } from './identity.js';
 import { COVER_ATTRIBUTES, COVERS, NULL_DEVICE, type CoveredKind, type CoverSpec } from './covers.js';
 
 /** A cover over one of the entries of a proc or sysfs, as recorded (schemas/mount-record.schema.json). */
@@ -48,6 +49,11 @@ function makeCover(spec: CoverSpec, at: Fd, path: string): Fd {
     const tree = openTree(at, '', C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH, path);
     return withAttributes(tree, COVER_ATTRIBUTES.readonly, path);
   }
+  return makeMaskedCover(spec, path);
+}
+
+/** A masked cover (`spec.how` "masked"): it does not depend on what it will cover, so it can be made ahead (stock.ts). */
+export function makeMaskedCover(spec: CoverSpec, path: string): Fd {
   if (!spec.directory) {
     // The engine's own namespace's /dev/null, by its absolute path: trusted, as the host is.
     let tree: Fd;
@@ -77,13 +83,24 @@ function withAttributes(tree: Fd, attributes: number, path: string): Fd {
   }
 }
 
+/** A masked cover made ahead, with the ids read from its own fd. */
+export interface StockedCover {
+  fd: Fd;
+  identity: MountIdentity;
+}
+
+/** Where masked covers made ahead come from (stock.ts's MountStock). */
+export interface CoverSource {
+  takeCover(spec: CoverSpec): StockedCover | undefined;
+}
+
 /**
  * Cover the `kind` mounted at `target` (relative to the root) whose mount fd is `mount`, with
  * that kind's list. Throws a MountError naming the cover; covers made before it stay on the
  * mount, for the caller to take off with it. `boundTree`: `mount` is a recursive bind of this
- * namespace's own /sys, not a new instance.
+ * namespace's own /sys, not a new instance. `stock`: masked covers made ahead, taken where it has one.
  */
-export function coverMount(kind: CoveredKind, mount: Fd, target: string, boundTree = false): Cover[] {
+export function coverMount(kind: CoveredKind, mount: Fd, target: string, boundTree = false, stock?: CoverSource): Cover[] {
   const covers: Cover[] = [];
   for (const spec of COVERS[kind]) {
     const path = `${target}/${spec.name}`;
@@ -95,9 +112,10 @@ export function coverMount(kind: CoveredKind, mount: Fd, target: string, boundTr
     }
     using at = found.fd;
     try {
-      using cover = makeCover(spec, at, path);
+      const stocked = spec.how === 'masked' ? stock?.takeCover(spec) : undefined;
+      using cover = stocked?.fd ?? makeCover(spec, at, path);
       moveMountOntoFd(cover, at, path);
-      covers.push({ path, how: spec.how, ...mountIdentityOf(cover) });
+      covers.push({ path, how: spec.how, ...(stocked?.identity ?? mountIdentityOf(cover)) });
     } catch (error) {
       throw new MountError(path, 'cover', error, qualifier);
     }

@@ -1,4 +1,6 @@
 export { attach } from './attach.js';
+export { MountStock } from './stock.js';
+export type { StockedMount } from './stock.js';
 export type { Attachment, AttachedMount, AttachOptions } from './attach.js';
 export type { Cover } from './cover.js';
 /** A cover, by the name it had when proc was the only filesystem covered. */

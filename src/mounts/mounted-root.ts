@@ -23,6 +23,7 @@ import { detach, detachAsync, DetachError, removeDirectoriesOfCopy, type DetachR
 import { AttachError } from './errors.js';
 import type { Plan } from './plan.js';
 import type { RecordStore } from './record.js';
+import type { MountStock } from './stock.js';
 
 /**
  * What the owner needs of a record store (a RecordStore; a test may wrap one to make it fail).
@@ -39,6 +40,8 @@ export interface MountRecordedOptions<Extra extends object> {
   /** Written with every line of the record, e.g. where the root was. */
   extra?: Extra | undefined;
   procPidns?: FdRef | undefined;
+  /** Mounts made ahead, taken from where it has them (attach's `stock`). */
+  stock?: MountStock | undefined;
   /**
    * A record with mounts already under `key`: refuse (the command line: the operator mounted this
    * root before and has not unmounted it), or replace it (an OCI container id used again), telling
@@ -232,7 +235,7 @@ export function mountRecorded<Extra extends object = object>(root: FdRef, plan: 
   };
   let attachment: Attachment;
   try {
-    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append, detachedCopy: options.copyOf !== undefined });
+    attachment = attach(root, plan, { procPidns: options.procPidns, onProgress: append, detachedCopy: options.copyOf !== undefined, stock: options.stock });
   } catch (error) {
     journal.close();
     if (options.copyOf) return leftOnCopy<Extra>(error, options.copyOf, records, key);

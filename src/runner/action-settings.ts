@@ -47,3 +47,8 @@ export function actionSettingsOf(config: ActionConfig, parts: ActionParts): Acti
     poststop: poststopSteps(config.hooks.poststop),
   };
 }
+
+/** What the settings' hooks made ahead is let go of (the runner, or its thread, stops). */
+export function releaseActionSettings(settings: ActionSettings): void {
+  for (const hook of settings.prestart) hook.release?.();
+}

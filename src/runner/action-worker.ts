@@ -12,7 +12,7 @@ import { RecordStore } from '../mounts/index.js';
 import { ActionCgroups, STARTER_PATH, StarterServer } from '../sandbox/index.js';
 import { runAction, type ActionReport } from './action.js';
 import type { ActionWorkerData, CrossingError, FromWorker, ToWorker } from './action-messages.js';
-import { actionSettingsOf } from './action-settings.js';
+import { actionSettingsOf, releaseActionSettings } from './action-settings.js';
 import { buildDirectoryAt } from './build-directory.js';
 import type { RunResponse } from './generated/buildbarn/runner/RunResponse.js';
 import { silentObserver } from './observer.js';
@@ -84,6 +84,7 @@ port.on('message', (message: ToWorker) => {
       // The pool sends this once every action it gave here is answered (torn down).
       starterServer?.close();
       cgroups?.[Symbol.dispose]();
+      releaseActionSettings(settings);
       post({ type: 'closed' });
       return;
     default: {

@@ -141,6 +141,10 @@ export async function runAction(
     oomScoreAdj: settings.oomScoreAdj,
     nice: settings.nice,
     request: (session) => (opened = openRequest(request, settings, session)).start,
+    // The action runs on its own: this thread's wait is when the next action's mounts are made.
+    running: () => {
+      for (const hook of settings.prestart) hook.prepareNext?.();
+    },
     // The output files belong to the action now; ours can go.
     started: () => {
       opened?.stdout.close();

@@ -10,7 +10,7 @@
 import { kindOf, messageOf, MountatError } from '../base/index.js';
 import { disposalErrors } from '../base/session.js';
 import { openPidNamespace, type Fd } from '../linux/index.js';
-import { mountRecorded, parsePlan, type Attachment, type MountedRoot, type Plan, type RecordKeeping } from '../mounts/index.js';
+import { mountRecorded, MountStock, parsePlan, type Attachment, type MountedRoot, type Plan, type RecordKeeping } from '../mounts/index.js';
 import { CommandHook, type OciState } from '../oci/index.js';
 import type { HookSpec } from './config.js';
 import type { RunnerObserver } from './observer.js';
@@ -38,6 +38,10 @@ export interface PrestartHook {
   readonly description: string;
   /** Set up; push what undoes each thing made on `undos` as soon as it is made. */
   setUp(action: ActionContext, undos: AsyncDisposableStack): Promise<void> | void;
+  /** Once an action's gate has opened (this thread then only waits for it): make ahead what the next action's setup would. */
+  prepareNext?(): void;
+  /** The runner (or its thread) stops: let go of what was made ahead. */
+  release?(): void;
 }
 
 export interface PoststopHook {
@@ -81,7 +85,17 @@ function named(description: string, error: unknown): unknown {
 
 export class BuiltinMountHook implements PrestartHook {
   readonly description = 'built-in mountat prestart hook';
+  /** A sysfs with its covers and proc's masked covers, made while an action runs (mounts/stock.ts). */
+  readonly #stock = new MountStock();
   constructor(private readonly settings: MountSettings) {}
+
+  prepareNext(): void {
+    this.#stock.fill(this.settings.plan);
+  }
+
+  release(): void {
+    this.#stock[Symbol.dispose]();
+  }
 
   setUp(action: ActionContext, undos: AsyncDisposableStack): void {
     // proc must show the action's PID namespace: made from outside it, through proc's pidns option.
@@ -96,6 +110,7 @@ export class BuiltinMountHook implements PrestartHook {
       extra: { inputRoot: action.paths.input_root_directory ?? '' },
       existing: 'replace',
       procPidns: pidns,
+      stock: this.#stock,
       copyOf: copy && action.root,
     });
     const owned = attempt.mounted ?? attempt.leftover;

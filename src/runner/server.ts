@@ -9,9 +9,9 @@ import { ownCapabilities, probePivotRoot, probeProcPidns } from '../linux/index.
 import { refuseUnmappedRunAs } from './run-as.js';
 import { RecordStore } from '../mounts/index.js';
 import { prepareIsolation, reserveCgroupsInstance, STARTER_PATH, StarterServer } from '../sandbox/index.js';
-import { runAction } from './action.js';
+import { runAction, type ActionSettings } from './action.js';
 import { ActionPool } from './action-pool.js';
-import { actionConfigOf, actionSettingsOf } from './action-settings.js';
+import { actionConfigOf, actionSettingsOf, releaseActionSettings } from './action-settings.js';
 import { BuildDirectory } from './build-directory.js';
 import { openActionCgroups } from './cgroups.js';
 import { refuseReachableListeners, type Settings } from './config.js';
@@ -92,9 +92,10 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
   let starterServer: StarterServer | undefined;
   let pool: ActionPool | undefined;
   let runOne: ActionRunner;
+  let mainThreadSettings: ActionSettings | undefined;
   if (settings.actionThreads === 0) {
     starterServer = new StarterServer(STARTER_PATH);
-    const actionSettings = actionSettingsOf(config, { isolation, build, records, starterServer, cgroups, observer });
+    const actionSettings = (mainThreadSettings = actionSettingsOf(config, { isolation, build, records, starterServer, cgroups, observer }));
     runOne = (request, signal, report) => runAction(request, actionSettings, signal, report);
   } else {
     const threads = new ActionPool({
@@ -155,6 +156,7 @@ export async function startRunner(settings: Settings, log: Logger): Promise<Runn
       await pool?.close();
       starterServer?.close();
       cgroups?.[Symbol.dispose]();
+      if (mainThreadSettings) releaseActionSettings(mainThreadSettings);
       for (const path of settings.listenPaths) removeStaleSocket(path);
       await diagnostics?.close();
       build.fd.close();
