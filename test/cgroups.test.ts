@@ -92,7 +92,8 @@ describe('a cgroup per action, on this layout', () => {
     // The next create() is that one, its entry fds opened ahead; a process it starts is in every tree.
     const second = cgroups.create();
     expect(Object.values(second.directories).sort()).toEqual(next('2').sort());
-    const child = waiting('exit 0');
+    // Joined before it forks: what it runs is charged to the cgroup.
+    const child = waiting('seq 1 200000 > /dev/null; exit 0');
     {
       using entry = second.entry();
       expect(entry.directory).toBeGreaterThan(2);
@@ -103,6 +104,16 @@ describe('a cgroup per action, on this layout', () => {
     for (const dir of Object.values(second.directories)) expect(read(`${dir}/cgroup.procs`)).toBe(String(child.pid));
     child.stdin!.end('go\n');
     await once(child, 'exit');
+    // Its end and its figures, as the kernel's files say.
+    await second.stop();
+    const usage = second.usage();
+    expect(usage.pidsPeak).toBe(Number(read(`${second.directories.pids}/pids.peak`)));
+    expect(usage.pidsPeak).toBeGreaterThanOrEqual(1);
+    expect(usage.memoryPeakBytes).toBe(Number(read(`${second.directories.memory}/memory.max_usage_in_bytes`)));
+    expect(usage.memoryPeakBytes).toBeGreaterThan(0);
+    // The CPU time is v2's cpu.stat here (a core file of the v2 tree).
+    expect(usage.userMicros).toBe(Number(/^user_usec (\d+)$/m.exec(read(`${second.directories.unified}/cpu.stat`))?.[1]));
+    expect(usage.userMicros! + usage.systemMicros!).toBeGreaterThan(0);
     await second[Symbol.asyncDispose]();
     await first[Symbol.asyncDispose]();
     // One more made ahead and never used: disposing the whole removes it, and every base.
