@@ -150,7 +150,7 @@ export async function runAction(
       opened?.stdout.close();
       opened?.stderr.close();
     },
-    setUp: async (pid, undos) => {
+    setUp: async (pid, undos, ended) => {
       const { root, rootCopy, temporaryDirectory, buildPath } = opened!;
       const action: ActionContext = {
         id,
@@ -167,6 +167,10 @@ export async function runAction(
         rootCopy,
         temporaryDirectory,
         pid,
+        rootEntered: () => {
+          const end = ended();
+          return end?.kind === 'exited' || (end?.kind === 'signalled' && end.killedFromOutside !== true);
+        },
         pidNamespace: settings.isolation.pidNamespace,
       };
       // The poststop hooks run once the action has stopped, the setup's undos where "mountat" stands.

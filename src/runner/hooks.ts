@@ -31,6 +31,12 @@ export interface ActionContext {
   temporaryDirectory: Fd | undefined;
   /** The action's pid in the runner's namespace (pid 1 of its own PID namespace when it has one). */
   pid: number;
+  /**
+   * Once it has stopped: whether the starter said how the command ended, and so had entered its
+   * root (attached the copy in the action's namespace) before. False where it failed to start, was
+   * killed from outside first, or was never heard of.
+   */
+  rootEntered: () => boolean;
   pidNamespace: boolean;
 }
 
@@ -116,7 +122,7 @@ export class BuiltinMountHook implements PrestartHook {
     const owned = attempt.mounted ?? attempt.leftover;
     // A rollback that failed (or, on a copy, none) left its record's owner: the undo tries again
     // after the action stops.
-    if (owned) undos.defer(() => this.#undo(owned, attempt.mounted ? owned.attachment.mounts.length : 0, copy));
+    if (owned) undos.defer(() => this.#undo(action, owned, attempt.mounted ? owned.attachment.mounts.length : 0, copy));
     if (attempt.error) throw attempt.error;
     this.settings.observer.mountsHeld(attempt.mounted.attachment.mounts.length);
   }
@@ -124,12 +130,14 @@ export class BuiltinMountHook implements PrestartHook {
   /**
    * The one umount2 of a teardown waits on a thread of libuv's pool, not on this one
    * (mounted-root.ts). On a copy there is no umount2: the starter attached the copy in the
-   * action's namespace, whose end took the mounts, or, where the gate never opened, our close of
-   * it does (on the pool too); the teardown then removes the directories made for them.
+   * action's namespace, whose end took the mounts (our close then only lets go of it, here), or,
+   * where it never did, our close of it does (on the pool too: the kernel's unmount of a detached
+   * tree waits for an RCU grace period); the teardown then removes the directories made for them.
    */
-  async #undo(owner: MountedRoot<ActionRecordExtra>, held: number, copy: Fd | undefined): Promise<void> {
+  async #undo(action: ActionContext, owner: MountedRoot<ActionRecordExtra>, held: number, copy: Fd | undefined): Promise<void> {
     try {
-      await copy?.closeAsync();
+      if (copy && action.rootEntered()) copy.close();
+      else await copy?.closeAsync();
       await owner.tearDownAsync();
     } catch (error) {
       throw MountatError.wrap(kindOf(error), 'built-in mountat poststop hook', error);

@@ -32,9 +32,10 @@ export interface ContainedRun {
   /**
    * The setup phase, once the action's pid exists and before its gate opens: set up what it needs,
    * pushing what undoes each step on `undos` as it goes (a step that fails half-way pushes what it
-   * left too). `undos` runs after the action has stopped.
+   * left too). `undos` runs after the action has stopped; `ended` then says how (undefined where
+   * its end was never learnt).
    */
-  setUp(pid: number, undos: AsyncDisposableStack): Promise<void> | void;
+  setUp(pid: number, undos: AsyncDisposableStack, ended: () => ActionEnd | undefined): Promise<void> | void;
   /** The caller gives up: a setup stops at the next phase; a running action is killed. */
   signal?: AbortSignal | undefined;
   /** When the gate has opened (`mountat exec` passes on the signals it receives from then on). */
@@ -110,7 +111,7 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
     timer.mark('pidMs');
 
     phase = 'setup';
-    await run.setUp(pid, undos);
+    await run.setUp(pid, undos, () => end);
     setupMs = timer.mark('prestartMs') - startedAt;
     if (run.signal?.aborted) throw cancelled('cancelled during setup');
 

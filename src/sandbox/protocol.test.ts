@@ -45,8 +45,10 @@ describe("the starter's status channel", () => {
     expect(channel('P 5\nE 1 pivot_root\nE 10 wait\n').end(0)).toEqual({ kind: 'start-failed', errno: 1, code: 'EPERM', step: 'pivot_root' });
     expect(channel('P 5\n').end(9)).toEqual({ kind: 'lost', detail: 'the starter was killed by signal 9' });
     // The init killed with its cgroup: the starter's "K" is the end; after the init's "X", the "X" stands.
-    expect(channel('P 5\nK 9\n').end(0)).toMatchObject({ kind: 'signalled', signal: 9, rusage: { userMicros: 0 } });
+    expect(channel('P 5\nK 9\n').end(0)).toMatchObject({ kind: 'signalled', signal: 9, rusage: { userMicros: 0 }, killedFromOutside: true });
     expect(channel('P 5\n', X(3 << 8), 'K 9\n').end(0)).toMatchObject({ kind: 'exited', code: 3 });
+    // Signalled as the init saw it: the command ran.
+    expect(channel('P 5\n', X(9)).end(0)).not.toHaveProperty('killedFromOutside');
     expect(channel('P 5\n').end(125 << 8)).toEqual({ kind: 'lost', detail: 'the starter exited with status 125' });
   });
 

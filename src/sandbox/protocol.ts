@@ -24,7 +24,12 @@ export interface Rusage {
 
 export type ActionEnd =
   | { kind: 'exited'; code: number; rusage: Rusage }
-  | { kind: 'signalled'; signal: number; rusage: Rusage }
+  /**
+   * `killedFromOutside`: the init was killed with everything in its namespace (its cgroup emptied,
+   * an OOM kill of the whole action) before it said how the action ended: the command may never
+   * have run, and its root may never have been entered.
+   */
+  | { kind: 'signalled'; signal: number; rusage: Rusage; killedFromOutside?: true }
   /** A step of starting failed (the starter names it, from START_STEPS): the command never ran. */
   | { kind: 'start-failed'; errno: number; code: string; step: StartStep }
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
@@ -159,7 +164,7 @@ export class StatusChannel {
     }
     if (start) return { kind: 'start-failed', ...start, code: errnoName(start.errno) };
     // Killed with its init: no wait4 of the action; its cgroup has the figures.
-    if (this.killedBy !== undefined) return { kind: 'signalled', signal: this.killedBy, rusage: NO_RUSAGE };
+    if (this.killedBy !== undefined) return { kind: 'signalled', signal: this.killedBy, rusage: NO_RUSAGE, killedFromOutside: true };
     if (starterWait === undefined) return { kind: 'lost', detail: 'the starter ended without saying how the action ended' };
     const detail =
       (starterWait & 0x7f) !== 0 ? `the starter was killed by signal ${starterWait & 0x7f}` : `the starter exited with status ${(starterWait >> 8) & 0xff}`;
