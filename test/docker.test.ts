@@ -180,9 +180,10 @@ describe('the runner image', () => {
       const script = [
         'readlink /proc/self/exe',
         // mount point and file system type (the field after the "-", as optional fields come before it)
-        'sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" /proc/self/mountinfo | grep -E "^/(proc|sys|tmp) " | tr "\\n" ","; echo',
+        // (sorted: mountinfo lists mounts by id, and what the runner made ahead has the lower ids)
+        'sed -E "s/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/\\2 \\3/" /proc/self/mountinfo | grep -E "^/(proc|sys|tmp) " | sort | tr "\\n" ","; echo',
         // the hardened proc's covers (the default), by mount point
-        'cut -d" " -f5 /proc/self/mountinfo | grep "^/proc/" | tr "\\n" " "; echo',
+        'cut -d" " -f5 /proc/self/mountinfo | grep "^/proc/" | sort | tr "\\n" " "; echo',
         'ls /sys/class | grep -c .',
         'echo "pids: $(ls /proc | grep "^[0-9]" | sort -n | tr "\\n" " ")"',
         'echo "caps: $(grep ^CapEff /proc/self/status | cut -f2) no_new_privs: $(grep ^NoNewPrivs /proc/self/status | cut -f2)"',
@@ -199,6 +200,7 @@ describe('the runner image', () => {
         expect(covers?.trim()).toBe(
           procCoversHere()
             .map((name) => `/proc/${name}`)
+            .sort()
             .join(' '),
         );
         expect(Number(classes)).toBeGreaterThan(5);
