@@ -641,6 +641,27 @@ def measure_runners(grpc, spawner, spec, pids, started):
         for r in grpc_servers
     }
 
+    # 1b. Back to back: each gRPC server and each limit server in blocks of consecutive Runs, one at
+    #     a time (the runners' to a1), the blocks rotating over repetitions; a block's figure is its
+    #     median. Interleaved single Runs (1.) find a runner cold, its memory and caches taken by the
+    #     contenders run since its last Run; a worker's runner serving actions back to back is not.
+    b2b = sizes.get("backToBack")
+    if b2b:
+        log("per action, back to back")
+        result["load"]["backToBack"] = load_average()
+        b2b_contenders = [(f"runner {r.name}", (lambda r=r: r.timed("a1")[0])) for r in runners]
+        if echo:
+            b2b_contenders.append((echo.name, lambda: echo.timed("a1")[0]))
+        b2b_contenders += [(server.name, (lambda server=server: server.timed(0))) for server in servers]
+        b2b_per_rep = {name: [] for name, _ in b2b_contenders}
+        for rep in range(b2b["reps"]):
+            for name, fn in round_order(b2b_contenders, rep, True):
+                for _ in range(b2b["warmup"]):
+                    fn()
+                block = sorted(fn() for _ in range(b2b["runs"]))
+                b2b_per_rep[name].append(block[len(block) // 2] / 1e6)
+        result["backToBack"] = {"perRep": b2b_per_rep}
+
     # 2. Throughput with `inFlight` kept in flight, interleaved over repetitions (rotating order).
     log("throughput")
     result["load"]["throughput"] = load_average()

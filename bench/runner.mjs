@@ -49,6 +49,7 @@ const CHROOT = '/usr/sbin/chroot';
 const SIZES = {
   full: {
     latency: { runs: 100, reps: 5, warmup: 10 },
+    backToBack: { runs: 200, reps: 3, warmup: 20 },
     throughput: { actions: 2000, rounds: 2, reps: 5, inFlight: 16 },
     memory: { inFlight: 32, soak: 2000, soakInFlight: 16 },
     hook: { runs: 20, reps: 5, warmup: 2 },
@@ -56,6 +57,7 @@ const SIZES = {
   },
   quick: {
     latency: { runs: 5, reps: 2, warmup: 2 },
+    backToBack: { runs: 5, reps: 1, warmup: 1 },
     throughput: { actions: 32, rounds: 2, reps: 2, inFlight: 16 },
     memory: { inFlight: 32, soak: 48, soakInFlight: 16 },
     hook: { runs: 2, reps: 2, warmup: 1 },
@@ -292,11 +294,18 @@ function analyse(result, runners, sizes) {
     for (const name of Object.keys(lat).filter((k) => k !== LIMIT)) limitLatency[name] = ratios(lat[name], lat[LIMIT]);
     for (const name of Object.keys(tp).filter((k) => k !== LIMIT)) limitThroughput[name] = ratios(tp[name], tp[LIMIT]);
   }
+  // Back to back (outside.py 1b): each block's median, and ÷ the limit's per repetition.
+  const b2b = result.backToBack?.perRep ?? {};
+  const backToBack = Object.fromEntries(Object.entries(b2b).map(([k, v]) => [k, summary('ms/action', v, sizes.backToBack.runs)]));
+  const backToBackRatios = {};
+  if (b2b[LIMIT]) for (const name of Object.keys(b2b).filter((k) => k !== LIMIT)) backToBackRatios[`${name} / limit`] = ratios(b2b[name], b2b[LIMIT]);
   const hk = result.hook.perRep;
   const hook = Object.fromEntries(Object.entries(hk).map(([k, v]) => [k, summary('ms/process', v, sizes.hook.runs)]));
   const hookRatios = {};
   for (const name of Object.keys(hk).filter((k) => k !== 'node -e 0')) hookRatios[`${name} / node -e 0`] = ratios(hk[name], hk['node -e 0']);
   return {
+    backToBack,
+    backToBackRatios,
     latency,
     latencyRatios,
     throughput,
@@ -364,6 +373,16 @@ function printReport(doc) {
   );
   console.log('  ratios per repetition');
   printRatios(a.latencyRatios);
+  const b2b = sizes.backToBack;
+  if (Object.keys(a.backToBack).length > 0) {
+    printSummaries(
+      `per action, ms, back to back (${b2b.reps} reps; in each, every runner and limit server runs ${b2b.warmup} Runs untimed then ${b2b.runs} timed one after another, rotating; a rep's figure is the block's median)`,
+      a.backToBack,
+      2,
+    );
+    console.log('  ratios per repetition');
+    printRatios(a.backToBackRatios);
+  }
   const tp = sizes.throughput;
   printSummaries(
     `throughput, actions/s (${tp.inFlight} in flight; ${tp.reps} reps of ${tp.actions} actions each, in ${tp.rounds} rounds of ${tp.actions / tp.rounds}, interleaved, rotating)`,
