@@ -6,6 +6,7 @@
 import { describeError, MountatError } from '../base/index.js';
 import { openDetachedCopy } from '../mounts/index.js';
 import {
+  commandEnded,
   runContained,
   type ActionCgroups,
   type ActionOutcome,
@@ -141,8 +142,9 @@ export async function runAction(
     oomScoreAdj: settings.oomScoreAdj,
     nice: settings.nice,
     request: (session) => (opened = openRequest(request, settings, session)).start,
-    // The action runs on its own: this thread's wait is when the next action's mounts are made.
+    // The action runs on its own: this thread's wait is when the next action's cgroup and mounts are made.
     running: () => {
+      settings.cgroups?.makeAhead();
       for (const hook of settings.prestart) hook.prepareNext?.();
     },
     // The output files belong to the action now; ours can go.
@@ -167,10 +169,7 @@ export async function runAction(
         rootCopy,
         temporaryDirectory,
         pid,
-        rootEntered: () => {
-          const end = ended();
-          return end?.kind === 'exited' || (end?.kind === 'signalled' && end.killedFromOutside !== true);
-        },
+        rootEntered: () => commandEnded(ended()),
         pidNamespace: settings.isolation.pidNamespace,
       };
       // The poststop hooks run once the action has stopped, the setup's undos where "mountat" stands.

@@ -117,8 +117,6 @@ export async function runContained(run: ContainedRun): Promise<ContainedResult> 
 
     phase = 'run';
     action.open();
-    // The action runs on its own now: this thread's wait is when the next one's cgroup is made.
-    run.cgroups?.makeAhead();
     run.running?.(action);
     const kill = () => action.kill();
     run.signal?.addEventListener('abort', kill);

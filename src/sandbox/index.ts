@@ -1,6 +1,6 @@
 export { StartedAction, STARTER_PATH, starterArguments } from './starter.js';
 export type { Isolation, RunAs, StartOptions } from './starter.js';
-export { StatusChannel } from './protocol.js';
+export { commandEnded, StatusChannel } from './protocol.js';
 export type { ActionEnd, Rusage } from './protocol.js';
 export { START_STEPS, STEP_MEANING } from './start-steps.js';
 export { REFUSED_SYSCALLS, whyNotAllowable } from './seccomp-policy.js';

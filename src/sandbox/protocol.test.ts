@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StatusChannel } from './protocol.js';
+import { commandEnded, StatusChannel } from './protocol.js';
 
 const X = (wait: number) => `X ${wait} 10 20 1500 1 2 3 4 5 6 7 8 9 10\n`;
 
@@ -49,6 +49,8 @@ describe("the starter's status channel", () => {
     expect(channel('P 5\n', X(3 << 8), 'K 9\n').end(0)).toMatchObject({ kind: 'exited', code: 3 });
     // Signalled as the init saw it: the command ran.
     expect(channel('P 5\n', X(9)).end(0)).not.toHaveProperty('killedFromOutside');
+    expect([channel('P 5\n', X(9)).end(0), channel('P 5\n', X(3 << 8)).end(0)].map(commandEnded)).toEqual([true, true]);
+    expect([channel('P 5\nK 9\n').end(0), channel('P 5\n').end(9), undefined].map(commandEnded)).toEqual([false, false, false]);
     expect(channel('P 5\n').end(125 << 8)).toEqual({ kind: 'lost', detail: 'the starter exited with status 125' });
   });
 

@@ -35,6 +35,15 @@ export type ActionEnd =
   /** The starter ended without saying how the action ended (killed, aborted at the gate, or it broke the protocol). */
   | { kind: 'lost'; detail: string };
 
+/**
+ * Whether the starter said how the command ended: it had then entered its root (attached a copy
+ * of it in the action's namespace) and run it. Not where it failed to start, was killed from
+ * outside first, or was never heard of.
+ */
+export function commandEnded(end: ActionEnd | undefined): boolean {
+  return end?.kind === 'exited' || (end?.kind === 'signalled' && end.killedFromOutside !== true);
+}
+
 const MAX_LINE = 512;
 /** The rusage of an action that was killed with its init: no wait4 saw it (its cgroup has the figures). */
 export const NO_RUSAGE: Rusage = {

@@ -211,8 +211,7 @@ export class ActionCgroups implements Disposable {
 
   /**
    * A new action's cgroup in every tree, its limits written; the caller owns it (disposing removes
-   * it). With options.ahead it is the one made ahead where there is one, and the next is made once
-   * this thread is free (setImmediate: after what it is doing now, such as sending the start).
+   * it). With options.ahead it is the one made ahead (makeAhead) where there is one.
    */
   create(): ActionCgroup {
     const made = this.#ready ?? new ActionCgroup(this.#trees, this.#limits, `${++this.#next}`);
