@@ -148,6 +148,9 @@ async function daemonIsGone(runner: RunnerProcess): Promise<void> {
     const found = sleepers(marker);
     expect(found).toHaveLength(1);
     pid = found[0]!;
+    // Asleep: it makes its start file just before it sleeps, so it may still be running for a moment.
+    const asleep = pid;
+    for (const deadline = Date.now() + 5000; stateOf(asleep) === 'R' && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(stateOf(pid)).toBe('S');
   } finally {
     release(runner, id);
