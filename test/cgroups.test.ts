@@ -218,7 +218,14 @@ describe('a cgroup per action, on this layout', () => {
   });
 
   it("moves a v2 cgroup's processes into a leaf, without which it cannot enable a controller", async () => {
-    const parent = `/sys/fs/cgroup/unified${readLayout().v2!.ownPath}/mountat-test-${process.pid}`.replace('//', '/');
+    const own = `/sys/fs/cgroup/unified${readLayout().v2!.ownPath}`.replace(/\/$/, '');
+    const parent = `${own}/mountat-test-${process.pid}`;
+    // A cgroup can enable for its children only what its parent enabled for it: hugetlb in this
+    // process's own cgroup's subtree_control first (the tree's root here, which may always), as
+    // the delegation it stands for would have it; left as it was found.
+    const ownControl = () => read(`${own}/cgroup.subtree_control`).split(' ');
+    const enabledHere = !ownControl().includes('hugetlb');
+    if (enabledHere) writeFileSync(`${own}/cgroup.subtree_control`, '+hugetlb');
     mkdirSync(parent);
     const sleeper = spawn('sleep', ['100']);
     try {
@@ -248,6 +255,7 @@ describe('a cgroup per action, on this layout', () => {
         }
       }
       rmdirSync(parent);
+      if (enabledHere) writeFileSync(`${own}/cgroup.subtree_control`, '-hugetlb');
     }
   });
 });
