@@ -539,7 +539,7 @@ def runner_mode(spec):
             pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
         for r in servers_of_grpc:
             wait_for_socket(r["name"], pids, r["socket"], r["output"])
-        result = measure_runners(grpc, spawner, spec, pids, servers)
+        result = ab_phases(grpc, spec, pids, servers) if spec.get("ab") else measure_runners(grpc, spawner, spec, pids, servers)
     except BaseException:
         for server in servers:
             try:
@@ -578,6 +578,65 @@ def wait_for_socket(name, pids, socket, log_path, within_s=20.0):
         if time.monotonic() > deadline:
             raise BenchFailure(f"runner {name}: {socket} did not appear within {within_s:.0f} s; its log:\n{log_tail(log_path)}")
         time.sleep(0.025)
+
+
+def ab_phases(grpc, spec, pids, started):
+    """--ab (bench/runner.mjs): two runners, A and B (spec["runners"] in that order), and the limit,
+    and nothing else. Each phase runs in rounds whose order alternates (A then B, then B then A), so
+    that drift falls on both alike; a round's figure for each is its median (throughput: its rate).
+      alternating   one Run at a time, A and B in turn, each followed by one action of the limit's:
+                    every Run finds its runner as the full run's interleaving does (another ran since)
+      backToBack    each runner's Runs one after another, then the limit's
+      throughput    each runner's and the limit's actions kept `inFlight` at a time
+    Ratios are left to the caller (per round: B over A, each over the limit)."""
+    sizes = spec["sizes"]["ab"]
+    a, b = (Runner(grpc, {**r, "pid": pids[r["name"]]}) for r in spec["runners"])
+    limit_spec = spec["limit"]["servers"][0]
+    limit = LimitServer(limit_spec["name"], limit_spec, spec["limit"]["actions"])
+    started.append(limit)
+    roles = {"a": a, "b": b}
+    result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}, "rounds": {}}
+    for _ in range(sizes["warmup"]):
+        for runner in (a, b):
+            runner.timed("a1")
+            limit.timed(0)
+
+    def in_rounds(phase, one_round):
+        log(phase)
+        result["load"][phase] = load_average()
+        result["rounds"][phase] = [one_round(("a", "b") if r % 2 == 0 else ("b", "a")) for r in range(sizes["rounds"])]
+
+    def alternating(order):
+        times = {"a": [], "b": [], "limit": []}
+        for _ in range(sizes["runs"]):
+            for role in order:
+                times[role].append(roles[role].timed("a0")[0])
+                times["limit"].append(limit.timed(0))
+        return {role: statistics.median(t) / 1e6 for role, t in times.items()}
+
+    def back_to_back(order):
+        medians = {role: statistics.median([roles[role].timed("a0")[0] for _ in range(sizes["runs"])]) / 1e6 for role in order}
+        medians["limit"] = statistics.median([limit.timed(0) for _ in range(sizes["runs"])]) / 1e6
+        return medians
+
+    tp = sizes["throughput"]
+
+    def throughput(order):
+        rates = {role: tp["actions"] / (roles[role].in_flight(tp["actions"], tp["inFlight"]) / 1e9) for role in order}
+        rates["limit"] = tp["actions"] / (limit.in_flight(tp["actions"], tp["inFlight"]) / 1e9)
+        return rates
+
+    in_rounds("alternating", alternating)
+    in_rounds("backToBack", back_to_back)
+    # One batch each first: the first batch at inFlight is the slowest of a run, for runners alone.
+    for runner in (a, b):
+        runner.in_flight(tp["inFlight"] * 4, tp["inFlight"])
+    limit.in_flight(tp["inFlight"] * 4, tp["inFlight"])
+    in_rounds("throughput", throughput)
+    limit.close()
+    started.remove(limit)
+    result["runsSent"] = {r.name: r.sent for r in (a, b)}
+    return result
 
 
 def measure_runners(grpc, spawner, spec, pids, started):

@@ -25,6 +25,10 @@
 //   --runner before=/path/to/old/checkout --runner after=/work/main. Ratios between runners are
 //   taken against the first one named. --runner-config NAME='{"network":"none"}' adds config keys
 //   to the runner NAME (named before it), e.g. to measure an option's cost against the default.
+//   --ab: what one change is worth, and nothing else: exactly two --runner (A, then B), each
+//   phase in rounds whose order alternates, B's figure over A's per round: one Run at a time with
+//   an action of the limit's after each, back to back, and 16 in flight (outside.py ab_phases); a
+//   few minutes where the whole run takes ten.
 // Re-executes itself in a private mount namespace (unshare --mount --propagation private).
 // Setup only (roots, mounts, the build, git): no figure comes from a process Node starts.
 import { execFileSync } from 'node:child_process';
@@ -54,6 +58,7 @@ const SIZES = {
     memory: { inFlight: 32, soak: 2000, soakInFlight: 16 },
     hook: { runs: 20, reps: 5, warmup: 2 },
     cores: { cpus: [1, 2, 4, 8], actions: 1000, reps: 3 },
+    ab: { rounds: 6, runs: 200, warmup: 20, throughput: { actions: 1000, inFlight: 16 } },
   },
   quick: {
     latency: { runs: 5, reps: 2, warmup: 2 },
@@ -62,18 +67,20 @@ const SIZES = {
     memory: { inFlight: 32, soak: 48, soakInFlight: 16 },
     hook: { runs: 2, reps: 2, warmup: 1 },
     cores: { cpus: [1, 2], actions: 32, reps: 1 },
+    ab: { rounds: 2, runs: 5, warmup: 2, throughput: { actions: 32, inFlight: 16 } },
   },
 };
 /** Action directories per runner: one per Run in flight at the most (the memory phase's 32). */
 const ACTIONS = Math.max(SIZES.full.memory.inFlight, SIZES.full.throughput.inFlight);
 
-const USAGE = 'usage: node bench/runner.mjs [--quick] [--json FILE] [--runner NAME=CHECKOUT ...] [--runner-config NAME=JSON ...]';
+const USAGE = 'usage: node bench/runner.mjs [--quick] [--json FILE] [--ab] [--runner NAME=CHECKOUT ...] [--runner-config NAME=JSON ...]';
 
 function parseArgs(argv) {
-  const options = { quick: false, json: undefined, runners: [] };
+  const options = { quick: false, json: undefined, ab: false, runners: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') options.quick = true;
+    else if (arg === '--ab') options.ab = true;
     else if (arg === '--json' && argv[i + 1]) options.json = resolve(argv[++i]);
     else if (arg === '--runner' && argv[i + 1]) {
       const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(argv[++i]);
@@ -90,6 +97,8 @@ function parseArgs(argv) {
     } else throw new Error(`${USAGE}\n(unknown argument ${JSON.stringify(arg)})`);
   }
   if (options.runners.length === 0) options.runners.push({ name: 'current', checkout: REPO, config: {} });
+  if (options.ab && options.runners.length !== 2)
+    throw new Error(`${USAGE}\n--ab compares two runners: name exactly two --runner NAME=CHECKOUT (A first), got ${options.runners.length}`);
   return options;
 }
 
@@ -464,12 +473,26 @@ function printReport(doc) {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The scratch directory, a tmpfs: mkdir/rmdir of mountpoints on this VM's ext4 journal would dominate and wobble. */
+function scratchTmpfs() {
+  const scratch = mkdtempSync(join(os.tmpdir(), SCRATCH_PREFIX));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', basename(scratch), scratch]);
+  return scratch;
+}
+
+/** The limit's action directories, one per action in flight. */
+function limitActionDirectories(scratch, count) {
+  return Array.from({ length: count }, (_, i) => {
+    const dir = join(scratch, 'limit-actions', `l${i}`);
+    actionDirectory(dir);
+    return { root: join(dir, 'root'), tmp: join(dir, 'tmp') };
+  });
+}
+
 async function measure(options) {
   const sizes = options.quick ? SIZES.quick : SIZES.full;
   const machine = machineInfo();
-  const scratch = mkdtempSync(join(os.tmpdir(), SCRATCH_PREFIX));
-  // tmpfs: mkdir/rmdir of mountpoints on this VM's ext4 journal would dominate and wobble.
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', basename(scratch), scratch]);
+  const scratch = scratchTmpfs();
   const runners = [];
   const problems = [];
   let doc;
@@ -527,11 +550,7 @@ async function measure(options) {
     const hook = hookCommands(scratch, options.runners);
     // The limit: 16 action directories shared by its three contenders (which never run at once).
     const limitBinary = buildLimit(scratch);
-    const limitActions = Array.from({ length: sizes.throughput.inFlight }, (_, i) => {
-      const dir = join(scratch, 'limit-actions', `l${i}`);
-      actionDirectory(dir);
-      return { root: join(dir, 'root'), tmp: join(dir, 'tmp') };
-    });
+    const limitActions = limitActionDirectories(scratch, sizes.throughput.inFlight);
     cgroups = await limitCgroups();
     const extras = ['--seccomp', ...cgroups.dirs.flatMap((dir) => ['--cgroup', dir])];
     const limit = {
@@ -549,17 +568,7 @@ async function measure(options) {
     const spec = {
       mode: 'runner',
       sizes,
-      // Its stdout and stderr both into its log (outside.py reads only the JSON lines).
-      runners: runners.map((r) => ({
-        name: r.name,
-        argv: r.argv,
-        env: process.env,
-        output: r.log,
-        socket: r.socket,
-        log: r.log,
-        actions: r.actions,
-        memory: r.memory,
-      })),
+      runners: runners.map(runnerSpec),
       echo,
       bwrap,
       chroot,
@@ -597,25 +606,7 @@ async function measure(options) {
     };
     doc.analysis = analyse(result, runners, sizes);
   } finally {
-    // outside.py has stopped the runners (after a failure of its own too).
-    for (const r of runners) {
-      // runner.lock stays: it is the runner's lock on its state directory, not a record.
-      const records = existsSync(r.stateDirectory) ? readdirSync(r.stateDirectory).filter((name) => name !== 'runner.lock') : [];
-      if (records.length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${records.join(', ')}`);
-    }
-    try {
-      const leftCgroups = removeLimitCgroups(cgroups.dirs);
-      if (leftCgroups.length > 0) problems.push(`the limit left cgroups: ${leftCgroups.join(', ')}`);
-    } catch (error) {
-      problems.push(`removing the limit's cgroups: ${error.message}`);
-    }
-    const left = mountsUnder(scratch).filter((point) => point !== scratch);
-    if (left.length > 0) {
-      problems.push(`still mounted under ${scratch}:\n  ${left.join('\n  ')}`);
-      for (const point of left) execFileSync('umount', ['-l', point]);
-    }
-    execFileSync('umount', [scratch]);
-    rmSync(scratch, { recursive: true, force: true });
+    cleanUp(scratch, runners, cgroups, problems);
     if (disk) {
       const leftOnDisk = mountsUnder(disk);
       if (leftOnDisk.length > 0) {
@@ -634,6 +625,126 @@ async function measure(options) {
   }
 }
 
+/**
+ * After a run (outside.py has stopped the runners, after a failure of its own too): what the
+ * runners and the limit left, each a problem, then the scratch directory unmounted and removed.
+ */
+function cleanUp(scratch, runners, cgroups, problems) {
+  for (const r of runners) {
+    // runner.lock stays: it is the runner's lock on its state directory, not a record.
+    const records = existsSync(r.stateDirectory) ? readdirSync(r.stateDirectory).filter((name) => name !== 'runner.lock') : [];
+    if (records.length > 0) problems.push(`runner ${r.name}: records left in ${r.stateDirectory}: ${records.join(', ')}`);
+  }
+  try {
+    const leftCgroups = removeLimitCgroups(cgroups.dirs);
+    if (leftCgroups.length > 0) problems.push(`the limit left cgroups: ${leftCgroups.join(', ')}`);
+  } catch (error) {
+    problems.push(`removing the limit's cgroups: ${error.message}`);
+  }
+  const left = mountsUnder(scratch).filter((point) => point !== scratch);
+  if (left.length > 0) {
+    problems.push(`still mounted under ${scratch}:\n  ${left.join('\n  ')}`);
+    for (const point of left) execFileSync('umount', ['-l', point]);
+  }
+  execFileSync('umount', [scratch]);
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+/** The runner spec outside.py starts a runner from (its stdout and stderr both into its log: it reads only the JSON lines). */
+function runnerSpec(r) {
+  return { name: r.name, argv: r.argv, env: process.env, output: r.log, socket: r.socket, log: r.log, actions: r.actions, memory: r.memory };
+}
+
+/** --ab: runner B against runner A and the limit, alone (outside.py ab_phases). */
+async function measureAb(options) {
+  const sizes = options.quick ? SIZES.quick : SIZES.full;
+  const machine = machineInfo();
+  const scratch = scratchTmpfs();
+  const runners = [];
+  const problems = [];
+  let cgroups = { dirs: [], why: undefined };
+  let result;
+  try {
+    console.error(`bench: building ${ACTIONS} action directories for each of the 2 runners in ${scratch}`);
+    for (const r of options.runners) runners.push({ ...prepareRunner(scratch, { ...r, memory: false }), code: codeVersion(r.checkout) });
+    const limitBinary = buildLimit(scratch);
+    const actions = limitActionDirectories(scratch, sizes.ab.throughput.inFlight);
+    cgroups = await limitCgroups();
+    const extras = ['--seccomp', ...cgroups.dirs.flatMap((dir) => ['--cgroup', dir])];
+    const limit = { servers: [{ name: LIMIT, argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'limit.log') }], actions };
+    console.error('bench: timing in bench/outside.py (--ab)');
+    result = await outside({ mode: 'runner', ab: true, sizes, runners: runners.map(runnerSpec), limit });
+    for (const r of runners) if (result.runnerExits[r.name] !== 0) problems.push(`runner ${r.name} exited ${result.runnerExits[r.name]} on SIGTERM`);
+  } finally {
+    cleanUp(scratch, runners, cgroups, problems);
+  }
+  if (problems.length > 0) throw new Error(`FAILURE:\n${problems.join('\n')}`);
+  machine.loadEnd = os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
+  const [a, b] = runners;
+  const phases = Object.fromEntries(
+    Object.entries(result.rounds).map(([phase, rounds]) => {
+      const of = (role) =>
+        summary(
+          phase === 'throughput' ? '/s' : 'ms',
+          rounds.map((round) => round[role]),
+        );
+      const ratios = (top, bottom) =>
+        summary(
+          '×',
+          rounds.map((round) => round[top] / round[bottom]),
+        );
+      return [
+        phase,
+        { a: of('a'), b: of('b'), limit: of('limit'), bOverA: ratios('b', 'a'), aOverLimit: ratios('a', 'limit'), bOverLimit: ratios('b', 'limit') },
+      ];
+    }),
+  );
+  const doc = {
+    date: new Date().toISOString(),
+    quick: options.quick,
+    method:
+      "bench/outside.py ab_phases: two runners and the limit, each phase in rounds of alternating order (A first in even rounds); a round is each one's median (throughput: its rate); ratios per round",
+    machine: { ...machine, python: `${result.python}, grpcio ${result.grpcioVersion}` },
+    runners: runners.map(({ name, checkout, code }) => ({ name, checkout, code })),
+    sizes: sizes.ab,
+    load: result.load,
+    phases,
+  };
+  printAb(doc, a.name, b.name);
+  console.log('checked: both runners exited 0 on SIGTERM with no records left, nothing left mounted under the scratch directory');
+  if (options.json) {
+    writeFileSync(options.json, `${JSON.stringify(doc, null, 2)}\n`);
+    console.log(`wrote ${options.json}`);
+  }
+}
+
+function printAb(doc, a, b) {
+  const { machine, runners, sizes, phases } = doc;
+  console.log(`mountat runner A/B, measured from outside (bench/outside.py), ${doc.date}`);
+  console.log(`  kernel ${machine.kernel}; ${machine.nproc} CPUs; node ${machine.node}; ${machine.python}; load ${machine.loadStart} → ${machine.loadEnd}`);
+  for (const [role, r] of [
+    ['A', runners[0]],
+    ['B', runners[1]],
+  ])
+    console.log(`  ${role} ${r.name}: ${r.checkout} (${r.code})`);
+  const range = (s, digits = 3) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+  const titles = {
+    alternating: `one Run at a time, A and B in turn, an action of the limit's after each (${sizes.rounds} rounds × ${sizes.runs}; ms)`,
+    backToBack: `back to back (${sizes.rounds} rounds × ${sizes.runs} each; ms)`,
+    throughput: `${sizes.throughput.inFlight} in flight (${sizes.rounds} rounds × ${sizes.throughput.actions} each; actions/s)`,
+  };
+  for (const [phase, p] of Object.entries(phases)) {
+    console.log(`\n${titles[phase] ?? phase}: medians over the rounds (min–max)`);
+    console.log(`  A ${a}: ${range(p.a, 2)}   B ${b}: ${range(p.b, 2)}   limit: ${range(p.limit, 2)}`);
+    console.log(`  B / A per round: ${range(p.bOverA)}${phase === 'throughput' ? ' (above 1: B does more)' : ' (below 1: B is faster)'}`);
+    console.log(`  ÷ the limit per round: A ${range(p.aOverLimit, 2)}, B ${range(p.bOverLimit, 2)}`);
+  }
+  if (doc.quick) console.log('(--quick: counts too small for the figures to mean anything; a smoke run only)');
+}
+
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('must run as root (the runner mounts)');
@@ -645,7 +756,7 @@ async function main() {
     if (!existsSync(CHROOT)) throw new Error(`${CHROOT} is missing (coreutils)`);
   }
   enterPrivateNamespace({ hostCheck: `/${SCRATCH_PREFIX}` });
-  await measure(options);
+  await (options.ab ? measureAb(options) : measure(options));
 }
 
 main().catch((error) => {
