@@ -533,8 +533,9 @@ def runner_mode(spec):
     pids = {}
     servers = []  # the limit's servers, once started: killed here after a failure
     try:
-        # The runners, and the gRPC server that answers at once (bench/grpc-echo.mjs), if asked for.
-        servers_of_grpc = spec["runners"] + ([spec["echo"]] if spec.get("echo") else [])
+        # The runners, and the gRPC baselines asked for: the server that answers at once
+        # (bench/grpc-echo.mjs), the one that hands each Run to the limit (bench/grpc-limit.mjs).
+        servers_of_grpc = spec["runners"] + spec.get("baselines", [])
         for r in servers_of_grpc:
             pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
         for r in servers_of_grpc:
@@ -642,9 +643,10 @@ def ab_phases(grpc, spec, pids, started):
 def measure_runners(grpc, spawner, spec, pids, started):
     sizes = spec["sizes"]
     runners = [Runner(grpc, {**r, "pid": pids[r["name"]]}) for r in spec["runners"]]
-    # gRPC alone: a grpc-js server answering every Run at once, timed like a runner (no log lines).
-    echo = Runner(grpc, {**spec["echo"], "pid": pids[spec["echo"]["name"]]}) if spec.get("echo") else None
-    grpc_servers = runners + ([echo] if echo else [])
+    # The gRPC baselines, timed like a runner (no log lines): gRPC alone (grpc-js answering every
+    # Run at once) and gRPC + the limit (grpc-js handing every Run to the limit).
+    baselines = [Runner(grpc, {**b, "pid": pids[b["name"]]}) for b in spec.get("baselines", [])]
+    grpc_servers = runners + baselines
     bwrap = [spawner.prepare(f"bwrap {i}", c) for i, c in enumerate(spec["bwrap"])]
     chroot = spawner.prepare("chroot", spec["chroot"])
     result = {"grpcioVersion": grpc.__version__, "python": sys.version.split()[0], "load": {}}
@@ -673,8 +675,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
         return run
 
     contenders = [(f"runner {r.name}", runner_contender(r)) for r in runners]
-    if echo:
-        contenders.append((echo.name, lambda rep: echo.timed("a1" if rep < 0 else "a0")[0]))
+    contenders += [(b.name, (lambda rep, b=b: b.timed("a1" if rep < 0 else "a0")[0])) for b in baselines]
     contenders += [("bwrap", lambda rep: spawner.timed(bwrap[0])), ("chroot", lambda rep: spawner.timed(chroot))]
     contenders += [(server.name, (lambda rep, server=server: server.timed(0))) for server in servers]
     if spawned:
@@ -709,8 +710,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
         log("per action, back to back")
         result["load"]["backToBack"] = load_average()
         b2b_contenders = [(f"runner {r.name}", (lambda r=r: r.timed("a1")[0])) for r in runners]
-        if echo:
-            b2b_contenders.append((echo.name, lambda: echo.timed("a1")[0]))
+        b2b_contenders += [(b.name, (lambda b=b: b.timed("a1")[0])) for b in baselines]
         b2b_contenders += [(server.name, (lambda server=server: server.timed(0))) for server in servers]
         b2b_per_rep = {name: [] for name, _ in b2b_contenders}
         for rep in range(b2b["reps"]):
@@ -740,8 +740,7 @@ def measure_runners(grpc, spawner, spec, pids, started):
         return elapsed
 
     tp_contenders = [(f"runner {r.name}", (lambda total, r=r: runner_in_flight(r, total))) for r in runners]
-    if echo:
-        tp_contenders.append((echo.name, lambda total: runner_in_flight(echo, total)))
+    tp_contenders += [(b.name, (lambda total, b=b: runner_in_flight(b, total))) for b in baselines]
     tp_contenders.append(("bwrap", lambda total: spawner.in_flight(bwrap, total, slots)))
     tp_contenders += [(server.name, (lambda total, server=server: server.in_flight(total, slots))) for server in servers]
     if spawned:

@@ -5,12 +5,14 @@
 // mounts and isolation, against a bare `chroot ROOT /bin/true` (what bb_runner does) and against
 // the limit (bench/limit.c: the kernel work of the same contained action and nothing else, as a
 // server over a pipe, spawned per action, and with its init forked as the starter forks its own;
-// "÷ limit"), against gRPC alone (bench/grpc-echo.mjs: grpc-js answering every Run at once), and
-// the first runner again with its build and state directories on the disk (NAME-ext4); then
-// throughput with 16 in flight, the same with the whole
-// runner and the limit pinned to 1, 2, 4, 8 CPUs (as many as the machine has), the runners' CPU
-// per action (the Node main thread's and the whole process's), their memory, where their time goes
-// (their own log lines), and the OCI hook's start against `node -e 0`.
+// "÷ limit"), against gRPC alone (bench/grpc-echo.mjs: grpc-js answering every Run at once),
+// against gRPC + the limit (bench/grpc-limit.mjs: grpc-js handing every Run to the limit: the floor
+// of any runner on grpc-js and Node, whose work per action is the limit's alone), and the first
+// runner again with its build and state directories on the disk (NAME-ext4); then throughput with
+// 16 in flight, the same with the whole runner and the limit pinned to 1, 2, 4, 8 CPUs (as many as
+// the machine has), the runners' CPU per action (the Node main thread's and the whole process's),
+// their memory, where their time goes (their own log lines), and the OCI hook's start against
+// `node -e 0`.
 //
 // Every figure is taken by bench/outside.py: one small Python process that starts the runners and
 // every other process with posix_spawn and calls the runners through Debian's python3-grpcio, with
@@ -165,6 +167,10 @@ const LIMIT_SPAWNED = 'limit spawned';
 const LIMIT_FORKED = 'limit, init forked';
 /** A grpc-js server answering every Run at once (bench/grpc-echo.mjs): gRPC alone. */
 const ECHO = 'gRPC alone';
+/** A grpc-js server handing every Run to the limit (bench/grpc-limit.mjs): a runner's floor on grpc-js and Node. */
+const FLOOR = 'gRPC + the limit';
+/** The gRPC servers timed like a runner that are not runners. */
+const GRPC_BASELINES = [ECHO, FLOOR];
 
 /** bench/limit.c, built static into the scratch directory. */
 function buildLimit(scratch) {
@@ -288,6 +294,16 @@ function analyse(result, runners, sizes) {
       ),
     };
   }
+  // Above the floor (gRPC + the limit): what the runner's own work per action costs.
+  if (lat[FLOOR]) {
+    for (const name of names) {
+      latencyRatios[`${name} / ${FLOOR}`] = ratios(lat[name], lat[FLOOR]);
+      latencyRatios[`${name} - ${FLOOR} (ms)`] = summary(
+        'ms',
+        lat[name].map((v, r) => v - lat[FLOOR][r]),
+      );
+    }
+  }
   latencyRatios['bwrap / chroot'] = ratios(lat.bwrap, lat.chroot);
   for (const name of names.slice(1)) latencyRatios[`${name} / ${names[0]}`] = ratios(lat[name], lat[names[0]]);
   const tp = result.throughput.actionsPerSecond;
@@ -308,6 +324,7 @@ function analyse(result, runners, sizes) {
   const backToBack = Object.fromEntries(Object.entries(b2b).map(([k, v]) => [k, summary('ms/action', v, sizes.backToBack.runs)]));
   const backToBackRatios = {};
   if (b2b[LIMIT]) for (const name of Object.keys(b2b).filter((k) => k !== LIMIT)) backToBackRatios[`${name} / limit`] = ratios(b2b[name], b2b[LIMIT]);
+  if (b2b[FLOOR]) for (const name of names.filter((k) => b2b[k])) backToBackRatios[`${name} / ${FLOOR}`] = ratios(b2b[name], b2b[FLOOR]);
   const hk = result.hook.perRep;
   const hook = Object.fromEntries(Object.entries(hk).map(([k, v]) => [k, summary('ms/process', v, sizes.hook.runs)]));
   const hookRatios = {};
@@ -403,7 +420,7 @@ function printReport(doc) {
   if (a.latency[LIMIT]) {
     console.log(`\nagainst the limit (bench/limit.c as a server: ${doc.limit.server}; ${doc.limit.extras})`);
     console.log(`  ${''.padEnd(22)} ${'per action'.padStart(10)} ${'÷ limit'.padStart(8)}   ${'16 in flight'.padStart(12)} ${'× limit'.padStart(8)}`);
-    const order = [LIMIT, LIMIT_BARE, LIMIT_FORKED, LIMIT_SPAWNED, ECHO, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
+    const order = [LIMIT, LIMIT_BARE, LIMIT_FORKED, LIMIT_SPAWNED, ECHO, FLOOR, 'bwrap', 'chroot', ...runners.map((r) => `runner ${r.name}`)];
     for (const name of order.filter((n) => a.latency[n])) {
       const ratio = name === LIMIT ? 1 : a.limitLatency[name].median;
       const tp = a.throughput[name];
@@ -421,7 +438,7 @@ function printReport(doc) {
   );
   for (const [name, c] of Object.entries(a.cpu)) {
     console.log(
-      `  ${name === ECHO ? name : `runner ${name}`}: Node main thread ${f(c.latencyThreadMsPerAction)}, whole process ${f(c.latencyProcessMsPerAction)} over the ${c.latencyRuns} measured Runs of the per-action phase (one at a time; ` +
+      `  ${GRPC_BASELINES.includes(name) ? name : `runner ${name}`}: Node main thread ${f(c.latencyThreadMsPerAction)}, whole process ${f(c.latencyProcessMsPerAction)} over the ${c.latencyRuns} measured Runs of the per-action phase (one at a time; ` +
         `the main thread's ceiling ${f(1000 / c.latencyThreadMsPerAction, 0)} actions/s); ${sizes.throughput.inFlight} in flight: main thread ${f(c.throughputThreadMsPerAction)}, whole process ${f(c.throughputProcessMsPerAction)} over ${c.throughputActions} Runs`,
     );
   }
@@ -500,7 +517,9 @@ async function measure(options) {
   let disk;
   let diskType = 'unknown';
   try {
-    console.error(`bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 for bwrap, 1 for chroot, in ${scratch}`);
+    console.error(
+      `bench: building ${ACTIONS} action directories for each of ${options.runners.length} runner(s), 16 each for bwrap, the limit and the floor, 1 for chroot, in ${scratch}`,
+    );
     for (const r of options.runners) runners.push({ ...prepareRunner(scratch, r), code: codeVersion(r.checkout) });
     // The first runner again, its build and state directories on the disk (/var/tmp: this VM's
     // ext4), as a worker's usually are: mkdir/rmdir of mountpoints and the record files hit the
@@ -565,11 +584,25 @@ async function measure(options) {
       actions: limitActions,
     };
 
+    // The floor: grpc-js in front of the limit with the yardstick's options, on action directories of its own.
+    const floorBuild = join(scratch, 'floor');
+    const floorActions = Array.from({ length: sizes.throughput.inFlight }, (_, i) => `a${i}`);
+    for (const action of floorActions) actionDirectory(join(floorBuild, action));
+    const floorSocket = join(scratch, 'grpc-limit.sock');
+    const floor = {
+      name: FLOOR,
+      argv: [process.execPath, join(REPO, 'bench', 'grpc-limit.mjs'), floorSocket, floorBuild, limitBinary, ...extras],
+      env: process.env,
+      output: join(scratch, 'grpc-limit.log'),
+      log: join(scratch, 'grpc-limit.log'),
+      socket: floorSocket,
+      actions: floorActions,
+    };
     const spec = {
       mode: 'runner',
       sizes,
       runners: runners.map(runnerSpec),
-      echo,
+      baselines: [echo, floor],
       bwrap,
       chroot,
       hook: hook.commands,
@@ -595,7 +628,7 @@ async function measure(options) {
       seconds: (Date.now() - started) / 1000,
       hookSkipped: hook.skipped,
       limit: {
-        extras: `${LIMIT}, ${LIMIT_FORKED} and ${LIMIT_SPAWNED}: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
+        extras: `${LIMIT}, ${LIMIT_FORKED}, ${LIMIT_SPAWNED} and ${FLOOR}'s: --seccomp (a session keyring, RLIMIT_MSGQUEUE, a trivial seccomp filter)${
           cgroups.dirs.length > 0 ? `, a cgroup per action in ${cgroups.dirs.length} trees and oom_score_adj` : ` (no cgroups: ${cgroups.why})`
         }; ${LIMIT_BARE}: without them; ${LIMIT_FORKED}: the init forked, not cloned with CLONE_VM, as mountat's starter server forks its init without CAP_SYS_PTRACE`,
         server: 'one clone of the init per request, from the one server process, answered as each init is reaped',
