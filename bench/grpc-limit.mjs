@@ -24,7 +24,8 @@ if (!socket || !build || !limitBinary) {
   process.exit(2);
 }
 
-// Started once, for the server's life: no process is started per Run from here.
+// Started once, for the server's life, before any Run is timed: Node's fork of itself for this one
+// start is in no figure, and no process is started per Run from here.
 let stopping = false;
 const limit = spawn(limitBinary, [...limitArgs, '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
 limit.on('exit', (code, signal) => {
