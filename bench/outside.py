@@ -524,20 +524,59 @@ def where_time_goes(runner, measured, reps):
     }
 
 
+def start_fed_by_limit(spawner, r):
+    """A gRPC baseline with a limit server of its own (r["limit"]: {argv, env, log}; the floor,
+    bench/grpc-limit.mjs): the limit started here with posix_spawn like every other process timed,
+    and its stdin and stdout handed to the baseline as its fds 3 and 4. Both pids."""
+    to_limit, requests = os.pipe()
+    answers, from_limit = os.pipe()
+    try:
+        limit = r["limit"]
+        limit_pid = os.posix_spawn(
+            limit["argv"][0],
+            limit["argv"],
+            dict(limit.get("env", {})),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, to_limit, 0),
+                (os.POSIX_SPAWN_DUP2, from_limit, 1),
+                (os.POSIX_SPAWN_OPEN, 2, limit["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            ],
+        )
+        p = spawner.prepare(f"runner {r['name']}", r)
+        p["actions"] += [(os.POSIX_SPAWN_DUP2, requests, 3), (os.POSIX_SPAWN_DUP2, answers, 4)]
+        try:
+            pid = spawner.start(p)
+        except OSError:
+            os.kill(limit_pid, 9)
+            os.waitpid(limit_pid, 0)
+            raise
+        return pid, limit_pid
+    finally:
+        # Only the two processes hold the pipes: the limit sees the end of its input when the
+        # baseline exits, answers what is outstanding and exits itself.
+        for fd in (to_limit, requests, answers, from_limit):
+            os.close(fd)
+
+
 def runner_mode(spec):
     """The runners are started here too, with posix_spawn ({argv, env, output: its log}), and
-    stopped with SIGTERM at the end, or on any failure; "runnerExits" says how each exited."""
+    stopped with SIGTERM at the end, or on any failure; "runnerExits" says how each exited (and
+    how a baseline's own limit did, as "NAME: its limit", once the baseline had stopped)."""
     import grpc  # Debian's python3-grpcio; only this mode needs it
 
     spawner = Spawner()
     pids = {}
+    limit_pids = {}  # a baseline's own limit server, by the baseline's name
     servers = []  # the limit's servers, once started: killed here after a failure
     try:
         # The runners, and the gRPC baselines asked for: the server that answers at once
         # (bench/grpc-echo.mjs), the one that hands each Run to the limit (bench/grpc-limit.mjs).
         servers_of_grpc = spec["runners"] + spec.get("baselines", [])
         for r in servers_of_grpc:
-            pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
+            if r.get("limit"):
+                pids[r["name"]], limit_pids[r["name"]] = start_fed_by_limit(spawner, r)
+            else:
+                pids[r["name"]] = spawner.start(spawner.prepare(f"runner {r['name']}", r))
         for r in servers_of_grpc:
             wait_for_socket(r["name"], pids, r["socket"], r["output"])
         result = ab_phases(grpc, spec, pids, servers) if spec.get("ab") else measure_runners(grpc, spawner, spec, pids, servers)
@@ -555,6 +594,9 @@ def runner_mode(spec):
             os.kill(pid, 15)
             _, status = os.waitpid(pid, 0)
             exits[name] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        for name, pid in limit_pids.items():
+            _, status = os.waitpid(pid, 0)
+            exits[f"{name}: its limit"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
     result["runnerExits"] = exits
     return result
 

@@ -584,14 +584,16 @@ async function measure(options) {
       actions: limitActions,
     };
 
-    // The floor: grpc-js in front of the limit with the yardstick's options, on action directories of its own.
+    // The floor: grpc-js in front of a limit server of its own with the yardstick's options, on action
+    // directories of its own; outside.py starts that limit (posix_spawn) and hands its pipes to the floor.
     const floorBuild = join(scratch, 'floor');
     const floorActions = Array.from({ length: sizes.throughput.inFlight }, (_, i) => `a${i}`);
     for (const action of floorActions) actionDirectory(join(floorBuild, action));
     const floorSocket = join(scratch, 'grpc-limit.sock');
     const floor = {
       name: FLOOR,
-      argv: [process.execPath, join(REPO, 'bench', 'grpc-limit.mjs'), floorSocket, floorBuild, limitBinary, ...extras],
+      argv: [process.execPath, join(REPO, 'bench', 'grpc-limit.mjs'), floorSocket, floorBuild],
+      limit: { argv: [limitBinary, ...extras, '--serve'], env: BASELINE_ENV, log: join(scratch, 'grpc-limit-limit.log') },
       env: process.env,
       output: join(scratch, 'grpc-limit.log'),
       log: join(scratch, 'grpc-limit.log'),
@@ -612,6 +614,8 @@ async function measure(options) {
     const started = Date.now();
     const result = await outside(spec);
     for (const r of runners) if (result.runnerExits[r.name] !== 0) problems.push(`runner ${r.name} exited ${result.runnerExits[r.name]} on SIGTERM`);
+    const floorLimit = result.runnerExits[`${FLOOR}: its limit`];
+    if (floorLimit !== 0) problems.push(`${FLOOR}: its limit exited ${floorLimit} at the end of its input`);
     machine.loadEnd = os
       .loadavg()
       .map((v) => v.toFixed(2))
